@@ -1,0 +1,84 @@
+# FleetPipe — `make help` lists every target.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list every target
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## install everything: Debian packages, .venv, Kafka jars, Go-built binaries (cached)
+	scripts/setup.sh
+
+.PHONY: demo
+demo: setup ## the main job: the whole pipeline locally on real Kafka and PostgreSQL
+	$(BIN)/fleetpipe demo $(DEMO_ARGS)
+
+.PHONY: test
+test: setup lint typecheck ## everything CI runs: lint, types and all tests on the real servers
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: ## unit tests only (no servers)
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: ## integration tests (real Kafka and PostgreSQL)
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: ## end-to-end tests (several services, Kubernetes API, Jaeger)
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: format
+format: ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: typecheck
+typecheck: ## mypy --strict over services, operator and loadtest
+	$(BIN)/mypy services/fleetpipe operator/fleet_operator loadtest/fleetpipe_loadtest
+
+.PHONY: proto
+proto: ## regenerate services/fleetpipe/pb from protos/
+	$(PY) -m fleetpipe.devtools.protogen generate
+
+.PHONY: proto-check
+proto-check: ## fail when generated code drifts or v1 breaks the released descriptors
+	$(PY) -m fleetpipe.devtools.protogen check-drift
+	$(PY) -m fleetpipe.devtools.protogen check-compat
+
+.PHONY: proto-release
+proto-release: ## record the current contracts as released (after a release only)
+	$(PY) -m fleetpipe.devtools.protogen release
+
+.PHONY: dev-up
+dev-up: ## start the local Kafka and PostgreSQL and create the topics
+	$(BIN)/fleetpipe dev up
+
+.PHONY: dev-down
+dev-down: ## stop what dev-up started
+	$(BIN)/fleetpipe dev down
+
+.PHONY: dev-status
+dev-status: ## show what dev-up started
+	$(BIN)/fleetpipe dev status
+
+.PHONY: bench-baseline
+bench-baseline: ## baseline B (core-loop passthrough), report in benchmarks/reports/
+	$(BIN)/fleetpipe bench baseline
+
+.PHONY: clean
+clean: ## remove build leftovers (not the caches in ~/.cache/fleetpipe)
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The fleet simulator, the load driver and the benchmark harness."""

@@ -1,0 +1,146 @@
+"""Baseline B: the core loop as a bare consume → produce passthrough of raw telemetry.
+
+Every other performance figure of the project is quoted against B measured on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.devstack.stack import DevStack
+from fleetpipe.testing import produce_all, service_env
+from fleetpipe_loadtest import synthetic
+from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table, measure_service
+
+
+def run_baseline(
+    stack: DevStack,
+    *,
+    events: int,
+    runs: int,
+    partitions: int,
+    report: Path,
+    console: Console,
+) -> list[Summary]:
+    stack.up(topics=Topics(), partitions=partitions, say=lambda *_: None)
+    kafka = stack.kafka_settings
+    suffix = f"bench{int(time.time())}"
+    topics = Topics.with_suffix(suffix)
+    admin = Admin(kafka)
+    admin.ensure_topics(
+        [
+            TopicSpec(topics.raw, partitions),
+            TopicSpec(topics.enriched, partitions),
+            TopicSpec(topics.deadletter, 1),
+        ]
+    )
+    console.print(f"pre-loading {events:,} raw telemetry records into {topics.raw}")
+    produce_all(
+        kafka,
+        topics.raw,
+        ((e.vehicle_id, e.SerializeToString()) for e in synthetic.stream(1000, events)),
+    )
+    results: dict[DeliveryMode, list[RunResult]] = {m: [] for m in DeliveryMode}
+    logs = report.parent / "logs"
+    try:
+        for run in range(1, runs + 1):
+            # Alternating the modes spreads the machine's drift over both.
+            for mode in DeliveryMode:
+                group = f"baseline-{mode.value}-{run}-{suffix}"
+                env = service_env(
+                    kafka,
+                    topics,
+                    {
+                        "FLEET_INPUT_TOPIC": topics.raw,
+                        "FLEET_OUTPUT_TOPIC": topics.enriched,
+                        "FLEET_GROUP_ID": group,
+                        "FLEET_MODE": mode.value,
+                        "FLEET_INSTANCE_ID": f"bench-{run}",
+                    },
+                )
+                result = measure_service(
+                    label=mode.value,
+                    module="fleetpipe.passthrough",
+                    env=env,
+                    kafka=kafka,
+                    group_id=group,
+                    input_topic=topics.raw,
+                    total=events,
+                    log_file=logs / f"baseline-{mode.value}-{run}.log",
+                )
+                results[mode].append(result)
+                console.print(
+                    f"run {run}/{runs} {mode.value:<14} {result.events_per_s:>10,.0f} events/s "
+                    f"{result.cpu_us_per_event:6.1f} µs CPU/event"
+                )
+    finally:
+        admin.delete_topics([topics.raw, topics.enriched, topics.deadletter])
+    summaries = [Summary.of(f"passthrough, {m.value}", results[m]) for m in DeliveryMode]
+    _write_report(report, summaries, results, events=events, partitions=partitions)
+    console.print(markdown_table(summaries))
+    console.print(f"report: {report}")
+    return summaries
+
+
+def _write_report(
+    report: Path,
+    summaries: list[Summary],
+    results: dict[DeliveryMode, list[RunResult]],
+    *,
+    events: int,
+    partitions: int,
+) -> None:
+    report.parent.mkdir(parents=True, exist_ok=True)
+    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    env = machine()
+    md = [
+        "# Baseline B: core-loop passthrough",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
+        "",
+        "The core loop (`fleetpipe.passthrough`, one process) consumes raw telemetry records "
+        f"(protobuf, ~{_record_size()} bytes each) from a topic of {partitions} partitions, "
+        "decodes each, and produces its bytes unchanged to another topic; the broker runs on the "
+        f"same machine. {events:,} records per run; the clock and the process's CPU counter "
+        "(user + system, librdkafka's threads included) run from the moment the process is ready "
+        "until its group has committed every record.",
+        "",
+        markdown_table(summaries),
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
+        "",
+        "Every run:",
+        "",
+    ]
+    for mode, runs in results.items():
+        md.append(
+            f"- {mode.value}: "
+            + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.1f} µs" for r in runs)
+        )
+    report.write_text("\n".join(md) + "\n")
+    report.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "machine": env,
+                "events": events,
+                "partitions": partitions,
+                "runs": {m.value: [r.as_dict() for r in rs] for m, rs in results.items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def _record_size() -> int:
+    return len(synthetic.telemetry(1, 1).SerializeToString())

@@ -1,0 +1,1 @@
+"""The FleetPipeline operator (kopf)."""

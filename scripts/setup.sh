@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs everything FleetPipe's demo and tests need, idempotently:
+#   system packages (Debian): PostgreSQL 15, etcd, kcat, Maven, a JDK
+#   the Python environment in .venv (or $FLEETPIPE_VENV)
+#   Kafka's jars from Maven Central and the Go-built binaries, cached in ~/.cache/fleetpipe
+# A second run with everything present takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_go_tools=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-go-tools) want_go_tools=0 ;;
+    -h|--help) echo "usage: scripts/setup.sh [--no-go-tools]"; exit 0 ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# --- system packages ---------------------------------------------------------------------------
+missing=()
+have() { command -v "$1" >/dev/null 2>&1; }
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql-15)
+have etcd || missing+=(etcd-server)
+have kcat || missing+=(kcat)
+have mvn || missing+=(maven)
+have java || missing+=(openjdk-17-jre-headless)
+have openssl || missing+=(openssl)
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # The packaged PostgreSQL cluster is not used (tests make throw-away clusters): skip creating it.
+  $sudo mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.d/fleetpipe.conf >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages present"
+fi
+
+# --- Python ------------------------------------------------------------------------------------
+venv="${FLEETPIPE_VENV:-.venv}"
+python="${PYTHON:-python3.11}"
+have "$python" || python=python3
+stamp="$venv/.fleetpipe-installed"
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating $venv"
+  "$python" -m venv "$venv"
+fi
+hash_now=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash_now" ]; then
+  say "installing Python packages into $venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -c requirements/constraints.txt -e '.[dev]'
+  echo "$hash_now" > "$stamp"
+else
+  say "Python packages present"
+fi
+
+# --- Kafka's jars ------------------------------------------------------------------------------
+say "Kafka broker jars (Maven Central, cached)"
+"$venv/bin/fleetpipe" dev install
+
+# --- Go-built binaries -------------------------------------------------------------------------
+if ((want_go_tools)) && [ -x scripts/build-go-tools.sh ]; then
+  say "Go-built binaries (Go module proxy, cached)"
+  scripts/build-go-tools.sh
+fi
+say "setup complete"

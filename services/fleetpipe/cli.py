@@ -1,0 +1,135 @@
+"""The ``fleetpipe`` command: the local stack, the demo pipeline, queries and benchmarks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fleetpipe.core.settings import Topics
+from fleetpipe.devstack.stack import DevStack, DevStackSettings
+
+app = typer.Typer(
+    help="FleetPipe: real-time vehicle telemetry on Kafka, PostgreSQL and Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+dev_app = typer.Typer(
+    help="The local stack: a real Kafka broker (KRaft) and PostgreSQL on loopback.",
+    no_args_is_help=True,
+)
+bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+
+Partitions = Annotated[
+    int, typer.Option(min=1, max=10_000, help="partitions of each pipeline topic")
+]
+
+
+def _stack() -> DevStack:
+    return DevStack(DevStackSettings())
+
+
+@dev_app.command("install")
+def dev_install() -> None:
+    """Fetch Kafka's broker jars from Maven Central into the cache (once)."""
+    from fleetpipe.devstack.kafka import KAFKA_VERSION, kafka_libs
+
+    console.print(f"kafka {KAFKA_VERSION}: {kafka_libs()}")
+
+
+@dev_app.command("up")
+def dev_up(partitions: Partitions = 12) -> None:
+    """Start Kafka and PostgreSQL (fetching Kafka's jars on first use) and create the topics."""
+    stack = _stack()
+    stack.up(topics=Topics(), partitions=partitions, say=console.print)
+    console.print(
+        f"[green]up[/]: FLEET_KAFKA__BOOTSTRAP_SERVERS={stack.kafka_settings.bootstrap_servers} "
+        f"FLEET_POSTGRES__DSN={stack.postgres_dsn}"
+    )
+
+
+@dev_app.command("down")
+def dev_down(
+    purge: Annotated[
+        bool, typer.Option(help="also delete the broker's and database's data")
+    ] = False,
+) -> None:
+    """Stop what `dev up` started, and nothing else."""
+    _stack().down(purge=purge, say=console.print)
+
+
+@dev_app.command("status")
+def dev_status(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show the processes `dev up` started and whether they still run."""
+    status = _stack().status()
+    if as_json:
+        console.print_json(json.dumps(status))
+        return
+    table = Table("component", "pid", "running", "address")
+    for name, proc in status.items():
+        table.add_row(
+            name,
+            str(proc["pid"]),
+            "yes" if proc["running"] else "[red]no[/]",
+            str(proc.get("address", "")),
+        )
+    console.print(table if status else "nothing started")
+
+
+@app.command("demo")
+def demo(
+    vehicles: Annotated[int, typer.Option(min=1, help="simulated vehicles")] = 1000,
+    events: Annotated[int, typer.Option(min=1, help="events to push through")] = 200_000,
+    partitions: Partitions = 12,
+    keep_running: Annotated[
+        bool, typer.Option(help="leave Kafka and PostgreSQL running afterwards")
+    ] = True,
+) -> None:
+    """The main job: bring up the local stack and push simulated telemetry through the pipeline."""
+    from fleetpipe.devstack.demo import run_demo
+
+    raise typer.Exit(
+        run_demo(
+            _stack(),
+            vehicles=vehicles,
+            events=events,
+            partitions=partitions,
+            keep_running=keep_running,
+            console=console,
+        )
+    )
+
+
+@bench_app.command("baseline")
+def bench_baseline(
+    events: Annotated[int, typer.Option(min=1000, help="records per run")] = 300_000,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    partitions: Partitions = 6,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/baseline.md"
+    ),
+) -> None:
+    """Baseline B: the core loop as a bare consume → produce passthrough of raw telemetry."""
+    from fleetpipe_loadtest.baseline import run_baseline
+
+    run_baseline(
+        _stack(), events=events, runs=runs, partitions=partitions, report=report, console=console
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Protobuf codecs. Library errors become :class:`CodecError` with the record's coordinates."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from fleetpipe.core.errors import CodecError
+
+M = TypeVar("M", bound=Message)
+
+
+class ProtoCodec(Generic[M]):
+    """Encodes and decodes one protobuf message type."""
+
+    def __init__(self, message_type: type[M]) -> None:
+        self.message_type = message_type
+        self.type_name = message_type.DESCRIPTOR.full_name
+
+    def encode(self, message: M) -> bytes:
+        return message.SerializeToString()
+
+    def decode(
+        self,
+        data: bytes | None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> M:
+        if data is None:
+            raise CodecError(
+                "record has no value (tombstone)",
+                type_name=self.type_name,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            )
+        try:
+            # FromString is measurably faster than ParseFromString on a fresh object (upb).
+            message = self.message_type.FromString(data)
+        except (DecodeError, ValueError, TypeError) as exc:
+            raise CodecError(
+                str(exc) or exc.__class__.__name__,
+                type_name=self.type_name,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            ) from exc
+        return message

@@ -1,0 +1,47 @@
+"""The project's own exceptions, carrying the context a person needs to act on them."""
+
+from __future__ import annotations
+
+
+class FleetPipeError(Exception):
+    """Base of every error FleetPipe raises on purpose."""
+
+
+class ConfigError(FleetPipeError):
+    """A setting is missing or wrong."""
+
+
+class CodecError(FleetPipeError):
+    """Bytes that are not the message they claim to be."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type_name: str,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        where = ""
+        if topic is not None:
+            where = f" at {topic}[{partition}]@{offset}"
+        super().__init__(f"cannot decode {type_name}{where}: {message}")
+        self.type_name = type_name
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class KafkaError(FleetPipeError):
+    """Kafka refused or failed an operation that FleetPipe cannot silently retry."""
+
+
+class DeliveryError(KafkaError):
+    """One or more produced records were not acknowledged by the broker."""
+
+    def __init__(self, failures: list[str]) -> None:
+        shown = "; ".join(failures[:5])
+        more = f" (+{len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(f"{len(failures)} record(s) not delivered: {shown}{more}")
+        self.failures = failures

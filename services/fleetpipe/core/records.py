@@ -1,0 +1,171 @@
+"""Records as handlers see them, and the output side a handler writes to."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import confluent_kafka
+
+from fleetpipe.core.kafka import Headers, Producer
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.pb.v1 import deadletter_pb2
+
+V = TypeVar("V")
+
+# Header names carried by every dead letter, readable without decoding the value.
+DL_REASON = "fp-reason"
+DL_SOURCE_TOPIC = "fp-source-topic"
+DL_SOURCE_PARTITION = "fp-source-partition"
+DL_SOURCE_OFFSET = "fp-source-offset"
+DL_SERVICE = "fp-service"
+
+
+class Record(Generic[V]):
+    """One consumed record with its decoded value. Coordinates are read lazily from the message."""
+
+    __slots__ = ("msg", "value")
+
+    def __init__(self, msg: confluent_kafka.Message, value: V) -> None:
+        self.msg = msg
+        self.value = value
+
+    @property
+    def topic(self) -> str:
+        return str(self.msg.topic())
+
+    @property
+    def partition(self) -> int:
+        p = self.msg.partition()
+        return -1 if p is None else p
+
+    @property
+    def offset(self) -> int:
+        o = self.msg.offset()
+        return -1 if o is None else o
+
+    @property
+    def key(self) -> bytes | None:
+        key: bytes | None = self.msg.key()
+        return key
+
+    @property
+    def headers(self) -> Headers:
+        headers = self.msg.headers() or []
+        return list(headers.items()) if isinstance(headers, dict) else list(headers)
+
+    @property
+    def timestamp_ms(self) -> int:
+        return int(self.msg.timestamp()[1])
+
+
+def dead_letter_record(
+    *,
+    reason: str,
+    error: str,
+    service: str,
+    key: bytes | None,
+    payload: bytes | None,
+    source_topic: str = "",
+    source_partition: int = -1,
+    source_offset: int = -1,
+) -> tuple[bytes, Headers]:
+    """The value and headers of a dead letter (see protos/fleetpipe/v1/deadletter.proto)."""
+    value = deadletter_pb2.DeadLetter(
+        reason=reason,
+        error=error,
+        source_topic=source_topic,
+        source_partition=source_partition,
+        source_offset=source_offset,
+        key=key or b"",
+        payload=payload or b"",
+        service=service,
+        time_us=time.time_ns() // 1000,
+    ).SerializeToString()
+    headers: Headers = [
+        (DL_REASON, reason.encode()),
+        (DL_SOURCE_TOPIC, source_topic.encode()),
+        (DL_SOURCE_PARTITION, str(source_partition).encode()),
+        (DL_SOURCE_OFFSET, str(source_offset).encode()),
+        (DL_SERVICE, service.encode()),
+    ]
+    return value, headers
+
+
+class Output:
+    """Where a handler sends records during one batch.
+
+    In exactly-once mode every send joins the loop's open transaction; the loop begins it lazily
+    on the first send (``before_send``), so an idle tick costs nothing.
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        *,
+        service: str,
+        deadletter_topic: str,
+        metrics: Metrics,
+        before_send: Callable[[], None] | None = None,
+    ) -> None:
+        self._producer = producer
+        self._service = service
+        self._deadletter_topic = deadletter_topic
+        self._metrics = metrics
+        self._before_send = before_send
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | str | None,
+        headers: Headers | None = None,
+    ) -> None:
+        if self._before_send is not None:
+            self._before_send()
+        self._producer.produce(topic, value, key, headers)
+        self._metrics.produced.labels(topic).inc()
+
+    def send_many(self, topic: str, items: list[tuple[bytes | str | None, bytes | None]]) -> None:
+        """Send (key, value) pairs to one topic: the hot path, one call per batch."""
+        if not items:
+            return
+        if self._before_send is not None:
+            self._before_send()
+        produce = self._producer.client.produce
+        for key, value in items:
+            try:
+                produce(topic, value, key)
+            except BufferError:
+                self._producer.produce(topic, value, key)  # waits for room in the queue
+        self._metrics.produced.labels(topic).inc(len(items))
+
+    def dead_letter(
+        self,
+        record: Record[Any] | confluent_kafka.Message,
+        *,
+        reason: str,
+        error: str,
+    ) -> None:
+        msg = record.msg if isinstance(record, Record) else record
+        value, headers = dead_letter_record(
+            reason=reason,
+            error=error,
+            service=self._service,
+            key=msg.key(),
+            payload=msg.value(),
+            source_topic=msg.topic() or "",
+            source_partition=_or_minus_one(msg.partition()),
+            source_offset=_or_minus_one(msg.offset()),
+        )
+        self.send(self._deadletter_topic, value, msg.key(), headers)
+        self._metrics.deadletters.labels(reason).inc()
+
+    def poll(self) -> None:
+        """Serve delivery callbacks; long handlers call this now and then."""
+        self._producer.poll(0)
+
+
+def _or_minus_one(value: int | None) -> int:
+    return -1 if value is None else value

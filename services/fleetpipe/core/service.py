@@ -1,0 +1,39 @@
+"""Wiring shared by every Kafka-facing service's ``main()``: logs, metrics, health, signals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fleetpipe.core.health import Health, HealthServer
+from fleetpipe.core.logs import configure_logging
+from fleetpipe.core.loop import ConsumeProduceLoop, Handler, LoopConfig, StopFlag
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def run_loop_service(
+    service: str,
+    settings: ServiceSettings,
+    build: Callable[[Metrics], tuple[LoopConfig, Handler]],
+) -> None:
+    """Run ``service`` until SIGTERM: the loop, its health endpoint and its metrics."""
+    obs = settings.observability
+    configure_logging(service=service, level=obs.log_level, fmt=obs.log_format)
+    metrics = Metrics(service)
+    health = Health(liveness_timeout_s=obs.liveness_timeout_s)
+    server = HealthServer(health, metrics, host=obs.http_host, port=obs.http_port)
+    server.start()
+    log.info("health and metrics on %s:%d", obs.http_host, server.port)
+    stop = StopFlag()
+    stop.install_signal_handlers()
+    config, handler = build(metrics)
+    loop = ConsumeProduceLoop(
+        config, settings.kafka, handler, metrics=metrics, health=health, stop=stop
+    )
+    try:
+        loop.run()
+    finally:
+        server.stop()

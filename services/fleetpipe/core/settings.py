@@ -1,0 +1,107 @@
+"""Configuration: frozen pydantic-settings classes, built once in ``main()`` and passed down.
+
+Environment variables use the ``FLEET_`` prefix and ``__`` for nesting, for example
+``FLEET_KAFKA__BOOTSTRAP_SERVERS`` or ``FLEET_TOPICS__RAW``. Secrets are ``SecretStr`` and never
+appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Frozen):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    # Throughput-oriented batching: a few ms of linger lets the producer fill large lz4 batches.
+    linger_ms: int = 5
+    batch_size: int = 1_000_000
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    # Upper bound of one consume() call; the handler receives at most this many records at once.
+    max_batch: int = Field(default=2000, ge=1, le=100_000)
+    # How long one consume() waits for the first record; bounds added latency at low rates.
+    poll_timeout_s: float = Field(default=0.05, gt=0, le=10)
+    transaction_timeout_ms: int = 30_000
+    session_timeout_ms: int = 10_000
+
+    def client_config(self) -> dict[str, str | int | float | bool]:
+        """Connection settings shared by producers, consumers and the admin client."""
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        return conf
+
+
+class Topics(_Frozen):
+    """Topic names. Tests and side-by-side installs give every topic its own name."""
+
+    raw: str = "fleet.telemetry.raw.v1"
+    enriched: str = "fleet.telemetry.enriched.v1"
+    alerts: str = "fleet.alerts.v1"
+    trips: str = "fleet.trips.v1"
+    scores: str = "fleet.driver-scores.v1"
+    notifications: str = "fleet.notifications.v1"
+    deadletter: str = "fleet.deadletter.v1"
+    detection_state: str = "fleet.detection.state.v1"
+
+    @classmethod
+    def with_suffix(cls, suffix: str) -> Topics:
+        base = cls()
+        return cls(**{name: f"{value}.{suffix}" for name, value in base.model_dump().items()})
+
+
+class DeliveryMode(StrEnum):
+    AT_LEAST_ONCE = "at-least-once"
+    EXACTLY_ONCE = "exactly-once"
+
+
+class ObservabilitySettings(_Frozen):
+    # 0 picks a free port (tests); services in a pod use the fixed default.
+    http_host: str = "0.0.0.0"  # noqa: S104 - probes and Prometheus reach the pod from outside
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    # A loop that has not completed an iteration for this long reports itself not alive.
+    liveness_timeout_s: float = 60.0
+
+
+def default_instance_id() -> str:
+    # The pod name in Kubernetes; stable across restarts of the same process on a host, which
+    # matters for transactional ids: a restart with the same id fences and aborts its predecessor.
+    return os.environ.get("HOSTNAME") or socket.gethostname()
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares. Each service subclasses this with its own fields."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLEET_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: Topics = Topics()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    instance_id: str = Field(default_factory=default_instance_id)

@@ -1,0 +1,233 @@
+"""A single-node KRaft Kafka broker from Maven Central's jars."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetpipe.devstack.procs import StartError, port_open, spawn, stop_pid, wait_until
+
+KAFKA_VERSION = "4.3.1"
+SCALA_VERSION = "2.13"
+LOG4J_VERSION = "2.24.3"
+
+_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>io.fleetpipe.dev</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>{kafka}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_{scala}</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <!-- The broker logs through SLF4J 1.x and configures log4j2 at run time: the backend
+         the release ships in its own tarball. -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.out.ref = out
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = WARN
+"""
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("FLEETPIPE_CACHE", Path.home() / ".cache" / "fleetpipe"))
+
+
+def kafka_libs(cache: Path | None = None, version: str = KAFKA_VERSION) -> Path:
+    """The folder of the broker's jars, fetched with Maven on first use and cached."""
+    home = (cache or default_cache()) / "kafka" / f"{SCALA_VERSION}-{version}"
+    libs = home / "libs"
+    stamp = home / ".complete"
+    if stamp.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise StartError("Maven (mvn) is needed to fetch Kafka's jars from Maven Central")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "pom.xml").write_text(
+        _POM.format(kafka=version, scala=SCALA_VERSION, log4j=LOG4J_VERSION)
+    )
+    tmp = home / "libs.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    result = subprocess.run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(home / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={tmp}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StartError(
+            f"fetching Kafka {version} jars failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+        )
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    stamp.write_text(version)
+    return libs
+
+
+@dataclass
+class KafkaBroker:
+    """One broker that is also its own KRaft controller, on loopback."""
+
+    home: Path
+    port: int
+    controller_port: int
+    libs: Path
+    heap: str = "768m"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def marker(self) -> str:
+        # Appears in the broker's command line: how `down` recognises its own process.
+        return str(self.config_file)
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "broker.log"
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        return [
+            "java",
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            "-cp",
+            f"{self.libs}/*",
+            main,
+            *args,
+        ]
+
+    def write_config(self) -> None:
+        data = self.home / "data"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={data}",
+                    "num.partitions=1",
+                    "auto.create.topics.enable=false",
+                    # A single node: internal topics cannot have more than one replica.
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=10",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=10",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    # Lets tests expire abandoned transactions quickly; services fence their own.
+                    "transaction.max.timeout.ms=900000",
+                    "log.retention.hours=72",
+                    "num.network.threads=2",
+                    "num.io.threads=4",
+                    "",
+                ]
+            )
+        )
+        (self.home / "log4j2.properties").write_text(_LOG4J2)
+
+    def format(self) -> None:
+        """Format the storage once; a formatted folder is reused across restarts."""
+        if (self.home / "data" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                # '=' form: a random id may start with '-', which argparse takes for an option
+                f"--cluster-id={cluster_id}",
+                f"--config={self.config_file}",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StartError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+    def start(self, *, timeout: float = 90.0) -> int:
+        self.write_config()
+        self.format()
+        proc = spawn(self._java("kafka.Kafka", str(self.config_file)), log_file=self.log_file)
+        wait_until(
+            self.ready,
+            timeout=timeout,
+            what=f"Kafka broker on {self.bootstrap}",
+            proc=proc,
+            log_file=self.log_file,
+        )
+        return proc.pid
+
+    def ready(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        if not port_open(self.port):
+            return False  # asking librdkafka before the port opens only fills the terminal
+        md = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0}).list_topics(
+            timeout=2
+        )
+        return bool(md.brokers)
+
+    def stop(self, pid: int, *, kill: bool = False) -> bool:
+        return stop_pid(pid, self.marker, sig=signal.SIGKILL if kill else signal.SIGTERM)

@@ -1,0 +1,171 @@
+"""``fleetpipe dev up | down | status``: the local stack, and what it started.
+
+The stack records every process it starts (pid and a marker from its command line) in
+``state.json`` under its home; ``down`` stops exactly those and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.devstack.kafka import KafkaBroker, default_cache, kafka_libs
+from fleetpipe.devstack.postgres import PostgresServer
+from fleetpipe.devstack.procs import is_ours, stop_pid
+
+# PostgreSQL's fast shutdown is SIGINT; Kafka shuts down cleanly on SIGTERM.
+_STOP_SIGNAL = {"postgres": signal.SIGINT, "kafka": signal.SIGTERM}
+
+
+def _default_pg_home(home: Path) -> Path:
+    # As root the server runs as 'postgres', which cannot enter a 0700 home folder.
+    if os.geteuid() == 0:
+        tag = hashlib.sha256(str(home).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"fleetpipe-{tag}" / "postgres"
+    return home / "postgres"
+
+
+class DevStackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLEET_DEV_", frozen=True, extra="ignore")
+
+    home: Path = Field(default_factory=lambda: default_cache() / "dev")
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    postgres_port: int = 15432
+    postgres_home: Path | None = None
+    kafka_heap: str = "1g"
+
+
+def topic_specs(topics: Topics, partitions: int) -> list[TopicSpec]:
+    """Every pipeline topic, co-partitioned; the detection state changelog is compacted."""
+    specs = [
+        TopicSpec(name, partitions)
+        for key, name in topics.model_dump().items()
+        if key not in {"deadletter", "detection_state"}
+    ]
+    specs.append(TopicSpec(topics.deadletter, max(1, min(partitions, 6))))
+    specs.append(
+        TopicSpec(
+            topics.detection_state,
+            partitions,
+            config={
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": "0",
+                "segment.ms": "600000",
+            },
+        )
+    )
+    return specs
+
+
+@dataclass
+class StackState:
+    path: Path
+    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> StackState:
+        if path.exists():
+            return cls(path, json.loads(path.read_text()).get("processes", {}))
+        return cls(path)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"processes": self.processes}, indent=2))
+        tmp.replace(self.path)
+
+    def running(self, name: str) -> bool:
+        p = self.processes.get(name)
+        return p is not None and is_ours(int(p["pid"]), str(p["marker"]))
+
+
+class DevStack:
+    def __init__(self, settings: DevStackSettings) -> None:
+        self.settings = settings
+        home = settings.home
+        self.state = StackState.load(home / "state.json")
+        self._broker: KafkaBroker | None = None
+        self.postgres = PostgresServer(
+            settings.postgres_home or _default_pg_home(home), settings.postgres_port
+        )
+
+    @property
+    def broker(self) -> KafkaBroker:
+        # Resolving the jars may download them, so it happens on first use, not in __init__.
+        if self._broker is None:
+            self._broker = KafkaBroker(
+                home=self.settings.home / "kafka",
+                port=self.settings.kafka_port,
+                controller_port=self.settings.kafka_controller_port,
+                libs=kafka_libs(),
+                heap=self.settings.kafka_heap,
+            )
+        return self._broker
+
+    @property
+    def kafka_settings(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=f"127.0.0.1:{self.settings.kafka_port}")
+
+    @property
+    def postgres_dsn(self) -> str:
+        return self.postgres.dsn
+
+    def up(self, *, topics: Topics, partitions: int, say: Any = print) -> None:
+        if self.state.running("kafka"):
+            say(f"kafka      already running on {self.broker.bootstrap}")
+        else:
+            say(f"kafka      starting on {self.broker.bootstrap} (jars: {self.broker.libs})")
+            pid = self.broker.start()
+            self.state.processes["kafka"] = {
+                "pid": pid,
+                "marker": self.broker.marker,
+                "address": self.broker.bootstrap,
+            }
+            self.state.save()
+        if self.state.running("postgres"):
+            say(f"postgres   already running on 127.0.0.1:{self.postgres.port}")
+        else:
+            say(f"postgres   starting on 127.0.0.1:{self.postgres.port}")
+            pid = self.postgres.start()
+            self.state.processes["postgres"] = {
+                "pid": pid,
+                "marker": self.postgres.marker,
+                "address": self.postgres.dsn,
+            }
+            self.state.save()
+        actions = Admin(self.kafka_settings).ensure_topics(topic_specs(topics, partitions))
+        for name, action in sorted(actions.items()):
+            say(f"topic      {name}: {action}")
+
+    def down(self, *, purge: bool = False, say: Any = print) -> None:
+        for name in list(self.state.processes):
+            proc = self.state.processes[name]
+            stopped = stop_pid(
+                int(proc["pid"]), str(proc["marker"]), sig=_STOP_SIGNAL.get(name, signal.SIGTERM)
+            )
+            say(f"{name:<10} {'stopped' if stopped else 'was not running'}")
+            del self.state.processes[name]
+            self.state.save()
+        if purge:
+            shutil.rmtree(self.settings.home / "kafka", ignore_errors=True)
+            shutil.rmtree(self.postgres.home, ignore_errors=True)
+            say("data       removed")
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, proc in self.state.processes.items():
+            out[name] = {**proc, "running": self.state.running(name)}
+        return out

@@ -1,0 +1,1 @@
+"""Developer tooling: code generation and contract checks. Not imported by the services."""

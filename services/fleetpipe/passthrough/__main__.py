@@ -1,0 +1,34 @@
+"""``python -m fleetpipe.passthrough``: configured by FLEET_* variables (see settings.py)."""
+
+from __future__ import annotations
+
+from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.loop import Handler, LoopConfig
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.service import run_loop_service
+from fleetpipe.passthrough.handler import PassthroughHandler
+from fleetpipe.passthrough.settings import PassthroughSettings
+from fleetpipe.pb.v1 import telemetry_pb2
+
+
+def main() -> None:
+    settings = PassthroughSettings()
+
+    def build(_metrics: Metrics) -> tuple[LoopConfig, Handler]:
+        config = LoopConfig(
+            service="passthrough",
+            group_id=settings.group_id,
+            inputs={settings.input_topic: ProtoCodec(telemetry_pb2.Telemetry)},
+            deadletter_topic=settings.topics.deadletter,
+            mode=settings.mode,
+            instance_id=settings.instance_id,
+            max_batch=settings.kafka.max_batch,
+            poll_timeout_s=settings.kafka.poll_timeout_s,
+        )
+        return config, PassthroughHandler(settings.output_topic, hold_s=settings.hold_ms / 1000)
+
+    run_loop_service("passthrough", settings, build)
+
+
+if __name__ == "__main__":
+    main()

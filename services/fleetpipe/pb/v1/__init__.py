@@ -1,0 +1,1 @@
+"""Generated from protos/fleetpipe/v1. Never edit."""

@@ -1,0 +1,275 @@
+"""Helpers for tests and benchmarks that drive real services against real Kafka.
+
+Importable by anyone (like ``kopf.testing``); nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import confluent_kafka
+from confluent_kafka import TopicPartition
+
+from fleetpipe.core.kafka import Headers
+from fleetpipe.core.settings import KafkaSettings, Topics
+
+T = TypeVar("T")
+
+
+def wait_for(
+    check: Callable[[], T], *, timeout: float, interval: float = 0.2, what: str = "condition"
+) -> T:
+    """Poll ``check`` until it returns something truthy; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def produce_all(
+    kafka: KafkaSettings,
+    topic: str,
+    items: Iterable[tuple[bytes | str | None, bytes | None]],
+    *,
+    headers: Headers | None = None,
+) -> int:
+    producer = confluent_kafka.Producer(
+        {
+            **kafka.client_config(),
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+        }
+    )
+    n = 0
+    for key, value in items:
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        n += 1
+        if n % 10_000 == 0:
+            producer.poll(0)
+    remaining = producer.flush(60)
+    if remaining:
+        raise RuntimeError(f"{remaining} records not delivered to {topic}")
+    return n
+
+
+def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    consumer = confluent_kafka.Consumer(
+        {**kafka.client_config(), "group.id": "fleetpipe-probe", "enable.auto.commit": False}
+    )
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in md.topics[topic].partitions
+        }
+    finally:
+        consumer.close()
+
+
+def read_all(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    read_committed: bool = True,
+    idle_s: float = 2.0,
+    timeout: float = 60.0,
+) -> list[confluent_kafka.Message]:
+    """Every record of a topic from the beginning, stopping after ``idle_s`` without new ones."""
+    consumer = confluent_kafka.Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"fleetpipe-reader-{os.getpid()}-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        }
+    )
+    out: list[confluent_kafka.Message] = []
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + timeout
+        last_new = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_new < idle_s:
+            for msg in consumer.consume(5000, 0.2):
+                if msg.error() is None:
+                    out.append(msg)
+                    last_new = time.monotonic()
+    finally:
+        consumer.close()
+    return out
+
+
+def committed_total(kafka: KafkaSettings, group_id: str, topic: str) -> int:
+    """Sum of a group's committed offsets over a topic's partitions (0 where none)."""
+    consumer = confluent_kafka.Consumer(
+        {**kafka.client_config(), "group.id": group_id, "enable.auto.commit": False}
+    )
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+        try:
+            committed = consumer.committed(tps, timeout=10)
+        except confluent_kafka.KafkaException as exc:
+            if exc.args[0].retriable() or exc.args[0].code() in _COORDINATOR_MOVING:
+                return 0  # the group coordinator is (re)loading: nothing readable yet
+            raise
+        return sum(max(0, tp.offset) for tp in committed)
+    finally:
+        consumer.close()
+
+
+_COORDINATOR_MOVING = {
+    confluent_kafka.KafkaError.NOT_COORDINATOR,
+    confluent_kafka.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    confluent_kafka.KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
+def commit_to_end(kafka: KafkaSettings, group_id: str, topic: str) -> int:
+    """Point an idle group at the end of a topic (it skips older records); returns the total."""
+    ends = end_offsets(kafka, topic)
+    consumer = confluent_kafka.Consumer(
+        {**kafka.client_config(), "group.id": group_id, "enable.auto.commit": False}
+    )
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(topic, p, o) for p, o in ends.items()], asynchronous=False
+        )
+    finally:
+        consumer.close()
+    return sum(ends.values())
+
+
+def service_env(
+    kafka: KafkaSettings,
+    topics: Topics,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    env = {
+        "FLEET_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "FLEET_OBSERVABILITY__HTTP_HOST": "127.0.0.1",
+        "FLEET_OBSERVABILITY__HTTP_PORT": "0",
+        "FLEET_OBSERVABILITY__LOG_FORMAT": "text",
+    }
+    for name, value in topics.model_dump().items():
+        env[f"FLEET_TOPICS__{name.upper()}"] = value
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """A service run as a child process, the way Kubernetes runs it, so it can be SIGKILLed."""
+
+    module: str
+    env: dict[str, str]
+    log_file: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log_start: int = 0
+
+    def start(self) -> ServiceProcess:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        # A log file may be shared by successive runs: read only what this run writes.
+        self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        log = self.log_file.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise with the tail of the service's log when it has exited."""
+        if not self.alive():
+            tail = "\n".join(self.log().splitlines()[-30:])
+            raise AssertionError(
+                f"{self.module} exited ({self.proc and self.proc.returncode}):\n{tail}"
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no commit, no goodbye — a crash."""
+        if self.alive():
+            assert self.proc is not None
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for the graceful drain; returns the exit code."""
+        assert self.proc is not None
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return int(self.proc.returncode)
+
+    def log(self) -> str:
+        if not self.log_file.exists():
+            return ""
+        with self.log_file.open("rb") as f:
+            f.seek(self._log_start)
+            return f.read().decode(errors="replace")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process so far, its librdkafka threads included."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def http_port(self) -> int | None:
+        """The health port the service logged at start (it binds port 0 in tests)."""
+        found = re.search(r"health and metrics on [\w.]+:(\d+)", self.log())
+        return int(found.group(1)) if found else None
+
+    def get(self, path: str) -> tuple[int, str]:
+        port = self.http_port()
+        if port is None:
+            return 0, ""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                return int(r.status), r.read().decode()
+        except urllib.error.HTTPError as e:
+            return int(e.code), e.read().decode()
+        except OSError:
+            return 0, ""
+
+    def ready(self) -> bool:
+        return self.get("/readyz")[0] == 200
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}{os.getpid():x}{time.monotonic_ns() % 10**10:x}"

@@ -1,0 +1,147 @@
+"""Session fixtures: one real Kafka broker and one real PostgreSQL for the whole run.
+
+Each test gets its own topics and its own schema, so tests never see each other's data. Set
+FLEET_TEST_KAFKA_BOOTSTRAP / FLEET_TEST_POSTGRES_DSN to use servers that are already running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fleetpipe.core.kafka import Admin
+from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.devstack.kafka import KafkaBroker, kafka_libs
+from fleetpipe.devstack.postgres import PostgresServer
+from fleetpipe.devstack.procs import free_port
+from fleetpipe.devstack.stack import topic_specs
+
+
+@dataclass
+class BrokerHandle:
+    """The session's broker, which a fault test may stop and start again on the same port."""
+
+    broker: KafkaBroker | None
+    bootstrap: str
+    pid: int | None = None
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=self.bootstrap)
+
+    def stop(self, *, kill: bool = False) -> None:
+        assert self.broker is not None and self.pid is not None, "external broker: cannot stop"
+        self.broker.stop(self.pid, kill=kill)
+        self.pid = None
+
+    def start(self) -> None:
+        assert self.broker is not None, "external broker: cannot start"
+        if self.pid is None:
+            self.pid = self.broker.start()
+
+
+@dataclass
+class PostgresHandle:
+    server: PostgresServer | None
+    dsn: str
+    pid: int | None = None
+
+    def stop(self, *, kill: bool = False) -> None:
+        assert self.server is not None and self.pid is not None, "external database: cannot stop"
+        self.server.stop(self.pid, kill=kill)
+        self.pid = None
+
+    def start(self) -> None:
+        assert self.server is not None, "external database: cannot start"
+        if self.pid is None:
+            self.pid = self.server.start()
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    # Under /tmp so that the 'postgres' user (when tests run as root) can reach its folder.
+    path = Path(tempfile.mkdtemp(prefix="fleetpipe-test-"))
+    os.chmod(path, 0o755)
+    yield path
+    if not os.environ.get("FLEET_TEST_KEEP"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka(workdir: Path) -> Iterator[BrokerHandle]:
+    external = os.environ.get("FLEET_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield BrokerHandle(None, external)
+        return
+    broker = KafkaBroker(
+        home=workdir / "kafka", port=free_port(), controller_port=free_port(), libs=kafka_libs()
+    )
+    handle = BrokerHandle(broker, broker.bootstrap)
+    handle.start()
+    yield handle
+    if handle.pid is not None:
+        broker.stop(handle.pid)
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[PostgresHandle]:
+    external = os.environ.get("FLEET_TEST_POSTGRES_DSN")
+    if external:
+        yield PostgresHandle(None, external)
+        return
+    server = PostgresServer(workdir / "postgres", free_port())
+    handle = PostgresHandle(server, server.dsn)
+    handle.start()
+    yield handle
+    if handle.pid is not None:
+        server.stop(handle.pid)
+
+
+@pytest.fixture
+def kafka_settings(kafka: BrokerHandle) -> KafkaSettings:
+    return kafka.settings
+
+
+@pytest.fixture
+def make_topics(kafka: BrokerHandle) -> Callable[..., Topics]:
+    """Create a fresh set of every pipeline topic, named for this test."""
+
+    def make(partitions: int = 3) -> Topics:
+        topics = Topics.with_suffix(uuid.uuid4().hex[:10])
+        Admin(kafka.settings).ensure_topics(topic_specs(topics, partitions))
+        return topics
+
+    return make
+
+
+@pytest.fixture
+def topics(make_topics: Callable[..., Topics]) -> Topics:
+    return make_topics(3)
+
+
+@dataclass(frozen=True)
+class Schema:
+    dsn: str
+    name: str
+
+
+@pytest.fixture
+def pg_schema(postgres: PostgresHandle) -> Iterator[Schema]:
+    """A schema of its own for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    yield Schema(postgres.dsn, name)
+    try:
+        with psycopg.connect(postgres.dsn, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    except psycopg.OperationalError:
+        pass  # the test stopped the database; the whole cluster is thrown away at the end

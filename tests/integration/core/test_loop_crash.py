@@ -1,0 +1,113 @@
+"""The core loop's guarantees, shown by killing a real worker process with SIGKILL mid-batch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.testing import (
+    ServiceProcess,
+    committed_total,
+    end_offsets,
+    produce_all,
+    read_all,
+    service_env,
+    wait_for,
+)
+from fleetpipe_loadtest import synthetic
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 30_000
+
+
+def _preload(kafka: KafkaSettings, topic: str) -> set[bytes]:
+    payloads = [e.SerializeToString() for e in synthetic.stream(300, EVENTS)]
+    produce_all(kafka, topic, ((p[:40], p) for p in payloads))
+    return set(payloads)
+
+
+def _worker(
+    kafka: KafkaSettings, topics: Topics, mode: str, log: Path, *, hold_ms: int
+) -> ServiceProcess:
+    env = service_env(
+        kafka,
+        topics,
+        {
+            "FLEET_INPUT_TOPIC": topics.raw,
+            "FLEET_OUTPUT_TOPIC": topics.enriched,
+            "FLEET_GROUP_ID": f"pt-{topics.raw}",
+            "FLEET_MODE": mode,
+            "FLEET_HOLD_MS": str(hold_ms),
+            "FLEET_KAFKA__MAX_BATCH": "1000",
+            # The restarted worker must reuse the transactional id to fence the killed one.
+            "FLEET_INSTANCE_ID": "crash-drill",
+        },
+    )
+    return ServiceProcess("fleetpipe.passthrough", env, log).start()
+
+
+def _wait_done(worker: ServiceProcess, kafka: KafkaSettings, topics: Topics) -> None:
+    def done() -> bool:
+        worker.check_alive()
+        return committed_total(kafka, f"pt-{topics.raw}", topics.raw) >= EVENTS
+
+    wait_for(done, timeout=120, what="the restarted worker to finish")
+
+
+def _kill_mid_batch(worker: ServiceProcess, kafka: KafkaSettings, topics: Topics) -> int:
+    """Wait until outputs of an open batch exist beyond what is committed, then SIGKILL."""
+    group = f"pt-{topics.raw}"
+
+    def inside_open_batch() -> bool:
+        # hold_ms keeps each batch open after producing it. Once the output holds clearly more
+        # than what is committed, a batch is produced but not committed: kill it there.
+        worker.check_alive()
+        done = committed_total(kafka, group, topics.raw)
+        produced = sum(end_offsets(kafka, topics.enriched).values())
+        return done >= 3000 and produced >= done + 500
+
+    wait_for(inside_open_batch, timeout=90, interval=0.05, what="the worker inside a batch")
+    worker.kill()
+    return committed_total(kafka, group, topics.raw)
+
+
+def test_exactly_once_survives_sigkill_mid_batch(
+    kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path
+) -> None:
+    sent = _preload(kafka_settings, topics.raw)
+    worker = _worker(kafka_settings, topics, "exactly-once", tmp_path / "w1.log", hold_ms=1000)
+    committed_at_kill = _kill_mid_batch(worker, kafka_settings, topics)
+    assert committed_at_kill < EVENTS, "the kill must land before the work is done"
+    # The killed worker's open transaction holds records that must never become visible.
+    uncommitted = read_all(kafka_settings, topics.enriched, read_committed=False, idle_s=1)
+    assert len(uncommitted) > committed_at_kill, "a batch was open (produced, not committed)"
+
+    restarted = _worker(kafka_settings, topics, "exactly-once", tmp_path / "w2.log", hold_ms=0)
+    _wait_done(restarted, kafka_settings, topics)
+    assert restarted.stop() == 0
+
+    out = [m.value() for m in read_all(kafka_settings, topics.enriched, read_committed=True)]
+    counts = Counter(out)
+    assert set(counts) == sent
+    assert max(counts.values()) == 1, "no output may appear twice"
+    assert len(out) == EVENTS
+
+
+def test_at_least_once_loses_nothing_across_sigkill(
+    kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path
+) -> None:
+    sent = _preload(kafka_settings, topics.raw)
+    worker = _worker(kafka_settings, topics, "at-least-once", tmp_path / "w1.log", hold_ms=1000)
+    _kill_mid_batch(worker, kafka_settings, topics)
+    restarted = _worker(kafka_settings, topics, "at-least-once", tmp_path / "w2.log", hold_ms=0)
+    _wait_done(restarted, kafka_settings, topics)
+    assert restarted.stop() == 0
+
+    out = [m.value() for m in read_all(kafka_settings, topics.enriched, read_committed=False)]
+    assert set(out) == sent, "every input reaches the output at least once"
+    # The replayed batch may repeat, but no more than what was in flight at the kill.
+    assert len(out) - EVENTS <= 2 * 1000

@@ -1,0 +1,158 @@
+"""The loop in-process: rebalance hooks, RetryLater, health and metrics."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+from prometheus_client import generate_latest
+
+from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.health import Health, HealthServer
+from fleetpipe.core.loop import BaseHandler, ConsumeProduceLoop, LoopConfig, RetryLater, StopFlag
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.records import Output, Record
+from fleetpipe.core.settings import DeliveryMode, KafkaSettings, Topics
+from fleetpipe.pb.v1 import telemetry_pb2
+from fleetpipe.testing import produce_all, read_all, wait_for
+from fleetpipe_loadtest import synthetic
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder(BaseHandler):
+    """Copies records to an output topic and records what the loop told it."""
+
+    def __init__(self, output: str, *, fail_first: int = 0) -> None:
+        self.output = output
+        self.fail_first = fail_first
+        self.assigned: set[tuple[str, int]] = set()
+        self.revoked: list[set[tuple[str, int]]] = []
+        self.seen = 0
+        self.retries = 0
+
+    def handle(self, records: list[Record[Any]], out: Output) -> None:
+        if self.retries < self.fail_first:
+            self.retries += 1
+            out.send_many(self.output, [(b"doomed", b"must never be visible")])
+            raise RetryLater("database unavailable")
+        self.seen += len(records)
+        out.send_many(self.output, [(r.key, r.msg.value()) for r in records])
+
+    def on_assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def on_revoke(self, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.revoked.append(gone)
+        self.assigned -= gone
+
+
+@contextmanager
+def running(loop: ConsumeProduceLoop) -> Iterator[ConsumeProduceLoop]:
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.stop.set()
+        thread.join(30)
+        assert not thread.is_alive(), "the loop must drain and stop"
+
+
+def _loop(
+    kafka: KafkaSettings, topics: Topics, handler: Recorder, *, instance: str, mode: DeliveryMode
+) -> ConsumeProduceLoop:
+    config = LoopConfig(
+        service="test",
+        group_id=f"hooks-{topics.raw}",
+        inputs={topics.raw: ProtoCodec(telemetry_pb2.Telemetry)},
+        deadletter_topic=topics.deadletter,
+        mode=mode,
+        instance_id=instance,
+        max_batch=500,
+        retry_backoff_s=(0.1, 0.5),
+    )
+    return ConsumeProduceLoop(config, kafka, handler, metrics=Metrics("test"), stop=StopFlag())
+
+
+def _load(kafka: KafkaSettings, topic: str, n: int) -> None:
+    produce_all(
+        kafka, topic, ((e.vehicle_id, e.SerializeToString()) for e in synthetic.stream(60, n))
+    )
+
+
+def test_rebalance_hands_partitions_over_and_back(
+    kafka_settings: KafkaSettings, make_topics: Any
+) -> None:
+    topics = make_topics(4)
+    first, second = Recorder(topics.enriched), Recorder(topics.enriched)
+    everything = {(topics.raw, p) for p in range(4)}
+    with running(
+        _loop(kafka_settings, topics, first, instance="a", mode=DeliveryMode.EXACTLY_ONCE)
+    ):
+        wait_for(lambda: first.assigned == everything, timeout=60, what="first to own all")
+        with running(
+            _loop(kafka_settings, topics, second, instance="b", mode=DeliveryMode.EXACTLY_ONCE)
+        ):
+            wait_for(lambda: second.assigned and first.assigned, timeout=60, what="a split")
+            assert first.revoked, "the first member was told before losing partitions"
+            assert first.assigned | second.assigned == everything
+            assert not first.assigned & second.assigned
+        wait_for(lambda: first.assigned == everything, timeout=60, what="first to own all again")
+
+
+def test_retry_later_rewinds_and_discards_the_failed_batch(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    _load(kafka_settings, topics.raw, 600)
+    handler = Recorder(topics.enriched, fail_first=3)
+    loop = _loop(kafka_settings, topics, handler, instance="r", mode=DeliveryMode.EXACTLY_ONCE)
+    with running(loop):
+        wait_for(lambda: handler.seen >= 600, timeout=60, what="all records after the retries")
+    out = read_all(kafka_settings, topics.enriched)
+    assert handler.retries == 3
+    assert len(out) == 600, "aborted attempts leave nothing behind"
+    assert all(m.value() != b"must never be visible" for m in out)
+    metrics = generate_latest(loop.metrics.registry).decode()
+    assert 'fleetpipe_transactions_total{outcome="aborted"} 3.0' in metrics
+
+
+def test_health_endpoints_and_metrics_follow_the_loop(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    _load(kafka_settings, topics.raw, 300)
+    handler = Recorder(topics.enriched)
+    loop = _loop(kafka_settings, topics, handler, instance="h", mode=DeliveryMode.AT_LEAST_ONCE)
+    health = Health()
+    loop.health = health
+    server = HealthServer(health, loop.metrics, host="127.0.0.1", port=0)
+    server.start()
+
+    def get(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=2) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    try:
+        assert get("/readyz") == 503, "not ready before partitions are assigned"
+        assert get("/healthz") == 200
+        with running(loop):
+            wait_for(lambda: handler.seen >= 300, timeout=60, what="records processed")
+            assert get("/readyz") == 200
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics") as r:
+                text = r.read().decode()
+            assert f'fleetpipe_records_consumed_total{{topic="{topics.raw}"}} 300.0' in text
+            assert f'fleetpipe_records_produced_total{{topic="{topics.enriched}"}} 300.0' in text
+        assert get("/readyz") == 503, "not ready once stopped"
+    finally:
+        server.stop()

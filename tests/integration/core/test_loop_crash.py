@@ -11,6 +11,7 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.testing import (
     ServiceProcess,
     committed_total,
+    end_offsets,
     produce_all,
     read_all,
     service_env,
@@ -57,7 +58,9 @@ def _wait_done(worker: ServiceProcess, kafka: KafkaSettings, topics: Topics) -> 
     wait_for(done, timeout=120, what="the restarted worker to finish")
 
 
-def _kill_mid_batch(worker: ServiceProcess, kafka: KafkaSettings, topics: Topics) -> int:
+def _kill_mid_batch(
+    worker: ServiceProcess, kafka: KafkaSettings, topics: Topics, *, transactional: bool
+) -> int:
     """Let a few batches commit, then SIGKILL the worker while it holds a batch open."""
     group = f"pt-{topics.raw}"
 
@@ -74,6 +77,23 @@ def _kill_mid_batch(worker: ServiceProcess, kafka: KafkaSettings, topics: Topics
         interval=0.02,
         what="the worker to hold a new batch open",
     )
+
+    # Kill only once the held batch has reached the broker (uncommitted), not while it is still
+    # in the client's memory: that is the case where a zombie transaction must be aborted.
+    def held_batch_on_broker() -> bool:
+        high = end_offsets(kafka, topics.enriched)
+        if transactional:
+            # An open transaction: records written beyond the last stable offset.
+            stable = end_offsets(kafka, topics.enriched, read_committed=True)
+            return any(high[p] > stable[p] for p in high)
+        return sum(high.values()) > committed_total(kafka, group, topics.raw)
+
+    wait_for(
+        held_batch_on_broker,
+        timeout=2.5,
+        interval=0.05,
+        what="the held batch to reach the broker",
+    )
     worker.kill()
     return committed_total(kafka, group, topics.raw)
 
@@ -83,7 +103,7 @@ def test_exactly_once_survives_sigkill_mid_batch(
 ) -> None:
     sent = _preload(kafka_settings, topics.raw)
     worker = _worker(kafka_settings, topics, "exactly-once", tmp_path / "w1.log", hold_ms=3000)
-    committed_at_kill = _kill_mid_batch(worker, kafka_settings, topics)
+    committed_at_kill = _kill_mid_batch(worker, kafka_settings, topics, transactional=True)
     assert committed_at_kill < EVENTS, "the kill must land before the work is done"
     # The killed worker's open transaction holds records that must never become visible.
     uncommitted = read_all(kafka_settings, topics.enriched, read_committed=False, idle_s=1)
@@ -105,7 +125,7 @@ def test_at_least_once_loses_nothing_across_sigkill(
 ) -> None:
     sent = _preload(kafka_settings, topics.raw)
     worker = _worker(kafka_settings, topics, "at-least-once", tmp_path / "w1.log", hold_ms=3000)
-    _kill_mid_batch(worker, kafka_settings, topics)
+    _kill_mid_batch(worker, kafka_settings, topics, transactional=False)
     restarted = _worker(kafka_settings, topics, "at-least-once", tmp_path / "w2.log", hold_ms=0)
     _wait_done(restarted, kafka_settings, topics)
     assert restarted.stop() == 0

@@ -99,3 +99,36 @@ def simulate_command(
         raise typer.Exit(1) from None
     console.print(summary(result))
     raise typer.Exit(130 if result.interrupted else 0)
+
+
+def bench_ingest_command(
+    events: Annotated[
+        int, typer.Option(min=10_000, help="events per run at batches of 100 and 500")
+    ] = 300_000,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    partitions: Annotated[int, typer.Option(min=1, help="partitions of the raw topic")] = 6,
+    sustained: Annotated[
+        float, typer.Option(min=0, help="seconds of the simulator-fed run (0: skip)")
+    ] = 60.0,
+    vehicles: Annotated[
+        int, typer.Option(min=1, help="vehicles of the simulator-fed run")
+    ] = 50_000,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/ingest.md"
+    ),
+) -> None:
+    """Ingest: CPU µs per event at batch sizes 1, 10, 100, 500 and sustained events/s."""
+    from rich.console import Console
+
+    from fleetpipe.devstack.stack import DevStack, DevStackSettings
+    from fleetpipe_loadtest.bench_ingest import BenchConfig, run_ingest_bench
+
+    config = BenchConfig(
+        events=events,
+        runs=runs,
+        partitions=partitions,
+        sustained_s=sustained,
+        vehicles=vehicles,
+        report=report,
+    )
+    run_ingest_bench(DevStack(DevStackSettings()), config, Console())

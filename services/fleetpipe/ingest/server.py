@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import _async as health_aio  # what health.aio names, typed
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -33,16 +34,14 @@ from fleetpipe.core.records import dead_letter_record
 from fleetpipe.ingest.auth import TokenStore, bearer_token
 from fleetpipe.ingest.settings import IngestSettings
 from fleetpipe.ingest.sink import BatchDelivery, KafkaSink, SinkFailed, SinkFull
-from fleetpipe.ingest.validation import VehicleIdCheck, validate_batch
-from fleetpipe.pb.v1 import ingest_pb2, ingest_pb2_grpc
+from fleetpipe.ingest.validation import VehicleIdCheck, Verdict, validate_batch
+from fleetpipe.ingest.wire import LATE_FIELD, event_spans, fleet_field, ingest_time_field
+from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 
 log = logging.getLogger(__name__)
 
-_Context = grpc.aio.ServicerContext[ingest_pb2.TelemetryBatch, ingest_pb2.PublishAck]
-# The generated gRPC module carries no annotations.
-_add_ingest_servicer: Callable[[Any, grpc.aio.Server], None] = (
-    ingest_pb2_grpc.add_TelemetryIngestServicer_to_server
-)
+# Requests arrive as bytes: ingest parses them itself and forwards each event's own bytes.
+_Context = grpc.aio.ServicerContext[bytes, ingest_pb2.PublishAck]
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["TelemetryIngest"].full_name
 _ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
@@ -91,7 +90,7 @@ class _Pending:
     received: float
 
 
-class IngestServicer(ingest_pb2_grpc.TelemetryIngestServicer):
+class IngestServicer:
     def __init__(
         self,
         settings: IngestSettings,
@@ -112,9 +111,22 @@ class IngestServicer(ingest_pb2_grpc.TelemetryIngestServicer):
 
     # --- RPCs ---------------------------------------------------------------------------------
 
-    async def Publish(
-        self, request: ingest_pb2.TelemetryBatch, context: _Context
-    ) -> ingest_pb2.PublishAck:
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        """The service's methods, taking the request bytes as they came off the wire."""
+        ack = ingest_pb2.PublishAck.SerializeToString
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                "Publish": grpc.unary_unary_rpc_method_handler(
+                    self.Publish, request_deserializer=None, response_serializer=ack
+                ),
+                "Stream": grpc.stream_stream_rpc_method_handler(
+                    self.Stream, request_deserializer=None, response_serializer=ack
+                ),
+            },
+        )
+
+    async def Publish(self, request: bytes, context: _Context) -> ingest_pb2.PublishAck:
         try:
             fleet = self._authenticate(context)
             pending = self._accept(request, fleet)
@@ -126,7 +138,7 @@ class IngestServicer(ingest_pb2_grpc.TelemetryIngestServicer):
 
     async def Stream(
         self,
-        request_iterator: AsyncIterator[ingest_pb2.TelemetryBatch],
+        request_iterator: AsyncIterator[bytes],
         context: _Context,
     ) -> None:
         try:
@@ -186,9 +198,15 @@ class IngestServicer(ingest_pb2_grpc.TelemetryIngestServicer):
             raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, "unknown token")
         return fleet
 
-    def _accept(self, batch: ingest_pb2.TelemetryBatch, fleet: str) -> _Pending:
+    def _accept(self, raw: bytes, fleet: str) -> _Pending:
         """Validate and produce one batch; the returned delivery completes when Kafka has it."""
         received = time.monotonic()
+        try:
+            batch = ingest_pb2.TelemetryBatch.FromString(raw)
+        except DecodeError:
+            raise _Refusal(
+                grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid TelemetryBatch"
+            ) from None
         events = batch.events
         n = len(events)
         if n > self.settings.max_batch_events:
@@ -211,67 +229,102 @@ class IngestServicer(ingest_pb2_grpc.TelemetryIngestServicer):
                 f"the token is for fleet {fleet!r}; batch {batch.batch_id} has an event of "
                 f"fleet {verdict.foreign_fleet[:64]!r}: the whole batch is refused",
             )
-        accepted, rejected = verdict.accepted, verdict.rejected
         try:
             delivery = self.sink.reserve(n, asyncio.get_running_loop())
         except SinkFull as exc:
             raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; retry later") from None
         except SinkFailed as exc:
             raise _Refusal(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
-        values: list[bytes] = []
-        keys: list[str] = []
-        if verdict.late:
-            for i in verdict.late:
-                events[i].late = True
-        if not rejected:
-            for e in events:
-                e.ingest_time_us = now_us
-                if not e.fleet_id:
-                    e.fleet_id = fleet
-                values.append(e.SerializeToString())
-                keys.append(e.vehicle_id)
-        else:
-            for i in accepted:
-                e = events[i]
-                e.ingest_time_us = now_us
-                if not e.fleet_id:
-                    e.fleet_id = fleet
-                values.append(e.SerializeToString())
-                keys.append(e.vehicle_id)
+        values, payloads = self._records(raw, events, verdict, fleet, now_us)
         deadletters: list[tuple[bytes, bytes | None, Headers]] = []
-        for r in rejected:
-            e = events[r.index]
-            key = e.vehicle_id.encode() or None
+        for r in verdict.rejected:
+            key = events[r.index].vehicle_id.encode() or None
             value, headers = dead_letter_record(
                 reason="invalid_event",
                 error=f"{r.field}: {r.reason}",
                 service="ingest",
                 key=key,
-                payload=e.SerializeToString(),
+                payload=payloads[r.index],
             )
             deadletters.append((value, key, headers))
         try:
-            self.sink.submit(delivery, values, keys, deadletters)
+            self.sink.submit(delivery, values, verdict.keys, deadletters)
         except SinkFull as exc:
             raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; retry later") from None
         except SinkFailed as exc:
             raise _Refusal(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
         ack = ingest_pb2.PublishAck(
-            batch_id=batch.batch_id, accepted=len(accepted), late=len(verdict.late)
+            batch_id=batch.batch_id, accepted=len(verdict.accepted), late=len(verdict.late)
         )
-        for r in rejected:
+        for r in verdict.rejected:
             ack.rejected.add(index=r.index, code=r.code, field=r.field, reason=r.reason)
+        self._count(n, verdict)
+        return _Pending(ack, delivery, received)
+
+    def _records(
+        self,
+        raw: bytes,
+        events: Sequence[telemetry_pb2.Telemetry],
+        verdict: Verdict,
+        fleet: str,
+        now_us: int,
+    ) -> tuple[list[bytes], dict[int, bytes]]:
+        """The values to produce for accepted events, and the original bytes of rejected ones.
+
+        Each accepted event is its own bytes from the request with ingest's fields appended
+        (see wire.py); a request the scanner does not follow is re-serialised instead.
+        """
+        stamp = ingest_time_field(now_us)
+        accepted = verdict.accepted
+        spans = event_spans(raw)
+        if spans is None or len(spans) != len(events):
+            return self._reserialised(events, verdict, fleet, now_us)
+        rejected = {r.index: raw[spans[r.index][0] : spans[r.index][1]] for r in verdict.rejected}
+        if not rejected and not verdict.late and not verdict.no_fleet:
+            return [raw[a:b] + stamp for a, b in spans], rejected
+        late, no_fleet = set(verdict.late), set(verdict.no_fleet)
+        fleet_bytes = fleet_field(fleet)
+        values = []
+        for i in accepted:
+            a, b = spans[i]
+            extra = stamp
+            if i in late:
+                extra += LATE_FIELD
+            if i in no_fleet:
+                extra += fleet_bytes
+            values.append(raw[a:b] + extra)
+        return values, rejected
+
+    def _reserialised(
+        self,
+        events: Sequence[telemetry_pb2.Telemetry],
+        verdict: Verdict,
+        fleet: str,
+        now_us: int,
+    ) -> tuple[list[bytes], dict[int, bytes]]:
+        rejected = {r.index: events[r.index].SerializeToString() for r in verdict.rejected}
+        late = set(verdict.late)
+        values = []
+        for i in verdict.accepted:
+            e = events[i]
+            e.ingest_time_us = now_us
+            e.late = i in late
+            if not e.fleet_id:
+                e.fleet_id = fleet
+            values.append(e.SerializeToString())
+        return values, rejected
+
+    def _count(self, n: int, verdict: Verdict) -> None:
         m = self.metrics
-        m.accepted.inc(len(accepted))
-        if rejected:
-            m.rejected.inc(len(rejected))
-            for r in rejected:
+        m.accepted.inc(len(verdict.accepted))
+        if verdict.rejected:
+            m.rejected.inc(len(verdict.rejected))
+            for r in verdict.rejected:
                 m.shared.rejected.labels(r.code_name).inc()
-            m.shared.deadletters.labels("invalid_event").inc(len(rejected))
+            m.shared.deadletters.labels("invalid_event").inc(len(verdict.rejected))
         if verdict.late:
             m.late.inc(len(verdict.late))
         m.shared.batch_size.observe(n)
-        return _Pending(ack, delivery, received)
 
     async def _acknowledge(self, pending: _Pending) -> ingest_pb2.PublishAck:
         delivery = pending.delivery
@@ -330,7 +383,7 @@ def build_server(
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ]
     )
-    _add_ingest_servicer(servicer, server)
+    server.add_generic_rpc_handlers((servicer.handler(),))
     health_pb2_grpc.add_HealthServicer_to_server(health_service.servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

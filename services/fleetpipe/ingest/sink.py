@@ -154,8 +154,10 @@ class KafkaSink:
         topic = self.raw_topic
         produced = 0
         try:
+            # Positional arguments (partition -1: the partitioner decides by key) parse
+            # measurably faster than keywords, once per event.
             for value, key in zip(values, keys, strict=True):
-                produce(topic, value, key, on_delivery=cb)
+                produce(topic, value, key, -1, cb)
                 produced += 1
             for value, dl_key, headers in deadletters:
                 produce(self.deadletter_topic, value, dl_key, headers=headers, on_delivery=cb)

@@ -36,11 +36,14 @@ class Rejection:
 
 @dataclass(slots=True)
 class Verdict:
-    """What to do with a batch: indexes of accepted events, rejections, late ones."""
+    """What to do with a batch: indexes of accepted events (with their vehicle ids, the Kafka
+    keys), rejections, late ones, and accepted ones that did not name their fleet."""
 
     accepted: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     late: list[int] = field(default_factory=list)
+    no_fleet: list[int] = field(default_factory=list)
     foreign_fleet: str | None = None  # an event claims another fleet than the caller's
 
 
@@ -48,17 +51,17 @@ class VehicleIdCheck:
     """Remembers well-formed vehicle ids, so the regular expression runs once per vehicle."""
 
     def __init__(self, max_size: int = 1_000_000) -> None:
-        self._good: set[str] = set()
+        self.good: set[str] = set()
         self._max = max_size
 
     def ok(self, vehicle_id: str) -> bool:
-        if vehicle_id in self._good:
+        if vehicle_id in self.good:
             return True
         if not VEHICLE_ID_RE.match(vehicle_id):
             return False
-        if len(self._good) >= self._max:
-            self._good.clear()  # a bound on memory; refilled from live traffic
-        self._good.add(vehicle_id)
+        if len(self.good) >= self._max:
+            self.good.clear()  # a bound on memory; refilled from live traffic
+        self.good.add(vehicle_id)
         return True
 
 
@@ -71,62 +74,92 @@ def validate_batch(
     late_after_us: int,
     ids: VehicleIdCheck,
 ) -> Verdict:
-    """Check every event of a batch for a caller bound to ``fleet_id``."""
+    """Check every event of a batch for a caller bound to ``fleet_id``.
+
+    One loop, each field read once: this runs for every event ingest receives. The first field
+    that fails names the rejection; an event of another fleet stops the whole batch.
+    """
     verdict = Verdict()
-    accepted, rejected, late = verdict.accepted, verdict.rejected, verdict.late
+    accepted, keys, late = verdict.accepted, verdict.keys, verdict.late
     future_limit = now_us + max_future_us
     late_limit = now_us - late_after_us
+    known = ids.good
     for i, e in enumerate(events):
         fleet = e.fleet_id
-        if fleet and fleet != fleet_id:
-            verdict.foreign_fleet = fleet
-            return verdict
-        problem = _check(e, future_limit, ids)
-        if problem is not None:
-            code, path, reason = problem
-            rejected.append(Rejection(i, code, path, reason))
+        if fleet != fleet_id:
+            if fleet:
+                verdict.foreign_fleet = fleet
+                return verdict
+            verdict.no_fleet.append(i)
+        vid = e.vehicle_id
+        if vid not in known and not ids.ok(vid):
+            verdict.rejected.append(_vehicle_id_problem(i, vid))
+            continue
+        if not e.seq:
+            verdict.rejected.append(Rejection(i, MISSING, "seq", "seq must be > 0 (from 1)"))
+            continue
+        t = e.event_time_us
+        if not 0 < t <= future_limit:
+            verdict.rejected.append(_time_problem(i, t))
+            continue
+        loc = e.location
+        lat = loc.lat
+        lon = loc.lon
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or (
+            lat == 0.0 and lon == 0.0 and not e.HasField("location")
+        ):
+            verdict.rejected.append(_location_problem(i, e, lat, lon))
+            continue
+        speed = e.motion.speed_kmh
+        fuel = e.engine.fuel_pct
+        pct = e.battery.pct
+        if not (0.0 <= speed <= MAX_SPEED_KMH and 0.0 <= fuel <= 100.0 and 0.0 <= pct <= 100.0):
+            verdict.rejected.append(_range_problem(i, speed, fuel, pct))
             continue
         accepted.append(i)
-        if e.event_time_us < late_limit:
+        keys.append(vid)
+        if t < late_limit:
             late.append(i)
+    if verdict.no_fleet and verdict.rejected:
+        gone = {r.index for r in verdict.rejected}
+        verdict.no_fleet = [i for i in verdict.no_fleet if i not in gone]
     return verdict
 
 
-def _check(
-    e: telemetry_pb2.Telemetry, future_limit: int, ids: VehicleIdCheck
-) -> tuple[ingest_pb2.RejectCode, str, str] | None:
-    vid = e.vehicle_id
+# The slow paths: only for events that fail, so they may take their time to explain.
+
+
+def _vehicle_id_problem(i: int, vid: str) -> Rejection:
     if not vid:
-        return MISSING, "vehicle_id", "vehicle_id is required"
-    if not ids.ok(vid):
-        return (
-            MALFORMED,
-            "vehicle_id",
-            f"vehicle_id {vid[:80]!r} must be 1-64 letters, digits or . _ : - "
-            "and start with a letter or digit",
-        )
-    if not e.seq:
-        return MISSING, "seq", "seq must be > 0 (sequence numbers start at 1)"
-    t = e.event_time_us
+        return Rejection(i, MISSING, "vehicle_id", "vehicle_id is required")
+    return Rejection(
+        i,
+        MALFORMED,
+        "vehicle_id",
+        f"vehicle_id {vid[:80]!r} must be 1-64 letters, digits or . _ : - "
+        "and start with a letter or digit",
+    )
+
+
+def _time_problem(i: int, t: int) -> Rejection:
     if t <= 0:
-        return MISSING, "event_time_us", "event_time_us is required (Unix microseconds)"
-    if t > future_limit:
-        return FUTURE, "event_time_us", f"event_time_us {t} is too far in the future"
-    loc = e.location
-    lat, lon = loc.lat, loc.lon
-    if lat == 0.0 and lon == 0.0 and not e.HasField("location"):
-        return MISSING, "location", "location is required"
+        return Rejection(i, MISSING, "event_time_us", "event_time_us is required (Unix µs)")
+    return Rejection(i, FUTURE, "event_time_us", f"event_time_us {t} is too far in the future")
+
+
+def _location_problem(i: int, e: telemetry_pb2.Telemetry, lat: float, lon: float) -> Rejection:
+    if not e.HasField("location"):
+        return Rejection(i, MISSING, "location", "location is required")
     if not -90.0 <= lat <= 90.0:
-        return OUT_OF_RANGE, "location.lat", f"lat {lat} is outside -90..90"
-    if not -180.0 <= lon <= 180.0:
-        return OUT_OF_RANGE, "location.lon", f"lon {lon} is outside -180..180"
-    speed = e.motion.speed_kmh
+        return Rejection(i, OUT_OF_RANGE, "location.lat", f"lat {lat} is outside -90..90")
+    return Rejection(i, OUT_OF_RANGE, "location.lon", f"lon {lon} is outside -180..180")
+
+
+def _range_problem(i: int, speed: float, fuel: float, pct: float) -> Rejection:
     if not 0.0 <= speed <= MAX_SPEED_KMH:
-        return OUT_OF_RANGE, "motion.speed_kmh", f"speed {speed} is outside 0..{MAX_SPEED_KMH:g}"
-    fuel = e.engine.fuel_pct
+        return Rejection(
+            i, OUT_OF_RANGE, "motion.speed_kmh", f"speed {speed} is outside 0..{MAX_SPEED_KMH:g}"
+        )
     if not 0.0 <= fuel <= 100.0:
-        return OUT_OF_RANGE, "engine.fuel_pct", f"fuel {fuel} is outside 0..100"
-    pct = e.battery.pct
-    if not 0.0 <= pct <= 100.0:
-        return OUT_OF_RANGE, "battery.pct", f"battery {pct} is outside 0..100"
-    return None
+        return Rejection(i, OUT_OF_RANGE, "engine.fuel_pct", f"fuel {fuel} is outside 0..100")
+    return Rejection(i, OUT_OF_RANGE, "battery.pct", f"battery {pct} is outside 0..100")

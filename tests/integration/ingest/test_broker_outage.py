@@ -13,7 +13,7 @@ import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import telemetry_pb2
-from fleetpipe.testing import read_all
+from fleetpipe.testing import end_offsets, read_all
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.sender import Sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick
@@ -85,9 +85,14 @@ def test_with_the_broker_stopped_mid_stream_clients_retry_and_the_raw_topic_has_
     assert stats.resent_batches >= 1
     assert stats.accepted >= VEHICLES * TICKS
 
+    stored = sum(end_offsets(kafka_settings, topics.raw).values())
+    assert stored >= stats.accepted
     seen: dict[str, set[int]] = defaultdict(set)
     copies = 0
-    for msg in read_all(kafka_settings, topics.raw, timeout=180):
+    # After a restart the group coordinator takes a while to load: wait longer for records.
+    records = read_all(kafka_settings, topics.raw, idle_s=15, timeout=240)
+    assert len(records) == stored
+    for msg in records:
         e = telemetry_pb2.Telemetry.FromString(msg.value())
         copies += 1
         seen[e.vehicle_id].add(e.seq)

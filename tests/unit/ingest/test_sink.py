@@ -42,10 +42,18 @@ class FakeClient:
         self.queued: list[tuple[str, bytes, Callable[[Any, Any], None]]] = []
         self.room = room
 
-    def produce(self, topic: str, value: bytes, key: Any = None, **kw: Any) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: Any = None,
+        partition: int = -1,
+        on_delivery: Any = None,
+        **kw: Any,
+    ) -> None:
         if len(self.queued) >= self.room:
             raise BufferError("queue full")
-        self.queued.append((topic, value, kw["on_delivery"]))
+        self.queued.append((topic, value, on_delivery))
 
     def report(self, n: int | None = None, error: FakeError | None = None) -> None:
         n = len(self.queued) if n is None else n

@@ -99,7 +99,11 @@ def start_ingest(
         proc.check_alive()
         return proc.ready()
 
-    wait_for(ready, timeout=60, interval=0.05, what="ingest to be ready")
+    try:
+        wait_for(ready, timeout=60, interval=0.05, what="ingest to be ready")
+    except BaseException:
+        proc.kill()
+        raise
     return proc, f"127.0.0.1:{port}"
 
 

@@ -128,6 +128,10 @@ class Mode(IntEnum):
     STOPPED = 2  # stationary with the ignition on
 
 
+# Plain ints for the per-tick code: an enum member lookup costs an attribute search each time.
+_PARKED, _DRIVING, _STOPPED = int(Mode.PARKED), int(Mode.DRIVING), int(Mode.STOPPED)
+
+
 class _After(IntEnum):
     DEPART = 0  # next leg of the trip
     RESUME = 1  # the rest of an interrupted leg
@@ -568,7 +572,7 @@ class Fleet:
         self.battery[i] = r.uniform(35, 95) if v.type.electric else self.battery12[i]
         self.coolant[i] = self.ambient[i] + r.uniform(0, 15 if v.type.electric else 40)
         self.odometer[i] = r.uniform(5_000, 150_000)
-        self.mode[i] = Mode.PARKED
+        self.mode[i] = _PARKED
         v.after = _After.TRIP
         self.next_change[i] = r.uniform(0, 60) if r.random() < 0.6 else r.uniform(0, 900)
 
@@ -659,7 +663,7 @@ class Fleet:
         return [self._vehicles[i] for i in sorted(self._active)]
 
     def _kinematics(self, t: float) -> None:
-        driving = self.mode == Mode.DRIVING
+        driving = self.mode == _DRIVING
         tau = np.clip(t - self.seg_t0, 0.0, self.seg_ta + self.seg_tc + self.seg_tb)
         ta, tc, b = self.seg_ta, self.seg_tc, self.seg_b
         in_a = tau < ta
@@ -688,7 +692,7 @@ class Fleet:
         self.lon = np.where(driving, self.seg_lon0 + f * (self.seg_lon1 - self.seg_lon0), self.lon)
         self._use_energy(ds)
         # Coolant: towards its running temperature with the engine on, to ambient when off.
-        ign = self.mode != Mode.PARKED
+        ign = self.mode != _PARKED
         load = np.minimum(self.v / 15.0, 1.0)
         target = np.where(
             ign, np.where(self.electric, 30.0 + 8.0 * load, 88.0 + 6.0 * load), self.ambient
@@ -700,7 +704,7 @@ class Fleet:
     def _use_energy(self, ds_m: F64) -> None:
         km = ds_m / 1000.0
         self.odometer += km
-        ign = self.mode != Mode.PARKED
+        ign = self.mode != _PARKED
         use = km * self.energy_per_km * self.use_mult + np.where(ign, 0.00037 * self.dt, 0.0)
         ice = ~self.electric
         self.fuel = np.where(
@@ -717,7 +721,7 @@ class Fleet:
         u = [_channel(h, c) for c in range(6)]
         v = self.v
         # A driving vehicle has not reached its stop yet: it reports a speed, however small.
-        moving = self.mode == Mode.DRIVING
+        moving = self.mode == _DRIVING
         speed = np.where(moving, np.maximum(v * 3.6 + (u[0] - 0.5) * 0.6, 0.1), 0.0)
         self.o_speed = speed
         self.o_ax = (v - self.v_prev) / self.dt + (u[1] - 0.5) * 0.2
@@ -734,7 +738,7 @@ class Fleet:
         )
         self.o_acc = 3.0 + 5.0 * u[5]
         self.o_alt = self.alt_base + (u[5] - 0.5)
-        ign = self.mode != Mode.PARKED
+        ign = self.mode != _PARKED
         self.o_ign = ign
         ice = ~self.electric
         gear = np.searchsorted(_GEAR_UPPER, speed, side="right").astype(np.int64)
@@ -846,7 +850,7 @@ class Fleet:
     def _transition(self, v: _Vehicle, t: float) -> None:
         i = v.row
         mode = self.mode[i]
-        if mode == Mode.DRIVING:
+        if mode == _DRIVING:
             self._arrive(v, t)
             return
         after, v.after = v.after, _After.DEPART
@@ -958,7 +962,7 @@ class Fleet:
         self.seg_ta[i], self.seg_tc[i], self.seg_tb[i] = ta, tc, tb
         self.seg_da[i], self.seg_dc[i], self.seg_t0[i] = da, dc, t0
         self.s_prev[i] = 0.0
-        self.mode[i] = Mode.DRIVING
+        self.mode[i] = _DRIVING
         self.next_change[i] = t0 + ta + tc + tb
 
     def _arrive(self, v: _Vehicle, t: float) -> None:
@@ -1030,13 +1034,13 @@ class Fleet:
 
     def _stop(self, v: _Vehicle, t: float, duration: float, after: _After) -> None:
         i = v.row
-        self.mode[i] = Mode.STOPPED
+        self.mode[i] = _STOPPED
         v.after = after
         self.next_change[i] = t + duration
 
     def _park(self, v: _Vehicle, t: float, duration: float, after: _After) -> None:
         i = v.row
-        self.mode[i] = Mode.PARKED
+        self.mode[i] = _PARKED
         v.after = after
         self.next_change[i] = t + duration
 
@@ -1089,7 +1093,7 @@ class Fleet:
         return kind if _CATEGORY[kind] == cat else None
 
     def _cruise_triggers(self, t: float) -> None:
-        cand = self.pend_cruise & (self.pend_due <= t) & (self.mode == Mode.DRIVING)
+        cand = self.pend_cruise & (self.pend_due <= t) & (self.mode == _DRIVING)
         if not cand.any():
             return
         tau = t - self.seg_t0
@@ -1307,7 +1311,7 @@ class _Sos(_Scenario):
         fleet._stop(self.v, t, self.v.rng.uniform(30, 60), _After.DEPART)
 
     def step(self, fleet: Fleet, t: float) -> None:
-        if fleet.mode[self.v.row] == Mode.STOPPED:
+        if fleet.mode[self.v.row] == _STOPPED:
             fleet.o_sos[self.v.row] = True
         else:
             self.done = True
@@ -1320,10 +1324,10 @@ class _Idling(_Scenario):
         fleet._stop(self.v, t, self.v.rng.uniform(480, 720), _After.DEPART)
 
     def holds(self, fleet: Fleet, kind: ScenarioKind, i: int) -> bool:
-        return bool(fleet.mode[i] == Mode.STOPPED and fleet.o_ign[i] and fleet.o_speed[i] == 0)
+        return bool(fleet.mode[i] == _STOPPED and fleet.o_ign[i] and fleet.o_speed[i] == 0)
 
     def step(self, fleet: Fleet, t: float) -> None:
-        if fleet.mode[self.v.row] != Mode.STOPPED:
+        if fleet.mode[self.v.row] != _STOPPED:
             self.done = True
 
 
@@ -1421,7 +1425,7 @@ class _GearMismatch(_Scenario):
 
     def step(self, fleet: Fleet, t: float) -> None:
         i = self.v.row
-        if t >= self.t0 + self.duration or fleet.mode[i] != Mode.DRIVING:
+        if t >= self.t0 + self.duration or fleet.mode[i] != _DRIVING:
             self.done = True
             return
         gear = min(int(fleet.o_gear[i]) + 2, 6)
@@ -1488,7 +1492,7 @@ class _Overheating(_Scenario):
         i = v.row
         dt = fleet.dt
         if self.phase == "ramp":
-            if fleet.mode[i] != Mode.PARKED:
+            if fleet.mode[i] != _PARKED:
                 self.temp = min(self.peak, self.temp + 1.0 * dt)
             if self.temp >= self.peak:
                 self.phase, self.hold_until = "hold", t + 30.0
@@ -1497,13 +1501,13 @@ class _Overheating(_Scenario):
                 self.phase = "pull_over"
                 v.keep_running = False
                 v.route, v.legs_left = [], 0
-                if fleet.mode[i] == Mode.DRIVING:
+                if fleet.mode[i] == _DRIVING:
                     fleet._brake_to_stop(v, t, float(fleet.brake_rate[i]))
                     v.stop_then = ("park", v.rng.uniform(1200, 1800))
                 else:
                     fleet._park(v, t, v.rng.uniform(1200, 1800), _After.TRIP)
         else:
-            if fleet.mode[i] == Mode.PARKED:
+            if fleet.mode[i] == _PARKED:
                 self.temp = max(95.0, self.temp - 0.5 * dt)
             if self.temp <= 95.0:
                 self.done = True

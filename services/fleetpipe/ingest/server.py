@@ -15,9 +15,10 @@ control pushes back on the client).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,17 @@ class _Refusal(Exception):
         super().__init__(details)
         self.code = code
         self.details = details
+
+
+@contextlib.contextmanager
+def _sink_errors() -> Iterator[None]:
+    """Kafka-side refusals as gRPC statuses: full → RESOURCE_EXHAUSTED, failed → UNAVAILABLE."""
+    try:
+        yield
+    except SinkFull as exc:
+        raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; retry later") from None
+    except SinkFailed as exc:
+        raise _Refusal(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
 
 @dataclass
@@ -229,13 +241,22 @@ class IngestServicer:
                 f"the token is for fleet {fleet!r}; batch {batch.batch_id} has an event of "
                 f"fleet {verdict.foreign_fleet[:64]!r}: the whole batch is refused",
             )
-        try:
+        with _sink_errors():
             delivery = self.sink.reserve(n, asyncio.get_running_loop())
-        except SinkFull as exc:
-            raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; retry later") from None
-        except SinkFailed as exc:
-            raise _Refusal(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
-        values, payloads = self._records(raw, events, verdict, fleet, now_us)
+        stamp = ingest_time_field(now_us)
+        spans = event_spans(raw)
+        if spans is not None and len(spans) != n:
+            spans = None
+        plain = len(verdict.accepted) == n and not verdict.late and not verdict.no_fleet
+        if spans is not None and plain:
+            # The common case, all valid: no per-event work but the slice and the send.
+            with _sink_errors():
+                self.sink.submit_slices(delivery, raw, spans, stamp, verdict.keys)
+            self._count(n, verdict)
+            return _Pending(
+                ingest_pb2.PublishAck(batch_id=batch.batch_id, accepted=n), delivery, received
+            )
+        values, payloads = self._records(raw, spans, events, verdict, fleet, stamp, now_us)
         deadletters: list[tuple[bytes, bytes | None, Headers]] = []
         for r in verdict.rejected:
             key = events[r.index].vehicle_id.encode() or None
@@ -247,12 +268,8 @@ class IngestServicer:
                 payload=payloads[r.index],
             )
             deadletters.append((value, key, headers))
-        try:
+        with _sink_errors():
             self.sink.submit(delivery, values, verdict.keys, deadletters)
-        except SinkFull as exc:
-            raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; retry later") from None
-        except SinkFailed as exc:
-            raise _Refusal(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
         ack = ingest_pb2.PublishAck(
             batch_id=batch.batch_id, accepted=len(verdict.accepted), late=len(verdict.late)
         )
@@ -264,9 +281,11 @@ class IngestServicer:
     def _records(
         self,
         raw: bytes,
+        spans: list[tuple[int, int]] | None,
         events: Sequence[telemetry_pb2.Telemetry],
         verdict: Verdict,
         fleet: str,
+        stamp: bytes,
         now_us: int,
     ) -> tuple[list[bytes], dict[int, bytes]]:
         """The values to produce for accepted events, and the original bytes of rejected ones.
@@ -274,18 +293,13 @@ class IngestServicer:
         Each accepted event is its own bytes from the request with ingest's fields appended
         (see wire.py); a request the scanner does not follow is re-serialised instead.
         """
-        stamp = ingest_time_field(now_us)
-        accepted = verdict.accepted
-        spans = event_spans(raw)
-        if spans is None or len(spans) != len(events):
+        if spans is None:
             return self._reserialised(events, verdict, fleet, now_us)
         rejected = {r.index: raw[spans[r.index][0] : spans[r.index][1]] for r in verdict.rejected}
-        if not rejected and not verdict.late and not verdict.no_fleet:
-            return [raw[a:b] + stamp for a, b in spans], rejected
         late, no_fleet = set(verdict.late), set(verdict.no_fleet)
         fleet_bytes = fleet_field(fleet)
         values = []
-        for i in accepted:
+        for i in verdict.accepted:
             a, b = spans[i]
             extra = stamp
             if i in late:

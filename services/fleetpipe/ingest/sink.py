@@ -170,6 +170,32 @@ class KafkaSink:
             raise SinkFailed(f"produce failed: {exc.args[0]}") from None
         delivery.seal(produced)
 
+    def submit_slices(
+        self,
+        delivery: BatchDelivery,
+        raw: bytes,
+        spans: list[tuple[int, int]],
+        suffix: bytes,
+        keys: list[str],
+    ) -> None:
+        """Like :meth:`submit` for a batch whose events all pass: each value is
+        ``raw[start:end] + suffix``, cut while producing (one loop over the events, not two)."""
+        produce = self.producer.client.produce
+        cb = delivery.on_delivery
+        topic = self.raw_topic
+        produced = 0
+        try:
+            for (start, end), key in zip(spans, keys, strict=True):
+                produce(topic, raw[start:end] + suffix, key, -1, cb)
+                produced += 1
+        except BufferError:
+            self._fail_partly(delivery, produced)
+            raise SinkFull("the producer's local queue is full") from None
+        except KafkaException as exc:
+            self._fail_partly(delivery, produced)
+            raise SinkFailed(f"produce failed: {exc.args[0]}") from None
+        delivery.seal(produced)
+
     def _fail_partly(self, delivery: BatchDelivery, produced: int) -> None:
         # The records already handed over still report; their reservation is released then.
         unused = delivery.reserved - produced

@@ -129,3 +129,10 @@ def test_vehicle_id_check_remembers_good_ids_within_a_bound() -> None:
     assert ids.ok("a") and ids.ok("b") and not ids.ok("bad id")
     assert ids.ok("c")  # the memory was full: cleared and refilled, still correct
     assert ids.ok("a")
+
+
+def test_accepted_events_without_a_fleet_are_listed_for_filling_in() -> None:
+    verdict = check(event(fleet_id=""), event(fleet_id="", seq=0), event())
+    assert verdict.accepted == [0, 2]
+    assert verdict.no_fleet == [0]  # the rejected one is not filled in
+    assert verdict.keys == ["fleet-a-veh-000001", "fleet-a-veh-000001"]

@@ -276,8 +276,8 @@ def _write_report(
         "",
         "The machine is shared: the 1-minute load average was "
         + ", ".join(f"{x:.1f}" for x in load)
-        + " at the start and after each round; medians over the runs are quoted. Everything "
-        f"sent reached the raw topic ({stored:,} records).",
+        + " at the start and after each round; medians over the runs are quoted. The raw "
+        f"topic held {stored:,} records at the end (every run's events, warm-ups included).",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
         "",

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fleetpipe.core.settings import Topics
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
+from fleetpipe_loadtest.cli import bench_ingest_command, simulate_command
 
 app = typer.Typer(
     help="FleetPipe: real-time vehicle telemetry on Kafka, PostgreSQL and Kubernetes.",
@@ -27,6 +28,8 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(bench_app, name="bench")
 
 console = Console()
+app.command("simulate")(simulate_command)
+bench_app.command("ingest")(bench_ingest_command)
 
 Partitions = Annotated[
     int, typer.Option(min=1, max=10_000, help="partitions of each pipeline topic")

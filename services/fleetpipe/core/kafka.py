@@ -106,11 +106,15 @@ class Producer:
         client_id: str,
         transactional_id: str | None = None,
         overrides: Mapping[str, str | int | float | bool] | None = None,
+        report_every_delivery: bool = False,
     ) -> None:
         self._config = producer_config(
             kafka, client_id=client_id, transactional_id=transactional_id, overrides=overrides
         )
         self.transactional = transactional_id is not None
+        # Callers that must know when each record is safe (ingest acknowledges a gRPC batch only
+        # then) pass per-record ``on_delivery`` callbacks and need successes reported too.
+        self._report_every_delivery = report_every_delivery
         self._client: confluent_kafka.Producer | None = None
         self._tracker = _DeliveryTracker(failures=[])
 
@@ -129,7 +133,7 @@ class Producer:
         self._client = confluent_kafka.Producer(
             {
                 **self._config,
-                "delivery.report.only.error": True,
+                "delivery.report.only.error": not self._report_every_delivery,
                 "on_delivery": self._tracker.on_delivery,
             }
         )

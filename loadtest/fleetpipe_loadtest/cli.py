@@ -1,0 +1,134 @@
+"""Typer commands of the load-test package, registered on the ``fleetpipe`` CLI.
+
+Heavy imports (numpy, grpc, the simulator) happen inside the commands, so ``fleetpipe --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def simulate_command(
+    vehicles: Annotated[int, typer.Option(min=1, max=999_999, help="vehicles in the fleet")] = 1000,
+    rate: Annotated[
+        float, typer.Option(min=0.01, max=100.0, help="events per vehicle per second (Hz)")
+    ] = 1.0,
+    duration: Annotated[float, typer.Option(min=0.0, help="simulated seconds to run")] = 60.0,
+    seed: Annotated[int, typer.Option(help="same seed, same fleet, same events")] = 1,
+    fleet: Annotated[str, typer.Option(help="fleet id (the token's fleet)")] = "fleet-1",
+    target: Annotated[
+        str, typer.Option(help="ingest gRPC address; empty: only generate, send nothing")
+    ] = "127.0.0.1:50051",
+    token: Annotated[
+        str,
+        typer.Option(envvar="FLEET_SIMULATE_TOKEN", help="bearer token", show_default=False),
+    ] = "",
+    streams: Annotated[int, typer.Option(min=1, max=256, help="concurrent gRPC streams")] = 4,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="events per batch")] = 500,
+    window: Annotated[int, typer.Option(min=1, help="unacknowledged batches per stream")] = 8,
+    scenarios: Annotated[
+        str,
+        typer.Option(
+            help="injected scenarios, episodes per vehicle-hour: 'all=0.02', "
+            "'speeding=0.5,crash=0.01' or 'none'"
+        ),
+    ] = "all=0.02",
+    speedup: Annotated[
+        float,
+        typer.Option(min=0.0, help="simulated seconds per real second; 0 = as fast as possible"),
+    ] = 1.0,
+    start_time_us: Annotated[
+        int | None,
+        typer.Option(
+            help="start of the simulated clock (Unix µs); default now, or "
+            "now - duration when sped up"
+        ),
+    ] = None,
+    ground_truth: Annotated[
+        Path | None, typer.Option(help="write the injected episodes here (.jsonl or .csv)")
+    ] = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="write the fleet's vehicle registry here (.csv)")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None, typer.Option(help="CA certificate: connect with TLS and verify the server")
+    ] = None,
+) -> None:
+    """Simulate a fleet and stream its telemetry to ingest, with a progress line; Ctrl-C stops."""
+    import asyncio
+
+    from rich.console import Console
+
+    from fleetpipe_loadtest.scenarios import ScenarioMix
+    from fleetpipe_loadtest.sender import SenderError
+    from fleetpipe_loadtest.simulate import SimulationOptions, run_simulation, summary
+
+    console = Console(stderr=True)
+    if target and not token:
+        raise typer.BadParameter("a token is needed to send (--token or FLEET_SIMULATE_TOKEN)")
+    try:
+        mix = ScenarioMix.parse(scenarios)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scenarios") from None
+    options = SimulationOptions(
+        vehicles=vehicles,
+        rate_hz=rate,
+        duration_s=duration,
+        seed=seed,
+        fleet_id=fleet,
+        target=target or None,
+        token=token,
+        streams=streams,
+        batch_size=batch_size,
+        window=window,
+        scenarios=mix,
+        speedup=speedup,
+        start_time_us=start_time_us,
+        ground_truth=ground_truth,
+        registry=registry,
+        root_certificates=tls_ca.read_bytes() if tls_ca else None,
+    )
+    try:
+        result = asyncio.run(run_simulation(options, console))
+    except SenderError as exc:
+        console.print(f"[red]ingest refused the stream[/]: {exc}")
+        raise typer.Exit(1) from None
+    console.print(summary(result))
+    raise typer.Exit(130 if result.interrupted else 0)
+
+
+def bench_ingest_command(
+    events: Annotated[
+        int, typer.Option(min=10_000, help="events per run at batches of 100 and 500")
+    ] = 300_000,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    partitions: Annotated[int, typer.Option(min=1, help="partitions of the raw topic")] = 6,
+    sustained: Annotated[
+        float, typer.Option(min=0, help="seconds of the simulator-fed run (0: skip)")
+    ] = 60.0,
+    vehicles: Annotated[
+        int, typer.Option(min=1, help="vehicles of the simulator-fed run")
+    ] = 50_000,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/ingest.md"
+    ),
+) -> None:
+    """Ingest: CPU µs per event at batch sizes 1, 10, 100, 500 and sustained events/s."""
+    from rich.console import Console
+
+    from fleetpipe.devstack.stack import DevStack, DevStackSettings
+    from fleetpipe_loadtest.bench_ingest import BenchConfig, run_ingest_bench
+
+    config = BenchConfig(
+        events=events,
+        runs=runs,
+        partitions=partitions,
+        sustained_s=sustained,
+        vehicles=vehicles,
+        report=report,
+    )
+    run_ingest_bench(DevStack(DevStackSettings()), config, Console())

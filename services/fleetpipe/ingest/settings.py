@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+
+from fleetpipe.core.settings import ServiceSettings, _Frozen
+
+
+class AuthSettings(_Frozen):
+    """Where bearer tokens come from; both sources may be used together.
+
+    ``tokens_file`` is a YAML or JSON map ``{token: fleet_id}`` (optionally under a ``tokens``
+    key): in Kubernetes, a Secret with one key ``tokens.yaml`` mounted as a file. It is re-read
+    when it changes, so tokens rotate without a restart. ``tokens`` is the same map as JSON in
+    an environment variable (``FLEET_AUTH__TOKENS``), for development and tests.
+    """
+
+    tokens_file: Path | None = None
+    tokens: SecretStr | None = None
+    reload_interval_s: float = Field(default=5.0, gt=0)
+
+
+class TlsSettings(_Frozen):
+    """Server TLS: off unless both files are set; a client CA makes clients prove themselves."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls: set both cert_file and key_file, or neither")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("tls: client_ca_file needs cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class IngestSettings(ServiceSettings):
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - devices reach the pod from outside
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    auth: AuthSettings = AuthSettings()
+    tls: TlsSettings = TlsSettings()
+    # A gRPC message larger than this is refused by the transport (RESOURCE_EXHAUSTED).
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_batch_events: int = Field(default=10_000, ge=1)
+    # Events produced but not yet confirmed by Kafka, over all calls; beyond it new batches get
+    # RESOURCE_EXHAUSTED. It bounds memory when Kafka slows down or stops.
+    max_inflight_events: int = Field(default=200_000, ge=1)
+    # Batches of one stream being produced or awaiting Kafka before the server stops reading.
+    stream_window: int = Field(default=16, ge=1)
+    # A batch Kafka has not confirmed within this long is answered with UNAVAILABLE.
+    ack_timeout_s: float = Field(default=10.0, gt=0)
+    # How long librdkafka keeps trying to deliver a record before failing it.
+    delivery_timeout_ms: int = Field(default=30_000, ge=1000)
+    max_future_s: float = Field(default=300.0, ge=0)  # events further ahead are refused
+    late_after_s: float = Field(default=300.0, ge=0)  # older events are accepted, flagged late
+    grace_s: float = Field(default=10.0, ge=0)  # on SIGTERM, time for calls in progress

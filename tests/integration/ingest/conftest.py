@@ -1,0 +1,74 @@
+"""An ingest server process on the session broker, with two fleets' tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.devstack.procs import free_port
+from fleetpipe.pb.v1 import ingest_pb2_grpc
+from fleetpipe.testing import ServiceProcess, service_env, wait_for
+
+TOKEN_A = "token-fleet-a-0123456789abcdef"
+TOKEN_B = "token-fleet-b-0123456789abcdef"
+
+
+@dataclass
+class Ingest:
+    process: ServiceProcess
+    address: str
+    topics: Topics
+    token_a: str = TOKEN_A  # fleet-a
+    token_b: str = TOKEN_B  # fleet-b
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.address)
+
+    def stub(self) -> ingest_pb2_grpc.TelemetryIngestStub:
+        return ingest_pb2_grpc.TelemetryIngestStub(self.channel())
+
+    def auth(self, token: str = TOKEN_A) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {token}"),)
+
+
+@pytest.fixture
+def start_ingest(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Callable[..., Ingest]]:
+    started: list[ServiceProcess] = []
+
+    def start(topics: Topics, **extra: str) -> Ingest:
+        port = free_port()
+        env = service_env(
+            kafka_settings,
+            topics,
+            {
+                "FLEET_GRPC_HOST": "127.0.0.1",
+                "FLEET_GRPC_PORT": str(port),
+                "FLEET_AUTH__TOKENS": json.dumps({TOKEN_A: "fleet-a", TOKEN_B: "fleet-b"}),
+                **extra,
+            },
+        )
+        proc = ServiceProcess("fleetpipe.ingest", env, tmp_path / f"ingest-{port}.log").start()
+        started.append(proc)
+
+        def ready() -> bool:
+            proc.check_alive()
+            return proc.ready()
+
+        wait_for(ready, timeout=60, what="ingest to be ready")
+        return Ingest(proc, f"127.0.0.1:{port}", topics)
+
+    yield start
+    for proc in started:
+        if proc.alive():
+            assert proc.stop() == 0, proc.log()[-3000:]
+
+
+@pytest.fixture
+def ingest(start_ingest: Callable[..., Ingest], topics: Topics) -> Ingest:
+    return start_ingest(topics)

@@ -117,8 +117,10 @@ def machine() -> dict[str, str]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "librdkafka": confluent_kafka.libversion()[0],
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": str(confluent_kafka.version()),
         "java": (java.stderr.splitlines() or ["?"])[0],
+        # Other work on the box skews every figure: the load average says how busy it was.
+        "load_average_1_5_15": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 

@@ -73,9 +73,20 @@ def produce_all(
     return n
 
 
-def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+def end_offsets(
+    kafka: KafkaSettings, topic: str, *, read_committed: bool = False
+) -> dict[int, int]:
+    """High watermarks per partition; with ``read_committed``, the last stable offsets.
+
+    The two differ exactly where a transaction is open: records written but not yet committed.
+    """
     consumer = confluent_kafka.Consumer(
-        {**kafka.client_config(), "group.id": "fleetpipe-probe", "enable.auto.commit": False}
+        {
+            **kafka.client_config(),
+            "group.id": "fleetpipe-probe",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        }
     )
     try:
         md = consumer.list_topics(topic, timeout=10)

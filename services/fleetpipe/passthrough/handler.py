@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from fleetpipe.core.loop import BaseHandler
 from fleetpipe.core.records import Output, Record
+
+log = logging.getLogger(__name__)
 
 
 class PassthroughHandler(BaseHandler):
@@ -19,4 +22,5 @@ class PassthroughHandler(BaseHandler):
         if self.hold_s:
             # Everything is produced but nothing committed yet: the window crash drills aim at.
             out.poll()
+            log.info("holding a batch of %d records open for %.1fs", len(records), self.hold_s)
             time.sleep(self.hold_s)

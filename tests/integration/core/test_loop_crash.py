@@ -58,19 +58,42 @@ def _wait_done(worker: ServiceProcess, kafka: KafkaSettings, topics: Topics) -> 
     wait_for(done, timeout=120, what="the restarted worker to finish")
 
 
-def _kill_mid_batch(worker: ServiceProcess, kafka: KafkaSettings, topics: Topics) -> int:
-    """Wait until outputs of an open batch exist beyond what is committed, then SIGKILL."""
+def _kill_mid_batch(
+    worker: ServiceProcess, kafka: KafkaSettings, topics: Topics, *, transactional: bool
+) -> int:
+    """Let a few batches commit, then SIGKILL the worker while it holds a batch open."""
     group = f"pt-{topics.raw}"
 
-    def inside_open_batch() -> bool:
-        # hold_ms keeps each batch open after producing it. Once the output holds clearly more
-        # than what is committed, a batch is produced but not committed: kill it there.
+    def progressed() -> bool:
         worker.check_alive()
-        done = committed_total(kafka, group, topics.raw)
-        produced = sum(end_offsets(kafka, topics.enriched).values())
-        return done >= 3000 and produced >= done + 500
+        return committed_total(kafka, group, topics.raw) >= 3000
 
-    wait_for(inside_open_batch, timeout=90, interval=0.05, what="the worker inside a batch")
+    wait_for(progressed, timeout=90, what="the worker to commit a few batches")
+    # hold_ms keeps each batch open for a while after producing it, and says so in the log.
+    holds = worker.log().count("holding a batch")
+    wait_for(
+        lambda: worker.log().count("holding a batch") > holds,
+        timeout=60,
+        interval=0.02,
+        what="the worker to hold a new batch open",
+    )
+
+    # Kill only once the held batch has reached the broker (uncommitted), not while it is still
+    # in the client's memory: that is the case where a zombie transaction must be aborted.
+    def held_batch_on_broker() -> bool:
+        high = end_offsets(kafka, topics.enriched)
+        if transactional:
+            # An open transaction: records written beyond the last stable offset.
+            stable = end_offsets(kafka, topics.enriched, read_committed=True)
+            return any(high[p] > stable[p] for p in high)
+        return sum(high.values()) > committed_total(kafka, group, topics.raw)
+
+    wait_for(
+        held_batch_on_broker,
+        timeout=2.5,
+        interval=0.05,
+        what="the held batch to reach the broker",
+    )
     worker.kill()
     return committed_total(kafka, group, topics.raw)
 
@@ -79,8 +102,8 @@ def test_exactly_once_survives_sigkill_mid_batch(
     kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path
 ) -> None:
     sent = _preload(kafka_settings, topics.raw)
-    worker = _worker(kafka_settings, topics, "exactly-once", tmp_path / "w1.log", hold_ms=1000)
-    committed_at_kill = _kill_mid_batch(worker, kafka_settings, topics)
+    worker = _worker(kafka_settings, topics, "exactly-once", tmp_path / "w1.log", hold_ms=3000)
+    committed_at_kill = _kill_mid_batch(worker, kafka_settings, topics, transactional=True)
     assert committed_at_kill < EVENTS, "the kill must land before the work is done"
     # The killed worker's open transaction holds records that must never become visible.
     uncommitted = read_all(kafka_settings, topics.enriched, read_committed=False, idle_s=1)
@@ -101,8 +124,8 @@ def test_at_least_once_loses_nothing_across_sigkill(
     kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path
 ) -> None:
     sent = _preload(kafka_settings, topics.raw)
-    worker = _worker(kafka_settings, topics, "at-least-once", tmp_path / "w1.log", hold_ms=1000)
-    _kill_mid_batch(worker, kafka_settings, topics)
+    worker = _worker(kafka_settings, topics, "at-least-once", tmp_path / "w1.log", hold_ms=3000)
+    _kill_mid_batch(worker, kafka_settings, topics, transactional=False)
     restarted = _worker(kafka_settings, topics, "at-least-once", tmp_path / "w2.log", hold_ms=0)
     _wait_done(restarted, kafka_settings, topics)
     assert restarted.stop() == 0

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Build the Go binaries FleetPipe's tests need, pinned and cached:
+#   kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm jaeger
+# into ${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}/bin/.
+#
+# Usage: scripts/build-go-tools.sh [TOOL...]   (default: all; "k8s" = the 4 k8s tools)
+#        FLEETPIPE_FORCE=1 scripts/build-go-tools.sh   (ignore stamps, rebuild)
+#
+# Each binary has a stamp (bin/.stamps/TOOL) recording what it was built from;
+# a tool whose binary and matching stamp exist is skipped, so a warm run is ~instant.
+# Nothing is written into the repo: wrapper modules are built with -mod=readonly.
+# GOCACHE / GOMODCACHE are the Go defaults (~/.cache/go-build, ~/go/pkg/mod).
+set -euo pipefail
+
+# ---- pinned versions -------------------------------------------------------
+# Kubernetes: must match `require k8s.io/kubernetes` (and the v0.X.Y staging
+# replaces) in tools/gobuild/k8s/go.mod.
+K8S_VERSION=v1.37.1
+K8S_COMMIT=f78e722310e50bcaca9276be22276d9e91d91308
+K8S_BUILD_DATE=2026-09-23T17:06:22Z
+# kwok (sigs.k8s.io/kwok), built with `go install ...@version`.
+KWOK_VERSION=v0.8.0
+# helm v3 (helm.sh/helm/v3), built with `go install ...@version`.
+HELM_VERSION=v3.22.0
+HELM_COMMIT=144ca65f8501953fa8b41cd1d37c7223051c85b7
+HELM_K8S_MAJOR=1   # helm's Makefile: client-go v0.37.0 in its go.mod -> 1.37
+HELM_K8S_MINOR=37
+# Jaeger v2: release v2.13.0 == Go module github.com/jaegertracing/jaeger v1.76.0
+# (same commit); must match tools/gobuild/jaeger/go.mod.
+JAEGER_VERSION=v2.13.0
+JAEGER_MODULE_VERSION=v1.76.0
+JAEGER_COMMIT=63b27e1810a710ac54dc4522da0538e540bdc545
+JAEGER_BUILD_DATE=2025-12-03T16:07:08Z
+# ---------------------------------------------------------------------------
+
+K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger)
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}"
+BIN="$CACHE/bin"
+STAMPS="$BIN/.stamps"
+
+if ! command -v go >/dev/null 2>&1; then
+  if [[ -x /usr/local/go/bin/go ]]; then
+    export PATH="/usr/local/go/bin:$PATH"
+  else
+    echo "build-go-tools: go not found (need Go >= 1.26)" >&2
+    exit 1
+  fi
+fi
+
+export CGO_ENABLED=0 GOWORK=off
+# -buildvcs=false: the wrapper modules live in the repo's git checkout.
+WRAPPER_GOFLAGS="-mod=readonly -buildvcs=false"
+
+# ---- argument handling ----------------------------------------------------
+want=()
+if [[ $# -eq 0 ]]; then
+  want=("${ALL_TOOLS[@]}")
+else
+  for a in "$@"; do
+    case "$a" in
+      all) want+=("${ALL_TOOLS[@]}") ;;
+      k8s|kubernetes) want+=("${K8S_TOOLS[@]}") ;;
+      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kwok|helm|jaeger) want+=("$a") ;;
+      -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) echo "build-go-tools: unknown tool '$a' (known: ${ALL_TOOLS[*]} k8s all)" >&2; exit 2 ;;
+    esac
+  done
+fi
+wanted() { local t; for t in "${want[@]}"; do [[ $t == "$1" ]] && return 0; done; return 1; }
+
+# ---- stamps ---------------------------------------------------------------
+GO_VERSION="$(go env GOVERSION)"
+K8S_MOD_SUM="$(cat "$ROOT/tools/gobuild/k8s/go.mod" "$ROOT/tools/gobuild/k8s/go.sum" | sha256sum | cut -c1-16)"
+JAEGER_MOD_SUM="$(cat "$ROOT/tools/gobuild/jaeger/go.mod" "$ROOT/tools/gobuild/jaeger/go.sum" | sha256sum | cut -c1-16)"
+
+stamp_for() {
+  case "$1" in
+    kube-*|kubectl) echo "$1 $K8S_VERSION $K8S_COMMIT mod=$K8S_MOD_SUM $GO_VERSION" ;;
+    kwok) echo "kwok $KWOK_VERSION $GO_VERSION" ;;
+    helm) echo "helm $HELM_VERSION $HELM_COMMIT $GO_VERSION" ;;
+    jaeger) echo "jaeger $JAEGER_VERSION ($JAEGER_MODULE_VERSION) $JAEGER_COMMIT mod=$JAEGER_MOD_SUM $GO_VERSION" ;;
+  esac
+}
+is_fresh() {
+  [[ -z ${FLEETPIPE_FORCE:-} && -x "$BIN/$1" && -f "$STAMPS/$1" ]] &&
+    [[ "$(<"$STAMPS/$1")" == "$(stamp_for "$1")" ]]
+}
+
+mkdir -p "$BIN" "$STAMPS"
+TMP="$(mktemp -d "$CACHE/.build.XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+
+# Move freshly built binaries from $TMP into $BIN and write their stamps.
+install_built() {
+  local t
+  for t in "$@"; do
+    mv -f "$TMP/$t" "$BIN/$t"
+    stamp_for "$t" > "$STAMPS/$t"
+  done
+}
+
+check_pin() { # file, expected line regex, description
+  if ! grep -Eq "$2" "$ROOT/$1"; then
+    echo "build-go-tools: $1 does not pin $3; update the script variables or the go.mod" >&2
+    exit 1
+  fi
+}
+
+elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
+
+# ---- kubernetes (one go build for all requested k8s tools) ----------------
+k8s_todo=()
+for t in "${K8S_TOOLS[@]}"; do
+  wanted "$t" || continue
+  if is_fresh "$t"; then echo "$t $K8S_VERSION: ok (cached)"; else k8s_todo+=("$t"); fi
+done
+if [[ ${#k8s_todo[@]} -gt 0 ]]; then
+  check_pin tools/gobuild/k8s/go.mod "^require k8s.io/kubernetes $K8S_VERSION\$|^[[:space:]]k8s.io/kubernetes $K8S_VERSION\$" "k8s.io/kubernetes $K8S_VERSION"
+  ver="${K8S_VERSION#v}"; major="${ver%%.*}"; rest="${ver#*.}"; minor="${rest%%.*}"
+  ldflags="-s -w"
+  # same variables as kubernetes' hack/lib/version.sh (kube::version::ldflags)
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitCommit=$K8S_COMMIT -X $pkg.gitTreeState=clean -X $pkg.buildDate=$K8S_BUILD_DATE"
+  done
+  pkgs=()
+  for t in "${k8s_todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
+  echo "building ${k8s_todo[*]} $K8S_VERSION …"
+  start=$(date +%s)
+  (cd "$ROOT/tools/gobuild/k8s" &&
+    GOFLAGS="$WRAPPER_GOFLAGS" go build -trimpath -ldflags "$ldflags" -o "$TMP/" "${pkgs[@]}")
+  install_built "${k8s_todo[@]}"
+  echo "  ok ($(elapsed "$start"))"
+fi
+
+# ---- kwok -----------------------------------------------------------------
+if wanted kwok; then
+  if is_fresh kwok; then
+    echo "kwok $KWOK_VERSION: ok (cached)"
+  else
+    echo "building kwok $KWOK_VERSION …"
+    start=$(date +%s)
+    # same variable as kwok's hack/releases.sh; KubeVersion/prefixes keep upstream defaults
+    (cd "$TMP" && GOFLAGS= GOBIN="$TMP" go install -trimpath \
+      -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
+      "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
+    install_built kwok
+    echo "  ok ($(elapsed "$start"))"
+  fi
+fi
+
+# ---- helm -----------------------------------------------------------------
+if wanted helm; then
+  if is_fresh helm; then
+    echo "helm $HELM_VERSION: ok (cached)"
+  else
+    echo "building helm $HELM_VERSION …"
+    start=$(date +%s)
+    # same variables as helm's Makefile (LDFLAGS)
+    hv=helm.sh/helm/v3/internal/version
+    (cd "$TMP" && GOFLAGS= GOBIN="$TMP" go install -trimpath \
+      -ldflags "-s -w -X $hv.version=$HELM_VERSION -X $hv.metadata= -X $hv.gitCommit=$HELM_COMMIT -X $hv.gitTreeState=clean \
+        -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$HELM_K8S_MAJOR -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
+        -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$HELM_K8S_MAJOR -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_K8S_MINOR" \
+      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+    install_built helm
+    echo "  ok ($(elapsed "$start"))"
+  fi
+fi
+
+# ---- jaeger ---------------------------------------------------------------
+if wanted jaeger; then
+  if is_fresh jaeger; then
+    echo "jaeger $JAEGER_VERSION: ok (cached)"
+  else
+    check_pin tools/gobuild/jaeger/go.mod "^require github.com/jaegertracing/jaeger $JAEGER_MODULE_VERSION\$" "github.com/jaegertracing/jaeger $JAEGER_MODULE_VERSION"
+    echo "building jaeger $JAEGER_VERSION (module $JAEGER_MODULE_VERSION) …"
+    start=$(date +%s)
+    # same variables as jaeger's scripts/makefiles/BuildInfo.mk (BUILD_INFO_V2)
+    jv=github.com/jaegertracing/jaeger/internal/version
+    (cd "$ROOT/tools/gobuild/jaeger" &&
+      GOFLAGS="$WRAPPER_GOFLAGS" go build -trimpath \
+        -ldflags "-s -w -X $jv.commitSHA=$JAEGER_COMMIT -X $jv.latestVersion=$JAEGER_VERSION -X $jv.date=$JAEGER_BUILD_DATE" \
+        -o "$TMP/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
+    install_built jaeger
+    echo "  ok ($(elapsed "$start"))"
+  fi
+fi

@@ -17,7 +17,8 @@ Every alerting rule accepts the common keys:
 The rules and their own keys, with their defaults (the seeds' thresholds where they give one)::
 
     profile: seed              # seed | realistic: realistic changes the defaults the seeds
-                               # set unrealistically (overheating: 110 °C coolant, not 200 °C)
+                               # set unrealistically (overheating: 110 °C coolant, not 200 °C;
+                               # gear_mismatch: one gear off is tolerated, not only an exact gear)
     speeding:        {threshold_kmh: 80, use_zone_limit: true, tolerance_kmh: 0,
                       hysteresis_kmh: 5, min_duration_s: 10, clear_after_s: 10}
     low_fuel:        {threshold_pct: 10, hysteresis_pct: 2, min_duration_s: 30, clear_after_s: 60}
@@ -26,7 +27,7 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
                       min_duration_s: 30, clear_after_s: 60}
     over_revving:    {threshold_rpm: 6000, hysteresis_rpm: 300, min_duration_s: 2,
                       clear_after_s: 5}
-    gear_mismatch:   {tolerance_gears: 1, min_speed_kmh: 5, min_duration_s: 10,
+    gear_mismatch:   {tolerance_gears: 0, min_speed_kmh: 5, min_duration_s: 10,
                       clear_after_s: 5}
     harsh_braking:   {threshold_ms2: 4.0, hysteresis_ms2: 0.5, min_duration_s: 0,
                       clear_after_s: 3}
@@ -67,6 +68,11 @@ Severity = Literal["info", "warning", "critical"]
 
 REALISTIC_OVERHEATING_C = 110.0
 SEED_OVERHEATING_C = 200.0
+# What the realistic profile changes when the file does not set it: (rule, key, value).
+REALISTIC_DEFAULTS = (
+    ("overheating", "threshold_c", REALISTIC_OVERHEATING_C),
+    ("gear_mismatch", "tolerance_gears", 1),
+)
 
 
 class _Model(BaseModel):
@@ -122,7 +128,8 @@ class OverRevvingConfig(RuleConfig):
 
 class GearMismatchConfig(RuleConfig):
     severity: Severity = "info"
-    tolerance_gears: int = Field(default=1, ge=0, le=10)
+    # 0 is the seed's "gear != expected gear"; the minimum duration rides out gear changes.
+    tolerance_gears: int = Field(default=0, ge=0, le=10)
     min_speed_kmh: float = Field(default=5.0, ge=0, le=400)
     min_duration_s: float = Field(default=10.0, ge=0, le=86_400)
     clear_after_s: float = Field(default=5.0, ge=0, le=86_400)
@@ -272,9 +279,10 @@ class Rules(_Model):
     def _profile_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict) or data.get("profile") != "realistic":
             return data
-        overheating = data.get("overheating") or {}
-        if isinstance(overheating, dict) and "threshold_c" not in overheating:
-            data = {**data, "overheating": {**overheating, "threshold_c": REALISTIC_OVERHEATING_C}}
+        for rule, key, value in REALISTIC_DEFAULTS:
+            section = data.get(rule) or {}
+            if isinstance(section, dict) and key not in section:
+                data = {**data, rule: {**section, key: value}}
         return data
 
     @classmethod

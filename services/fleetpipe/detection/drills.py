@@ -12,7 +12,10 @@ telemetry inside carries increasing ``seq``).
 
 from __future__ import annotations
 
+import heapq
 import math
+import random
+from collections.abc import Callable
 from typing import Any
 
 import geohash
@@ -148,3 +151,55 @@ class Timeline:
             known=True,
             enriched_time_us=self.t_us + 40_000,
         )
+
+
+Script = Callable[[Timeline], list[enriched_pb2.EnrichedTelemetry]]
+
+
+def cruise(tl: Timeline, seconds: int = 60) -> list[enriched_pb2.EnrichedTelemetry]:
+    return tl.emit(seconds, speed=50.0)
+
+
+# One episode of each rule, scripted with the default thresholds; "normal driving" has none.
+SCENARIOS: dict[str, Script] = {
+    "normal driving": lambda tl: cruise(tl, 600),
+    "speeding": lambda tl: tl.emit(30, speed=95.0) + cruise(tl),
+    "low_fuel": lambda tl: tl.emit(60, fuel=8.0) + tl.emit(90, fuel=60.0),
+    "overheating": lambda tl: tl.emit(20, coolant=215.0) + tl.emit(60, coolant=90.0),
+    "low_battery": lambda tl: tl.emit(60, battery=12.0) + tl.emit(90, battery=80.0),
+    "over_revving": lambda tl: tl.emit(5, rpm=6500) + tl.emit(10, rpm=2000),
+    "gear_mismatch": lambda tl: tl.emit(20, gear=1) + tl.emit(10, gear=None),
+    "harsh_braking": lambda tl: tl.emit(1, accel_x=-6.0) + tl.emit(10, accel_x=0.0),
+    "harsh_acceleration": lambda tl: tl.emit(1, accel_x=4.5) + tl.emit(10, accel_x=0.0),
+    "crash": lambda tl: (
+        tl.emit(1, accel_x=-45.0, speed=0.0) + tl.emit(70, accel_x=0.0, speed=0.0, ignition=False)
+    ),
+    "sos": lambda tl: tl.emit(5, sos=True) + tl.emit(15, sos=False),
+    "idling": lambda tl: tl.emit(400, speed=0.0) + cruise(tl),
+    "collision_risk": lambda tl: (
+        tl.emit(3, object_distance=10.0, closing_speed=8.0)
+        + tl.emit(5, object_distance=80.0, closing_speed=1.0)
+    ),
+}
+
+
+def drill_fleet(
+    vehicles: int, *, episodes: int = 4, seed: int = 1, fleet_id: str = "fleet-1"
+) -> list[enriched_pb2.EnrichedTelemetry]:
+    """A fleet each of whose vehicles drives ``episodes`` random scenarios between cruising,
+    then parks; merged in event-time order as a partition would carry it."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(vehicles):
+        tl = Timeline(
+            f"{fleet_id}-drill-{i:05d}",
+            fleet_id=fleet_id,
+            lat=52.0 + i * 1e-3,
+            start_us=T0_US + i * 1000,
+        )
+        events = cruise(tl, 30)
+        for _ in range(episodes):
+            events += SCENARIOS[rng.choice(list(SCENARIOS))](tl) + cruise(tl, 30)
+        events += tl.emit(5, speed=0.0, ignition=False)
+        lines.append(events)
+    return list(heapq.merge(*lines, key=lambda e: e.telemetry.event_time_us))

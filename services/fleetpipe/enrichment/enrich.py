@@ -40,9 +40,9 @@ from fleetpipe.registry import Vehicle, VehicleRegistry
 GEOHASH_PRECISION = 6
 _GEOHASH_ALPHABET = frozenset("0123456789bcdefghjkmnpqrstuvwxyz")
 
-# Expected gear by speed for a typical manual or automatic gearbox: the upper bound (km/h,
-# exclusive) of gears 1..6. Electric vehicles have a single ratio: not applicable (0).
-GEAR_UPPER_KMH = (15.0, 30.0, 50.0, 70.0, 95.0)
+# Expected gear by speed for a six-speed gearbox: the upper bound (km/h, exclusive) of gears
+# 1..5; 6th above. Electric vehicles have a single ratio: not applicable (0).
+GEAR_UPPER_KMH = (15.0, 30.0, 45.0, 60.0, 80.0)
 _MAX_TABULATED_KMH = 400
 _BELOW_POLE = math.nextafter(90.0, 0.0)
 

@@ -9,7 +9,8 @@ import pytest
 
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.detection.config import Rules
-from fleetpipe.detection.drills import T0_US, Timeline
+from fleetpipe.detection.drills import SCENARIOS, T0_US, Timeline, drill_fleet
+from fleetpipe.detection.drills import cruise as _cruise
 from fleetpipe.detection.engine import Detector, Outputs
 from fleetpipe.detection.episodes import alert_id
 from fleetpipe.detection.state import VehicleState
@@ -32,32 +33,6 @@ def _said(alerts: list[alert_pb2.Alert]) -> list[tuple[str, str]]:
 
 def _run(detector: Detector, events: Events, *, partition: int = 0, now_us: int = NOW) -> Outputs:
     return detector.process([(e, partition) for e in events], now_us=now_us)
-
-
-def _cruise(tl: Timeline, seconds: int = 60) -> Events:
-    return tl.emit(seconds, speed=50.0)
-
-
-SCENARIOS: dict[str, Callable[[Timeline], Events]] = {
-    "normal driving": lambda tl: _cruise(tl, 600),
-    "speeding": lambda tl: tl.emit(30, speed=95.0) + _cruise(tl),
-    "low_fuel": lambda tl: tl.emit(60, fuel=8.0) + tl.emit(90, fuel=60.0),
-    "overheating": lambda tl: tl.emit(20, coolant=215.0) + tl.emit(60, coolant=90.0),
-    "low_battery": lambda tl: tl.emit(60, battery=12.0) + tl.emit(90, battery=80.0),
-    "over_revving": lambda tl: tl.emit(5, rpm=6500) + tl.emit(10, rpm=2000),
-    "gear_mismatch": lambda tl: tl.emit(20, gear=1) + tl.emit(10, gear=None),
-    "harsh_braking": lambda tl: tl.emit(1, accel_x=-6.0) + tl.emit(10, accel_x=0.0),
-    "harsh_acceleration": lambda tl: tl.emit(1, accel_x=4.5) + tl.emit(10, accel_x=0.0),
-    "crash": lambda tl: (
-        tl.emit(1, accel_x=-45.0, speed=0.0) + tl.emit(70, accel_x=0.0, speed=0.0, ignition=False)
-    ),
-    "sos": lambda tl: tl.emit(5, sos=True) + tl.emit(15, sos=False),
-    "idling": lambda tl: tl.emit(400, speed=0.0) + _cruise(tl),
-    "collision_risk": lambda tl: (
-        tl.emit(3, object_distance=10.0, closing_speed=8.0)
-        + tl.emit(5, object_distance=80.0, closing_speed=1.0)
-    ),
-}
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -132,29 +107,8 @@ def _decoded(out: Outputs) -> tuple[list[bytes], list[bytes], list[bytes]]:
     return alerts, trips, scores
 
 
-def _mixed_fleet(vehicles: int = 6) -> Events:
-    rng = random.Random(11)
-    lines = []
-    for i in range(vehicles):
-        tl = Timeline(f"v-{i}", lat=52.0 + i / 100)
-        events = _cruise(tl, 30)
-        for _ in range(6):
-            events += SCENARIOS[rng.choice(list(SCENARIOS))](tl) + _cruise(tl, 30)
-        events += tl.emit(5, speed=0.0, ignition=False)
-        lines.append(events)
-    # Interleave vehicles the way a partition would.
-    merged = []
-    cursors = [0] * vehicles
-    while any(c < len(line) for c, line in zip(cursors, lines, strict=True)):
-        i = rng.randrange(vehicles)
-        if cursors[i] < len(lines[i]):
-            merged.append(lines[i][cursors[i]])
-            cursors[i] += 1
-    return merged
-
-
 def test_state_restored_from_the_changelog_continues_exactly() -> None:
-    events = _mixed_fleet()
+    events = drill_fleet(6, episodes=6, seed=11)
     whole = _decoded(_run(Detector(Rules()), events))
     assert whole[0] and whole[1] and whole[2], "the drill produces alerts, trips and scores"
 

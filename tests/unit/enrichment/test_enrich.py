@@ -45,10 +45,11 @@ def _enrich(enricher: Enricher, *events: telemetry_pb2.Telemetry, now_us: int = 
         pytest.param(1.0, 1, id="moving-off"),
         pytest.param(14.99, 1, id="first-top"),
         pytest.param(15.0, 2, id="second"),
-        pytest.param(49.9, 3, id="third"),
-        pytest.param(60.0, 4, id="fourth"),
-        pytest.param(80.0, 5, id="fifth"),
-        pytest.param(130.0, 6, id="sixth"),
+        pytest.param(44.9, 3, id="third"),
+        pytest.param(45.0, 4, id="fourth"),
+        pytest.param(79.9, 5, id="fifth"),
+        pytest.param(80.0, 6, id="sixth"),
+        pytest.param(130.0, 6, id="sixth-on-the-motorway"),
     ],
 )
 def test_expected_gear_follows_speed(speed: float, gear: int) -> None:

@@ -445,11 +445,11 @@ class Admin:
         return actions
 
     def delete_topics(self, names: Sequence[str]) -> None:
-        if not names:
+        # librdkafka crashes the process when a name appears twice in one request.
+        unique = list(dict.fromkeys(names))
+        if not unique:
             return
-        for name, fut in self.client.delete_topics(
-            list(names), request_timeout=self._timeout
-        ).items():
+        for name, fut in self.client.delete_topics(unique, request_timeout=self._timeout).items():
             try:
                 fut.result()
             except KafkaException as exc:

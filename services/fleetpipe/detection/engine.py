@@ -29,12 +29,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import geohash
+import numpy as np
 
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.episodes import OPENED, RESOLVED, UPDATED, advance, alert_id
 from fleetpipe.detection.geo import FenceIndex, haversine_km
-from fleetpipe.detection.rules import SEVERITY, Reading, Rule, Speeding, build_rules
+from fleetpipe.detection.rules import SEVERITY, Columns, Reading, Rule, Speeding, build_rules
 from fleetpipe.detection.state import OPEN, PENDING, Episode, VehicleState
 from fleetpipe.detection.trips import ScoreKeeper, TripTracker
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, telemetry_pb2
@@ -67,6 +68,9 @@ class Detector:
     def __init__(self, rules: Rules) -> None:
         self.config = rules
         self.rules: list[Rule] = build_rules(rules)
+        self._rule_index = {rule.key: j for j, rule in enumerate(self.rules)}
+        # Only fences limited to some fleets need each event's fleet id.
+        self._by_fleet = any(f.fleets for f in rules.geofence.fences if rules.geofence.enabled)
         self._harsh_brake_key = "harsh_braking" if rules.harsh_braking.enabled else ""
         self._harsh_accel_key = "harsh_acceleration" if rules.harsh_acceleration.enabled else ""
         # Speeding time in trips and scores follows the speeding rule's limit even when its
@@ -179,93 +183,67 @@ class Detector:
         now_us: int,
     ) -> Outputs:
         out = Outputs()
+        if not events:
+            return out
+        batch = _Batch.read(events, fences=self.fences, by_fleet=self._by_fleet)
+        cols = batch.columns
+        rules = self.rules
+        # Every rule over the whole batch at once; per event, only the rules that fire or whose
+        # episode is under way need Python code.
+        entering: dict[str, list[float]] = {}
+        fired_at: dict[int, list[int]] = {}  # event index -> indexes of the rules that fire
+        for j, rule in enumerate(rules):
+            values = rule.check(cols, False)
+            fired = np.flatnonzero(~np.isnan(values))
+            if fired.size:
+                entering[rule.key] = values.tolist()
+                for i in fired.tolist():
+                    fired_at.setdefault(i, []).append(j)
+        holding: dict[str, list[float]] = {}
+        rule_index = self._rule_index
+        speeding_at = (cols.speed > self._limit.limits(cols)).tolist()
+
         states = self.states
         dirty: dict[str, VehicleState] = {}
-        rules = self.rules
-        r = self._reading
-        insides = (
-            self.fences.inside(
-                [e.telemetry.location.lat for e, _ in events],
-                [e.telemetry.location.lon for e, _ in events],
-            )
-            if self.fences
-            else None
-        )
-        limit_rule = self._limit
         trips = self.trips
         scores = self.scores
         max_gap = self._max_gap_us
+        max_km_per_us = self._max_km_per_us
         offline_us = self._offline_us
         brake_key = self._harsh_brake_key
         accel_key = self._harsh_accel_key
-        for index, (e, partition) in enumerate(events):
-            t = e.telemetry
-            vid = t.vehicle_id
-            seq = t.seq
+        r = self._reading
+        for i, vid in enumerate(batch.vehicle_ids):
+            seq = batch.seqs[i]
             st = states.get(vid)
             if st is None:
                 st = states[vid] = VehicleState(vid, home_partition=self.home_of(vid))
             elif seq <= st.last_seq:
                 out.duplicates += 1
                 continue
+            e, partition = events[i]
             if partition != st.input_partition:
                 self._moved(st, partition)
+            if vid not in dirty:
+                # The registry may have changed the driver; once per vehicle per batch is enough.
+                v = e.vehicle
+                st.fleet_id = v.fleet_id
+                st.driver_id = v.driver_id
             prev_t = st.last_event_us
-            ev_t = t.event_time_us
+            ev_t = batch.times[i]
             if ev_t < prev_t:  # noqa: PLR1730 - a branch is cheaper than max() per event
                 ev_t = prev_t  # the device clock went back: keep durations non-negative
+            lat = batch.lats[i]
+            lon = batch.lons[i]
+            speed = batch.speeds[i]
+            ignition = batch.ignitions[i]
             r.seq = seq
             r.t_us = ev_t
-            r.ingest_us = t.ingest_time_us
-            loc = t.location
-            r.lat = lat = loc.lat
-            r.lon = lon = loc.lon
-            mo = t.motion
-            r.speed = mo.speed_kmh
-            r.accel_x = mo.accel_x_ms2
-            r.accel_y = mo.accel_y_ms2
-            if t.HasField("engine"):
-                en = t.engine
-                r.has_engine = True
-                r.rpm = en.rpm
-                r.gear = en.gear
-                r.fuel = en.fuel_pct
-                r.coolant = en.coolant_temp_c
-                r.ignition = en.ignition
-            else:
-                r.has_engine = r.ignition = False
-            if t.HasField("battery"):
-                ba = t.battery
-                r.has_battery = True
-                r.battery = ba.pct
-                r.charging = ba.charging
-            else:
-                r.has_battery = False
-            if t.HasField("alarms"):
-                al = t.alarms
-                r.sos = al.sos
-                r.crash_alarm = al.crash
-            else:
-                r.sos = r.crash_alarm = False
-            if t.HasField("perception"):
-                pe = t.perception
-                r.has_perception = True
-                r.object_distance = pe.nearest_object_distance_m
-                r.closing_speed = pe.closing_speed_ms
-            else:
-                r.has_perception = False
-            r.limit = e.speed_limit_kmh
-            r.expected_gear = e.expected_gear
-            v = e.vehicle
-            r.electric = v.electric
-            r.fleet_id = fleet = v.fleet_id
-            if fleet != st.fleet_id:
-                st.fleet_id = fleet
-            driver = v.driver_id
-            if driver != st.driver_id:
-                st.driver_id = driver
-            if insides is not None:
-                r.inside = insides[index]
+            r.lat = lat
+            r.lon = lon
+            r.speed = speed
+            r.ignition = ignition
+            r.has_engine = batch.has_engine[i]
 
             episodes = st.episodes
             if offline_us:
@@ -289,73 +267,72 @@ class Detector:
                 if lat != st.lat or lon != st.lon:
                     d = haversine_km(st.lat, st.lon, lat, lon)
                     # Farther than the vehicle could have gone: a GPS jump, not distance.
-                    if d <= self._max_km_per_us * dt_us + 0.05:
+                    if d <= max_km_per_us * dt_us + 0.05:
                         d_km = d
 
             brakes = accels = 0
-            for rule in rules:
-                key = rule.key
-                ep = episodes.get(key)
-                value = rule.check(r, ep is not None and ep.phase != PENDING)
-                if value is None and ep is None:
-                    continue
-                ep2, what = advance(
-                    ep,
-                    value,
-                    ev_t,
-                    seq,
-                    min_us=rule.min_us,
-                    clear_us=rule.clear_us,
-                    update_us=rule.update_us,
-                    lower_is_worse=rule.lower_is_worse,
-                )
-                if ep2 is None or what == RESOLVED:
-                    episodes.pop(key, None)
-                elif ep is None:
-                    episodes[key] = ep2
-                if what and ep2 is not None:
-                    self._rule_alert(out, st, rule, ep2, what, e, r, now_us)
-                    if what == OPENED:
-                        if key == brake_key:
-                            brakes += 1
-                        elif key == accel_key:
-                            accels += 1
+            todo = fired_at.get(i)
+            if episodes:
+                ongoing = [rule_index[k] for k in episodes if k in rule_index]
+                todo = sorted({*todo, *ongoing}) if todo else sorted(ongoing)
+            if todo:
+                for j in todo:
+                    rule = rules[j]
+                    key = rule.key
+                    ep = episodes.get(key)
+                    if ep is None or ep.phase == PENDING:
+                        column = entering.get(key)
+                    else:
+                        column = holding.get(key)
+                        if column is None:
+                            column = holding[key] = rule.check(cols, True).tolist()
+                    value = None if column is None else column[i]
+                    # NaN (not equal to itself): the condition is off. Cheaper than isnan().
+                    if value is not None and value != value:  # noqa: PLR0124
+                        value = None
+                    if value is None and ep is None:
+                        continue
+                    ep2, what = advance(
+                        ep,
+                        value,
+                        ev_t,
+                        seq,
+                        min_us=rule.min_us,
+                        clear_us=rule.clear_us,
+                        update_us=rule.update_us,
+                        lower_is_worse=rule.lower_is_worse,
+                    )
+                    if ep2 is None or what == RESOLVED:
+                        episodes.pop(key, None)
+                    elif ep is None:
+                        episodes[key] = ep2
+                    if what and ep2 is not None:
+                        self._rule_alert(out, st, rule, ep2, what, e, cols, i, r, now_us)
+                        if what == OPENED:
+                            if key == brake_key:
+                                brakes += 1
+                            elif key == accel_key:
+                                accels += 1
 
-            speeding = r.speed > limit_rule.limit(r)
+            speeding = speeding_at[i]
             if trips is not None:
+                # Positional arguments: measurably cheaper per event than keywords.
                 for trip in trips.advance(
-                    st,
-                    r,
-                    t.trip_hint,
-                    dt_s=dt_s,
-                    d_km=d_km,
-                    speeding=speeding,
-                    brakes=brakes,
-                    accels=accels,
+                    st, r, batch.hints[i], dt_s, d_km, speeding, brakes, accels
                 ):
                     out.trips.append((vid, trip.SerializeToString()))
             if scores is not None:
-                score = scores.advance(
-                    st,
-                    r,
-                    dt_s=dt_s,
-                    d_km=d_km,
-                    speeding=speeding,
-                    brakes=brakes,
-                    accels=accels,
-                    now_us=now_us,
-                )
+                score = scores.advance(st, r, dt_s, d_km, speeding, brakes, accels, now_us)
                 if score is not None:
                     out.scores.append((vid, score.SerializeToString()))
 
             st.last_seq = seq
             st.last_event_us = ev_t
             st.last_seen_us = now_us
-            st.last_ingest_us = r.ingest_us
             st.lat = lat
             st.lon = lon
-            st.speed_kmh = r.speed
-            st.ignition = r.ignition
+            st.speed_kmh = speed
+            st.ignition = ignition
             dirty[vid] = st
         out.states = [(vid, st.to_bytes()) for vid, st in dirty.items()]
         return out
@@ -405,9 +382,13 @@ class Detector:
         ep: Episode,
         what: int,
         e: enriched_pb2.EnrichedTelemetry,
-        r: Reading,
+        cols: Columns,
+        index: int,
+        now: Reading,
         now_us: int,
     ) -> None:
+        r = cols.reading(index)
+        r.t_us, r.seq = now.t_us, now.seq
         values = rule.values(r)
         end_us = ep.since_us if what == RESOLVED else r.t_us
         values["duration_s"] = (end_us - ep.start_us) / 1e6
@@ -447,12 +428,13 @@ class Detector:
     ) -> None:
         if e is not None and r is not None:
             silent_s = (r.t_us - ep.start_us) / 1e6
-            event_us, ingest_us, seq = e.telemetry.event_time_us, r.ingest_us, r.seq
+            event_us, ingest_us, seq = e.telemetry.event_time_us, e.telemetry.ingest_time_us, r.seq
             location = e.telemetry.location
             cell = e.geohash6
         else:
             silent_s = ep.peak
-            event_us, ingest_us, seq = st.last_event_us, st.last_ingest_us, st.last_seq
+            # No event triggered it: the silence did, noticed at now_us.
+            event_us, ingest_us, seq = st.last_event_us, 0, st.last_seq
             location = telemetry_pb2.Location(lat=st.lat, lon=st.lon)
             cell = _cell(st.lat, st.lon)
         values = {"silent_s": silent_s, "after_s": self._offline_us / 1e6}
@@ -492,3 +474,149 @@ def _cell(lat: float, lon: float) -> str:
     if -90.0 <= lat < 90.0 and -180.0 <= lon <= 180.0:
         return str(geohash.encode(lat, lon, 6))
     return ""
+
+
+class _Batch:
+    """One pass over a batch's protobufs: every field the detector needs, read once."""
+
+    __slots__ = (
+        "columns",
+        "has_engine",
+        "hints",
+        "ignitions",
+        "lats",
+        "lons",
+        "seqs",
+        "speeds",
+        "times",
+        "vehicle_ids",
+    )
+    columns: Columns
+    has_engine: list[bool]
+    hints: list[str]
+    ignitions: list[bool]
+    lats: list[float]
+    lons: list[float]
+    seqs: list[int]
+    speeds: list[float]
+    times: list[int]
+    vehicle_ids: list[str]
+
+    @classmethod
+    def read(
+        cls,
+        events: Sequence[tuple[enriched_pb2.EnrichedTelemetry, int]],
+        *,
+        fences: FenceIndex,
+        by_fleet: bool = False,
+    ) -> _Batch:
+        n = len(events)
+        vids: list[str] = [""] * n
+        seqs = [0] * n
+        times = [0] * n
+        hints = [""] * n
+        lats = [0.0] * n
+        lons = [0.0] * n
+        speed = [0.0] * n
+        accel_x = [0.0] * n
+        accel_y = [0.0] * n
+        rpm = [0.0] * n
+        gear = [0.0] * n
+        fuel = [0.0] * n
+        coolant = [0.0] * n
+        battery = [0.0] * n
+        distance = [0.0] * n
+        closing = [0.0] * n
+        limit = [0.0] * n
+        expected = [0.0] * n
+        ignition = [False] * n
+        charging = [False] * n
+        has_engine = [False] * n
+        has_battery = [False] * n
+        sos = [False] * n
+        crash = [False] * n
+        has_perception = [False] * n
+        electric = [False] * n
+        fleets = [""] * n
+        for i, (e, _) in enumerate(events):
+            t = e.telemetry
+            vids[i] = t.vehicle_id
+            seqs[i] = t.seq
+            times[i] = t.event_time_us
+            hints[i] = t.trip_hint
+            loc = t.location
+            lats[i] = loc.lat
+            lons[i] = loc.lon
+            mo = t.motion
+            speed[i] = mo.speed_kmh
+            accel_x[i] = mo.accel_x_ms2
+            accel_y[i] = mo.accel_y_ms2
+            if t.HasField("engine"):
+                en = t.engine
+                has_engine[i] = True
+                rpm[i] = en.rpm
+                gear[i] = en.gear
+                fuel[i] = en.fuel_pct
+                coolant[i] = en.coolant_temp_c
+                ignition[i] = en.ignition
+            if t.HasField("battery"):
+                ba = t.battery
+                has_battery[i] = True
+                battery[i] = ba.pct
+                charging[i] = ba.charging
+            if t.HasField("alarms"):
+                al = t.alarms
+                sos[i] = al.sos
+                crash[i] = al.crash
+            if t.HasField("perception"):
+                pe = t.perception
+                has_perception[i] = True
+                distance[i] = pe.nearest_object_distance_m
+                closing[i] = pe.closing_speed_ms
+            limit[i] = e.speed_limit_kmh
+            expected[i] = e.expected_gear
+            v = e.vehicle
+            electric[i] = v.electric
+            if by_fleet:
+                fleets[i] = v.fleet_id
+        batch = cls()
+        batch.vehicle_ids = vids
+        batch.seqs = seqs
+        batch.times = times
+        batch.hints = hints
+        batch.lats = lats
+        batch.lons = lons
+        batch.speeds = speed
+        batch.ignitions = ignition
+        batch.has_engine = has_engine
+        batch.columns = Columns(
+            {
+                "speed": speed,
+                "accel_x": accel_x,
+                "accel_y": accel_y,
+                "rpm": rpm,
+                "gear": gear,
+                "fuel": fuel,
+                "coolant": coolant,
+                "battery": battery,
+                "object_distance": distance,
+                "closing_speed": closing,
+                "limit": limit,
+                "expected_gear": expected,
+                "lat": lats,
+                "lon": lons,
+            },
+            {
+                "ignition": ignition,
+                "charging": charging,
+                "has_engine": has_engine,
+                "has_battery": has_battery,
+                "sos": sos,
+                "crash_alarm": crash,
+                "has_perception": has_perception,
+                "electric": electric,
+            },
+            fleet_ids=fleets,
+            inside=fences.inside(lats, lons) if fences else (),
+        )
+        return batch

@@ -1,17 +1,25 @@
-"""The alerting rules: pure functions of one reading (and the rule's configuration).
+"""The alerting rules: pure functions of readings (and the rule's configuration).
 
-A rule's ``check(reading, holding)`` returns the value that makes the condition true (the speed
-over the limit, the fuel level under the threshold, ...) or ``None`` when it does not hold.
-``holding`` is true while an episode is already open: the rule then applies its hysteresis
-band, so a value hovering around a threshold does not open and resolve episodes in turn. Rules
-whose ``lower_is_worse`` is set report values where smaller is more severe (fuel, time to
-collision). Time — minimum durations, clearing, updates — is the episode machine's business
-(``episodes.py``); offline detection, driven by processing time, lives in the detector.
+A rule's ``check(columns, holding)`` looks at a whole batch of readings at once (numpy arrays,
+one per field) and returns, per reading, the value that makes its condition true (the speed over
+the limit, the fuel level under the threshold, ...) or NaN where the condition does not hold.
+Evaluating a batch at a time keeps the per-event cost of a dozen rules to a few vector
+operations; :meth:`Rule.check_one` asks about a single :class:`Reading`.
+
+``holding`` is true for a vehicle whose episode is already open: the rule then applies its
+hysteresis band, so a value hovering around a threshold does not open and resolve episodes in
+turn. Rules whose ``lower_is_worse`` is set report values where smaller is more severe (fuel,
+time to collision). Time — minimum durations, clearing, updates — is the episode machine's
+business (``episodes.py``); offline detection, driven by processing time, is the detector's.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from fleetpipe.detection.config import (
     CollisionRiskConfig,
@@ -39,6 +47,10 @@ SEVERITY = {
     "critical": alert_pb2.SEVERITY_CRITICAL,
 }
 
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+NAN = math.nan
+
 
 class Reading:
     """The fields of one enriched event the rules look at, read once from the protobuf."""
@@ -60,7 +72,6 @@ class Reading:
         "has_engine",
         "has_perception",
         "ignition",
-        "ingest_us",
         "inside",
         "lat",
         "limit",
@@ -78,7 +89,6 @@ class Reading:
         *,
         seq: int = 1,
         t_us: int = 0,
-        ingest_us: int = 0,
         lat: float = 0.0,
         lon: float = 0.0,
         speed: float = 0.0,
@@ -106,7 +116,6 @@ class Reading:
     ) -> None:
         self.seq = seq
         self.t_us = t_us
-        self.ingest_us = ingest_us
         self.lat = lat
         self.lon = lon
         self.speed = speed
@@ -134,6 +143,103 @@ class Reading:
         self.inside = inside
 
 
+FLOAT_FIELDS = (
+    "speed",
+    "accel_x",
+    "accel_y",
+    "rpm",
+    "gear",
+    "fuel",
+    "coolant",
+    "battery",
+    "object_distance",
+    "closing_speed",
+    "limit",
+    "expected_gear",
+    "lat",
+    "lon",
+)
+BOOL_FIELDS = (
+    "ignition",
+    "charging",
+    "has_engine",
+    "has_battery",
+    "sos",
+    "crash_alarm",
+    "has_perception",
+    "electric",
+)
+
+
+class Columns:
+    """A batch of readings as one numpy array per field (see :class:`Reading` for each field)."""
+
+    speed: Floats
+    accel_x: Floats
+    accel_y: Floats
+    rpm: Floats
+    gear: Floats
+    fuel: Floats
+    coolant: Floats
+    battery: Floats
+    object_distance: Floats
+    closing_speed: Floats
+    limit: Floats
+    expected_gear: Floats
+    lat: Floats
+    lon: Floats
+    ignition: Bools
+    charging: Bools
+    has_engine: Bools
+    has_battery: Bools
+    sos: Bools
+    crash_alarm: Bools
+    has_perception: Bools
+    electric: Bools
+
+    def __init__(
+        self,
+        floats: dict[str, Sequence[float]],
+        bools: dict[str, Sequence[bool]],
+        *,
+        fleet_ids: Sequence[str],
+        inside: Sequence[tuple[bool, ...]] = (),
+    ) -> None:
+        for name in FLOAT_FIELDS:
+            setattr(self, name, np.asarray(floats[name], dtype=np.float64))
+        for name in BOOL_FIELDS:
+            setattr(self, name, np.asarray(bools[name], dtype=np.bool_))
+        self.size = len(fleet_ids)
+        self.fleet_ids = np.asarray(fleet_ids, dtype=object)
+        # Per configured fence (in order), a column: is the position inside it?
+        self.inside: list[Bools] = (
+            [np.asarray(col, dtype=np.bool_) for col in zip(*inside, strict=True)] if inside else []
+        )
+
+    @classmethod
+    def of(cls, readings: Sequence[Reading]) -> Columns:
+        return cls(
+            {name: [getattr(r, name) for r in readings] for name in FLOAT_FIELDS},
+            {name: [getattr(r, name) for r in readings] for name in BOOL_FIELDS},
+            fleet_ids=[r.fleet_id for r in readings],
+            inside=[r.inside for r in readings],
+        )
+
+    def reading(self, i: int) -> Reading:
+        """Row ``i`` as a :class:`Reading` (times and seq are the caller's to fill in)."""
+        r = Reading(fleet_id=str(self.fleet_ids[i]))
+        for name in FLOAT_FIELDS:
+            setattr(r, name, float(getattr(self, name)[i]))
+        for name in BOOL_FIELDS:
+            setattr(r, name, bool(getattr(self, name)[i]))
+        r.inside = tuple(bool(col[i]) for col in self.inside)
+        return r
+
+
+def _where(condition: Bools, values: Floats) -> Floats:
+    return np.where(condition, values, NAN)
+
+
 class Rule:
     """Common parts of a rule: its name, episode timing and severity."""
 
@@ -147,8 +253,13 @@ class Rule:
         self.clear_us = int(config.clear_after_s * 1e6)
         self.update_us = int(config.update_interval_s * 1e6)
 
-    def check(self, r: Reading, holding: bool) -> float | None:
+    def check(self, c: Columns, holding: bool) -> Floats:
+        """Per reading, the triggering value, or NaN where the condition does not hold."""
         raise NotImplementedError
+
+    def check_one(self, r: Reading, holding: bool) -> float | None:
+        value = float(self.check(Columns.of([r]), holding)[0])
+        return None if math.isnan(value) else value
 
     def values(self, r: Reading) -> dict[str, float]:
         """What triggered it, for the alert's ``values``."""
@@ -169,14 +280,17 @@ class Speeding(Rule):
         self.tolerance = c.tolerance_kmh
         self.hysteresis = c.hysteresis_kmh
 
+    def limits(self, c: Columns) -> Floats:
+        if not self.use_zone:
+            return np.full(c.size, self.threshold)
+        return np.where(c.limit > 0, c.limit, self.threshold)
+
     def limit(self, r: Reading) -> float:
         return r.limit if self.use_zone and r.limit > 0 else self.threshold
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        bound = self.limit(r) + self.tolerance
-        if holding:
-            bound -= self.hysteresis
-        return r.speed if r.speed > bound else None
+    def check(self, c: Columns, holding: bool) -> Floats:
+        bound = self.limits(c) + (self.tolerance - (self.hysteresis if holding else 0.0))
+        return _where(c.speed > bound, c.speed)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"speed_kmh": r.speed, "limit_kmh": self.limit(r)}
@@ -197,12 +311,10 @@ class LowFuel(Rule):
         self.threshold = c.threshold_pct
         self.hysteresis = c.hysteresis_pct
 
-    def check(self, r: Reading, holding: bool) -> float | None:
+    def check(self, c: Columns, holding: bool) -> Floats:
         # Electric vehicles report no fuel; a missing engine block says nothing about fuel.
-        if r.electric or not r.has_engine:
-            return None
         bound = self.threshold + self.hysteresis if holding else self.threshold
-        return r.fuel if r.fuel < bound else None
+        return _where(~c.electric & c.has_engine & (c.fuel < bound), c.fuel)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"fuel_pct": r.fuel, "threshold_pct": self.threshold}
@@ -219,11 +331,9 @@ class Overheating(Rule):
         self.threshold = c.threshold_c
         self.hysteresis = c.hysteresis_c
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        if not r.has_engine:
-            return None
+    def check(self, c: Columns, holding: bool) -> Floats:
         bound = self.threshold - self.hysteresis if holding else self.threshold
-        return r.coolant if r.coolant > bound else None
+        return _where(c.has_engine & (c.coolant > bound), c.coolant)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"coolant_temp_c": r.coolant, "threshold_c": self.threshold}
@@ -242,11 +352,12 @@ class LowBattery(Rule):
         self.hysteresis = c.hysteresis_pct
         self.electric_only = c.electric_only
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        if not r.has_battery or r.charging or (self.electric_only and not r.electric):
-            return None
+    def check(self, c: Columns, holding: bool) -> Floats:
         bound = self.threshold + self.hysteresis if holding else self.threshold
-        return r.battery if r.battery < bound else None
+        low = c.has_battery & ~c.charging & (c.battery < bound)
+        if self.electric_only:
+            low &= c.electric
+        return _where(low, c.battery)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"battery_pct": r.battery, "threshold_pct": self.threshold}
@@ -263,11 +374,9 @@ class OverRevving(Rule):
         self.threshold = c.threshold_rpm
         self.hysteresis = c.hysteresis_rpm
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        if not r.has_engine:
-            return None
+    def check(self, c: Columns, holding: bool) -> Floats:
         bound = self.threshold - self.hysteresis if holding else self.threshold
-        return r.rpm if r.rpm > bound else None
+        return _where(c.has_engine & (c.rpm > bound), c.rpm)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"rpm": r.rpm, "threshold_rpm": self.threshold}
@@ -284,12 +393,11 @@ class GearMismatch(Rule):
         self.tolerance = c.tolerance_gears
         self.min_speed = c.min_speed_kmh
 
-    def check(self, r: Reading, holding: bool) -> float | None:
+    def check(self, c: Columns, holding: bool) -> Floats:
         # expected_gear is 0 when it does not apply (stationary, electric).
-        if r.expected_gear <= 0 or r.electric or not r.has_engine or r.speed < self.min_speed:
-            return None
-        off = abs(r.gear - r.expected_gear)
-        return float(off) if off > self.tolerance else None
+        off = np.abs(c.gear - c.expected_gear)
+        applies = (c.expected_gear > 0) & ~c.electric & c.has_engine & (c.speed >= self.min_speed)
+        return _where(applies & (off > self.tolerance), off)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"gear": r.gear, "expected_gear": r.expected_gear, "speed_kmh": r.speed}
@@ -311,10 +419,10 @@ class HarshBraking(Rule):
         # A spike at crash level is the crash rule's, not a driving-style event.
         self.ceiling = crash_ms2
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        decel = -r.accel_x
+    def check(self, c: Columns, holding: bool) -> Floats:
+        decel = -c.accel_x
         bound = self.threshold - self.hysteresis if holding else self.threshold
-        return decel if bound <= decel < self.ceiling else None
+        return _where((decel >= bound) & (decel < self.ceiling), decel)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"decel_ms2": -r.accel_x, "speed_kmh": r.speed}
@@ -332,9 +440,9 @@ class HarshAcceleration(Rule):
         self.hysteresis = c.hysteresis_ms2
         self.ceiling = crash_ms2  # a rear impact is a crash, not a launch
 
-    def check(self, r: Reading, holding: bool) -> float | None:
+    def check(self, c: Columns, holding: bool) -> Floats:
         bound = self.threshold - self.hysteresis if holding else self.threshold
-        return r.accel_x if bound <= r.accel_x < self.ceiling else None
+        return _where((c.accel_x >= bound) & (c.accel_x < self.ceiling), c.accel_x)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"accel_ms2": r.accel_x, "speed_kmh": r.speed}
@@ -351,11 +459,12 @@ class Crash(Rule):
         self.threshold = c.accel_threshold_ms2
         self.use_alarm = c.use_device_alarm
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        g = math.hypot(r.accel_x, r.accel_y)
-        if g >= self.threshold or (self.use_alarm and r.crash_alarm):
-            return g
-        return None
+    def check(self, c: Columns, holding: bool) -> Floats:
+        g = np.hypot(c.accel_x, c.accel_y)
+        hit = g >= self.threshold
+        if self.use_alarm:
+            hit |= c.crash_alarm
+        return _where(hit, g)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {
@@ -375,8 +484,8 @@ class Sos(Rule):
     def __init__(self, c: SosConfig) -> None:
         super().__init__(c)
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        return 1.0 if r.sos else None
+    def check(self, c: Columns, holding: bool) -> Floats:
+        return _where(c.sos, np.ones(c.size))
 
     def describe(self, values: dict[str, float]) -> str:
         return "SOS button pressed"
@@ -389,8 +498,8 @@ class Idling(Rule):
         super().__init__(c)
         self.max_speed = c.max_speed_kmh
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        return 1.0 if r.ignition and r.speed <= self.max_speed else None
+    def check(self, c: Columns, holding: bool) -> Floats:
+        return _where(c.ignition & (c.speed <= self.max_speed), np.ones(c.size))
 
     def describe(self, values: dict[str, float]) -> str:
         return f"idling for {values.get('duration_s', 0) / 60:.0f} min"
@@ -406,12 +515,13 @@ class CollisionRisk(Rule):
         self.hysteresis = c.hysteresis_s
         self.min_closing = c.min_closing_speed_ms
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        if not r.has_perception or r.closing_speed < self.min_closing or r.closing_speed <= 0:
-            return None
-        ttc = r.object_distance / r.closing_speed
+    def check(self, c: Columns, holding: bool) -> Floats:
+        closing = c.closing_speed
+        applies = c.has_perception & (closing >= self.min_closing) & (closing > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ttc = np.where(applies, c.object_distance / np.where(applies, closing, 1.0), NAN)
         bound = self.ttc + self.hysteresis if holding else self.ttc
-        return ttc if ttc < bound else None
+        return _where(applies & (ttc < bound), ttc)
 
     def values(self, r: Reading) -> dict[str, float]:
         closing = r.closing_speed
@@ -438,13 +548,14 @@ class FenceRule(Rule):
         self.fence = fence.name
         self.index = index
         self.keep_in = fence.kind == "keep_in"
-        self.fleets = frozenset(fence.fleets)
+        self.fleets = sorted(set(fence.fleets))
 
-    def check(self, r: Reading, holding: bool) -> float | None:
-        if self.fleets and r.fleet_id not in self.fleets:
-            return None
-        inside = r.inside[self.index]
-        return 1.0 if inside != self.keep_in else None
+    def check(self, c: Columns, holding: bool) -> Floats:
+        inside = c.inside[self.index]
+        breach = ~inside if self.keep_in else inside
+        if self.fleets:
+            breach &= np.isin(c.fleet_ids, self.fleets)
+        return _where(breach, np.ones(c.size))
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"lat": r.lat, "lon": r.lon}

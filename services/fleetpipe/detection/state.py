@@ -107,7 +107,6 @@ class VehicleState:
         "ignition",
         "input_partition",
         "last_event_us",
-        "last_ingest_us",
         "last_seen_us",
         "last_seq",
         "lat",
@@ -123,7 +122,6 @@ class VehicleState:
         self.last_seq = 0
         self.last_event_us = 0
         self.last_seen_us = 0
-        self.last_ingest_us = 0
         self.input_partition = -1
         self.fleet_id = ""
         self.driver_id = ""
@@ -154,7 +152,6 @@ class VehicleState:
             lon=self.lon,
             speed_kmh=self.speed_kmh,
             ignition=self.ignition,
-            last_ingest_us=self.last_ingest_us,
         )
         if self.episodes:
             msg.episodes.extend(
@@ -212,7 +209,6 @@ class VehicleState:
         st.last_seq = msg.last_seq
         st.last_event_us = msg.last_event_us
         st.last_seen_us = msg.last_seen_us
-        st.last_ingest_us = msg.last_ingest_us
         st.input_partition = msg.input_partition
         st.fleet_id = msg.fleet_id
         st.driver_id = msg.driver_id

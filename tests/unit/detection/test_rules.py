@@ -48,13 +48,13 @@ def _case(reading: dict[str, Any], expected: float | None, *, holding: bool = Fa
     ],
 )
 def test_speeding(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert Speeding(RULES.speeding).check(R(**reading), holding) == expected
+    assert Speeding(RULES.speeding).check_one(R(**reading), holding) == expected
 
 
 def test_speeding_can_ignore_the_zone_limit_and_tolerate_a_margin() -> None:
     rule = Speeding(RULES.speeding.model_copy(update={"use_zone_limit": False, "tolerance_kmh": 5}))
-    assert rule.check(R(speed=84.0, limit=30.0), False) is None
-    assert rule.check(R(speed=85.5, limit=30.0), False) == 85.5
+    assert rule.check_one(R(speed=84.0, limit=30.0), False) is None
+    assert rule.check_one(R(speed=85.5, limit=30.0), False) == 85.5
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_speeding_can_ignore_the_zone_limit_and_tolerate_a_margin() -> None:
     ],
 )
 def test_low_fuel(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert LowFuel(RULES.low_fuel).check(R(**reading), holding) == expected
+    assert LowFuel(RULES.low_fuel).check_one(R(**reading), holding) == expected
 
 
 @pytest.mark.parametrize(
@@ -83,13 +83,13 @@ def test_low_fuel(reading: dict[str, Any], holding: bool, expected: float | None
     ],
 )
 def test_overheating(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert Overheating(RULES.overheating).check(R(**reading), holding) == expected
+    assert Overheating(RULES.overheating).check_one(R(**reading), holding) == expected
 
 
 def test_overheating_realistic_profile_uses_a_coolant_threshold() -> None:
     rules = Rules.parse({"profile": "realistic"})
-    assert Overheating(rules.overheating).check(R(coolant=112.0), False) == 112.0
-    assert Overheating(rules.overheating).check(R(coolant=105.0), False) is None
+    assert Overheating(rules.overheating).check_one(R(coolant=112.0), False) == 112.0
+    assert Overheating(rules.overheating).check_one(R(coolant=105.0), False) is None
 
 
 @pytest.mark.parametrize(
@@ -103,13 +103,13 @@ def test_overheating_realistic_profile_uses_a_coolant_threshold() -> None:
     ],
 )
 def test_low_battery(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert LowBattery(RULES.low_battery).check(R(**reading), holding) == expected
+    assert LowBattery(RULES.low_battery).check_one(R(**reading), holding) == expected
 
 
 def test_low_battery_electric_only() -> None:
     rule = LowBattery(RULES.low_battery.model_copy(update={"electric_only": True}))
-    assert rule.check(R(battery=5.0), False) is None
-    assert rule.check(R(battery=5.0, electric=True), False) == 5.0
+    assert rule.check_one(R(battery=5.0), False) is None
+    assert rule.check_one(R(battery=5.0, electric=True), False) == 5.0
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ def test_low_battery_electric_only() -> None:
     ],
 )
 def test_over_revving(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert OverRevving(RULES.over_revving).check(R(**reading), holding) == expected
+    assert OverRevving(RULES.over_revving).check_one(R(**reading), holding) == expected
 
 
 @pytest.mark.parametrize(
@@ -140,13 +140,13 @@ def test_over_revving(reading: dict[str, Any], holding: bool, expected: float | 
     ],
 )
 def test_gear_mismatch(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert GearMismatch(RULES.gear_mismatch).check(R(**reading), holding) == expected
+    assert GearMismatch(RULES.gear_mismatch).check_one(R(**reading), holding) == expected
 
 
 def test_gear_mismatch_realistic_profile_tolerates_one_gear() -> None:
     rule = GearMismatch(Rules.parse({"profile": "realistic"}).gear_mismatch)
-    assert rule.check(R(speed=60.0, gear=3, expected_gear=4), False) is None
-    assert rule.check(R(speed=60.0, gear=2, expected_gear=4), False) == 2.0
+    assert rule.check_one(R(speed=60.0, gear=3, expected_gear=4), False) is None
+    assert rule.check_one(R(speed=60.0, gear=2, expected_gear=4), False) == 2.0
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_gear_mismatch_realistic_profile_tolerates_one_gear() -> None:
 )
 def test_harsh_braking(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
     rule = HarshBraking(RULES.harsh_braking, crash_ms2=RULES.crash.accel_threshold_ms2)
-    assert rule.check(R(**reading), holding) == expected
+    assert rule.check_one(R(**reading), holding) == expected
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,7 @@ def test_harsh_braking(reading: dict[str, Any], holding: bool, expected: float |
     ],
 )
 def test_harsh_acceleration(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert HarshAcceleration(RULES.harsh_acceleration).check(R(**reading), holding) == expected
+    assert HarshAcceleration(RULES.harsh_acceleration).check_one(R(**reading), holding) == expected
 
 
 @pytest.mark.parametrize(
@@ -186,12 +186,12 @@ def test_harsh_acceleration(reading: dict[str, Any], holding: bool, expected: fl
     ],
 )
 def test_crash(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert Crash(RULES.crash).check(R(**reading), holding) == expected
+    assert Crash(RULES.crash).check_one(R(**reading), holding) == expected
 
 
 def test_crash_can_ignore_the_device_alarm() -> None:
     rule = Crash(RULES.crash.model_copy(update={"use_device_alarm": False}))
-    assert rule.check(R(crash_alarm=True), False) is None
+    assert rule.check_one(R(crash_alarm=True), False) is None
 
 
 @pytest.mark.parametrize(
@@ -202,7 +202,7 @@ def test_crash_can_ignore_the_device_alarm() -> None:
     ],
 )
 def test_sos(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert Sos(RULES.sos).check(R(**reading), holding) == expected
+    assert Sos(RULES.sos).check_one(R(**reading), holding) == expected
 
 
 @pytest.mark.parametrize(
@@ -215,7 +215,7 @@ def test_sos(reading: dict[str, Any], holding: bool, expected: float | None) -> 
     ],
 )
 def test_idling(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    assert Idling(RULES.idling).check(R(**reading), holding) == expected
+    assert Idling(RULES.idling).check_one(R(**reading), holding) == expected
 
 
 @pytest.mark.parametrize(
@@ -246,7 +246,7 @@ def test_idling(reading: dict[str, Any], holding: bool, expected: float | None) 
     ],
 )
 def test_collision_risk(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
-    value = CollisionRisk(RULES.collision_risk).check(R(**reading), holding)
+    value = CollisionRisk(RULES.collision_risk).check_one(R(**reading), holding)
     assert value == (pytest.approx(expected) if expected is not None else None)
 
 
@@ -268,7 +268,7 @@ CENTRE = Fence(name="centre", kind="keep_out", polygon=DEPOT.polygon, fleets=["f
 )
 def test_geofence(fence: Fence, reading: dict[str, Any], expected: float | None) -> None:
     rule = FenceRule(RULES.geofence, fence, 0)
-    assert rule.check(R(**reading), False) == expected
+    assert rule.check_one(R(**reading), False) == expected
     assert rule.key == f"{rule.name}:{fence.name}"
 
 

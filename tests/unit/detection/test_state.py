@@ -9,7 +9,7 @@ pytestmark = pytest.mark.unit
 
 def _full() -> VehicleState:
     st = VehicleState("v-1", home_partition=3)
-    st.last_seq, st.last_event_us, st.last_seen_us, st.last_ingest_us = 42, 10, 20, 11
+    st.last_seq, st.last_event_us, st.last_seen_us = 42, 10, 20
     st.input_partition = 2
     st.fleet_id, st.driver_id = "fleet-a", "d-1"
     st.lat, st.lon, st.speed_kmh, st.ignition = 52.1, 4.2, 63.5, True

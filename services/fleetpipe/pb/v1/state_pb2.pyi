@@ -85,7 +85,7 @@ class ScoreBucket(_message.Message):
     def __init__(self, start_us: _Optional[int] = ..., distance_km: _Optional[float] = ..., driving_s: _Optional[float] = ..., speeding_s: _Optional[float] = ..., harsh_brakes: _Optional[int] = ..., harsh_accels: _Optional[int] = ..., idle_s: _Optional[float] = ...) -> None: ...
 
 class VehicleState(_message.Message):
-    __slots__ = ("vehicle_id", "last_seq", "last_event_us", "last_seen_us", "input_partition", "fleet_id", "driver_id", "lat", "lon", "speed_kmh", "ignition", "last_ingest_us", "episodes", "trip", "buckets")
+    __slots__ = ("vehicle_id", "last_seq", "last_event_us", "last_seen_us", "input_partition", "fleet_id", "driver_id", "lat", "lon", "speed_kmh", "ignition", "episodes", "trip", "buckets")
     VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_US_FIELD_NUMBER: _ClassVar[int]
@@ -97,7 +97,6 @@ class VehicleState(_message.Message):
     LON_FIELD_NUMBER: _ClassVar[int]
     SPEED_KMH_FIELD_NUMBER: _ClassVar[int]
     IGNITION_FIELD_NUMBER: _ClassVar[int]
-    LAST_INGEST_US_FIELD_NUMBER: _ClassVar[int]
     EPISODES_FIELD_NUMBER: _ClassVar[int]
     TRIP_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
@@ -112,8 +111,7 @@ class VehicleState(_message.Message):
     lon: float
     speed_kmh: float
     ignition: bool
-    last_ingest_us: int
     episodes: _containers.RepeatedCompositeFieldContainer[EpisodeState]
     trip: TripProgress
     buckets: _containers.RepeatedCompositeFieldContainer[ScoreBucket]
-    def __init__(self, vehicle_id: _Optional[str] = ..., last_seq: _Optional[int] = ..., last_event_us: _Optional[int] = ..., last_seen_us: _Optional[int] = ..., input_partition: _Optional[int] = ..., fleet_id: _Optional[str] = ..., driver_id: _Optional[str] = ..., lat: _Optional[float] = ..., lon: _Optional[float] = ..., speed_kmh: _Optional[float] = ..., ignition: _Optional[bool] = ..., last_ingest_us: _Optional[int] = ..., episodes: _Optional[_Iterable[_Union[EpisodeState, _Mapping]]] = ..., trip: _Optional[_Union[TripProgress, _Mapping]] = ..., buckets: _Optional[_Iterable[_Union[ScoreBucket, _Mapping]]] = ...) -> None: ...
+    def __init__(self, vehicle_id: _Optional[str] = ..., last_seq: _Optional[int] = ..., last_event_us: _Optional[int] = ..., last_seen_us: _Optional[int] = ..., input_partition: _Optional[int] = ..., fleet_id: _Optional[str] = ..., driver_id: _Optional[str] = ..., lat: _Optional[float] = ..., lon: _Optional[float] = ..., speed_kmh: _Optional[float] = ..., ignition: _Optional[bool] = ..., episodes: _Optional[_Iterable[_Union[EpisodeState, _Mapping]]] = ..., trip: _Optional[_Union[TripProgress, _Mapping]] = ..., buckets: _Optional[_Iterable[_Union[ScoreBucket, _Mapping]]] = ...) -> None: ...

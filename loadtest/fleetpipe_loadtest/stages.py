@@ -1,10 +1,12 @@
 """Enrichment and detection, one process each, against baseline B measured in the same run.
 
 Input is pre-loaded so a stage runs flat out: raw telemetry for enrichment, and the very same
-events enriched (in-process, by the enrichment code itself) for detection. B is the core-loop
-passthrough in exactly-once mode on the same records — raw for enrichment's ratio, enriched
-for detection's — so each ratio compares like with like. Every run gets fresh output topics
-(detection's state changelog included), so no run inherits another's state.
+events enriched (in-process, by the enrichment code itself) for detection. By default the input
+is the fleet simulator's (trips, stops, every scenario kind now and then); ``drill`` uses the
+scripted timelines of ``fleetpipe.detection.drills`` and ``synthetic`` plain valid telemetry.
+B is the core-loop passthrough in exactly-once mode on the same records — raw for enrichment's
+ratio, enriched for detection's — so each ratio compares like with like. Every run gets fresh
+output topics (detection's state changelog included), so no run inherits another's state.
 
 The changelog restore for a large fleet is timed on its own: states for ``--restore-vehicles``
 vehicles are written to a changelog topic and read back as a replica does on assignment.
@@ -12,6 +14,7 @@ vehicles are written to a changelog topic and read back as a replica does on ass
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import sys
@@ -35,10 +38,14 @@ from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry, write_csv
 from fleetpipe.testing import produce_all, service_env
 from fleetpipe_loadtest import synthetic
+from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table, measure_service
+from fleetpipe_loadtest.scenarios import ScenarioMix
 
-Source = Literal["drill", "synthetic"]
-SOURCES: dict[str, Source] = {"drill": "drill", "synthetic": "synthetic"}
+Source = Literal["simulator", "drill", "synthetic"]
+SOURCES: dict[str, Source] = {"simulator": "simulator", "drill": "drill", "synthetic": "synthetic"}
+# The simulator's scenario rates for benchmark input: every kind now and then, as in a real fleet.
+SCENARIO_RATES = "all=0.2"
 
 
 @dataclass(frozen=True)
@@ -49,9 +56,20 @@ class Stage:
     env: dict[str, str]
 
 
-def _telemetry(source: Source, vehicles: int, events: int) -> list[telemetry_pb2.Telemetry]:
+def _telemetry(
+    source: Source, vehicles: int, events: int
+) -> tuple[list[telemetry_pb2.Telemetry], list[Vehicle]]:
+    if source == "simulator":
+        fleet = Fleet(vehicles, seed=1, scenarios=ScenarioMix.parse(SCENARIO_RATES))
+        out = list(itertools.islice(fleet.events(events / vehicles + 1), events))
+        return out, fleet.registry()
     if source == "synthetic":
-        return list(synthetic.stream(vehicles, events))
+        out = list(synthetic.stream(vehicles, events))
+        return out, _registry(out)
+    return (drilled := _drilled(vehicles, events)), _registry(drilled)
+
+
+def _drilled(vehicles: int, events: int) -> list[telemetry_pb2.Telemetry]:
     # Scripted drives with every rule's episodes, merged in event-time order; repeated drills
     # of the same fleet (later start times) until there are enough events.
     out: list[telemetry_pb2.Telemetry] = []
@@ -107,8 +125,7 @@ def run_stages(
     work.mkdir(parents=True, exist_ok=True)
 
     console.print(f"building {events:,} {source} events for {vehicles:,} vehicles")
-    raw_events = _telemetry(source, vehicles, events)
-    fleet = _registry(raw_events)
+    raw_events, fleet = _telemetry(source, vehicles, events)
     registry_path = work / "vehicles.csv"
     write_csv(fleet, registry_path)
     enricher = Enricher(VehicleRegistry(fleet), SpeedLimits())

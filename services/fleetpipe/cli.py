@@ -133,7 +133,9 @@ def bench_pipeline_stages(
     vehicles: Annotated[int, typer.Option(min=1, help="vehicles in the input")] = 1000,
     runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 3,
     partitions: Partitions = 6,
-    source: Annotated[str, typer.Option(help="drill (scripted episodes) or synthetic")] = "drill",
+    source: Annotated[
+        str, typer.Option(help="simulator, drill (scripted episodes) or synthetic")
+    ] = "simulator",
     restore_vehicles: Annotated[
         int, typer.Option(min=0, help="states in the restore test")
     ] = 100_000,

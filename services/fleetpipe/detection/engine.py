@@ -123,10 +123,11 @@ class Detector:
             self.states = {}
             self._transition = set()
             return
+        assigned = self.assigned
         for vid in [
             vid
             for vid, st in self.states.items()
-            if st.home_partition in gone and st.input_partition not in self.assigned
+            if not self.keeps(st, home=st.home_partition, assigned=assigned)
         ]:
             del self.states[vid]
             self._transition.discard(vid)
@@ -160,7 +161,9 @@ class Detector:
         return {
             vid
             for vid in self._transition
-            if self.states[vid].home_partition in self.assigned and not self.states[vid].refreshed
+            if (st := self.states.get(vid)) is not None
+            and st.home_partition in self.assigned
+            and not st.refreshed
         }
 
     def refresh(self, wanted: Iterable[str], loaded: dict[str, VehicleState]) -> None:
@@ -206,6 +209,7 @@ class Detector:
         states = self.states
         dirty: dict[str, VehicleState] = {}
         trips = self.trips
+        trip_start_speed = trips.start_speed if trips is not None else 0.0
         scores = self.scores
         max_gap = self._max_gap_us
         max_km_per_us = self._max_km_per_us
@@ -315,7 +319,9 @@ class Detector:
                                 accels += 1
 
             speeding = speeding_at[i]
-            if trips is not None:
+            # A parked vehicle without a trip cannot start one below the start speed: skip the
+            # call (most of a fleet's events, most of the time).
+            if trips is not None and (st.trip is not None or speed >= trip_start_speed):
                 # Positional arguments: measurably cheaper per event than keywords.
                 for trip in trips.advance(
                     st, r, batch.hints[i], dt_s, d_km, speeding, brakes, accels

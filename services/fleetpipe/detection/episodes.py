@@ -16,7 +16,7 @@ feeds events in seq order and drops duplicates and stragglers before they get he
 
 from __future__ import annotations
 
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, uuid5
 
 from fleetpipe.detection.state import CLEARING, OPEN, PENDING, Episode
 
@@ -36,14 +36,6 @@ def alert_id(vehicle_id: str, rule_key: str, episode_start_us: int) -> str:
 
 def trip_id(vehicle_id: str, start_us: int) -> str:
     return str(uuid5(TRIP_NAMESPACE, f"{vehicle_id}/{start_us}"))
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def advance(

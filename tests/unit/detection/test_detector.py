@@ -238,6 +238,19 @@ def test_revoking_partitions_forgets_their_vehicles() -> None:
     assert detector.states == {}
 
 
+def test_revoking_the_old_partition_of_a_vehicle_in_transition_forgets_it() -> None:
+    vid = "v-1"
+    home = partition_for(vid, 4)
+    old, other = (home + 1) % 4, (home + 2) % 4
+    st = VehicleState(vid)
+    st.input_partition = old
+    detector = Detector(Rules())
+    detector.assign(4, [old, other], {vid: st})
+    assert detector.in_transition == 1
+    detector.revoke([old])
+    assert detector.states == {} and detector.in_transition == 0
+
+
 def _trips(out: Outputs) -> list[trip_pb2.Trip]:
     return [trip_pb2.Trip.FromString(v) for _, v in out.trips]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import pytest
 
 from fleetpipe.detection.episodes import (
@@ -11,7 +13,6 @@ from fleetpipe.detection.episodes import (
     UPDATED,
     advance,
     alert_id,
-    is_uuid,
     trip_id,
 )
 from fleetpipe.detection.state import Episode
@@ -99,5 +100,5 @@ def test_ids_are_deterministic_uuids() -> None:
     assert alert_id("v-1", "speeding", 5) == alert_id("v-1", "speeding", 5)
     assert alert_id("v-1", "speeding", 5) != alert_id("v-1", "speeding", 6)
     assert alert_id("v-1", "speeding", 5) != alert_id("v-2", "speeding", 5)
-    assert is_uuid(alert_id("v-1", "sos", 1)) and is_uuid(trip_id("v-1", 1))
+    assert UUID(alert_id("v-1", "sos", 1)).version == UUID(trip_id("v-1", 1)).version == 5
     assert trip_id("v-1", 1) != alert_id("v-1", "", 1)

@@ -1,7 +1,9 @@
 """Per-vehicle detection state in memory, and its compact form on the changelog (state.proto).
 
 Plain slotted objects on the hot path (an attribute of a slotted object costs a fraction of a
-protobuf field access); converted to ``fleetpipe.v1.VehicleState`` once per vehicle per batch.
+protobuf field access); encoded as ``fleetpipe.v1.VehicleState`` once per vehicle per batch by
+``wire.encode_state``, read back by the protobuf runtime. ``to_proto`` is the runtime's own
+rendering of the same state, the reference the encoder is tested against.
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ class ScoreBucket:
         "idle_s",
         "speeding_s",
         "start_us",
+        "wire",
     )
 
     def __init__(self, start_us: int) -> None:
+        self.wire: bytes | None = None  # the encoding, once the bucket is closed (wire.py)
         self.start_us = start_us
         self.distance_km = 0.0
         self.driving_s = 0.0
@@ -115,6 +119,7 @@ class VehicleState:
         "speed_kmh",
         "trip",
         "vehicle_id",
+        "wire_ids",
     )
 
     def __init__(self, vehicle_id: str, *, home_partition: int = -1) -> None:
@@ -137,6 +142,8 @@ class VehicleState:
         # from the changelog after the vehicle moved partitions (see the detector).
         self.home_partition = home_partition
         self.refreshed = False
+        # (fleet_id, driver_id, their encoding with the vehicle id), kept by wire.encode_state.
+        self.wire_ids: tuple[str, str, bytes] | None = None
 
     # -- changelog form ----------------------------------------------------------------------
     def to_proto(self) -> state_pb2.VehicleState:
@@ -201,7 +208,9 @@ class VehicleState:
         return msg
 
     def to_bytes(self) -> bytes:
-        return self.to_proto().SerializeToString()
+        from fleetpipe.detection.wire import encode_state
+
+        return encode_state(self)
 
     @classmethod
     def from_proto(cls, msg: state_pb2.VehicleState, *, home_partition: int = -1) -> VehicleState:

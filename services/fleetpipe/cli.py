@@ -130,6 +130,40 @@ def bench_baseline(
     )
 
 
+@bench_app.command("pipeline-stages")
+def bench_pipeline_stages(
+    events: Annotated[int, typer.Option(min=1000, help="records per run")] = 300_000,
+    vehicles: Annotated[int, typer.Option(min=1, help="vehicles in the input")] = 1000,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 3,
+    partitions: Partitions = 6,
+    source: Annotated[
+        str, typer.Option(help="simulator, drill (scripted episodes) or synthetic")
+    ] = "simulator",
+    restore_vehicles: Annotated[
+        int, typer.Option(min=0, help="states in the restore test")
+    ] = 100_000,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/enrichment-detection.md"
+    ),
+) -> None:
+    """Enrichment and detection, CPU µs per event and events/s, against B in the same run."""
+    from fleetpipe_loadtest.stages import SOURCES, run_stages
+
+    if source not in SOURCES:
+        raise typer.BadParameter(f"--source must be one of {', '.join(SOURCES)}")
+    run_stages(
+        _stack(),
+        events=events,
+        vehicles=vehicles,
+        runs=runs,
+        partitions=partitions,
+        source=SOURCES[source],
+        restore_vehicles=restore_vehicles,
+        report=report,
+        console=console,
+    )
+
+
 def main() -> None:
     app()
 

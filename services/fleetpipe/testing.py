@@ -20,7 +20,7 @@ from typing import TypeVar
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
-from fleetpipe.core.kafka import Headers
+from fleetpipe.core.kafka import PARTITIONER, Headers
 from fleetpipe.core.settings import KafkaSettings, Topics
 
 T = TypeVar("T")
@@ -53,6 +53,7 @@ def produce_all(
             "enable.idempotence": True,
             "linger.ms": 20,
             "compression.type": "lz4",
+            "partitioner": PARTITIONER,
         }
     )
     n = 0

@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[str, str | bytes | None]]
 Config = dict[str, str | int | float | bool]
 
+# Every FleetPipe producer places keys as the Java client does (murmur2), never with
+# confluent-kafka's default CRC32: stateful consumers recompute the mapping with
+# fleetpipe.core.partitioner, and Java or Kafka Streams tools must agree with it.
+PARTITIONER = "murmur2_random"
+
 
 def producer_config(
     kafka: KafkaSettings,
@@ -48,6 +53,8 @@ def producer_config(
         "queue.buffering.max.kbytes": 512 * 1024,
         # Retry for as long as it takes (bounded by delivery.timeout.ms) rather than drop data.
         "delivery.timeout.ms": 120_000,
+        "partitioner": PARTITIONER,
+        "topic.metadata.refresh.interval.ms": kafka.metadata_max_age_ms,
     }
     if transactional_id is not None:
         conf["transactional.id"] = transactional_id
@@ -80,6 +87,7 @@ def consumer_config(
         "fetch.wait.max.ms": 50,
         "queued.min.messages": 20_000,
         "enable.partition.eof": False,
+        "topic.metadata.refresh.interval.ms": kafka.metadata_max_age_ms,
     }
     conf.update(overrides or {})
     return conf
@@ -251,6 +259,98 @@ class Consumer:
             self._client = None
 
 
+def read_table(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    client_id: str,
+    read_committed: bool = True,
+    timeout_s: float = 120.0,
+    batch: int = 10_000,
+) -> dict[bytes, bytes]:
+    """The latest value of every key of a (compacted) topic, as of the call.
+
+    Every partition is read from its beginning up to the end offset it had when the call began,
+    in large batches; a tombstone (a record without value) removes its key. With
+    ``read_committed`` the records of aborted transactions are skipped and an open transaction
+    is waited for (at most the producer's transaction timeout), because it may still commit.
+    Used to restore state from a changelog: 100K keys of a few hundred bytes take about a
+    second.
+    """
+    consumer = confluent_kafka.Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"{client_id}-table-reader",
+            "client.id": client_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+            # Tells the reader where each partition ends, past any transaction markers.
+            "enable.partition.eof": True,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
+    )
+    table: dict[bytes, bytes] = {}
+    try:
+        md = consumer.list_topics(topic, timeout=timeout_s)
+        meta = md.topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise KafkaError(f"cannot read {topic}: {meta.error if meta else 'no such topic'}")
+        ends: dict[int, int] = {}
+        starts: list[TopicPartition] = []
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            if high > low:
+                ends[p] = high
+                starts.append(TopicPartition(topic, p, low))
+        if not ends:
+            return table
+        consumer.assign(starts)
+        deadline = time.monotonic() + timeout_s
+        eof = confluent_kafka.KafkaError._PARTITION_EOF
+        while ends:
+            if time.monotonic() > deadline:
+                raise KafkaError(
+                    f"reading {topic} to its end took over {timeout_s:.0f}s; "
+                    f"partitions still behind: {sorted(ends)}"
+                )
+            msgs = consumer.consume(batch, 0.5)
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == eof:
+                        p, offset = msg.partition(), msg.offset()
+                        if (
+                            p is not None
+                            and offset is not None
+                            and offset >= ends.get(p, offset + 1)
+                        ):
+                            del ends[p]
+                        continue
+                    if err.fatal():
+                        raise KafkaError(f"reading {topic} failed: {err}")
+                    log.warning("reading %s: %s", topic, err)
+                    continue
+                key = msg.key()
+                if key is None:
+                    continue
+                value = msg.value()
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
+            if not msgs and ends:
+                # Transaction markers at a partition's tail are never returned as messages: the
+                # consumer's position says whether it has passed them.
+                for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+                    if tp.offset >= ends[tp.partition]:
+                        del ends[tp.partition]
+        return table
+    finally:
+        consumer.close()
+
+
 def _retry_kafka(call: Callable[[], Any], what: str, attempts: int = 10) -> Any:
     delay = 0.5
     for attempt in range(1, attempts + 1):
@@ -349,11 +449,11 @@ class Admin:
         return actions
 
     def delete_topics(self, names: Sequence[str]) -> None:
-        if not names:
+        # librdkafka crashes the process when a name appears twice in one request.
+        unique = list(dict.fromkeys(names))
+        if not unique:
             return
-        for name, fut in self.client.delete_topics(
-            list(names), request_timeout=self._timeout
-        ).items():
+        for name, fut in self.client.delete_topics(unique, request_timeout=self._timeout).items():
             try:
                 fut.result()
             except KafkaException as exc:

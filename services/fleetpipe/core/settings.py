@@ -37,6 +37,10 @@ class KafkaSettings(_Frozen):
     poll_timeout_s: float = Field(default=0.05, gt=0, le=10)
     transaction_timeout_ms: int = 30_000
     session_timeout_ms: int = 10_000
+    # How soon clients notice a topic's new partitions (librdkafka's default is 5 minutes). Keys
+    # move when partitions grow; the sooner producers and consumers agree, the shorter the
+    # window in which a key's records sit on its old partition.
+    metadata_max_age_ms: int = Field(default=30_000, ge=1000)
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """Connection settings shared by producers, consumers and the admin client."""

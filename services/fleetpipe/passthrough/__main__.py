@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import run_loop_service
 from fleetpipe.passthrough.handler import PassthroughHandler
 from fleetpipe.passthrough.settings import PassthroughSettings
-from fleetpipe.pb.v1 import telemetry_pb2
+from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 
 
 def main() -> None:
     settings = PassthroughSettings()
 
     def build(_metrics: Metrics) -> tuple[LoopConfig, Handler]:
+        codec: ProtoCodec[Any] = (
+            ProtoCodec(enriched_pb2.EnrichedTelemetry)
+            if settings.input_type == "enriched"
+            else ProtoCodec(telemetry_pb2.Telemetry)
+        )
         config = LoopConfig(
             service="passthrough",
             group_id=settings.group_id,
-            inputs={settings.input_topic: ProtoCodec(telemetry_pb2.Telemetry)},
+            inputs={settings.input_topic: codec},
             deadletter_topic=settings.topics.deadletter,
             mode=settings.mode,
             instance_id=settings.instance_id,

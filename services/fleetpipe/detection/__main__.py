@@ -1,0 +1,54 @@
+"""``python -m fleetpipe.detection``: configured by FLEET_* variables (see settings.py)."""
+
+from __future__ import annotations
+
+from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.loop import Handler, LoopConfig
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.service import run_loop_service
+from fleetpipe.detection.changelog import Changelog
+from fleetpipe.detection.config import Rules
+from fleetpipe.detection.engine import Detector
+from fleetpipe.detection.handler import DetectionHandler, DetectionMetrics
+from fleetpipe.detection.settings import DetectionSettings
+from fleetpipe.pb.v1 import enriched_pb2
+
+
+def main() -> None:
+    settings = DetectionSettings()
+
+    def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
+        rules = Rules.load(settings.rules_path) if settings.rules_path else Rules()
+        topics = settings.topics
+        config = LoopConfig(
+            service="detection",
+            group_id=settings.group_id,
+            inputs={topics.enriched: ProtoCodec(enriched_pb2.EnrichedTelemetry)},
+            deadletter_topic=topics.deadletter,
+            mode=settings.mode,
+            instance_id=settings.instance_id,
+            max_batch=settings.kafka.max_batch,
+            poll_timeout_s=settings.kafka.poll_timeout_s,
+        )
+        store = Changelog(
+            settings.kafka,
+            topic=topics.detection_state,
+            input_topic=topics.enriched,
+            client_id=f"detection-{settings.instance_id}",
+            timeout_s=settings.restore_timeout_s,
+        )
+        handler = DetectionHandler(
+            Detector(rules),
+            store,
+            input_topic=topics.enriched,
+            topics=topics,
+            metrics=DetectionMetrics(metrics.registry),
+            max_batch=settings.kafka.max_batch,
+        )
+        return config, handler
+
+    run_loop_service("detection", settings, build)
+
+
+if __name__ == "__main__":
+    main()

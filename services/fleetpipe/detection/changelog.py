@@ -1,0 +1,72 @@
+"""The state changelog on Kafka: read whole on assignment. Writes go through the loop's Output."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from google.protobuf.message import DecodeError
+
+from fleetpipe.core.kafka import Admin, read_table
+from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.detection.state import VehicleState
+
+log = logging.getLogger(__name__)
+
+Keep = Callable[[str, VehicleState], bool]
+
+
+class StateSource(Protocol):
+    def partition_count(self) -> int:
+        """Partitions of the input topic now."""
+
+    def load(self, keep: Keep) -> dict[str, VehicleState]:
+        """Every vehicle's newest committed state for which ``keep`` says yes."""
+
+
+class Changelog:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        topic: str,
+        input_topic: str,
+        client_id: str,
+        timeout_s: float = 300.0,
+    ) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self.input_topic = input_topic
+        self.client_id = client_id
+        self.timeout_s = timeout_s
+        self._admin: Admin | None = None
+        self.corrupt = 0
+
+    def partition_count(self) -> int:
+        if self._admin is None:
+            self._admin = Admin(self.kafka, timeout_s=self.timeout_s)
+        count = self._admin.partitions([self.input_topic]).get(self.input_topic, 0)
+        if count < 1:
+            raise LookupError(f"input topic {self.input_topic} has no partitions")
+        return count
+
+    def load(self, keep: Keep) -> dict[str, VehicleState]:
+        table = read_table(
+            self.kafka, self.topic, client_id=self.client_id, timeout_s=self.timeout_s
+        )
+        states: dict[str, VehicleState] = {}
+        for key, value in table.items():
+            vid = key.decode(errors="replace")
+            try:
+                st = VehicleState.from_bytes(value)
+            except DecodeError as exc:
+                # One unreadable record costs that vehicle its history, not the service.
+                self.corrupt += 1
+                log.error(
+                    "state of %s in %s is unreadable, starting it afresh: %s", vid, self.topic, exc
+                )
+                continue
+            if keep(vid, st):
+                states[vid] = st
+        return states

@@ -1,0 +1,309 @@
+"""The rules file: every detection threshold, nested by rule name.
+
+The operator renders this file from a FleetPipeline's ``spec.rules`` (a ConfigMap mounted into
+the detection pods); without a file the defaults below apply. Every key is optional; unknown
+keys are refused, and a bad value is reported with its path (``speeding.threshold_kmh: ...``).
+
+Every alerting rule accepts the common keys:
+
+=====================  =======================================================================
+``enabled``            false switches the rule off
+``severity``           ``info`` | ``warning`` | ``critical``
+``min_duration_s``     the condition must hold this long before the episode OPENs (0: at once)
+``clear_after_s``      ...and be gone this long before it is RESOLVED (hysteresis in time)
+``update_interval_s``  while open, send an UPDATE this often (0: never)
+=====================  =======================================================================
+
+The rules and their own keys, with their defaults (the seeds' thresholds where they give one)::
+
+    profile: seed              # seed | realistic: realistic changes the defaults the seeds
+                               # set unrealistically (overheating: 110 °C coolant, not 200 °C;
+                               # gear_mismatch: one gear off is tolerated, not only an exact gear)
+    speeding:        {threshold_kmh: 80, use_zone_limit: true, tolerance_kmh: 0,
+                      hysteresis_kmh: 5, min_duration_s: 10, clear_after_s: 10}
+    low_fuel:        {threshold_pct: 10, hysteresis_pct: 2, min_duration_s: 30, clear_after_s: 60}
+    overheating:     {threshold_c: 200, hysteresis_c: 5, min_duration_s: 10, clear_after_s: 30}
+    low_battery:     {threshold_pct: 15, hysteresis_pct: 2, electric_only: false,
+                      min_duration_s: 30, clear_after_s: 60}
+    over_revving:    {threshold_rpm: 6000, hysteresis_rpm: 300, min_duration_s: 2,
+                      clear_after_s: 5}
+    gear_mismatch:   {tolerance_gears: 0, min_speed_kmh: 5, min_duration_s: 10,
+                      clear_after_s: 5}
+    harsh_braking:   {threshold_ms2: 4.0, hysteresis_ms2: 0.5, min_duration_s: 0,
+                      clear_after_s: 3}
+    harsh_acceleration: {threshold_ms2: 3.5, hysteresis_ms2: 0.5, min_duration_s: 0,
+                      clear_after_s: 3}
+    crash:           {accel_threshold_ms2: 30, use_device_alarm: true, min_duration_s: 0,
+                      clear_after_s: 60, severity: critical}
+    sos:             {min_duration_s: 0, clear_after_s: 10, severity: critical}
+    idling:          {max_speed_kmh: 2, min_duration_s: 300, clear_after_s: 0}
+    offline:         {after_s: 600, check_interval_s: 10}
+    collision_risk:  {ttc_s: 2.0, hysteresis_s: 0.5, min_closing_speed_ms: 0.5,
+                      min_duration_s: 0, clear_after_s: 2, severity: critical}
+    geofence:        {min_duration_s: 5, clear_after_s: 10,
+                      fences: [{name: depot, kind: keep_in,     # keep_in alerts geofence_exit,
+                                polygon: [[52.30, 4.80], ...],  # keep_out geofence_entry;
+                                fleets: []}]}                   # [lat, lon]; [] = all fleets
+    trips:           {start_speed_kmh: 5, stop_speed_kmh: 2, end_after_stop_s: 600,
+                      end_on_ignition_off: true, max_gap_s: 600, max_plausible_kmh: 300}
+    driver_score:    {window_s: 3600, bucket_s: 600, min_driving_s: 300,
+                      speeding_weight: 50, harsh_event_weight: 5, idle_weight: 10}
+
+Severities default to ``warning`` except ``crash``, ``sos`` and ``collision_risk``
+(``critical``) and ``idling`` and ``gear_mismatch`` (``info``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fleetpipe.core.errors import ConfigError
+
+Severity = Literal["info", "warning", "critical"]
+
+REALISTIC_OVERHEATING_C = 110.0
+SEED_OVERHEATING_C = 200.0
+# What the realistic profile changes when the file does not set it: (rule, key, value).
+REALISTIC_DEFAULTS = (
+    ("overheating", "threshold_c", REALISTIC_OVERHEATING_C),
+    ("gear_mismatch", "tolerance_gears", 1),
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RuleConfig(_Model):
+    enabled: bool = True
+    severity: Severity = "warning"
+    min_duration_s: float = Field(default=0.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=0.0, ge=0, le=86_400)
+    update_interval_s: float = Field(default=0.0, ge=0, le=86_400)
+
+
+class SpeedingConfig(RuleConfig):
+    threshold_kmh: float = Field(default=80.0, gt=0, le=400)
+    use_zone_limit: bool = True
+    tolerance_kmh: float = Field(default=0.0, ge=0, le=100)
+    hysteresis_kmh: float = Field(default=5.0, ge=0, le=100)
+    min_duration_s: float = Field(default=10.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=10.0, ge=0, le=86_400)
+
+
+class LowFuelConfig(RuleConfig):
+    threshold_pct: float = Field(default=10.0, gt=0, le=100)
+    hysteresis_pct: float = Field(default=2.0, ge=0, le=50)
+    min_duration_s: float = Field(default=30.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=60.0, ge=0, le=86_400)
+
+
+class OverheatingConfig(RuleConfig):
+    # The seeds' 200 °C unless the profile or the file says otherwise (Rules._profile_defaults).
+    threshold_c: float = Field(default=SEED_OVERHEATING_C, gt=0, le=1000)
+    hysteresis_c: float = Field(default=5.0, ge=0, le=100)
+    min_duration_s: float = Field(default=10.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=30.0, ge=0, le=86_400)
+
+
+class LowBatteryConfig(RuleConfig):
+    threshold_pct: float = Field(default=15.0, gt=0, le=100)
+    hysteresis_pct: float = Field(default=2.0, ge=0, le=50)
+    electric_only: bool = False
+    min_duration_s: float = Field(default=30.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=60.0, ge=0, le=86_400)
+
+
+class OverRevvingConfig(RuleConfig):
+    threshold_rpm: float = Field(default=6000.0, gt=0, le=30_000)
+    hysteresis_rpm: float = Field(default=300.0, ge=0, le=10_000)
+    min_duration_s: float = Field(default=2.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=5.0, ge=0, le=86_400)
+
+
+class GearMismatchConfig(RuleConfig):
+    severity: Severity = "info"
+    # 0 is the seed's "gear != expected gear"; the minimum duration rides out gear changes.
+    tolerance_gears: int = Field(default=0, ge=0, le=10)
+    min_speed_kmh: float = Field(default=5.0, ge=0, le=400)
+    min_duration_s: float = Field(default=10.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=5.0, ge=0, le=86_400)
+
+
+class HarshConfig(RuleConfig):
+    threshold_ms2: float = Field(default=4.0, gt=0, le=100)
+    hysteresis_ms2: float = Field(default=0.5, ge=0, le=50)
+    clear_after_s: float = Field(default=3.0, ge=0, le=86_400)
+
+
+class HarshAccelerationConfig(HarshConfig):
+    threshold_ms2: float = Field(default=3.5, gt=0, le=100)
+
+
+class CrashConfig(RuleConfig):
+    severity: Severity = "critical"
+    accel_threshold_ms2: float = Field(default=30.0, gt=0, le=1000)
+    use_device_alarm: bool = True
+    clear_after_s: float = Field(default=60.0, ge=0, le=86_400)
+
+
+class SosConfig(RuleConfig):
+    severity: Severity = "critical"
+    clear_after_s: float = Field(default=10.0, ge=0, le=86_400)
+
+
+class IdlingConfig(RuleConfig):
+    severity: Severity = "info"
+    max_speed_kmh: float = Field(default=2.0, ge=0, le=50)
+    min_duration_s: float = Field(default=300.0, ge=0, le=86_400)
+
+
+class OfflineConfig(_Model):
+    enabled: bool = True
+    severity: Severity = "warning"
+    after_s: float = Field(default=600.0, gt=0, le=30 * 86_400)
+    # How often the vehicles are scanned for silence (processing time).
+    check_interval_s: float = Field(default=10.0, gt=0, le=3600)
+
+
+class CollisionRiskConfig(RuleConfig):
+    severity: Severity = "critical"
+    ttc_s: float = Field(default=2.0, gt=0, le=60)
+    hysteresis_s: float = Field(default=0.5, ge=0, le=60)
+    min_closing_speed_ms: float = Field(default=0.5, ge=0, le=200)
+    clear_after_s: float = Field(default=2.0, ge=0, le=86_400)
+
+
+_FENCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+class Fence(_Model):
+    name: str
+    kind: Literal["keep_in", "keep_out"]
+    polygon: list[tuple[float, float]] = Field(min_length=3)  # [lat, lon] vertices
+    fleets: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _FENCE_NAME.match(name):
+            raise ValueError(f"{name!r}: lower-case letters, digits, '_', '.', '-' (max 63)")
+        return name
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for i, (lat, lon) in enumerate(polygon):
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError(f"vertex {i} [{lat}, {lon}] is not a [lat, lon] pair")
+        from shapely.geometry import Polygon
+
+        shape = Polygon([(lon, lat) for lat, lon in polygon])
+        if not shape.is_valid or shape.area == 0:
+            raise ValueError("the polygon is empty or crosses itself")
+        return polygon
+
+
+class GeofenceConfig(RuleConfig):
+    min_duration_s: float = Field(default=5.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=10.0, ge=0, le=86_400)
+    fences: list[Fence] = Field(default_factory=list)
+
+    @field_validator("fences")
+    @classmethod
+    def _unique(cls, fences: list[Fence]) -> list[Fence]:
+        names = [f.name for f in fences]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"fence names must be unique: {', '.join(dupes)}")
+        return fences
+
+
+class TripConfig(_Model):
+    enabled: bool = True
+    start_speed_kmh: float = Field(default=5.0, gt=0, le=100)
+    stop_speed_kmh: float = Field(default=2.0, ge=0, le=100)
+    end_after_stop_s: float = Field(default=600.0, gt=0, le=86_400)
+    end_on_ignition_off: bool = True
+    max_gap_s: float = Field(default=600.0, gt=0, le=86_400)
+    # A fix implying a faster move than this is a GPS jump, not distance driven.
+    max_plausible_kmh: float = Field(default=300.0, gt=0, le=2000)
+
+
+class DriverScoreConfig(_Model):
+    enabled: bool = True
+    window_s: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+    bucket_s: float = Field(default=600.0, gt=0, le=86_400)
+    min_driving_s: float = Field(default=300.0, ge=0, le=86_400)
+    speeding_weight: float = Field(default=50.0, ge=0, le=100)  # points at 100 % speeding
+    harsh_event_weight: float = Field(default=5.0, ge=0, le=100)  # points per event per hour
+    idle_weight: float = Field(default=10.0, ge=0, le=100)  # points at 100 % idling
+
+    @model_validator(mode="after")
+    def _buckets_fit(self) -> DriverScoreConfig:
+        if self.bucket_s > self.window_s:
+            raise ValueError("bucket_s must not exceed window_s")
+        if self.window_s / self.bucket_s > 168:
+            raise ValueError("window_s / bucket_s must be at most 168 buckets")
+        return self
+
+
+class Rules(_Model):
+    """The whole rules file."""
+
+    profile: Literal["seed", "realistic"] = "seed"
+    speeding: SpeedingConfig = SpeedingConfig()
+    low_fuel: LowFuelConfig = LowFuelConfig()
+    overheating: OverheatingConfig = OverheatingConfig()
+    low_battery: LowBatteryConfig = LowBatteryConfig()
+    over_revving: OverRevvingConfig = OverRevvingConfig()
+    gear_mismatch: GearMismatchConfig = GearMismatchConfig()
+    harsh_braking: HarshConfig = HarshConfig()
+    harsh_acceleration: HarshAccelerationConfig = HarshAccelerationConfig()
+    crash: CrashConfig = CrashConfig()
+    sos: SosConfig = SosConfig()
+    idling: IdlingConfig = IdlingConfig()
+    offline: OfflineConfig = OfflineConfig()
+    collision_risk: CollisionRiskConfig = CollisionRiskConfig()
+    geofence: GeofenceConfig = GeofenceConfig()
+    trips: TripConfig = TripConfig()
+    driver_score: DriverScoreConfig = DriverScoreConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("profile") != "realistic":
+            return data
+        for rule, key, value in REALISTIC_DEFAULTS:
+            section = data.get(rule) or {}
+            if isinstance(section, dict) and key not in section:
+                data = {**data, rule: {**section, key: value}}
+        return data
+
+    @classmethod
+    def parse(cls, doc: Any, *, source: str = "rules") -> Rules:
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{source}: expected a mapping of rule names to settings")
+        try:
+            return cls.model_validate(doc)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"{source}: {problems}") from exc
+
+    @classmethod
+    def load(cls, path: Path) -> Rules:
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read rules file {path}: {exc}") from exc
+        return cls.parse(doc, source=str(path))

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from fleetpipe.core.settings import DeliveryMode, ServiceSettings
+
+
+class DetectionSettings(ServiceSettings):
+    """``FLEET_*`` variables of the detection service; topics come from ``FLEET_TOPICS__*``."""
+
+    group_id: str = "fleetpipe-detection"
+    mode: DeliveryMode = DeliveryMode.EXACTLY_ONCE
+    # The rules file (YAML, see fleetpipe.detection.config); the seeds' defaults without it.
+    rules_path: Path | None = None
+    # Reading the whole state changelog on assignment may wait for another replica's open
+    # transaction to finish; past this the assignment fails loudly.
+    restore_timeout_s: float = Field(default=300.0, gt=0)

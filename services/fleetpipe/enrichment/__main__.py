@@ -1,0 +1,55 @@
+"""``python -m fleetpipe.enrichment``: configured by FLEET_* variables (see settings.py)."""
+
+from __future__ import annotations
+
+from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.loop import Handler, LoopConfig
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.service import run_loop_service
+from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
+from fleetpipe.enrichment.handler import EnrichmentHandler, EnrichmentMetrics
+from fleetpipe.enrichment.settings import EnrichmentSettings
+from fleetpipe.pb.v1 import telemetry_pb2
+from fleetpipe.registry import RegistryWatcher, VehicleRegistry
+
+
+def main() -> None:
+    settings = EnrichmentSettings()
+
+    def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
+        limits = (
+            SpeedLimits.load(settings.speed_limits_path)
+            if settings.speed_limits_path
+            else SpeedLimits()
+        )
+        watcher = (
+            RegistryWatcher(
+                settings.registry_path, check_interval_s=settings.registry_check_interval_s
+            )
+            if settings.registry_path
+            else None
+        )
+        registry = watcher.current if watcher else VehicleRegistry([], source="(none)")
+        config = LoopConfig(
+            service="enrichment",
+            group_id=settings.group_id,
+            inputs={settings.topics.raw: ProtoCodec(telemetry_pb2.Telemetry)},
+            deadletter_topic=settings.topics.deadletter,
+            mode=settings.mode,
+            instance_id=settings.instance_id,
+            max_batch=settings.kafka.max_batch,
+            poll_timeout_s=settings.kafka.poll_timeout_s,
+        )
+        handler = EnrichmentHandler(
+            Enricher(registry, limits),
+            output_topic=settings.topics.enriched,
+            metrics=EnrichmentMetrics(metrics.registry),
+            watcher=watcher,
+        )
+        return config, handler
+
+    run_loop_service("enrichment", settings, build)
+
+
+if __name__ == "__main__":
+    main()

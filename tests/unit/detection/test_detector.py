@@ -1,0 +1,350 @@
+"""The detector over scripted timelines: episodes, duplicates, offline, restarts, ownership."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+
+from fleetpipe.core.partitioner import partition_for
+from fleetpipe.detection.config import Rules
+from fleetpipe.detection.drills import SCENARIOS, T0_US, Timeline, drill_fleet
+from fleetpipe.detection.drills import cruise as _cruise
+from fleetpipe.detection.engine import Detector, Outputs
+from fleetpipe.detection.episodes import alert_id
+from fleetpipe.detection.state import VehicleState
+from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
+
+pytestmark = pytest.mark.unit
+
+Events = list[enriched_pb2.EnrichedTelemetry]
+MIN = 60_000_000
+NOW = T0_US + 10 * 60 * MIN  # processing time: well after the scripted event times
+
+
+def _alerts(out: Outputs) -> list[alert_pb2.Alert]:
+    return [alert_pb2.Alert.FromString(v) for _, v in out.alerts]
+
+
+def _said(alerts: list[alert_pb2.Alert]) -> list[tuple[str, str]]:
+    return [(a.rule, alert_pb2.AlertState.Name(a.state)[12:]) for a in alerts]
+
+
+def _run(detector: Detector, events: Events, *, partition: int = 0, now_us: int = NOW) -> Outputs:
+    return detector.process([(e, partition) for e in events], now_us=now_us)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_each_scenario_gives_one_open_and_one_resolved_of_its_rule(scenario: str) -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl) + SCENARIOS[scenario](tl) + _cruise(tl)
+    alerts = _alerts(_run(Detector(Rules()), events))
+    expected = [] if scenario == "normal driving" else [(scenario, "OPEN"), (scenario, "RESOLVED")]
+    assert _said(alerts) == expected
+    if alerts:
+        opened, resolved = alerts
+        assert opened.alert_id == resolved.alert_id
+        assert opened.episode_start_us == resolved.episode_start_us
+        assert resolved.episode_end_us > resolved.episode_start_us
+        assert opened.vehicle_id == "v-1" and opened.driver_id == "drv-v-1"
+        assert opened.geohash6 and opened.location.lat
+        assert opened.message.startswith("v-1: ")
+
+
+def test_alert_carries_severity_values_and_the_triggering_event() -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 5) + tl.emit(3, sos=True) + tl.emit(12, sos=False)
+    opened, resolved = _alerts(_run(Detector(Rules()), events))
+    assert opened.severity == alert_pb2.SEVERITY_CRITICAL
+    trigger = events[5].telemetry
+    assert (opened.seq, opened.event_time_us, opened.ingest_time_us) == (
+        trigger.seq,
+        trigger.event_time_us,
+        trigger.ingest_time_us,
+    )
+    assert opened.detected_time_us == NOW
+    assert resolved.episode_end_us == events[8].telemetry.event_time_us
+    assert resolved.values["duration_s"] == 3.0
+    assert opened.alert_id == alert_id("v-1", "sos", trigger.event_time_us)
+
+
+def test_duplicates_and_stragglers_never_flip_an_episode() -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 20) + tl.emit(30, speed=95.0) + _cruise(tl, 30)
+    detector = Detector(Rules())
+    said = []
+    rng = random.Random(3)
+    for i in range(0, len(events), 10):
+        batch = events[i : i + 10]
+        # Replay older events (some from long ago, before the episode) in every batch.
+        replayed = rng.sample(events[: i + 10], min(len(events[: i + 10]), 15))
+        out = _run(detector, replayed + batch)
+        said += _said(_alerts(out))
+    assert said == [("speeding", "OPEN"), ("speeding", "RESOLVED")]
+
+
+def test_duplicates_are_counted() -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 10)
+    detector = Detector(Rules())
+    _run(detector, events)
+    assert _run(detector, events[3:6]).duplicates == 3
+
+
+def _decoded(out: Outputs) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Outputs without their processing-time stamps, for comparing runs."""
+    alerts = []
+    for a in _alerts(out):
+        a.detected_time_us = 0
+        alerts.append(a.SerializeToString(deterministic=True))
+    trips = [v for _, v in out.trips]
+    scores = []
+    for _, v in out.scores:
+        s = trip_pb2.DriverScore.FromString(v)
+        s.computed_time_us = 0
+        scores.append(s.SerializeToString(deterministic=True))
+    return alerts, trips, scores
+
+
+def test_state_restored_from_the_changelog_continues_exactly() -> None:
+    events = drill_fleet(6, episodes=6, seed=11)
+    whole = _decoded(_run(Detector(Rules()), events))
+    assert whole[0] and whole[1] and whole[2], "the drill produces alerts, trips and scores"
+
+    pieces: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
+    changelog: dict[str, bytes] = {}
+    detector = Detector(Rules())
+    rng = random.Random(5)
+    i = 0
+    while i < len(events):
+        n = rng.randint(1, 400)
+        out = _run(detector, events[i : i + n])
+        i += n
+        for got, part in zip(pieces, _decoded(out), strict=True):
+            got.extend(part)
+        changelog.update(out.states)
+        # A restart after every batch: a fresh detector knows only the changelog.
+        detector = Detector(Rules())
+        detector.assign(1, [0], {k: VehicleState.from_bytes(v) for k, v in changelog.items()})
+    assert pieces == whole
+
+
+def test_only_vehicles_the_batch_changed_are_written_once_each() -> None:
+    a, b = Timeline("v-a"), Timeline("v-b")
+    events = _cruise(a, 5) + _cruise(b, 5) + _cruise(a, 5)
+    out = _run(Detector(Rules()), events)
+    assert sorted(k for k, _ in out.states) == ["v-a", "v-b"]
+    assert VehicleState.from_bytes(dict(out.states)["v-a"]).last_seq == 10
+
+
+def test_offline_opens_by_processing_time_and_resolves_on_the_next_event() -> None:
+    tl = Timeline("v-1")
+    detector = Detector(Rules())
+    detector.assign(1, [0], {})
+    _run(detector, _cruise(tl, 10), now_us=NOW)
+    assert not _alerts(detector.tick(NOW + 9 * MIN))
+    opened = _alerts(detector.tick(NOW + 11 * MIN))
+    assert _said(opened) == [("offline", "OPEN")]
+    assert not _alerts(detector.tick(NOW + 30 * MIN)), "announced once"
+    tl.pause(3600)
+    resolved = _alerts(_run(detector, _cruise(tl, 1), now_us=NOW + 61 * MIN))
+    assert _said(resolved) == [("offline", "RESOLVED")]
+    assert opened[0].alert_id == resolved[0].alert_id
+    assert opened[0].episode_start_us == tl.t_us - 3600 * 1_000_000 - 1_000_000
+
+
+def test_a_silence_in_the_data_is_announced_with_the_same_id_as_the_tick_would() -> None:
+    tl = Timeline("v-1")
+    before = _cruise(tl, 10)
+    tl.pause(900)
+    after = _cruise(tl, 5)
+    alerts = _alerts(_run(Detector(Rules()), before + after))
+    assert _said(alerts) == [("offline", "OPEN"), ("offline", "RESOLVED")]
+
+    ticked = Detector(Rules())
+    ticked.assign(1, [0], {})
+    _run(ticked, before, now_us=NOW)
+    [by_tick] = _alerts(ticked.tick(NOW + 20 * MIN))
+    assert by_tick.alert_id == alerts[0].alert_id
+
+
+def test_offline_survives_a_restart_through_the_state() -> None:
+    tl = Timeline("v-1")
+    detector = Detector(Rules())
+    detector.assign(1, [0], {})
+    out = _run(detector, _cruise(tl, 10), now_us=NOW)
+    restarted = Detector(Rules())
+    restarted.assign(1, [0], {k: VehicleState.from_bytes(v) for k, v in out.states})
+    ticked = restarted.tick(NOW + 11 * MIN)
+    assert _said(_alerts(ticked)) == [("offline", "OPEN")]
+    again = Detector(Rules())
+    again.assign(1, [0], {k: VehicleState.from_bytes(v) for k, v in ticked.states})
+    assert not _alerts(again.tick(NOW + 12 * MIN)), "the open episode came back with the state"
+
+
+def test_offline_skips_vehicles_in_transition_or_elsewhere() -> None:
+    home = partition_for("v-1", 4)
+    tl = Timeline("v-1")
+    seen = Detector(Rules())
+    out = _run(seen, _cruise(tl, 5), partition=(home + 1) % 4, now_us=NOW)
+    state = VehicleState.from_bytes(dict(out.states)["v-1"])
+    for assigned in ([home, (home + 1) % 4], [(home + 2) % 4]):
+        detector = Detector(Rules())
+        detector.assign(4, assigned, {"v-1": VehicleState.from_bytes(state.to_bytes())})
+        assert not _alerts(detector.tick(NOW + 20 * MIN))
+
+
+def test_ownership_keeps_home_and_last_partition_vehicles() -> None:
+    st = VehicleState("v-1")
+    st.input_partition = 1
+    assert Detector.keeps(st, home=3, assigned={3})
+    assert Detector.keeps(st, home=3, assigned={1})
+    assert not Detector.keeps(st, home=3, assigned={0, 2})
+
+
+def test_records_arriving_on_a_new_partition_ask_for_a_fresh_copy() -> None:
+    vid = "v-1"
+    home = partition_for(vid, 4)
+    old = (home + 1) % 4
+    tl = Timeline(vid)
+    first = Detector(Rules())
+    out = _run(first, tl.emit(20, speed=95.0), partition=old)
+    held = VehicleState.from_bytes(dict(out.states)[vid])
+    detector = Detector(Rules())
+    detector.assign(4, [home], {vid: held})
+    assert detector.in_transition == 1
+    moved = [(e, home) for e in tl.emit(3, speed=95.0)]
+    assert detector.stale_arrivals(moved) == {vid}
+    # Meanwhile the other replica went on: the changelog's copy is newer.
+    newer = _run(first, tl.emit(5, speed=95.0), partition=old)
+    detector.refresh({vid}, {vid: VehicleState.from_bytes(dict(newer.states)[vid])})
+    assert detector.stale_arrivals(moved) == set(), "refreshed once"
+    later = [(e, home) for e in tl.emit(5, speed=95.0)]
+    out = detector.process(later, now_us=NOW)
+    assert out.duplicates == 0 and not _alerts(out), "the open episode continues, no new OPEN"
+    assert detector.in_transition == 0
+
+
+def test_revoking_partitions_forgets_their_vehicles() -> None:
+    states = {f"v-{i}": VehicleState(f"v-{i}") for i in range(40)}
+    for vid, st in states.items():
+        st.input_partition = partition_for(vid, 2)
+    detector = Detector(Rules())
+    detector.assign(2, [0, 1], states)
+    detector.revoke([1])
+    assert {partition_for(v, 2) for v in detector.states} == {0}
+    detector.revoke([0])
+    assert detector.states == {}
+
+
+def test_revoking_the_old_partition_of_a_vehicle_in_transition_forgets_it() -> None:
+    vid = "v-1"
+    home = partition_for(vid, 4)
+    old, other = (home + 1) % 4, (home + 2) % 4
+    st = VehicleState(vid)
+    st.input_partition = old
+    detector = Detector(Rules())
+    detector.assign(4, [old, other], {vid: st})
+    assert detector.in_transition == 1
+    detector.revoke([old])
+    assert detector.states == {} and detector.in_transition == 0
+
+
+def _trips(out: Outputs) -> list[trip_pb2.Trip]:
+    return [trip_pb2.Trip.FromString(v) for _, v in out.trips]
+
+
+def test_a_trip_starts_moving_and_ends_at_ignition_off() -> None:
+    tl = Timeline("v-1", ignition=True)
+    events = tl.emit(10, speed=0.0)  # warming up: no trip yet
+    events += tl.emit(120, speed=60.0) + tl.emit(60, speed=0.0)  # a stop with the engine on
+    events += tl.emit(60, speed=90.0) + tl.emit(3, speed=0.0, ignition=False)
+    started, ended = _trips(_run(Detector(Rules()), events))
+    assert started.state == trip_pb2.TRIP_STATE_STARTED
+    assert ended.state == trip_pb2.TRIP_STATE_ENDED
+    assert started.trip_id == ended.trip_id
+    assert started.start_time_us == events[10].telemetry.event_time_us
+    assert ended.end_time_us == events[-3].telemetry.event_time_us
+    assert ended.distance_km == pytest.approx(120 * 60 / 3600 + 60 * 90 / 3600, rel=0.01)
+    assert ended.idle_s == pytest.approx(60, abs=1)
+    assert ended.max_speed_kmh == 90
+    assert ended.duration_s == pytest.approx(240)
+    assert ended.speeding_s == pytest.approx(60, abs=1)
+
+
+def test_a_long_stop_ends_the_trip_where_it_began() -> None:
+    tl = Timeline("v-1")
+    events = tl.emit(60, speed=50.0) + tl.emit(700, speed=0.0)
+    [_, ended] = _trips(_run(Detector(Rules()), events))
+    assert ended.end_time_us == events[60].telemetry.event_time_us
+    assert ended.idle_s == 0
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        pytest.param(lambda tl: tl.pause(3600), id="silence"),
+        pytest.param(lambda tl: tl.set(hint="trip-2"), id="device-trip-counter"),
+    ],
+)
+def test_silence_or_a_new_device_trip_ends_the_trip(split: Callable[[Timeline], None]) -> None:
+    tl = Timeline("v-1", hint="trip-1")
+    events = tl.emit(30, speed=50.0)
+    split(tl)
+    events += tl.emit(30, speed=50.0)
+    trips = _trips(_run(Detector(Rules()), events))
+    assert [t.state for t in trips] == [
+        trip_pb2.TRIP_STATE_STARTED,
+        trip_pb2.TRIP_STATE_ENDED,
+        trip_pb2.TRIP_STATE_STARTED,
+    ]
+    assert trips[1].end_time_us == events[29].telemetry.event_time_us
+
+
+def test_gps_jumps_do_not_count_as_distance() -> None:
+    tl = Timeline("v-1")
+    events = tl.emit(30, speed=36.0)
+    tl.lat += 1.0  # a 111 km jump in one second
+    events += tl.emit(30, speed=36.0) + tl.emit(2, speed=0.0, ignition=False)
+    [_, ended] = _trips(_run(Detector(Rules()), events))
+    assert ended.distance_km == pytest.approx(59 * 0.01, rel=0.02)
+
+
+def test_driver_score_over_a_rolling_window() -> None:
+    rules = Rules.parse({"driver_score": {"window_s": 1200, "bucket_s": 600, "min_driving_s": 60}})
+    tl = Timeline("v-1", start_us=T0_US)
+    events = tl.emit(599, speed=50.0)  # bucket 1: clean driving
+    events += tl.emit(300, speed=95.0) + tl.emit(300, speed=50.0)  # bucket 2: half speeding
+    events += tl.emit(1, speed=50.0)  # opens bucket 3: scores the window of buckets 1–2
+    scores = [trip_pb2.DriverScore.FromString(v) for _, v in _run(Detector(rules), events).scores]
+    assert [s.window_end_us for s in scores] == [T0_US + 600 * 1_000_000, T0_US + 1200 * 1_000_000]
+    first, second = scores
+    assert first.score == pytest.approx(100)
+    assert second.driving_s == pytest.approx(1198)  # the very first event has no interval
+    assert second.speeding_s == pytest.approx(300, abs=1)
+    assert second.score == pytest.approx(100 - 50 * 300 / 1198, abs=0.2)
+    assert second.driver_id == "drv-v-1"
+
+
+def test_geofence_exit_and_return() -> None:
+    rules = Rules.parse(
+        {
+            "geofence": {
+                "fences": [
+                    {
+                        "name": "depot",
+                        "kind": "keep_in",
+                        "polygon": [[52.0, 4.0], [52.0, 4.95], [52.6, 4.95], [52.6, 4.0]],
+                    }
+                ]
+            }
+        }
+    )
+    tl = Timeline("v-1", lon=4.90, heading_deg=90.0)
+    out_and_back = tl.emit(400, speed=72.0)  # 20 m/s east: leaves the fence at lon 4.95
+    tl.heading = 270.0
+    out_and_back += tl.emit(400, speed=72.0)
+    alerts = _alerts(_run(Detector(rules), out_and_back))
+    assert _said(alerts) == [("geofence_exit", "OPEN"), ("geofence_exit", "RESOLVED")]
+    assert alerts[0].message == "v-1: left geofence depot"

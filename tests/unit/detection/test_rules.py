@@ -1,0 +1,301 @@
+"""Every rule as a table: a reading, whether an episode is already open, and the verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fleetpipe.detection.config import Fence, Rules
+from fleetpipe.detection.rules import (
+    SEVERITY,
+    CollisionRisk,
+    Crash,
+    FenceRule,
+    GearMismatch,
+    HarshAcceleration,
+    HarshBraking,
+    Idling,
+    LowBattery,
+    LowFuel,
+    Overheating,
+    OverRevving,
+    Reading,
+    Sos,
+    Speeding,
+    build_rules,
+)
+
+pytestmark = pytest.mark.unit
+
+RULES = Rules()
+R = Reading
+
+
+def _case(reading: dict[str, Any], expected: float | None, *, holding: bool = False, id: str):
+    return pytest.param(reading, holding, expected, id=id)
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"speed": 80.0}, None, id="at-the-seed-limit"),
+        _case({"speed": 80.5}, 80.5, id="over-the-seed-limit"),
+        _case({"speed": 55.0, "limit": 50.0}, 55.0, id="over-the-zone-limit"),
+        _case({"speed": 95.0, "limit": 100.0}, None, id="under-a-higher-zone-limit"),
+        _case({"speed": 77.0}, 77.0, holding=True, id="inside-hysteresis-still-holds"),
+        _case({"speed": 75.0}, None, holding=True, id="below-hysteresis-clears"),
+    ],
+)
+def test_speeding(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert Speeding(RULES.speeding).check_one(R(**reading), holding) == expected
+
+
+def test_speeding_can_ignore_the_zone_limit_and_tolerate_a_margin() -> None:
+    rule = Speeding(RULES.speeding.model_copy(update={"use_zone_limit": False, "tolerance_kmh": 5}))
+    assert rule.check_one(R(speed=84.0, limit=30.0), False) is None
+    assert rule.check_one(R(speed=85.5, limit=30.0), False) == 85.5
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"fuel": 9.5}, 9.5, id="below-10-pct"),
+        _case({"fuel": 10.0}, None, id="at-10-pct"),
+        _case({"fuel": 11.0}, 11.0, holding=True, id="hysteresis-holds"),
+        _case({"fuel": 12.5}, None, holding=True, id="refuelled"),
+        _case({"fuel": 0.0, "electric": True}, None, id="electric-has-no-fuel"),
+        _case({"fuel": 0.0, "has_engine": False}, None, id="no-engine-block"),
+    ],
+)
+def test_low_fuel(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert LowFuel(RULES.low_fuel).check_one(R(**reading), holding) == expected
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"coolant": 201.0}, 201.0, id="above-200-as-the-seed"),
+        _case({"coolant": 200.0}, None, id="at-200"),
+        _case({"coolant": 120.0}, None, id="hot-but-under-seed-threshold"),
+        _case({"coolant": 196.0}, 196.0, holding=True, id="hysteresis-holds"),
+        _case({"coolant": 300.0, "has_engine": False}, None, id="no-engine-block"),
+    ],
+)
+def test_overheating(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert Overheating(RULES.overheating).check_one(R(**reading), holding) == expected
+
+
+def test_overheating_realistic_profile_uses_a_coolant_threshold() -> None:
+    rules = Rules.parse({"profile": "realistic"})
+    assert Overheating(rules.overheating).check_one(R(coolant=112.0), False) == 112.0
+    assert Overheating(rules.overheating).check_one(R(coolant=105.0), False) is None
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"battery": 14.0}, 14.0, id="below-15-not-charging"),
+        _case({"battery": 14.0, "charging": True}, None, id="charging"),
+        _case({"battery": 15.0}, None, id="at-15"),
+        _case({"battery": 16.0}, 16.0, holding=True, id="hysteresis-holds"),
+        _case({"battery": 5.0, "has_battery": False}, None, id="no-battery-block"),
+    ],
+)
+def test_low_battery(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert LowBattery(RULES.low_battery).check_one(R(**reading), holding) == expected
+
+
+def test_low_battery_electric_only() -> None:
+    rule = LowBattery(RULES.low_battery.model_copy(update={"electric_only": True}))
+    assert rule.check_one(R(battery=5.0), False) is None
+    assert rule.check_one(R(battery=5.0, electric=True), False) == 5.0
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"rpm": 6500}, 6500, id="above-6000"),
+        _case({"rpm": 6000}, None, id="at-6000"),
+        _case({"rpm": 5800}, 5800, holding=True, id="hysteresis-holds"),
+        _case({"rpm": 5600}, None, holding=True, id="clears"),
+    ],
+)
+def test_over_revving(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert OverRevving(RULES.over_revving).check_one(R(**reading), holding) == expected
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"speed": 60.0, "gear": 4, "expected_gear": 4}, None, id="right-gear"),
+        _case({"speed": 60.0, "gear": 3, "expected_gear": 4}, 1.0, id="one-off-as-the-seed"),
+        _case({"speed": 60.0, "gear": 2, "expected_gear": 4}, 2.0, id="two-off"),
+        _case({"speed": 60.0, "gear": -1, "expected_gear": 4}, 5.0, id="reverse-at-speed"),
+        _case({"speed": 3.0, "gear": 5, "expected_gear": 1}, None, id="too-slow-to-judge"),
+        _case({"speed": 60.0, "gear": 1, "expected_gear": 0}, None, id="not-applicable"),
+        _case(
+            {"speed": 60.0, "gear": 1, "expected_gear": 4, "electric": True}, None, id="electric"
+        ),
+    ],
+)
+def test_gear_mismatch(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert GearMismatch(RULES.gear_mismatch).check_one(R(**reading), holding) == expected
+
+
+def test_gear_mismatch_realistic_profile_tolerates_one_gear() -> None:
+    rule = GearMismatch(Rules.parse({"profile": "realistic"}).gear_mismatch)
+    assert rule.check_one(R(speed=60.0, gear=3, expected_gear=4), False) is None
+    assert rule.check_one(R(speed=60.0, gear=2, expected_gear=4), False) == 2.0
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"accel_x": -4.5}, 4.5, id="hard-stop"),
+        _case({"accel_x": -3.0}, None, id="firm-stop"),
+        _case({"accel_x": -3.6}, 3.6, holding=True, id="hysteresis-holds"),
+        _case({"accel_x": 5.0}, None, id="accelerating"),
+        _case({"accel_x": -45.0}, None, id="crash-level-is-the-crash-rules"),
+    ],
+)
+def test_harsh_braking(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    rule = HarshBraking(RULES.harsh_braking, crash_ms2=RULES.crash.accel_threshold_ms2)
+    assert rule.check_one(R(**reading), holding) == expected
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"accel_x": 4.0}, 4.0, id="launch"),
+        _case({"accel_x": 3.0}, None, id="brisk"),
+        _case({"accel_x": -6.0}, None, id="braking"),
+    ],
+)
+def test_harsh_acceleration(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert HarshAcceleration(RULES.harsh_acceleration).check_one(R(**reading), holding) == expected
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"accel_x": -35.0}, 35.0, id="deceleration-spike"),
+        _case({"accel_x": -18.0, "accel_y": 24.0}, 30.0, id="side-impact"),
+        _case({"crash_alarm": True}, 0.0, id="device-alarm"),
+        _case({"accel_x": -9.0}, None, id="emergency-stop-is-no-crash"),
+    ],
+)
+def test_crash(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert Crash(RULES.crash).check_one(R(**reading), holding) == expected
+
+
+def test_crash_can_ignore_the_device_alarm() -> None:
+    rule = Crash(RULES.crash.model_copy(update={"use_device_alarm": False}))
+    assert rule.check_one(R(crash_alarm=True), False) is None
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"sos": True}, 1.0, id="pressed"),
+        _case({"sos": False}, None, id="not-pressed"),
+    ],
+)
+def test_sos(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert Sos(RULES.sos).check_one(R(**reading), holding) == expected
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case({"speed": 0.0, "ignition": True}, 1.0, id="engine-on-stationary"),
+        _case({"speed": 1.5, "ignition": True}, 1.0, id="creeping"),
+        _case({"speed": 0.0, "ignition": False}, None, id="parked"),
+        _case({"speed": 20.0, "ignition": True}, None, id="driving"),
+    ],
+)
+def test_idling(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    assert Idling(RULES.idling).check_one(R(**reading), holding) == expected
+
+
+@pytest.mark.parametrize(
+    ("reading", "holding", "expected"),
+    [
+        _case(
+            {"has_perception": True, "object_distance": 15.0, "closing_speed": 10.0},
+            1.5,
+            id="ttc-1-5-s",
+        ),
+        _case(
+            {"has_perception": True, "object_distance": 30.0, "closing_speed": 10.0},
+            None,
+            id="ttc-3-s",
+        ),
+        _case(
+            {"has_perception": True, "object_distance": 22.0, "closing_speed": 10.0},
+            2.2,
+            holding=True,
+            id="hysteresis-holds",
+        ),
+        _case(
+            {"has_perception": True, "object_distance": 0.5, "closing_speed": -3.0},
+            None,
+            id="gap-growing",
+        ),
+        _case({"has_perception": False}, None, id="no-perception"),
+    ],
+)
+def test_collision_risk(reading: dict[str, Any], holding: bool, expected: float | None) -> None:
+    value = CollisionRisk(RULES.collision_risk).check_one(R(**reading), holding)
+    assert value == (pytest.approx(expected) if expected is not None else None)
+
+
+DEPOT = Fence(
+    name="depot", kind="keep_in", polygon=[(52.0, 4.0), (52.0, 5.0), (53.0, 5.0), (53.0, 4.0)]
+)
+CENTRE = Fence(name="centre", kind="keep_out", polygon=DEPOT.polygon, fleets=["fleet-b"])
+
+
+@pytest.mark.parametrize(
+    ("fence", "reading", "expected"),
+    [
+        pytest.param(DEPOT, {"inside": (True,)}, None, id="keep-in-inside"),
+        pytest.param(DEPOT, {"inside": (False,)}, 1.0, id="keep-in-outside"),
+        pytest.param(CENTRE, {"inside": (True,), "fleet_id": "fleet-b"}, 1.0, id="keep-out-in"),
+        pytest.param(CENTRE, {"inside": (False,), "fleet_id": "fleet-b"}, None, id="keep-out-out"),
+        pytest.param(CENTRE, {"inside": (True,), "fleet_id": "fleet-a"}, None, id="other-fleet"),
+    ],
+)
+def test_geofence(fence: Fence, reading: dict[str, Any], expected: float | None) -> None:
+    rule = FenceRule(RULES.geofence, fence, 0)
+    assert rule.check_one(R(**reading), False) == expected
+    assert rule.key == f"{rule.name}:{fence.name}"
+
+
+def test_every_rule_of_the_design_is_built_with_its_severity() -> None:
+    rules = Rules.parse({"geofence": {"fences": [DEPOT.model_dump(), CENTRE.model_dump()]}})
+    built = {r.key: r for r in build_rules(rules)}
+    assert set(built) == {
+        "speeding",
+        "low_fuel",
+        "overheating",
+        "low_battery",
+        "over_revving",
+        "gear_mismatch",
+        "harsh_braking",
+        "harsh_acceleration",
+        "crash",
+        "sos",
+        "idling",
+        "collision_risk",
+        "geofence_exit:depot",
+        "geofence_entry:centre",
+    }
+    assert built["crash"].severity == built["sos"].severity == SEVERITY["critical"]
+    assert built["speeding"].severity == SEVERITY["warning"]
+    assert built["speeding"].min_us == 10_000_000
+
+
+def test_disabled_rules_are_not_built() -> None:
+    rules = Rules.parse({"sos": {"enabled": False}, "speeding": {"enabled": False}})
+    assert {"sos", "speeding"}.isdisjoint(r.key for r in build_rules(rules))

@@ -86,6 +86,10 @@ class WriterRig:
         with psycopg.connect(self.dsn, options=f"-c search_path={self.schema}") as conn:
             return conn.execute(query.encode(), args or None).fetchall()
 
+    def execute(self, statement: str) -> None:
+        with psycopg.connect(self.dsn, options=f"-c search_path={self.schema}") as conn:
+            conn.execute(statement.encode())
+
     def scalar(self, query: str, *args: Any) -> Any:
         return self.sql(query, *args)[0][0]
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fleetpipe.core.settings import Topics
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
+from fleetpipe.storage_writer.query_cli import query_app
 
 app = typer.Typer(
     help="FleetPipe: real-time vehicle telemetry on Kafka, PostgreSQL and Kubernetes.",
@@ -25,6 +26,7 @@ dev_app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(bench_app, name="bench")
+app.add_typer(query_app, name="query")
 
 console = Console()
 

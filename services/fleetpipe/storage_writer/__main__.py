@@ -81,8 +81,10 @@ def main() -> None:
             Input.TRIPS: (topics.trips, ProtoCodec(trip_pb2.Trip)),
             Input.SCORES: (topics.scores, ProtoCodec(trip_pb2.DriverScore)),
         }
+        inputs = dict(codecs[i] for i in settings.inputs)
         handler = StorageHandler(
             topics=topics,
+            single_input=next(iter(inputs)) if len(inputs) == 1 else None,
             store=store,
             lake=lake,
             metrics=StorageMetrics(metrics.registry),
@@ -98,7 +100,7 @@ def main() -> None:
         config = LoopConfig(
             service="storage-writer",
             group_id=settings.group_id,
-            inputs=dict(codecs[i] for i in settings.inputs),
+            inputs=inputs,
             deadletter_topic=settings.topics.deadletter,
             mode=DeliveryMode.AT_LEAST_ONCE,
             instance_id=settings.instance_id,

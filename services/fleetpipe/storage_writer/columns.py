@@ -196,6 +196,8 @@ def telemetry_rows(batch: pa.RecordBatch) -> TelemetryRows:
             array = array.combine_chunks()
         if array.type != typ:
             array = array.cast(typ)
+        if pa.types.is_string(typ):
+            array = without_nul(array)
         if name not in _NULLABLE and array.null_count:
             # An absent sub-message (no location, no alarms…) reads as its proto3 defaults.
             array = array.fill_null(_ZERO.get(typ.id, False))
@@ -228,6 +230,21 @@ _ZERO: dict[int, Any] = {
     pa.int32().id: 0,
     pa.int16().id: 0,
 }
+
+
+def without_nul(array: pa.Array) -> pa.Array:
+    """PostgreSQL text cannot hold NUL, which a protobuf string may: drop it rather than let
+    one record fail its batch forever."""
+    if not pc.any(pc.match_substring(array, "\x00")).as_py():
+        return array
+    return pc.replace_substring(array, "\x00", "")
+
+
+def _strings_without_nul(table: pa.Table) -> pa.Table:
+    for i, f in enumerate(table.schema):
+        if pa.types.is_string(f.type):
+            table = table.set_column(i, f, without_nul(table.column(i).combine_chunks()))
+    return table
 
 
 def _children(struct: pa.Array) -> dict[str, pa.Array]:
@@ -408,7 +425,7 @@ def alert_table(alerts: Sequence[alert_pb2.Alert]) -> pa.Table:
                 "trigger_values": json.dumps(dict(a.values), sort_keys=True),
             }
         )
-    return pa.Table.from_pylist(rows, schema=ALERT_SCHEMA)
+    return _strings_without_nul(pa.Table.from_pylist(rows, schema=ALERT_SCHEMA))
 
 
 def trip_problem(t: trip_pb2.Trip) -> str:
@@ -454,7 +471,7 @@ def trip_table(trips: Sequence[trip_pb2.Trip]) -> pa.Table:
                 "end_seq": min(t.end_seq, MAX_INT64) or None,
             }
         )
-    return pa.Table.from_pylist(rows, schema=TRIP_SCHEMA)
+    return _strings_without_nul(pa.Table.from_pylist(rows, schema=TRIP_SCHEMA))
 
 
 def score_problem(s: trip_pb2.DriverScore) -> str:
@@ -484,4 +501,4 @@ def score_table(scores: Sequence[trip_pb2.DriverScore]) -> pa.Table:
         }
         for s in scores
     ]
-    return pa.Table.from_pylist(rows, schema=SCORE_SCHEMA)
+    return _strings_without_nul(pa.Table.from_pylist(rows, schema=SCORE_SCHEMA))

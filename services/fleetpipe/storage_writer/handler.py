@@ -140,6 +140,7 @@ class StorageHandler(BaseHandler):
         metrics: StorageMetrics,
         policy: StoragePolicy,
         decoder: columns.TelemetryDecoder | None = None,
+        single_input: str | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -149,6 +150,8 @@ class StorageHandler(BaseHandler):
         self.metrics = metrics
         self.policy = policy
         self.decoder = decoder or columns.TelemetryDecoder()
+        # Set when the loop consumes this one topic only: no per-record sorting by topic.
+        self.single_input = single_input
         self._clock = clock
         self._sleep = sleep
         self._next_maintenance = 0.0
@@ -198,8 +201,11 @@ class StorageHandler(BaseHandler):
     def handle(self, records: list[Record[Any]], out: Output) -> None:
         now = self._clock()
         by_topic: defaultdict[str, list[Record[Any]]] = defaultdict(list)
-        for record in records:
-            by_topic[record.msg.topic() or ""].append(record)
+        if self.single_input is not None:
+            by_topic[self.single_input] = records  # a writer dedicated to one topic
+        else:
+            for record in records:
+                by_topic[record.msg.topic() or ""].append(record)
         try:
             if now >= self._next_maintenance:
                 self._maintain(now)

@@ -120,3 +120,13 @@ def test_alert_rows() -> None:
     a.state = alert_pb2.ALERT_STATE_UNSPECIFIED
     assert alert_problem(a).startswith("state 0")
     assert isinstance(alert_table([]), pa.Table)
+
+
+def test_nul_characters_are_dropped_from_text() -> None:
+    e = records.enriched(1, 1, event_time_us=T)
+    e.vehicle.driver_id = "drv\x00-1"
+    (row,) = _rows(e).table.to_pylist()
+    assert row["driver_id"] == "drv-1"
+    a = records.alert("v-1", "speeding", episode_start_us=T)
+    a.message = "bad\x00byte"
+    assert alert_table([a]).to_pylist()[0]["message"] == "badbyte"

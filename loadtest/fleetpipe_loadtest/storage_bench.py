@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -67,6 +68,7 @@ def run_storage_bench(
         ),
     )
     results: dict[str, list[RunResult]] = {name: [] for name in [*VARIANTS, BASELINE]}
+    server_cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
     logs = report.parent / "logs"
     lake_root = Path(tempfile.mkdtemp(prefix="fleetpipe-bench-lake-"))
     try:
@@ -88,6 +90,7 @@ def run_storage_bench(
                         **extra,
                     },
                 )
+                server_cpu0 = _server_cpu_s(stack)
                 result = measure_service(
                     label=label,
                     module="fleetpipe.storage_writer",
@@ -98,6 +101,7 @@ def run_storage_bench(
                     total=events,
                     log_file=logs / f"storage-{run}-{variant}.log",
                 )
+                server_cpu[label].append((_server_cpu_s(stack) - server_cpu0) / events * 1e6)
                 stored = _count_and_drop(stack.postgres_dsn, schema)
                 if stored != events:
                     raise RuntimeError(f"{label}: stored {stored} rows of {events}")
@@ -132,7 +136,13 @@ def run_storage_bench(
         shutil.rmtree(lake_root, ignore_errors=True)
     summaries = [Summary.of(label, rs) for label, rs in results.items()]
     _write_report(
-        report, summaries, results, events=events, vehicles=vehicles, partitions=partitions
+        report,
+        summaries,
+        results,
+        server_cpu,
+        events=events,
+        vehicles=vehicles,
+        partitions=partitions,
     )
     console.print(markdown_table(summaries))
     console.print(f"report: {report}")
@@ -146,6 +156,28 @@ def _say(console: Console, run: int, runs: int, r: RunResult) -> None:
     )
 
 
+def _server_cpu_s(stack: DevStack) -> float:
+    """CPU used so far by the dev stack's PostgreSQL: the postmaster, its live children (the
+    WAL writer, the checkpointer, a backend) and its children that have exited."""
+    root = int(stack.state.processes["postgres"]["pid"])
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == root:
+            # Backends that have exited (the writer's, once it stops) are counted in the
+            # postmaster's children's times.
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == root:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def _count_and_drop(dsn: str, schema: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(f'SELECT count(*) FROM "{schema}".telemetry').fetchone()  # noqa: S608
@@ -157,6 +189,7 @@ def _write_report(
     report: Path,
     summaries: list[Summary],
     results: dict[str, list[RunResult]],
+    server_cpu: dict[str, list[float]],
     *,
     events: int,
     vehicles: int,
@@ -194,6 +227,13 @@ def _write_report(
         )
         + ".",
         "",
+        "PostgreSQL's own CPU per row (the server processes' user + system time over the whole "
+        "run, the writer's start-up queries included), median of the runs: "
+        + ", ".join(
+            f"{label}: {statistics.median(v):.1f} µs" for label, v in server_cpu.items() if v
+        )
+        + ".",
+        "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
         "",
         "Every run:",
@@ -214,6 +254,7 @@ def _write_report(
                 "vehicles": vehicles,
                 "partitions": partitions,
                 "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
+                "postgres_cpu_us_per_row": server_cpu,
             },
             indent=2,
         )

@@ -198,7 +198,6 @@ def _write_report(
     report.parent.mkdir(parents=True, exist_ok=True)
     command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     env = machine()
-    env["load_average"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     by_label = {s.label: s for s in summaries}
     base = by_label[BASELINE].events_per_s[1]
     md = [

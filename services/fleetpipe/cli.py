@@ -12,7 +12,9 @@ from rich.table import Table
 
 from fleetpipe.core.settings import Topics
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
+from fleetpipe.storage_writer.query_cli import query_app
 from fleetpipe_loadtest.cli import bench_ingest_command, simulate_command
+from fleetpipe_loadtest.storage_bench import command as bench_storage_writer
 
 app = typer.Typer(
     help="FleetPipe: real-time vehicle telemetry on Kafka, PostgreSQL and Kubernetes.",
@@ -26,6 +28,8 @@ dev_app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(bench_app, name="bench")
+app.add_typer(query_app, name="query")
+bench_app.command("storage-writer")(bench_storage_writer)
 
 console = Console()
 app.command("simulate")(simulate_command)

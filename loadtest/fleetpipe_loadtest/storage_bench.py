@@ -1,0 +1,282 @@
+"""The storage writer's throughput into PostgreSQL and its CPU per row, against baseline B.
+
+Enriched telemetry is pre-loaded into a topic; each run starts one writer process on a fresh
+schema and lake folder, and the harness measures from the moment it is ready (migrations done,
+partitions assigned) until its group has committed every record — and the writer commits
+offsets only after the database commit, so that is the rate of rows stored. Baseline B (the
+passthrough, at-least-once) reads the same records in the same session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+
+from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.devstack.stack import DevStack, DevStackSettings
+from fleetpipe.testing import produce_all, service_env
+from fleetpipe_loadtest import records
+from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table, measure_service
+
+VARIANTS = {
+    "storage-writer (PostgreSQL + Parquet)": {"FLEET_LAKE__ENABLED": "true"},
+    "storage-writer (PostgreSQL only)": {"FLEET_LAKE__ENABLED": "false"},
+}
+BASELINE = "baseline B (passthrough, at-least-once)"
+
+
+def run_storage_bench(
+    stack: DevStack,
+    *,
+    events: int,
+    vehicles: int,
+    runs: int,
+    partitions: int,
+    report: Path,
+    console: Console,
+) -> list[Summary]:
+    stack.up(topics=Topics(), partitions=partitions, say=lambda *_: None)
+    kafka = stack.kafka_settings
+    suffix = f"bench{int(time.time())}"
+    topics = Topics.with_suffix(suffix)
+    admin = Admin(kafka)
+    names = [topics.enriched, topics.alerts, topics.trips, topics.scores, topics.raw]
+    admin.ensure_topics(
+        [TopicSpec(n, partitions) for n in names] + [TopicSpec(topics.deadletter, 1)]
+    )
+    console.print(f"pre-loading {events:,} enriched records ({vehicles:,} vehicles)")
+    produce_all(
+        kafka,
+        topics.enriched,
+        (
+            (e.telemetry.vehicle_id, e.SerializeToString())
+            for e in records.enriched_stream(vehicles, events)
+        ),
+    )
+    results: dict[str, list[RunResult]] = {name: [] for name in [*VARIANTS, BASELINE]}
+    server_cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    logs = report.parent / "logs"
+    lake_root = Path(tempfile.mkdtemp(prefix="fleetpipe-bench-lake-"))
+    try:
+        for run in range(1, runs + 1):
+            # Alternating the variants spreads the machine's drift over all of them.
+            for variant, (label, extra) in enumerate(VARIANTS.items()):
+                schema = f"bench_{suffix}_{run}_{variant}"
+                group = f"storage-{schema}"
+                env = service_env(
+                    kafka,
+                    topics,
+                    {
+                        "FLEET_GROUP_ID": group,
+                        "FLEET_INSTANCE_ID": f"bench-{run}",
+                        "FLEET_POSTGRES__DSN": stack.postgres_dsn,
+                        "FLEET_POSTGRES__SCHEMA_NAME": schema,
+                        "FLEET_LAKE__PATH": str(lake_root / schema),
+                        "FLEET_INPUTS": '["enriched"]',
+                        **extra,
+                    },
+                )
+                server_cpu0 = _server_cpu_s(stack)
+                result = measure_service(
+                    label=label,
+                    module="fleetpipe.storage_writer",
+                    env=env,
+                    kafka=kafka,
+                    group_id=group,
+                    input_topic=topics.enriched,
+                    total=events,
+                    log_file=logs / f"storage-{run}-{variant}.log",
+                )
+                server_cpu[label].append((_server_cpu_s(stack) - server_cpu0) / events * 1e6)
+                stored = _count_and_drop(stack.postgres_dsn, schema)
+                if stored != events:
+                    raise RuntimeError(f"{label}: stored {stored} rows of {events}")
+                shutil.rmtree(lake_root / schema, ignore_errors=True)
+                results[label].append(result)
+                _say(console, run, runs, result)
+            group = f"baseline-{suffix}-{run}"
+            result = measure_service(
+                label=BASELINE,
+                module="fleetpipe.passthrough",
+                env=service_env(
+                    kafka,
+                    topics,
+                    {
+                        "FLEET_INPUT_TOPIC": topics.enriched,
+                        "FLEET_OUTPUT_TOPIC": topics.raw,
+                        "FLEET_GROUP_ID": group,
+                        "FLEET_MODE": DeliveryMode.AT_LEAST_ONCE.value,
+                        "FLEET_INSTANCE_ID": f"bench-{run}",
+                    },
+                ),
+                kafka=kafka,
+                group_id=group,
+                input_topic=topics.enriched,
+                total=events,
+                log_file=logs / f"baseline-{run}.log",
+            )
+            results[BASELINE].append(result)
+            _say(console, run, runs, result)
+    finally:
+        admin.delete_topics([*names, topics.deadletter])
+        shutil.rmtree(lake_root, ignore_errors=True)
+    summaries = [Summary.of(label, rs) for label, rs in results.items()]
+    _write_report(
+        report,
+        summaries,
+        results,
+        server_cpu,
+        events=events,
+        vehicles=vehicles,
+        partitions=partitions,
+    )
+    console.print(markdown_table(summaries))
+    console.print(f"report: {report}")
+    return summaries
+
+
+def _say(console: Console, run: int, runs: int, r: RunResult) -> None:
+    console.print(
+        f"run {run}/{runs} {r.label:<40} {r.events_per_s:>10,.0f} rows/s "
+        f"{r.cpu_us_per_event:6.1f} µs CPU/row"
+    )
+
+
+def _server_cpu_s(stack: DevStack) -> float:
+    """CPU used so far by the dev stack's PostgreSQL: the postmaster, its live children (the
+    WAL writer, the checkpointer, a backend) and its children that have exited."""
+    root = int(stack.state.processes["postgres"]["pid"])
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == root:
+            # Backends that have exited (the writer's, once it stops) are counted in the
+            # postmaster's children's times.
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == root:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def _count_and_drop(dsn: str, schema: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{schema}".telemetry').fetchone()  # noqa: S608
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return int(row[0]) if row else 0
+
+
+def _write_report(
+    report: Path,
+    summaries: list[Summary],
+    results: dict[str, list[RunResult]],
+    server_cpu: dict[str, list[float]],
+    *,
+    events: int,
+    vehicles: int,
+    partitions: int,
+) -> None:
+    report.parent.mkdir(parents=True, exist_ok=True)
+    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    env = machine()
+    by_label = {s.label: s for s in summaries}
+    base = by_label[BASELINE].events_per_s[1]
+    md = [
+        "# Storage writer: rows/s into PostgreSQL and CPU per row",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
+        "",
+        f"One `fleetpipe.storage_writer` process consumes {events:,} enriched telemetry records "
+        f"({vehicles:,} vehicles, protobuf) from a topic of {partitions} partitions and stores "
+        "each as a row of the day-partitioned `telemetry` table (batches of 10,000: ptars "
+        "decode, numpy-built binary COPY, one transaction each; the latest-position table "
+        "refreshed every 5 s), and in the first variant also spools them to Parquet (fsync per "
+        "batch, zstd files). Kafka and PostgreSQL 15 run on the same machine. The clock and the "
+        "process's CPU counter (user + system, librdkafka's threads included; PostgreSQL's own "
+        "CPU is not the client's and is not counted) run from the moment the writer is ready "
+        "until its group has committed every record — it commits only after the database "
+        "commit, so this is the rate of rows stored. Every run starts on an empty schema and "
+        "is checked to have stored every row. Baseline B, the core loop's bare passthrough of "
+        "the same records, is measured in the same session.",
+        "",
+        markdown_table(summaries),
+        "",
+        "Ratio to baseline B (median rows/s): "
+        + ", ".join(
+            f"{s.label}: {s.events_per_s[1] / base:.2f}" for s in summaries if s.label != BASELINE
+        )
+        + ".",
+        "",
+        "PostgreSQL's own CPU per row (the server processes' user + system time over the whole "
+        "run, the writer's start-up queries included), median of the runs: "
+        + ", ".join(
+            f"{label}: {statistics.median(v):.1f} µs" for label, v in server_cpu.items() if v
+        )
+        + ".",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
+        "",
+        "Every run:",
+        "",
+    ]
+    for label, runs in results.items():
+        md.append(
+            f"- {label}: "
+            + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.1f} µs" for r in runs)
+        )
+    report.write_text("\n".join(md) + "\n")
+    report.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "machine": env,
+                "events": events,
+                "vehicles": vehicles,
+                "partitions": partitions,
+                "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
+                "postgres_cpu_us_per_row": server_cpu,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def command(
+    events: Annotated[int, typer.Option(min=10_000, help="records per run")] = 500_000,
+    vehicles: Annotated[int, typer.Option(min=1, help="distinct vehicles")] = 10_000,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; medians are reported")] = 5,
+    partitions: Annotated[int, typer.Option(min=1, help="partitions of the input topic")] = 6,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/storage-writer.md"
+    ),
+) -> None:
+    """The storage writer: rows/s into PostgreSQL and CPU µs per row, with baseline B."""
+    run_storage_bench(
+        DevStack(DevStackSettings()),
+        events=events,
+        vehicles=vehicles,
+        runs=runs,
+        partitions=partitions,
+        report=report,
+        console=Console(),
+    )

@@ -1,0 +1,102 @@
+"""``python -m fleetpipe.notification`` / ``fleetpipe-notification``: wiring only.
+
+Configured by ``FLEET_*`` variables (see settings.py); the Twilio credentials and the database
+DSN come from a Secret through the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.loop import Handler, LoopConfig
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.settings import DeliveryMode
+from fleetpipe.notification.handler import DeliveryConfig, NotificationHandler, NotificationMetrics
+from fleetpipe.notification.ledger import Ledger, LedgerUnavailable
+from fleetpipe.notification.provider import TwilioGateway, twilio_client
+from fleetpipe.notification.routing import Channel
+from fleetpipe.notification.settings import NotificationSettings
+from fleetpipe.pb.v1 import alert_pb2
+from fleetpipe.registry import RegistryWatcher, VehicleRegistry
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    settings = NotificationSettings()  # type: ignore[call-arg]  # twilio comes from the env
+
+    def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
+        ledger = Ledger(settings.postgres, application_name=f"notification-{settings.instance_id}")
+        # The database may still be starting: wait for it rather than crash-loop.
+        for attempt in Retrying(
+            retry=retry_if_exception_type(LedgerUnavailable),
+            wait=wait_exponential_jitter(multiplier=0.5, max=10),
+            stop=stop_after_delay(300),
+            reraise=True,
+            before_sleep=before_sleep_log(log, logging.WARNING),
+        ):
+            with attempt:
+                ledger.migrate()
+        registry = RegistryWatcher(
+            settings.registry_path, check_interval_s=settings.registry_check_interval_s
+        )
+
+        def contacts() -> VehicleRegistry:
+            registry.maybe_reload()
+            return registry.current
+
+        tw = settings.twilio
+        client = twilio_client(
+            tw.account_sid,
+            tw.auth_token.get_secret_value(),
+            api_base_url=tw.api_base_url,
+            timeout_s=tw.timeout_s,
+        )
+        config = DeliveryConfig(
+            policy=settings.routing,
+            senders={c: tw.sender(c) for c in Channel},
+            tz=ZoneInfo(settings.timezone),
+            attempts=settings.retry.attempts,
+            initial_backoff_s=settings.retry.initial_backoff_s,
+            max_backoff_s=settings.retry.max_backoff_s,
+            deadline_s=settings.retry.deadline_s,
+            reconcile_skew_s=settings.reconcile_skew_s,
+            reconcile_scan_limit=settings.reconcile_scan_limit,
+            hold_s=settings.hold_ms / 1000,
+        )
+        handler = NotificationHandler(
+            config=config,
+            contacts=contacts,
+            ledger=ledger,
+            gateway=TwilioGateway(client),
+            outcomes_topic=settings.topics.notifications,
+            metrics=NotificationMetrics(metrics.registry),
+        )
+        loop_config = LoopConfig(
+            service="notification",
+            group_id=settings.group_id,
+            inputs={settings.topics.alerts: ProtoCodec(alert_pb2.Alert)},
+            deadletter_topic=settings.topics.deadletter,
+            mode=DeliveryMode.AT_LEAST_ONCE,
+            instance_id=settings.instance_id,
+            max_batch=min(settings.kafka.max_batch, settings.max_batch),
+            poll_timeout_s=settings.kafka.poll_timeout_s,
+        )
+        return loop_config, handler
+
+    run_loop_service("notification", settings, build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+"""Alerts in, driver notifications and delivery outcomes out.
+
+For each alert that notifies (see :mod:`routing`), the decisions for every channel are written
+to the ledger first — PENDING, RATE_LIMITED or SKIPPED — then each PENDING delivery is sent:
+
+1. take the delivery's advisory lock (another replica may be on it after a rebalance);
+2. if an earlier attempt may have reached Twilio (the ledger counted one, or the last one failed
+   ambiguously), look the delivery up at Twilio first and stop there if it is found;
+3. count the attempt in the ledger, then call Twilio; retry 429/5xx/timeouts with backoff;
+4. settle the row SENT or FAILED, and publish the outcome.
+
+A crash anywhere leaves the row PENDING with its attempt counted, and the alert uncommitted in
+Kafka: the replay finds the row, looks the message up, and does not send it twice. Outcomes
+are at-least-once (a replay publishes a settled row's outcome again); consumers key them by
+(alert_id, channel).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from confluent_kafka import TopicPartition
+from prometheus_client import CollectorRegistry, Counter
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from fleetpipe.core.loop import BaseHandler, RetryLater
+from fleetpipe.core.records import Output, Record
+from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Status
+from fleetpipe.notification.messages import reference, text_body, voice_twiml
+from fleetpipe.notification.provider import ProviderError, Sent
+from fleetpipe.notification.ratelimit import DriverRateLimiter
+from fleetpipe.notification.routing import (
+    Channel,
+    Contact,
+    Phase,
+    RoutingPolicy,
+    Severity,
+    alert_phase,
+    alert_time_us,
+    channels_for,
+    is_critical,
+    plan,
+    skip_reason,
+)
+from fleetpipe.pb.v1 import alert_pb2, notification_pb2
+from fleetpipe.registry import Vehicle
+
+log = logging.getLogger(__name__)
+
+CHANNEL_PB = {
+    Channel.SMS: notification_pb2.CHANNEL_SMS,
+    Channel.WHATSAPP: notification_pb2.CHANNEL_WHATSAPP,
+    Channel.VOICE: notification_pb2.CHANNEL_VOICE,
+}
+STATUS_PB = {
+    Status.SENT: notification_pb2.DELIVERY_STATUS_SENT,
+    Status.FAILED: notification_pb2.DELIVERY_STATUS_FAILED,
+    Status.RATE_LIMITED: notification_pb2.DELIVERY_STATUS_RATE_LIMITED,
+    Status.SKIPPED: notification_pb2.DELIVERY_STATUS_SKIPPED,
+}
+
+
+class LedgerPort(Protocol):
+    def entries(self, alert_id: str, phase: Phase) -> dict[Channel, Entry]: ...
+    def record(self, entries: list[Entry]) -> dict[Channel, Entry]: ...
+    def try_lock(self, entry: Entry) -> bool: ...
+    def unlock(self, entry: Entry) -> None: ...
+    def count_attempt(self, entry: Entry) -> Entry: ...
+    def settle(self, entry: Entry) -> Entry: ...
+    def recent_deliveries(self, since: datetime) -> list[tuple[str, str, int]]: ...
+    def claimed_sids(self, to_address: str) -> set[str]: ...
+
+
+class GatewayPort(Protocol):
+    def send(self, channel: Channel, to: str, from_: str, content: str) -> Sent: ...
+    def find(
+        self,
+        channel: Channel,
+        *,
+        to: str,
+        from_: str,
+        reference: str,
+        since: datetime,
+        exclude: set[str],
+        scan_limit: int,
+    ) -> Sent | None: ...
+
+
+class ContactBook(Protocol):
+    def get(self, vehicle_id: str) -> Vehicle | None: ...
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    policy: RoutingPolicy
+    senders: dict[Channel, str]
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    attempts: int = 5
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 10.0
+    deadline_s: float = 60.0
+    reconcile_skew_s: float = 120.0
+    reconcile_scan_limit: int = 200
+    hold_s: float = 0.0
+
+
+class NotificationMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.outcomes = Counter(
+            "fleetpipe_notification_outcomes",
+            "Delivery decisions by channel and status (replays included)",
+            ["channel", "status"],
+            registry=registry,
+        )
+        self.provider_calls = Counter(
+            "fleetpipe_notification_provider_calls",
+            "Calls to the provider by operation and result",
+            ["operation", "result"],
+            registry=registry,
+        )
+        self.reconciled = Counter(
+            "fleetpipe_notification_reconciled",
+            "Pending deliveries found at the provider instead of being sent again",
+            ["channel"],
+            registry=registry,
+        )
+
+
+class NotificationHandler(BaseHandler):
+    def __init__(
+        self,
+        *,
+        config: DeliveryConfig,
+        contacts: Callable[[], ContactBook],
+        ledger: LedgerPort,
+        gateway: GatewayPort,
+        outcomes_topic: str,
+        metrics: NotificationMetrics,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self._contacts = contacts
+        self.ledger = ledger
+        self.gateway = gateway
+        self.outcomes_topic = outcomes_topic
+        self.metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self.limiter = DriverRateLimiter(config.policy.limits)
+        self._limiter_loaded = False
+
+    # -- partitions --------------------------------------------------------------------------
+    def on_assign(self, partitions: list[TopicPartition]) -> None:
+        # Rebuilt from the ledger on the first batch rather than here: a database outage must
+        # surface as RetryLater from handle(), not as an exception inside a rebalance callback.
+        self._limiter_loaded = False
+
+    def _load_limiter(self) -> None:
+        limiter = DriverRateLimiter(self.config.policy.limits)
+        since = datetime.fromtimestamp(self._clock(), UTC) - timedelta(seconds=limiter.horizon_s())
+        for driver_key, rule, at_us in self.ledger.recent_deliveries(since):
+            limiter.record(driver_key, rule, at_us)
+        self.limiter = limiter
+        self._limiter_loaded = True
+
+    def on_tick(self, now: float, out: Output) -> None:
+        self.limiter.prune(int(now * 1_000_000))
+
+    # -- the batch ---------------------------------------------------------------------------
+    def handle(self, records: list[Record[Any]], out: Output) -> None:
+        try:
+            if not self._limiter_loaded:
+                self._load_limiter()
+            for record in records:
+                self._alert(record.value, out)
+                out.poll()
+        except LedgerUnavailable as exc:
+            raise RetryLater(str(exc)) from exc
+
+    def _alert(self, alert: alert_pb2.Alert, out: Output) -> None:
+        policy = self.config.policy
+        phase = alert_phase(alert, policy)
+        if phase is None:
+            return
+        entries = self.ledger.entries(alert.alert_id, phase)
+        if not entries:
+            reason = skip_reason(alert, policy, int(self._clock() * 1_000_000))
+            if reason:
+                # Decided from the alert and the configuration alone: not worth a ledger row,
+                # a replay decides the same way.
+                self._publish_skip(alert, reason, out)
+                return
+            entries = self.ledger.record(self._decide(alert, phase))
+        for entry in self._in_routing_order(alert, entries):
+            settled = self._deliver(alert, entry) if entry.status is Status.PENDING else entry
+            self._publish(settled, out)
+
+    def _in_routing_order(
+        self, alert: alert_pb2.Alert, entries: dict[Channel, Entry]
+    ) -> list[Entry]:
+        severity = Severity.from_pb(alert.severity) or Severity.INFO
+        order = {c: i for i, c in enumerate(channels_for(alert.rule, severity, self.config.policy))}
+        return sorted(entries.values(), key=lambda e: (order.get(e.channel, 99), e.channel.value))
+
+    def _decide(self, alert: alert_pb2.Alert, phase: Phase) -> list[Entry]:
+        vehicle = self._contacts().get(alert.vehicle_id)
+        contact = Contact.of(vehicle, alert)
+        planned = plan(alert, contact, self.config.policy)
+        at_us = alert_time_us(alert)
+        sendable = [p for p in planned if not p.skip_reason]
+        limited = (
+            self.limiter.decide(contact.driver_key, alert.rule, at_us, critical=is_critical(alert))
+            if sendable
+            else ""
+        )
+        if sendable and not limited:
+            self.limiter.record(contact.driver_key, alert.rule, at_us)
+        severity = Severity.from_pb(alert.severity)
+        entries = []
+        for p in planned:
+            status, why = Status.PENDING, ""
+            if p.skip_reason:
+                status, why = Status.SKIPPED, p.skip_reason
+            elif limited:
+                status, why = Status.RATE_LIMITED, limited
+            entries.append(
+                Entry(
+                    alert_id=alert.alert_id,
+                    phase=phase,
+                    channel=p.channel,
+                    status=status,
+                    vehicle_id=alert.vehicle_id,
+                    driver_id=alert.driver_id or (vehicle.driver_id if vehicle else ""),
+                    driver_key=contact.driver_key,
+                    rule=alert.rule,
+                    severity=severity.value if severity else "",
+                    to_address=p.to,
+                    from_address=self.config.senders.get(p.channel, ""),
+                    reference=reference(alert.alert_id, phase, p.channel),
+                    alert_time_us=at_us,
+                    error_message=why,
+                    decided_at=None if status is Status.PENDING else datetime.now(UTC),
+                )
+            )
+        return entries
+
+    # -- one delivery ------------------------------------------------------------------------
+    def _content(self, alert: alert_pb2.Alert, entry: Entry) -> str:
+        if entry.channel is Channel.VOICE:
+            return voice_twiml(alert, entry.phase, tz=self.config.tz)
+        return text_body(alert, entry.phase, entry.channel, tz=self.config.tz)
+
+    def _deliver(self, alert: alert_pb2.Alert, entry: Entry) -> Entry:
+        if not self.ledger.try_lock(entry):
+            raise RetryLater(f"delivery {'/'.join(entry.key)} is in progress elsewhere")
+        try:
+            return self._deliver_locked(alert, entry)
+        finally:
+            self.ledger.unlock(entry)
+
+    def _deliver_locked(self, alert: alert_pb2.Alert, entry: Entry) -> Entry:
+        cfg = self.config
+        content = self._content(alert, entry)
+        # An attempt counted before this one may have reached Twilio before its process died.
+        maybe_sent = entry.attempts > 0
+        sent: Sent | None = None
+        reconciled = False
+        retrying = Retrying(
+            stop=stop_after_attempt(cfg.attempts) | stop_after_delay(cfg.deadline_s),
+            wait=wait_exponential_jitter(
+                multiplier=cfg.initial_backoff_s,
+                max=cfg.max_backoff_s,
+                jitter=cfg.initial_backoff_s,
+            ),
+            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.transient),
+            reraise=True,
+            sleep=self._sleep,
+            before_sleep=lambda state: log.warning(
+                "delivery %s attempt %d failed, retrying: %s",
+                "/".join(entry.key),
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else "",
+            ),
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if maybe_sent:
+                        sent = self._find(entry)
+                        if sent is not None:
+                            reconciled = True
+                            break
+                    entry = self.ledger.count_attempt(entry)
+                    try:
+                        sent = self.gateway.send(
+                            entry.channel, entry.to_address, entry.from_address, content
+                        )
+                    except ProviderError as exc:
+                        self.metrics.provider_calls.labels("send", exc.code or "error").inc()
+                        maybe_sent = maybe_sent or exc.ambiguous
+                        raise
+                    self.metrics.provider_calls.labels("send", "ok").inc()
+        except ProviderError as exc:
+            if exc.transient:
+                raise RetryLater(
+                    f"provider unavailable for {'/'.join(entry.key)}: {exc.code} {exc.message}"
+                ) from exc
+            log.warning(
+                "delivery %s failed permanently: %s %s", "/".join(entry.key), exc.code, exc.message
+            )
+            return self.ledger.settle(
+                entry.settled(Status.FAILED, error_code=exc.code, error_message=exc.message)
+            )
+        assert sent is not None
+        if reconciled:
+            self.metrics.reconciled.labels(entry.channel.value).inc()
+            log.info("delivery %s found at the provider as %s", "/".join(entry.key), sent.sid)
+        if cfg.hold_s:
+            # Fault injection: Twilio has the message, the ledger does not know yet.
+            self._sleep(cfg.hold_s)
+        return self.ledger.settle(entry.settled(Status.SENT, provider_sid=sent.sid))
+
+    def _find(self, entry: Entry) -> Sent | None:
+        since = (entry.created_at or datetime.fromtimestamp(self._clock(), UTC)) - timedelta(
+            seconds=self.config.reconcile_skew_s
+        )
+        exclude = (
+            self.ledger.claimed_sids(entry.to_address) if entry.channel is Channel.VOICE else set()
+        )
+        try:
+            found = self.gateway.find(
+                entry.channel,
+                to=entry.to_address,
+                from_=entry.from_address,
+                reference=entry.reference,
+                since=since,
+                exclude=exclude,
+                scan_limit=self.config.reconcile_scan_limit,
+            )
+        except ProviderError as exc:
+            self.metrics.provider_calls.labels("find", exc.code or "error").inc()
+            # Not knowing whether it was sent, never send: retry the lookup.
+            raise ProviderError(
+                f"lookup failed: {exc.message}", code=exc.code, transient=True, ambiguous=True
+            ) from exc
+        self.metrics.provider_calls.labels("find", "found" if found else "none").inc()
+        return found
+
+    # -- outcomes ----------------------------------------------------------------------------
+    def _publish(self, entry: Entry, out: Output) -> None:
+        decided = entry.decided_at or datetime.now(UTC)
+        outcome = notification_pb2.NotificationOutcome(
+            alert_id=entry.alert_id,
+            channel=CHANNEL_PB[entry.channel],
+            status=STATUS_PB[entry.status],
+            vehicle_id=entry.vehicle_id,
+            driver_id=entry.driver_id,
+            provider_sid=entry.provider_sid or "",
+            error_code=entry.error_code,
+            error_message=entry.error_message,
+            attempts=entry.attempts,
+            decided_time_us=int(decided.timestamp() * 1_000_000),
+            rule=entry.rule,
+        )
+        out.send(self.outcomes_topic, outcome.SerializeToString(), entry.vehicle_id)
+        self.metrics.outcomes.labels(entry.channel.value, entry.status.value).inc()
+
+    def _publish_skip(self, alert: alert_pb2.Alert, reason: str, out: Output) -> None:
+        outcome = notification_pb2.NotificationOutcome(
+            alert_id=alert.alert_id,
+            channel=notification_pb2.CHANNEL_UNSPECIFIED,
+            status=notification_pb2.DELIVERY_STATUS_SKIPPED,
+            vehicle_id=alert.vehicle_id,
+            driver_id=alert.driver_id,
+            error_message=reason,
+            decided_time_us=int(self._clock() * 1_000_000),
+            rule=alert.rule,
+        )
+        out.send(self.outcomes_topic, outcome.SerializeToString(), alert.vehicle_id)
+        self.metrics.outcomes.labels("none", Status.SKIPPED.value).inc()

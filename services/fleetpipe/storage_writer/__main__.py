@@ -1,0 +1,123 @@
+"""``python -m fleetpipe.storage_writer`` / ``fleetpipe-storage-writer``: wiring only.
+
+Configured by ``FLEET_*`` variables (see settings.py); the database DSN comes from a Secret
+through the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.loop import Handler, LoopConfig
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.settings import DeliveryMode
+from fleetpipe.pb.v1 import alert_pb2, trip_pb2
+from fleetpipe.storage_writer.database import DatabaseUnavailable, HotStore
+from fleetpipe.storage_writer.handler import (
+    RawTelemetryCodec,
+    StorageHandler,
+    StorageMetrics,
+    StoragePolicy,
+    StorageTopics,
+)
+from fleetpipe.storage_writer.lake import Lake
+from fleetpipe.storage_writer.settings import Input, StorageSettings
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    settings = StorageSettings()
+    lakes: list[Lake] = []
+
+    def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
+        store = HotStore(
+            settings.postgres, application_name=f"storage-writer-{settings.instance_id}"
+        )
+        # The database may still be starting: wait for it rather than crash-loop.
+        for attempt in Retrying(
+            retry=retry_if_exception_type(DatabaseUnavailable),
+            wait=wait_exponential_jitter(multiplier=0.5, max=10),
+            stop=stop_after_delay(300),
+            reraise=True,
+            before_sleep=before_sleep_log(log, logging.WARNING),
+        ):
+            with attempt:
+                store.migrate()
+        lake = None
+        if settings.lake.enabled:
+            lake = Lake(
+                settings.lake.path,
+                instance=settings.instance_id,
+                max_rows=settings.lake.max_file_rows,
+                max_bytes=settings.lake.max_file_mib * 2**20,
+                max_age_s=settings.lake.max_file_age_s,
+                fsync=settings.lake.fsync,
+                compression=settings.lake.compression,
+            )
+            lake.open()
+            lakes.append(lake)
+        topics = StorageTopics(
+            telemetry=settings.topics.enriched,
+            alerts=settings.topics.alerts,
+            trips=settings.topics.trips,
+            scores=settings.topics.scores,
+        )
+        codecs: dict[Input, tuple[str, ProtoCodec[Any]]] = {
+            Input.ENRICHED: (topics.telemetry, RawTelemetryCodec()),
+            Input.ALERTS: (topics.alerts, ProtoCodec(alert_pb2.Alert)),
+            Input.TRIPS: (topics.trips, ProtoCodec(trip_pb2.Trip)),
+            Input.SCORES: (topics.scores, ProtoCodec(trip_pb2.DriverScore)),
+        }
+        inputs = dict(codecs[i] for i in settings.inputs)
+        handler = StorageHandler(
+            topics=topics,
+            single_input=next(iter(inputs)) if len(inputs) == 1 else None,
+            store=store,
+            lake=lake,
+            metrics=StorageMetrics(metrics.registry),
+            policy=StoragePolicy(
+                hot_retention_days=settings.hot_retention_days,
+                partitions_ahead_days=settings.partitions_ahead_days,
+                events_retention_days=settings.events_retention_days,
+                maintenance_interval_s=settings.maintenance_interval_s,
+                latest_interval_s=settings.latest_interval_s,
+                hold_s=settings.hold_ms / 1000,
+            ),
+        )
+        config = LoopConfig(
+            service="storage-writer",
+            group_id=settings.group_id,
+            inputs=inputs,
+            deadletter_topic=settings.topics.deadletter,
+            mode=DeliveryMode.AT_LEAST_ONCE,
+            instance_id=settings.instance_id,
+            max_batch=settings.max_batch,
+            poll_timeout_s=settings.kafka.poll_timeout_s,
+        )
+        return config, handler
+
+    try:
+        run_loop_service("storage-writer", settings, build)
+    finally:
+        # A graceful stop leaves no spool behind: everything consumed is in Parquet.
+        for lake in lakes:
+            started = time.monotonic()
+            rolled = lake.close()
+            log.info("rolled %d Parquet file(s) in %.2fs", len(rolled), time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""The cold path: Parquet files under ``<root>/<table>/dt=YYYY-MM-DD/hour=HH/``.
+
+Offsets are committed after every batch, but a good Parquet file holds minutes of data, so
+each batch is first appended to a *spool* — an Arrow IPC stream on local disk, flushed (and by
+default fsynced) before the batch's offsets are committed — one spool per table, day and hour.
+A spool is *rolled* into Parquet when it is big or old enough, on shutdown, or when partitions
+are revoked: the Parquet file is written to a hidden temporary name in its final folder,
+fsynced and renamed, so a reader sees a whole file or none. The file is named after its spool,
+so rolling the same spool again after a crash rewrites the same file instead of adding one.
+
+Every row carries its Kafka coordinates (``_kafka_partition``, ``_kafka_offset``). The highest
+offset stored per topic partition — the *watermark* — is kept in memory, saved when a spool
+rolls and recovered from the saved state and the surviving spools at start, so records replayed
+after a crash (their offsets were not committed) are not written twice. Spools and state belong
+to one instance id (stable in a StatefulSet or across restarts of one pod); a partition that a
+crash hands to another instance may repeat that last batch in the lake, and the coordinates say
+which rows are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fleetpipe.core.errors import FleetPipeError
+
+log = logging.getLogger(__name__)
+
+PARTITION_COLUMN = "_kafka_partition"
+OFFSET_COLUMN = "_kafka_offset"
+TOPIC_KEY = "fleetpipe.topic"
+US_PER_HOUR = 3_600_000_000
+
+
+class LakeError(FleetPipeError):
+    """The lake folder cannot be written (disk full, permissions)."""
+
+
+def with_lineage(
+    table: pa.Table, partitions: np.ndarray[Any, Any], offsets: np.ndarray[Any, Any]
+) -> pa.Table:
+    return table.append_column(
+        PARTITION_COLUMN, pa.array(partitions.astype(np.int32, copy=False))
+    ).append_column(OFFSET_COLUMN, pa.array(offsets.astype(np.int64, copy=False)))
+
+
+@dataclass
+class _Spool:
+    table: str
+    topic: str
+    dt: str
+    hour: str
+    path: Path
+    created: float
+    file: IO[bytes]
+    writer: pa.ipc.RecordBatchStreamWriter
+    rows: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(self.file.tell())
+
+
+@dataclass
+class LakeStats:
+    files: int = 0
+    rows: int = 0
+    skipped_replayed: int = 0
+    paths: list[Path] = field(default_factory=list)
+
+
+class Lake:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        instance: str,
+        max_rows: int = 1_000_000,
+        max_bytes: int = 256 * 2**20,
+        max_age_s: float = 300.0,
+        fsync: bool = True,
+        compression: str = "zstd",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self.instance = instance
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.fsync = fsync
+        self.compression = compression
+        self._clock = clock
+        self._spools: dict[tuple[str, str, str], _Spool] = {}
+        self._watermarks: dict[str, dict[int, int]] = {}
+        self._counter = 0
+        self._done: list[Path] = []  # rolled spools, deleted once the state is saved
+        self.stats = LakeStats()
+
+    @property
+    def spool_root(self) -> Path:
+        return self.root / "_spool" / self.instance
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "_state" / f"{self.instance}.json"
+
+    # -- start-up ------------------------------------------------------------------------------
+    def open(self) -> list[Path]:
+        """Load the saved watermarks and roll what a previous run of this instance left."""
+        try:
+            self.spool_root.mkdir(parents=True, exist_ok=True)
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LakeError(f"cannot create the lake folders under {self.root}: {exc}") from exc
+        if self.state_file.exists():
+            saved = json.loads(self.state_file.read_text())
+            self._watermarks = {
+                topic: {int(p): int(o) for p, o in parts.items()}
+                for topic, parts in saved.get("watermarks", {}).items()
+            }
+        rolled = []
+        for path in sorted(self.spool_root.rglob("*.arrows")):
+            rolled.extend(self._recover(path))
+        if rolled:
+            log.info("rolled %d spool(s) left by an earlier run into Parquet", len(rolled))
+        return rolled
+
+    def _recover(self, path: Path) -> list[Path]:
+        relative = path.relative_to(self.spool_root)
+        table_name, dt_part, hour_part = relative.parts[0], relative.parts[1], relative.parts[2]
+        table, topic = _read_complete_batches(path)
+        if table is None or table.num_rows == 0:
+            path.unlink()
+            return []
+        self._raise_watermarks(topic, table)
+        final = self._final_path(table_name, dt_part, hour_part, path.stem)
+        self._write_parquet(table, final)
+        self._save_state()
+        path.unlink()
+        return [final]
+
+    # -- appending -----------------------------------------------------------------------------
+    def watermark(self, topic: str, partition: int) -> int:
+        return self._watermarks.get(topic, {}).get(partition, -1)
+
+    def append(self, table_name: str, table: pa.Table, *, topic: str, time_column: str) -> int:
+        """Spool ``table`` (with lineage columns); returns the rows appended (not replayed)."""
+        if table.num_rows == 0:
+            return 0
+        table = self._drop_replayed(topic, table)
+        if table.num_rows == 0:
+            return 0
+        hours = pc.divide(table.column(time_column).cast(pa.int64()), US_PER_HOUR).to_numpy()
+        touched = []
+        try:
+            for hour in np.unique(hours):
+                part = table if len(hours) == 1 else table.filter(pa.array(hours == hour))
+                spool = self._spool(table_name, topic, int(hour), part.schema)
+                spool.writer.write_table(part)
+                spool.rows += part.num_rows
+                touched.append(spool)
+            for spool in touched:
+                spool.file.flush()
+                if self.fsync:
+                    os.fsync(spool.file.fileno())
+        except OSError as exc:
+            raise LakeError(f"cannot append to the lake under {self.root}: {exc}") from exc
+        self._raise_watermarks(topic, table)
+        return int(table.num_rows)
+
+    def _drop_replayed(self, topic: str, table: pa.Table) -> pa.Table:
+        marks = self._watermarks.get(topic)
+        if not marks:
+            return table
+        partitions = table.column(PARTITION_COLUMN).to_numpy()
+        offsets = table.column(OFFSET_COLUMN).to_numpy()
+        limit = np.full(int(partitions.max()) + 1, -1, dtype=np.int64)
+        for p, o in marks.items():
+            if p < len(limit):
+                limit[p] = o
+        fresh = offsets > limit[partitions]
+        if fresh.all():
+            return table
+        self.stats.skipped_replayed += int((~fresh).sum())
+        return table.filter(pa.array(fresh))
+
+    def _raise_watermarks(self, topic: str, table: pa.Table) -> None:
+        partitions = table.column(PARTITION_COLUMN).to_numpy()
+        offsets = table.column(OFFSET_COLUMN).to_numpy()
+        marks = self._watermarks.setdefault(topic, {})
+        for p in np.unique(partitions):
+            top = int(offsets[partitions == p].max())
+            if top > marks.get(int(p), -1):
+                marks[int(p)] = top
+
+    def _spool(self, table_name: str, topic: str, hour: int, schema: pa.Schema) -> _Spool:
+        t = time.gmtime(hour * 3600)
+        dt, hh = time.strftime("dt=%Y-%m-%d", t), time.strftime("hour=%H", t)
+        key = (table_name, dt, hh)
+        spool = self._spools.get(key)
+        if spool is not None:
+            return spool
+        self._counter += 1
+        now = self._clock()
+        spool_id = f"{self.instance}-{int(now * 1e6)}-{self._counter}"
+        path = self.spool_root / table_name / dt / hh / f"{spool_id}.arrows"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = path.open("wb")
+        schema = schema.with_metadata({TOPIC_KEY: topic})
+        spool = _Spool(table_name, topic, dt, hh, path, now, file, pa.ipc.new_stream(file, schema))
+        self._spools[key] = spool
+        return spool
+
+    # -- rolling -------------------------------------------------------------------------------
+    def roll(self, *, force: bool = False) -> list[Path]:
+        """Turn full or old spools (every spool when ``force``) into Parquet files."""
+        now = self._clock()
+        due = [
+            key
+            for key, s in self._spools.items()
+            if force
+            or s.rows >= self.max_rows
+            or s.size >= self.max_bytes
+            or now - s.created >= self.max_age_s
+        ]
+        written = []
+        for key in due:
+            spool = self._spools.pop(key)
+            written.append(self._roll(spool))
+        if written:
+            self._save_state()
+        return written
+
+    def _roll(self, spool: _Spool) -> Path:
+        try:
+            spool.writer.close()
+            spool.file.close()
+            table, _topic = _read_complete_batches(spool.path)
+            final = self._final_path(spool.table, spool.dt, spool.hour, spool.path.stem)
+            if table is not None and table.num_rows:
+                self._write_parquet(table, final)
+            # The state (watermarks) is saved before any spool is deleted, in roll().
+            self._done.append(spool.path)
+            return final
+        except OSError as exc:
+            raise LakeError(f"cannot roll {spool.path} into Parquet: {exc}") from exc
+
+    def _final_path(self, table_name: str, dt: str, hour: str, spool_id: str) -> Path:
+        return self.root / table_name / dt / hour / f"part-{spool_id}.parquet"
+
+    def _write_parquet(self, table: pa.Table, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp")
+        table = table.replace_schema_metadata(None)
+        # Dictionaries only for strings (ids, zones): on measurements and flags they cost more
+        # CPU than they save once zstd has had its turn.
+        strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+        pq.write_table(
+            table,
+            tmp,
+            compression=self.compression,
+            use_dictionary=strings,
+            row_group_size=128 * 1024,
+        )
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        self.stats.files += 1
+        self.stats.rows += table.num_rows
+        self.stats.paths.append(final)
+
+    def _save_state(self) -> None:
+        state = {
+            "watermarks": {
+                topic: {str(p): o for p, o in sorted(parts.items())}
+                for topic, parts in self._watermarks.items()
+            }
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.state_file)
+        for path in self._done:
+            path.unlink(missing_ok=True)
+        self._done.clear()
+
+    def close(self) -> list[Path]:
+        """Roll every spool (a graceful stop leaves nothing behind)."""
+        return self.roll(force=True)
+
+    def spools(self) -> Iterator[Path]:
+        return (s.path for s in self._spools.values())
+
+
+def _read_complete_batches(path: Path) -> tuple[pa.Table | None, str]:
+    """The whole batches of a spool; a torn last batch (a crash mid-write) is left out: its
+    offsets were never committed, so Kafka delivers those records again."""
+    batches = []
+    schema = None
+    try:
+        with pa.OSFile(str(path), "rb") as source:
+            reader = pa.ipc.open_stream(source)
+            schema = reader.schema
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        log.warning("spool %s ends with a torn batch, kept %d: %s", path, len(batches), exc)
+    if schema is None:
+        return None, ""
+    topic = (schema.metadata or {}).get(TOPIC_KEY.encode(), b"").decode()
+    return pa.Table.from_batches(batches, schema=schema), topic
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetpipe.core.settings import Topics
+from fleetpipe.devstack.kubecmd import kube_app
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ dev_app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(bench_app, name="bench")
+dev_app.add_typer(kube_app, name="kube")
 
 console = Console()
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import confluent_kafka
@@ -32,6 +33,23 @@ class KafkaUnavailable(FleetPipeError):
 
 class TopicsFailed(FleetPipeError):
     """The brokers answered but refused a topic operation (replication factor, policy...)."""
+
+
+class KubeApiError(FleetPipeError):
+    """The Kubernetes API refused or failed a call (a terminating namespace, a conflict...)."""
+
+
+@contextmanager
+def _kube_call(what: str) -> Iterator[None]:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        raise KubeApiError(f"{what}: {exc.status} {exc.reason}") from exc
+    except HTTPError as exc:
+        raise KubeApiError(f"{what}: {exc}") from exc
 
 
 # ---- Kubernetes --------------------------------------------------------------------------
@@ -71,40 +89,46 @@ class KubeGateway:
     def apply(self, manifest: Manifest) -> dict[str, Any]:
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
-        applied = self._dynamic.server_side_apply(  # type: ignore[no-untyped-call]
-            resource,
-            body=manifest,
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=self._field_manager,
-            force_conflicts=True,
-        )
+        with _kube_call(f"applying {manifest['kind']} {meta.get('namespace')}/{meta['name']}"):
+            applied = self._dynamic.server_side_apply(  # type: ignore[no-untyped-call]
+                resource,
+                body=manifest,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=self._field_manager,
+                force_conflicts=True,
+            )
         result: dict[str, Any] = applied.to_dict()
         return result
 
     def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]:
         """The pipeline's Deployments by name."""
         resource = self._resource("apps/v1", "Deployment")
-        found = resource.get(namespace=namespace, label_selector=f"{PIPELINE_LABEL}={pipeline}")
+        with _kube_call(f"listing the Deployments of {namespace}/{pipeline}"):
+            found = resource.get(namespace=namespace, label_selector=f"{PIPELINE_LABEL}={pipeline}")
         return {item["metadata"]["name"]: item for item in found.to_dict()["items"]}
 
     def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.dynamic.exceptions import NotFoundError
 
         try:
-            obj = self._resource(API_VERSION, KIND).get(name=name, namespace=namespace)
-        except NotFoundError:
-            return None
+            with _kube_call(f"reading FleetPipeline {namespace}/{name}"):
+                obj = self._resource(API_VERSION, KIND).get(name=name, namespace=namespace)
+        except KubeApiError as exc:
+            if isinstance(exc.__cause__, NotFoundError):
+                return None
+            raise
         result: dict[str, Any] = obj.to_dict()
         return result
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        self._resource(API_VERSION, KIND).status.patch(
-            body={"status": dict(status)},
-            name=name,
-            namespace=namespace,
-            content_type="application/merge-patch+json",
-        )
+        with _kube_call(f"patching the status of {namespace}/{name}"):
+            self._resource(API_VERSION, KIND).status.patch(
+                body={"status": dict(status)},
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            )
 
     def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]:
         from kubernetes.dynamic.exceptions import NotFoundError
@@ -113,15 +137,19 @@ class KubeGateway:
         missing = []
         for name in names:
             try:
-                secrets.get(name=name, namespace=namespace)
-            except NotFoundError:
+                with _kube_call(f"reading Secret {namespace}/{name}"):
+                    secrets.get(name=name, namespace=namespace)
+            except KubeApiError as exc:
+                if not isinstance(exc.__cause__, NotFoundError):
+                    raise
                 missing.append(name)
         return missing
 
     def secret_values(self, namespace: str, name: str, keys: Sequence[str]) -> dict[str, str]:
         import base64
 
-        obj = self._resource("v1", "Secret").get(name=name, namespace=namespace).to_dict()
+        with _kube_call(f"reading Secret {namespace}/{name}"):
+            obj = self._resource("v1", "Secret").get(name=name, namespace=namespace).to_dict()
         data = obj.get("data") or {}
         return {k: base64.b64decode(data[k]).decode() for k in keys if k in data}
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from fleet_operator import sizing
-from fleet_operator.cluster import KafkaUnavailable, TopicsFailed
+from fleet_operator.cluster import KafkaUnavailable, KubeApiError, TopicsFailed
 from fleet_operator.render import (
     Manifest,
     Owner,
@@ -244,10 +244,14 @@ class Reconciler:
     def reconcile(self, ref: PipelineRef, *, measure_lag: bool, retry: int = 0) -> None:
         """Bring topics and children to the spec; measure lag first when ``measure_lag``."""
         with self._lock(ref.uid):
-            obj = self.kube.pipeline(ref.namespace, ref.name)
-            if obj is None or obj["metadata"].get("deletionTimestamp"):
-                return
-            self._reconcile(ref, obj, measure_lag=measure_lag, retry=retry)
+            try:
+                obj = self.kube.pipeline(ref.namespace, ref.name)
+                if obj is None or obj["metadata"].get("deletionTimestamp"):
+                    return
+                self._reconcile(ref, obj, measure_lag=measure_lag, retry=retry)
+            except KubeApiError as exc:
+                # A terminating namespace, a conflict, an API server restarting: try again.
+                raise Backoff(str(exc), delay=self.settings.backoff(retry)) from exc
 
     def _reconcile(
         self, ref: PipelineRef, obj: Mapping[str, Any], *, measure_lag: bool, retry: int
@@ -356,6 +360,13 @@ class Reconciler:
 
     def refresh(self, namespace: str, name: str) -> None:
         """Re-read the Deployments of a pipeline and update its readiness (a Deployment moved)."""
+        try:
+            self._refresh(namespace, name)
+        except KubeApiError as exc:
+            # Advisory: the timer and the next Deployment event will look again.
+            log.info("%s/%s: readiness not refreshed: %s", namespace, name, exc)
+
+    def _refresh(self, namespace: str, name: str) -> None:
         obj = self.kube.pipeline(namespace, name)
         if obj is None:
             return
@@ -432,15 +443,15 @@ class Reconciler:
                 return
             names = [s.name for s in pipeline_topics(spec, 1)]
             if spec.deletion_policy is DeletionPolicy.DELETE:
-                credentials = None
-                secret = spec.kafka.credentials_secret
-                if secret and not self.kube.missing_secrets(ref.namespace, [secret]):
-                    credentials = self.kube.secret_values(
-                        ref.namespace, secret, ("username", "password")
-                    )
                 try:
+                    credentials = None
+                    secret = spec.kafka.credentials_secret
+                    if secret and not self.kube.missing_secrets(ref.namespace, [secret]):
+                        credentials = self.kube.secret_values(
+                            ref.namespace, secret, ("username", "password")
+                        )
                     self.kafka.delete_topics(kafka_settings(spec, credentials), names)
-                except (KafkaUnavailable, TopicsFailed) as exc:
+                except (KafkaUnavailable, TopicsFailed, KubeApiError) as exc:
                     self.events.post(ref, WARNING, "TopicDeletionFailed", str(exc))
                     raise Backoff(str(exc), delay=self.settings.backoff(retry)) from exc
                 self.events.post(

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetpipe.core.settings import Topics
-from fleetpipe.devstack.kubecmd import kube_app
+from fleetpipe.devstack.kubecmd import bench_operator, kube_app
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=T
 app.add_typer(dev_app, name="dev")
 app.add_typer(bench_app, name="bench")
 dev_app.add_typer(kube_app, name="kube")
+bench_app.command("operator")(bench_operator)
 
 console = Console()
 

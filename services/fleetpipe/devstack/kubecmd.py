@@ -1,8 +1,9 @@
-"""``fleetpipe dev kube up | down | status``: the local Kubernetes control plane."""
+"""``fleetpipe dev kube up | down | status`` and ``fleetpipe bench operator``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,3 +64,16 @@ def kube_status(
     console.print(table if status else "nothing started")
     if status:
         console.print(f"KUBECONFIG={stack.cluster.kubeconfig}")
+
+
+def bench_operator(
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    nodes: Annotated[int, typer.Option(min=1, max=50, help="kwok nodes")] = 3,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/operator.md"
+    ),
+) -> None:
+    """Seconds from a FleetPipeline's 50K → 100K vehicles patch to Ready (real API server)."""
+    from fleetpipe_loadtest.operator_bench import run_operator_bench
+
+    run_operator_bench(runs=runs, nodes=nodes, report=report, console=console)

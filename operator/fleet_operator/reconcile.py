@@ -296,7 +296,7 @@ class Reconciler:
         # 1. Topics first: consumers scaled up must find the partitions to take.
         try:
             actions, partitions = self.kafka.ensure_topics(kafka, specs)
-            altered = self.kafka.align_configs(kafka, specs)
+            altered = self._align_configs(ref, kafka, specs, actions)
             lag = self._measure_lag(ref, spec, kafka) if measure_lag else None
         except (KafkaUnavailable, TopicsFailed) as exc:
             self._kafka_failed(ref, obj, exc, problems)
@@ -482,6 +482,27 @@ class Reconciler:
                 Condition.of(READY, False, INVALID_SPEC, message),
             ],
         )
+
+    def _align_configs(
+        self,
+        ref: PipelineRef,
+        kafka: KafkaSettings,
+        specs: Sequence[TopicSpec],
+        actions: Mapping[str, str],
+    ) -> list[str]:
+        """Retention of topics that existed before (new ones were created with it).
+
+        A topic just created or grown may not be known to every broker yet; a refusal here is
+        retried at the next tick rather than failing the reconcile. Unreachable brokers are not.
+        """
+        existing = [s for s in specs if actions.get(s.name) != "created"]
+        if not existing:
+            return []
+        try:
+            return self.kafka.align_configs(kafka, existing)
+        except TopicsFailed as exc:
+            log.warning("%s/%s: topic configs not aligned yet: %s", ref.namespace, ref.name, exc)
+            return []
 
     def _measure_lag(
         self, ref: PipelineRef, spec: FleetPipelineSpec, kafka: KafkaSettings

@@ -40,8 +40,8 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 # kwok manages only the nodes carrying this annotation: the ones this module creates.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CIDR = "10.96.0.0/16"
-# Debian's etcd 3.4 lacks the progress notifications that client-go's streaming list needs; the
-# clients fall back to a plain list anyway, this only spares every log a warning per watch.
+# Debian's etcd 3.4 lacks the progress notifications that client-go's streaming list needs
+# (see --feature-gates on the API server): the clients are told not to ask for it.
 _CLIENT_ENV = {"KUBE_FEATURE_WatchListClient": "false"}
 
 
@@ -230,6 +230,11 @@ class KubeCluster:
                 f"--service-account-key-file={self.pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={self.pki / 'sa.key'}",
                 "--enable-priority-and-fairness=false",
+                # With WatchList on, a watch from resourceVersion 0 (how kwok watches pods) is
+                # served as a watch-list stream, which needs etcd's progress notifications;
+                # Debian's etcd 3.4 has none, so every such watch failed at once and kwok only
+                # saw new pods when it re-listed, 5-15 s later.
+                "--feature-gates=WatchList=false",
                 "--v=1",
             ],
             "kube-controller-manager": [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -215,7 +216,22 @@ class KafkaGateway:
             # A metadata request first: it fails fast and clearly when no broker answers.
             admin.partitions([])
             actions = admin.ensure_topics(specs)
-            return actions, admin.partitions([s.name for s in specs])
+            # A broker's metadata can trail a CreateTopics/CreatePartitions it just answered:
+            # report partitions only once it shows them, so the status never says 0 or 50
+            # for topics that already have 100.
+            names = [s.name for s in specs]
+            wanted = {s.name: s.partitions for s in specs}
+            deadline = time.monotonic() + self._timeout
+            while True:
+                found = admin.partitions(names)
+                if all(found.get(n, 0) >= wanted[n] for n in names):
+                    return actions, found
+                if time.monotonic() > deadline:
+                    raise TopicsFailed(
+                        "topics not visible in the brokers' metadata yet: "
+                        + ", ".join(n for n in names if found.get(n, 0) < wanted[n])
+                    )
+                time.sleep(0.2)
 
         result: tuple[dict[str, str], dict[str, int]] = self._call(kafka, "ensuring topics", run)
         return result

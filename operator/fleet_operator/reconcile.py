@@ -283,10 +283,15 @@ class Reconciler:
 
         owner = Owner(ref.name, ref.namespace, ref.uid)
         memory = self._mem(ref.uid)
-        problems = self._secret_problems(ref, spec)
+        named = referenced_secrets(spec)
+        missing = self.kube.missing_secrets(ref.namespace, list(named))
+        problems = [
+            (SECRET_MISSING, f"Secret {name} ({named[name]}) not found in {ref.namespace}")
+            for name in missing
+        ]
         credentials = None
         secret = spec.kafka.credentials_secret
-        if secret and not any(secret in message for _r, message in problems):
+        if secret and secret not in missing:
             credentials = self.kube.secret_values(ref.namespace, secret, ("username", "password"))
         kafka = kafka_settings(spec, credentials)
         topics = topics_for(spec)
@@ -520,14 +525,6 @@ class Reconciler:
         except TopicsFailed as exc:
             log.warning("%s/%s: lag not measured this time: %s", ref.namespace, ref.name, exc)
             return None
-
-    def _secret_problems(self, ref: PipelineRef, spec: FleetPipelineSpec) -> list[tuple[str, str]]:
-        wanted = referenced_secrets(spec)
-        missing = self.kube.missing_secrets(ref.namespace, list(wanted))
-        return [
-            (SECRET_MISSING, f"Secret {name} ({wanted[name]}) not found in {ref.namespace}")
-            for name in missing
-        ]
 
     def _kafka_failed(
         self,

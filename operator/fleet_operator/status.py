@@ -136,6 +136,13 @@ class TopicsOutcome:
 
 # ---- conditions --------------------------------------------------------------------------
 def topics_condition(outcome: TopicsOutcome) -> Condition:
+    if outcome.current < outcome.desired:
+        return Condition.of(
+            TOPICS_READY,
+            False,
+            "PartitionsPending",
+            f"topics have {outcome.current} partitions, {outcome.desired} asked",
+        )
     if outcome.current > outcome.desired:
         return Condition.of(
             TOPICS_READY,

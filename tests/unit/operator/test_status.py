@@ -78,3 +78,8 @@ def test_degraded_wins_over_everything_in_ready() -> None:
     degraded = Condition.of("Degraded", True, "KafkaUnreachable", "no broker")
     ready = ready_condition(ok, ok, degraded)
     assert (ready.status, ready.reason, ready.message) == ("False", "KafkaUnreachable", "no broker")
+
+
+def test_topics_short_of_partitions_are_not_ready() -> None:
+    condition = topics_condition(TopicsOutcome(desired=100, current=50, actions={}))
+    assert (condition.status, condition.reason) == ("False", "PartitionsPending")

@@ -137,6 +137,21 @@ class _Memory:
     autoscaler: Autoscaler = field(default_factory=Autoscaler)
     lag: dict[Component, int] = field(default_factory=dict)
     decisions: dict[Component, LagDecision] = field(default_factory=dict)
+    # Each Deployment's metadata.generation right after our last apply.
+    generations: dict[Component, int] = field(default_factory=dict)
+
+    def edited_by_others(self, now: Mapping[Component, int]) -> set[Component]:
+        """Deployments whose spec someone else changed since our last apply, and we put back.
+
+        Reading a Deployment and then applying leaves a window in which a hand edit lands and
+        is reverted unseen; the generation cannot hide it: their change and our revert are
+        two steps past the generation our previous apply left.
+        """
+        edited = {
+            c for c, g in now.items() if c in self.generations and g - self.generations[c] >= 2
+        }
+        self.generations.update(now)
+        return edited
 
 
 def kafka_settings(
@@ -330,9 +345,16 @@ class Reconciler:
         plan = sizing.plan(spec, topic_partitions=current, lag=decisions)
 
         # 3. Children, with server-side apply (reverts any hand edit of what we render).
+        generations: dict[Component, int] = {}
+        names = {name: c for c, name in deployment_names(owner).items()}
         for manifest in render(owner, spec, plan):
-            self.kube.apply(manifest)
-        self._scaling_events(ref, obj, spec, plan, before)
+            applied = self.kube.apply(manifest)
+            if manifest["kind"] == "Deployment":
+                component = names[manifest["metadata"]["name"]]
+                generations[component] = int(applied["metadata"].get("generation") or 0)
+        self._scaling_events(
+            ref, obj, spec, plan, before, edited=memory.edited_by_others(generations)
+        )
         after = _states(owner, self.kube.deployments(ref.namespace, ref.name))
 
         # 4. Status.
@@ -515,14 +537,16 @@ class Reconciler:
         """Lag per consumer; None (keep the last figures) when the brokers refuse to say.
 
         Right after partitions grow, their leaders may not be known everywhere yet; lag is
-        advisory, so that is no reason to fail the reconcile. Unreachable brokers still are.
+        advisory, so that is no reason to fail the reconcile.
         """
         try:
             return {
                 c: self.kafka.lag(kafka, group_id(spec, c), input_topics(spec, c))
                 for c in CONSUMERS
             }
-        except TopicsFailed as exc:
+        except (TopicsFailed, KafkaUnavailable) as exc:
+            # The topics were just ensured, so the brokers answer; a group coordinator slow to
+            # reply on a loaded machine must not flip the pipeline to Degraded.
             log.warning("%s/%s: lag not measured this time: %s", ref.namespace, ref.name, exc)
             return None
 
@@ -608,6 +632,8 @@ class Reconciler:
         spec: FleetPipelineSpec,
         plan: sizing.SizingPlan,
         before: Mapping[Component, DeploymentState | None],
+        *,
+        edited: set[Component],
     ) -> None:
         status = obj.get("status") or {}
         previous = status.get("replicas") or {}
@@ -636,6 +662,14 @@ class Reconciler:
                 created.append(f"{component.value}={desired}")
                 continue
             if state.spec_replicas == desired:
+                if component in edited:
+                    self.events.post(
+                        ref,
+                        WARNING,
+                        "DriftReverted",
+                        f"Deployment {ref.name}-{component.value} was changed outside the "
+                        f"operator; put back to {desired} replicas",
+                    )
                 continue
             if same_generation and prior.get("desired") == desired:
                 self.events.post(
@@ -643,7 +677,7 @@ class Reconciler:
                     WARNING,
                     "DriftReverted",
                     f"Deployment {ref.name}-{component.value} was set to {state.spec_replicas} "
-                    f"replicas outside the operator; put back to {desired}",
+                    f"replicas outside the operator; put back to {desired} replicas",
                 )
             elif lag is not None and desired == lag.recommended and desired != service_plan.sized:
                 self.events.post(

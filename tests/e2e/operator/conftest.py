@@ -94,6 +94,20 @@ class Kube:
         items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         return [(e["reason"], e["message"]) for e in items]
 
+    def wait_events(
+        self, namespace: str, name: str, *reasons: str, timeout: float = 30
+    ) -> list[tuple[str, str]]:
+        """The pipeline's Events once every reason given is among them.
+
+        kopf posts Events from a queue, so one may land a moment after the status it explains.
+        """
+
+        def check() -> list[tuple[str, str]] | None:
+            events = self.events(namespace, name)
+            return events if set(reasons) <= {r for r, _m in events} else None
+
+        return wait_for(check, timeout=timeout, interval=0.5, what=f"Events {reasons}")
+
     def wait_ready(
         self, namespace: str, name: str, *, generation: int | None = None, timeout: float = 120
     ) -> dict[str, Any]:
@@ -167,7 +181,7 @@ def operator(kube: Kube, crd: str, workdir: Path) -> Iterator[OperatorHandle]:
         env={
             "KUBECONFIG": str(kubeconfig),
             "FLEET_OPERATOR_TIMER_INTERVAL_S": str(TIMER_INTERVAL_S),
-            "FLEET_OPERATOR_KAFKA_TIMEOUT_S": "5",
+            "FLEET_OPERATOR_KAFKA_TIMEOUT_S": "10",
             "FLEET_OPERATOR_RETRY_BACKOFF_S": "2",
             "FLEET_OPERATOR_RETRY_BACKOFF_MAX_S": "20",
             "FLEET_OPERATOR_HEALTH_HOST": "127.0.0.1",
@@ -235,7 +249,7 @@ def sample_text(sample: str, *, bootstrap: str, suffix: str) -> str:
     text = (SAMPLES / sample).read_text()
     line = "    bootstrapServers: 127.0.0.1:19092\n"
     assert line in text, f"{sample} no longer names the dev broker"
-    return text.replace(line, f"    bootstrapServers: {bootstrap}\n    topicSuffix: {suffix}\n")
+    return text.replace(line, f'    bootstrapServers: {bootstrap}\n    topicSuffix: "{suffix}"\n')
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +268,8 @@ def make_pipeline(kube: Kube, kafka: Any, namespace: str) -> Callable[..., Pipel
     """Apply a sample (optionally changed) in the test's namespace, with unique topics."""
 
     def make(sample: str = "fleetpipeline-50k.yaml", **spec: Any) -> Pipeline:
-        suffix = uuid.uuid4().hex[:10]
+        # A letter first: an all-digit (or 1e5-like) suffix would be a YAML number.
+        suffix = f"t{uuid.uuid4().hex[:10]}"
         text = sample_text(sample, bootstrap=kafka.bootstrap, suffix=suffix)
         if spec:
             doc = yaml.safe_load(text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,9 @@ class FakeKube:
     pipelines: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=lambda: {"db", "twilio"})
+    # Called once, with the kind and name of the next object about to be applied (to
+    # interleave a hand edit), then forgotten.
+    on_apply: Callable[[str, str], bool] | None = None
 
     def add_pipeline(
         self, name: str, spec: Mapping[str, Any], *, namespace: str = "ns"
@@ -67,6 +70,8 @@ class FakeKube:
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         key = (manifest["kind"], manifest["metadata"]["name"])
         self.journal.calls.append(f"apply {key[0]}/{key[1]}")
+        if self.on_apply is not None and self.on_apply(*key):
+            self.on_apply = None
         obj = copy.deepcopy(dict(manifest))
         before = self.objects.get(key)
         if manifest["kind"] == "Deployment":

@@ -97,7 +97,28 @@ def test_a_hand_scaled_deployment_is_put_back_with_an_event(world: Any) -> None:
     assert world.kube.objects[("Deployment", "fleet-enrichment")]["spec"]["replicas"] == 4
     drift = [m for _t, r, m in world.events.posted if r == "DriftReverted"]
     assert drift == [
-        "Deployment fleet-enrichment was set to 9 replicas outside the operator; put back to 4"
+        "Deployment fleet-enrichment was set to 9 replicas outside the operator; "
+        "put back to 4 replicas"
+    ]
+
+
+def test_a_hand_edit_landing_between_read_and_apply_is_still_reported(world: Any) -> None:
+    ref = world.kube.add_pipeline("fleet", SPEC)
+    world.reconcile(ref)
+    world.kube.roll_out()
+
+    # Someone scales while the reconcile has read the Deployments and not yet applied.
+    def scale_detection(kind: str, name: str) -> bool:
+        if (kind, name) != ("Deployment", "fleet-detection"):
+            return False
+        world.kube.scale_by_hand("fleet-detection", 7)
+        return True
+
+    world.kube.on_apply = scale_detection
+    world.reconcile(ref, measure_lag=True)
+    assert world.kube.objects[("Deployment", "fleet-detection")]["spec"]["replicas"] == 5
+    assert [m for _t, r, m in world.events.posted if r == "DriftReverted"] == [
+        "Deployment fleet-detection was changed outside the operator; put back to 5 replicas"
     ]
 
 

@@ -100,11 +100,7 @@ def run_operator_bench(
     )
     results: list[OperatorRun] = []
     try:
-        cluster.kubectl_run("apply", "-f", str(CRD))
-        cluster.kubectl_run(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/fleetpipelines.fleetpipe.io",
-        )  # fmt: skip
+        cluster.apply_crd(CRD)
         operator.start()
         poller = _Poller(cluster.kubeconfig)
         for run in range(1, runs + 1):

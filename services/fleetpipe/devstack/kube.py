@@ -367,6 +367,22 @@ class KubeCluster:
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl_run(*args, "-o", "json").stdout)
 
+    def apply_crd(self, path: Path, *, timeout: float = 60.0) -> str:
+        """Apply a CustomResourceDefinition and wait until the API serves it; its name."""
+        applied = self.kubectl_run("apply", "-f", str(path), "-o", "name").stdout.strip()
+        name = applied.split("/", 1)[-1]
+
+        def established() -> bool:
+            # Polled: `kubectl wait` errors out while a new CRD has no conditions yet.
+            crd = self.kubectl_json("get", "crd", name)
+            return any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in crd.get("status", {}).get("conditions") or []
+            )
+
+        wait_until(established, timeout=timeout, what=f"CRD {name} established")
+        return name
+
     def node_names(self) -> list[str]:
         return [f"kwok-node-{i}" for i in range(self.nodes)]
 

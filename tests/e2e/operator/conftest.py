@@ -144,10 +144,15 @@ def kube(workdir: Path) -> Iterator[Kube]:
 @pytest.fixture(scope="session")
 def crd(kube: Kube) -> str:
     kube.run("apply", "-f", str(CRD))
-    kube.run(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/fleetpipelines.fleetpipe.io"
-    )
-    return "fleetpipelines.fleetpipe.io"
+    name = "fleetpipelines.fleetpipe.io"
+
+    def established() -> bool:
+        # Polled rather than `kubectl wait`, which errors out while the CRD has no conditions.
+        conditions = kube.json("get", "crd", name).get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for(established, timeout=60, what=f"CRD {name} established")
+    return name
 
 
 @dataclass

@@ -9,6 +9,7 @@ run uses a namespace and topics of its own, so every run grows 50 partitions to 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import statistics
@@ -79,6 +80,8 @@ def _until(check: Any, *, timeout: float, what: str) -> float:
 def run_operator_bench(
     *, runs: int, nodes: int, report: Path, console: Console
 ) -> list[OperatorRun]:
+    # The machine is shared: the load around the runs is part of the result.
+    load_before = os.getloadavg()[0]
     stack = DevStack(DevStackSettings())
     stack.up(topics=Topics(), partitions=1, say=lambda *_: None)
     bootstrap = stack.kafka_settings.bootstrap_servers
@@ -116,7 +119,7 @@ def run_operator_bench(
         operator.stop()
         cluster.stop(pids)
         shutil.rmtree(home, ignore_errors=True)
-    _write_report(report, results, nodes=nodes)
+    _write_report(report, results, nodes=nodes, load=(load_before, os.getloadavg()[0]))
     console.print(f"report: {report}")
     return results
 
@@ -165,7 +168,9 @@ def _stats(values: list[float]) -> tuple[float, float, float]:
     return min(values), statistics.median(values), max(values)
 
 
-def _write_report(report: Path, results: list[OperatorRun], *, nodes: int) -> None:
+def _write_report(
+    report: Path, results: list[OperatorRun], *, nodes: int, load: tuple[float, float]
+) -> None:
     report.parent.mkdir(parents=True, exist_ok=True)
     command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     env = machine()
@@ -201,6 +206,9 @@ def _write_report(report: Path, results: list[OperatorRun], *, nodes: int) -> No
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
         "",
+        f"1-minute load average before / after the runs: {load[0]:.1f} / {load[1]:.1f} "
+        "(the 2 cores are shared with other work).",
+        "",
         "Every run (create → Ready, patch → applied, patch → Ready, seconds):",
         "",
     ]
@@ -215,6 +223,7 @@ def _write_report(report: Path, results: list[OperatorRun], *, nodes: int) -> No
                 "command": command,
                 "machine": env,
                 "nodes": nodes,
+                "load_average_before_after": list(load),
                 "runs": [asdict(r) for r in results],
                 "median_patch_to_ready_s": statistics.median(r.patch_to_ready_s for r in results),
             },

@@ -75,6 +75,16 @@ dev-down: ## stop what dev-up started
 dev-status: ## show what dev-up started
 	$(BIN)/fleetpipe dev status
 
+.PHONY: kube-up kube-down
+kube-up: ## start a local Kubernetes control plane with kwok nodes (writes a kubeconfig)
+	$(BIN)/fleetpipe dev kube up
+kube-down: ## stop what kube-up started
+	$(BIN)/fleetpipe dev kube down
+
+.PHONY: bench-operator
+bench-operator: ## seconds from a FleetPipeline 50K → 100K patch to Ready, report in benchmarks/reports/
+	$(BIN)/fleetpipe bench operator
+
 .PHONY: bench-baseline
 bench-baseline: ## baseline B (core-loop passthrough), report in benchmarks/reports/
 	$(BIN)/fleetpipe bench baseline

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetpipe.core.settings import Topics
+from fleetpipe.devstack.kubecmd import bench_operator, kube_app
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
 from fleetpipe.storage_writer.query_cli import query_app
 from fleetpipe_loadtest.cli import bench_ingest_command, simulate_command
@@ -30,6 +31,8 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(bench_app, name="bench")
 app.add_typer(query_app, name="query")
 bench_app.command("storage-writer")(bench_storage_writer)
+dev_app.add_typer(kube_app, name="kube")
+bench_app.command("operator")(bench_operator)
 
 console = Console()
 app.command("simulate")(simulate_command)

@@ -1,0 +1,294 @@
+"""The operator's edges: the Kubernetes API and Kafka's AdminClient. Everything else is pure.
+
+Children are written with server-side apply under the operator's field manager, forced: the
+operator owns the fields it renders (replicas included), so a hand edit of those fields is
+taken back at the next reconcile while fields it does not render stay untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import KafkaException
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin._resource import ResourceType
+
+from fleet_operator.render import MANAGER, PIPELINE_LABEL, Manifest
+from fleet_operator.spec import API_VERSION, KIND
+from fleetpipe.core.errors import FleetPipeError, KafkaError
+from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(FleetPipeError):
+    """The brokers cannot be reached (or do not answer in time)."""
+
+
+class TopicsFailed(FleetPipeError):
+    """The brokers answered but refused a topic operation (replication factor, policy...)."""
+
+
+class KubeApiError(FleetPipeError):
+    """The Kubernetes API refused or failed a call (a terminating namespace, a conflict...)."""
+
+
+@contextmanager
+def _kube_call(what: str) -> Iterator[None]:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        raise KubeApiError(f"{what}: {exc.status} {exc.reason}") from exc
+    except HTTPError as exc:
+        raise KubeApiError(f"{what}: {exc}") from exc
+
+
+# ---- Kubernetes --------------------------------------------------------------------------
+class KubeGateway:
+    """Reads and writes through one API client (thread-safe: kopf runs handlers in threads)."""
+
+    def __init__(self, api_client: Any, *, field_manager: str = MANAGER) -> None:
+        from kubernetes import dynamic
+
+        self._api = api_client
+        self._dynamic = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
+        self._field_manager = field_manager
+        self._resources: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> KubeGateway:
+        """In a pod: its ServiceAccount; elsewhere: $KUBECONFIG or ~/.kube/config."""
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            api = client.ApiClient()
+        except config.ConfigException:
+            api = config.new_client_from_config()  # type: ignore[no-untyped-call]
+        return cls(api)
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        with self._lock:
+            key = (api_version, kind)
+            if key not in self._resources:
+                self._resources[key] = self._dynamic.resources.get(
+                    api_version=api_version, kind=kind
+                )
+            return self._resources[key]
+
+    def apply(self, manifest: Manifest) -> dict[str, Any]:
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
+        with _kube_call(f"applying {manifest['kind']} {meta.get('namespace')}/{meta['name']}"):
+            applied = self._dynamic.server_side_apply(  # type: ignore[no-untyped-call]
+                resource,
+                body=manifest,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=self._field_manager,
+                force_conflicts=True,
+            )
+        result: dict[str, Any] = applied.to_dict()
+        return result
+
+    def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]:
+        """The pipeline's Deployments by name."""
+        resource = self._resource("apps/v1", "Deployment")
+        with _kube_call(f"listing the Deployments of {namespace}/{pipeline}"):
+            found = resource.get(namespace=namespace, label_selector=f"{PIPELINE_LABEL}={pipeline}")
+        return {item["metadata"]["name"]: item for item in found.to_dict()["items"]}
+
+    def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            with _kube_call(f"reading FleetPipeline {namespace}/{name}"):
+                obj = self._resource(API_VERSION, KIND).get(name=name, namespace=namespace)
+        except KubeApiError as exc:
+            if isinstance(exc.__cause__, NotFoundError):
+                return None
+            raise
+        result: dict[str, Any] = obj.to_dict()
+        return result
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        with _kube_call(f"patching the status of {namespace}/{name}"):
+            self._resource(API_VERSION, KIND).status.patch(
+                body={"status": dict(status)},
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            )
+
+    def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        secrets = self._resource("v1", "Secret")
+        missing = []
+        for name in names:
+            try:
+                with _kube_call(f"reading Secret {namespace}/{name}"):
+                    secrets.get(name=name, namespace=namespace)
+            except KubeApiError as exc:
+                if not isinstance(exc.__cause__, NotFoundError):
+                    raise
+                missing.append(name)
+        return missing
+
+    def secret_values(self, namespace: str, name: str, keys: Sequence[str]) -> dict[str, str]:
+        import base64
+
+        with _kube_call(f"reading Secret {namespace}/{name}"):
+            obj = self._resource("v1", "Secret").get(name=name, namespace=namespace).to_dict()
+        data = obj.get("data") or {}
+        return {k: base64.b64decode(data[k]).decode() for k in keys if k in data}
+
+
+# ---- Kafka -------------------------------------------------------------------------------
+# librdkafka's local errors that mean "no broker answered", as opposed to a broker refusing.
+_UNREACHABLE = {
+    confluent_kafka.KafkaError._TRANSPORT,
+    confluent_kafka.KafkaError._TIMED_OUT,
+    confluent_kafka.KafkaError._ALL_BROKERS_DOWN,
+    confluent_kafka.KafkaError._RESOLVE,
+}
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(err, confluent_kafka.KafkaError) and err.code() in _UNREACHABLE
+
+
+class KafkaGateway:
+    """Admin clients per connection, reused across reconciles, dropped when they fail."""
+
+    def __init__(self, *, timeout_s: float) -> None:
+        self._timeout = timeout_s
+        self._admins: dict[str, Admin] = {}
+        self._lock = threading.Lock()
+
+    def _admin(self, kafka: KafkaSettings) -> Admin:
+        key = kafka.model_dump_json()
+        with self._lock:
+            if key not in self._admins:
+                self._admins[key] = Admin(kafka, timeout_s=self._timeout)
+            return self._admins[key]
+
+    def _forget(self, kafka: KafkaSettings) -> None:
+        with self._lock:
+            self._admins.pop(kafka.model_dump_json(), None)
+
+    def _call(self, kafka: KafkaSettings, what: str, call: Any) -> Any:
+        try:
+            return call(self._admin(kafka))
+        except KafkaException as exc:
+            self._forget(kafka)
+            if _unreachable(exc):
+                raise KafkaUnavailable(
+                    f"Kafka at {kafka.bootstrap_servers} unreachable ({what}): {exc.args[0]}"
+                ) from exc
+            raise TopicsFailed(f"{what} failed: {exc.args[0]}") from exc
+        except KafkaError as exc:
+            self._forget(kafka)
+            if _unreachable(exc.__cause__):
+                raise KafkaUnavailable(
+                    f"Kafka at {kafka.bootstrap_servers} unreachable ({what}): {exc}"
+                ) from exc
+            raise TopicsFailed(str(exc)) from exc
+
+    def ensure_topics(
+        self, kafka: KafkaSettings, specs: Sequence[TopicSpec]
+    ) -> tuple[dict[str, str], dict[str, int]]:
+        """Create and grow (never shrink); returns the actions and the partitions now."""
+
+        def run(admin: Admin) -> tuple[dict[str, str], dict[str, int]]:
+            # A metadata request first: it fails fast and clearly when no broker answers.
+            admin.partitions([])
+            actions = admin.ensure_topics(specs)
+            # A broker's metadata can trail a CreateTopics/CreatePartitions it just answered:
+            # report partitions only once it shows them, so the status never says 0 or 50
+            # for topics that already have 100.
+            names = [s.name for s in specs]
+            wanted = {s.name: s.partitions for s in specs}
+            deadline = time.monotonic() + self._timeout
+            while True:
+                found = admin.partitions(names)
+                if all(found.get(n, 0) >= wanted[n] for n in names):
+                    return actions, found
+                if time.monotonic() > deadline:
+                    raise TopicsFailed(
+                        "topics not visible in the brokers' metadata yet: "
+                        + ", ".join(n for n in names if found.get(n, 0) < wanted[n])
+                    )
+                time.sleep(0.2)
+
+        result: tuple[dict[str, str], dict[str, int]] = self._call(kafka, "ensuring topics", run)
+        return result
+
+    def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:
+        """Set the topic configs the specs name where they differ; returns the topics changed.
+
+        Only ``retention.ms`` can differ from what creation set (the spec's retentionHours);
+        the changelog's compaction settings are never touched once the topic exists.
+        """
+
+        def run(admin: Admin) -> list[str]:
+            wanted = {
+                s.name: (s.config or {})["retention.ms"]
+                for s in specs
+                if "retention.ms" in (s.config or {})
+            }
+            if not wanted:
+                return []
+            described = admin.client.describe_configs(
+                [ConfigResource(ResourceType.TOPIC, name) for name in wanted],
+                request_timeout=self._timeout,
+            )
+            changes = []
+            for resource, future in described.items():
+                entries = future.result()
+                entry = entries.get("retention.ms")
+                if entry is None or entry.value != wanted[resource.name]:
+                    changes.append(
+                        ConfigResource(
+                            ResourceType.TOPIC,
+                            resource.name,
+                            incremental_configs=[
+                                ConfigEntry(
+                                    "retention.ms",
+                                    wanted[resource.name],
+                                    incremental_operation=AlterConfigOpType.SET,
+                                )
+                            ],
+                        )
+                    )
+            if changes:
+                for future in admin.client.incremental_alter_configs(
+                    changes, request_timeout=self._timeout
+                ).values():
+                    future.result()
+            return sorted(c.name for c in changes)
+
+        result: list[str] = self._call(kafka, "aligning topic configs", run)
+        return result
+
+    def lag(self, kafka: KafkaSettings, group_id: str, topics: Sequence[str]) -> int:
+        """Records the group is behind on ``topics`` (all of them if it never committed)."""
+        lag: dict[tuple[str, int], int] = self._call(
+            kafka, f"reading the lag of {group_id}", lambda a: a.group_lag(group_id, topics)
+        )
+        return sum(lag.values())
+
+    def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None:
+        self._call(kafka, "deleting topics", lambda a: a.delete_topics(names))

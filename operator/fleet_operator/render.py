@@ -1,0 +1,428 @@
+"""FleetPipeline spec → Kubernetes manifests and Kafka topic specs. Pure: values in, values out.
+
+Every child carries a controller owner reference to its FleetPipeline (deleting the pipeline lets
+the garbage collector remove them) and the recommended ``app.kubernetes.io/*`` labels. Services
+read their configuration from ``FLEET_*`` environment variables (``__`` nests), the way their
+pydantic settings expect; secrets only ever appear as ``secretKeyRef``, never as values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import yaml
+
+from fleet_operator.sizing import CONSUMERS, INPUT_TOPICS, SizingPlan
+from fleet_operator.spec import API_VERSION, KIND, Component, FleetPipelineSpec
+from fleetpipe.core.kafka import TopicSpec
+from fleetpipe.core.settings import Topics
+from fleetpipe.devstack.stack import topic_specs
+from fleetpipe.registry import FIELDS as REGISTRY_FIELDS
+
+Manifest = dict[str, Any]
+
+MANAGER = "fleetpipe-operator"
+PIPELINE_LABEL = "fleetpipe.io/pipeline"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+RULES_HASH_ANNOTATION = "fleetpipe.io/rules-hash"
+
+HTTP_PORT = 8080  # health, readiness and Prometheus metrics (fleetpipe.core.health)
+GRPC_PORT = 50051  # ingest's TelemetryIngest
+CONFIG_ROOT = "/etc/fleetpipe"
+RULES_DIR = f"{CONFIG_ROOT}/rules"
+RULES_FILE = "rules.yaml"
+REGISTRY_DIR = f"{CONFIG_ROOT}/registry"
+INGEST_AUTH_DIR = f"{CONFIG_ROOT}/ingest"
+INGEST_TOKENS_FILE = "tokens.yaml"
+
+# The environment each service reads, beyond the shared FLEET_KAFKA__* / FLEET_TOPICS__* /
+# FLEET_OBSERVABILITY__* of fleetpipe.core.settings.ServiceSettings. Kept here, in one table,
+# so that aligning a name with a service's settings is a one-line change.
+ENV = {
+    "group_id": "FLEET_GROUP_ID",
+    "registry_path": "FLEET_REGISTRY_PATH",
+    "rules_path": "FLEET_RULES_PATH",
+    "grpc_port": "FLEET_GRPC__PORT",
+    "tokens_path": "FLEET_AUTH__TOKENS_PATH",
+    "postgres_dsn": "FLEET_POSTGRES__DSN",
+    "min_severity": "FLEET_ROUTING__MIN_SEVERITY",
+    "channels": "FLEET_ROUTING__CHANNELS",
+    "hot_retention_days": "FLEET_HOT_RETENTION_DAYS",
+    "cold_path": "FLEET_COLD_PATH",
+}
+# Twilio Secret keys → notification's FLEET_TWILIO__* settings; the first three are required.
+TWILIO_KEYS = (
+    ("account_sid", True),
+    ("auth_token", True),
+    ("sms_from", True),
+    ("whatsapp_from", False),
+    ("voice_from", False),
+    ("messaging_service_sid", False),
+    ("api_base_url", False),
+)
+
+# Requests sized for one replica at its planned capacity; spec.services.<svc>.resources replaces.
+DEFAULT_RESOURCES: dict[Component, Manifest] = {
+    Component.INGEST: {"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+    Component.ENRICHMENT: {
+        "requests": {"cpu": "1", "memory": "384Mi"},
+        "limits": {"memory": "1Gi"},
+    },
+    Component.DETECTION: {
+        "requests": {"cpu": "1", "memory": "512Mi"},
+        "limits": {"memory": "2Gi"},
+    },
+    Component.NOTIFICATION: {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"memory": "512Mi"},
+    },
+    Component.STORAGE_WRITER: {
+        "requests": {"cpu": "1", "memory": "512Mi"},
+        "limits": {"memory": "2Gi"},
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The FleetPipeline the children belong to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> Manifest:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+# ---- Kafka -------------------------------------------------------------------------------
+def topics_for(spec: FleetPipelineSpec) -> Topics:
+    suffix = spec.kafka.topic_suffix
+    return Topics.with_suffix(suffix) if suffix else Topics()
+
+
+def group_id(spec: FleetPipelineSpec, component: Component) -> str:
+    base = f"fleetpipe-{component.value}"
+    suffix = spec.kafka.topic_suffix
+    return f"{base}.{suffix}" if suffix else base
+
+
+def input_topics(spec: FleetPipelineSpec, component: Component) -> list[str]:
+    names = topics_for(spec).model_dump()
+    return [names[field] for field in INPUT_TOPICS[component]]
+
+
+def pipeline_topics(spec: FleetPipelineSpec, partitions: int) -> list[TopicSpec]:
+    """Every topic of the pipeline, co-partitioned, with the spec's replication and retention."""
+    retention_ms = str(spec.kafka.retention_hours * 3600 * 1000)
+    out = []
+    for topic in topic_specs(topics_for(spec), partitions):
+        config = dict(topic.config or {})
+        if config.get("cleanup.policy") != "compact":
+            # The detection changelog is compacted: it keeps the latest state per vehicle,
+            # however old; time retention would throw state away.
+            config["retention.ms"] = retention_ms
+        out.append(replace(topic, replication_factor=spec.kafka.replication_factor, config=config))
+    return out
+
+
+# ---- metadata ----------------------------------------------------------------------------
+def child_name(owner: Owner, component: Component | str) -> str:
+    value = component.value if isinstance(component, Component) else component
+    return f"{owner.name}-{value}"
+
+
+def selector_labels(owner: Owner, component: Component) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "fleetpipe",
+        "app.kubernetes.io/instance": owner.name,
+        COMPONENT_LABEL: component.value,
+    }
+
+
+def labels(owner: Owner, component: Component | str) -> dict[str, str]:
+    value = component.value if isinstance(component, Component) else component
+    return {
+        "app.kubernetes.io/name": "fleetpipe",
+        "app.kubernetes.io/instance": owner.name,
+        COMPONENT_LABEL: value,
+        "app.kubernetes.io/part-of": "fleetpipe",
+        "app.kubernetes.io/managed-by": MANAGER,
+        PIPELINE_LABEL: owner.name,
+    }
+
+
+def _metadata(owner: Owner, name: str, component: Component | str) -> Manifest:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner, component),
+        "ownerReferences": [owner.reference()],
+    }
+
+
+# ---- ConfigMaps --------------------------------------------------------------------------
+def rules_yaml(spec: FleetPipelineSpec) -> str:
+    return yaml.safe_dump(spec.rules, sort_keys=True, default_flow_style=False)
+
+
+def rules_config_map(owner: Owner, spec: FleetPipelineSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, child_name(owner, "rules"), "rules"),
+        "data": {RULES_FILE: rules_yaml(spec)},
+    }
+
+
+def registry_config_map(owner: Owner) -> Manifest:
+    """An empty registry (the CSV header only) for a pipeline that names none: every vehicle
+    passes as unknown, and the services start instead of failing on a missing file."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, child_name(owner, "registry"), "registry"),
+        "data": {"vehicles.csv": ",".join(REGISTRY_FIELDS) + "\n"},
+    }
+
+
+def registry_source(owner: Owner, spec: FleetPipelineSpec) -> tuple[str, str]:
+    """The ConfigMap holding the vehicle registry and the key of the file in it."""
+    if spec.registry is not None:
+        return spec.registry.config_map_name, spec.registry.key
+    return child_name(owner, "registry"), "vehicles.csv"
+
+
+# ---- environment -------------------------------------------------------------------------
+def _value(name: str, value: object) -> Manifest:
+    return {"name": name, "value": str(value)}
+
+
+def _secret(name: str, secret: str, key: str, *, optional: bool = False) -> Manifest:
+    ref: Manifest = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list[Manifest]:
+    kafka = spec.kafka
+    env = [
+        _value("FLEET_KAFKA__BOOTSTRAP_SERVERS", kafka.bootstrap_servers),
+        _value("FLEET_KAFKA__SECURITY_PROTOCOL", kafka.security_protocol),
+        _value("FLEET_KAFKA__COMPRESSION_TYPE", kafka.compression),
+    ]
+    if kafka.sasl_mechanism:
+        env.append(_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
+    if kafka.credentials_secret:
+        env.append(_secret("FLEET_KAFKA__SASL_USERNAME", kafka.credentials_secret, "username"))
+        env.append(_secret("FLEET_KAFKA__SASL_PASSWORD", kafka.credentials_secret, "password"))
+    for field, topic in topics_for(spec).model_dump().items():
+        env.append(_value(f"FLEET_TOPICS__{field.upper()}", topic))
+    env += [
+        _value("FLEET_OBSERVABILITY__HTTP_PORT", HTTP_PORT),
+        _value("FLEET_OBSERVABILITY__LOG_FORMAT", "json"),
+        # The standard OpenTelemetry variable, read by the SDK itself.
+        _value("OTEL_SERVICE_NAME", f"fleetpipe-{component.value}"),
+    ]
+    if component in CONSUMERS:
+        env.append(_value(ENV["group_id"], group_id(spec, component)))
+    _registry_cm, registry_key = registry_source(owner, spec)
+    if component is Component.INGEST:
+        env.append(_value(ENV["grpc_port"], GRPC_PORT))
+        if spec.ingest.tokens_secret:
+            env.append(_value(ENV["tokens_path"], f"{INGEST_AUTH_DIR}/{INGEST_TOKENS_FILE}"))
+    elif component is Component.ENRICHMENT:
+        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+    elif component is Component.DETECTION:
+        env.append(_value(ENV["rules_path"], f"{RULES_DIR}/{RULES_FILE}"))
+    elif component is Component.NOTIFICATION:
+        note = spec.notification
+        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+        env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
+        for key, required in TWILIO_KEYS:
+            env.append(
+                _secret(
+                    f"FLEET_TWILIO__{key.upper()}",
+                    note.twilio_secret,
+                    key,
+                    optional=not required,
+                )
+            )
+        env.append(_value(ENV["min_severity"], note.min_severity.value))
+        channels = note.channels.model_dump()
+        env.append(_value(ENV["channels"], json.dumps(channels, sort_keys=True)))
+    elif component is Component.STORAGE_WRITER:
+        env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
+        env.append(_value(ENV["hot_retention_days"], spec.storage.hot_retention_days))
+        env.append(_value(ENV["cold_path"], spec.storage.cold_path))
+    return env
+
+
+# ---- volumes -----------------------------------------------------------------------------
+def _volumes(
+    owner: Owner, spec: FleetPipelineSpec, component: Component
+) -> tuple[list[Manifest], list[Manifest]]:
+    # A writable /tmp: the root filesystem is read-only.
+    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 - in the pod
+    if component in (Component.ENRICHMENT, Component.NOTIFICATION):
+        # The whole folder, not a subPath: kubelet updates a mounted ConfigMap folder in place,
+        # which is how the registry reloads without a restart.
+        registry_cm, _key = registry_source(owner, spec)
+        volumes.append({"name": "registry", "configMap": {"name": registry_cm}})
+        mounts.append({"name": "registry", "mountPath": REGISTRY_DIR, "readOnly": True})
+    if component is Component.DETECTION:
+        volumes.append({"name": "rules", "configMap": {"name": child_name(owner, "rules")}})
+        mounts.append({"name": "rules", "mountPath": RULES_DIR, "readOnly": True})
+    if component is Component.INGEST and spec.ingest.tokens_secret:
+        volumes.append({"name": "auth", "secret": {"secretName": spec.ingest.tokens_secret}})
+        mounts.append({"name": "auth", "mountPath": INGEST_AUTH_DIR, "readOnly": True})
+    if component is Component.STORAGE_WRITER:
+        claim = spec.storage.cold_volume_claim
+        source: Manifest = (
+            {"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}}
+        )
+        volumes.append({"name": "cold", **source})
+        mounts.append({"name": "cold", "mountPath": spec.storage.cold_path})
+    return volumes, mounts
+
+
+# ---- workloads ---------------------------------------------------------------------------
+def deployment(
+    owner: Owner, spec: FleetPipelineSpec, component: Component, replicas: int
+) -> Manifest:
+    volumes, mounts = _volumes(owner, spec, component)
+    ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    if component is Component.INGEST:
+        ports.insert(0, {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
+    template_annotations = {}
+    if component is Component.DETECTION:
+        # Detection reads its rules at start: a rules change rolls its pods.
+        digest = hashlib.sha256(rules_yaml(spec).encode()).hexdigest()[:16]
+        template_annotations[RULES_HASH_ANNOTATION] = digest
+    resources = spec.services.of(component).resources or DEFAULT_RESOURCES[component]
+    container: Manifest = {
+        "name": component.value,
+        "image": spec.image.reference,
+        "imagePullPolicy": spec.image.pull_policy,
+        "command": [f"fleetpipe-{component.value}"],
+        "ports": ports,
+        "env": env_for(owner, spec, component),
+        "resources": resources,
+        "volumeMounts": mounts,
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "http"},
+            "periodSeconds": 5,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(owner, child_name(owner, component), component),
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": selector_labels(owner, component)},
+            "template": {
+                "metadata": {
+                    "labels": labels(owner, component),
+                    **({"annotations": template_annotations} if template_annotations else {}),
+                },
+                "spec": {
+                    # The services never talk to the Kubernetes API.
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    # SIGTERM drains the loop: finish the batch, commit, leave the group.
+                    "terminationGracePeriodSeconds": 60,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def service(owner: Owner, spec: FleetPipelineSpec, component: Component) -> Manifest:
+    ports = [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]
+    service_type = "ClusterIP"
+    if component is Component.INGEST:
+        ports.insert(
+            0, {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"}
+        )
+        service_type = spec.ingest.service_type
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, child_name(owner, component), component),
+        "spec": {
+            "type": service_type,
+            "selector": selector_labels(owner, component),
+            "ports": ports,
+        },
+    }
+
+
+def render(owner: Owner, spec: FleetPipelineSpec, plan: SizingPlan) -> list[Manifest]:
+    """Every child of the pipeline, ConfigMaps first (the Deployments mount them)."""
+    manifests = [rules_config_map(owner, spec)]
+    if spec.registry is None:
+        manifests.append(registry_config_map(owner))
+    for component in Component:
+        manifests.append(deployment(owner, spec, component, plan.desired(component)))
+        manifests.append(service(owner, spec, component))
+    return manifests
+
+
+def deployment_names(owner: Owner) -> dict[Component, str]:
+    return {c: child_name(owner, c) for c in Component}
+
+
+def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:
+    """Secret name → the spec field that names it (for a condition naming what is missing)."""
+    found = {
+        spec.storage.database_secret: "spec.storage.databaseSecret",
+        spec.notification.twilio_secret: "spec.notification.twilioSecret",
+    }
+    if spec.kafka.credentials_secret:
+        found[spec.kafka.credentials_secret] = "spec.kafka.credentialsSecret"
+    if spec.ingest.tokens_secret:
+        found[spec.ingest.tokens_secret] = "spec.ingest.tokensSecret"
+    return found
+
+
+def component_of(manifest: Mapping[str, Any]) -> str | None:
+    value = manifest.get("metadata", {}).get("labels", {}).get(COMPONENT_LABEL)
+    return str(value) if value is not None else None
+
+
+def by_kind(manifests: Sequence[Manifest], kind: str) -> list[Manifest]:
+    return [m for m in manifests if m["kind"] == kind]

@@ -1,0 +1,268 @@
+"""The FleetPipeline spec as typed, frozen values: what the operator reads from a resource.
+
+The CRD's OpenAPI schema (``k8s/crds/fleetpipelines.yaml``) is what the API server enforces and
+the one place users read; this model mirrors it field for field (camelCase aliases), with the same
+defaults and bounds, so that a spec the API server accepted always parses here and defaults are
+filled in even for objects stored before a default existed. A unit test walks both and fails when
+they drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from fleetpipe.core.errors import ConfigError
+
+GROUP = "fleetpipe.io"
+VERSION = "v1alpha1"
+PLURAL = "fleetpipelines"
+KIND = "FleetPipeline"
+API_VERSION = f"{GROUP}/{VERSION}"
+# Upper bound of partitions per topic the schema allows (also a CEL rule in the CRD).
+MAX_PARTITIONS = 5000
+
+
+class Component(StrEnum):
+    """The pipeline's services; the value is the Deployment's suffix and the console script's."""
+
+    INGEST = "ingest"
+    ENRICHMENT = "enrichment"
+    DETECTION = "detection"
+    NOTIFICATION = "notification"
+    STORAGE_WRITER = "storage-writer"
+
+    @property
+    def field(self) -> str:
+        """The attribute of ``Services``."""
+        return self.value.replace("-", "_")
+
+    @property
+    def key(self) -> str:
+        """The field name under ``spec.services`` and ``status.replicas``."""
+        return to_camel(self.field)
+
+
+class AutoscalingMode(StrEnum):
+    OFF = "Off"
+    RECOMMEND = "Recommend"
+    AUTO = "Auto"
+
+
+class DeletionPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class FleetSize(_Spec):
+    vehicles: int = Field(ge=1, le=10_000_000)
+    events_per_vehicle_per_second: float = Field(default=1.0, gt=0, le=100)
+    vehicles_per_partition: int = Field(default=1000, ge=1, le=1_000_000)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.vehicles * self.events_per_vehicle_per_second
+
+    @model_validator(mode="after")
+    def _bounded_partitions(self) -> FleetSize:
+        if math.ceil(self.vehicles / self.vehicles_per_partition) > MAX_PARTITIONS:
+            raise ValueError(
+                f"fleet.vehicles / fleet.vehiclesPerPartition gives more than {MAX_PARTITIONS} "
+                "partitions per topic: raise vehiclesPerPartition"
+            )
+        return self
+
+
+class KafkaSpec(_Spec):
+    bootstrap_servers: str = Field(min_length=1, pattern=r"^[^,\s]+:[0-9]+(,[^,\s]+:[0-9]+)*$")
+    replication_factor: int = Field(default=3, ge=1, le=7)
+    retention_hours: int = Field(default=72, ge=1, le=8760)
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    # A Secret with the keys ``username`` and ``password``; never a value in the spec.
+    credentials_secret: str | None = Field(default=None, min_length=1, max_length=253)
+    topic_suffix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$")
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSpec:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.credentials_secret
+        ):
+            raise ValueError(
+                "kafka.securityProtocol SASL_* needs kafka.saslMechanism and "
+                "kafka.credentialsSecret"
+            )
+        return self
+
+
+class ServiceScaling(_Spec):
+    """How many telemetry events per second one replica keeps up with, and its replica bounds.
+
+    Capacities are all expressed in the pipeline's input rate (telemetry events/s), so the
+    notification figure already accounts for the small share of events that become alerts.
+    """
+
+    capacity_per_replica: int = Field(ge=1, le=10_000_000)
+    min_replicas: int = Field(ge=1, le=1000)
+    max_replicas: int = Field(ge=1, le=1000)
+    # A Kubernetes ResourceRequirements object, passed to the container as is.
+    resources: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> ServiceScaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must not exceed maxReplicas "
+                f"({self.max_replicas})"
+            )
+        return self
+
+
+# Defaults sized from DESIGN §7's CPU budgets with headroom for a 1-CPU replica.
+DEFAULT_SCALING: dict[Component, ServiceScaling] = {
+    Component.INGEST: ServiceScaling(capacity_per_replica=20000, min_replicas=2, max_replicas=50),
+    Component.ENRICHMENT: ServiceScaling(
+        capacity_per_replica=20000, min_replicas=1, max_replicas=100
+    ),
+    Component.DETECTION: ServiceScaling(
+        capacity_per_replica=15000, min_replicas=1, max_replicas=100
+    ),
+    Component.NOTIFICATION: ServiceScaling(
+        capacity_per_replica=100000, min_replicas=1, max_replicas=10
+    ),
+    Component.STORAGE_WRITER: ServiceScaling(
+        capacity_per_replica=10000, min_replicas=1, max_replicas=100
+    ),
+}
+
+
+class Services(_Spec):
+    ingest: ServiceScaling = DEFAULT_SCALING[Component.INGEST]
+    enrichment: ServiceScaling = DEFAULT_SCALING[Component.ENRICHMENT]
+    detection: ServiceScaling = DEFAULT_SCALING[Component.DETECTION]
+    notification: ServiceScaling = DEFAULT_SCALING[Component.NOTIFICATION]
+    storage_writer: ServiceScaling = DEFAULT_SCALING[Component.STORAGE_WRITER]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        # A partial service entry ({"maxReplicas": 20}) keeps that service's other defaults,
+        # exactly as the API server's structural defaulting does.
+        if not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        for component in Component:
+            for name in (component.key, component.field):
+                if isinstance(out.get(name), Mapping):
+                    base = DEFAULT_SCALING[component].model_dump(by_alias=True, exclude_none=True)
+                    out[name] = {**base, **out[name]}
+        return out
+
+    def of(self, component: Component) -> ServiceScaling:
+        value: ServiceScaling = getattr(self, component.field)
+        return value
+
+
+class Autoscaling(_Spec):
+    mode: AutoscalingMode = AutoscalingMode.OFF
+    # Records of consumer lag one replica is expected to absorb (KEDA's lagThreshold).
+    lag_threshold: int = Field(default=10000, ge=1)
+    # A lower replica count is applied only once every recommendation of this window agrees.
+    stabilisation_seconds: int = Field(default=300, ge=0, le=3600)
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+Channel = Literal["sms", "whatsapp", "voice"]
+
+
+class NotificationChannels(_Spec):
+    info: tuple[Channel, ...] = ()
+    warning: tuple[Channel, ...] = ("sms",)
+    critical: tuple[Channel, ...] = ("sms", "voice")
+
+
+class NotificationSpec(_Spec):
+    # Keys: account_sid, auth_token, sms_from; optional whatsapp_from, voice_from,
+    # messaging_service_sid, api_base_url.
+    twilio_secret: str = Field(min_length=1, max_length=253)
+    min_severity: Severity = Severity.WARNING
+    channels: NotificationChannels = NotificationChannels()
+
+
+class StorageSpec(_Spec):
+    # Key ``dsn``: a libpq connection string (it may carry a password).
+    database_secret: str = Field(min_length=1, max_length=253)
+    hot_retention_days: int = Field(default=3, ge=1, le=3650)
+    cold_path: str = Field(default="/var/lib/fleetpipe/cold", pattern=r"^/")
+    # A PersistentVolumeClaim mounted at coldPath; without one, an emptyDir (lost with the pod).
+    cold_volume_claim: str | None = None
+
+
+class RegistrySpec(_Spec):
+    """The vehicle registry: a ConfigMap the user manages (it can be large)."""
+
+    config_map_name: str = Field(min_length=1, max_length=253)
+    key: str = Field(default="vehicles.csv", pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class IngestSpec(_Spec):
+    # Key ``tokens.yaml``: the bearer tokens of the fleets.
+    tokens_secret: str | None = None
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+
+
+class ImageSpec(_Spec):
+    repository: str = Field(default="fleetpipe", min_length=1)
+    tag: str = Field(default="0.1.0", min_length=1)
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+class FleetPipelineSpec(_Spec):
+    fleet: FleetSize
+    kafka: KafkaSpec
+    storage: StorageSpec
+    notification: NotificationSpec
+    services: Services = Services()
+    target_utilisation: float = Field(default=0.7, ge=0.1, le=1.0)
+    autoscaling: Autoscaling = Autoscaling()
+    rules: dict[str, Any] = Field(default_factory=dict)
+    registry: RegistrySpec | None = None
+    ingest: IngestSpec = IngestSpec()
+    image: ImageSpec = ImageSpec()
+    paused: bool = False
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+
+
+class SpecError(ConfigError):
+    """A spec the schema let through but the operator cannot use; names the field."""
+
+
+def parse_spec(raw: Mapping[str, Any]) -> FleetPipelineSpec:
+    try:
+        return FleetPipelineSpec.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SpecError(problems) from exc

@@ -1,0 +1,79 @@
+"""``fleetpipe dev kube up | down | status`` and ``fleetpipe bench operator``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fleetpipe.devstack.kube import KubeDevSettings, KubeStack
+from fleetpipe.devstack.stack import DevStackSettings
+
+kube_app = typer.Typer(
+    help="A local Kubernetes control plane (etcd, kube-apiserver, controller-manager, "
+    "scheduler) with kwok fake nodes, for the operator.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+def _stack() -> KubeStack:
+    return KubeStack(KubeDevSettings(), DevStackSettings().home)
+
+
+@kube_app.command("up")
+def kube_up() -> None:
+    """Start the control plane and the kwok nodes; writes a kubeconfig."""
+    stack = _stack()
+    stack.up(say=console.print)
+    console.print(f"[green]up[/]: export KUBECONFIG={stack.cluster.kubeconfig}")
+
+
+@kube_app.command("down")
+def kube_down(
+    purge: Annotated[
+        bool, typer.Option(help="also delete etcd's data and the certificates")
+    ] = False,
+) -> None:
+    """Stop what `dev kube up` started, and nothing else."""
+    _stack().down(purge=purge, say=console.print)
+
+
+@kube_app.command("status")
+def kube_status(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show the control plane's processes and whether they still run."""
+    stack = _stack()
+    status = stack.status()
+    if as_json:
+        console.print_json(json.dumps({"kubeconfig": str(stack.cluster.kubeconfig), **status}))
+        return
+    table = Table("component", "pid", "running", "address")
+    for name, proc in status.items():
+        table.add_row(
+            name,
+            str(proc["pid"]),
+            "yes" if proc["running"] else "[red]no[/]",
+            str(proc.get("address", "")),
+        )
+    console.print(table if status else "nothing started")
+    if status:
+        console.print(f"KUBECONFIG={stack.cluster.kubeconfig}")
+
+
+def bench_operator(
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    nodes: Annotated[int, typer.Option(min=1, max=50, help="kwok nodes")] = 3,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/operator.md"
+    ),
+) -> None:
+    """Seconds from a FleetPipeline's 50K → 100K vehicles patch to Ready (real API server)."""
+    from fleetpipe_loadtest.operator_bench import run_operator_bench
+
+    run_operator_bench(runs=runs, nodes=nodes, report=report, console=console)

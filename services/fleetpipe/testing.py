@@ -106,26 +106,44 @@ def read_all(
     idle_s: float = 2.0,
     timeout: float = 60.0,
 ) -> list[confluent_kafka.Message]:
-    """Every record of a topic from the beginning, stopping after ``idle_s`` without new ones."""
+    """Every record of a topic from the beginning.
+
+    Reads every partition to its end (the last stable offset with ``read_committed``), then keeps
+    reading until ``idle_s`` passes without a new record. The partitions are assigned directly
+    rather than through a consumer group: a group join can take longer than ``idle_s`` on a busy
+    machine, and a reader that counted it as idle time would return nothing.
+    """
     consumer = confluent_kafka.Consumer(
         {
             **kafka.client_config(),
-            "group.id": f"fleetpipe-reader-{os.getpid()}-{time.monotonic_ns()}",
+            "group.id": "fleetpipe-reader",
             "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
             "isolation.level": "read_committed" if read_committed else "read_uncommitted",
         }
     )
     out: list[confluent_kafka.Message] = []
     try:
-        consumer.subscribe([topic])
+        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        if not partitions:
+            return out
+        consumer.assign(
+            [TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in partitions]
+        )
+        at_end: set[int] = set()
         deadline = time.monotonic() + timeout
-        last_new = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - last_new < idle_s:
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
             for msg in consumer.consume(5000, 0.2):
-                if msg.error() is None:
+                error = msg.error()
+                if error is None:
                     out.append(msg)
-                    last_new = time.monotonic()
+                    at_end.discard(msg.partition())
+                    quiet_since = time.monotonic()
+                elif error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())  # type: ignore[arg-type]
+            if len(at_end) == len(partitions) and time.monotonic() - quiet_since >= idle_s:
+                break
     finally:
         consumer.close()
     return out

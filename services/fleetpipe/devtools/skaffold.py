@@ -25,7 +25,7 @@ API_VERSION = "skaffold/v4beta13"
 
 
 class SchemaMissing(RuntimeError):
-    """The schema is not in the cache: a setup step was skipped."""
+    """The schema or its validator is missing: a setup step was skipped."""
 
 
 def schema_path(api_version: str = API_VERSION, cache: Path | None = None) -> Path:
@@ -71,7 +71,13 @@ def _schema_errors(validator: Any, config: dict[str, Any], where: str) -> list[s
 def errors(path: Path = SKAFFOLD_YAML) -> list[str]:
     """What the schema says is wrong with each document, and with each document as each of its
     profiles' patches leave it: ``doc N[ profile P]: where: message``."""
-    import jsonschema  # a dev dependency: services never need it
+    try:
+        import jsonschema  # a dev dependency: services never need it
+    except ImportError:
+        raise SchemaMissing(
+            "jsonschema is not installed: it is a dev dependency (scripts/setup.sh installs "
+            "'.[dev]' with requirements/constraints.txt)"
+        ) from None
 
     found = []
     for index, config in enumerate(load_configs(path)):

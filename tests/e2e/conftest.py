@@ -64,6 +64,30 @@ class Kube:
         conditions = (self.pipeline(namespace, name).get("status") or {}).get("conditions") or []
         return next((c for c in conditions if c["type"] == type_), {})
 
+    def create_sample_namespace(self, name: str) -> None:
+        """A namespace with the Secrets the samples name (their values are never used here)."""
+        self.run("create", "namespace", name)
+        self.run(
+            "create",
+            "secret",
+            "generic",
+            "fleetpipe-db",
+            "-n",
+            name,
+            "--from-literal=dsn=postgresql://db/fleet",
+        )
+        self.run(
+            "create",
+            "secret",
+            "generic",
+            "fleetpipe-twilio",
+            "-n",
+            name,
+            "--from-literal=account_sid=AC0000",
+            "--from-literal=auth_token=secret",
+            "--from-literal=sms_from=+15550100",
+        )
+
     def replicas(self, namespace: str, name: str) -> dict[str, int]:
         """Deployment name suffix → spec.replicas."""
         items = self.json(

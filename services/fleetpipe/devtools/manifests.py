@@ -26,6 +26,14 @@ K8S = REPO / "k8s"
 CRD_FILE = "fleetpipelines.yaml"
 RELEASE = "fleetpipe"
 NAMESPACE = "fleetpipe-system"
+# Every optional part of the chart switched on (with the in-chart broker for the pipeline).
+EVERY_OPTION = (
+    "dev.kafka.enabled=true",
+    "dev.postgresql.enabled=true",
+    "dev.jaeger.enabled=true",
+    "pipeline.create=true",
+    "loadtest.enabled=true",
+)
 
 
 class HelmError(RuntimeError):

@@ -27,13 +27,7 @@ SYSTEM = "fleetpipe-system"
 CRD_NAME = "fleetpipelines.fleetpipe.io"
 # The control plane's clients must not ask for watch-list streams (see fleetpipe.devstack.kube).
 HELM_ENV = {"KUBE_FEATURE_WatchListClient": "false"}
-EVERYTHING = (
-    "dev.kafka.enabled=true",
-    "dev.postgresql.enabled=true",
-    "dev.jaeger.enabled=true",
-    "pipeline.create=true",
-    "loadtest.enabled=true",
-)
+EVERYTHING = (*manifests.EVERY_OPTION, "operator.watchNamespace=fp-dry-run")
 
 
 @pytest.fixture(scope="module")
@@ -107,19 +101,7 @@ def test_helm_install_runs_the_operator_a_sample_is_reconciled_and_uninstall_rem
 
     # A sample pipeline, reconciled by the operator with nothing but the chart's RBAC.
     namespace = "fleet-e2e"
-    kube.run("create", "namespace", namespace)
-    kube.run("create", "secret", "generic", "fleetpipe-db", "-n", namespace, "--from-literal=dsn=x")
-    kube.run(
-        "create",
-        "secret",
-        "generic",
-        "fleetpipe-twilio",
-        "-n",
-        namespace,
-        "--from-literal=account_sid=AC0000",
-        "--from-literal=auth_token=secret",
-        "--from-literal=sms_from=+15550100",
-    )
+    kube.create_sample_namespace(namespace)
     text = sample_text("fleetpipeline-50k.yaml", bootstrap=kafka.bootstrap, suffix="helm1")
     name = yaml.safe_load(text)["metadata"]["name"]
     with run_operator(
@@ -160,7 +142,7 @@ def test_helm_install_runs_the_operator_a_sample_is_reconciled_and_uninstall_rem
     "values",
     [
         pytest.param((), id="defaults"),
-        pytest.param((*EVERYTHING, "operator.watchNamespace=fp-dry-run"), id="everything-on"),
+        pytest.param(EVERYTHING, id="everything-on"),
     ],
 )
 def test_the_rendered_chart_is_accepted_by_a_server_side_dry_run(

@@ -60,27 +60,7 @@ def operator(kube: Any, crd: str, workdir: Path, run_operator: Callable[..., Any
 def namespace(kube: Any, crd: str) -> Iterator[str]:
     """A namespace of its own, with the Secrets the samples name."""
     name = f"t-{uuid.uuid4().hex[:10]}"
-    kube.run("create", "namespace", name)
-    kube.run(
-        "create",
-        "secret",
-        "generic",
-        "fleetpipe-db",
-        "-n",
-        name,
-        "--from-literal=dsn=postgresql://db/fleet",
-    )
-    kube.run(
-        "create",
-        "secret",
-        "generic",
-        "fleetpipe-twilio",
-        "-n",
-        name,
-        "--from-literal=account_sid=AC0000",
-        "--from-literal=auth_token=secret",
-        "--from-literal=sms_from=+15550100",
-    )
+    kube.create_sample_namespace(name)
     yield name
     kube.run("delete", "namespace", name, "--wait=false", check=False)
 

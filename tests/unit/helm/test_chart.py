@@ -22,13 +22,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = manifests.CHART
-EVERYTHING = (
-    "dev.kafka.enabled=true",
-    "dev.postgresql.enabled=true",
-    "dev.jaeger.enabled=true",
-    "pipeline.create=true",
-    "loadtest.enabled=true",
-)
+EVERYTHING = manifests.EVERY_OPTION
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
 
 

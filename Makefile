@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+FLEETPIPE_CACHE ?= $(HOME)/.cache/fleetpipe
+HELM ?= $(FLEETPIPE_CACHE)/bin/helm
+IMAGE_TAG ?= 0.1.0
 
 .DEFAULT_GOAL := help
 
@@ -62,6 +65,27 @@ proto-check: ## fail when generated code drifts or v1 breaks the released descri
 .PHONY: proto-release
 proto-release: ## record the current contracts as released (after a release only)
 	$(PY) -m fleetpipe.devtools.protogen release
+
+.PHONY: manifests
+manifests: ## render k8s/ (CRD, RBAC, operator, dev dependencies, load-test Job) from helm/fleetpipe
+	$(PY) -m fleetpipe.devtools.manifests generate
+
+.PHONY: manifests-check
+manifests-check: ## fail when k8s/ differs from what the chart renders
+	$(PY) -m fleetpipe.devtools.manifests check-drift
+
+.PHONY: helm-lint
+helm-lint: ## helm lint --strict the chart, with its defaults and with every option on
+	$(HELM) lint --strict helm/fleetpipe
+	$(HELM) lint --strict helm/fleetpipe --set dev.kafka.enabled=true,dev.postgresql.enabled=true,dev.jaeger.enabled=true,pipeline.create=true,loadtest.enabled=true
+
+.PHONY: skaffold-check
+skaffold-check: ## check skaffold.yaml and its profiles against skaffold's published schema
+	$(PY) -m fleetpipe.devtools.skaffold
+
+.PHONY: image
+image: ## build the one FleetPipe image with Docker (fleetpipe:$(IMAGE_TAG))
+	docker build -t fleetpipe:$(IMAGE_TAG) .
 
 .PHONY: dev-up
 dev-up: ## start the local Kafka and PostgreSQL and create the topics

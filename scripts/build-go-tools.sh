@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the Go binaries FleetPipe's tests need, pinned and cached:
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm jaeger
-# into ${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}/bin/.
+# into ${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}/bin/, and take skaffold's JSON schema for the
+# skaffold.yaml check (skaffold-schema) from its Go module into .../schemas/.
 #
 # Usage: scripts/build-go-tools.sh [TOOL...]   (default: all; "k8s" = the 4 k8s tools)
 #        FLEETPIPE_FORCE=1 scripts/build-go-tools.sh   (ignore stamps, rebuild)
@@ -31,10 +32,15 @@ JAEGER_VERSION=v2.13.0
 JAEGER_MODULE_VERSION=v1.76.0
 JAEGER_COMMIT=63b27e1810a710ac54dc4522da0538e540bdc545
 JAEGER_BUILD_DATE=2025-12-03T16:07:08Z
+# skaffold: only its published JSON schema of the config version skaffold.yaml uses, read from
+# the release's module zip (docs-v2/content/en/schemas/); must match API_VERSION in
+# services/fleetpipe/devtools/skaffold.py.
+SKAFFOLD_VERSION=v2.16.1
+SKAFFOLD_SCHEMA=v4beta13
 # ---------------------------------------------------------------------------
 
 K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger)
+ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger skaffold-schema)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}"
@@ -63,7 +69,7 @@ else
     case "$a" in
       all) want+=("${ALL_TOOLS[@]}") ;;
       k8s|kubernetes) want+=("${K8S_TOOLS[@]}") ;;
-      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kwok|helm|jaeger) want+=("$a") ;;
+      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kwok|helm|jaeger|skaffold-schema) want+=("$a") ;;
       -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) echo "build-go-tools: unknown tool '$a' (known: ${ALL_TOOLS[*]} k8s all)" >&2; exit 2 ;;
     esac
@@ -82,10 +88,17 @@ stamp_for() {
     kwok) echo "kwok $KWOK_VERSION $GO_VERSION" ;;
     helm) echo "helm $HELM_VERSION $HELM_COMMIT $GO_VERSION" ;;
     jaeger) echo "jaeger $JAEGER_VERSION ($JAEGER_MODULE_VERSION) $JAEGER_COMMIT mod=$JAEGER_MOD_SUM $GO_VERSION" ;;
+    skaffold-schema) echo "skaffold-schema $SKAFFOLD_VERSION $SKAFFOLD_SCHEMA" ;;
+  esac
+}
+present() {
+  case "$1" in
+    skaffold-schema) [[ -f "$CACHE/schemas/skaffold-$SKAFFOLD_SCHEMA.json" ]] ;;
+    *) [[ -x "$BIN/$1" ]] ;;
   esac
 }
 is_fresh() {
-  [[ -z ${FLEETPIPE_FORCE:-} && -x "$BIN/$1" && -f "$STAMPS/$1" ]] &&
+  [[ -z ${FLEETPIPE_FORCE:-} && -f "$STAMPS/$1" ]] && present "$1" &&
     [[ "$(<"$STAMPS/$1")" == "$(stamp_for "$1")" ]]
 }
 
@@ -187,5 +200,27 @@ if wanted jaeger; then
         -o "$TMP/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
     install_built jaeger
     echo "  ok ($(elapsed "$start"))"
+  fi
+fi
+
+# ---- skaffold's config schema ---------------------------------------------
+if wanted skaffold-schema; then
+  if is_fresh skaffold-schema; then
+    echo "skaffold schema $SKAFFOLD_SCHEMA ($SKAFFOLD_VERSION): ok (cached)"
+  else
+    echo "fetching skaffold schema $SKAFFOLD_SCHEMA ($SKAFFOLD_VERSION) …"
+    # The module zip is read from the Go module cache; nothing is built.
+    dir="$(cd "$TMP" && GOFLAGS= go mod download -json "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    src="$dir/docs-v2/content/en/schemas/$SKAFFOLD_SCHEMA.json"
+    if [[ ! -f $src ]]; then
+      echo "build-go-tools: $src not found in skaffold $SKAFFOLD_VERSION" >&2
+      exit 1
+    fi
+    mkdir -p "$CACHE/schemas"
+    cp "$src" "$CACHE/schemas/skaffold-$SKAFFOLD_SCHEMA.json"
+    chmod 644 "$CACHE/schemas/skaffold-$SKAFFOLD_SCHEMA.json"
+    stamp_for skaffold-schema > "$STAMPS/skaffold-schema"
+    echo "  ok"
   fi
 fi

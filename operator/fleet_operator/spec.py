@@ -1,10 +1,10 @@
 """The FleetPipeline spec as typed, frozen values: what the operator reads from a resource.
 
-The CRD's OpenAPI schema (``k8s/crds/fleetpipelines.yaml``) is what the API server enforces and
-the one place users read; this model mirrors it field for field (camelCase aliases), with the same
-defaults and bounds, so that a spec the API server accepted always parses here and defaults are
-filled in even for objects stored before a default existed. A unit test walks both and fails when
-they drift apart.
+The CRD's OpenAPI schema (``helm/fleetpipe/crds/fleetpipelines.yaml``, copied to k8s/crds/) is
+what the API server enforces and the one place users read; this model mirrors it field for field
+(camelCase aliases), with the same defaults and bounds, so that a spec the API server accepted
+always parses here and defaults are filled in even for objects stored before a default existed.
+A unit test walks both and fails when they drift apart.
 """
 
 from __future__ import annotations

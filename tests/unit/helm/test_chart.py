@@ -1,0 +1,264 @@
+"""The Helm chart as helm itself sees it: lint, rendering, the values schema, k8s/ in sync.
+
+These run the cached helm binary (``scripts/build-go-tools.sh helm``) and no server: rendering
+is a pure function of the chart and its values.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fleet_operator.spec import Component, parse_spec
+from fleetpipe.devtools import manifests
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+CHART = manifests.CHART
+EVERYTHING = manifests.EVERY_OPTION
+WORKLOADS = {"Deployment", "StatefulSet", "Job"}
+
+
+def render(*values: str, namespace: str = "fleetpipe-system") -> list[dict[str, Any]]:
+    args = ["template", "fleetpipe", str(CHART), "--namespace", namespace]
+    for value in values:
+        args += ["--set", value]
+    return [doc for doc in yaml.safe_load_all(manifests.helm(*args)) if doc]
+
+
+def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} rendered"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]["spec"]
+        for d in docs
+        if d["kind"] in WORKLOADS
+    }
+
+
+def test_helm_is_built_where_the_setup_puts_it() -> None:
+    # A missing binary is a setup bug, not a reason to skip: the message names the script.
+    path = manifests.find_helm()
+    assert "v3." in manifests.helm("version", "--short"), path
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param((), id="defaults"),
+        pytest.param(EVERYTHING, id="everything-on"),
+        pytest.param(("operator.watchNamespace=fleet", "networkPolicy.enabled=false"), id="ns"),
+    ],
+)
+def test_helm_lint_is_clean(values: tuple[str, ...]) -> None:
+    args = ["lint", "--strict", str(CHART)]
+    for value in values:
+        args += ["--set", value]
+    out = manifests.helm(*args)
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+    assert "[WARNING]" not in out and "[ERROR]" not in out, out
+
+
+def test_defaults_install_the_operator_its_rbac_and_network_policies_only() -> None:
+    kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in render())
+    assert kinds == [
+        "ClusterRole/fleetpipe-operator",
+        "ClusterRoleBinding/fleetpipe-operator",
+        "Deployment/fleetpipe-operator",
+        "NetworkPolicy/fleetpipe-ingest",
+        "NetworkPolicy/fleetpipe-operator",
+        "NetworkPolicy/fleetpipe-pipelines",
+        "ServiceAccount/fleetpipe-operator",
+    ]
+
+
+def test_every_pod_runs_as_non_root_with_a_read_only_root_and_no_capabilities() -> None:
+    specs = pod_specs(render(*EVERYTHING))
+    assert len(specs) == 5, sorted(specs)  # operator, kafka, postgresql, jaeger, loadtest
+    for where, spec in specs.items():
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, where
+        assert pod["runAsUser"] > 0, where
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in spec["containers"] + spec.get("initContainers", []):
+            ctx = container["securityContext"]
+            assert ctx["readOnlyRootFilesystem"] is True, where
+            assert ctx["allowPrivilegeEscalation"] is False, where
+            assert ctx["capabilities"] == {"drop": ["ALL"]}, where
+            assert not ctx.get("privileged"), where
+            # A read-only root still needs a scratch folder for Python, Kafka and PostgreSQL.
+            assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), where
+
+
+def test_the_chart_holds_no_secret_values_only_references() -> None:
+    docs = render(*EVERYTHING)
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    for where, spec in pod_specs(docs).items():
+        for container in spec["containers"]:
+            for env in container.get("env", []):
+                if any(word in env["name"] for word in ("PASSWORD", "TOKEN", "SECRET", "DSN")):
+                    assert "secretKeyRef" in env.get("valueFrom", {}), (where, env)
+
+
+def test_the_operator_runs_its_console_script_with_probes_on_its_health_port() -> None:
+    operator = named(render(), "Deployment", "fleetpipe-operator")
+    spec = operator["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}  # never two operators at once
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["command"] == ["fleetpipe-operator"]
+    assert container["image"] == "fleetpipe:0.1.0"  # appVersion, the CRD's spec.image default
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FLEET_OPERATOR_HEALTH_PORT"] == "8080"
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert spec["template"]["spec"]["serviceAccountName"] == "fleetpipe-operator"
+
+
+def test_every_command_the_chart_and_the_operator_run_is_a_console_script_of_the_image() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    ours = [
+        c
+        for spec in pod_specs(render(*EVERYTHING)).values()
+        for c in spec["containers"]
+        if c["image"].startswith("fleetpipe:")
+    ]
+    commands = {c["command"][0] for c in ours}
+    # What render.py gives the pipelines' Deployments: fleetpipe-<component>.
+    commands |= {f"fleetpipe-{c.value}" for c in Component}
+    assert commands <= set(scripts), commands - set(scripts)
+
+
+def test_watch_namespace_confines_the_operator_to_a_role_in_that_namespace() -> None:
+    docs = render("operator.watchNamespace=fleet")
+    cluster_rules = named(docs, "ClusterRole", "fleetpipe-operator")["rules"]
+    assert {r for rule in cluster_rules for r in rule["resources"]} == {
+        "customresourcedefinitions",
+        "namespaces",
+    }
+    role = named(docs, "Role", "fleetpipe-operator")
+    assert role["metadata"]["namespace"] == "fleet"
+    assert {r for rule in role["rules"] for r in rule["resources"]} >= {
+        "fleetpipelines",
+        "fleetpipelines/status",
+        "deployments",
+        "secrets",
+    }
+    binding = named(docs, "RoleBinding", "fleetpipe-operator")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "fleetpipe-operator", "namespace": "fleetpipe-system"}
+    ]
+    container = named(docs, "Deployment", "fleetpipe-operator")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert {"name": "FLEET_OPERATOR_NAMESPACE", "value": "fleet"} in container["env"]
+
+
+def test_the_cluster_wide_rules_never_delete_and_never_list_secrets() -> None:
+    rules = named(render(), "ClusterRole", "fleetpipe-operator")["rules"]
+    for rule in rules:
+        assert "delete" not in rule["verbs"] and "*" not in rule["verbs"], rule
+        if "secrets" in rule["resources"]:
+            assert rule["verbs"] == ["get"]
+
+
+def test_the_optional_pipeline_uses_the_chart_image_and_the_in_chart_broker() -> None:
+    docs = render("pipeline.create=true", "dev.kafka.enabled=true", "image.tag=abc123")
+    pipeline = named(docs, "FleetPipeline", "fleet")
+    spec = pipeline["spec"]
+    assert spec["kafka"] == {
+        "bootstrapServers": "fleetpipe-kafka.fleetpipe-system.svc:9092",
+        "replicationFactor": 1,
+    }
+    assert spec["image"] == {
+        "repository": "fleetpipe",
+        "tag": "abc123",
+        "pullPolicy": "IfNotPresent",
+    }
+    parsed = parse_spec(spec)  # what the operator makes of it
+    assert parsed.image.reference == "fleetpipe:abc123"
+    assert parsed.kafka.replication_factor == 1
+    broker = named(docs, "ConfigMap", "fleetpipe-kafka")["data"]["server.properties"]
+    assert "advertised.listeners=PLAINTEXT://fleetpipe-kafka.fleetpipe-system.svc:9092" in broker
+    assert "process.roles=broker,controller" in broker
+
+
+def test_a_pipeline_without_brokers_is_refused_naming_the_value() -> None:
+    with pytest.raises(manifests.HelmError, match=r"pipeline\.spec\.kafka\.bootstrapServers"):
+        render("pipeline.create=true")
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        pytest.param("image.pullPolicy=Sometimes", "pullPolicy", id="pull-policy"),
+        pytest.param("podSecurityContext.runAsNonRoot=false", "runAsNonRoot", id="root"),
+        pytest.param(
+            "containerSecurityContext.readOnlyRootFilesystem=false",
+            "readOnlyRootFilesystem",
+            id="writable-root",
+        ),
+        pytest.param("operator.logLevel=LOUD", "logLevel", id="log-level"),
+        pytest.param("operatr.logLevel=INFO", "operatr", id="typo"),
+        pytest.param("loadtest.vehicles=0", "vehicles", id="no-vehicles"),
+        pytest.param("dev.kafka.clusterId=short", "clusterId", id="cluster-id"),
+    ],
+)
+def test_the_values_schema_refuses_bad_values_naming_them(value: str, complaint: str) -> None:
+    with pytest.raises(manifests.HelmError, match=complaint):
+        render(value)
+
+
+def test_the_load_test_job_runs_the_simulator_against_the_ingest_service() -> None:
+    job = named(render("loadtest.enabled=true"), "Job", "fleetpipe-loadtest")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["fleetpipe", "simulate"]
+    args = container["args"]
+    assert "--target=fleet-ingest:50051" in args
+    token = next(e for e in container["env"] if e["name"] == "FLEET_SIMULATE_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "fleetpipe-loadtest", "key": "token"}
+    # The same options through the real command, sending nothing and simulating a moment:
+    # every flag the Job passes must be one `fleetpipe simulate` knows.
+    local = [a for a in args if not a.startswith(("--target=", "--vehicles=", "--duration="))]
+    quick = ["--target=", "--vehicles=5", "--duration=1", "--speedup=0"]
+    result = subprocess.run(
+        [sys.executable, "-m", "fleetpipe.cli", "simulate", *local, *quick],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_template_is_rendered_into_k8s() -> None:
+    rendered = {t for output in manifests.OUTPUTS for t in output.show_only}
+    templates = {
+        str(p.relative_to(CHART))
+        for p in (CHART / "templates").rglob("*.yaml")
+        # The FleetPipeline: k8s/samples/ holds the hand-written ones.
+        if p.name != "fleetpipeline.yaml"
+    }
+    assert templates == rendered
+
+
+def test_the_manifests_in_k8s_are_what_the_chart_renders() -> None:
+    assert manifests.check_drift() == [], "k8s/ differs from helm/fleetpipe: run `make manifests`"
+
+
+def test_k8s_keeps_the_crd_of_the_chart_byte_for_byte() -> None:
+    copy = (ROOT / "k8s" / "crds" / "fleetpipelines.yaml").read_text()
+    source = (CHART / "crds" / "fleetpipelines.yaml").read_text()
+    assert copy.endswith(source)

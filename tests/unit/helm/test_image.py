@@ -1,0 +1,103 @@
+"""The Dockerfile: multi-stage, compilers only in the build stage, a non-root numeric user."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def stages() -> list[list[str]]:
+    """The instructions of each stage (continuation lines joined, comments dropped)."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    out: list[list[str]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            out.append([])
+        if out:
+            out[-1].append(line)
+    return out
+
+
+def test_the_image_is_built_in_two_stages_and_runs_without_build_tools() -> None:
+    build, final = stages()
+    assert any("gcc" in line for line in build)
+    assert not any(re.search(r"apt-get|gcc|pip install", line) for line in final), final
+    assert "COPY --from=build /opt/fleetpipe /opt/fleetpipe" in final
+
+
+def test_the_image_runs_as_the_user_the_chart_expects() -> None:
+    final = stages()[-1]
+    (user,) = [line for line in final if line.startswith("USER ")]
+    values = yaml.safe_load((ROOT / "helm" / "fleetpipe" / "values.yaml").read_text())
+    pod = values["podSecurityContext"]
+    # Numeric, so the kubelet can verify runAsNonRoot without reading /etc/passwd.
+    assert user == f"USER {pod['runAsUser']}:{pod['runAsGroup']}"
+
+
+def test_the_health_check_probes_the_services_health_endpoint() -> None:
+    final = stages()[-1]
+    assert any(line.startswith("EXPOSE ") and "8080" in line for line in final)
+    (check,) = [line for line in final if line.startswith("HEALTHCHECK")]
+    assert "127.0.0.1:8080/healthz" in check
+
+
+def test_only_the_sources_go_into_the_build_context() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in lines  # everything is excluded, then the sources let back in
+    allowed = {line[1:] for line in lines if line.startswith("!")}
+    assert "services/**" in allowed and not any(a.startswith("tests") for a in allowed)
+
+
+def test_the_distribution_the_image_installs_carries_every_source_file_and_command(
+    tmp_path: Path,
+) -> None:
+    # The image's build stage copies pyproject.toml, README.md and the three source trees, then
+    # `pip install .`: build that wheel from the same files (dependencies aside) and look inside.
+    # Tests run from the source tree, so a data file left out of the wheel would only break pods.
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, context / name)
+    tracked = subprocess.run(
+        ["git", "ls-files", "services", "operator", "loadtest"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in tracked:
+        (context / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, context / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run(
+        [*pip, "--wheel-dir", str(tmp_path / "dist"), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("fleetpipe-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        commands = archive.read(entry_points).decode()
+    # services/fleetpipe/x.py is fleetpipe/x.py in the wheel (likewise operator/, loadtest/).
+    missing = [n for n in tracked if n.split("/", 1)[1] not in names]
+    assert len(tracked) > 100 and not missing, missing
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert all(f"{name} = " in commands for name in scripts), commands

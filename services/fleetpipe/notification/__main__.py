@@ -82,6 +82,7 @@ def main() -> None:
             gateway=TwilioGateway(client),
             outcomes_topic=settings.topics.notifications,
             metrics=NotificationMetrics(metrics.registry),
+            shared=metrics,
         )
         loop_config = LoopConfig(
             service="notification",

@@ -18,21 +18,20 @@ import secrets
 import shlex
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import confluent_kafka
 from rich.console import Console
 
-from fleetpipe.core.kafka import PARTITIONER, Admin, Headers, TopicSpec
+from fleetpipe.core.kafka import Admin, Headers, TopicSpec
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.tracing import DEFAULT_RATIO, HeadSampler
 from fleetpipe.devstack.stack import DevStack, topic_specs
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.registry import VehicleRegistry, write_csv
-from fleetpipe.testing import service_env
+from fleetpipe.testing import produce_all, service_env
 from fleetpipe_loadtest.bench_ingest import _send_all, encode_batches, start_ingest
 from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table, measure_service
 from fleetpipe_loadtest.stages import _telemetry
@@ -57,49 +56,14 @@ def _traceparent() -> bytes:
 
 
 def produce_sampled(
-    kafka: KafkaSettings,
-    topic: str,
-    items: Iterable[tuple[str, bytes]],
-    *,
-    ratio: float,
+    kafka: KafkaSettings, topic: str, items: Sequence[tuple[str, bytes]], *, ratio: float
 ) -> int:
     """Produce ``items``; a ``ratio`` of them (chosen as ingest's sampler does) with a sampled
     ``traceparent`` header. Returns how many carry one."""
-    producer = confluent_kafka.Producer(
-        {
-            **kafka.client_config(),
-            "enable.idempotence": True,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "partitioner": PARTITIONER,
-        }
-    )
-    sampler = HeadSampler(ratio)
-    traced = 0
-    chunk: list[tuple[str, bytes]] = []
-
-    def send(batch: list[tuple[str, bytes]]) -> int:
-        picked = set(sampler.pick(len(batch)))
-        for i, (key, value) in enumerate(batch):
-            headers: Headers | None = [("traceparent", _traceparent())] if i in picked else None
-            while True:
-                try:
-                    producer.produce(topic, value, key, headers=headers)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        producer.poll(0)
-        return len(picked)
-
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == 2000:
-            traced += send(chunk)
-            chunk = []
-    traced += send(chunk)
-    if producer.flush(60):
-        raise RuntimeError(f"records not delivered to {topic}")
-    return traced
+    picked = HeadSampler(ratio).pick(len(items))
+    traced: dict[int, Headers] = {i: [("traceparent", _traceparent())] for i in picked}
+    produce_all(kafka, topic, items, headers_at=traced)
+    return len(picked)
 
 
 def _tracing_env(mode: str, endpoint: str, ratio: float) -> dict[str, str]:
@@ -144,7 +108,7 @@ def run_tracing_bench(
     traced_raw = produce_sampled(
         kafka,
         base.raw,
-        ((t.vehicle_id, t.SerializeToString()) for t in raw_events),
+        [(t.vehicle_id, t.SerializeToString()) for t in raw_events],
         ratio=config.ratio,
     )
     traced_enriched = produce_sampled(kafka, base.enriched, enriched, ratio=config.ratio)

@@ -287,16 +287,8 @@ class Tracing:
     def linked(
         self, name: str, links: Sequence[Span], *, attributes: Attributes | None = None
     ) -> Iterator[Span | None]:
-        span = self.start_linked(name, links, attributes=attributes)
-        try:
+        with _ended(self.start_linked(name, links, attributes=attributes)) as span:
             yield span
-        except BaseException as exc:
-            if span is not None:
-                span.fail(exc)
-            raise
-        finally:
-            if span is not None:
-                span.end()
 
     @contextmanager
     def child(
@@ -313,15 +305,8 @@ class Tracing:
             if parent is None
             else self.start_child(name, parent, kind=kind, attributes=attributes)
         )
-        try:
+        with _ended(span):
             yield span
-        except BaseException as exc:
-            if span is not None:
-                span.fail(exc)
-            raise
-        finally:
-            if span is not None:
-                span.end()
 
     # -- consuming ----------------------------------------------------------------------------
     @staticmethod
@@ -340,6 +325,20 @@ class Tracing:
         if self._provider is not None:
             self._provider.shutdown()
             self._provider = None
+
+
+@contextmanager
+def _ended(span: Span | None) -> Iterator[Span | None]:
+    """Ends ``span`` after the block, marked failed when the block raised."""
+    try:
+        yield span
+    except BaseException as exc:
+        if span is not None:
+            span.fail(exc)
+        raise
+    finally:
+        if span is not None:
+            span.end()
 
 
 def setup_tracing(

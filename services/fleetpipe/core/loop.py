@@ -253,7 +253,9 @@ class ConsumeProduceLoop:
         codecs = self.config.inputs
         counts: dict[str, int] = {}
         traced_on = self.tracing.enabled
-        candidates = self._candidates
+        # (index in records, headers) of the records that may carry trace context.
+        candidates: list[tuple[int, Any]] = []
+        self._candidates = candidates
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -305,7 +307,7 @@ class ConsumeProduceLoop:
             )
             if span is not None:
                 spans[index] = span
-        self._candidates.clear()
+        self._candidates = []
         return spans
 
     def _end_spans(self, error: BaseException | None = None) -> None:

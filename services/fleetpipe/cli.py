@@ -174,7 +174,7 @@ def bench_pipeline_stages(
 
 @bench_app.command("tracing")
 def bench_tracing(
-    events: Annotated[int, typer.Option(min=1000, help="events per stage and run")] = 200_000,
+    events: Annotated[int, typer.Option(min=1000, help="events per stage and run")] = 150_000,
     vehicles: Annotated[int, typer.Option(min=1, help="vehicles in the input")] = 1000,
     runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
     partitions: Partitions = 6,

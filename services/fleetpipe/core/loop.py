@@ -254,8 +254,7 @@ class ConsumeProduceLoop:
         counts: dict[str, int] = {}
         traced_on = self.tracing.enabled
         # (index in records, headers) of the records that may carry trace context.
-        candidates: list[tuple[int, Any]] = []
-        self._candidates = candidates
+        candidates = self._candidates
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -325,6 +324,7 @@ class ConsumeProduceLoop:
         msgs = self.consumer.consume(self.config.max_batch, self.config.poll_timeout_s)
         started = self._clock()
         started_ns = time.time_ns()
+        self._candidates = []
         records = self._decode(msgs) if msgs else []
         if self._candidates:
             self.out.traced = self._start_spans(records, started_ns)

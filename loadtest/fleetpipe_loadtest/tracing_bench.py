@@ -23,11 +23,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import confluent_kafka
 from rich.console import Console
 
 from fleetpipe.core.kafka import Admin, Headers, TopicSpec
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.core.tracing import DEFAULT_RATIO, HeadSampler
+from fleetpipe.core.tracing import (
+    CONSUMER,
+    DEFAULT_RATIO,
+    PRODUCER,
+    HeadSampler,
+    messaging_attributes,
+    setup_tracing,
+)
 from fleetpipe.devstack.stack import DevStack, topic_specs
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.registry import VehicleRegistry, write_csv
@@ -64,6 +72,50 @@ def produce_sampled(
     traced: dict[int, Headers] = {i: [("traceparent", _traceparent())] for i in picked}
     produce_all(kafka, topic, items, headers_at=traced)
     return len(picked)
+
+
+def micro_costs(endpoint: str, ratio: float) -> dict[str, float]:
+    """In this process: what tracing adds to every event, and what one traced record costs.
+
+    * ``headers_ns``: the loop's check of a record without headers (nearly every record);
+    * ``sampler_ns``: ingest's head sampler, per event, in batches of 500;
+    * ``span_us``: one traced record in a service — read its context, start and end its
+      consumer span, and export it over OTLP to Jaeger (the exporter thread's CPU included).
+    """
+    msg = confluent_kafka.Message()
+    n = 1_000_000
+    started = time.perf_counter()
+    for _ in range(n):
+        msg.headers()
+    headers_ns = (time.perf_counter() - started) / n * 1e9
+    sampler = HeadSampler(ratio)
+    batches = 20_000
+    started = time.perf_counter()
+    for _ in range(batches):
+        sampler.pick(INGEST_BATCH)
+    sampler_ns = (time.perf_counter() - started) / (batches * INGEST_BATCH) * 1e9
+    tracing = setup_tracing(
+        "tracing-bench",
+        environ={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER": "always_on"},
+    )
+    root = tracing.start_root("bench publish", kind=PRODUCER)
+    assert root is not None
+    # Fewer spans than the export queue holds (2048), so none is dropped uncounted.
+    spans = 2000
+    cpu = time.process_time()
+    for offset in range(spans):
+        parent = tracing.sampled_parent(root.headers)
+        assert parent is not None
+        attributes = messaging_attributes(
+            topic="bench", operation="process", partition=0, offset=offset
+        )
+        span = tracing.start_child("bench process", parent, kind=CONSUMER, attributes=attributes)
+        assert span is not None
+        span.end()
+    root.end()
+    tracing.shutdown()  # exports what is queued: its CPU counts
+    span_us = (time.process_time() - cpu) / spans * 1e6
+    return {"headers_ns": headers_ns, "sampler_ns": sampler_ns, "span_us": span_us}
 
 
 def _tracing_env(mode: str, endpoint: str, ratio: float) -> dict[str, str]:
@@ -186,12 +238,18 @@ def run_tracing_bench(
     finally:
         admin.delete_topics(created + [s.name for s in topic_specs(base, config.partitions)])
     summaries = [Summary.of(label, rs) for label, rs in results.items()]
+    micro = micro_costs(endpoint, config.ratio)
+    console.print(
+        f"per record {micro['headers_ns']:.0f} ns (header check), per event "
+        f"{micro['sampler_ns']:.1f} ns (sampler), per traced record {micro['span_us']:.1f} µs"
+    )
     _write_report(
         config,
         summaries,
         results,
         traced={"raw": traced_raw, "enriched": traced_enriched},
         load=load,
+        micro=micro,
     )
     console.print(markdown_table(summaries))
     console.print(f"report: {config.report}")
@@ -213,6 +271,7 @@ def _write_report(
     *,
     traced: dict[str, int],
     load: list[float],
+    micro: dict[str, float],
 ) -> None:
     report = config.report
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -244,6 +303,20 @@ def _write_report(
         "| --- | ---: | ---: | ---: |",
         *(_ratio_row(by, stage) for stage in ("ingest", "enrichment", "detection")),
         "",
+        "What tracing adds per event, measured in the benchmark's own process after the runs (one "
+        "long loop each):",
+        "",
+        "| what | cost |",
+        "| --- | ---: |",
+        f"| header check of a record without trace context (every record, every consumer) | "
+        f"{micro['headers_ns']:.0f} ns |",
+        f"| ingest's head sampler, per event (batches of {INGEST_BATCH}) | "
+        f"{micro['sampler_ns']:.1f} ns |",
+        f"| one traced record: context read, consumer span, OTLP export | "
+        f"{micro['span_us']:.1f} µs |",
+        f"| so, per event at ratio {config.ratio:g}: check + ratio × span | "
+        f"{micro['headers_ns'] / 1000 + config.ratio * micro['span_us']:.3f} µs |",
+        "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
         "",
         "Load average (1 min) before the first run and after each: "
@@ -269,6 +342,7 @@ def _write_report(
                 "ratio": config.ratio,
                 "traced_records": traced,
                 "load_average_1m": load,
+                "micro": micro,
                 "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
             },
             indent=2,

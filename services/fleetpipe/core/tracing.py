@@ -90,6 +90,7 @@ class TracingConfig:
     enabled: bool
     ratio: float = 0.0
     service_name: str = ""
+    endpoint: str = ""
     why_off: str = ""
 
 
@@ -101,12 +102,15 @@ def config_from_env(service: str, environ: Mapping[str, str] | None = None) -> T
         return TracingConfig(False, service_name=name, why_off="OTEL_SDK_DISABLED=true")
     if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
         return TracingConfig(False, service_name=name, why_off="OTEL_TRACES_EXPORTER=none")
-    if not any(env.get(f"OTEL_EXPORTER_OTLP_{kind}ENDPOINT") for kind in ("TRACES_", "")):
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+    )
+    if not endpoint:
         return TracingConfig(False, service_name=name, why_off="no OTEL_EXPORTER_OTLP_ENDPOINT")
     ratio = sampling_ratio(env.get("OTEL_TRACES_SAMPLER"), env.get("OTEL_TRACES_SAMPLER_ARG"))
     if ratio <= 0.0 and env.get("OTEL_TRACES_SAMPLER", "").endswith("always_off"):
         return TracingConfig(False, service_name=name, why_off="OTEL_TRACES_SAMPLER=always_off")
-    return TracingConfig(True, ratio=ratio, service_name=name)
+    return TracingConfig(True, ratio=ratio, service_name=name, endpoint=endpoint)
 
 
 def sampling_ratio(sampler: str | None, arg: str | None) -> float:
@@ -366,7 +370,7 @@ def setup_tracing(
         resource=Resource.create(attributes),
         shutdown_on_exit=False,
     )
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=config.endpoint)))
     log.info(
         "tracing on: service %s, head sampling %g of events, exporting over OTLP",
         config.service_name,

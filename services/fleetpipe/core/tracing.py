@@ -48,8 +48,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 log = logging.getLogger(__name__)
 
-# One event in 500: at 50K events/s, 100 traces a second — plenty to see where time goes.
-DEFAULT_RATIO = 0.002
+# One event in 1000: at 50K events/s, 50 traces a second — plenty to see where time goes, for
+# about 1 % of a service's CPU (benchmarks/reports/tracing.md).
+DEFAULT_RATIO = 0.001
 
 CONSUMER = SpanKind.CONSUMER
 PRODUCER = SpanKind.PRODUCER

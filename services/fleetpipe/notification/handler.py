@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from confluent_kafka import TopicPartition
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -131,6 +131,12 @@ class NotificationMetrics:
             "fleetpipe_notification_provider_calls",
             "Calls to the provider by operation and result",
             ["operation", "result"],
+            registry=registry,
+        )
+        self.ledger_seconds = Histogram(
+            "fleetpipe_notification_ledger_seconds",
+            "Time of one delivery-ledger call at the database",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
         self.reconciled = Counter(

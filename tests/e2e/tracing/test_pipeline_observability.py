@@ -417,6 +417,7 @@ def test_the_services_metrics_count_what_passes_through(pipeline: Pipeline) -> N
         assert moved(service, "fleetpipe_batch_seconds_count") >= 1, service
         assert moved(service, "fleetpipe_end_to_end_latency_seconds_count") >= 1, service
     assert moved("storage-writer", "fleetpipe_storage_db_seconds_count") >= 1
+    assert moved("notification", "fleetpipe_notification_ledger_seconds_count") >= 1
     assert moved("ingest", "fleetpipe_ingest_ack_seconds_count") == 2
 
     def lag_reported() -> bool:

@@ -113,6 +113,10 @@ bench-operator: ## seconds from a FleetPipeline 50K → 100K patch to Ready, rep
 bench-baseline: ## baseline B (core-loop passthrough), report in benchmarks/reports/
 	$(BIN)/fleetpipe bench baseline
 
+.PHONY: bench-tracing
+bench-tracing: ## ingest, enrichment, detection with tracing off and on, report in benchmarks/reports/
+	$(BIN)/fleetpipe bench tracing
+
 .PHONY: clean
 clean: ## remove build leftovers (not the caches in ~/.cache/fleetpipe)
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

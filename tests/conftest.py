@@ -1,4 +1,5 @@
-"""Session fixtures: one real Kafka broker and one real PostgreSQL for the whole run.
+"""Session fixtures: one real Kafka broker, one real PostgreSQL and (for the tests that ask for
+it) one Jaeger v2 for the whole run.
 
 Each test gets its own topics and its own schema, so tests never see each other's data. Set
 FLEET_TEST_KAFKA_BOOTSTRAP / FLEET_TEST_POSTGRES_DSN to use servers that are already running.
@@ -19,6 +20,7 @@ import pytest
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.devstack.jaeger import JaegerServer, jaeger_binary
 from fleetpipe.devstack.kafka import KafkaBroker, kafka_libs
 from fleetpipe.devstack.postgres import PostgresServer
 from fleetpipe.devstack.procs import free_port
@@ -103,6 +105,23 @@ def postgres(workdir: Path) -> Iterator[PostgresHandle]:
     yield handle
     if handle.pid is not None:
         server.stop(handle.pid)
+
+
+@pytest.fixture(scope="session")
+def jaeger(workdir: Path) -> Iterator[JaegerServer]:
+    """Jaeger v2 on free loopback ports; its binary missing is a setup error, never a skip."""
+    server = JaegerServer(
+        workdir / "jaeger",
+        otlp_grpc_port=free_port(),
+        otlp_http_port=free_port(),
+        query_port=free_port(),
+        query_grpc_port=free_port(),
+        health_port=free_port(),
+        binary=jaeger_binary(),
+    )
+    pid = server.start()
+    yield server
+    server.stop(pid)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 dev_app = typer.Typer(
-    help="The local stack: a real Kafka broker (KRaft) and PostgreSQL on loopback.",
+    help="The local stack: a real Kafka broker (KRaft), PostgreSQL and Jaeger on loopback.",
     no_args_is_help=True,
 )
 bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=True)
@@ -57,19 +57,20 @@ def dev_install() -> None:
 
 @dev_app.command("up")
 def dev_up(partitions: Partitions = 12) -> None:
-    """Start Kafka and PostgreSQL (fetching Kafka's jars on first use) and create the topics."""
+    """Start Kafka, PostgreSQL and (when built) Jaeger, and create the topics."""
     stack = _stack()
     stack.up(topics=Topics(), partitions=partitions, say=console.print)
+    tracing = f" OTEL_EXPORTER_OTLP_ENDPOINT={stack.otlp_endpoint}" if stack.otlp_endpoint else ""
     console.print(
         f"[green]up[/]: FLEET_KAFKA__BOOTSTRAP_SERVERS={stack.kafka_settings.bootstrap_servers} "
-        f"FLEET_POSTGRES__DSN={stack.postgres_dsn}"
+        f"FLEET_POSTGRES__DSN={stack.postgres_dsn}{tracing}"
     )
 
 
 @dev_app.command("down")
 def dev_down(
     purge: Annotated[
-        bool, typer.Option(help="also delete the broker's and database's data")
+        bool, typer.Option(help="also delete the broker's, database's and Jaeger's data")
     ] = False,
 ) -> None:
     """Stop what `dev up` started, and nothing else."""
@@ -169,6 +170,35 @@ def bench_pipeline_stages(
         report=report,
         console=console,
     )
+
+
+@bench_app.command("tracing")
+def bench_tracing(
+    events: Annotated[int, typer.Option(min=1000, help="events per stage and run")] = 150_000,
+    vehicles: Annotated[int, typer.Option(min=1, help="vehicles in the input")] = 1000,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    partitions: Partitions = 6,
+    ratio: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="head-sampling ratio (default: the services' default)"),
+    ] = None,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/tracing.md"
+    ),
+) -> None:
+    """Ingest, enrichment and detection with tracing off and on (OTLP to the stack's Jaeger)."""
+    from fleetpipe.core.tracing import DEFAULT_RATIO
+    from fleetpipe_loadtest.tracing_bench import TracingBenchConfig, run_tracing_bench
+
+    config = TracingBenchConfig(
+        events=events,
+        vehicles=vehicles,
+        runs=runs,
+        partitions=partitions,
+        ratio=DEFAULT_RATIO if ratio is None else ratio,
+        report=report,
+    )
+    run_tracing_bench(_stack(), config, console)
 
 
 def main() -> None:

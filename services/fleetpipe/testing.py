@@ -46,7 +46,9 @@ def produce_all(
     items: Iterable[tuple[bytes | str | None, bytes | None]],
     *,
     headers: Headers | None = None,
+    headers_at: Mapping[int, Headers] | None = None,
 ) -> int:
+    """Produce every (key, value) with ``headers``, or ``headers_at[i]`` for the i-th item."""
     producer = confluent_kafka.Producer(
         {
             **kafka.client_config(),
@@ -58,9 +60,10 @@ def produce_all(
     )
     n = 0
     for key, value in items:
+        these = headers_at.get(n, headers) if headers_at else headers
         while True:
             try:
-                producer.produce(topic, value, key, headers=headers)
+                producer.produce(topic, value, key, headers=these)
                 break
             except BufferError:
                 producer.poll(0.1)

@@ -14,10 +14,17 @@ Undecodable records go to the dead-letter topic with the reason and their coordi
 loop carries on. A handler that cannot make progress for now (its database is down) raises
 :class:`RetryLater`: the loop rewinds to the last committed offsets and tries again after a
 backoff, while still polling so the consumer keeps its place in the group.
+
+Tracing (see :mod:`fleetpipe.core.tracing`): a record whose headers carry a sampled W3C trace
+context gets a consumer span, child of its producer's span, from the start of its batch until
+the batch is committed; the handler finds it in ``Output.traced``. Records without trace
+headers — all but a few in a thousand — cost one ``headers()`` call each, and nothing at all
+when tracing is off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -37,6 +44,7 @@ from fleetpipe.core.kafka import Consumer, Producer
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
+from fleetpipe.core.tracing import CONSUMER, Span, Tracing, messaging_attributes
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +131,16 @@ class ConsumeProduceLoop:
         health: Health | None = None,
         stop: StopFlag | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tracing: Tracing | None = None,
+        lag_interval_s: float = 5.0,
     ) -> None:
         self.config = config
         self.handler = handler
         self.metrics = metrics
+        self.tracing = tracing if tracing is not None else Tracing.disabled()
+        self._lag_interval_s = lag_interval_s
+        self._next_lag = 0.0
+        self._candidates: list[tuple[int, Any]] = []
         self.health = health if health is not None else Health()
         self.stop = stop if stop is not None else StopFlag()
         self._clock = clock
@@ -156,6 +170,7 @@ class ConsumeProduceLoop:
             deadletter_topic=config.deadletter_topic,
             metrics=metrics,
             before_send=self._begin if eos else None,
+            tracing=self.tracing,
         )
         self.processed = 0
 
@@ -173,6 +188,9 @@ class ConsumeProduceLoop:
         # no transaction is open here and the handler can drop the partitions' state safely.
         self.handler.on_revoke(list(partitions))
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        for topic, partition in gone:
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(topic, str(partition))
         self._assignment = [tp for tp in self._assignment if (tp.topic, tp.partition) not in gone]
         self.metrics.assigned.set(len(self._assignment))
 
@@ -234,6 +252,9 @@ class ConsumeProduceLoop:
         append = records.append
         codecs = self.config.inputs
         counts: dict[str, int] = {}
+        traced_on = self.tracing.enabled
+        # (index in records, headers) of the records that may carry trace context.
+        candidates = self._candidates
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -250,30 +271,105 @@ class ConsumeProduceLoop:
             except CodecError as exc:
                 self.out.dead_letter(msg, reason="undecodable", error=str(exc))
                 continue
+            if traced_on:
+                headers = msg.headers()
+                if headers is not None:
+                    candidates.append((len(records), headers))
             append(Record(msg, value))
         for topic, n in counts.items():
             self.metrics.consumed.labels(topic).inc(n)
         return records
 
+    def _start_spans(self, records: list[Record[Any]], start_ns: int) -> dict[int, Span]:
+        """Consumer spans for the records whose headers carry a sampled trace context."""
+        spans: dict[int, Span] = {}
+        tracing = self.tracing
+        for index, headers in self._candidates:
+            parent = tracing.sampled_parent(headers)
+            if parent is None:
+                continue
+            msg = records[index].msg
+            topic = msg.topic() or ""
+            attributes = messaging_attributes(
+                topic=topic, operation="process", partition=msg.partition(), offset=msg.offset()
+            )
+            attributes["messaging.consumer.group.name"] = self.config.group_id
+            key = msg.key()
+            if key:
+                attributes["messaging.kafka.message.key"] = key.decode(errors="replace")
+            span = tracing.start_child(
+                f"{topic} process",
+                parent,
+                kind=CONSUMER,
+                attributes=attributes,
+                start_ns=start_ns,
+            )
+            if span is not None:
+                spans[index] = span
+        self._candidates = []
+        return spans
+
+    def _end_spans(self, error: BaseException | None = None) -> None:
+        spans = self.out.traced
+        if not spans:
+            return
+        self.out.traced = {}
+        for span in spans.values():
+            if error is not None:
+                span.fail(error)
+            span.end()
+
     def run_once(self) -> int:
         """One iteration: consume a batch, handle it, commit. Returns records consumed."""
         msgs = self.consumer.consume(self.config.max_batch, self.config.poll_timeout_s)
         started = self._clock()
+        started_ns = time.time_ns()
+        self._candidates = []
         records = self._decode(msgs) if msgs else []
-        if records:
-            self.handler.handle(records, self.out)
-        now = self._clock()
-        if now - self._last_tick >= self.config.tick_interval_s:
-            self._last_tick = now
-            self.handler.on_tick(time.time(), self.out)
-        if msgs or self._in_txn or not self._eos:
-            self._commit(consumed=bool(msgs))
+        if self._candidates:
+            self.out.traced = self._start_spans(records, started_ns)
+        try:
+            if records:
+                self.handler.handle(records, self.out)
+            now = self._clock()
+            if now - self._last_tick >= self.config.tick_interval_s:
+                self._last_tick = now
+                self.handler.on_tick(time.time(), self.out)
+                if now >= self._next_lag:
+                    self._next_lag = now + self._lag_interval_s
+                    self._report_lag()
+            if msgs or self._in_txn or not self._eos:
+                self._commit(consumed=bool(msgs))
+        except BaseException as exc:
+            self._end_spans(exc)
+            raise
+        self._end_spans()
         if msgs:
             self.metrics.batch_size.observe(len(msgs))
             self.metrics.batch_seconds.observe(self._clock() - started)
         self.processed += len(msgs)
         self.health.beat()
         return len(msgs)
+
+    def _report_lag(self) -> None:
+        """Records behind each assigned partition's high watermark, from the client's cache
+        (the watermarks come with every fetch response: no request to the broker)."""
+        if not self._assignment:
+            return
+        client = self.consumer.client
+        try:
+            positions = client.position(self._assignment)
+        except KafkaException as exc:
+            log.debug("no positions for the lag gauge: %s", exc)
+            return
+        for tp in positions:
+            try:
+                _low, high = client.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high < 0 or tp.offset < 0:
+                continue
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
 
     def run(self) -> None:
         """Run until the stop flag is set, then drain: commit, leave the group, flush."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import confluent_kafka
 
 from fleetpipe.core.kafka import Headers, Producer
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.tracing import Attributes, Span, Tracing
 from fleetpipe.pb.v1 import deadletter_pb2
 
 V = TypeVar("V")
@@ -98,6 +99,11 @@ class Output:
 
     In exactly-once mode every send joins the loop's open transaction; the loop begins it lazily
     on the first send (``before_send``), so an idle tick costs nothing.
+
+    Tracing: ``traced`` maps the index (in the batch) of each input record that carries a
+    sampled trace context to the consumer span the loop started for it; it is empty for almost
+    every record. A handler passes :meth:`trace_headers` of a record on with the records it
+    makes from it, so the next service's span becomes a child of this one.
     """
 
     def __init__(
@@ -108,12 +114,41 @@ class Output:
         deadletter_topic: str,
         metrics: Metrics,
         before_send: Callable[[], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._producer = producer
         self._service = service
         self._deadletter_topic = deadletter_topic
         self._metrics = metrics
         self._before_send = before_send
+        self.tracing = tracing if tracing is not None else Tracing.disabled()
+        self.traced: dict[int, Span] = {}
+
+    # -- tracing -------------------------------------------------------------------------------
+    def trace_headers(self, index: int) -> Headers | None:
+        """Headers carrying the span of input record ``index``; ``None`` when it is untraced."""
+        span = self.traced.get(index)
+        return None if span is None else span.headers
+
+    def start_trace(
+        self, name: str, attributes: Attributes | None = None, *, parent: int = -1
+    ) -> Headers | None:
+        """A span for something that must always be traced (an alert), ended at once: a child
+        of input record ``parent``'s span when that record is traced, else a new trace. The
+        headers carry it on; ``None`` when tracing is off."""
+        tracing = self.tracing
+        if not tracing.enabled:
+            return None
+        parent_span = self.traced.get(parent)
+        span = (
+            tracing.start_root(name, attributes=attributes)
+            if parent_span is None
+            else tracing.start_child(name, parent_span, attributes=attributes)
+        )
+        if span is None:
+            return None
+        span.end()
+        return span.headers
 
     def send(
         self,
@@ -127,19 +162,45 @@ class Output:
         self._producer.produce(topic, value, key, headers)
         self._metrics.produced.labels(topic).inc()
 
-    def send_many(self, topic: str, items: list[tuple[bytes | str | None, bytes | None]]) -> None:
-        """Send (key, value) pairs to one topic: the hot path, one call per batch."""
+    def send_many(
+        self,
+        topic: str,
+        items: list[tuple[bytes | str | None, bytes | None]],
+        headers: Mapping[int, Headers] | None = None,
+    ) -> None:
+        """Send (key, value) pairs to one topic: the hot path, one call per batch.
+
+        ``headers`` maps the positions in ``items`` of the few records that carry headers (trace
+        context); the others are sent in runs between them, in order, without per-item checks.
+        """
         if not items:
             return
         if self._before_send is not None:
             self._before_send()
         produce = self._producer.client.produce
+        if headers:
+            start = 0
+            for at in sorted(headers):
+                self._run(produce, topic, items[start:at])
+                key, value = items[at]
+                self._producer.produce(topic, value, key, headers[at])
+                start = at + 1
+            self._run(produce, topic, items[start:] if start else items)
+        else:
+            self._run(produce, topic, items)
+        self._metrics.produced.labels(topic).inc(len(items))
+
+    def _run(
+        self,
+        produce: Callable[..., None],
+        topic: str,
+        items: list[tuple[bytes | str | None, bytes | None]],
+    ) -> None:
         for key, value in items:
             try:
                 produce(topic, value, key)
             except BufferError:
                 self._producer.produce(topic, value, key)  # waits for room in the queue
-        self._metrics.produced.labels(topic).inc(len(items))
 
     def dead_letter(
         self,

@@ -1,4 +1,5 @@
-"""Wiring shared by every Kafka-facing service's ``main()``: logs, metrics, health, signals."""
+"""Wiring shared by every Kafka-facing service's ``main()``: logs, metrics, health, signals,
+tracing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.loop import ConsumeProduceLoop, Handler, LoopConfig, StopFlag
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.settings import ServiceSettings
+from fleetpipe.core.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +21,10 @@ def run_loop_service(
     settings: ServiceSettings,
     build: Callable[[Metrics], tuple[LoopConfig, Handler]],
 ) -> None:
-    """Run ``service`` until SIGTERM: the loop, its health endpoint and its metrics."""
+    """Run ``service`` until SIGTERM: the loop, its health endpoint, metrics and tracing."""
     obs = settings.observability
     configure_logging(service=service, level=obs.log_level, fmt=obs.log_format)
+    tracing = setup_tracing(service, instance_id=settings.instance_id)
     metrics = Metrics(service)
     health = Health(liveness_timeout_s=obs.liveness_timeout_s)
     server = HealthServer(health, metrics, host=obs.http_host, port=obs.http_port)
@@ -31,9 +34,16 @@ def run_loop_service(
     stop.install_signal_handlers()
     config, handler = build(metrics)
     loop = ConsumeProduceLoop(
-        config, settings.kafka, handler, metrics=metrics, health=health, stop=stop
+        config,
+        settings.kafka,
+        handler,
+        metrics=metrics,
+        health=health,
+        stop=stop,
+        tracing=tracing,
     )
     try:
         loop.run()
     finally:
+        tracing.shutdown()
         server.stop()

@@ -44,6 +44,7 @@ def main() -> None:
             topics=topics,
             metrics=DetectionMetrics(metrics.registry),
             max_batch=settings.kafka.max_batch,
+            shared=metrics,
         )
         return config, handler
 

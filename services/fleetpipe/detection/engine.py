@@ -61,6 +61,9 @@ class Outputs:
     states: Keyed = field(default_factory=list)
     # (rule, "open" | "update" | "resolved") per alert, for metrics.
     transitions: list[tuple[str, str]] = field(default_factory=list)
+    # Per alert, the index in the batch of the event that triggered it (-1: the clock did), so
+    # the alert can carry that event's trace.
+    alert_sources: list[int] = field(default_factory=list)
     duplicates: int = 0
 
 
@@ -255,13 +258,13 @@ class Detector:
                 if off is not None:
                     del episodes[OFFLINE]
                     off.since_us = ev_t
-                    self._offline_alert(out, st, off, RESOLVED, e, r, now_us)
+                    self._offline_alert(out, st, off, RESOLVED, e, r, now_us, i)
                 elif prev_t and ev_t - prev_t >= offline_us:
                     # The silence is in the data itself: announce and close it together.
                     off = Episode(OPEN, prev_t, prev_t, (ev_t - prev_t) / 1e6, st.last_seq, prev_t)
-                    self._offline_alert(out, st, off, OPENED, e, r, now_us)
+                    self._offline_alert(out, st, off, OPENED, e, r, now_us, i)
                     off.since_us = ev_t
-                    self._offline_alert(out, st, off, RESOLVED, e, r, now_us)
+                    self._offline_alert(out, st, off, RESOLVED, e, r, now_us, i)
 
             dt_s = 0.0
             d_km = 0.0
@@ -421,6 +424,7 @@ class Detector:
         )
         out.alerts.append((st.vehicle_id, alert.SerializeToString()))
         out.transitions.append((rule.name, _STATE_NAME[what]))
+        out.alert_sources.append(index)
 
     def _offline_alert(
         self,
@@ -431,6 +435,7 @@ class Detector:
         e: enriched_pb2.EnrichedTelemetry | None,
         r: Reading | None,
         now_us: int,
+        index: int = -1,
     ) -> None:
         if e is not None and r is not None:
             silent_s = (r.t_us - ep.start_us) / 1e6
@@ -466,6 +471,7 @@ class Detector:
         )
         out.alerts.append((st.vehicle_id, alert.SerializeToString()))
         out.transitions.append((OFFLINE, _STATE_NAME[what]))
+        out.alert_sources.append(index)
 
 
 def _message(vehicle_id: str, text: str, what: int) -> str:

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from fleetpipe.core.kafka import Headers
 from fleetpipe.core.loop import BaseHandler
+from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import Topics
@@ -68,7 +70,9 @@ class DetectionHandler(BaseHandler):
         metrics: DetectionMetrics,
         max_batch: int,
         clock: Callable[[], float] = time.time,
+        shared: Metrics | None = None,
     ) -> None:
+        self.shared = shared
         self.detector = detector
         self.store = store
         self.input_topic = input_topic
@@ -118,8 +122,17 @@ class DetectionHandler(BaseHandler):
                 detector.refresh(wanted, loaded)
                 self.metrics.refreshes.inc()
                 log.info("re-read %d moved vehicles from the changelog", len(wanted))
-        result = detector.process(events, now_us=int(self._clock() * 1e6))  # type: ignore[arg-type]
+        now = self._clock()
+        result = detector.process(events, now_us=int(now * 1e6))  # type: ignore[arg-type]
         self._ship(result, out)
+        if self.shared is not None:
+            latency = self.shared.end_to_end
+            # The newest event of the batch, and every event that raised an alert.
+            for source in {len(records) - 1, *result.alert_sources}:
+                if source >= 0:
+                    ingested = records[source].value.telemetry.ingest_time_us
+                    if ingested:
+                        latency.observe(max(0.0, now - ingested / 1e6))
         self._batches_since_tick += 1
         # A full batch means more is waiting: the input is behind.
         self._behind = len(records) >= self.max_batch
@@ -135,7 +148,8 @@ class DetectionHandler(BaseHandler):
     def _ship(self, result: Outputs, out: Output) -> None:
         topics = self.topics
         if result.alerts:
-            out.send_many(topics.alerts, result.alerts)  # type: ignore[arg-type]
+            headers = _alert_traces(result, out)
+            out.send_many(topics.alerts, result.alerts, headers)  # type: ignore[arg-type]
             for rule, state in result.transitions:
                 self.metrics.alerts.labels(rule, state).inc()
         if result.trips:
@@ -148,3 +162,30 @@ class DetectionHandler(BaseHandler):
             self.metrics.vehicles.set(len(self.detector.states))
         if result.duplicates:
             self.metrics.duplicates.inc(result.duplicates)
+
+
+def _alert_traces(result: Outputs, out: Output) -> dict[int, Headers] | None:
+    """Every alert is traced, whether or not its event was sampled at ingest.
+
+    An alert gets a span of its own: a child of its event's span when that event is traced
+    (one trace from ingest to the driver's phone), else the root of a new trace, so the
+    notification of every alert can be followed even at a tiny sampling ratio.
+    """
+    if not out.tracing.enabled:
+        return None
+    headers = {}
+    for position, source in enumerate(result.alert_sources):
+        rule, state = result.transitions[position]
+        found = out.start_trace(
+            f"alert {rule}",
+            {
+                "fleetpipe.alert.rule": rule,
+                "fleetpipe.alert.state": state,
+                "fleetpipe.vehicle_id": result.alerts[position][0],
+                "fleetpipe.alert.event_traced": source in out.traced,
+            },
+            parent=source,
+        )
+        if found is not None:
+            headers[position] = found
+    return headers

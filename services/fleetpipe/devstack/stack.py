@@ -21,9 +21,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleetpipe.core.kafka import Admin, TopicSpec
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.devstack.jaeger import BUILD_HINT, JaegerServer, jaeger_binary
 from fleetpipe.devstack.kafka import KafkaBroker, default_cache, kafka_libs
 from fleetpipe.devstack.postgres import PostgresServer
-from fleetpipe.devstack.procs import is_ours, stop_pid
+from fleetpipe.devstack.procs import StartError, is_ours, stop_pid
 
 # PostgreSQL's fast shutdown is SIGINT; Kafka shuts down cleanly on SIGTERM.
 _STOP_SIGNAL = {"postgres": signal.SIGINT, "kafka": signal.SIGTERM}
@@ -46,6 +47,13 @@ class DevStackSettings(BaseSettings):
     postgres_port: int = 15432
     postgres_home: Path | None = None
     kafka_heap: str = "1g"
+    # Jaeger v2, started when its binary is in the cache (scripts/build-go-tools.sh jaeger).
+    jaeger: bool = True
+    jaeger_otlp_grpc_port: int = 14317
+    jaeger_otlp_http_port: int = 14318
+    jaeger_query_port: int = 16686
+    jaeger_query_grpc_port: int = 16685
+    jaeger_health_port: int = 13133
 
 
 def topic_specs(topics: Topics, partitions: int) -> list[TopicSpec]:
@@ -101,6 +109,14 @@ class DevStack:
         self.postgres = PostgresServer(
             settings.postgres_home or _default_pg_home(home), settings.postgres_port
         )
+        self.jaeger = JaegerServer(
+            home / "jaeger",
+            otlp_grpc_port=settings.jaeger_otlp_grpc_port,
+            otlp_http_port=settings.jaeger_otlp_http_port,
+            query_port=settings.jaeger_query_port,
+            query_grpc_port=settings.jaeger_query_grpc_port,
+            health_port=settings.jaeger_health_port,
+        )
 
     @property
     def broker(self) -> KafkaBroker:
@@ -146,9 +162,38 @@ class DevStack:
                 "address": self.postgres.dsn,
             }
             self.state.save()
+        self._up_jaeger(say)
         actions = Admin(self.kafka_settings).ensure_topics(topic_specs(topics, partitions))
         for name, action in sorted(actions.items()):
             say(f"topic      {name}: {action}")
+
+    def _up_jaeger(self, say: Any) -> None:
+        if not self.settings.jaeger:
+            return
+        if self.state.running("jaeger"):
+            say(f"jaeger     already running, UI and API on {self.jaeger.query_url}")
+            return
+        try:
+            binary = jaeger_binary()
+        except StartError:
+            say(f"jaeger     not built, skipped (tracing needs it: `{BUILD_HINT}`)")
+            return
+        self.jaeger.binary = binary
+        jaeger = self.jaeger
+        say(f"jaeger     starting, OTLP on {jaeger.otlp_endpoint}, UI on {jaeger.query_url}")
+        pid = self.jaeger.start()
+        self.state.processes["jaeger"] = {
+            "pid": pid,
+            "marker": self.jaeger.marker,
+            "address": self.jaeger.query_url,
+            "otlp": self.jaeger.otlp_endpoint,
+        }
+        self.state.save()
+
+    @property
+    def otlp_endpoint(self) -> str | None:
+        """Where services send spans, when the stack runs Jaeger."""
+        return self.jaeger.otlp_endpoint if self.state.running("jaeger") else None
 
     def down(self, *, purge: bool = False, say: Any = print) -> None:
         for name in list(self.state.processes):
@@ -162,6 +207,7 @@ class DevStack:
         if purge:
             shutil.rmtree(self.settings.home / "kafka", ignore_errors=True)
             shutil.rmtree(self.postgres.home, ignore_errors=True)
+            shutil.rmtree(self.jaeger.home, ignore_errors=True)
             say("data       removed")
 
     def status(self) -> dict[str, dict[str, Any]]:

@@ -45,6 +45,7 @@ def main() -> None:
             output_topic=settings.topics.enriched,
             metrics=EnrichmentMetrics(metrics.registry),
             watcher=watcher,
+            shared=metrics,
         )
         return config, handler
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from fleetpipe.core.kafka import Headers
 from fleetpipe.core.loop import BaseHandler
+from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.enrichment.enrich import Enricher
 from fleetpipe.pb.v1 import telemetry_pb2
@@ -43,10 +46,12 @@ class EnrichmentHandler(BaseHandler):
         metrics: EnrichmentMetrics,
         watcher: RegistryWatcher | None = None,
         clock: Callable[[], float] = time.time,
+        shared: Metrics | None = None,
     ) -> None:
         self.enricher = enricher
         self.output_topic = output_topic
         self.metrics = metrics
+        self.shared = shared
         self.watcher = watcher
         self._clock = clock
         metrics.vehicles.set(len(enricher.registry))
@@ -65,12 +70,20 @@ class EnrichmentHandler(BaseHandler):
 
     def handle(self, records: list[Record[telemetry_pb2.Telemetry]], out: Output) -> None:
         self._maybe_reload()
+        now = self._clock()
         batch = self.enricher.enrich(
             # The codec refused value-less records, so every value here is bytes.
             ((r.value, r.msg.value()) for r in records),  # type: ignore[misc]
-            now_us=int(self._clock() * 1e6),
+            now_us=int(now * 1e6),
         )
-        out.send_many(self.output_topic, batch.values)  # type: ignore[arg-type]
+        headers = _output_headers(out, batch.invalid) if out.traced else None
+        out.send_many(self.output_topic, batch.values, headers)  # type: ignore[arg-type]
+        if self.shared is not None:
+            # One observation per batch (its newest event): per event it would cost more than
+            # the enrichment of a small event.
+            newest = records[-1].value.ingest_time_us
+            if newest:
+                self.shared.end_to_end.observe(max(0.0, now - newest / 1e6))
         if batch.unknown:
             self.metrics.unknown.inc(batch.unknown)
         for index, reason in batch.invalid:
@@ -79,3 +92,14 @@ class EnrichmentHandler(BaseHandler):
     def on_tick(self, now: float, out: Output) -> None:
         # A quiet input still picks up registry edits.
         self._maybe_reload()
+
+
+def _output_headers(out: Output, invalid: list[tuple[int, str]]) -> dict[int, Headers]:
+    """Trace headers by position among the outputs: the inputs, less the invalid ones."""
+    skipped = sorted(index for index, _ in invalid)
+    gone = set(skipped)
+    return {
+        index - bisect.bisect_left(skipped, index): span.headers
+        for index, span in out.traced.items()
+        if index not in gone
+    }

@@ -11,6 +11,7 @@ from fleetpipe.core.health import Health, HealthServer
 from fleetpipe.core.kafka import Producer
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.tracing import Tracing, setup_tracing
 from fleetpipe.ingest.auth import TokenStore
 from fleetpipe.ingest.server import HealthService, IngestMetrics, IngestServicer, build_server
 from fleetpipe.ingest.settings import IngestSettings
@@ -19,7 +20,7 @@ from fleetpipe.ingest.sink import KafkaSink
 log = logging.getLogger("fleetpipe.ingest")
 
 
-async def serve(settings: IngestSettings) -> int:
+async def serve(settings: IngestSettings, tracing: Tracing | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or a fatal producer error (exit 1)."""
     obs = settings.observability
     metrics = Metrics("ingest")
@@ -41,7 +42,7 @@ async def serve(settings: IngestSettings) -> int:
         max_inflight_events=settings.max_inflight_events,
     )
     sink.start()
-    servicer = IngestServicer(settings, sink, tokens, IngestMetrics(metrics))
+    servicer = IngestServicer(settings, sink, tokens, IngestMetrics(metrics), tracing=tracing)
     health_service = HealthService()
     server, port = build_server(settings, servicer, health_service)
     await server.start()
@@ -87,7 +88,12 @@ def main() -> None:
     settings = IngestSettings()
     obs = settings.observability
     configure_logging(service="ingest", level=obs.log_level, fmt=obs.log_format)
-    sys.exit(asyncio.run(serve(settings)))
+    tracing = setup_tracing("ingest", instance_id=settings.instance_id)
+    try:
+        code = asyncio.run(serve(settings, tracing))
+    finally:
+        tracing.shutdown()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ and answer once Kafka has confirmed every record of the batch. Kafka failing or 
 ``ack_timeout_s`` gives UNAVAILABLE (a retry is safe: downstream de-duplicates by vehicle and
 seq); too much awaiting Kafka gives RESOURCE_EXHAUSTED.
 
+Tracing starts here: the head sampler picks a few events in a thousand (the ``OTEL_TRACES_*``
+ratio); each picked event gets a root span (a producer span, ended when Kafka confirms the
+record, with its partition and offset) and its record carries the span's ``traceparent``
+header. The other events get no span, no header and no per-event check.
+
 A Stream is read and produced in order and acknowledged in order; up to ``stream_window`` of its
 batches may await Kafka at once, after which the server stops reading the stream (HTTP/2 flow
 control pushes back on the client).
@@ -32,9 +37,10 @@ from prometheus_client import Counter, Gauge, Histogram
 from fleetpipe.core.kafka import Headers
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import dead_letter_record
+from fleetpipe.core.tracing import PRODUCER, Span, Tracing, messaging_attributes
 from fleetpipe.ingest.auth import TokenStore, bearer_token
 from fleetpipe.ingest.settings import IngestSettings
-from fleetpipe.ingest.sink import BatchDelivery, KafkaSink, SinkFailed, SinkFull
+from fleetpipe.ingest.sink import BatchDelivery, KafkaSink, SinkFailed, SinkFull, Traced
 from fleetpipe.ingest.validation import VehicleIdCheck, Verdict, validate_batch
 from fleetpipe.ingest.wire import LATE_FIELD, event_spans, fleet_field, ingest_time_field
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
@@ -102,6 +108,28 @@ class _Pending:
     received: float
 
 
+class _TracedDelivery:
+    """The delivery report of a traced event: completes its span, then counts for the batch."""
+
+    __slots__ = ("delivery", "span")
+
+    def __init__(self, span: Span, delivery: BatchDelivery) -> None:
+        self.span = span
+        self.delivery = delivery
+
+    def __call__(self, err: Any, msg: Any) -> None:
+        span = self.span
+        partition, offset = msg.partition(), msg.offset()
+        if partition is not None and partition >= 0:
+            span.set("messaging.destination.partition.id", str(partition))
+        if offset is not None and offset >= 0:
+            span.set("messaging.kafka.offset", offset)
+        if err is not None:
+            span.fail(err.str())
+        span.end()
+        self.delivery.on_delivery(err, msg)
+
+
 class IngestServicer:
     def __init__(
         self,
@@ -111,7 +139,9 @@ class IngestServicer:
         metrics: IngestMetrics,
         *,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        tracing: Tracing | None = None,
     ) -> None:
+        self.tracing = tracing if tracing is not None else Tracing.disabled()
         self.settings = settings
         self.sink = sink
         self.tokens = tokens
@@ -250,8 +280,9 @@ class IngestServicer:
         plain = len(verdict.accepted) == n and not verdict.late and not verdict.no_fleet
         if spans is not None and plain:
             # The common case, all valid: no per-event work but the slice and the send.
+            traced = self._traced(events, verdict.accepted, delivery, received)
             with _sink_errors():
-                self.sink.submit_slices(delivery, raw, spans, stamp, verdict.keys)
+                self.sink.submit_slices(delivery, raw, spans, stamp, verdict.keys, traced)
             self._count(n, verdict)
             return _Pending(
                 ingest_pb2.PublishAck(batch_id=batch.batch_id, accepted=n), delivery, received
@@ -268,8 +299,9 @@ class IngestServicer:
                 payload=payloads[r.index],
             )
             deadletters.append((value, key, headers))
+        traced = self._traced(events, verdict.accepted, delivery, received)
         with _sink_errors():
-            self.sink.submit(delivery, values, verdict.keys, deadletters)
+            self.sink.submit(delivery, values, verdict.keys, deadletters, traced)
         ack = ingest_pb2.PublishAck(
             batch_id=batch.batch_id, accepted=len(verdict.accepted), late=len(verdict.late)
         )
@@ -277,6 +309,37 @@ class IngestServicer:
             ack.rejected.add(index=r.index, code=r.code, field=r.field, reason=r.reason)
         self._count(n, verdict)
         return _Pending(ack, delivery, received)
+
+    def _traced(
+        self,
+        events: Sequence[telemetry_pb2.Telemetry],
+        accepted: list[int],
+        delivery: BatchDelivery,
+        received: float,
+    ) -> Traced | None:
+        """Root spans for the head-sampled accepted events, by position among the accepted."""
+        tracing = self.tracing
+        if not tracing.enabled:
+            return None
+        picked = tracing.sampler.pick(len(accepted))
+        if not picked:
+            return None
+        # The call's arrival, on the wall clock the spans use.
+        start_ns = time.time_ns() - int((time.monotonic() - received) * 1e9)
+        topic = self.sink.raw_topic
+        traced = {}
+        for position in picked:
+            e = events[accepted[position]]
+            attributes = messaging_attributes(topic=topic, operation="publish")
+            attributes["messaging.kafka.message.key"] = e.vehicle_id
+            attributes["fleetpipe.vehicle_id"] = e.vehicle_id
+            attributes["fleetpipe.seq"] = e.seq
+            span = tracing.start_root(
+                f"{topic} publish", kind=PRODUCER, attributes=attributes, start_ns=start_ns
+            )
+            if span is not None:
+                traced[position] = (span.headers, _TracedDelivery(span, delivery))
+        return traced
 
     def _records(
         self,

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -23,6 +24,9 @@ from confluent_kafka import KafkaException
 from fleetpipe.core.kafka import Headers, Producer
 
 log = logging.getLogger(__name__)
+
+# The few records of a batch that carry trace context: position -> (headers, delivery callback).
+Traced = Mapping[int, tuple[Headers, Callable[[Any, Any], None]]]
 
 
 class SinkFull(Exception):
@@ -147,6 +151,7 @@ class KafkaSink:
         values: list[bytes],
         keys: list[str],
         deadletters: list[tuple[bytes, bytes | None, Headers]],
+        traced: Traced | None = None,
     ) -> None:
         """Produce the batch's records; the delivery's future tells when Kafka holds them all."""
         produce = self.producer.client.produce
@@ -156,8 +161,12 @@ class KafkaSink:
         try:
             # Positional arguments (partition -1: the partitioner decides by key) parse
             # measurably faster than keywords, once per event.
-            for value, key in zip(values, keys, strict=True):
-                produce(topic, value, key, -1, cb)
+            for i, (value, key) in enumerate(zip(values, keys, strict=True)):
+                if traced and i in traced:
+                    headers, traced_cb = traced[i]
+                    produce(topic, value, key, headers=headers, on_delivery=traced_cb)
+                else:
+                    produce(topic, value, key, -1, cb)
                 produced += 1
             for value, dl_key, headers in deadletters:
                 produce(self.deadletter_topic, value, dl_key, headers=headers, on_delivery=cb)
@@ -177,14 +186,31 @@ class KafkaSink:
         spans: list[tuple[int, int]],
         suffix: bytes,
         keys: list[str],
+        traced: Traced | None = None,
     ) -> None:
         """Like :meth:`submit` for a batch whose events all pass: each value is
-        ``raw[start:end] + suffix``, cut while producing (one loop over the events, not two)."""
+        ``raw[start:end] + suffix``, cut while producing (one loop over the events, not two).
+
+        The ``traced`` events (a few per thousand) are produced with their headers between
+        runs of the others, so the loop over the untraced ones stays the same."""
         produce = self.producer.client.produce
         cb = delivery.on_delivery
         topic = self.raw_topic
         produced = 0
         try:
+            if traced:
+                first = 0
+                for at in sorted(traced):
+                    for (start, end), key in zip(spans[first:at], keys[first:at], strict=True):
+                        produce(topic, raw[start:end] + suffix, key, -1, cb)
+                        produced += 1
+                    headers, traced_cb = traced[at]
+                    start, end = spans[at]
+                    value = raw[start:end] + suffix
+                    produce(topic, value, keys[at], headers=headers, on_delivery=traced_cb)
+                    produced += 1
+                    first = at + 1
+                spans, keys = spans[first:], keys[first:]
             for (start, end), key in zip(spans, keys, strict=True):
                 produce(topic, raw[start:end] + suffix, key, -1, cb)
                 produced += 1

@@ -37,7 +37,12 @@ def main() -> None:
     settings = NotificationSettings()  # type: ignore[call-arg]  # twilio comes from the env
 
     def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
-        ledger = Ledger(settings.postgres, application_name=f"notification-{settings.instance_id}")
+        own = NotificationMetrics(metrics.registry)
+        ledger = Ledger(
+            settings.postgres,
+            application_name=f"notification-{settings.instance_id}",
+            seconds=own.ledger_seconds,
+        )
         # The database may still be starting: wait for it rather than crash-loop.
         for attempt in Retrying(
             retry=retry_if_exception_type(LedgerUnavailable),
@@ -81,7 +86,8 @@ def main() -> None:
             ledger=ledger,
             gateway=TwilioGateway(client),
             outcomes_topic=settings.topics.notifications,
-            metrics=NotificationMetrics(metrics.registry),
+            metrics=own,
+            shared=metrics,
         )
         loop_config = LoopConfig(
             service="notification",

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from confluent_kafka import TopicPartition
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -35,8 +35,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from fleetpipe.core.kafka import Headers
 from fleetpipe.core.loop import BaseHandler, RetryLater
+from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
+from fleetpipe.core.tracing import CLIENT, Span, Tracing
 from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Status
 from fleetpipe.notification.messages import reference, text_body, voice_twiml
 from fleetpipe.notification.provider import ProviderError, Sent
@@ -130,6 +133,12 @@ class NotificationMetrics:
             ["operation", "result"],
             registry=registry,
         )
+        self.ledger_seconds = Histogram(
+            "fleetpipe_notification_ledger_seconds",
+            "Time of one delivery-ledger call at the database",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
+        )
         self.reconciled = Counter(
             "fleetpipe_notification_reconciled",
             "Pending deliveries found at the provider instead of being sent again",
@@ -150,7 +159,10 @@ class NotificationHandler(BaseHandler):
         metrics: NotificationMetrics,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        shared: Metrics | None = None,
     ) -> None:
+        self.shared = shared
+        self._tracing = Tracing.disabled()
         self.config = config
         self._contacts = contacts
         self.ledger = ledger
@@ -184,13 +196,15 @@ class NotificationHandler(BaseHandler):
         try:
             if not self._limiter_loaded:
                 self._load_limiter()
-            for record in records:
-                self._alert(record.value, out)
+            self._tracing = out.tracing
+            for index, record in enumerate(records):
+                self._alert(record.value, out, out.traced.get(index))
                 out.poll()
         except LedgerUnavailable as exc:
             raise RetryLater(str(exc)) from exc
 
-    def _alert(self, alert: alert_pb2.Alert, out: Output) -> None:
+    def _alert(self, alert: alert_pb2.Alert, out: Output, span: Span | None = None) -> None:
+        headers = None if span is None else span.headers
         policy = self.config.policy
         phase = alert_phase(alert, policy)
         if phase is None:
@@ -201,12 +215,15 @@ class NotificationHandler(BaseHandler):
             if reason:
                 # Decided from the alert and the configuration alone: not worth a ledger row,
                 # a replay decides the same way.
-                self._publish_skip(alert, reason, out)
+                self._publish_skip(alert, reason, out, headers)
                 return
             entries = self.ledger.record(self._decide(alert, phase))
         for entry in self._in_routing_order(alert, entries):
-            settled = self._deliver(alert, entry) if entry.status is Status.PENDING else entry
-            self._publish(settled, out)
+            settled = self._deliver(alert, entry, span) if entry.status is Status.PENDING else entry
+            self._publish(settled, out, headers)
+        if self.shared is not None and alert.ingest_time_us:
+            # From the triggering event's arrival at ingest to the driver being notified.
+            self.shared.end_to_end.observe(max(0.0, self._clock() - alert.ingest_time_us / 1e6))
 
     def _in_routing_order(
         self, alert: alert_pb2.Alert, entries: dict[Channel, Entry]
@@ -263,11 +280,21 @@ class NotificationHandler(BaseHandler):
             return voice_twiml(alert, entry.phase, tz=self.config.tz)
         return text_body(alert, entry.phase, entry.channel, tz=self.config.tz)
 
-    def _deliver(self, alert: alert_pb2.Alert, entry: Entry) -> Entry:
+    def _deliver(self, alert: alert_pb2.Alert, entry: Entry, span: Span | None = None) -> Entry:
         if not self.ledger.try_lock(entry):
             raise RetryLater(f"delivery {'/'.join(entry.key)} is in progress elsewhere")
         try:
-            return self._deliver_locked(alert, entry)
+            with self._tracing.child(
+                f"twilio {entry.channel.value}",
+                span,
+                kind=CLIENT,
+                attributes={"fleetpipe.alert_id": entry.alert_id, "fleetpipe.rule": entry.rule},
+            ) as call:
+                settled = self._deliver_locked(alert, entry)
+                if call is not None:
+                    call.set("fleetpipe.delivery.status", settled.status.value)
+                    call.set("fleetpipe.delivery.attempts", settled.attempts)
+                return settled
         finally:
             self.ledger.unlock(entry)
 
@@ -360,7 +387,7 @@ class NotificationHandler(BaseHandler):
         return found
 
     # -- outcomes ----------------------------------------------------------------------------
-    def _publish(self, entry: Entry, out: Output) -> None:
+    def _publish(self, entry: Entry, out: Output, headers: Headers | None = None) -> None:
         decided = entry.decided_at or datetime.now(UTC)
         outcome = notification_pb2.NotificationOutcome(
             alert_id=entry.alert_id,
@@ -375,10 +402,12 @@ class NotificationHandler(BaseHandler):
             decided_time_us=int(decided.timestamp() * 1_000_000),
             rule=entry.rule,
         )
-        out.send(self.outcomes_topic, outcome.SerializeToString(), entry.vehicle_id)
+        out.send(self.outcomes_topic, outcome.SerializeToString(), entry.vehicle_id, headers)
         self.metrics.outcomes.labels(entry.channel.value, entry.status.value).inc()
 
-    def _publish_skip(self, alert: alert_pb2.Alert, reason: str, out: Output) -> None:
+    def _publish_skip(
+        self, alert: alert_pb2.Alert, reason: str, out: Output, headers: Headers | None = None
+    ) -> None:
         outcome = notification_pb2.NotificationOutcome(
             alert_id=alert.alert_id,
             channel=notification_pb2.CHANNEL_UNSPECIFIED,
@@ -389,5 +418,5 @@ class NotificationHandler(BaseHandler):
             decided_time_us=int(self._clock() * 1_000_000),
             rule=alert.rule,
         )
-        out.send(self.outcomes_topic, outcome.SerializeToString(), alert.vehicle_id)
+        out.send(self.outcomes_topic, outcome.SerializeToString(), alert.vehicle_id, headers)
         self.metrics.outcomes.labels("none", Status.SKIPPED.value).inc()

@@ -12,6 +12,7 @@ with its connection.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 import psycopg
+from prometheus_client import Histogram
 from psycopg.rows import dict_row
 
 from fleetpipe.core.db import PostgresSettings, apply_migrations, connect, load_migrations
@@ -117,13 +119,22 @@ def _from_row(row: dict[str, Any]) -> Entry:
 
 
 class Ledger:
-    def __init__(self, settings: PostgresSettings, *, application_name: str) -> None:
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        *,
+        application_name: str,
+        seconds: Histogram | None = None,
+    ) -> None:
         self._settings = settings
         self._application_name = application_name
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        # Observes every call's time at the database (connecting included), when given.
+        self._seconds = seconds
 
     @contextmanager
     def _db(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        started = time.monotonic()
         try:
             if self._conn is None or self._conn.closed:
                 conn = connect(
@@ -136,6 +147,9 @@ class Ledger:
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
             raise LedgerUnavailable(f"notification ledger unavailable: {exc}") from exc
+        finally:
+            if self._seconds is not None:
+                self._seconds.observe(time.monotonic() - started)
 
     def migrate(self) -> None:
         with self._db() as conn:

@@ -88,6 +88,7 @@ def main() -> None:
             store=store,
             lake=lake,
             metrics=StorageMetrics(metrics.registry),
+            shared=metrics,
             policy=StoragePolicy(
                 hot_retention_days=settings.hot_retention_days,
                 partitions_ahead_days=settings.partitions_ahead_days,

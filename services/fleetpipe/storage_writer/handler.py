@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.errors import CodecError
 from fleetpipe.core.loop import BaseHandler, RetryLater
+from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.pb.v1 import enriched_pb2
 from fleetpipe.storage_writer import columns
@@ -143,7 +144,9 @@ class StorageHandler(BaseHandler):
         single_input: str | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        shared: Metrics | None = None,
     ) -> None:
+        self.shared = shared
         self.topics = topics
         self.store = store
         self.lake = lake
@@ -238,7 +241,14 @@ class StorageHandler(BaseHandler):
                 setattr(batch, attr, table.drop_columns([PARTITION_COLUMN, OFFSET_COLUMN]))
                 to_lake.append((name, table, topic, time_column))
             started = time.monotonic()
-            result = self.store.write(batch)
+            # One transaction for the batch: its span links the spans of the traced records
+            # in it (a fan-in), or is the child of the one traced record.
+            with out.tracing.linked(
+                "postgres write",
+                list(out.traced.values()),
+                attributes={"db.system": "postgresql", "db.operation": "COPY"},
+            ):
+                result = self.store.write(batch)
             self.metrics.db_seconds.observe(time.monotonic() - started)
         except DatabaseUnavailable as exc:
             raise RetryLater(str(exc)) from exc
@@ -305,6 +315,11 @@ class StorageHandler(BaseHandler):
         if outside:
             self.metrics.outside_window.inc(outside)
         batch.telemetry = hot
+        if self.shared is not None and table.num_rows:
+            # One observation per batch, its last row: per row it would cost more than the row.
+            newest = table.column("ingest_time")[table.num_rows - 1].value
+            if newest is not None:
+                self.shared.end_to_end.observe(max(0.0, now - newest / 1e6))
         if hot.num_rows:
             self._latest.append(columns.latest_rows(hot))
         if self._latest and now - self._latest_flushed >= self.policy.latest_interval_s:

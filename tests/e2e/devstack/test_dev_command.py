@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -42,6 +43,11 @@ def test_dev_up_serves_kcat_and_down_stops_only_what_it_started() -> None:
         "FLEET_DEV_POSTGRES_PORT": str(free_port()),
         "FLEET_DEV_POSTGRES_HOME": str(home / "pg"),
         "FLEET_DEV_KAFKA_HEAP": "512m",
+        "FLEET_DEV_JAEGER_OTLP_GRPC_PORT": str(free_port()),
+        "FLEET_DEV_JAEGER_OTLP_HTTP_PORT": str(free_port()),
+        "FLEET_DEV_JAEGER_QUERY_PORT": str(free_port()),
+        "FLEET_DEV_JAEGER_QUERY_GRPC_PORT": str(free_port()),
+        "FLEET_DEV_JAEGER_HEALTH_PORT": str(free_port()),
     }
     bystander = subprocess.Popen(["sleep", "300"])  # something the stack must not touch
     try:
@@ -91,6 +97,11 @@ def test_dev_up_serves_kcat_and_down_stops_only_what_it_started() -> None:
         assert status["kafka"]["running"] and status["postgres"]["running"]
         with psycopg.connect(status["postgres"]["address"]) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+        # Jaeger is part of the test environment (scripts/build-go-tools.sh jaeger).
+        assert status["jaeger"]["running"], up.stdout
+        assert f"OTEL_EXPORTER_OTLP_ENDPOINT={status['jaeger']['otlp']}" in up.stdout
+        with urllib.request.urlopen(f"{status['jaeger']['address']}/api/services") as reply:
+            assert reply.status == 200
 
         again = _fleetpipe(env, "dev", "up", "--partitions", "4")
         assert "already running" in again.stdout

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from fleetpipe.core.records import dead_letter_record
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.records import Output, dead_letter_record
 from fleetpipe.pb.v1 import deadletter_pb2
 
 pytestmark = pytest.mark.unit
@@ -28,3 +31,41 @@ def test_dead_letter_carries_reason_and_source_in_headers_and_value() -> None:
     letter = deadletter_pb2.DeadLetter.FromString(value)
     assert (letter.payload, letter.key, letter.source_offset) == (b"\xff", b"veh-1", 1234)
     assert letter.time_us > 0
+
+
+class RecordingProducer:
+    """Stands in for both the wrapper and its confluent-kafka client."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, Any, Any]] = []
+        self.client = self
+
+    def produce(self, topic: str, value: Any, key: Any = None, headers: Any = None) -> None:
+        self.sent.append((key, value, headers))
+
+
+@pytest.mark.parametrize(
+    "traced",
+    [
+        pytest.param({}, id="none"),
+        pytest.param({0: [("traceparent", b"a")]}, id="first"),
+        pytest.param({4: [("traceparent", b"e")]}, id="last"),
+        pytest.param({1: [("traceparent", b"b")], 3: [("traceparent", b"d")]}, id="two"),
+    ],
+)
+def test_send_many_keeps_order_and_puts_headers_on_the_traced_records_only(
+    traced: dict[int, Any],
+) -> None:
+    producer = RecordingProducer()
+    out = Output(
+        producer,  # type: ignore[arg-type]
+        service="test",
+        deadletter_topic="dl",
+        metrics=Metrics("test"),
+    )
+    items: list[tuple[bytes | str | None, bytes | None]] = [
+        (f"k{i}", f"v{i}".encode()) for i in range(5)
+    ]
+    out.send_many("topic", items, traced)
+    assert [(k, v) for k, v, _ in producer.sent] == items
+    assert {i: h for i, (_, _, h) in enumerate(producer.sent) if h} == traced

@@ -348,3 +348,13 @@ def test_geofence_exit_and_return() -> None:
     alerts = _alerts(_run(Detector(rules), out_and_back))
     assert _said(alerts) == [("geofence_exit", "OPEN"), ("geofence_exit", "RESOLVED")]
     assert alerts[0].message == "v-1: left geofence depot"
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s != "normal driving"])
+def test_each_alert_names_the_event_that_triggered_it(scenario: str) -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl) + SCENARIOS[scenario](tl) + _cruise(tl)
+    out = _run(Detector(Rules()), events)
+    assert len(out.alert_sources) == len(out.alerts)
+    for source, alert in zip(out.alert_sources, _alerts(out), strict=True):
+        assert events[source].telemetry.seq == alert.seq

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from fleetpipe.core.loop import RetryLater
 from fleetpipe.core.records import Record
+from fleetpipe.core.tracing import Tracing
 from fleetpipe.notification.handler import DeliveryConfig, NotificationHandler, NotificationMetrics
 from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Status
 from fleetpipe.notification.provider import ProviderError, Sent
@@ -120,6 +121,8 @@ class FakeGateway:
 class FakeOutput:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, Any]] = []
+        self.tracing = Tracing.disabled()
+        self.traced: dict[int, Any] = {}
 
     def send(self, topic: str, value: bytes, key: Any, headers: Any = None) -> None:
         self.sent.append((topic, value, key))

@@ -236,6 +236,14 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         # The standard OpenTelemetry variable, read by the SDK itself.
         _value("OTEL_SERVICE_NAME", f"fleetpipe-{component.value}"),
     ]
+    if spec.tracing.otlp_endpoint:
+        # Read by the OpenTelemetry SDK and fleetpipe.core.tracing; only ingest starts traces
+        # by ratio, the other services follow the context in the records' headers.
+        env += [
+            _value("OTEL_EXPORTER_OTLP_ENDPOINT", spec.tracing.otlp_endpoint),
+            _value("OTEL_TRACES_SAMPLER", "traceidratio"),
+            _value("OTEL_TRACES_SAMPLER_ARG", spec.tracing.sampling_ratio),
+        ]
     if component in CONSUMERS:
         env.append(_value(ENV["group_id"], group_id(spec, component)))
     _registry_cm, registry_key = registry_source(owner, spec)

@@ -228,6 +228,15 @@ class IngestSpec(_Spec):
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
 
 
+class TracingSpec(_Spec):
+    """OpenTelemetry export for every service; without an endpoint, tracing is off."""
+
+    # An OTLP/gRPC collector, for example ``http://jaeger-collector:4317``.
+    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    # The share of events ingest starts a trace for (alerts are always traced).
+    sampling_ratio: float = Field(default=0.001, ge=0.0, le=1.0)
+
+
 class ImageSpec(_Spec):
     repository: str = Field(default="fleetpipe", min_length=1)
     tag: str = Field(default="0.1.0", min_length=1)
@@ -249,6 +258,7 @@ class FleetPipelineSpec(_Spec):
     rules: dict[str, Any] = Field(default_factory=dict)
     registry: RegistrySpec | None = None
     ingest: IngestSpec = IngestSpec()
+    tracing: TracingSpec = TracingSpec()
     image: ImageSpec = ImageSpec()
     paused: bool = False
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN

@@ -236,3 +236,20 @@ def test_topics_are_co_partitioned_with_the_specs_replication_and_retention() ->
     state = specs[topics.detection_state]
     assert (state.config or {})["cleanup.policy"] == "compact"
     assert "retention.ms" not in (state.config or {})
+
+
+def test_without_an_otlp_endpoint_no_service_exports_traces() -> None:
+    for component in Component:
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env(spec(), component)
+
+
+def test_an_otlp_endpoint_and_ratio_reach_every_service() -> None:
+    pipeline = spec(tracing={"otlpEndpoint": "http://jaeger:4317", "samplingRatio": 0.01})
+    for component in Component:
+        found = env(pipeline, component)
+        assert found["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+        assert (found["OTEL_TRACES_SAMPLER"], found["OTEL_TRACES_SAMPLER_ARG"]) == (
+            "traceidratio",
+            "0.01",
+        )
+        assert found["OTEL_SERVICE_NAME"] == f"fleetpipe-{component.value}"

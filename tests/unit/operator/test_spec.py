@@ -97,6 +97,14 @@ def test_a_partial_service_entry_keeps_the_other_defaults() -> None:
         ),
         pytest.param(with_("autoscaling.mode", False), "spec.autoscaling.mode", id="bare-Off"),
         pytest.param(with_("fleet.colour", "red"), "spec.fleet.colour", id="unknown-field"),
+        pytest.param(
+            with_("tracing.samplingRatio", 1.5), "spec.tracing.samplingRatio", id="ratio-above-1"
+        ),
+        pytest.param(
+            with_("tracing.otlpEndpoint", "jaeger:4317"),
+            "spec.tracing.otlpEndpoint",
+            id="no-scheme",
+        ),
     ],
 )
 def test_bad_specs_are_refused_naming_the_field(raw: dict[str, Any], field: str) -> None:

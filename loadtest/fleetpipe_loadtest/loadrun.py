@@ -41,7 +41,6 @@ from fleetpipe_loadtest.observe import AlertWatcher, GroupLag, NotificationWatch
 from fleetpipe_loadtest.report import (
     QUANTILES,
     Bucket,
-    Latency,
     LoadReport,
     Sample,
     Step,
@@ -386,13 +385,11 @@ def run_load(
         times, values = zip(*alerts.tally.latency, strict=True)
         report.alert_latency_ms = percentiles(values)
         report.alert_series = latency_series([t - t_start for t in times], values)
-    stored_lat = store.latency(QUANTILES)
-    if stored_lat.count:
-        report.stored_latency_ms = Latency(
-            stored_lat.count, stored_lat.quantiles, stored_lat.mean, stored_lat.max
-        )
+    stored_ms, stored_series = store.latency(QUANTILES)
+    if stored_ms.count:
+        report.stored_latency_ms = stored_ms
         report.stored_series = [
-            Bucket(s - t_start, n, p50, p99) for s, n, p50, p99 in stored_lat.series
+            Bucket(s - t_start, n, p50, p99) for s, n, p50, p99 in stored_series
         ]
     if ack_ms:
         report.ack_latency_ms = percentiles(ack_ms)
@@ -540,13 +537,6 @@ def summary_lines(report: LoadReport) -> Sequence[str]:
             f"stored {s.stored:,} of {s.expected:,}: missing {s.missing:,}, duplicates "
             f"{s.duplicates:,}, unexpected {s.unexpected:,}"
         )
-    for label, lat in (
-        ("ingest → alert", report.alert_latency_ms),
-        ("ingest → stored", report.stored_latency_ms),
-    ):
-        if lat is not None and lat.count:
-            lines.append(
-                f"{label}: p50 {lat.get('p50'):,.0f} ms, p99 {lat.get('p99'):,.0f} ms "
-                f"({lat.count:,} samples)"
-            )
+    for label, lat in report.latencies(client=False):
+        lines.append(f"{label}: {lat.brief()}")
     return lines

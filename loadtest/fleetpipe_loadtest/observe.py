@@ -10,7 +10,6 @@ this run only.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -22,6 +21,7 @@ from psycopg import sql
 
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.pb.v1 import alert_pb2, notification_pb2
+from fleetpipe_loadtest.report import Latency
 
 # Rules driven by processing time (a vehicle's silence), not by a triggering event's arrival:
 # their ingest → alert time measures the rule's timeout, not the pipeline.
@@ -164,17 +164,6 @@ class NotificationWatcher(_TopicTail):
         return self.by_status
 
 
-@dataclass(frozen=True)
-class StoredLatency:
-    """ingest → stored in ms: overall percentiles and per-second (p50, p99) by stored time."""
-
-    count: int
-    quantiles: Mapping[str, float]
-    mean: float
-    max: float
-    series: list[tuple[float, int, float, float]]  # (stored second, rows, p50, p99)
-
-
 class StoreProbe:
     """The telemetry rows of one run's vehicles in the hot store (PostgreSQL)."""
 
@@ -221,7 +210,10 @@ class StoreProbe:
         with self._connect() as conn:
             return {str(v): (int(r), int(d)) for v, r, d in conn.execute(query)}
 
-    def latency(self, qs: tuple[float, ...]) -> StoredLatency:
+    def latency(
+        self, qs: tuple[float, ...]
+    ) -> tuple[Latency, list[tuple[float, int, float, float]]]:
+        """ingest → stored in ms: overall, and (stored second, rows, p50, p99) per second."""
         lat = sql.SQL("extract(epoch FROM stored_time - ingest_time) * 1000")
         where = sql.SQL("{} AND stored_time IS NOT NULL AND ingest_time IS NOT NULL").format(
             self._where()
@@ -250,10 +242,10 @@ class StoreProbe:
         assert row is not None
         n = int(row[0])
         values = [float(v) if v is not None else float("nan") for v in row[1:]]
-        return StoredLatency(
+        overall_ms = Latency(
             count=n,
             quantiles={f"p{q:g}": v for q, v in zip(qs, values, strict=False)} if n else {},
             mean=values[len(qs)] if n else float("nan"),
             max=values[len(qs) + 1] if n else float("nan"),
-            series=[(float(s), int(c), float(a), float(b)) for s, c, a, b in rows],
         )
+        return overall_ms, [(float(s), int(c), float(a), float(b)) for s, c, a, b in rows]

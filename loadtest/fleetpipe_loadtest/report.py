@@ -80,6 +80,11 @@ class Latency:
     def get(self, name: str) -> float:
         return self.quantiles.get(name, math.nan)
 
+    def brief(self) -> str:
+        """``p50 84 ms, p90 157 ms, p99 167 ms, max 170 ms (44 samples)``."""
+        named = ", ".join(f"{q} {_ms(self.get(q), 0)} ms" for q in ("p50", "p90", "p99"))
+        return f"{named}, max {_ms(self.max, 0)} ms ({self.count:,} samples)"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "count": self.count,
@@ -259,6 +264,16 @@ class LoadReport:
     def notifications_sent(self) -> int:
         return self.notifications_by_status.get("SENT", 0)
 
+    def latencies(self, *, client: bool = True) -> list[tuple[str, Latency]]:
+        """The latencies that have samples, labelled; ``client`` adds the sender's ack time."""
+        named = [
+            ("ingest → alert", self.alert_latency_ms),
+            ("ingest → stored", self.stored_latency_ms),
+        ]
+        if client:
+            named.append(("batch acknowledged (client)", self.ack_latency_ms))
+        return [(label, lat) for label, lat in named if lat is not None and lat.count]
+
     def sent_rate(self) -> float:
         return self.sent / self.load_s if self.load_s else 0.0
 
@@ -336,16 +351,11 @@ class LoadReport:
             ]
         md += ["", "| latency (ms) | samples | p50 | p90 | p99 | p99.9 | max |"]
         md += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for label, lat in (
-            ("ingest → alert", self.alert_latency_ms),
-            ("ingest → stored", self.stored_latency_ms),
-            ("batch acknowledged (client)", self.ack_latency_ms),
-        ):
-            if lat is not None and lat.count:
-                md.append(
-                    f"| {label} | {lat.count:,} | {_ms(lat.get('p50'))} | {_ms(lat.get('p90'))} | "
-                    f"{_ms(lat.get('p99'))} | {_ms(lat.get('p99.9'))} | {_ms(lat.max)} |"
-                )
+        for label, lat in self.latencies():
+            md.append(
+                f"| {label} | {lat.count:,} | {_ms(lat.get('p50'))} | {_ms(lat.get('p90'))} | "
+                f"{_ms(lat.get('p99'))} | {_ms(lat.get('p99.9'))} | {_ms(lat.max)} |"
+            )
         if self.alerts_by_rule:
             md += ["", "| alerts by rule | OPEN | UPDATE | RESOLVED | injected episodes |"]
             md += ["| --- | ---: | ---: | ---: | ---: |"]
@@ -367,8 +377,8 @@ class LoadReport:
         return "\n".join(md) + "\n"
 
 
-def _ms(x: float) -> str:
-    return f"{x:,.1f}" if math.isfinite(x) else "-"
+def _ms(x: float, digits: int = 1) -> str:
+    return f"{x:,.{digits}f}" if math.isfinite(x) else "-"
 
 
 def _jsonable(x: Any) -> Any:

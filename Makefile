@@ -89,6 +89,10 @@ bench-operator: ## seconds from a FleetPipeline 50K → 100K patch to Ready, rep
 bench-baseline: ## baseline B (core-loop passthrough), report in benchmarks/reports/
 	$(BIN)/fleetpipe bench baseline
 
+.PHONY: bench-pipeline
+bench-pipeline: ## whole pipeline: highest sustained rate with zero loss vs B, report in benchmarks/reports/
+	$(BIN)/fleetpipe bench pipeline
+
 .PHONY: clean
 clean: ## remove build leftovers (not the caches in ~/.cache/fleetpipe)
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -313,7 +313,7 @@ def run_load(
                 sample("load")
                 next_sample += 1.0
             time.sleep(0.05)
-        load_s = time.monotonic() - t0
+        load_end_t = samples[-1].t if samples else 0.0
         errors = [st.error for st in states if st.error]
         if errors:
             report.notes += [f"sender failed: {e}" for e in errors]
@@ -356,7 +356,8 @@ def run_load(
         alerts.close()
         outcomes.close()
 
-    report.load_s = load_s
+    report.load_s = max((float(w.final.get("send_s", 0.0)) for w in states), default=0.0)
+    report.load_end_t = load_end_t
     report.wall_s = time.monotonic() - t0
     report.samples = samples
     report.sent = sum(w.sent for w in states)
@@ -489,6 +490,7 @@ async def _drive(
                 if now - last_report >= 0.5:
                     last_report = now
                     progress()
+        send_s = time.monotonic() - t0 + tick_s if k else 0.0
         await sender.drain(timeout=120)
     sent = np.flatnonzero(counts)
     truths = fleet.ground_truth(include_active=True)
@@ -497,6 +499,7 @@ async def _drive(
         ack = [ack[i] for i in np.linspace(0, len(ack) - 1, ACK_SAMPLE).astype(int).tolist()]
     progress(
         final=True,
+        send_s=send_s,
         numbers=(sent + first).tolist(),
         counts=counts[sent].tolist(),
         injected=dict(Counter(g.kind for g in truths if not g.cause)),

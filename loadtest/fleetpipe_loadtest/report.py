@@ -228,7 +228,10 @@ class LoadReport:
     machine: Mapping[str, str]
     plan: Mapping[str, Any]
     wall_s: float = 0.0
+    # Seconds the senders took to send their ticks (from the first tick to the end of the last
+    # one's period), the longest of the worker processes: the sent rate's denominator.
     load_s: float = 0.0
+    load_end_t: float = 0.0  # the last sample of the load phase (``Sample.t``)
     sent: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -288,6 +291,7 @@ class LoadReport:
             "plan": dict(self.plan),
             "wall_s": self.wall_s,
             "load_s": self.load_s,
+            "load_end_t": self.load_end_t,
             "events": {
                 "sent": self.sent,
                 "acknowledged": self.acked,

@@ -265,6 +265,42 @@ def bench_pipeline_stages(
     )
 
 
+@bench_app.command("pipeline")
+def bench_pipeline(
+    rates: Annotated[
+        str, typer.Option(help="offered rates to try, events/s (vehicles at 1 Hz), in order")
+    ] = "2000,4000,6000,8000",
+    duration: Annotated[float, typer.Option(min=5.0, help="seconds of load per rate")] = 60.0,
+    partitions: Partitions = 6,
+    processes: Annotated[int, typer.Option(min=1, max=16, help="sender processes")] = 2,
+    baseline_events: Annotated[
+        int, typer.Option(min=10_000, help="records per baseline B run")
+    ] = 300_000,
+    baseline_runs: Annotated[int, typer.Option(min=1, max=20, help="baseline B runs")] = 3,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/pipeline.md"
+    ),
+) -> None:
+    """The whole pipeline's highest sustained rate with zero loss, against B in the same run."""
+    from fleetpipe_loadtest.pipeline_bench import run_pipeline_bench
+
+    try:
+        offered = [int(r) for r in rates.split(",") if r.strip()]
+    except ValueError:
+        raise typer.BadParameter("--rates: whole numbers separated by commas") from None
+    run_pipeline_bench(
+        _stack(),
+        rates=offered,
+        duration_s=duration,
+        partitions=partitions,
+        processes=processes,
+        baseline_events=baseline_events,
+        baseline_runs=baseline_runs,
+        report=report,
+        console=console,
+    )
+
+
 def main() -> None:
     app()
 

@@ -358,6 +358,7 @@ def run_load(
 
     report.load_s = max((float(w.final.get("send_s", 0.0)) for w in states), default=0.0)
     report.load_end_t = load_end_t
+    report.processes = {f"simulator-{k}": w.pid for k, w in enumerate(workers) if w.pid}
     report.wall_s = time.monotonic() - t0
     report.samples = samples
     report.sent = sum(w.sent for w in states)

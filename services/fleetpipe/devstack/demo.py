@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,6 +72,8 @@ def twilio_from_environment() -> dict[str, str] | None:
 
 
 def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
+    # SIGTERM (a closed terminal, a supervisor) stops everything like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     console.rule("[bold]FleetPipe demo")
     topics = Topics.with_suffix(options.topic_suffix) if options.topic_suffix else Topics()
     kafka, dsn = _servers(stack, options, topics, console)
@@ -155,7 +158,7 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
                 settle_timeout_s=options.settle_timeout_s,
                 machine=machine(),
             )
-        report.processes = pipeline.pids()
+        report.processes.update(pipeline.pids())
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping everything the demo started[/]")
         code = 130
@@ -164,11 +167,16 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         console.print(f"[red]the pipeline failed[/]: {exc}")
         code = 1
     finally:
-        codes = pipeline.stop()
-        if contract is not None:
-            contract.stop()
-        if options.kafka is None and not options.keep_running:
-            stack.down(say=console.print)
+        # A second Ctrl-C must not cut the shutdown short and leave services behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            codes = pipeline.stop()
+            if contract is not None:
+                contract.stop()
+            if options.kafka is None and not options.keep_running:
+                stack.down(say=console.print)
+        finally:
+            signal.signal(signal.SIGINT, previous)
     bad = {n: c for n, c in codes.items() if c != 0}
     if bad:
         console.print(f"[red]services exited with errors[/]: {bad}; see {config.logs}")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fleetpipe.devstack.procs import is_ours
+from fleetpipe.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,37 +40,56 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _demo_command(kafka: Any, pg_schema: Any, suffix: str, workdir: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fleetpipe.cli",
+        "demo",
+        "--partitions", "3",
+        "--kafka", kafka.bootstrap,
+        "--postgres-dsn", pg_schema.dsn,
+        "--schema", pg_schema.name,
+        "--topic-suffix", suffix,
+        "--workdir", str(workdir),
+        *args,
+    ]  # fmt: skip
+
+
 def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up(
     kafka: Any, postgres: Any, pg_schema: Any, tmp_path: Path
 ) -> None:
     suffix = f"demo{uuid.uuid4().hex[:8]}"
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fleetpipe.cli",
-            "demo",
-            "--vehicles",
-            "200",
-            "--duration",
-            "20",
-            "--scenarios",
-            SCENARIOS,
-            "--partitions",
-            "3",
-            "--kafka",
-            kafka.bootstrap,
-            "--postgres-dsn",
-            pg_schema.dsn,
-            "--schema",
-            pg_schema.name,
-            "--topic-suffix",
+        _demo_command(
+            kafka,
+            pg_schema,
             suffix,
-            "--workdir",
-            str(tmp_path),
-            "--settle-timeout",
-            "120",
-        ],
+            tmp_path,
+            *("--vehicles", "200", "--duration", "20", "--scenarios", SCENARIOS),
+            *("--settle-timeout", "120"),
+        ),
         env={**os.environ, "COLUMNS": "120"},
         capture_output=True,
         text=True,
@@ -125,13 +146,57 @@ def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up
     assert (tmp_path / "lake").is_dir()
 
     # Everything the demo started is gone: its services and simulator processes.
-    assert set(report["processes"]) == {
+    assert {
         "ingest",
         "enrichment",
         "detection",
         "storage-writer",
         "notification",
-    }
+        "simulator-0",
+    } <= set(report["processes"])
     for name, pid in report["processes"].items():
-        assert not is_ours(pid, "fleetpipe"), f"{name} (pid {pid}) still runs"
+        assert not _alive(pid), f"{name} (pid {pid}) still runs"
     assert _processes_with(suffix) == []
+
+
+def test_ctrl_c_stops_every_process_the_demo_started(
+    kafka: Any, pg_schema: Any, tmp_path: Path
+) -> None:
+    suffix = f"demo{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "demo.out"
+    with log.open("wb") as out:
+        # Its own process group, as a terminal's foreground job: Ctrl-C reaches all of it.
+        demo = subprocess.Popen(
+            _demo_command(
+                kafka,
+                pg_schema,
+                suffix,
+                tmp_path / "work",
+                "--vehicles",
+                "100",
+                "--duration",
+                "300",
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: demo.poll() is not None or "vehicle ids" in log.read_text(errors="replace"),
+            timeout=240,
+            what="the demo to start sending",
+        )
+        assert demo.poll() is None, log.read_text()
+        assert _processes_with(suffix), "the services run, with the run's topics"
+        time.sleep(3)
+        started = _children(demo.pid)
+        assert len(started) >= 6, "five services and the simulator"
+        os.killpg(demo.pid, signal.SIGINT)
+        assert demo.wait(120) == 130, log.read_text()[-4000:]
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert "interrupted" in log.read_text()
+    assert wait_for(lambda: _processes_with(suffix) == [], timeout=10, what="no service left")
+    assert wait_for(lambda: not any(_alive(p) for p in started), timeout=10, what="no child left")

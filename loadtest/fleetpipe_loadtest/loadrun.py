@@ -345,12 +345,19 @@ def run_load(
         raise
     finally:
         stop.set()
+        # A worker that has put updates on the queue exits only once they are read, so read
+        # while waiting; one still running after that is terminated, and the queue, which a
+        # worker killed mid-write leaves corrupt, is not read again.
+        deadline = time.monotonic() + 15
+        while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+            drain_updates()
+            for w in workers:
+                w.join(0.05)
+        drain_updates()
         for w in workers:
-            w.join(10)
             if w.is_alive():
                 w.terminate()
                 w.join(5)
-        drain_updates()
         for g in lags.values():
             g.close()
         alerts.close()

@@ -311,7 +311,8 @@ def run_load(
                         states[k].done = True
             if time.monotonic() >= next_sample:
                 sample("load")
-                next_sample += 1.0
+                # After a slow sample, the next comes a second later, not at once.
+                next_sample = max(next_sample + 1.0, time.monotonic() + 0.5)
             time.sleep(0.05)
         load_end_t = samples[-1].t if samples else 0.0
         errors = [st.error for st in states if st.error]

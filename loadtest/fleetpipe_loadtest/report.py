@@ -8,7 +8,6 @@ summary; :mod:`fleetpipe_loadtest.charts` turns its series into PNG files.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -151,13 +150,24 @@ class Sample:
     lag: Mapping[str, int]
 
 
-def rates(samples: Sequence[Sample], name: str) -> list[tuple[float, float]]:
-    """Per-second rate of a cumulative counter (``sent``, ``acked``, ``stored``) between samples."""
+def rates(
+    samples: Sequence[Sample], name: str, *, min_dt: float = 0.5
+) -> list[tuple[float, float]]:
+    """Per-second rate of a cumulative counter (``sent``, ``acked``, ``stored``) between samples.
+
+    Samples closer than ``min_dt`` are merged into the next interval: two samples taken in quick
+    succession after a slow one would otherwise show a burst that never happened.
+    """
     out = []
-    for a, b in itertools.pairwise(samples):
-        dt = b.t - a.t
-        if dt > 0:
-            out.append((b.t, (getattr(b, name) - getattr(a, name)) / dt))
+    last: Sample | None = None
+    for s in samples:
+        if last is None:
+            last = s
+            continue
+        dt = s.t - last.t
+        if dt >= min_dt:
+            out.append((s.t, (getattr(s, name) - getattr(last, name)) / dt))
+            last = s
     return out
 
 

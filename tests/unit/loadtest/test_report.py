@@ -76,6 +76,13 @@ def test_rates_are_per_second_differences_of_the_cumulative_counts() -> None:
     assert rates(samples[:1], "acked") == []
 
 
+def test_rates_merge_samples_taken_in_quick_succession() -> None:
+    # A slow sample at 2.0 s, then one at once at 2.05 s: no burst of 20,000 events/s.
+    samples = [Sample(t, n, n, 0, 0, 0, {}) for t, n in ((0.0, 0), (2.0, 2000), (2.05, 3000))]
+    samples.append(Sample(3.05, 4000, 4000, 0, 0, 0, {}))
+    assert rates(samples, "sent") == [(2.0, 1000.0), (3.05, pytest.approx(2000.0 / 1.05))]
+
+
 @pytest.mark.parametrize(
     ("stored", "missing", "duplicates", "unexpected"),
     [

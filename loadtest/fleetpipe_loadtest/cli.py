@@ -183,13 +183,17 @@ def loadtest_run_command(
         Path | None, typer.Option(help="CA certificate: connect with TLS and verify the server")
     ] = None,
 ) -> None:
-    """Load a running pipeline and measure it end to end; writes JSON, Markdown and PNG charts.
+    """Load a running pipeline and measure it end to end.
 
-    N vehicles at R Hz (or a --profile of steps) from several processes and gRPC streams;
-    measures sent, acknowledged and rejected events, per-vehicle seq accounting in the database
-    (loss and duplicates), ingest → alert and ingest → stored latency. Runs against the local
-    pipeline or one in Kubernetes (as a Job: pass the ingest Service, Kafka and the DSN).
-    Exits 1 when an accepted event is missing or stored twice.
+    N vehicles at R Hz, or a --profile of vehicles:seconds steps, from several
+    processes and gRPC streams. Measures sent, acknowledged and rejected
+    events, per-vehicle seq accounting in the database (loss, duplicates),
+    ingest → alert and ingest → stored latency; writes a JSON report, a
+    Markdown summary and PNG charts.
+
+    Runs against the local pipeline or one in Kubernetes (as a Job: pass the
+    ingest Service, Kafka and the DSN). Exits 1 when an accepted event is
+    missing or stored twice.
     """
     from rich.console import Console
     from rich.live import Live

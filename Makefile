@@ -117,6 +117,10 @@ bench-baseline: ## baseline B (core-loop passthrough), report in benchmarks/repo
 bench-tracing: ## ingest, enrichment, detection with tracing off and on, report in benchmarks/reports/
 	$(BIN)/fleetpipe bench tracing
 
+.PHONY: bench-pipeline
+bench-pipeline: ## whole pipeline: highest sustained rate with zero loss vs B, report in benchmarks/reports/
+	$(BIN)/fleetpipe bench pipeline
+
 .PHONY: clean
 clean: ## remove build leftovers (not the caches in ~/.cache/fleetpipe)
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

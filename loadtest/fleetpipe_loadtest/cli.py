@@ -132,3 +132,128 @@ def bench_ingest_command(
         report=report,
     )
     run_ingest_bench(DevStack(DevStackSettings()), config, Console())
+
+
+def loadtest_run_command(
+    target: Annotated[str, typer.Option(help="ingest's gRPC address")] = "127.0.0.1:50051",
+    token: Annotated[
+        str,
+        typer.Option(envvar="FLEET_LOADTEST_TOKEN", help="bearer token", show_default=False),
+    ] = "",
+    fleet: Annotated[str, typer.Option(help="fleet id (the token's fleet)")] = "fleet-1",
+    kafka: Annotated[
+        str, typer.Option(envvar="FLEET_LOADTEST_KAFKA", help="Kafka bootstrap servers")
+    ] = "127.0.0.1:19092",
+    dsn: Annotated[
+        str,
+        typer.Option(envvar="FLEET_LOADTEST_DSN", help="PostgreSQL DSN of the storage writer"),
+    ] = "postgresql://fleetpipe@127.0.0.1:15432/fleetpipe",
+    schema: Annotated[str, typer.Option(help="PostgreSQL schema of the hot store")] = "fleetpipe",
+    topic_suffix: Annotated[
+        str, typer.Option(help="the pipeline's topics are <name>.<suffix>")
+    ] = "",
+    group_suffix: Annotated[
+        str, typer.Option(help="the services' consumer groups are fleetpipe-<service>-<suffix>")
+    ] = "",
+    vehicles: Annotated[int, typer.Option(min=1, max=999_999, help="vehicles")] = 5000,
+    rate: Annotated[
+        float, typer.Option(min=0.01, max=100.0, help="events per vehicle per second (Hz)")
+    ] = 1.0,
+    duration: Annotated[float, typer.Option(min=1.0, help="seconds")] = 60.0,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="vehicles:seconds steps, e.g. 5000:60,10000:60,5000:60"),
+    ] = None,
+    processes: Annotated[int, typer.Option(min=1, max=64, help="sender processes")] = 2,
+    streams: Annotated[int, typer.Option(min=1, max=256, help="gRPC streams per process")] = 4,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="events per batch")] = 500,
+    window: Annotated[int, typer.Option(min=1, help="unacknowledged batches per stream")] = 8,
+    scenarios: Annotated[
+        str, typer.Option(help="injected scenarios, episodes per vehicle-hour")
+    ] = "all=0.2",
+    seed: Annotated[int, typer.Option(help="same seed, same fleet")] = 1,
+    settle_timeout: Annotated[
+        float, typer.Option(min=1.0, help="seconds to wait for the pipeline to catch up")
+    ] = 180.0,
+    report_dir: Annotated[
+        Path, typer.Option(help="where the JSON, Markdown and PNG files go")
+    ] = Path("loadtest-reports"),
+    name: Annotated[str, typer.Option(help="file name stem of the report")] = "loadtest",
+    tls_ca: Annotated[
+        Path | None, typer.Option(help="CA certificate: connect with TLS and verify the server")
+    ] = None,
+) -> None:
+    """Load a running pipeline and measure it end to end.
+
+    N vehicles at R Hz, or a --profile of vehicles:seconds steps, from several
+    processes and gRPC streams. Measures sent, acknowledged and rejected
+    events, per-vehicle seq accounting in the database (loss, duplicates),
+    ingest → alert and ingest → stored latency; writes a JSON report, a
+    Markdown summary and PNG charts.
+
+    Runs against the local pipeline or one in Kubernetes (as a Job: pass the
+    ingest Service, Kafka and the DSN). Exits 1 when an accepted event is
+    missing or stored twice.
+    """
+    from rich.console import Console
+    from rich.live import Live
+
+    from fleetpipe.core.settings import KafkaSettings, Topics
+    from fleetpipe_loadtest.harness import machine
+    from fleetpipe_loadtest.live import render
+    from fleetpipe_loadtest.loadrun import (
+        LoadPlan,
+        Watch,
+        default_groups,
+        new_run_id,
+        run_load,
+        summary_lines,
+        write_outputs,
+    )
+    from fleetpipe_loadtest.report import Step, parse_profile
+    from fleetpipe_loadtest.scenarios import ScenarioMix
+
+    console = Console()
+    if not token:
+        raise typer.BadParameter("a token is needed (--token or FLEET_LOADTEST_TOKEN)")
+    try:
+        steps = tuple(parse_profile(profile)) if profile else (Step(vehicles, duration),)
+        ScenarioMix.parse(scenarios)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    topics = Topics.with_suffix(topic_suffix) if topic_suffix else Topics()
+    groups = {
+        stage: (f"{group}-{group_suffix}" if group_suffix else group, topic)
+        for stage, (group, topic) in default_groups(topics).items()
+    }
+    plan = LoadPlan(
+        target=target,
+        token=token,
+        fleet_id=fleet,
+        run_id=new_run_id(),
+        steps=steps,
+        rate_hz=rate,
+        processes=processes,
+        streams=streams,
+        batch_size=batch_size,
+        window=window,
+        scenarios=scenarios,
+        seed=seed,
+        root_certificates=tls_ca.read_bytes() if tls_ca else None,
+    )
+    watch = Watch(KafkaSettings(bootstrap_servers=kafka), topics, dsn, schema, groups)
+    console.print(f"{plan.events:,} events from {plan.vehicles:,} vehicles → {target}")
+    with Live(console=console, refresh_per_second=2) as live:
+        report = run_load(
+            plan,
+            watch,
+            on_update=lambda view: live.update(render(view)),
+            settle_timeout_s=settle_timeout,
+            machine=machine(),
+        )
+    paths = write_outputs(report, report_dir, name=name, title="FleetPipe load run")
+    for line in summary_lines(report):
+        console.print(line)
+    console.print(f"report: {paths['markdown']} ({paths['json'].name}, PNG charts)")
+    ok = report.seq is not None and report.seq.exact
+    raise typer.Exit(0 if ok else 1)

@@ -432,6 +432,7 @@ class Fleet:
         injections: Sequence[Injection] = (),
         shard: tuple[int, int] = (0, 1),
         overheat_peak_c: float = 215.0,
+        id_prefix: str | None = None,
     ) -> None:
         if vehicles < 1 or vehicles > 999_999:
             raise ValueError(f"vehicles must be 1..999999, not {vehicles}")
@@ -446,6 +447,9 @@ class Fleet:
         if len(fleet_id) > 100 or not fleet_id:
             raise ValueError("fleet_id must be 1..100 characters")
         self.fleet_id = fleet_id
+        # Vehicle ids are "<id_prefix>-veh-NNNNNN"; a load run gives each run a prefix of its
+        # own, so that its vehicles (and their seqs from 1) never meet an earlier run's.
+        self.id_prefix = id_prefix or fleet_id
         self.seed = seed
         self.rate_hz = rate_hz
         self.dt = 1.0 / rate_hz
@@ -521,7 +525,9 @@ class Fleet:
         self.battery12: F64 = 88.0 + 11.0 * u[6]
         self.p_phase: F64 = u[7]
         self._hbase = self._hash(3)
-        self.id_bytes = np.array([vehicle_id(int(x), self.fleet_id).encode() for x in self.numbers])
+        self.id_bytes = np.array(
+            [vehicle_id(int(x), self.id_prefix).encode() for x in self.numbers]
+        )
 
     def _init_state(self) -> None:
         n = self.n
@@ -596,11 +602,11 @@ class Fleet:
             name = f"{_FIRST[num % len(_FIRST)]} {_LAST[(num // len(_FIRST)) % len(_LAST)]}"
             out.append(
                 Vehicle(
-                    vehicle_id=vehicle_id(num, self.fleet_id),
+                    vehicle_id=vehicle_id(num, self.id_prefix),
                     fleet_id=self.fleet_id,
                     vehicle_type=v.type.name,
                     model=v.type.models[num % len(v.type.models)],
-                    driver_id=f"{self.fleet_id}-drv-{num:06d}",
+                    driver_id=f"{self.id_prefix}-drv-{num:06d}",
                     driver_name=name,
                     driver_phone=phone,
                     driver_whatsapp=phone if num % 2 == 0 else "",
@@ -1138,7 +1144,7 @@ class Fleet:
             assert sc is not None
             truths = sc.truths(self)
             if not any(g.kind == sc.kind for g in truths):
-                self.missed.append((vehicle_id(v.num, self.fleet_id), sc.kind))
+                self.missed.append((vehicle_id(v.num, self.id_prefix), sc.kind))
             self._truth.extend(truths)
             v.scenario = None
             v.keep_running = False
@@ -1180,7 +1186,7 @@ class _Scenario:
             w[1] = event_time_us
 
     def truths(self, fleet: Fleet) -> list[GroundTruth]:
-        vid = vehicle_id(self.v.num, fleet.fleet_id)
+        vid = vehicle_id(self.v.num, fleet.id_prefix)
         return [
             GroundTruth(vid, kind.value, w[0], w[1], "" if kind == self.kind else self.kind.value)
             for kind, w in self.windows.items()
@@ -1358,7 +1364,7 @@ class _Offline(_Scenario):
         if not self.done or self.last_before is None:
             return []
         end = int(fleet.last_emit_us[self.v.row])  # the first event after the silence
-        vid = vehicle_id(self.v.num, fleet.fleet_id)
+        vid = vehicle_id(self.v.num, fleet.id_prefix)
         return [GroundTruth(vid, self.kind.value, self.last_before, end)]
 
 

@@ -14,7 +14,7 @@ from fleetpipe.core.settings import Topics
 from fleetpipe.devstack.kubecmd import bench_operator, kube_app
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
 from fleetpipe.storage_writer.query_cli import query_app
-from fleetpipe_loadtest.cli import bench_ingest_command, simulate_command
+from fleetpipe_loadtest.cli import bench_ingest_command, loadtest_run_command, simulate_command
 from fleetpipe_loadtest.storage_bench import command as bench_storage_writer
 
 app = typer.Typer(
@@ -27,8 +27,13 @@ dev_app = typer.Typer(
     no_args_is_help=True,
 )
 bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=True)
+loadtest_app = typer.Typer(
+    help="Load a running pipeline (local or in Kubernetes) and measure it.", no_args_is_help=True
+)
 app.add_typer(dev_app, name="dev")
 app.add_typer(bench_app, name="bench")
+app.add_typer(loadtest_app, name="loadtest")
+loadtest_app.command("run")(loadtest_run_command)
 app.add_typer(query_app, name="query")
 bench_app.command("storage-writer")(bench_storage_writer)
 dev_app.add_typer(kube_app, name="kube")
@@ -97,28 +102,117 @@ def dev_status(
     console.print(table if status else "nothing started")
 
 
-@app.command("demo")
-def demo(
-    vehicles: Annotated[int, typer.Option(min=1, help="simulated vehicles")] = 1000,
-    events: Annotated[int, typer.Option(min=1, help="events to push through")] = 200_000,
-    partitions: Partitions = 12,
-    keep_running: Annotated[
-        bool, typer.Option(help="leave Kafka and PostgreSQL running afterwards")
-    ] = True,
-) -> None:
-    """The main job: bring up the local stack and push simulated telemetry through the pipeline."""
-    from fleetpipe.devstack.demo import run_demo
+DEMO_EPILOG = """\
+Examples:
 
-    raise typer.Exit(
-        run_demo(
-            _stack(),
-            vehicles=vehicles,
-            events=events,
-            partitions=partitions,
-            keep_running=keep_running,
-            console=console,
-        )
+  fleetpipe demo  (1,000 vehicles at 1 Hz for 60 s)
+
+  fleetpipe demo --vehicles 5000 --duration 120
+
+  fleetpipe demo --events 1000000
+
+  fleetpipe demo --profile 2000:30,5000:30,2000:30  (a ramp)
+
+Real Twilio: set FLEET_TWILIO__ACCOUNT_SID, FLEET_TWILIO__AUTH_TOKEN and
+FLEET_TWILIO__SMS_FROM; otherwise messages go to a local server that speaks
+Twilio's REST API and records them.
+"""
+
+
+@app.command("demo", epilog=DEMO_EPILOG)
+def demo(
+    vehicles: Annotated[
+        int, typer.Option(min=1, max=999_999, help="simulated vehicles (each sends at --rate)")
+    ] = 1000,
+    rate: Annotated[
+        float, typer.Option(min=0.01, max=100.0, help="events per vehicle per second (Hz)")
+    ] = 1.0,
+    duration: Annotated[float, typer.Option(min=1.0, help="seconds of simulated driving")] = 60.0,
+    events: Annotated[
+        int | None,
+        typer.Option(min=1, help="events to send instead of --duration (vehicles × rate × s)"),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="steps of vehicles:seconds instead of --vehicles/--duration"),
+    ] = None,
+    scenarios: Annotated[
+        str,
+        typer.Option(
+            help="injected scenarios, episodes per vehicle-hour: 'all=2', "
+            "'speeding=5,crash=2' or 'none'"
+        ),
+    ] = "all=2",
+    partitions: Partitions = 6,
+    processes: Annotated[
+        int, typer.Option(min=1, max=64, help="simulator processes (the fleet is split)")
+    ] = 1,
+    streams: Annotated[int, typer.Option(min=1, max=64, help="gRPC streams per process")] = 2,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="logs, registry, Parquet and report (default: the dev home's demo/)"),
+    ] = None,
+    kafka: Annotated[
+        str | None, typer.Option(help="a running broker instead of the local stack's")
+    ] = None,
+    postgres_dsn: Annotated[
+        str | None, typer.Option(help="a running PostgreSQL instead of the local stack's")
+    ] = None,
+    schema: Annotated[str, typer.Option(help="PostgreSQL schema of the stored data")] = "fleetpipe",
+    topic_suffix: Annotated[
+        str, typer.Option(help="topics and consumer groups of their own: <name>.<suffix>")
+    ] = "",
+    keep_running: Annotated[
+        bool, typer.Option(help="leave the local Kafka and PostgreSQL running afterwards")
+    ] = True,
+    settle_timeout: Annotated[
+        float, typer.Option(min=1.0, help="seconds to wait for the pipeline to catch up")
+    ] = 120.0,
+) -> None:
+    """The main job: the whole pipeline on real Kafka and PostgreSQL, locally.
+
+    Starts Kafka and PostgreSQL (or uses --kafka and --postgres-dsn), the five
+    services as child processes (ingest, enrichment, detection, storage-writer,
+    notification) and the fleet simulator, which streams telemetry to ingest
+    over gRPC with injected scenarios (speeding, crashes, SOS, low fuel, ...).
+
+    Shows live progress, then a summary: events sent, acknowledged and stored
+    (checked per vehicle and seq: no loss, no duplicate), alerts by rule,
+    notifications, ingest → alert and ingest → stored latency, and where the
+    data, the logs and the report (JSON, Markdown, PNG charts) are.
+
+    Ctrl-C stops everything it started.
+    """
+    from fleetpipe.devstack.demo import DemoOptions, run_demo
+    from fleetpipe_loadtest.report import Step, parse_profile
+
+    if profile is not None:
+        try:
+            steps = tuple(parse_profile(profile))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--profile") from None
+    elif events is not None:
+        steps = (Step(vehicles, max(1.0 / rate, events / (vehicles * rate))),)
+    else:
+        steps = (Step(vehicles, duration),)
+    if (kafka is None) != (postgres_dsn is None):
+        raise typer.BadParameter("give both --kafka and --postgres-dsn, or neither")
+    options = DemoOptions(
+        steps=steps,
+        rate_hz=rate,
+        scenarios=scenarios,
+        partitions=partitions,
+        processes=processes,
+        streams=streams,
+        workdir=workdir,
+        kafka=kafka,
+        postgres_dsn=postgres_dsn,
+        schema=schema,
+        topic_suffix=topic_suffix,
+        keep_running=keep_running,
+        settle_timeout_s=settle_timeout,
     )
+    raise typer.Exit(run_demo(_stack(), options, console=console))
 
 
 @bench_app.command("baseline")
@@ -199,6 +293,42 @@ def bench_tracing(
         report=report,
     )
     run_tracing_bench(_stack(), config, console)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    rates: Annotated[
+        str, typer.Option(help="offered rates to try, events/s (vehicles at 1 Hz), in order")
+    ] = "2000,4000,6000,8000",
+    duration: Annotated[float, typer.Option(min=5.0, help="seconds of load per rate")] = 60.0,
+    partitions: Partitions = 6,
+    processes: Annotated[int, typer.Option(min=1, max=16, help="sender processes")] = 2,
+    baseline_events: Annotated[
+        int, typer.Option(min=10_000, help="records per baseline B run")
+    ] = 300_000,
+    baseline_runs: Annotated[int, typer.Option(min=1, max=20, help="baseline B runs")] = 3,
+    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
+        "benchmarks/reports/pipeline.md"
+    ),
+) -> None:
+    """The whole pipeline's highest sustained rate with zero loss, against B in the same run."""
+    from fleetpipe_loadtest.pipeline_bench import run_pipeline_bench
+
+    try:
+        offered = [int(r) for r in rates.split(",") if r.strip()]
+    except ValueError:
+        raise typer.BadParameter("--rates: whole numbers separated by commas") from None
+    run_pipeline_bench(
+        _stack(),
+        rates=offered,
+        duration_s=duration,
+        partitions=partitions,
+        processes=processes,
+        baseline_events=baseline_events,
+        baseline_runs=baseline_runs,
+        report=report,
+        console=console,
+    )
 
 
 def main() -> None:

@@ -1,134 +1,267 @@
-"""The main job: bring up the local stack and push simulated telemetry through the pipeline.
+"""The main job: the whole pipeline on this machine, a simulated fleet through it, measured.
 
-Today the pipeline is the core loop (a passthrough worker in exactly-once mode); each service
-joins it as it lands. Ctrl-C stops every process this command started.
+``fleetpipe demo`` brings up the local Kafka and PostgreSQL (or uses running ones), starts the
+Twilio-contract server unless real Twilio credentials are in the environment, starts the five
+services as child processes, and drives the fleet simulator through ingest with the load
+driver (:mod:`fleetpipe_loadtest.loadrun`), showing live progress. It ends with a summary —
+events sent, acknowledged and stored exactly once, alerts by rule, notifications, latency
+percentiles — and writes the report (JSON, Markdown, PNG charts) beside the services' logs.
+Ctrl-C stops every process it started.
 """
 
 from __future__ import annotations
 
-import time
+import os
+import secrets
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from fleetpipe.core.kafka import Admin, Producer, TopicSpec
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.devstack.stack import DevStack
-from fleetpipe.pb.v1 import telemetry_pb2
-from fleetpipe.testing import (
-    ServiceProcess,
-    commit_to_end,
-    committed_total,
-    service_env,
+from fleetpipe.devstack.pipeline import (
+    DEFAULT_SMS_FROM,
+    SERVICES,
+    LocalPipeline,
+    PipelineConfig,
 )
-from fleetpipe_loadtest import synthetic
+from fleetpipe.devstack.stack import DevStack, topic_specs
+from fleetpipe.devstack.twilio_contract import TwilioContractServer
+from fleetpipe_loadtest.harness import machine
+from fleetpipe_loadtest.live import render
+from fleetpipe_loadtest.loadrun import (
+    LiveView,
+    LoadPlan,
+    Watch,
+    new_run_id,
+    run_load,
+    write_outputs,
+)
+from fleetpipe_loadtest.report import LoadReport, Step
 
-PASSTHROUGH_TOPIC = "fleet.passthrough.v1"
+FLEET_ID = "demo"
 
 
-def run_demo(
-    stack: DevStack,
-    *,
-    vehicles: int,
-    events: int,
-    partitions: int,
-    keep_running: bool,
-    console: Console,
-) -> int:
-    topics = Topics()
+@dataclass(frozen=True)
+class DemoOptions:
+    steps: tuple[Step, ...]
+    rate_hz: float = 1.0
+    scenarios: str = "all=2"
+    partitions: int = 6
+    processes: int = 1
+    streams: int = 2
+    workdir: Path | None = None  # default: <dev stack home>/demo
+    kafka: str | None = None  # running servers instead of the local stack
+    postgres_dsn: str | None = None
+    schema: str = "fleetpipe"
+    topic_suffix: str = ""
+    keep_running: bool = True
+    settle_timeout_s: float = 120.0
+
+
+def twilio_from_environment() -> dict[str, str] | None:
+    """Real Twilio credentials (``FLEET_TWILIO__ACCOUNT_SID``, ``__AUTH_TOKEN``), if given."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("FLEET_TWILIO__")}
+    if env.get("FLEET_TWILIO__ACCOUNT_SID") and env.get("FLEET_TWILIO__AUTH_TOKEN"):
+        return env
+    return None
+
+
+def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
+    # SIGTERM (a closed terminal, a supervisor) stops everything like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     console.rule("[bold]FleetPipe demo")
-    stack.up(topics=topics, partitions=partitions, say=console.print)
-    kafka = stack.kafka_settings
-    Admin(kafka).ensure_topics([TopicSpec(PASSTHROUGH_TOPIC, partitions)])
-    group = "fleetpipe-demo-passthrough"
-    # The demo shows this run's events only: its group starts at the topic's current end.
-    start_done = commit_to_end(kafka, group, topics.raw)
-    logs = stack.settings.home / "logs"
-    worker = ServiceProcess(
-        "fleetpipe.passthrough",
-        service_env(
-            kafka,
-            topics,
-            {
-                "FLEET_INPUT_TOPIC": topics.raw,
-                "FLEET_OUTPUT_TOPIC": PASSTHROUGH_TOPIC,
-                "FLEET_GROUP_ID": group,
-                "FLEET_MODE": "exactly-once",
-                "FLEET_INSTANCE_ID": "demo",
-            },
-        ),
-        logs / "passthrough.log",
+    topics = Topics.with_suffix(options.topic_suffix) if options.topic_suffix else Topics()
+    kafka, dsn = _servers(stack, options, topics, console)
+    workdir = options.workdir or stack.settings.home / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    plan = LoadPlan(
+        target="",  # known once ingest listens
+        token=secrets.token_urlsafe(24),
+        fleet_id=FLEET_ID,
+        run_id=new_run_id(),
+        steps=options.steps,
+        rate_hz=options.rate_hz,
+        processes=options.processes,
+        streams=options.streams,
+        scenarios=options.scenarios,
     )
-    started = time.monotonic()
-    produced = 0
+    registry = workdir / "vehicles.csv"
+    plan.write_registry(registry)
+    real_twilio = twilio_from_environment()
+    contract: TwilioContractServer | None = None
+    if real_twilio is not None:
+        twilio_env = {"FLEET_TWILIO__SMS_FROM": DEFAULT_SMS_FROM, **real_twilio}
+        twilio_where = "Twilio's cloud (credentials from FLEET_TWILIO__*)"
+    else:
+        contract = TwilioContractServer().start()
+        twilio_env = {
+            "FLEET_TWILIO__ACCOUNT_SID": contract.account_sid,
+            "FLEET_TWILIO__AUTH_TOKEN": contract.auth_token,
+            "FLEET_TWILIO__API_BASE_URL": contract.url,
+            "FLEET_TWILIO__SMS_FROM": DEFAULT_SMS_FROM,
+        }
+        twilio_where = f"{contract.url} (the local Twilio-contract server)"
+    config = PipelineConfig(
+        kafka=kafka,
+        topics=topics,
+        postgres_dsn=dsn,
+        schema=options.schema,
+        workdir=workdir,
+        registry=registry,
+        tokens={plan.token: FLEET_ID},
+        twilio_env=twilio_env,
+        group_suffix=options.topic_suffix,
+    )
+    pipeline = LocalPipeline(config)
+    report: LoadReport | None = None
+    code = 0
     try:
-        worker.start()
-        console.print(f"simulating {vehicles:,} vehicles, {events:,} events → {topics.raw}")
-        chunk = max(1000, vehicles)
-        producer = Producer(kafka, client_id="fleetpipe-demo")
-        with Live(console=console, refresh_per_second=4) as live:
-            for offset in range(0, events, chunk):
-                n = min(chunk, events - offset)
-                for e in _slice(vehicles, start=offset, count=n):
-                    producer.produce(topics.raw, e.SerializeToString(), e.vehicle_id)
-                producer.poll(0)
-                produced += n
-                live.update(
-                    _progress(produced, events, _done(kafka, group, topics, start_done), started)
-                )
-                worker.check_alive()
-            producer.flush()
-            while (done := _done(kafka, group, topics, start_done)) < produced:
-                worker.check_alive()
-                live.update(_progress(produced, events, done, started))
-                time.sleep(0.25)
-            live.update(_progress(produced, events, done, started))
+        console.print(f"twilio     {twilio_where}")
+        console.print(f"services   starting {', '.join(SERVICES)}; logs in {config.logs}")
+        pipeline.start()
+        console.print(f"ingest     gRPC on {pipeline.ingest_address}")
+        plan = replace(plan, target=pipeline.ingest_address)
+        console.print(
+            f"load       {plan.vehicles:,} vehicles at {plan.rate_hz:g} Hz for "
+            f"{plan.duration_s:g} s ({plan.events:,} events), vehicle ids "
+            f"{plan.id_prefix}-veh-NNNNNN; scenarios {plan.scenarios}"
+        )
+        watch = Watch(
+            kafka=kafka,
+            topics=topics,
+            dsn=dsn,
+            schema=options.schema,
+            groups={
+                "enrichment": (config.group("enrichment"), topics.raw),
+                "detection": (config.group("detection"), topics.enriched),
+                "storage-writer": (config.group("storage-writer"), topics.enriched),
+                "notification": (config.group("notification"), topics.alerts),
+            },
+        )
+        provider = _provider(contract)
+        with Live(console=console, refresh_per_second=2) as live:
+
+            def update(view: LiveView) -> None:
+                pipeline.check_alive()
+                live.update(render(view))
+
+            report = run_load(
+                plan,
+                watch,
+                on_update=update,
+                provider=provider,
+                settle_timeout_s=options.settle_timeout_s,
+                machine=machine(),
+            )
+        report.processes.update(pipeline.pids())
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted: stopping what the demo started[/]")
-        return 130
+        console.print("[yellow]interrupted: stopping everything the demo started[/]")
+        code = 130
+    except (AssertionError, TimeoutError) as exc:
+        # A service exited or did not become ready: its log's tail is in the message.
+        console.print(f"[red]the pipeline failed[/]: {exc}")
+        code = 1
     finally:
-        worker.stop()
-        if not keep_running:
-            stack.down(say=console.print)
-    elapsed = time.monotonic() - started
-    _summary(console, stack, produced, done, elapsed, logs)
-    return 0
+        # A second Ctrl-C must not cut the shutdown short and leave services behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            codes = pipeline.stop()
+            if contract is not None:
+                contract.stop()
+            if options.kafka is None and not options.keep_running:
+                stack.down(say=console.print)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    bad = {n: c for n, c in codes.items() if c != 0}
+    if bad:
+        console.print(f"[red]services exited with errors[/]: {bad}; see {config.logs}")
+        code = code or 1
+    if report is None:
+        return code or 1
+    report.where = {
+        "kafka": kafka.bootstrap_servers,
+        "postgresql": f"{dsn} (schema {options.schema}, table telemetry)",
+        "parquet": str(config.lake),
+        "logs": str(config.logs),
+    }
+    paths = write_outputs(report, workdir / "report", name="demo", title="FleetPipe demo")
+    _summary(console, report, paths)
+    if report.seq is None or not report.seq.exact or report.interrupted:
+        code = code or 1
+    return code
 
 
-def _slice(vehicles: int, *, start: int, count: int) -> list[telemetry_pb2.Telemetry]:
-    return [
-        synthetic.telemetry(i % vehicles, i // vehicles + 1) for i in range(start, start + count)
-    ]
+def _servers(
+    stack: DevStack, options: DemoOptions, topics: Topics, console: Console
+) -> tuple[KafkaSettings, str]:
+    if (options.kafka is None) != (options.postgres_dsn is None):
+        raise ValueError("give both --kafka and --postgres-dsn, or neither")
+    if options.kafka is not None and options.postgres_dsn is not None:
+        from fleetpipe.core.kafka import Admin
+
+        kafka = KafkaSettings(bootstrap_servers=options.kafka)
+        Admin(kafka).ensure_topics(topic_specs(topics, options.partitions))
+        console.print(f"kafka      {options.kafka} (running already)")
+        return kafka, options.postgres_dsn
+    stack.up(topics=topics, partitions=options.partitions, say=console.print)
+    return stack.kafka_settings, stack.postgres_dsn
 
 
-def _done(kafka: KafkaSettings, group: str, topics: Topics, start: int) -> int:
-    return committed_total(kafka, group, topics.raw) - start
+def _provider(contract: TwilioContractServer | None) -> Callable[[], dict[str, int]] | None:
+    if contract is None:
+        return None
+    c = contract.contract
+
+    def recorded() -> dict[str, int]:
+        return {"messages": len(c.messages()), "calls": len(c.calls())}
+
+    return recorded
 
 
-def _progress(produced: int, total: int, done: int, started: float) -> Table:
-    elapsed = max(time.monotonic() - started, 1e-6)
-    table = Table.grid(padding=(0, 2))
+def _summary(console: Console, report: LoadReport, paths: dict[str, Path]) -> None:
+    table = Table(title="FleetPipe demo: summary", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
     table.add_row(
-        f"sent {produced:,}/{total:,}",
-        f"processed {done:,}",
-        f"lag {max(0, produced - done):,}",
-        f"{done / elapsed:,.0f} events/s",
-        f"{elapsed:.0f}s",
+        "events",
+        f"sent {report.sent:,}, acknowledged {report.acked:,} (accepted {report.accepted:,}, "
+        f"rejected {report.rejected:,}) in {report.load_s:.0f} s, "
+        f"{report.sent_rate():,.0f} events/s",
     )
-    return table
-
-
-def _summary(
-    console: Console, stack: DevStack, produced: int, done: int, elapsed: float, logs: Path
-) -> None:
-    table = Table(title="summary", show_header=False)
-    table.add_row("events sent", f"{produced:,}")
-    table.add_row("events processed (exactly once)", f"{done:,}")
-    table.add_row("elapsed", f"{elapsed:.1f}s")
-    table.add_row("throughput", f"{done / elapsed:,.0f} events/s" if elapsed else "-")
-    table.add_row("kafka", stack.kafka_settings.bootstrap_servers)
-    table.add_row("postgresql", stack.postgres_dsn)
-    table.add_row("logs", str(logs))
+    s = report.seq
+    if s is not None:
+        verdict = "[green]every acknowledged event stored exactly once[/]"
+        if not s.exact:
+            verdict = "[red]NOT exactly once[/]"
+        table.add_row(
+            "stored",
+            f"{s.stored:,} rows of {s.expected:,} accepted — missing {s.missing:,}, "
+            f"duplicates {s.duplicates:,}, not sent {s.unexpected:,}: {verdict}",
+        )
+    alerts = ", ".join(
+        f"{rule} {states.get('OPEN', 0)}" for rule, states in sorted(report.alerts_by_rule.items())
+    )
+    table.add_row("alerts opened", f"{report.alerts_opened:,}: {alerts or 'none'}")
+    table.add_row(
+        "notifications",
+        ", ".join(f"{k.lower()} {v:,}" for k, v in sorted(report.notifications_by_status.items()))
+        or "none",
+    )
+    if report.provider:
+        table.add_row(
+            "twilio recorded", ", ".join(f"{k} {v:,}" for k, v in sorted(report.provider.items()))
+        )
+    for label, lat in report.latencies(client=False):
+        table.add_row(label, lat.brief())
+    for key, value in report.where.items():
+        if key != "report":
+            table.add_row(key, value)
+    table.add_row("report", f"{paths['markdown']} (+ {paths['json'].name}, PNG charts)")
+    for note in report.notes:
+        table.add_row("note", note)
     console.print(table)

@@ -9,7 +9,8 @@ decoded messages.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -422,10 +423,18 @@ def alert_table(alerts: Sequence[alert_pb2.Alert]) -> pa.Table:
                 "lon": a.location.lon if has_loc else None,
                 "geohash6": a.geohash6 or None,
                 "message": a.message or None,
-                "trigger_values": json.dumps(dict(a.values), sort_keys=True),
+                "trigger_values": _json_values(a.values),
             }
         )
     return _strings_without_nul(pa.Table.from_pylist(rows, schema=ALERT_SCHEMA))
+
+
+def _json_values(values: Mapping[str, float]) -> str:
+    """The alert's values as JSON; a non-finite one (an infinite time to collision) is null,
+    since JSON, and PostgreSQL's jsonb, have no Infinity or NaN."""
+    return json.dumps(
+        {k: v if math.isfinite(v) else None for k, v in values.items()}, sort_keys=True
+    )
 
 
 def trip_problem(t: trip_pb2.Trip) -> str:

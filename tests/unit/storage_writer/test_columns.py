@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 
@@ -120,6 +122,17 @@ def test_alert_rows() -> None:
     a.state = alert_pb2.ALERT_STATE_UNSPECIFIED
     assert alert_problem(a).startswith("state 0")
     assert isinstance(alert_table([]), pa.Table)
+
+
+def test_non_finite_alert_values_are_stored_as_json_null() -> None:
+    # A collision-risk alert whose object stopped closing has an infinite time to collision;
+    # JSON (and jsonb) has no Infinity, and a row PostgreSQL refuses would stop the writer.
+    a = records.alert("v-1", "collision_risk", episode_start_us=T)
+    a.values["ttc_s"] = float("inf")
+    a.values["peak"] = float("nan")
+    (row,) = alert_table([a]).to_pylist()
+    values = json.loads(row["trigger_values"])
+    assert values["ttc_s"] is None and values["peak"] is None
 
 
 def test_nul_characters_are_dropped_from_text() -> None:

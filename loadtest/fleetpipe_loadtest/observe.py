@@ -1,0 +1,251 @@
+"""Watching a running pipeline from outside: Kafka offsets and topics, and the database.
+
+Nothing here joins a consumer group: offsets are read with each group's id but without
+subscribing, and topics are read by assigning partitions, so watching never rebalances the
+services it watches. Every record and row is filtered to the run's vehicles (their ids share
+the run's prefix), so a pipeline shared with other traffic, or earlier runs, is measured for
+this run only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import confluent_kafka
+import psycopg
+from confluent_kafka import TopicPartition
+from psycopg import sql
+
+from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.pb.v1 import alert_pb2, notification_pb2
+from fleetpipe_loadtest.report import Latency
+
+# Rules driven by processing time (a vehicle's silence), not by a triggering event's arrival:
+# their ingest → alert time measures the rule's timeout, not the pipeline.
+PROCESSING_TIME_RULES = frozenset({"offline"})
+
+
+class GroupLag:
+    """A consumer group's committed offsets on its input topic, and the topic's end."""
+
+    def __init__(self, kafka: KafkaSettings, group: str, topic: str) -> None:
+        self.group = group
+        self.topic = topic
+        self._consumer = confluent_kafka.Consumer(
+            {**kafka.client_config(), "group.id": group, "enable.auto.commit": False}
+        )
+        self._tps: list[TopicPartition] | None = None
+
+    def _partitions(self) -> list[TopicPartition]:
+        if self._tps is None:
+            md = self._consumer.list_topics(self.topic, timeout=10)
+            self._tps = [TopicPartition(self.topic, p) for p in md.topics[self.topic].partitions]
+        return self._tps
+
+    def ends(self) -> int:
+        return sum(
+            self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1]
+            for tp in self._partitions()
+        )
+
+    def committed(self) -> int:
+        try:
+            found = self._consumer.committed(self._partitions(), timeout=5)
+        except confluent_kafka.KafkaException:
+            return -1  # the coordinator is moving or busy: no answer this time
+        return sum(max(0, tp.offset) for tp in found)
+
+    def lag(self) -> int:
+        committed = self.committed()
+        return max(0, self.ends() - committed) if committed >= 0 else -1
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class _TopicTail:
+    """Reads a topic from the ends it had when created (this run's records only)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, *, read_committed: bool) -> None:
+        self._consumer = confluent_kafka.Consumer(
+            {
+                **kafka.client_config(),
+                "group.id": "fleetpipe-loadtest-watch",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+            }
+        )
+        md = self._consumer.list_topics(topic, timeout=10)
+        tps = []
+        for p in md.topics[topic].partitions:
+            end = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            tps.append(TopicPartition(topic, p, end))
+        self._consumer.assign(tps)
+
+    def poll(self, *, max_records: int = 10_000) -> list[bytes]:
+        out: list[bytes] = []
+        while len(out) < max_records:
+            msgs = self._consumer.consume(2000, 0)
+            if not msgs:
+                break
+            out.extend(v for m in msgs if m.error() is None and (v := m.value()) is not None)
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass
+class AlertTally:
+    by_rule: dict[str, Counter[str]] = field(default_factory=dict)
+    # (detected time as Unix seconds, ingest → detected in ms) of each OPEN alert
+    latency: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(sum(c.values()) for c in self.by_rule.values())
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {rule: dict(c) for rule, c in sorted(self.by_rule.items())}
+
+
+class AlertWatcher(_TopicTail):
+    """The alerts topic (committed transactions only, as downstream consumers see it)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, id_prefix: str) -> None:
+        super().__init__(kafka, topic, read_committed=True)
+        self.prefix = f"{id_prefix}-"
+        self.tally = AlertTally()
+
+    def update(self) -> AlertTally:
+        for value in self.poll():
+            alert = alert_pb2.Alert.FromString(value)
+            if not alert.vehicle_id.startswith(self.prefix):
+                continue
+            state = alert_pb2.AlertState.Name(alert.state).removeprefix("ALERT_STATE_")
+            self.tally.by_rule.setdefault(alert.rule, Counter())[state] += 1
+            if (
+                alert.state == alert_pb2.ALERT_STATE_OPEN
+                and alert.ingest_time_us > 0
+                and alert.rule not in PROCESSING_TIME_RULES
+            ):
+                ms = (alert.detected_time_us - alert.ingest_time_us) / 1000
+                self.tally.latency.append((alert.detected_time_us / 1e6, ms))
+        return self.tally
+
+
+class NotificationWatcher(_TopicTail):
+    """Delivery outcomes of this fleet's alerts, counted by status."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, id_prefix: str) -> None:
+        super().__init__(kafka, topic, read_committed=False)
+        self.prefix = f"{id_prefix}-"
+        self.by_status: Counter[str] = Counter()
+        self.by_channel: Counter[str] = Counter()
+        self._seen: set[tuple[str, int, int]] = set()
+
+    def update(self) -> Counter[str]:
+        for value in self.poll():
+            out = notification_pb2.NotificationOutcome.FromString(value)
+            if not out.vehicle_id.startswith(self.prefix):
+                continue
+            key = (out.alert_id, out.channel, out.status)
+            if key in self._seen:
+                continue  # a replayed outcome of the same delivery decision
+            self._seen.add(key)
+            status = notification_pb2.DeliveryStatus.Name(out.status)
+            self.by_status[status.removeprefix("DELIVERY_STATUS_")] += 1
+            if out.status == notification_pb2.DELIVERY_STATUS_SENT:
+                channel = notification_pb2.Channel.Name(out.channel).removeprefix("CHANNEL_")
+                self.by_channel[channel] += 1
+        return self.by_status
+
+
+class StoreProbe:
+    """The telemetry rows of one run's vehicles in the hot store (PostgreSQL)."""
+
+    def __init__(
+        self, dsn: str, schema: str, fleet_id: str, id_prefix: str, days: tuple[date, date]
+    ) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.fleet_id = fleet_id
+        self.prefix = f"{id_prefix}-"
+        self.days = days
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            self.dsn,
+            options=f"-c search_path={self.schema}",
+            connect_timeout=10,
+            application_name="fleetpipe-loadtest",
+        )
+
+    def _where(self) -> sql.Composed:
+        return sql.SQL(
+            "fleet_id = {} AND starts_with(vehicle_id, {}) AND event_day BETWEEN {} AND {}"
+        ).format(
+            sql.Literal(self.fleet_id),
+            sql.Literal(self.prefix),
+            sql.Literal(self.days[0]),
+            sql.Literal(self.days[1]),
+        )
+
+    def count(self) -> int:
+        with self._connect() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT count(*) FROM telemetry WHERE {}").format(self._where())
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def per_vehicle(self) -> dict[str, tuple[int, int]]:
+        """vehicle_id → (rows, distinct seqs)."""
+        query = sql.SQL(
+            "SELECT vehicle_id, count(*), count(DISTINCT seq) FROM telemetry WHERE {} "
+            "GROUP BY vehicle_id"
+        ).format(self._where())
+        with self._connect() as conn:
+            return {str(v): (int(r), int(d)) for v, r, d in conn.execute(query)}
+
+    def latency(
+        self, qs: tuple[float, ...]
+    ) -> tuple[Latency, list[tuple[float, int, float, float]]]:
+        """ingest → stored in ms: overall, and (stored second, rows, p50, p99) per second."""
+        lat = sql.SQL("extract(epoch FROM stored_time - ingest_time) * 1000")
+        where = sql.SQL("{} AND stored_time IS NOT NULL AND ingest_time IS NOT NULL").format(
+            self._where()
+        )
+        overall = sql.SQL(
+            "SELECT count(*), {pcts}, avg({lat}), max({lat}) FROM telemetry WHERE {where}"
+        ).format(
+            pcts=sql.SQL(", ").join(
+                sql.SQL("percentile_cont({}) WITHIN GROUP (ORDER BY {})").format(
+                    sql.Literal(q / 100), lat
+                )
+                for q in qs
+            ),
+            lat=lat,
+            where=where,
+        )
+        series = sql.SQL(
+            "SELECT floor(extract(epoch FROM stored_time)) AS s, count(*), "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY {lat}), "
+            "percentile_cont(0.99) WITHIN GROUP (ORDER BY {lat}) "
+            "FROM telemetry WHERE {where} GROUP BY 1 ORDER BY 1"
+        ).format(lat=lat, where=where)
+        with self._connect() as conn:
+            row = conn.execute(overall).fetchone()
+            rows = conn.execute(series).fetchall()
+        assert row is not None
+        n = int(row[0])
+        values = [float(v) if v is not None else float("nan") for v in row[1:]]
+        overall_ms = Latency(
+            count=n,
+            quantiles={f"p{q:g}": v for q, v in zip(qs, values, strict=False)} if n else {},
+            mean=values[len(qs)] if n else float("nan"),
+            max=values[len(qs) + 1] if n else float("nan"),
+        )
+        return overall_ms, [(float(s), int(c), float(a), float(b)) for s, c, a, b in rows]

@@ -1,0 +1,125 @@
+"""The five services as child processes on one machine, the way the demo runs them.
+
+Each service is started as Kubernetes would start it — ``python -m fleetpipe.<service>`` with
+``FLEET_*`` variables — with its log in ``<workdir>/logs``. Ingest authenticates with a tokens
+file, enrichment and notification read the vehicle registry file, the storage writer writes
+PostgreSQL and a Parquet folder, and notification sends through Twilio (its cloud, when real
+credentials are in the environment, else the local Twilio-contract server).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.devstack.procs import free_port
+from fleetpipe.testing import ServiceProcess, service_env, wait_for
+
+SERVICES = ("ingest", "enrichment", "detection", "storage-writer", "notification")
+# Twilio's magic sender number for test credentials; the contract server honours it too.
+DEFAULT_SMS_FROM = "+15005550006"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    kafka: KafkaSettings
+    topics: Topics
+    postgres_dsn: str
+    schema: str
+    workdir: Path
+    registry: Path
+    tokens: Mapping[str, str]  # token → fleet id
+    twilio_env: Mapping[str, str]  # FLEET_TWILIO__* for notification
+    group_suffix: str = ""  # side-by-side pipelines on one broker need groups of their own
+    ingest_port: int = 0  # 0: a free one
+
+    def group(self, service: str) -> str:
+        base = f"fleetpipe-{service}"
+        return f"{base}-{self.group_suffix}" if self.group_suffix else base
+
+    @property
+    def logs(self) -> Path:
+        return self.workdir / "logs"
+
+    @property
+    def lake(self) -> Path:
+        return self.workdir / "lake"
+
+
+@dataclass
+class LocalPipeline:
+    config: PipelineConfig
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    ingest_address: str = ""
+
+    def start(self, *, timeout: float = 180.0) -> None:
+        """Start every service and wait until each reports ready (partitions assigned)."""
+        c = self.config
+        c.logs.mkdir(parents=True, exist_ok=True)
+        tokens_file = c.workdir / "tokens.json"
+        tokens_file.write_text(json.dumps(dict(c.tokens)))
+        tokens_file.chmod(0o600)
+        port = c.ingest_port or free_port()
+        self.ingest_address = f"127.0.0.1:{port}"
+        instance = f"local-{c.group_suffix}" if c.group_suffix else "local"
+        common = {"FLEET_KAFKA__POLL_TIMEOUT_S": "0.02"}
+        db = {"FLEET_POSTGRES__DSN": c.postgres_dsn, "FLEET_POSTGRES__SCHEMA_NAME": c.schema}
+        env: dict[str, dict[str, str]] = {
+            "ingest": {
+                "FLEET_GRPC_HOST": "127.0.0.1",
+                "FLEET_GRPC_PORT": str(port),
+                "FLEET_AUTH__TOKENS_FILE": str(tokens_file),
+            },
+            "enrichment": {"FLEET_REGISTRY_PATH": str(c.registry)},
+            "detection": {},
+            "storage-writer": {**db, "FLEET_LAKE__PATH": str(c.lake)},
+            "notification": {**db, "FLEET_REGISTRY_PATH": str(c.registry), **c.twilio_env},
+        }
+        for service in SERVICES:
+            extra = {**common, **env[service], "FLEET_INSTANCE_ID": f"{instance}-{service}"}
+            if service != "ingest":
+                extra["FLEET_GROUP_ID"] = c.group(service)
+            module = "fleetpipe." + service.replace("-", "_")
+            proc = ServiceProcess(
+                module, service_env(c.kafka, c.topics, extra), c.logs / f"{service}.log"
+            )
+            self.processes[service] = proc.start()
+
+        def ready() -> bool:
+            for p in self.processes.values():
+                p.check_alive()
+            return all(p.ready() for p in self.processes.values())
+
+        wait_for(ready, timeout=timeout, interval=0.5, what="every service to be ready")
+
+    def check_alive(self) -> None:
+        for p in self.processes.values():
+            p.check_alive()
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.processes.items() if p.proc is not None}
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM each service (ingest first, so nothing new arrives) and wait; exit codes."""
+        codes = {}
+        ingest = self.processes.get("ingest")
+        if ingest is not None and ingest.proc is not None:
+            codes["ingest"] = ingest.stop(timeout=30)
+        rest = {n: p.proc for n, p in self.processes.items() if n != "ingest" and p.proc}
+        # All drain at once. One SIGTERM each: a second one could land after the service has
+        # put its handlers away and cut its shutdown short.
+        for proc in rest.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in rest.items():
+            try:
+                codes[name] = proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = proc.wait(10)
+        return codes

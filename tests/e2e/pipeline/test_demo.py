@@ -1,0 +1,202 @@
+"""`fleetpipe demo` as a user runs it: the five services, the simulator and the Twilio-contract
+server on the session's real Kafka and PostgreSQL, checked against what they left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from fleetpipe.testing import wait_for
+
+pytestmark = pytest.mark.e2e
+
+# Scenarios that show within seconds of driving, at rates that give a 200-vehicle fleet a few
+# episodes of each in 20 s (a vehicle has one scenario at a time).
+SCENARIOS = "crash=40,sos=40,harsh_braking=40,over_revving=40,harsh_acceleration=40"
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment names ``marker`` (the run's topic suffix)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _demo_command(kafka: Any, pg_schema: Any, suffix: str, workdir: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fleetpipe.cli",
+        "demo",
+        "--partitions", "3",
+        "--kafka", kafka.bootstrap,
+        "--postgres-dsn", pg_schema.dsn,
+        "--schema", pg_schema.name,
+        "--topic-suffix", suffix,
+        "--workdir", str(workdir),
+        *args,
+    ]  # fmt: skip
+
+
+def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up(
+    kafka: Any, postgres: Any, pg_schema: Any, tmp_path: Path
+) -> None:
+    suffix = f"demo{uuid.uuid4().hex[:8]}"
+    run = subprocess.run(
+        _demo_command(
+            kafka,
+            pg_schema,
+            suffix,
+            tmp_path,
+            *("--vehicles", "200", "--duration", "20", "--scenarios", SCENARIOS),
+            *("--settle-timeout", "120"),
+        ),
+        env={**os.environ, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=480,
+        check=False,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-6000:]
+    # The summary is a table: its cells wrap, so read its words, not its lines.
+    words = " ".join(re.sub("[│┃┆]", " ", out).split())
+    assert "FleetPipe demo: summary" in words
+    assert "every acknowledged event stored exactly once" in words
+    assert "ingest → alert p50" in words and "ingest → stored p50" in words
+
+    report = json.loads((tmp_path / "report" / "demo.json").read_text())
+    events, stored = report["events"], report["stored"]
+    assert events["sent"] == 200 * 20 == events["acknowledged"]
+    assert events["rejected"] == 0
+    assert stored["missing"] == 0 and stored["duplicates"] == 0 and stored["unexpected"] == 0
+    assert stored["stored"] == events["accepted"]
+
+    # The database itself, read independently of the report: every (vehicle, seq) once.
+    prefix = report["plan"]["vehicle ids"].removesuffix("veh-NNNNNN")
+    with psycopg.connect(pg_schema.dsn, options=f"-c search_path={pg_schema.name}") as conn:
+        rows, distinct, vehicles, low, high = conn.execute(
+            "SELECT count(*), count(DISTINCT (vehicle_id, seq)), count(DISTINCT vehicle_id), "
+            "min(seq), max(seq) FROM telemetry WHERE starts_with(vehicle_id, %s)",
+            (prefix,),
+        ).fetchone()  # type: ignore[misc]
+        ledger = conn.execute("SELECT count(*) FROM notification_ledger").fetchone()
+        with_stored_time = conn.execute(
+            "SELECT count(*) FROM telemetry WHERE starts_with(vehicle_id, %s) "
+            "AND stored_time >= ingest_time",
+            (prefix,),
+        ).fetchone()
+    assert rows == distinct == events["accepted"]
+    assert vehicles == 200 and (low, high) == (1, 20)
+    assert with_stored_time == (rows,)
+
+    opened = {rule: s.get("OPEN", 0) for rule, s in report["alerts_by_rule"].items()}
+    injected = report["injected_by_kind"]
+    assert injected, "the simulator injected no scenario"
+    assert any(opened.get(kind, 0) > 0 for kind in injected), (opened, injected)
+    assert report["latency_ms"]["ingest_to_alert"]["count"] > 0
+    assert report["latency_ms"]["ingest_to_stored"]["count"] == rows
+
+    assert report["notifications_by_status"].get("SENT", 0) > 0, report["notifications_by_status"]
+    recorded = report["provider"]
+    assert recorded["messages"] + recorded["calls"] > 0, "the Twilio-contract server saw nothing"
+    assert ledger is not None and ledger[0] > 0
+
+    for name in ("demo.md", "demo-throughput.png", "demo-latency.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    assert (tmp_path / "lake").is_dir()
+
+    # Everything the demo started is gone: its services and simulator processes.
+    assert {
+        "ingest",
+        "enrichment",
+        "detection",
+        "storage-writer",
+        "notification",
+        "simulator-0",
+    } <= set(report["processes"])
+    for name, pid in report["processes"].items():
+        assert not _alive(pid), f"{name} (pid {pid}) still runs"
+    assert _processes_with(suffix) == []
+
+
+def test_ctrl_c_stops_every_process_the_demo_started(
+    kafka: Any, pg_schema: Any, tmp_path: Path
+) -> None:
+    suffix = f"demo{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "demo.out"
+    with log.open("wb") as out:
+        # Its own process group, as a terminal's foreground job: Ctrl-C reaches all of it.
+        demo = subprocess.Popen(
+            _demo_command(
+                kafka,
+                pg_schema,
+                suffix,
+                tmp_path / "work",
+                "--vehicles",
+                "100",
+                "--duration",
+                "300",
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: demo.poll() is not None or "vehicle ids" in log.read_text(errors="replace"),
+            timeout=240,
+            what="the demo to start sending",
+        )
+        assert demo.poll() is None, log.read_text()
+        assert _processes_with(suffix), "the services run, with the run's topics"
+        time.sleep(3)
+        started = _children(demo.pid)
+        assert len(started) >= 6, "five services and the simulator"
+        os.killpg(demo.pid, signal.SIGINT)
+        assert demo.wait(120) == 130, log.read_text()[-4000:]
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert "interrupted" in log.read_text()
+    assert wait_for(lambda: _processes_with(suffix) == [], timeout=10, what="no service left")
+    assert wait_for(lambda: not any(_alive(p) for p in started), timeout=10, what="no child left")

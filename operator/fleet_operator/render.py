@@ -46,13 +46,13 @@ ENV = {
     "group_id": "FLEET_GROUP_ID",
     "registry_path": "FLEET_REGISTRY_PATH",
     "rules_path": "FLEET_RULES_PATH",
-    "grpc_port": "FLEET_GRPC__PORT",
-    "tokens_path": "FLEET_AUTH__TOKENS_PATH",
+    "grpc_port": "FLEET_GRPC_PORT",
+    "tokens_path": "FLEET_AUTH__TOKENS_FILE",
     "postgres_dsn": "FLEET_POSTGRES__DSN",
     "min_severity": "FLEET_ROUTING__MIN_SEVERITY",
     "channels": "FLEET_ROUTING__CHANNELS",
     "hot_retention_days": "FLEET_HOT_RETENTION_DAYS",
-    "cold_path": "FLEET_COLD_PATH",
+    "cold_path": "FLEET_LAKE__PATH",
 }
 # Twilio Secret keys → notification's FLEET_TWILIO__* settings; the first three are required.
 TWILIO_KEYS = (

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from fleet_operator.render import (
     Owner,
@@ -99,7 +100,7 @@ def test_shared_environment_reaches_every_service() -> None:
 @pytest.mark.parametrize(
     ("component", "expected"),
     [
-        pytest.param(Component.INGEST, {"FLEET_GRPC__PORT": "50051"}, id="ingest"),
+        pytest.param(Component.INGEST, {"FLEET_GRPC_PORT": "50051"}, id="ingest"),
         pytest.param(
             Component.ENRICHMENT,
             {
@@ -140,7 +141,7 @@ def test_shared_environment_reaches_every_service() -> None:
                 "FLEET_GROUP_ID": "fleetpipe-storage-writer",
                 "FLEET_POSTGRES__DSN": {"secretKeyRef": {"name": "db", "key": "dsn"}},
                 "FLEET_HOT_RETENTION_DAYS": "5",
-                "FLEET_COLD_PATH": "/cold",
+                "FLEET_LAKE__PATH": "/cold",
             },
             id="storage-writer",
         ),
@@ -253,3 +254,79 @@ def test_an_otlp_endpoint_and_ratio_reach_every_service() -> None:
             "0.01",
         )
         assert found["OTEL_SERVICE_NAME"] == f"fleetpipe-{component.value}"
+
+
+def _settings_class(component: Component) -> type[BaseModel]:
+    from fleetpipe.detection.settings import DetectionSettings
+    from fleetpipe.enrichment.settings import EnrichmentSettings
+    from fleetpipe.ingest.settings import IngestSettings
+    from fleetpipe.notification.settings import NotificationSettings
+    from fleetpipe.storage_writer.settings import StorageSettings
+
+    return {
+        Component.INGEST: IngestSettings,
+        Component.ENRICHMENT: EnrichmentSettings,
+        Component.DETECTION: DetectionSettings,
+        Component.NOTIFICATION: NotificationSettings,
+        Component.STORAGE_WRITER: StorageSettings,
+    }[component]
+
+
+def _field_path_exists(model: type[BaseModel], path: list[str]) -> bool:
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return False
+    if len(path) == 1:
+        return True
+    nested = field.annotation
+    return (
+        isinstance(nested, type)
+        and issubclass(nested, BaseModel)
+        and _field_path_exists(nested, path[1:])
+    )
+
+
+@pytest.mark.parametrize("component", list(Component), ids=[c.value for c in Component])
+def test_every_rendered_fleet_variable_is_a_setting_the_service_reads(
+    component: Component,
+) -> None:
+    # The services ignore unknown variables, so a misspelt name would silently do nothing.
+    pipeline = spec(
+        ingest={"tokensSecret": "tokens"},
+        kafka={
+            **BASE["kafka"],
+            "credentialsSecret": "kafka",
+            "securityProtocol": "SASL_SSL",
+            "saslMechanism": "SCRAM-SHA-512",
+        },
+    )
+    settings = _settings_class(component)
+    names = [n for n in env(pipeline, component) if n.startswith("FLEET_")]
+    unknown = [
+        n
+        for n in names
+        if not _field_path_exists(settings, n.removeprefix("FLEET_").lower().split("__"))
+    ]
+    assert names and unknown == []
+
+
+@pytest.mark.parametrize("component", list(Component), ids=[c.value for c in Component])
+def test_the_rendered_environment_is_valid_settings_for_the_service(
+    component: Component, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = spec(ingest={"tokensSecret": "tokens"}, tracing={"otlpEndpoint": "http://j:4317"})
+    for item in env_for(OWNER, pipeline, component):
+        # Secrets resolve to something of the right shape; the rest is used as rendered.
+        value = item.get("value") or (
+            "postgresql://fleetpipe@db/fleetpipe" if item["name"].endswith("DSN") else "+15550100"
+        )
+        monkeypatch.setenv(item["name"], value)
+    settings: Any = _settings_class(component)()
+    if component is Component.INGEST:
+        assert settings.grpc_port == 50051
+        assert str(settings.auth.tokens_file) == "/etc/fleetpipe/ingest/tokens.yaml"
+    if component is Component.STORAGE_WRITER:
+        assert str(settings.lake.path) == "/cold"
+        assert settings.hot_retention_days == 5
+    if component is Component.NOTIFICATION:
+        assert settings.routing.min_severity.value == "critical"

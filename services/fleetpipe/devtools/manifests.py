@@ -75,8 +75,9 @@ OUTPUTS = (
     Output(
         "loadtest-job.yaml",
         ("templates/loadtest-job.yaml",),
-        "a Job running `fleetpipe simulate` against the pipeline `fleet` in namespace default",
-        values=("loadtest.enabled=true",),
+        "the load driver (`fleetpipe loadtest run`) as a Job against the pipeline `fleet` in "
+        "namespace default, its Kafka at kafka:9092",
+        values=("loadtest.enabled=true", "loadtest.kafka=kafka:9092"),
         namespace="default",
     ),
 )

@@ -17,6 +17,7 @@ import yaml
 
 from fleet_operator.spec import Component, parse_spec
 from fleetpipe.devtools import manifests
+from fleetpipe_loadtest.report import parse_profile
 
 pytestmark = pytest.mark.unit
 
@@ -212,7 +213,8 @@ def test_a_pipeline_without_brokers_is_refused_naming_the_value() -> None:
         ),
         pytest.param("operator.logLevel=LOUD", "logLevel", id="log-level"),
         pytest.param("operatr.logLevel=INFO", "operatr", id="typo"),
-        pytest.param("loadtest.vehicles=0", "vehicles", id="no-vehicles"),
+        pytest.param("loadtest.processes=0", "processes", id="no-processes"),
+        pytest.param("loadtest.profile=5000", "profile", id="profile-without-seconds"),
         pytest.param("dev.kafka.clusterId=short", "clusterId", id="cluster-id"),
     ],
 )
@@ -221,26 +223,37 @@ def test_the_values_schema_refuses_bad_values_naming_them(value: str, complaint:
         render(value)
 
 
-def test_the_load_test_job_runs_the_simulator_against_the_ingest_service() -> None:
-    job = named(render("loadtest.enabled=true"), "Job", "fleetpipe-loadtest")
+def test_the_load_test_job_runs_the_load_driver_against_the_pipeline() -> None:
+    job = named(
+        render("loadtest.enabled=true", "dev.kafka.enabled=true"), "Job", "fleetpipe-loadtest"
+    )
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["fleetpipe", "simulate"]
+    assert container["command"] == ["fleetpipe", "loadtest", "run"]
     args = container["args"]
     assert "--target=fleet-ingest:50051" in args
-    token = next(e for e in container["env"] if e["name"] == "FLEET_SIMULATE_TOKEN")
-    assert token["valueFrom"]["secretKeyRef"] == {"name": "fleetpipe-loadtest", "key": "token"}
-    # The same options through the real command, sending nothing and simulating a moment:
-    # every flag the Job passes must be one `fleetpipe simulate` knows.
-    local = [a for a in args if not a.startswith(("--target=", "--vehicles=", "--duration="))]
-    quick = ["--target=", "--vehicles=5", "--duration=1", "--speedup=0"]
+    assert "--kafka=fleetpipe-kafka.fleetpipe-system.svc:9092" in args
+    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert secrets == {
+        "FLEET_LOADTEST_TOKEN": {"name": "fleetpipe-loadtest", "key": "token"},
+        "FLEET_LOADTEST_DSN": {"name": "fleetpipe-db", "key": "dsn"},
+    }
+    profile = next(a for a in args if a.startswith("--profile=")).removeprefix("--profile=")
+    assert [s.vehicles for s in parse_profile(profile)] == [5000, 10000, 5000]
+    # Every flag the Job passes must be one `fleetpipe loadtest run` knows: an unknown option
+    # fails the parse even with --help.
     result = subprocess.run(
-        [sys.executable, "-m", "fleetpipe.cli", "simulate", *local, *quick],
+        [sys.executable, "-m", "fleetpipe.cli", "loadtest", "run", *args, "--help"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_load_test_job_needs_the_pipelines_brokers() -> None:
+    with pytest.raises(manifests.HelmError, match=r"loadtest\.kafka"):
+        render("loadtest.enabled=true")
 
 
 def test_every_template_is_rendered_into_k8s() -> None:

@@ -116,12 +116,17 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         tokens={plan.token: FLEET_ID},
         twilio_env=twilio_env,
         group_suffix=options.topic_suffix,
+        otlp_endpoint=_jaeger_otlp(stack, options),
     )
     pipeline = LocalPipeline(config)
     report: LoadReport | None = None
     code = 0
     try:
         console.print(f"twilio     {twilio_where}")
+        if config.otlp_endpoint:
+            console.print(
+                f"tracing    spans to {config.otlp_endpoint}; traces at {stack.jaeger.query_url}"
+            )
         console.print(f"services   starting {', '.join(SERVICES)}; logs in {config.logs}")
         pipeline.start()
         console.print(f"ingest     gRPC on {pipeline.ingest_address}")
@@ -194,6 +199,13 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
     if report.seq is None or not report.seq.exact or report.interrupted:
         code = code or 1
     return code
+
+
+def _jaeger_otlp(stack: DevStack, options: DemoOptions) -> str:
+    """The dev stack's Jaeger, when this demo brought the stack up and Jaeger runs in it."""
+    if options.kafka is not None or not stack.state.running("jaeger"):
+        return ""
+    return str(stack.state.processes["jaeger"].get("otlp", ""))
 
 
 def _servers(

@@ -37,6 +37,8 @@ class PipelineConfig:
     twilio_env: Mapping[str, str]  # FLEET_TWILIO__* for notification
     group_suffix: str = ""  # side-by-side pipelines on one broker need groups of their own
     ingest_port: int = 0  # 0: a free one
+    # An OTLP/gRPC collector (the dev stack's Jaeger): every service exports its traces there.
+    otlp_endpoint: str = ""
 
     def group(self, service: str) -> str:
         base = f"fleetpipe-{service}"
@@ -68,6 +70,8 @@ class LocalPipeline:
         self.ingest_address = f"127.0.0.1:{port}"
         instance = f"local-{c.group_suffix}" if c.group_suffix else "local"
         common = {"FLEET_KAFKA__POLL_TIMEOUT_S": "0.02"}
+        if c.otlp_endpoint:
+            common["OTEL_EXPORTER_OTLP_ENDPOINT"] = c.otlp_endpoint
         db = {"FLEET_POSTGRES__DSN": c.postgres_dsn, "FLEET_POSTGRES__SCHEMA_NAME": c.schema}
         env: dict[str, dict[str, str]] = {
             "ingest": {
@@ -81,7 +85,12 @@ class LocalPipeline:
             "notification": {**db, "FLEET_REGISTRY_PATH": str(c.registry), **c.twilio_env},
         }
         for service in SERVICES:
-            extra = {**common, **env[service], "FLEET_INSTANCE_ID": f"{instance}-{service}"}
+            extra = {
+                **common,
+                **env[service],
+                "FLEET_INSTANCE_ID": f"{instance}-{service}",
+                "OTEL_SERVICE_NAME": f"fleetpipe-{service}",
+            }
             if service != "ingest":
                 extra["FLEET_GROUP_ID"] = c.group(service)
             module = "fleetpipe." + service.replace("-", "_")

@@ -5,7 +5,6 @@ Every other performance figure of the project is quoted against B measured on th
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -19,7 +18,15 @@ from fleetpipe.core.settings import DeliveryMode, Topics
 from fleetpipe.devstack.stack import DevStack
 from fleetpipe.testing import produce_all, service_env
 from fleetpipe_loadtest import synthetic
-from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table, measure_service
+from fleetpipe_loadtest.harness import (
+    RunResult,
+    Summary,
+    machine,
+    machine_and_runs,
+    markdown_table,
+    measure_service,
+    write_report,
+)
 
 
 def run_baseline(
@@ -116,29 +123,18 @@ def _write_report(
         "",
         markdown_table(summaries),
         "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
-        "",
-        "Every run:",
-        "",
     ]
-    for mode, runs in results.items():
-        md.append(
-            f"- {mode.value}: "
-            + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.1f} µs" for r in runs)
-        )
-    report.write_text("\n".join(md) + "\n")
-    report.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "machine": env,
-                "events": events,
-                "partitions": partitions,
-                "runs": {m.value: [r.as_dict() for r in rs] for m, rs in results.items()},
-            },
-            indent=2,
-        )
-        + "\n"
+    md += machine_and_runs(env, {m.value: rs for m, rs in results.items()})
+    write_report(
+        report,
+        md,
+        {
+            "command": command,
+            "machine": env,
+            "events": events,
+            "partitions": partitions,
+            "runs": {m.value: [r.as_dict() for r in rs] for m, rs in results.items()},
+        },
     )
 
 

@@ -33,7 +33,14 @@ from fleetpipe.devstack.procs import free_port
 from fleetpipe.devstack.stack import DevStack
 from fleetpipe.testing import ServiceProcess, end_offsets, service_env, wait_for
 from fleetpipe_loadtest.fleet import Fleet
-from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table
+from fleetpipe_loadtest.harness import (
+    RunResult,
+    Summary,
+    machine,
+    machine_and_runs,
+    markdown_table,
+    write_report,
+)
 from fleetpipe_loadtest.sender import Sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick
 
@@ -279,34 +286,23 @@ def _write_report(
         + " at the start and after each round; medians over the runs are quoted. The raw "
         f"topic held {stored:,} records at the end (every run's events, warm-ups included).",
         "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
-        "",
-        "Every run:",
-        "",
     ]
-    for label, runs in results.items():
-        md.append(
-            f"- {label}: "
-            + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.2f} µs" for r in runs)
-        )
-    report.write_text("\n".join(md) + "\n")
-    report.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "machine": env,
-                "load_average": load,
-                "events": {str(s): events_for(s, config.events) for s in BATCH_SIZES},
-                "partitions": config.partitions,
-                "streams": STREAMS,
-                "sustained_vehicles": config.vehicles,
-                "sustained_s": config.sustained_s,
-                "simulator_cpu_us_per_event": client_us,
-                "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
-            },
-            indent=2,
-        )
-        + "\n"
+    md += machine_and_runs(env, results, digits=2)
+    write_report(
+        report,
+        md,
+        {
+            "command": command,
+            "machine": env,
+            "load_average": load,
+            "events": {str(s): events_for(s, config.events) for s in BATCH_SIZES},
+            "partitions": config.partitions,
+            "streams": STREAMS,
+            "sustained_vehicles": config.vehicles,
+            "sustained_s": config.sustained_s,
+            "simulator_cpu_us_per_event": client_us,
+            "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
+        },
     )
 
 

@@ -7,12 +7,13 @@ committed every input record, so start-up cost (imports, connecting) is not coun
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,22 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
             f"{s.cpu_us_per_event[2]:.1f} |"
         )
     return "\n".join(lines)
+
+
+def machine_and_runs(
+    env: Mapping[str, str], results: Mapping[str, Sequence[RunResult]], *, digits: int = 1
+) -> list[str]:
+    """The closing lines every benchmark report shares: the machine, then each run's figures."""
+    lines = ["Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()), "", "Every run:", ""]
+    lines += [
+        f"- {label}: "
+        + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.{digits}f} µs" for r in runs)
+        for label, runs in results.items()
+    ]
+    return lines
+
+
+def write_report(report: Path, markdown: Sequence[str], data: Mapping[str, Any]) -> None:
+    """The Markdown report and its JSON twin (the same name, ending in .json)."""
+    report.write_text("\n".join(markdown) + "\n")
+    report.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")

@@ -15,7 +15,6 @@ vehicles are written to a changelog topic and read back as a replica does on ass
 from __future__ import annotations
 
 import itertools
-import json
 import shlex
 import sys
 import time
@@ -39,7 +38,15 @@ from fleetpipe.registry import Vehicle, VehicleRegistry, write_csv
 from fleetpipe.testing import produce_all, service_env
 from fleetpipe_loadtest import synthetic
 from fleetpipe_loadtest.fleet import Fleet
-from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table, measure_service
+from fleetpipe_loadtest.harness import (
+    RunResult,
+    Summary,
+    machine,
+    machine_and_runs,
+    markdown_table,
+    measure_service,
+    write_report,
+)
 from fleetpipe_loadtest.scenarios import ScenarioMix
 
 Source = Literal["simulator", "drill", "synthetic"]
@@ -304,32 +311,20 @@ def _write_report(
             f"{restore['seconds']:.2f} s.",
             "",
         ]
-    md += [
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
-        "",
-        "Every run:",
-        "",
-    ]
-    for label, runs in results.items():
-        md.append(
-            f"- {label}: "
-            + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.1f} µs" for r in runs)
-        )
-    report.write_text("\n".join(md) + "\n")
-    report.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "machine": env,
-                "events": events,
-                "vehicles": vehicles,
-                "partitions": partitions,
-                "source": source,
-                "record_bytes": sizes,
-                "restore": restore,
-                "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
-            },
-            indent=2,
-        )
-        + "\n"
+    md += []
+    md += machine_and_runs(env, results)
+    write_report(
+        report,
+        md,
+        {
+            "command": command,
+            "machine": env,
+            "events": events,
+            "vehicles": vehicles,
+            "partitions": partitions,
+            "source": source,
+            "record_bytes": sizes,
+            "restore": restore,
+            "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
+        },
     )

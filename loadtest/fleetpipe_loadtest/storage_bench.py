@@ -9,7 +9,6 @@ passthrough, at-least-once) reads the same records in the same session.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -30,7 +29,15 @@ from fleetpipe.core.settings import DeliveryMode, Topics
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
 from fleetpipe.testing import produce_all, service_env
 from fleetpipe_loadtest import records
-from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table, measure_service
+from fleetpipe_loadtest.harness import (
+    RunResult,
+    Summary,
+    machine,
+    machine_and_runs,
+    markdown_table,
+    measure_service,
+    write_report,
+)
 
 VARIANTS = {
     "storage-writer (PostgreSQL + Parquet)": {"FLEET_LAKE__ENABLED": "true"},
@@ -233,31 +240,20 @@ def _write_report(
         )
         + ".",
         "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
-        "",
-        "Every run:",
-        "",
     ]
-    for label, runs in results.items():
-        md.append(
-            f"- {label}: "
-            + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.1f} µs" for r in runs)
-        )
-    report.write_text("\n".join(md) + "\n")
-    report.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "machine": env,
-                "events": events,
-                "vehicles": vehicles,
-                "partitions": partitions,
-                "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
-                "postgres_cpu_us_per_row": server_cpu,
-            },
-            indent=2,
-        )
-        + "\n"
+    md += machine_and_runs(env, results)
+    write_report(
+        report,
+        md,
+        {
+            "command": command,
+            "machine": env,
+            "events": events,
+            "vehicles": vehicles,
+            "partitions": partitions,
+            "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
+            "postgres_cpu_us_per_row": server_cpu,
+        },
     )
 
 

@@ -12,7 +12,6 @@ is shared) falls on both; each figure is a median over the runs.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import shlex
@@ -41,7 +40,15 @@ from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.registry import VehicleRegistry, write_csv
 from fleetpipe.testing import produce_all, service_env
 from fleetpipe_loadtest.bench_ingest import _send_all, encode_batches, start_ingest
-from fleetpipe_loadtest.harness import RunResult, Summary, machine, markdown_table, measure_service
+from fleetpipe_loadtest.harness import (
+    RunResult,
+    Summary,
+    machine,
+    machine_and_runs,
+    markdown_table,
+    measure_service,
+    write_report,
+)
 from fleetpipe_loadtest.stages import _telemetry
 
 INGEST_BATCH = 500
@@ -319,35 +326,24 @@ def _write_report(
         f"| so, per event at ratio {config.ratio:g}: check + ratio × span | "
         f"{micro['headers_ns'] / 1000 + config.ratio * micro['span_us']:.3f} µs |",
         "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()),
-        "",
         "Load average (1 min) before the first run and after each: "
         + ", ".join(f"{x:.1f}" for x in load),
         "",
-        "Every run:",
-        "",
     ]
-    for label, runs in results.items():
-        md.append(
-            f"- {label}: "
-            + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.2f} µs" for r in runs)
-        )
-    report.write_text("\n".join(md) + "\n")
-    report.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "machine": env,
-                "events": config.events,
-                "vehicles": config.vehicles,
-                "partitions": config.partitions,
-                "ratio": config.ratio,
-                "traced_records": traced,
-                "load_average_1m": load,
-                "micro": micro,
-                "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
-            },
-            indent=2,
-        )
-        + "\n"
+    md += machine_and_runs(env, results, digits=2)
+    write_report(
+        report,
+        md,
+        {
+            "command": command,
+            "machine": env,
+            "events": config.events,
+            "vehicles": config.vehicles,
+            "partitions": config.partitions,
+            "ratio": config.ratio,
+            "traced_records": traced,
+            "load_average_1m": load,
+            "micro": micro,
+            "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
+        },
     )

@@ -22,7 +22,6 @@ from fleetpipe_loadtest.harness import (
     RunResult,
     Summary,
     machine,
-    machine_and_runs,
     markdown_table,
     measure_service,
     write_report,
@@ -124,16 +123,15 @@ def _write_report(
         markdown_table(summaries),
         "",
     ]
-    md += machine_and_runs(env, {m.value: rs for m, rs in results.items()})
     write_report(
         report,
         md,
-        {
-            "command": command,
-            "machine": env,
+        {m.value: rs for m, rs in results.items()},
+        command=command,
+        env=env,
+        fields={
             "events": events,
             "partitions": partitions,
-            "runs": {m.value: [r.as_dict() for r in rs] for m, rs in results.items()},
         },
     )
 

@@ -37,7 +37,6 @@ from fleetpipe_loadtest.harness import (
     RunResult,
     Summary,
     machine,
-    machine_and_runs,
     markdown_table,
     write_report,
 )
@@ -287,13 +286,13 @@ def _write_report(
         f"topic held {stored:,} records at the end (every run's events, warm-ups included).",
         "",
     ]
-    md += machine_and_runs(env, results, digits=2)
     write_report(
         report,
         md,
-        {
-            "command": command,
-            "machine": env,
+        results,
+        command=command,
+        env=env,
+        fields={
             "load_average": load,
             "events": {str(s): events_for(s, config.events) for s in BATCH_SIZES},
             "partitions": config.partitions,
@@ -301,8 +300,8 @@ def _write_report(
             "sustained_vehicles": config.vehicles,
             "sustained_s": config.sustained_s,
             "simulator_cpu_us_per_event": client_us,
-            "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
         },
+        digits=2,
     )
 
 

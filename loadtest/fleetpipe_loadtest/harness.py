@@ -140,20 +140,30 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     return "\n".join(lines)
 
 
-def machine_and_runs(
-    env: Mapping[str, str], results: Mapping[str, Sequence[RunResult]], *, digits: int = 1
-) -> list[str]:
-    """The closing lines every benchmark report shares: the machine, then each run's figures."""
-    lines = ["Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()), "", "Every run:", ""]
+def write_report(
+    report: Path,
+    markdown: Sequence[str],
+    results: Mapping[str, Sequence[RunResult]],
+    *,
+    command: str,
+    env: Mapping[str, str],
+    fields: Mapping[str, Any],
+    digits: int = 1,
+) -> None:
+    """The Markdown report, closed by the machine and every run's figures, and its JSON twin
+    (the same name, ending in .json): the command, the machine, ``fields`` and every run."""
+    lines = [*markdown, "Machine: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
+    lines += ["Every run:", ""]
     lines += [
         f"- {label}: "
         + ", ".join(f"{r.events_per_s:,.0f}/s {r.cpu_us_per_event:.{digits}f} µs" for r in runs)
         for label, runs in results.items()
     ]
-    return lines
-
-
-def write_report(report: Path, markdown: Sequence[str], data: Mapping[str, Any]) -> None:
-    """The Markdown report and its JSON twin (the same name, ending in .json)."""
-    report.write_text("\n".join(markdown) + "\n")
+    report.write_text("\n".join(lines) + "\n")
+    data = {
+        "command": command,
+        "machine": env,
+        **fields,
+        "runs": {label: [r.as_dict() for r in runs] for label, runs in results.items()},
+    }
     report.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")

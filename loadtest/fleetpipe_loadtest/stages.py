@@ -42,7 +42,6 @@ from fleetpipe_loadtest.harness import (
     RunResult,
     Summary,
     machine,
-    machine_and_runs,
     markdown_table,
     measure_service,
     write_report,
@@ -311,20 +310,18 @@ def _write_report(
             f"{restore['seconds']:.2f} s.",
             "",
         ]
-    md += []
-    md += machine_and_runs(env, results)
     write_report(
         report,
         md,
-        {
-            "command": command,
-            "machine": env,
+        results,
+        command=command,
+        env=env,
+        fields={
             "events": events,
             "vehicles": vehicles,
             "partitions": partitions,
             "source": source,
             "record_bytes": sizes,
             "restore": restore,
-            "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
         },
     )

@@ -33,7 +33,6 @@ from fleetpipe_loadtest.harness import (
     RunResult,
     Summary,
     machine,
-    machine_and_runs,
     markdown_table,
     measure_service,
     write_report,
@@ -241,17 +240,16 @@ def _write_report(
         + ".",
         "",
     ]
-    md += machine_and_runs(env, results)
     write_report(
         report,
         md,
-        {
-            "command": command,
-            "machine": env,
+        results,
+        command=command,
+        env=env,
+        fields={
             "events": events,
             "vehicles": vehicles,
             "partitions": partitions,
-            "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
             "postgres_cpu_us_per_row": server_cpu,
         },
     )

@@ -44,7 +44,6 @@ from fleetpipe_loadtest.harness import (
     RunResult,
     Summary,
     machine,
-    machine_and_runs,
     markdown_table,
     measure_service,
     write_report,
@@ -330,13 +329,13 @@ def _write_report(
         + ", ".join(f"{x:.1f}" for x in load),
         "",
     ]
-    md += machine_and_runs(env, results, digits=2)
     write_report(
         report,
         md,
-        {
-            "command": command,
-            "machine": env,
+        results,
+        command=command,
+        env=env,
+        fields={
             "events": config.events,
             "vehicles": config.vehicles,
             "partitions": config.partitions,
@@ -344,6 +343,6 @@ def _write_report(
             "traced_records": traced,
             "load_average_1m": load,
             "micro": micro,
-            "runs": {label: [r.as_dict() for r in rs] for label, rs in results.items()},
         },
+        digits=2,
     )

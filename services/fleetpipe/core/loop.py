@@ -140,7 +140,6 @@ class ConsumeProduceLoop:
         self.tracing = tracing if tracing is not None else Tracing.disabled()
         self._lag_interval_s = lag_interval_s
         self._next_lag = 0.0
-        self._candidates: list[tuple[int, Any]] = []
         self.health = health if health is not None else Health()
         self.stop = stop if stop is not None else StopFlag()
         self._clock = clock
@@ -247,14 +246,17 @@ class ConsumeProduceLoop:
         self.handler.on_assign(list(self._assignment))
 
     # -- the loop ----------------------------------------------------------------------------
-    def _decode(self, msgs: Sequence[confluent_kafka.Message]) -> list[Record[Any]]:
+    def _decode(
+        self, msgs: Sequence[confluent_kafka.Message]
+    ) -> tuple[list[Record[Any]], list[tuple[int, Any]]]:
+        """The batch's decoded records, and (index in records, headers) of those that may
+        carry trace context (none when tracing is off)."""
         records: list[Record[Any]] = []
         append = records.append
         codecs = self.config.inputs
         counts: dict[str, int] = {}
         traced_on = self.tracing.enabled
-        # (index in records, headers) of the records that may carry trace context.
-        candidates = self._candidates
+        candidates: list[tuple[int, Any]] = []
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -278,13 +280,15 @@ class ConsumeProduceLoop:
             append(Record(msg, value))
         for topic, n in counts.items():
             self.metrics.consumed.labels(topic).inc(n)
-        return records
+        return records, candidates
 
-    def _start_spans(self, records: list[Record[Any]], start_ns: int) -> dict[int, Span]:
+    def _start_spans(
+        self, records: list[Record[Any]], candidates: list[tuple[int, Any]], start_ns: int
+    ) -> dict[int, Span]:
         """Consumer spans for the records whose headers carry a sampled trace context."""
         spans: dict[int, Span] = {}
         tracing = self.tracing
-        for index, headers in self._candidates:
+        for index, headers in candidates:
             parent = tracing.sampled_parent(headers)
             if parent is None:
                 continue
@@ -306,7 +310,6 @@ class ConsumeProduceLoop:
             )
             if span is not None:
                 spans[index] = span
-        self._candidates = []
         return spans
 
     def _end_spans(self, error: BaseException | None = None) -> None:
@@ -324,10 +327,9 @@ class ConsumeProduceLoop:
         msgs = self.consumer.consume(self.config.max_batch, self.config.poll_timeout_s)
         started = self._clock()
         started_ns = time.time_ns()
-        self._candidates = []
-        records = self._decode(msgs) if msgs else []
-        if self._candidates:
-            self.out.traced = self._start_spans(records, started_ns)
+        records, candidates = self._decode(msgs) if msgs else ([], [])
+        if candidates:
+            self.out.traced = self._start_spans(records, candidates, started_ns)
         try:
             if records:
                 self.handler.handle(records, self.out)

@@ -19,6 +19,7 @@ import secrets
 import shlex
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,20 @@ from rich.console import Console
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import DeliveryMode, Topics
-from fleetpipe.devstack.pipeline import DEFAULT_SMS_FROM, LocalPipeline, PipelineConfig
+from fleetpipe.devstack.pipeline import (
+    DEFAULT_SMS_FROM,
+    SERVICES,
+    LocalPipeline,
+    PipelineConfig,
+)
 from fleetpipe.devstack.stack import DevStack, topic_specs
 from fleetpipe.devstack.twilio_contract import TwilioContractServer
 from fleetpipe.registry import write_csv
 from fleetpipe_loadtest.baseline import run_baseline
+from fleetpipe_loadtest.cpu import BROKER, DATABASE, DRIVER, OTHER, CpuMeter, CpuUsage
 from fleetpipe_loadtest.harness import Summary, machine, markdown_table
 from fleetpipe_loadtest.loadrun import (
+    LiveView,
     LoadPlan,
     Watch,
     new_run_id,
@@ -52,6 +60,7 @@ MAX_LAG_S = 2.0
 class RateResult:
     rate: int
     report: LoadReport
+    cpu: CpuUsage | None = None
 
     @property
     def late_lag(self) -> dict[str, tuple[int, int]]:
@@ -92,6 +101,7 @@ def run_pipeline_bench(
     baseline_runs: int,
     report: Path,
     console: Console,
+    overrides: Mapping[str, str] | None = None,
 ) -> list[RateResult]:
     stack.up(topics=Topics(), partitions=partitions, say=lambda *_: None)
     kafka = stack.kafka_settings
@@ -145,6 +155,7 @@ def run_pipeline_bench(
                 "FLEET_TWILIO__SMS_FROM": DEFAULT_SMS_FROM,
             },
             group_suffix=suffix,
+            overrides=dict(overrides or {}),
         )
         pipeline = LocalPipeline(config)
         try:
@@ -164,15 +175,14 @@ def run_pipeline_bench(
             for plan in plans:
                 rate = plan.steps[0].vehicles
                 console.rule(f"{rate:,} events/s for {duration_s:g} s")
-                result = RateResult(
-                    rate,
-                    run_load(
-                        replace(plan, target=pipeline.ingest_address),
-                        watch,
-                        on_update=lambda _v: pipeline.check_alive(),
-                        machine=machine(),
-                    ),
+                window = _LoadWindow(CpuMeter(pipeline.pids()), pipeline.check_alive)
+                report_ = run_load(
+                    replace(plan, target=pipeline.ingest_address),
+                    watch,
+                    on_update=window,
+                    machine=machine(),
                 )
+                result = RateResult(rate, report_, window.usage)
                 results.append(result)
                 for line in summary_lines(result.report):
                     console.print(line)
@@ -184,6 +194,27 @@ def run_pipeline_bench(
            processes=processes, load=(load_before, _loadavg()))  # fmt: skip
     console.print(f"report: {report}")
     return results
+
+
+@dataclass
+class _LoadWindow:
+    """CPU per component over the load phase only (not the settling after it)."""
+
+    meter: CpuMeter
+    check_alive: Callable[[], None]
+    usage: CpuUsage | None = None
+    _started: bool = False
+
+    def __call__(self, view: LiveView) -> None:
+        self.check_alive()
+        if view.phase == "load":
+            if not self._started:
+                self.meter.start()
+                self._started = True
+            else:
+                self.meter.sample()
+        elif self._started and self.usage is None:
+            self.usage = self.meter.stop()
 
 
 def _loadavg() -> str:
@@ -245,6 +276,7 @@ def _write(
             + ", ".join(f"{k} {m:,} / {x:,}" for k, (m, x) in r.late_lag.items())
             + " |"
         )
+    md += _cpu_table(results)
     md += ["", "Baseline B in the same run:", "", markdown_table(baseline), ""]
     if best is not None and b_eos:
         md.append(
@@ -278,12 +310,39 @@ def _write(
                 "verdicts": r.verdicts,
                 "sustained": r.sustained,
                 "lag_second_half_median_max": r.late_lag,
+                "cpu_load_phase": r.cpu.as_dict(r.report.sent) if r.cpu else None,
                 "report": r.report.as_dict() | {"samples": len(r.report.samples)},
             }
             for r in results
         ],
     }
     report.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+CPU_COLUMNS = (*SERVICES, BROKER, DATABASE, DRIVER, OTHER)
+
+
+def _cpu_table(results: list[RateResult]) -> list[str]:
+    measured = [r for r in results if r.cpu is not None]
+    if not measured:
+        return []
+    md = [
+        "",
+        "Where the CPU went during the load phase (every process on the machine, by component): "
+        "cores kept busy on average, and CPU µs per event sent. The load driver is the sender "
+        "processes and the process watching the pipeline (alerts, lag, row counts).",
+        "",
+        "| offered events/s | " + " | ".join(CPU_COLUMNS) + " | machine busy |",
+        "| ---: | " + " | ".join("---:" for _ in CPU_COLUMNS) + " | ---: |",
+    ]
+    for r in measured:
+        assert r.cpu is not None
+        cells = [
+            f"{r.cpu.cores(c):.2f} ({r.cpu.per_event_us(c, r.report.sent):.1f} µs)"
+            for c in CPU_COLUMNS
+        ]
+        md.append(f"| {r.rate:,} | " + " | ".join(cells) + f" | {r.cpu.machine_share:.0%} |")
+    return md
 
 
 def _yes(ok: bool) -> str:

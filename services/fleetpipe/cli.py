@@ -310,6 +310,14 @@ def bench_pipeline(
     report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
         "benchmarks/reports/pipeline.md"
     ),
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="a FLEET_* setting for every service, NAME=VALUE (repeatable), "
+            "e.g. FLEET_KAFKA__POLL_TIMEOUT_S=0.05",
+        ),
+    ] = None,
 ) -> None:
     """The whole pipeline's highest sustained rate with zero loss, against B in the same run."""
     from fleetpipe_loadtest.pipeline_bench import run_pipeline_bench
@@ -318,6 +326,12 @@ def bench_pipeline(
         offered = [int(r) for r in rates.split(",") if r.strip()]
     except ValueError:
         raise typer.BadParameter("--rates: whole numbers separated by commas") from None
+    overrides = {}
+    for item in setting or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("FLEET_"):
+            raise typer.BadParameter(f"--set {item!r}: expected FLEET_NAME=VALUE")
+        overrides[name] = value
     run_pipeline_bench(
         _stack(),
         rates=offered,
@@ -328,6 +342,7 @@ def bench_pipeline(
         baseline_runs=baseline_runs,
         report=report,
         console=console,
+        overrides=overrides,
     )
 
 

@@ -49,3 +49,26 @@ class ProtoCodec(Generic[M]):
                 offset=offset,
             ) from exc
         return message
+
+
+class RawCodec(ProtoCodec[M]):
+    """Hands a record's bytes through undecoded (refusing only a tombstone), for handlers that
+    decode a whole batch at once; ``message_type`` names what the bytes should hold."""
+
+    def decode(  # type: ignore[override]
+        self,
+        data: bytes | None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> bytes:
+        if data is None:
+            raise CodecError(
+                "record has no value (tombstone)",
+                type_name=self.type_name,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            )
+        return data

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.codecs import RawCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import run_loop_service
@@ -23,7 +23,8 @@ def main() -> None:
         config = LoopConfig(
             service="detection",
             group_id=settings.group_id,
-            inputs={topics.enriched: ProtoCodec(enriched_pb2.EnrichedTelemetry)},
+            # Decoded a batch at a time by the detector (ptars), not record by record.
+            inputs={topics.enriched: RawCodec(enriched_pb2.EnrichedTelemetry)},
             deadletter_topic=topics.deadletter,
             mode=settings.mode,
             instance_id=settings.instance_id,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from confluent_kafka import TopicPartition
+from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from fleetpipe.core.kafka import Headers
@@ -111,11 +112,18 @@ class DetectionHandler(BaseHandler):
         self.metrics.vehicles.set(len(self.detector.states))
 
     # -- records -----------------------------------------------------------------------------
-    def handle(self, records: list[Record[enriched_pb2.EnrichedTelemetry]], out: Output) -> None:
-        events = [(r.value, r.msg.partition()) for r in records]
+    def handle(self, records: list[Record[bytes]], out: Output) -> None:
         detector = self.detector
+        try:
+            batch = detector.decode([r.value for r in records])
+        except ValueError:
+            records = _weed_out(records, out)
+            if not records:
+                return
+            batch = detector.decode([r.value for r in records])
+        partitions = [r.partition for r in records]
         if detector.in_transition:
-            stale = detector.stale_arrivals(events)  # type: ignore[arg-type]
+            stale = detector.stale_arrivals(batch.vehicle_ids, partitions)
             if stale:
                 wanted = stale | detector.transition_vehicles()
                 loaded = self.store.load(lambda vid, _st: vid in wanted)
@@ -123,14 +131,14 @@ class DetectionHandler(BaseHandler):
                 self.metrics.refreshes.inc()
                 log.info("re-read %d moved vehicles from the changelog", len(wanted))
         now = self._clock()
-        result = detector.process(events, now_us=int(now * 1e6))  # type: ignore[arg-type]
+        result = detector.process_batch(batch, partitions, now_us=int(now * 1e6))
         self._ship(result, out)
         if self.shared is not None:
             latency = self.shared.end_to_end
             # The newest event of the batch, and every event that raised an alert.
             for source in {len(records) - 1, *result.alert_sources}:
                 if source >= 0:
-                    ingested = records[source].value.telemetry.ingest_time_us
+                    ingested = batch.ingest_times[source]
                     if ingested:
                         latency.observe(max(0.0, now - ingested / 1e6))
         self._batches_since_tick += 1
@@ -162,6 +170,19 @@ class DetectionHandler(BaseHandler):
             self.metrics.vehicles.set(len(self.detector.states))
         if result.duplicates:
             self.metrics.duplicates.inc(result.duplicates)
+
+
+def _weed_out(records: list[Record[bytes]], out: Output) -> list[Record[bytes]]:
+    """The batch decoder refused the batch: find the undecodable records one by one."""
+    good = []
+    for record in records:
+        try:
+            enriched_pb2.EnrichedTelemetry.FromString(record.value)
+        except (DecodeError, ValueError) as exc:
+            out.dead_letter(record, reason="undecodable", error=str(exc) or type(exc).__name__)
+            continue
+        good.append(record)
+    return good
 
 
 def _alert_traces(result: Outputs, out: Output) -> dict[int, Headers] | None:

@@ -39,6 +39,9 @@ class PipelineConfig:
     ingest_port: int = 0  # 0: a free one
     # An OTLP/gRPC collector (the dev stack's Jaeger): every service exports its traces there.
     otlp_endpoint: str = ""
+    # FLEET_* settings for every service, over the defaults here (for example a longer
+    # FLEET_KAFKA__POLL_TIMEOUT_S: fewer, larger batches and transactions).
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     def group(self, service: str) -> str:
         base = f"fleetpipe-{service}"
@@ -72,6 +75,7 @@ class LocalPipeline:
         common = {"FLEET_KAFKA__POLL_TIMEOUT_S": "0.02"}
         if c.otlp_endpoint:
             common["OTEL_EXPORTER_OTLP_ENDPOINT"] = c.otlp_endpoint
+        common.update(c.overrides)
         db = {"FLEET_POSTGRES__DSN": c.postgres_dsn, "FLEET_POSTGRES__SCHEMA_NAME": c.schema}
         env: dict[str, dict[str, str]] = {
             "ingest": {

@@ -26,8 +26,7 @@ from confluent_kafka import TopicPartition
 from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from fleetpipe.core.codecs import ProtoCodec
-from fleetpipe.core.errors import CodecError
+from fleetpipe.core.codecs import RawCodec
 from fleetpipe.core.loop import BaseHandler, RetryLater
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
@@ -49,29 +48,11 @@ _partition = confluent_kafka.Message.partition
 _offset = confluent_kafka.Message.offset
 
 
-class RawTelemetryCodec(ProtoCodec[enriched_pb2.EnrichedTelemetry]):
+class RawTelemetryCodec(RawCodec[enriched_pb2.EnrichedTelemetry]):
     """Hands the bytes through: the handler decodes the whole batch at once (see columns)."""
 
     def __init__(self) -> None:
         super().__init__(enriched_pb2.EnrichedTelemetry)
-
-    def decode(  # type: ignore[override]
-        self,
-        data: bytes | None,
-        *,
-        topic: str | None = None,
-        partition: int | None = None,
-        offset: int | None = None,
-    ) -> bytes:
-        if data is None:
-            raise CodecError(
-                "record has no value (tombstone)",
-                type_name=self.type_name,
-                topic=topic,
-                partition=partition,
-                offset=offset,
-            )
-        return data
 
 
 class StorePort(Protocol):

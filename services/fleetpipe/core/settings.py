@@ -35,6 +35,11 @@ class KafkaSettings(_Frozen):
     max_batch: int = Field(default=2000, ge=1, le=100_000)
     # How long one consume() waits for the first record; bounds added latency at low rates.
     poll_timeout_s: float = Field(default=0.05, gt=0, le=10)
+    # A fetch waits on the broker until this many bytes are there or fetch_wait_max_ms has
+    # passed. With 1 byte a consumer of a busy topic sends fetch after fetch, each carrying a
+    # few records, and the broker's cost is per request, not per record.
+    fetch_min_bytes: int = Field(default=1, ge=1, le=64 * 1024 * 1024)
+    fetch_wait_max_ms: int = Field(default=50, ge=0, le=10_000)
     transaction_timeout_ms: int = 30_000
     session_timeout_ms: int = 10_000
     # How soon clients notice a topic's new partitions (librdkafka's default is 5 minutes). Keys

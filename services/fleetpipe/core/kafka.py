@@ -59,6 +59,7 @@ def producer_config(
     if transactional_id is not None:
         conf["transactional.id"] = transactional_id
         conf["transaction.timeout.ms"] = kafka.transaction_timeout_ms
+        conf["retry.backoff.ms"] = kafka.transaction_retry_backoff_ms
         # librdkafka requires a record's delivery to time out no later than its transaction.
         conf["delivery.timeout.ms"] = kafka.transaction_timeout_ms
     conf.update(overrides or {})

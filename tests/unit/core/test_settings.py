@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from fleetpipe.core.kafka import consumer_config, producer_config
 from fleetpipe.core.settings import KafkaSettings, ServiceSettings, Topics
 
 pytestmark = pytest.mark.unit
@@ -63,3 +64,19 @@ def test_topics_with_suffix_renames_every_topic() -> None:
 def test_kafka_client_config_has_no_sasl_keys_by_default() -> None:
     conf = KafkaSettings().client_config()
     assert conf == {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "PLAINTEXT"}
+
+
+def test_transactional_producers_back_off_briefly_and_consumers_fetch_as_configured() -> None:
+    kafka = KafkaSettings(
+        transaction_retry_backoff_ms=15, fetch_min_bytes=65536, fetch_wait_max_ms=20
+    )
+    txn = producer_config(kafka, client_id="x", transactional_id="t")
+    assert txn["retry.backoff.ms"] == 15
+    assert txn["transactional.id"] == "t"
+    plain = producer_config(kafka, client_id="x")
+    assert "retry.backoff.ms" not in plain, "plain producers keep librdkafka's default"
+    conf = consumer_config(kafka, group_id="g", client_id="c", read_committed=True)
+    assert (conf["fetch.min.bytes"], conf["fetch.wait.max.ms"]) == (65536, 20)
+    assert KafkaSettings().transaction_retry_backoff_ms == 10
+    with pytest.raises(ValidationError):
+        KafkaSettings(fetch_min_bytes=0)

@@ -168,6 +168,15 @@ def loadtest_run_command(
     streams: Annotated[int, typer.Option(min=1, max=256, help="gRPC streams per process")] = 4,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="events per batch")] = 500,
     window: Annotated[int, typer.Option(min=1, help="unacknowledged batches per stream")] = 8,
+    slots: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=1000,
+            help="evenly spaced send slots per tick (each vehicle keeps its own); 1 sends "
+            "each tick's events at once",
+        ),
+    ] = 10,
     scenarios: Annotated[
         str, typer.Option(help="injected scenarios, episodes per vehicle-hour")
     ] = "all=0.2",
@@ -237,6 +246,7 @@ def loadtest_run_command(
         streams=streams,
         batch_size=batch_size,
         window=window,
+        slots=slots,
         scenarios=scenarios,
         seed=seed,
         root_certificates=tls_ca.read_bytes() if tls_ca else None,

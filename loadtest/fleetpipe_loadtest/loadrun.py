@@ -70,6 +70,9 @@ class LoadPlan:
     streams: int = 4  # per process
     batch_size: int = 500
     window: int = 8
+    # A tick's events leave in this many evenly spaced slots, each vehicle always in the same
+    # one: a fleet's vehicles report at their own phase of the second, not all at once.
+    slots: int = 10
     scenarios: str = "all=0.5"
     seed: int = 1
     start_time_us: int = 0  # 0: now, when the run starts
@@ -119,7 +122,8 @@ class LoadPlan:
             "events planned": self.events,
             "worker processes": self.processes,
             "gRPC streams per process": self.streams,
-            "events per batch": self.batch_size,
+            "events per batch (at most)": self.batch_size,
+            "send slots per tick": self.slots,
             "scenarios (episodes per vehicle-hour)": self.scenarios,
         }
 
@@ -490,16 +494,28 @@ async def _drive(
                     continue
                 counts += np.bincount(tick.vehicle[:cut] - first, minlength=fleet.n)
                 cuts = np.searchsorted(tick.vehicle[:cut], bounds).tolist()
-                for s in range(streams):
-                    encoded = encode_tick(tick, slice(cuts[s], cuts[s + 1]))
-                    # A tick's events leave within the tick, not when a batch fills.
-                    for body, n in [*batchers[s].feed(encoded), *batchers[s].flush()]:
-                        await sender.send(s, body, n)
+                slots = max(1, min(plan.slots, cut))
+                tick_start = t0 + (k - 1) * tick_s
+                for j in range(slots):
+                    lo, hi = j * cut // slots, (j + 1) * cut // slots
+                    if j:
+                        delay = tick_start + j * tick_s / slots - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    for s in range(streams):
+                        a, b = max(lo, cuts[s]), min(hi, cuts[s + 1])
+                        if a >= b:
+                            continue
+                        encoded = encode_tick(tick, slice(a, b))
+                        # A slot's events leave within the slot, not when a batch fills.
+                        for body, n in [*batchers[s].feed(encoded), *batchers[s].flush()]:
+                            await sender.send(s, body, n)
                 now = time.monotonic()
                 if now - last_report >= 0.5:
                     last_report = now
                     progress()
-        send_s = time.monotonic() - t0 + tick_s if k else 0.0
+        # From the first tick to the end of the last one's period (or later, if behind).
+        send_s = max(time.monotonic() - t0, k * tick_s) if k else 0.0
         await sender.drain(timeout=120)
     sent = np.flatnonzero(counts)
     truths = fleet.ground_truth(include_active=True)

@@ -295,7 +295,7 @@ def _write(
             "",
         ]
         md += [f"![{c}]({c})" for c in charts]
-    report.write_text("\n".join(md) + "\n")
+    report.write_text("\n".join(md) + "\n" + _kept_reading(report))
     doc: dict[str, Any] = {
         "command": command,
         "machine": machine(),
@@ -344,6 +344,20 @@ def _cpu_table(results: list[RateResult]) -> list[str]:
         ]
         md.append(f"| {r.rate:,} | " + " | ".join(cells) + f" | {r.cpu.machine_share:.0%} |")
     return md
+
+
+# A report's own reading of its figures, under this heading, survives a re-run of the
+# benchmark: the generated sections above it are replaced, the reading is kept for its author
+# to bring up to date.
+READING = "## Reading the figures (written by hand; the sections above are generated)"
+
+
+def _kept_reading(report: Path) -> str:
+    if not report.exists():
+        return ""
+    text = report.read_text()
+    at = text.find(READING)
+    return "\n" + text[at:] if at >= 0 else ""
 
 
 def _yes(ok: bool) -> str:

@@ -299,7 +299,7 @@ def bench_tracing(
 def bench_pipeline(
     rates: Annotated[
         str, typer.Option(help="offered rates to try, events/s (vehicles at 1 Hz), in order")
-    ] = "2000,4000,6000,8000",
+    ] = "12000,16000,20000,24000",
     duration: Annotated[float, typer.Option(min=5.0, help="seconds of load per rate")] = 60.0,
     partitions: Partitions = 6,
     processes: Annotated[int, typer.Option(min=1, max=16, help="sender processes")] = 2,

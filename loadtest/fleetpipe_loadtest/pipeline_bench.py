@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
 from rich.console import Console
 
 from fleetpipe.core.kafka import Admin
@@ -190,6 +192,9 @@ def run_pipeline_bench(
         finally:
             pipeline.stop()
             admin.delete_topics([s.name for s in topic_specs(topics, partitions)])
+            # The run's rows (millions at these rates) are measured by now: the report holds
+            # what they showed.
+            _drop_schema(stack.postgres_dsn, config.schema)
     _write(report, results, baseline, duration_s=duration_s, partitions=partitions,
            processes=processes, load=(load_before, _loadavg()))  # fmt: skip
     console.print(f"report: {report}")
@@ -215,6 +220,11 @@ class _LoadWindow:
                 self.meter.sample()
         elif self._started and self.usage is None:
             self.usage = self.meter.stop()
+
+
+def _drop_schema(dsn: str, schema: str) -> None:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _loadavg() -> str:

@@ -55,4 +55,12 @@ def test_every_kind_of_record_is_stored(rig: WriterRig) -> None:
         "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass"
     )
     assert partitions >= 6, "the hot window's days (3 back, 2 ahead) exist"
+    # Append-only day partitions: no insert-triggered vacuum rescanning them every minute.
+    options = rig.sql(
+        "SELECT c.reloptions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'telemetry'::regclass"
+    )
+    assert options and all(o == ["autovacuum_vacuum_insert_threshold=-1"] for (o,) in options), (
+        options
+    )
     assert proc.stop() == 0

@@ -212,9 +212,10 @@ class HotStore:
     @staticmethod
     def _create_partition(conn: psycopg.Connection[Any], day: date) -> None:
         # A day's partition only ever receives inserts and is dropped after the retention
-        # period. Autovacuum's insert-triggered vacuum (PostgreSQL 13+) would rescan the whole
-        # growing partition about once a minute; on a busy database that held the writer's
-        # commits for seconds. Statistics (autoanalyze) and anti-wraparound vacuums still run.
+        # period. Autovacuum's insert-triggered vacuum (PostgreSQL 13+) rescanned the whole
+        # growing partition about once a minute under load, competing with the writer for CPU
+        # and disk, for nothing an append-only table needs. Statistics (autoanalyze) and
+        # anti-wraparound vacuums still run.
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} PARTITION OF telemetry FOR VALUES FROM ({}) TO ({})"

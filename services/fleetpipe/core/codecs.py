@@ -18,6 +18,17 @@ class ProtoCodec(Generic[M]):
         self.message_type = message_type
         self.type_name = message_type.DESCRIPTOR.full_name
 
+    def _tombstone(
+        self, topic: str | None, partition: int | None, offset: int | None
+    ) -> CodecError:
+        return CodecError(
+            "record has no value (tombstone)",
+            type_name=self.type_name,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
+
     def encode(self, message: M) -> bytes:
         return message.SerializeToString()
 
@@ -30,13 +41,7 @@ class ProtoCodec(Generic[M]):
         offset: int | None = None,
     ) -> M:
         if data is None:
-            raise CodecError(
-                "record has no value (tombstone)",
-                type_name=self.type_name,
-                topic=topic,
-                partition=partition,
-                offset=offset,
-            )
+            raise self._tombstone(topic, partition, offset)
         try:
             # FromString is measurably faster than ParseFromString on a fresh object (upb).
             message = self.message_type.FromString(data)
@@ -64,11 +69,5 @@ class RawCodec(ProtoCodec[M]):
         offset: int | None = None,
     ) -> bytes:
         if data is None:
-            raise CodecError(
-                "record has no value (tombstone)",
-                type_name=self.type_name,
-                topic=topic,
-                partition=partition,
-                offset=offset,
-            )
+            raise self._tombstone(topic, partition, offset)
         return data

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import confluent_kafka
+from google.protobuf.message import DecodeError, Message
 
 from fleetpipe.core.kafka import Headers, Producer
 from fleetpipe.core.metrics import Metrics
@@ -230,3 +231,19 @@ class Output:
 
 def _or_minus_one(value: int | None) -> int:
     return -1 if value is None else value
+
+
+def set_aside_undecodable(
+    records: list[Record[bytes]], out: Output, message_type: type[Message]
+) -> list[Record[bytes]]:
+    """A batch decoder refused a batch of raw records: dead-letter the ones the protobuf
+    runtime cannot parse as ``message_type``, one by one, and return the rest."""
+    good = []
+    for record in records:
+        try:
+            message_type.FromString(record.value)
+        except (DecodeError, ValueError) as exc:
+            out.dead_letter(record, reason="undecodable", error=str(exc) or type(exc).__name__)
+            continue
+        good.append(record)
+    return good

@@ -7,14 +7,13 @@ import time
 from collections.abc import Callable
 
 from confluent_kafka import TopicPartition
-from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from fleetpipe.core.kafka import Headers
 from fleetpipe.core.loop import BaseHandler
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.partitioner import partition_for
-from fleetpipe.core.records import Output, Record
+from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.core.settings import Topics
 from fleetpipe.detection.changelog import StateSource
 from fleetpipe.detection.engine import Detector, Outputs
@@ -117,7 +116,7 @@ class DetectionHandler(BaseHandler):
         try:
             batch = detector.decode([r.value for r in records])
         except ValueError:
-            records = _weed_out(records, out)
+            records = set_aside_undecodable(records, out, enriched_pb2.EnrichedTelemetry)
             if not records:
                 return
             batch = detector.decode([r.value for r in records])
@@ -170,19 +169,6 @@ class DetectionHandler(BaseHandler):
             self.metrics.vehicles.set(len(self.detector.states))
         if result.duplicates:
             self.metrics.duplicates.inc(result.duplicates)
-
-
-def _weed_out(records: list[Record[bytes]], out: Output) -> list[Record[bytes]]:
-    """The batch decoder refused the batch: find the undecodable records one by one."""
-    good = []
-    for record in records:
-        try:
-            enriched_pb2.EnrichedTelemetry.FromString(record.value)
-        except (DecodeError, ValueError) as exc:
-            out.dead_letter(record, reason="undecodable", error=str(exc) or type(exc).__name__)
-            continue
-        good.append(record)
-    return good
 
 
 def _alert_traces(result: Outputs, out: Output) -> dict[int, Headers] | None:

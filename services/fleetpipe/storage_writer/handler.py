@@ -23,13 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import TopicPartition
-from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fleetpipe.core.codecs import RawCodec
 from fleetpipe.core.loop import BaseHandler, RetryLater
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.records import Output, Record
+from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.pb.v1 import enriched_pb2
 from fleetpipe.storage_writer import columns
 from fleetpipe.storage_writer.database import DatabaseUnavailable, WriteBatch, WriteResult
@@ -266,7 +265,7 @@ class StorageHandler(BaseHandler):
         try:
             decoded = self.decoder.decode([r.value for r in records])
         except ValueError:
-            records = self._weed_out(records, out)
+            records = set_aside_undecodable(records, out, enriched_pb2.EnrichedTelemetry)
             if not records:
                 return None
             decoded = self.decoder.decode([r.value for r in records])
@@ -307,18 +306,6 @@ class StorageHandler(BaseHandler):
             pending = pa.concat_tables(self._latest) if len(self._latest) > 1 else self._latest[0]
             batch.latest = columns.latest_rows(pending)
         return with_lineage(table, partitions, offsets)
-
-    def _weed_out(self, records: list[Record[Any]], out: Output) -> list[Record[Any]]:
-        """The batch decoder refused the batch: find the undecodable records one by one."""
-        good = []
-        for record in records:
-            try:
-                enriched_pb2.EnrichedTelemetry.FromString(record.value)
-            except (DecodeError, ValueError) as exc:
-                out.dead_letter(record, reason="undecodable", error=str(exc) or type(exc).__name__)
-                continue
-            good.append(record)
-        return good
 
     def _events(
         self,

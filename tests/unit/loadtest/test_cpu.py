@@ -26,17 +26,22 @@ def test_a_busy_service_and_a_short_lived_child_are_charged_to_their_components(
     idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     time.sleep(0.3)  # its start-up is before the window
     meter = CpuMeter({"ingest": idle.pid})
+    own = time.process_time()
     meter.start()
-    # Started inside the window by this process: the load driver's, counted from zero.
+    # Started inside the window by this process: the load driver's, counted from zero. It
+    # idles after burning, so the samples see all of its burn before it exits.
     child = subprocess.Popen([sys.executable, "-c", BURN.format(s=0.5) + "time.sleep(0.3)"])
     _sample_until_exit(meter, child)
     usage = meter.stop()
+    own = time.process_time() - own  # this process samples: it is the load driver's too
     idle.kill()
     idle.wait()
-    assert usage.seconds.get(DRIVER, 0.0) == pytest.approx(0.5, abs=0.2)
+    driver = usage.seconds.get(DRIVER, 0.0)
+    # The burn and this process's own time, at least; at most that plus the child's start-up.
+    assert 0.5 + own - 0.05 <= driver <= 0.5 + own + 0.3, (driver, own)
     assert usage.seconds.get("ingest", 0.0) < 0.05, "an idle service costs nothing"
     assert usage.cores(DRIVER) == pytest.approx(usage.seconds[DRIVER] / usage.wall_s)
-    assert 0 < usage.machine_share <= 1.0
+    assert 0 < usage.machine_share <= 1.05  # two clocks read a moment apart
     doc = usage.as_dict(events=1000)
     components = doc["components"]
     assert isinstance(components, dict)

@@ -19,7 +19,8 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
     detection: Callable[..., Detection],
 ) -> None:
     run = detection(3)
-    events = drill_fleet(100, episodes=5, seed=4)
+    # Enough input that the kills land mid-stream: detection takes some 50K events/s here.
+    events = drill_fleet(250, episodes=5, seed=4)
     expected = expected_alerts(events)
     assert len(expected) > 200, "the drill produces plenty of alerts"
     run.produce(events)
@@ -38,7 +39,7 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
         )
         # Aim for a moment when a batch's records are on the broker but not yet committed.
         try:
-            wait_for(lambda: _transaction_open(run), timeout=3, interval=0.01, what="an open batch")
+            wait_for(lambda: _transaction_open(run), timeout=1, interval=0.01, what="an open batch")
             open_at_kill += 1
         except TimeoutError:
             pass  # then it dies between transactions: a plain replay, also worth having

@@ -70,7 +70,9 @@ class CpuMeter:
     _last: dict[int, float] = field(default_factory=dict)
     _t0: float = 0.0
     _busy0: float = 0.0
-    _known: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_pid = {pid: name for name, pid in self.services.items()}
 
     def start(self) -> None:
         self._first.clear()
@@ -109,9 +111,8 @@ class CpuMeter:
 
     def _component(self, info: Mapping[str, object]) -> str:
         pid = int(info["pid"])  # type: ignore[call-overload]
-        for name, service_pid in self.services.items():
-            if pid == service_pid:
-                return name
+        if pid in self._by_pid:
+            return self._by_pid[pid]
         # By command line first: the benchmark may have started the broker and the database
         # itself, which makes them its children.
         name = str(info.get("name") or "")

@@ -18,15 +18,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.codecs import ProtoCodec, RawCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import run_loop_service
 from fleetpipe.core.settings import DeliveryMode
-from fleetpipe.pb.v1 import alert_pb2, trip_pb2
+from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
 from fleetpipe.storage_writer.database import DatabaseUnavailable, HotStore
 from fleetpipe.storage_writer.handler import (
-    RawTelemetryCodec,
     StorageHandler,
     StorageMetrics,
     StoragePolicy,
@@ -76,7 +75,8 @@ def main() -> None:
             scores=settings.topics.scores,
         )
         codecs: dict[Input, tuple[str, ProtoCodec[Any]]] = {
-            Input.ENRICHED: (topics.telemetry, RawTelemetryCodec()),
+            # Decoded a batch at a time by the handler (ptars), not record by record.
+            Input.ENRICHED: (topics.telemetry, RawCodec(enriched_pb2.EnrichedTelemetry)),
             Input.ALERTS: (topics.alerts, ProtoCodec(alert_pb2.Alert)),
             Input.TRIPS: (topics.trips, ProtoCodec(trip_pb2.Trip)),
             Input.SCORES: (topics.scores, ProtoCodec(trip_pb2.DriverScore)),

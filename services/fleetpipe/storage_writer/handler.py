@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from fleetpipe.core.codecs import RawCodec
 from fleetpipe.core.loop import BaseHandler, RetryLater
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
@@ -45,13 +44,6 @@ log = logging.getLogger(__name__)
 
 _partition = confluent_kafka.Message.partition
 _offset = confluent_kafka.Message.offset
-
-
-class RawTelemetryCodec(RawCodec[enriched_pb2.EnrichedTelemetry]):
-    """Hands the bytes through: the handler decodes the whole batch at once (see columns)."""
-
-    def __init__(self) -> None:
-        super().__init__(enriched_pb2.EnrichedTelemetry)
 
 
 class StorePort(Protocol):

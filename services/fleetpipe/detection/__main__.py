@@ -46,6 +46,7 @@ def main() -> None:
             metrics=DetectionMetrics(metrics.registry),
             max_batch=settings.kafka.max_batch,
             shared=metrics,
+            hold_s=settings.hold_ms / 1000,
         )
         return config, handler
 

@@ -71,8 +71,10 @@ class DetectionHandler(BaseHandler):
         max_batch: int,
         clock: Callable[[], float] = time.time,
         shared: Metrics | None = None,
+        hold_s: float = 0.0,
     ) -> None:
         self.shared = shared
+        self.hold_s = hold_s
         self.detector = detector
         self.store = store
         self.input_topic = input_topic
@@ -143,6 +145,11 @@ class DetectionHandler(BaseHandler):
         self._batches_since_tick += 1
         # A full batch means more is waiting: the input is behind.
         self._behind = len(records) >= self.max_batch
+        if self.hold_s:
+            # Everything is produced but nothing committed yet: the window crash drills aim at.
+            out.poll()
+            log.info("holding a batch of %d records open for %.2fs", len(records), self.hold_s)
+            time.sleep(self.hold_s)
 
     def on_tick(self, now: float, out: Output) -> None:
         # While catching up (after a restart, under a backlog), silence proves nothing: the

@@ -4,9 +4,11 @@ Offsets are committed after every batch, but a good Parquet file holds minutes o
 each batch is first appended to a *spool* — an Arrow IPC stream on local disk, flushed (and by
 default fsynced) before the batch's offsets are committed — one spool per table, day and hour.
 A spool is *rolled* into Parquet when it is big or old enough, on shutdown, or when partitions
-are revoked: the Parquet file is written to a hidden temporary name in its final folder,
-fsynced and renamed, so a reader sees a whole file or none. The file is named after its spool,
-so rolling the same spool again after a crash rewrites the same file instead of adding one.
+are revoked. The roll closes the spool at once and converts it on a background thread, so the
+batches keep flowing meanwhile (a million rows take seconds). The Parquet file is written to a
+hidden temporary name in its final folder, fsynced and renamed, so a reader sees a whole file
+or none; then the state is saved and the spool deleted. The file is named after its spool, so
+rolling the same spool again after a crash rewrites the same file instead of adding one.
 
 Every row carries its Kafka coordinates (``_kafka_partition``, ``_kafka_offset``). The highest
 offset stored per topic partition — the *watermark* — is kept in memory, saved when a spool
@@ -24,6 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -104,7 +107,9 @@ class Lake:
         self._spools: dict[tuple[str, str, str], _Spool] = {}
         self._watermarks: dict[str, dict[int, int]] = {}
         self._counter = 0
-        self._done: list[Path] = []  # rolled spools, deleted once the state is saved
+        # One converter thread: rolls finish, and save the state, in the order they started.
+        self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-roll")
+        self._rolling: list[Future[list[Path]]] = []
         self.stats = LakeStats()
 
     @property
@@ -146,7 +151,7 @@ class Lake:
         self._raise_watermarks(topic, table)
         final = self._final_path(table_name, dt_part, hour_part, path.stem)
         self._write_parquet(table, final)
-        self._save_state()
+        self._save_state(self._watermarks)
         path.unlink()
         return [final]
 
@@ -223,8 +228,11 @@ class Lake:
         return spool
 
     # -- rolling -------------------------------------------------------------------------------
-    def roll(self, *, force: bool = False) -> list[Path]:
-        """Turn full or old spools (every spool when ``force``) into Parquet files."""
+    def roll(self, *, force: bool = False, wait: bool = False) -> list[Path]:
+        """Close full or old spools (every spool when ``force``) and start turning them into
+        Parquet files; returns the files finished since the last call. ``force`` and ``wait``
+        wait for every roll started so far. A roll that failed raises LakeError here, once;
+        its spool stays on disk, and the next start rolls it."""
         now = self._clock()
         due = [
             key
@@ -234,27 +242,54 @@ class Lake:
             or s.size >= self.max_bytes
             or now - s.created >= self.max_age_s
         ]
-        written = []
-        for key in due:
-            spool = self._spools.pop(key)
-            written.append(self._roll(spool))
-        if written:
-            self._save_state()
+        if due:
+            spools = [self._spools.pop(key) for key in due]
+            for spool in spools:
+                try:
+                    spool.writer.close()
+                    spool.file.close()
+                except OSError as exc:
+                    raise LakeError(f"cannot close the spool {spool.path}: {exc}") from exc
+            # Every row up to these marks is in a Parquet file or a spool that is still on
+            # disk, once this roll has written its files.
+            marks = {topic: dict(parts) for topic, parts in self._watermarks.items()}
+            self._rolling.append(self._converter.submit(self._convert, spools, marks))
+        return self._finished(wait=force or wait)
+
+    def _finished(self, *, wait: bool) -> list[Path]:
+        done = [f for f in self._rolling if wait or f.done()]
+        self._rolling = [f for f in self._rolling if f not in done]
+        written: list[Path] = []
+        failure: LakeError | None = None
+        for future in done:
+            try:
+                written.extend(future.result())
+            except LakeError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
         return written
 
-    def _roll(self, spool: _Spool) -> Path:
+    def _convert(self, spools: list[_Spool], marks: dict[str, dict[int, int]]) -> list[Path]:
+        """On the converter thread: the spools' Parquet files, then the state, then the
+        spools are deleted."""
+        written = []
+        for spool in spools:
+            try:
+                table, _topic = _read_complete_batches(spool.path)
+                final = self._final_path(spool.table, spool.dt, spool.hour, spool.path.stem)
+                if table is not None and table.num_rows:
+                    self._write_parquet(table, final)
+            except OSError as exc:
+                raise LakeError(f"cannot roll {spool.path} into Parquet: {exc}") from exc
+            written.append(final)
         try:
-            spool.writer.close()
-            spool.file.close()
-            table, _topic = _read_complete_batches(spool.path)
-            final = self._final_path(spool.table, spool.dt, spool.hour, spool.path.stem)
-            if table is not None and table.num_rows:
-                self._write_parquet(table, final)
-            # The state (watermarks) is saved before any spool is deleted, in roll().
-            self._done.append(spool.path)
-            return final
+            self._save_state(marks)
+            for spool in spools:
+                spool.path.unlink(missing_ok=True)
         except OSError as exc:
-            raise LakeError(f"cannot roll {spool.path} into Parquet: {exc}") from exc
+            raise LakeError(f"cannot save the lake state {self.state_file}: {exc}") from exc
+        return written
 
     def _final_path(self, table_name: str, dt: str, hour: str, spool_id: str) -> Path:
         return self.root / table_name / dt / hour / f"part-{spool_id}.parquet"
@@ -281,11 +316,11 @@ class Lake:
         self.stats.rows += table.num_rows
         self.stats.paths.append(final)
 
-    def _save_state(self) -> None:
+    def _save_state(self, marks: dict[str, dict[int, int]]) -> None:
         state = {
             "watermarks": {
                 topic: {str(p): o for p, o in sorted(parts.items())}
-                for topic, parts in self._watermarks.items()
+                for topic, parts in marks.items()
             }
         }
         tmp = self.state_file.with_suffix(".tmp")
@@ -293,12 +328,9 @@ class Lake:
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.state_file)
-        for path in self._done:
-            path.unlink(missing_ok=True)
-        self._done.clear()
 
     def close(self) -> list[Path]:
-        """Roll every spool (a graceful stop leaves nothing behind)."""
+        """Roll every spool and wait for it (a graceful stop leaves nothing behind)."""
         return self.roll(force=True)
 
     def spools(self) -> Iterator[Path]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
-from fleetpipe.storage_writer.lake import Lake, with_lineage
+from fleetpipe.storage_writer.lake import Lake, LakeError, with_lineage
 
 pytestmark = pytest.mark.unit
 
@@ -63,10 +65,54 @@ def test_a_spool_rolls_when_full_or_old(tmp_path: Path) -> None:
     lake.append("telemetry", _batch(range(0, 10)), topic="t", time_column="event_time")
     assert lake.roll() == []
     lake.append("telemetry", _batch(range(10, 20)), topic="t", time_column="event_time")
-    assert len(lake.roll()) == 1, "full"
+    assert len(lake.roll(wait=True)) == 1, "full"
     lake.append("telemetry", _batch(range(20, 25)), topic="t", time_column="event_time")
     clock[0] += 61
-    assert len(lake.roll()) == 1, "old"
+    assert len(lake.roll(wait=True)) == 1, "old"
+
+
+def test_a_roll_converts_in_the_background_while_batches_keep_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _lake(tmp_path, max_rows=10)
+    release = threading.Event()
+    write = lake._write_parquet
+
+    def slow_write(table: pa.Table, final: Path) -> None:
+        assert release.wait(10), "the test releases the converter"
+        write(table, final)
+
+    monkeypatch.setattr(lake, "_write_parquet", slow_write)
+    lake.append("telemetry", _batch(range(0, 10)), topic="t", time_column="event_time")
+    assert lake.roll() == [], "the roll has started, not finished"
+    # The next batches go to a new spool while the full one is being converted.
+    lake.append("telemetry", _batch(range(10, 15)), topic="t", time_column="event_time")
+    assert lake.roll() == []
+    assert len(list(tmp_path.rglob("*.arrows"))) == 2, "the full spool stays until it is rolled"
+    release.set()
+    (first,) = lake.roll(wait=True)
+    assert pq.read_table(first).num_rows == 10
+    assert len(list(tmp_path.rglob("*.arrows"))) == 1, "a rolled spool is deleted"
+    lake.close()
+    assert sorted(_read(tmp_path)["_kafka_offset"].to_pylist()) == list(range(15))
+    assert Lake(tmp_path, instance="i1", fsync=False).open() == [], "nothing left to recover"
+
+
+def test_a_failed_roll_raises_later_and_keeps_its_spool_for_the_next_start(
+    tmp_path: Path,
+) -> None:
+    lake = _lake(tmp_path)
+    lake.append("telemetry", _batch(range(0, 10)), topic="t", time_column="event_time")
+    # A file where the table's folder should be: the Parquet file cannot be written.
+    (tmp_path / "telemetry").write_text("in the way")
+    with pytest.raises(LakeError, match="cannot roll"):
+        lake.roll(force=True)
+    assert len(list(tmp_path.rglob("*.arrows"))) == 1, "the spool is kept"
+    assert lake.roll(force=True) == [], "the failure is reported once"
+
+    (tmp_path / "telemetry").unlink()
+    rolled = Lake(tmp_path, instance="i1", fsync=False).open()
+    assert len(rolled) == 1 and _read(tmp_path).num_rows == 10
 
 
 def test_replayed_offsets_are_skipped(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.registry import Vehicle, write_csv
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.observe import AlertWatcher, GroupLag, NotificationWatcher, StoreProbe
 from fleetpipe_loadtest.report import (
@@ -106,9 +107,13 @@ class LoadPlan:
             shard=(shard, self.processes),
         )
 
+    def registry(self) -> list[Vehicle]:
+        """Every vehicle of the fleet, whichever sender process simulates it."""
+        return replace(self, processes=1).fleet().registry()
+
     def write_registry(self, path: Path) -> None:
         """The fleet's vehicles, drivers and phone numbers, for enrichment and notification."""
-        self.fleet().write_registry(path)
+        write_csv(self.registry(), path)
 
     def describe(self) -> dict[str, Any]:
         return {

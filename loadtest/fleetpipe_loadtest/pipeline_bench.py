@@ -153,7 +153,7 @@ def run_pipeline_bench(
         for i, rate in enumerate(rates)
     ]
     registry = work / "vehicles.csv"
-    write_csv([v for p in plans for v in p.fleet().registry()], registry)
+    write_csv([v for p in plans for v in p.registry()], registry)
     results: list[RateResult] = []
     with TwilioContractServer() as twilio:
         config = PipelineConfig(

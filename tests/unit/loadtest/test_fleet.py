@@ -9,7 +9,9 @@ import pytest
 
 from fleetpipe.registry import PHONE_RE, VehicleRegistry
 from fleetpipe_loadtest.fleet import DEFAULT_START_US, VEHICLE_TYPES, Fleet
+from fleetpipe_loadtest.loadrun import LoadPlan
 from fleetpipe_loadtest.reference import normal_violations, simulate
+from fleetpipe_loadtest.report import Step
 from fleetpipe_loadtest.scenarios import ScenarioMix
 
 pytestmark = pytest.mark.unit
@@ -104,3 +106,20 @@ def test_the_registry_lists_every_vehicle_with_a_reachable_driver(tmp_path: Path
 def test_bad_parameters_are_refused_with_the_reason(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Fleet(**kwargs)
+
+
+def test_a_load_plan_registers_every_vehicle_whichever_sender_simulates_it(
+    tmp_path: Path,
+) -> None:
+    plan = LoadPlan(
+        target="", token="t", fleet_id="f", run_id="r1", steps=(Step(10, 5.0),), processes=3
+    )
+    # Each sender process simulates its own shard of the fleet.
+    sent = [v.vehicle_id for k in range(3) for v in plan.fleet(k).registry()]
+    assert len(set(sent)) == 10, "three senders, ten vehicles between them"
+    path = tmp_path / "vehicles.csv"
+    plan.write_registry(path)
+    registry = VehicleRegistry.load(path)
+    assert sorted(v.vehicle_id for v in registry) == sorted(sent)
+    shard = {v.vehicle_id: v for v in plan.fleet(2).registry()}
+    assert all(registry.get(vid) == v for vid, v in shard.items()), "the same rows as a shard's"

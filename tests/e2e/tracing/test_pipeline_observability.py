@@ -12,7 +12,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,15 +229,27 @@ def _traces(pipeline: Pipeline, service: str) -> list[Trace]:
     return [Trace(t) for t in found.get("data") or []]
 
 
-def _trace_of(pipeline: Pipeline, service: str, tag: dict[str, Any], want: set[str]) -> Trace:
+def _trace_of(
+    pipeline: Pipeline,
+    service: str,
+    tag: dict[str, Any],
+    want: set[str],
+    spans: Iterable[tuple[str, str]] = (),
+) -> Trace:
     """The trace of ``service`` with a span tagged ``tag``, once spans of ``want`` are all in
-    it (filtered here rather than by the query API: the tags' types stay exact)."""
+    it, and the named ``spans`` too: a service's spans reach Jaeger one export at a time
+    (filtered here rather than by the query API: the tags' types stay exact)."""
+    named = list(spans)
 
     def complete() -> Trace | None:
         pipeline.check_alive()
         for trace in _traces(pipeline, service):
             tagged = any(tag.items() <= tags(s).items() for s in trace.spans.values())
-            if tagged and want <= trace.services():
+            if (
+                tagged
+                and want <= trace.services()
+                and all(trace.find(svc, name) for svc, name in named)
+            ):
                 return trace
         return None
 
@@ -290,6 +302,10 @@ def test_a_crash_is_one_trace_from_ingest_to_the_driver_and_the_database(
         "ingest",
         {"fleetpipe.vehicle_id": vehicle, "fleetpipe.seq": crash_seq},
         SERVICES,
+        spans={
+            ("storage-writer", f"{topics.enriched} process"),
+            ("storage-writer", f"{topics.alerts} process"),
+        },
     )
 
     publish = trace.one("ingest", f"{topics.raw} publish")

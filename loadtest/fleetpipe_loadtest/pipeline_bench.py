@@ -69,25 +69,21 @@ class RateResult:
     def late_lag(self) -> dict[str, tuple[int, int]]:
         """Per stage, the median and the largest lag over the second half of the load."""
         end = self.report.load_end_t
-        half = [s for s in self.report.samples if end / 2 <= s.t <= end]
-        stages = sorted({k for s in half for k in s.lag})
-        out = {}
-        for stage in stages:
-            values = sorted(s.lag.get(stage, 0) for s in half)
-            out[stage] = (values[len(values) // 2], values[-1])
-        return out
+        return self._lags(end / 2, end)
 
     @property
     def end_lag(self) -> dict[str, int]:
         """Per stage, the median lag over the load's last seconds: a backlog that only built
         up at the end is still a backlog."""
         end = self.report.load_end_t
-        last = [s for s in self.report.samples if end - END_WINDOW_S <= s.t <= end]
-        stages = sorted({k for s in last for k in s.lag})
+        return {k: median for k, (median, _) in self._lags(end - END_WINDOW_S, end).items()}
+
+    def _lags(self, start: float, end: float) -> dict[str, tuple[int, int]]:
+        window = [s for s in self.report.samples if start <= s.t <= end]
         out = {}
-        for stage in stages:
-            values = sorted(s.lag.get(stage, 0) for s in last)
-            out[stage] = values[len(values) // 2]
+        for stage in sorted({k for s in window for k in s.lag}):
+            values = sorted(s.lag.get(stage, 0) for s in window)
+            out[stage] = (values[len(values) // 2], values[-1])
         return out
 
     @property

@@ -21,17 +21,15 @@ K8S_COMMIT=f78e722310e50bcaca9276be22276d9e91d91308
 K8S_BUILD_DATE=2026-09-23T17:06:22Z
 # kwok (sigs.k8s.io/kwok), built with `go install ...@version`.
 KWOK_VERSION=v0.8.0
-# helm v3 (helm.sh/helm/v3), built with `go install ...@version`.
-HELM_VERSION=v3.22.0
-HELM_COMMIT=144ca65f8501953fa8b41cd1d37c7223051c85b7
-HELM_K8S_MAJOR=1   # helm's Makefile: client-go v0.37.0 in its go.mod -> 1.37
-HELM_K8S_MINOR=37
-# Jaeger v2: release v2.13.0 == Go module github.com/jaegertracing/jaeger v1.76.0
+# helm v4 (helm.sh/helm/v4), built with `go install ...@version`; v4 reads the Kubernetes
+# version it reports from client-go's build info, so only its own version is set.
+HELM_VERSION=v4.3.2
+# Jaeger v2: release v2.12.0 == Go module github.com/jaegertracing/jaeger v1.75.0
 # (same commit); must match tools/gobuild/jaeger/go.mod.
-JAEGER_VERSION=v2.13.0
-JAEGER_MODULE_VERSION=v1.76.0
-JAEGER_COMMIT=63b27e1810a710ac54dc4522da0538e540bdc545
-JAEGER_BUILD_DATE=2025-12-03T16:07:08Z
+JAEGER_VERSION=v2.12.0
+JAEGER_MODULE_VERSION=v1.75.0
+JAEGER_COMMIT=1c5531b15d6a90c91a5a6cec94171ccc18ebd3ca
+JAEGER_BUILD_DATE=2025-11-13T16:44:30Z
 # skaffold: only its published JSON schema of the config version skaffold.yaml uses, read from
 # the release's module zip (docs-v2/content/en/schemas/); must match API_VERSION in
 # services/fleetpipe/devtools/skaffold.py.
@@ -86,7 +84,7 @@ stamp_for() {
   case "$1" in
     kube-*|kubectl) echo "$1 $K8S_VERSION $K8S_COMMIT mod=$K8S_MOD_SUM $GO_VERSION" ;;
     kwok) echo "kwok $KWOK_VERSION $GO_VERSION" ;;
-    helm) echo "helm $HELM_VERSION $HELM_COMMIT $GO_VERSION" ;;
+    helm) echo "helm $HELM_VERSION $GO_VERSION" ;;
     jaeger) echo "jaeger $JAEGER_VERSION ($JAEGER_MODULE_VERSION) $JAEGER_COMMIT mod=$JAEGER_MOD_SUM $GO_VERSION" ;;
     skaffold-schema) echo "skaffold-schema $SKAFFOLD_VERSION $SKAFFOLD_SCHEMA" ;;
   esac
@@ -172,13 +170,11 @@ if wanted helm; then
   else
     echo "building helm $HELM_VERSION …"
     start=$(date +%s)
-    # same variables as helm's Makefile (LDFLAGS)
-    hv=helm.sh/helm/v3/internal/version
+    # same variables as helm's Makefile (LDFLAGS) for a tagged build
+    hv=helm.sh/helm/v4/internal/version
     (cd "$TMP" && GOFLAGS= GOBIN="$TMP" go install -trimpath \
-      -ldflags "-s -w -X $hv.version=$HELM_VERSION -X $hv.metadata= -X $hv.gitCommit=$HELM_COMMIT -X $hv.gitTreeState=clean \
-        -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$HELM_K8S_MAJOR -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
-        -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$HELM_K8S_MAJOR -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_K8S_MINOR" \
-      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+      -ldflags "-s -w -X $hv.version=$HELM_VERSION -X $hv.metadata= -X $hv.gitTreeState=clean" \
+      "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
     install_built helm
     echo "  ok ($(elapsed "$start"))"
   fi

@@ -51,7 +51,7 @@ def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_helm_is_built_where_the_setup_puts_it() -> None:
     # A missing binary is a setup bug, not a reason to skip: the message names the script.
     path = manifests.find_helm()
-    assert "v3." in manifests.helm("version", "--short"), path
+    assert "v4." in manifests.helm("version", "--short"), path
 
 
 @pytest.mark.parametrize(

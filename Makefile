@@ -20,7 +20,8 @@ setup: ## install everything: Debian packages, .venv, Kafka jars, Go-built binar
 	scripts/setup.sh
 
 .PHONY: demo
-demo: setup ## the main job: the whole pipeline locally on real Kafka and PostgreSQL
+demo: ## the main job: the whole pipeline locally on real Kafka and PostgreSQL (no Go build)
+	scripts/setup.sh demo
 	$(BIN)/fleetpipe demo $(DEMO_ARGS)
 
 .PHONY: test
@@ -40,9 +41,10 @@ test-e2e: ## end-to-end tests (several services, Kubernetes API, Jaeger)
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: ## ruff check and format check
+lint: ## ruff check and format check, and the import contracts (layers, services apart, one Kafka edge)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 .PHONY: format
 format: ## apply ruff's formatting and safe fixes
@@ -51,28 +53,28 @@ format: ## apply ruff's formatting and safe fixes
 
 .PHONY: typecheck
 typecheck: ## mypy --strict over services, operator and loadtest
-	$(BIN)/mypy services/fleetpipe operator/fleet_operator loadtest/fleetpipe_loadtest
+	$(BIN)/mypy services/fleetpipe operator/fleet_operator loadtest/fleetpipe_loadtest dev/fleetpipe_dev
 
 .PHONY: proto
 proto: ## regenerate services/fleetpipe/pb from protos/
-	$(PY) -m fleetpipe.devtools.protogen generate
+	$(PY) -m fleetpipe_dev.devtools.protogen generate
 
 .PHONY: proto-check
 proto-check: ## fail when generated code drifts or v1 breaks the released descriptors
-	$(PY) -m fleetpipe.devtools.protogen check-drift
-	$(PY) -m fleetpipe.devtools.protogen check-compat
+	$(PY) -m fleetpipe_dev.devtools.protogen check-drift
+	$(PY) -m fleetpipe_dev.devtools.protogen check-compat
 
 .PHONY: proto-release
 proto-release: ## record the current contracts as released (after a release only)
-	$(PY) -m fleetpipe.devtools.protogen release
+	$(PY) -m fleetpipe_dev.devtools.protogen release
 
 .PHONY: manifests
 manifests: ## render k8s/ (CRD, RBAC, operator, dev dependencies, load-test Job) from helm/fleetpipe
-	$(PY) -m fleetpipe.devtools.manifests generate
+	$(PY) -m fleetpipe_dev.devtools.manifests generate
 
 .PHONY: manifests-check
 manifests-check: ## fail when k8s/ differs from what the chart renders
-	$(PY) -m fleetpipe.devtools.manifests check-drift
+	$(PY) -m fleetpipe_dev.devtools.manifests check-drift
 
 .PHONY: helm-lint
 helm-lint: ## helm lint --strict the chart, with its defaults and with every option on
@@ -81,7 +83,7 @@ helm-lint: ## helm lint --strict the chart, with its defaults and with every opt
 
 .PHONY: skaffold-check
 skaffold-check: ## check skaffold.yaml and its profiles against skaffold's published schema
-	$(PY) -m fleetpipe.devtools.skaffold
+	$(PY) -m fleetpipe_dev.devtools.skaffold
 
 .PHONY: image
 image: ## build the one FleetPipe image with Docker (fleetpipe:$(IMAGE_TAG))

@@ -32,7 +32,7 @@ JAEGER_COMMIT=1c5531b15d6a90c91a5a6cec94171ccc18ebd3ca
 JAEGER_BUILD_DATE=2025-11-13T16:44:30Z
 # skaffold: only its published JSON schema of the config version skaffold.yaml uses, read from
 # the release's module zip (docs-v2/content/en/schemas/); must match API_VERSION in
-# services/fleetpipe/devtools/skaffold.py.
+# dev/fleetpipe_dev/devtools/skaffold.py.
 SKAFFOLD_VERSION=v2.16.1
 SKAFFOLD_SCHEMA=v4beta13
 # ---------------------------------------------------------------------------

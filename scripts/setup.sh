@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Installs everything FleetPipe's demo and tests need, idempotently:
-#   system packages (Debian): PostgreSQL 15, etcd, kcat, Maven, a JDK
-#   the Python environment in .venv (or $FLEETPIPE_VENV)
-#   Kafka's jars from Maven Central and the Go-built binaries, cached in ~/.cache/fleetpipe
-# A second run with everything present takes seconds.
+# Installs what FleetPipe's demo or tests need, idempotently:
+#   system packages (Debian): PostgreSQL 15, Maven, a JDK; for the tests also etcd and kcat
+#   the Python environment in .venv (or $FLEETPIPE_VENV): fleetpipe and fleetpipe-dev, editable
+#   Kafka's jars from Maven Central, cached in ~/.cache/fleetpipe
+#   for the tests: the Go-built binaries (Kubernetes, kwok, helm, Jaeger), cached there too
+# The demo needs no Go build (`scripts/setup.sh demo`); `scripts/setup.sh` (or `test`) installs
+# everything. A second run with everything present takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_go_tools=1
+want_test_packages=1
 for arg in "$@"; do
   case "$arg" in
+    demo) want_go_tools=0; want_test_packages=0 ;;
+    test) ;;
     --no-go-tools) want_go_tools=0 ;;
-    -h|--help) echo "usage: scripts/setup.sh [--no-go-tools]"; exit 0 ;;
+    -h|--help) echo "usage: scripts/setup.sh [demo|test] [--no-go-tools]"; exit 0 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -22,8 +27,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql-15)
-have etcd || missing+=(etcd-server)
-have kcat || missing+=(kcat)
+if ((want_test_packages)); then
+  have etcd || missing+=(etcd-server)
+  have kcat || missing+=(kcat)
+fi
 have mvn || missing+=(maven)
 have java || missing+=(openjdk-17-jre-headless)
 have openssl || missing+=(openssl)
@@ -49,11 +56,12 @@ if [ ! -x "$venv/bin/python" ]; then
   say "creating $venv"
   "$python" -m venv "$venv"
 fi
-hash_now=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-16)
+hash_now=$(cat pyproject.toml dev/pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash_now" ]; then
   say "installing Python packages into $venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -c requirements/constraints.txt -e '.[dev]'
+  # fleetpipe-dev (dev/) adds the local stack, the demo, the benchmarks and the test helpers.
+  "$venv/bin/python" -m pip install -q -c requirements/constraints.txt -e '.[dev]' -e ./dev
   echo "$hash_now" > "$stamp"
 else
   say "Python packages present"

@@ -20,11 +20,11 @@ import pytest
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.devstack.jaeger import JaegerServer, jaeger_binary
-from fleetpipe.devstack.kafka import KafkaBroker, kafka_libs
-from fleetpipe.devstack.postgres import PostgresServer
-from fleetpipe.devstack.procs import free_port
-from fleetpipe.devstack.stack import topic_specs
+from fleetpipe_dev.stack.devstack import topic_specs
+from fleetpipe_dev.stack.jaeger import JaegerServer, jaeger_binary
+from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
+from fleetpipe_dev.stack.postgres import PostgresServer
+from fleetpipe_dev.stack.procs import free_port
 
 
 @dataclass

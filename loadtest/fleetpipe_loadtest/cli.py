@@ -101,39 +101,6 @@ def simulate_command(
     raise typer.Exit(130 if result.interrupted else 0)
 
 
-def bench_ingest_command(
-    events: Annotated[
-        int, typer.Option(min=10_000, help="events per run at batches of 100 and 500")
-    ] = 300_000,
-    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
-    partitions: Annotated[int, typer.Option(min=1, help="partitions of the raw topic")] = 6,
-    sustained: Annotated[
-        float, typer.Option(min=0, help="seconds of the simulator-fed run (0: skip)")
-    ] = 60.0,
-    vehicles: Annotated[
-        int, typer.Option(min=1, help="vehicles of the simulator-fed run")
-    ] = 50_000,
-    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
-        "benchmarks/reports/ingest.md"
-    ),
-) -> None:
-    """Ingest: CPU µs per event at batch sizes 1, 10, 100, 500 and sustained events/s."""
-    from rich.console import Console
-
-    from fleetpipe.devstack.stack import DevStack, DevStackSettings
-    from fleetpipe_loadtest.bench_ingest import BenchConfig, run_ingest_bench
-
-    config = BenchConfig(
-        events=events,
-        runs=runs,
-        partitions=partitions,
-        sustained_s=sustained,
-        vehicles=vehicles,
-        report=report,
-    )
-    run_ingest_bench(DevStack(DevStackSettings()), config, Console())
-
-
 def loadtest_run_command(
     target: Annotated[str, typer.Option(help="ingest's gRPC address")] = "127.0.0.1:50051",
     token: Annotated[
@@ -208,7 +175,6 @@ def loadtest_run_command(
     from rich.live import Live
 
     from fleetpipe.core.settings import KafkaSettings, Topics
-    from fleetpipe_loadtest.harness import machine
     from fleetpipe_loadtest.live import render
     from fleetpipe_loadtest.loadrun import (
         LoadPlan,
@@ -219,6 +185,7 @@ def loadtest_run_command(
         summary_lines,
         write_outputs,
     )
+    from fleetpipe_loadtest.machine import machine
     from fleetpipe_loadtest.report import Step, parse_profile
     from fleetpipe_loadtest.scenarios import ScenarioMix
 

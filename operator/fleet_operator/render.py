@@ -20,8 +20,8 @@ from fleet_operator.sizing import CONSUMERS, INPUT_TOPICS, SizingPlan
 from fleet_operator.spec import API_VERSION, KIND, Component, FleetPipelineSpec
 from fleetpipe.core.kafka import TopicSpec
 from fleetpipe.core.settings import Topics
-from fleetpipe.devstack.stack import topic_specs
 from fleetpipe.registry import FIELDS as REGISTRY_FIELDS
+from fleetpipe_dev.stack.devstack import topic_specs
 
 Manifest = dict[str, Any]
 

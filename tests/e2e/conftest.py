@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from fleetpipe.devstack.kube import KubeCluster, find_tools
-from fleetpipe.devstack.procs import free_port
-from fleetpipe.testing import ServiceProcess, wait_for
+from fleetpipe_dev.stack.kube import KubeCluster, find_tools
+from fleetpipe_dev.stack.procs import free_port
+from fleetpipe_dev.testing import ServiceProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "k8s" / "samples"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from google.protobuf import descriptor_pb2
 
-from fleetpipe.devtools import protogen
+from fleetpipe_dev.devtools import protogen
 
 pytestmark = pytest.mark.unit
 

@@ -484,3 +484,8 @@ class Admin:
             return lag
         finally:
             probe.close()
+
+
+def client_versions() -> tuple[str, str]:
+    """librdkafka's and confluent-kafka's versions, for reports that say what they ran on."""
+    return confluent_kafka.libversion()[0], str(confluent_kafka.version())

@@ -29,13 +29,22 @@ class _QuerySettings(BaseSettings):
     postgres: PostgresSettings | None = None
 
 
+class _LocalStack(BaseSettings):
+    """Where ``fleetpipe dev up`` serves its database (it reads the same FLEET_DEV_ variable)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEET_DEV_", frozen=True, extra="ignore")
+    postgres_port: int = 15432
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://fleetpipe@127.0.0.1:{self.postgres_port}/fleetpipe"
+
+
 def _postgres(dsn: str | None, schema: str | None) -> PostgresSettings:
     configured = _QuerySettings().postgres
     if configured is None:
         # Not configured: the local dev stack's database.
-        from fleetpipe.devstack.stack import DevStack, DevStackSettings
-
-        configured = PostgresSettings(dsn=DevStack(DevStackSettings()).postgres_dsn)  # type: ignore[arg-type]
+        configured = PostgresSettings(dsn=_LocalStack().dsn)  # type: ignore[arg-type]
     changes: dict[str, Any] = {}
     if dsn:
         changes["dsn"] = dsn

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fleetpipe.devstack.procs import free_port, is_ours
+from fleetpipe_dev.stack.procs import free_port, is_ours
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from fleetpipe.devstack.kube import find_tools
-from fleetpipe.devstack.procs import free_port, is_ours
-from fleetpipe.testing import wait_for
+from fleetpipe_dev.stack.kube import find_tools
+from fleetpipe_dev.stack.procs import free_port, is_ours
+from fleetpipe_dev.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -17,15 +17,15 @@ import pytest
 import yaml
 
 from fleet_operator.spec import Component
-from fleetpipe.devtools import manifests
-from fleetpipe.testing import wait_for
+from fleetpipe_dev.devtools import manifests
+from fleetpipe_dev.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 
 RELEASE = "fleetpipe"
 SYSTEM = "fleetpipe-system"
 CRD_NAME = "fleetpipelines.fleetpipe.io"
-# The control plane's clients must not ask for watch-list streams (see fleetpipe.devstack.kube).
+# The control plane's clients must not ask for watch-list streams (see fleetpipe_dev.stack.kube).
 HELM_ENV = {"KUBE_FEATURE_WatchListClient": "false"}
 EVERYTHING = (*manifests.EVERY_OPTION, "operator.watchNamespace=fp-dry-run")
 

@@ -20,7 +20,7 @@ import yaml
 
 from fleet_operator.spec import parse_spec
 from fleetpipe.core.settings import Topics
-from fleetpipe.testing import wait_for
+from fleetpipe_dev.testing import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD = ROOT / "k8s" / "crds" / "fleetpipelines.yaml"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from fleetpipe.core.kafka import Admin
-from fleetpipe.devstack.procs import free_port
-from fleetpipe.testing import produce_all, wait_for
+from fleetpipe_dev.stack.procs import free_port
+from fleetpipe_dev.testing import produce_all, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fleetpipe.testing import wait_for
+from fleetpipe_dev.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -24,13 +24,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import Topics
-from fleetpipe.devstack.jaeger import JaegerServer
-from fleetpipe.devstack.procs import free_port
-from fleetpipe.devstack.stack import topic_specs
-from fleetpipe.devstack.twilio_contract import TwilioContractServer
 from fleetpipe.pb.v1 import ingest_pb2, ingest_pb2_grpc, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe.testing import ServiceProcess, service_env, wait_for
+from fleetpipe_dev.stack.devstack import topic_specs
+from fleetpipe_dev.stack.jaeger import JaegerServer
+from fleetpipe_dev.stack.procs import free_port
+from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
+from fleetpipe_dev.twilio_contract import TwilioContractServer
 from fleetpipe_loadtest import synthetic
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2
-from fleetpipe.testing import (
+from fleetpipe_dev.testing import (
     ServiceProcess,
     committed_total,
     produce_all,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.testing import (
+from fleetpipe_dev.testing import (
     ServiceProcess,
     committed_total,
     end_offsets,

@@ -18,7 +18,7 @@ from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings, Topics
 from fleetpipe.pb.v1 import telemetry_pb2
-from fleetpipe.testing import produce_all, read_all, wait_for
+from fleetpipe_dev.testing import produce_all, read_all, wait_for
 from fleetpipe_loadtest import synthetic
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 from fleetpipe.core.kafka import Admin, Producer, TopicSpec, read_table
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.settings import KafkaSettings
-from fleetpipe.testing import produce_all, read_all, wait_for
+from fleetpipe_dev.testing import produce_all, read_all, wait_for
 
 pytestmark = pytest.mark.integration
 

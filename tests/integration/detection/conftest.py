@@ -15,7 +15,7 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
-from fleetpipe.testing import (
+from fleetpipe_dev.testing import (
     ServiceProcess,
     committed_total,
     produce_all,

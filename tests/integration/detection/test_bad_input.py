@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from fleetpipe.core.records import DL_REASON
-from fleetpipe.detection.drills import drill_fleet
 from fleetpipe.pb.v1 import deadletter_pb2
-from fleetpipe.testing import produce_all, read_all, wait_for
+from fleetpipe_dev.drills import drill_fleet
+from fleetpipe_dev.testing import produce_all, read_all, wait_for
 
 from .conftest import Detection, expected_alerts, said
 

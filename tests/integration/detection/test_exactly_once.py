@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from fleetpipe.detection.drills import drill_fleet
-from fleetpipe.testing import end_offsets, wait_for
+from fleetpipe_dev.drills import drill_fleet
+from fleetpipe_dev.testing import end_offsets, wait_for
 
 from .conftest import Detection, expected_alerts, said
 

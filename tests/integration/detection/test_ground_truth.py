@@ -18,7 +18,7 @@ import yaml
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import alert_pb2
-from fleetpipe.testing import ServiceProcess, produce_all, service_env
+from fleetpipe_dev.testing import ServiceProcess, produce_all, service_env
 from fleetpipe_loadtest.fleet import VEHICLE_TYPES, Fleet
 from fleetpipe_loadtest.scenarios import (
     COMBUSTION_ONLY,

@@ -12,10 +12,10 @@ import pytest
 from fleetpipe.core.kafka import PARTITIONER, Admin, TopicSpec
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.detection.config import Rules
-from fleetpipe.detection.drills import Timeline, cruise
 from fleetpipe.detection.engine import Detector
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
-from fleetpipe.testing import read_all, wait_for
+from fleetpipe_dev.drills import Timeline, cruise
+from fleetpipe_dev.testing import read_all, wait_for
 
 from .conftest import Detection, assigned_partitions, expected_alerts, said
 

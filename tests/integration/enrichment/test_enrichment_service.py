@@ -11,7 +11,7 @@ from fleetpipe.core.records import DL_REASON
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe.testing import ServiceProcess, produce_all, read_all, service_env, wait_for
+from fleetpipe_dev.testing import ServiceProcess, produce_all, read_all, service_env, wait_for
 from fleetpipe_loadtest import synthetic
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.devstack.procs import free_port
 from fleetpipe.pb.v1 import ingest_pb2_grpc
-from fleetpipe.testing import ServiceProcess, service_env, wait_for
+from fleetpipe_dev.stack.procs import free_port
+from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
 
 TOKEN_A = "token-fleet-a-0123456789abcdef"
 TOKEN_B = "token-fleet-b-0123456789abcdef"

@@ -13,7 +13,7 @@ import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import telemetry_pb2
-from fleetpipe.testing import end_offsets, read_all
+from fleetpipe_dev.testing import end_offsets, read_all
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.sender import Sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick

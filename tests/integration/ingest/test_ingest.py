@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, ingest_pb2_grpc, telemetry_pb2
-from fleetpipe.testing import end_offsets, read_all
+from fleetpipe_dev.testing import end_offsets, read_all
 from fleetpipe_loadtest.fleet import Fleet
 
 Ingest = Any  # the handle the conftest's fixtures return

@@ -15,7 +15,7 @@ import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.registry import VehicleRegistry
-from fleetpipe.testing import end_offsets, wait_for
+from fleetpipe_dev.testing import end_offsets, wait_for
 from fleetpipe_loadtest.scenarios import read_ground_truth
 
 pytestmark = pytest.mark.integration

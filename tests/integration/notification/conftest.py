@@ -13,10 +13,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.devstack.twilio_contract import TwilioContractServer
 from fleetpipe.pb.v1 import alert_pb2, notification_pb2
 from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe.testing import ServiceProcess, produce_all, read_all, service_env, wait_for
+from fleetpipe_dev.testing import ServiceProcess, produce_all, read_all, service_env, wait_for
+from fleetpipe_dev.twilio_contract import TwilioContractServer
 
 SENDER = "+15005550006"
 PHONE = "+31612345678"

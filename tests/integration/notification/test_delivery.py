@@ -10,7 +10,7 @@ import pytest
 from fleetpipe.notification.messages import text_body
 from fleetpipe.notification.routing import Channel, Phase
 from fleetpipe.pb.v1 import alert_pb2, notification_pb2
-from fleetpipe.testing import wait_for
+from fleetpipe_dev.testing import wait_for
 from fleetpipe_loadtest import records
 
 from .conftest import INVALID, PHONE, SENDER, NotificationRig

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf.message import Message
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.testing import (
+from fleetpipe_dev.testing import (
     ServiceProcess,
     committed_total,
     end_offsets,

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from fleetpipe.testing import wait_for
+from fleetpipe_dev.testing import wait_for
 from fleetpipe_loadtest import records
 
 from .conftest import WriterRig

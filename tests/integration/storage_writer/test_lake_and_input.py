@@ -11,7 +11,7 @@ import pytest
 
 from fleetpipe.core.records import DL_REASON
 from fleetpipe.pb.v1 import deadletter_pb2
-from fleetpipe.testing import read_all
+from fleetpipe_dev.testing import read_all
 from fleetpipe_loadtest import records
 
 from .conftest import WriterRig

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fleetpipe.cli import app
+from fleetpipe.cli import build_app
 from fleetpipe.core.db import PostgresSettings
 from fleetpipe.pb.v1 import alert_pb2
 from fleetpipe.storage_writer import columns
@@ -17,6 +17,7 @@ from fleetpipe.storage_writer.partitions import hot_window
 from fleetpipe_loadtest import records
 
 pytestmark = pytest.mark.integration
+app = build_app()
 
 
 @pytest.fixture

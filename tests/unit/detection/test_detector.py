@@ -9,12 +9,12 @@ import pytest
 
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.detection.config import Rules
-from fleetpipe.detection.drills import SCENARIOS, T0_US, Timeline, drill_fleet
-from fleetpipe.detection.drills import cruise as _cruise
 from fleetpipe.detection.engine import COLUMNAR_FROM, Detector, Outputs
 from fleetpipe.detection.episodes import alert_id
 from fleetpipe.detection.state import VehicleState
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
+from fleetpipe_dev.drills import SCENARIOS, T0_US, Timeline, drill_fleet
+from fleetpipe_dev.drills import cruise as _cruise
 
 pytestmark = pytest.mark.unit
 

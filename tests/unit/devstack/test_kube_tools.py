@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fleetpipe.devstack.kube import KUBE_TOOLS, find_tools
-from fleetpipe.devstack.procs import StartError
+from fleetpipe_dev.stack.kube import KUBE_TOOLS, find_tools
+from fleetpipe_dev.stack.procs import StartError
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from fleetpipe.devstack.procs import free_port
+from fleetpipe_dev.stack.procs import free_port
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from fleetpipe.core.settings import Topics
-from fleetpipe.devstack.stack import topic_specs
+from fleetpipe_dev.stack.devstack import topic_specs
 
 pytestmark = pytest.mark.unit
 

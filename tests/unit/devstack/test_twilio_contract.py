@@ -12,8 +12,8 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from fleetpipe.devstack.twilio_contract import TwilioContractServer
 from fleetpipe.notification.provider import twilio_client
+from fleetpipe_dev.twilio_contract import TwilioContractServer
 
 pytestmark = pytest.mark.unit
 

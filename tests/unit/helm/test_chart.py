@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from fleet_operator.spec import Component, parse_spec
-from fleetpipe.devtools import manifests
+from fleetpipe_dev.devtools import manifests
 from fleetpipe_loadtest.report import parse_profile
 
 pytestmark = pytest.mark.unit

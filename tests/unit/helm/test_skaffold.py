@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fleetpipe.devtools import skaffold
+from fleetpipe_dev.devtools import skaffold
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fleetpipe_loadtest.cpu import DRIVER, CpuMeter
+from fleetpipe_dev.bench.cpu import DRIVER, CpuMeter
 
 pytestmark = pytest.mark.unit
 

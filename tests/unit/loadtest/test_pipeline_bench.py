@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetpipe_loadtest.pipeline_bench import READING, RateResult, _kept_reading
+from fleetpipe_dev.bench.pipeline import READING, RateResult, _kept_reading
 from fleetpipe_loadtest.report import LoadReport, Sample
 
 pytestmark = pytest.mark.unit

@@ -6,8 +6,8 @@ import pytest
 import requests
 from twilio.base.exceptions import TwilioRestException
 
-from fleetpipe.devstack.twilio_contract import TwilioContractServer
 from fleetpipe.notification.provider import ProviderError, classify, twilio_client
+from fleetpipe_dev.twilio_contract import TwilioContractServer
 
 pytestmark = pytest.mark.unit
 

@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fleetpipe.devstack.kafka import default_cache
-from fleetpipe.devstack.procs import StartError, spawn, stop_pid, wait_until
+from fleetpipe_dev.stack.kafka import default_cache
+from fleetpipe_dev.stack.procs import StartError, spawn, stop_pid, wait_until
 
 BUILD_HINT = "scripts/build-go-tools.sh jaeger"
 
@@ -37,7 +37,7 @@ def jaeger_binary(directory: Path | None = None) -> Path:
 
 
 def config_text() -> str:
-    return (resources.files("fleetpipe.devstack") / "jaeger.yaml").read_text()
+    return (resources.files("fleetpipe_dev.stack") / "jaeger.yaml").read_text()
 
 
 @dataclass

@@ -21,10 +21,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleetpipe.core.kafka import Admin, TopicSpec
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.devstack.jaeger import BUILD_HINT, JaegerServer, jaeger_binary
-from fleetpipe.devstack.kafka import KafkaBroker, default_cache, kafka_libs
-from fleetpipe.devstack.postgres import PostgresServer
-from fleetpipe.devstack.procs import StartError, is_ours, stop_pid
+from fleetpipe_dev.stack.jaeger import BUILD_HINT, JaegerServer, jaeger_binary
+from fleetpipe_dev.stack.kafka import KafkaBroker, default_cache, kafka_libs
+from fleetpipe_dev.stack.postgres import PostgresServer
+from fleetpipe_dev.stack.procs import StartError, is_ours, stop_pid
 
 # PostgreSQL's fast shutdown is SIGINT; Kafka shuts down cleanly on SIGTERM.
 _STOP_SIGNAL = {"postgres": signal.SIGINT, "kafka": signal.SIGTERM}

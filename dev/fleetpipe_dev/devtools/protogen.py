@@ -183,7 +183,7 @@ def compatibility_errors(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fleetpipe.devtools.protogen",
+        prog="python -m fleetpipe_dev.devtools.protogen",
         description="Generate protobuf code and check the fleetpipe.v1 contracts.",
     )
     parser.add_argument(

@@ -30,9 +30,9 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fleetpipe.devstack.kafka import default_cache
-from fleetpipe.devstack.procs import StartError, free_port, spawn, stop_pid, wait_until
-from fleetpipe.devstack.stack import StackState
+from fleetpipe_dev.stack.devstack import StackState
+from fleetpipe_dev.stack.kafka import default_cache
+from fleetpipe_dev.stack.procs import StartError, free_port, spawn, stop_pid, wait_until
 
 KUBE_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 # Started in this order, stopped in the reverse one.
@@ -76,7 +76,7 @@ def find_tools(directory: Path | None = None) -> dict[str, Path]:
 
 
 def _stages_yaml() -> str:
-    return (resources.files("fleetpipe.devstack.kwok") / "stages.yaml").read_text()
+    return (resources.files("fleetpipe_dev.stack.kwok") / "stages.yaml").read_text()
 
 
 @dataclass

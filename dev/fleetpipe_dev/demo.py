@@ -23,15 +23,14 @@ from rich.live import Live
 from rich.table import Table
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.devstack.pipeline import (
+from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.stack.pipeline import (
     DEFAULT_SMS_FROM,
     SERVICES,
     LocalPipeline,
     PipelineConfig,
 )
-from fleetpipe.devstack.stack import DevStack, topic_specs
-from fleetpipe.devstack.twilio_contract import TwilioContractServer
-from fleetpipe_loadtest.harness import machine
+from fleetpipe_dev.twilio_contract import TwilioContractServer
 from fleetpipe_loadtest.live import render
 from fleetpipe_loadtest.loadrun import (
     LiveView,
@@ -41,6 +40,7 @@ from fleetpipe_loadtest.loadrun import (
     run_load,
     write_outputs,
 )
+from fleetpipe_loadtest.machine import machine
 from fleetpipe_loadtest.report import LoadReport, Step
 
 FLEET_ID = "demo"

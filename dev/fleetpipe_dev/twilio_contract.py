@@ -19,7 +19,7 @@ It records every request (inspectable in-process through :class:`TwilioContract`
 under ``/_contract/``) and can be told to fail: the next N requests answer 500 or 429, or hang
 past the client's timeout (optionally after creating the resource, the ambiguous case).
 
-``python -m fleetpipe.devstack.twilio_contract --port 18080`` runs it on its own; tests start it
+``python -m fleetpipe_dev.twilio_contract --port 18080`` runs it on its own; tests start it
 in-process with :class:`TwilioContractServer`.
 """
 
@@ -656,7 +656,7 @@ class TwilioContractServer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m fleetpipe.devstack.twilio_contract",
+        prog="python -m fleetpipe_dev.twilio_contract",
         description="A local server speaking Twilio's REST contract (Messages, Calls).",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -26,17 +26,17 @@ from rich.console import Console
 
 from fleetpipe.core.kafka import Admin, TopicSpec
 from fleetpipe.core.settings import DeliveryMode, Topics
-from fleetpipe.devstack.stack import DevStack, DevStackSettings
-from fleetpipe.testing import produce_all, service_env
-from fleetpipe_loadtest import records
-from fleetpipe_loadtest.harness import (
+from fleetpipe_dev.bench.harness import (
     RunResult,
     Summary,
-    machine,
     markdown_table,
     measure_service,
     write_report,
 )
+from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
+from fleetpipe_dev.testing import produce_all, service_env
+from fleetpipe_loadtest import records
+from fleetpipe_loadtest.machine import machine
 
 VARIANTS = {
     "storage-writer (PostgreSQL + Parquet)": {"FLEET_LAKE__ENABLED": "true"},

@@ -3,7 +3,7 @@
 Input is pre-loaded so a stage runs flat out: raw telemetry for enrichment, and the very same
 events enriched (in-process, by the enrichment code itself) for detection. By default the input
 is the fleet simulator's (trips, stops, every scenario kind now and then); ``drill`` uses the
-scripted timelines of ``fleetpipe.detection.drills`` and ``synthetic`` plain valid telemetry.
+scripted timelines of ``fleetpipe_dev.drills`` and ``synthetic`` plain valid telemetry.
 B is the core-loop passthrough in exactly-once mode on the same records — raw for enrichment's
 ratio, enriched for detection's — so each ratio compares like with like. Every run gets fresh
 output topics (detection's state changelog included), so no run inherits another's state.
@@ -29,23 +29,23 @@ from rich.console import Console
 from fleetpipe.core.kafka import Admin, TopicSpec
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.detection.changelog import Changelog
-from fleetpipe.detection.drills import drill_fleet
 from fleetpipe.detection.state import VehicleState
-from fleetpipe.devstack.stack import DevStack, topic_specs
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry, write_csv
-from fleetpipe.testing import produce_all, service_env
-from fleetpipe_loadtest import synthetic
-from fleetpipe_loadtest.fleet import Fleet
-from fleetpipe_loadtest.harness import (
+from fleetpipe_dev.bench.harness import (
     RunResult,
     Summary,
-    machine,
     markdown_table,
     measure_service,
     write_report,
 )
+from fleetpipe_dev.drills import drill_fleet
+from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.testing import produce_all, service_env
+from fleetpipe_loadtest import synthetic
+from fleetpipe_loadtest.fleet import Fleet
+from fleetpipe_loadtest.machine import machine
 from fleetpipe_loadtest.scenarios import ScenarioMix
 
 Source = Literal["simulator", "drill", "synthetic"]

@@ -1,7 +1,7 @@
 """The whole pipeline's sustained rate with zero loss, against baseline B in the same run.
 
 On the local stack: baseline B first (the core-loop passthrough, as in
-:mod:`fleetpipe_loadtest.baseline`), then the five services as processes (topics, groups and
+:mod:`fleetpipe_dev.bench.baseline`), then the five services as processes (topics, groups and
 schema of their own) and, for each offered rate, one load run
 (:mod:`fleetpipe_loadtest.loadrun`) of that many vehicles at 1 Hz. A rate is *sustained* when
 every accepted event is stored exactly once, the senders offered it (at least 97 % of the target,
@@ -30,18 +30,18 @@ from rich.console import Console
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import DeliveryMode, Topics
-from fleetpipe.devstack.pipeline import (
+from fleetpipe.registry import write_csv
+from fleetpipe_dev.bench.baseline import run_baseline
+from fleetpipe_dev.bench.cpu import BROKER, DATABASE, DRIVER, OTHER, CpuMeter, CpuUsage
+from fleetpipe_dev.bench.harness import Summary, markdown_table
+from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.stack.pipeline import (
     DEFAULT_SMS_FROM,
     SERVICES,
     LocalPipeline,
     PipelineConfig,
 )
-from fleetpipe.devstack.stack import DevStack, topic_specs
-from fleetpipe.devstack.twilio_contract import TwilioContractServer
-from fleetpipe.registry import write_csv
-from fleetpipe_loadtest.baseline import run_baseline
-from fleetpipe_loadtest.cpu import BROKER, DATABASE, DRIVER, OTHER, CpuMeter, CpuUsage
-from fleetpipe_loadtest.harness import Summary, machine, markdown_table
+from fleetpipe_dev.twilio_contract import TwilioContractServer
 from fleetpipe_loadtest.loadrun import (
     LiveView,
     LoadPlan,
@@ -51,6 +51,7 @@ from fleetpipe_loadtest.loadrun import (
     summary_lines,
     write_outputs,
 )
+from fleetpipe_loadtest.machine import machine
 from fleetpipe_loadtest.report import LoadReport, Step
 
 OFFERED_SHARE = 0.97

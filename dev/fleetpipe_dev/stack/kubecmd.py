@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fleetpipe.devstack.kube import KubeDevSettings, KubeStack
-from fleetpipe.devstack.stack import DevStackSettings
+from fleetpipe_dev.stack.devstack import DevStackSettings
+from fleetpipe_dev.stack.kube import KubeDevSettings, KubeStack
 
 kube_app = typer.Typer(
     help="A local Kubernetes control plane (etcd, kube-apiserver, controller-manager, "
@@ -74,6 +74,6 @@ def bench_operator(
     ),
 ) -> None:
     """Seconds from a FleetPipeline's 50K → 100K vehicles patch to Ready (real API server)."""
-    from fleetpipe_loadtest.operator_bench import run_operator_bench
+    from fleetpipe_dev.bench.operator import run_operator_bench
 
     run_operator_bench(runs=runs, nodes=nodes, report=report, console=console)

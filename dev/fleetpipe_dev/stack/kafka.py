@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetpipe.devstack.procs import StartError, port_open, spawn, stop_pid, wait_until
+from fleetpipe_dev.stack.procs import StartError, port_open, spawn, stop_pid, wait_until
 
 KAFKA_VERSION = "4.3.1"
 SCALA_VERSION = "2.13"

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fleetpipe.devstack.kafka import default_cache
+from fleetpipe_dev.stack.kafka import default_cache
 
 REPO = Path(__file__).resolve().parents[3]
 SKAFFOLD_YAML = REPO / "skaffold.yaml"

@@ -29,17 +29,17 @@ from rich.console import Console
 
 from fleetpipe.core.kafka import Admin, TopicSpec
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.devstack.procs import free_port
-from fleetpipe.devstack.stack import DevStack
-from fleetpipe.testing import ServiceProcess, end_offsets, service_env, wait_for
-from fleetpipe_loadtest.fleet import Fleet
-from fleetpipe_loadtest.harness import (
+from fleetpipe_dev.bench.harness import (
     RunResult,
     Summary,
-    machine,
     markdown_table,
     write_report,
 )
+from fleetpipe_dev.stack.devstack import DevStack
+from fleetpipe_dev.stack.procs import free_port
+from fleetpipe_dev.testing import ServiceProcess, end_offsets, service_env, wait_for
+from fleetpipe_loadtest.fleet import Fleet
+from fleetpipe_loadtest.machine import machine
 from fleetpipe_loadtest.sender import Sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick
 

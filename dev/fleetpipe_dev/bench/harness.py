@@ -8,20 +8,15 @@ committed every input record, so start-up cost (imports, connecting) is not coun
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import confluent_kafka
-
 from fleetpipe.core.settings import KafkaSettings
-from fleetpipe.testing import ServiceProcess, committed_total, wait_for
+from fleetpipe_dev.testing import ServiceProcess, committed_total, wait_for
 
 
 @dataclass(frozen=True)
@@ -98,31 +93,6 @@ class Summary:
             (min(rates), statistics.median(rates), max(rates)),
             (min(cpus), statistics.median(cpus), max(cpus)),
         )
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu_model": cpu,
-        "memory_gib": f"{mem_gib:.0f}",
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "librdkafka": confluent_kafka.libversion()[0],
-        "confluent_kafka": str(confluent_kafka.version()),
-        "java": (java.stderr.splitlines() or ["?"])[0],
-        # Other work on the box skews every figure: the load average says how busy it was.
-        "load_average_1_5_15": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
 
 
 def markdown_table(summaries: Sequence[Summary]) -> str:

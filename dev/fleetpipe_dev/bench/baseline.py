@@ -15,17 +15,17 @@ from rich.console import Console
 
 from fleetpipe.core.kafka import Admin, TopicSpec
 from fleetpipe.core.settings import DeliveryMode, Topics
-from fleetpipe.devstack.stack import DevStack
-from fleetpipe.testing import produce_all, service_env
-from fleetpipe_loadtest import synthetic
-from fleetpipe_loadtest.harness import (
+from fleetpipe_dev.bench.harness import (
     RunResult,
     Summary,
-    machine,
     markdown_table,
     measure_service,
     write_report,
 )
+from fleetpipe_dev.stack.devstack import DevStack
+from fleetpipe_dev.testing import produce_all, service_env
+from fleetpipe_loadtest import synthetic
+from fleetpipe_loadtest.machine import machine
 
 
 def run_baseline(

@@ -25,11 +25,11 @@ import yaml
 from rich.console import Console
 
 from fleetpipe.core.settings import Topics
-from fleetpipe.devstack.kube import KubeCluster
-from fleetpipe.devstack.procs import free_port
-from fleetpipe.devstack.stack import DevStack, DevStackSettings
-from fleetpipe.testing import ServiceProcess, wait_for
-from fleetpipe_loadtest.harness import machine
+from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
+from fleetpipe_dev.stack.kube import KubeCluster
+from fleetpipe_dev.stack.procs import free_port
+from fleetpipe_dev.testing import ServiceProcess, wait_for
+from fleetpipe_loadtest.machine import machine
 
 SAMPLES = Path(__file__).resolve().parents[2] / "k8s" / "samples"
 CRD = Path(__file__).resolve().parents[2] / "k8s" / "crds" / "fleetpipelines.yaml"

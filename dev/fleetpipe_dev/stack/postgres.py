@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetpipe.devstack.procs import StartError, spawn, stop_pid, wait_until
+from fleetpipe_dev.stack.procs import StartError, spawn, stop_pid, wait_until
 
 DB_USER = "fleetpipe"
 DB_NAME = "fleetpipe"

@@ -35,20 +35,20 @@ from fleetpipe.core.tracing import (
     messaging_attributes,
     setup_tracing,
 )
-from fleetpipe.devstack.stack import DevStack, topic_specs
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.registry import VehicleRegistry, write_csv
-from fleetpipe.testing import produce_all, service_env
-from fleetpipe_loadtest.bench_ingest import _send_all, encode_batches, start_ingest
-from fleetpipe_loadtest.harness import (
+from fleetpipe_dev.bench.harness import (
     RunResult,
     Summary,
-    machine,
     markdown_table,
     measure_service,
     write_report,
 )
-from fleetpipe_loadtest.stages import _telemetry
+from fleetpipe_dev.bench.ingest import _send_all, encode_batches, start_ingest
+from fleetpipe_dev.bench.stages import _telemetry
+from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.testing import produce_all, service_env
+from fleetpipe_loadtest.machine import machine
 
 INGEST_BATCH = 500
 # Ingest handles an event in a fraction of the others' time: more events keep its runs as long.

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetpipe.devstack.kube import bin_dir
+from fleetpipe_dev.stack.kube import bin_dir
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "helm" / "fleetpipe"
@@ -169,7 +169,7 @@ def check_drift() -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fleetpipe.devtools.manifests",
+        prog="python -m fleetpipe_dev.devtools.manifests",
         description="Render k8s/ from the Helm chart, or check that it is in sync.",
     )
     parser.add_argument(

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.devstack.procs import free_port
-from fleetpipe.testing import ServiceProcess, service_env, wait_for
+from fleetpipe_dev.stack.procs import free_port
+from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
 
 SERVICES = ("ingest", "enrichment", "detection", "storage-writer", "notification")
 # Twilio's magic sender number for test credentials; the contract server honours it too.

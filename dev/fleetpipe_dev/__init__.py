@@ -1,0 +1,1 @@
+"""FleetPipe's developer tools: never imported by the services, the operator or the load test."""

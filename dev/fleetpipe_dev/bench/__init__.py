@@ -1,0 +1,1 @@
+"""Benchmarks that start the local stack and write reports to benchmarks/reports/."""

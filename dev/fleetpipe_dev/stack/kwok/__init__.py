@@ -1,0 +1,1 @@
+"""kwok Stage definitions (package data), read by ``fleetpipe_dev.stack.kube``."""

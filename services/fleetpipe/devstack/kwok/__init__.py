@@ -1,1 +1,0 @@
-"""kwok Stage definitions (package data), read by ``fleetpipe.devstack.kube``."""

@@ -33,6 +33,12 @@ E.164 phone numbers) comes from :meth:`Fleet.registry`.
 Cheap by design: the state lives in numpy arrays and a tick is a few hundred vectorised
 operations; only the vehicles that change phase (a few per cent per tick) run Python code.
 :mod:`fleetpipe_loadtest.wire` turns a tick into protobuf bytes without building messages.
+
+This module is the vectorised step; the rest lives beside it: the vehicle catalogue in
+:mod:`~fleetpipe_loadtest.vehicles`, the phase changes of a trip (the slow path) in
+:mod:`~fleetpipe_loadtest.trips`, the injected scenarios in :mod:`~fleetpipe_loadtest.injections`,
+the hashing in :mod:`~fleetpipe_loadtest.rng` and a tick's columns in
+:mod:`~fleetpipe_loadtest.ticks`.
 """
 
 from __future__ import annotations
@@ -48,7 +54,6 @@ import shapely
 
 from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe_loadtest import trips
 from fleetpipe_loadtest.arrays import F64, I64, U64, Flags
 from fleetpipe_loadtest.geo import destination, regular_polygon
 from fleetpipe_loadtest.injections import (
@@ -70,7 +75,7 @@ from fleetpipe_loadtest.rng import (
 from fleetpipe_loadtest.scenarios import GroundTruth, Injection, ScenarioKind, ScenarioMix
 from fleetpipe_loadtest.synthetic import vehicle_id
 from fleetpipe_loadtest.ticks import Extras, Tick
-from fleetpipe_loadtest.trips import DRIVING, PARKED, NextPhase, TripPoint, VehicleState
+from fleetpipe_loadtest.trips import DRIVING, PARKED, NextPhase, TripPoint, VehicleState, transition
 from fleetpipe_loadtest.vehicles import (
     GEAR_UPPER_KMH_ARRAY,
     RPM_PER_KMH,
@@ -322,7 +327,7 @@ class Fleet:
             for _ in range(8):  # a vehicle may pass through several instant phases
                 if self.next_change[i] > t:
                     break
-                trips.transition(self, v, t)
+                transition(self, v, t)
         self._kinematics(t)
         begin_cruise_scenarios(self, t)
         self._sensors(k, t)
@@ -525,6 +530,8 @@ class Fleet:
         )
 
     # --- what trips ask of the scenarios ------------------------------------------------------
+    # The trip phases ask these through the fleet: the scenarios steer trips (park, stop, brake),
+    # so trips cannot import them without a cycle.
 
     def scenario_due(self, v: VehicleState, point: TripPoint, t: float) -> ScenarioKind | None:
         """The scenario to begin at this point of the vehicle's trip, if one is due."""

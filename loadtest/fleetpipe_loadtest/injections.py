@@ -56,22 +56,23 @@ TRIP_POINT: Mapping[ScenarioKind, TripPoint] = {
     ScenarioKind.SOS: TripPoint.STOP,
     ScenarioKind.OFFLINE: TripPoint.PARK,
 }
-KINDS: tuple[ScenarioKind, ...] = tuple(ScenarioKind)
-KIND_INDEX = {k: i for i, k in enumerate(KINDS)}
+_KINDS: tuple[ScenarioKind, ...] = tuple(ScenarioKind)
+_KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
 # Seconds of cruising a mid-leg scenario needs ahead of it.
-CRUISE_NEEDED_S = {
+_CRUISE_NEEDED_S = {
     ScenarioKind.HARSH_BRAKING: 1.0,
     ScenarioKind.CRASH: 1.0,
     ScenarioKind.COLLISION_RISK: 4.0,
     ScenarioKind.GEAR_MISMATCH: 21.0,
 }
-CRUISE_MIN_MS = 25 / 3.6
+_CRUISE_MIN_MS = 25 / 3.6
 COOLDOWN_S = 300.0
 
 # --- scheduling ----------------------------------------------------------------------------------
 
 
 def schedule_scenario(fleet: Fleet, v: VehicleState, t: float) -> None:
+    """Pick the vehicle's next scenario and when it is due: its next injection, else a draw."""
     i = v.row
     fleet.pend_kind[i] = -1
     fleet.pend_due[i] = np.inf
@@ -91,11 +92,11 @@ def schedule_scenario(fleet: Fleet, v: VehicleState, t: float) -> None:
                 break
     if kind is None:
         return
-    fleet.pend_kind[i] = KIND_INDEX[kind]
+    fleet.pend_kind[i] = _KIND_INDEX[kind]
     fleet.pend_due[i] = due
     if TRIP_POINT[kind] == TripPoint.CRUISE:
         fleet.pend_cruise[i] = True
-        fleet.pend_need[i] = CRUISE_NEEDED_S[kind]
+        fleet.pend_need[i] = _CRUISE_NEEDED_S[kind]
 
 
 def scenario_due(fleet: Fleet, v: VehicleState, point: TripPoint, t: float) -> ScenarioKind | None:
@@ -103,11 +104,12 @@ def scenario_due(fleet: Fleet, v: VehicleState, point: TripPoint, t: float) -> S
     k = int(fleet.pend_kind[i])
     if k < 0 or v.scenario is not None or fleet.pend_due[i] > t:
         return None
-    kind = KINDS[k]
+    kind = _KINDS[k]
     return kind if TRIP_POINT[kind] == point else None
 
 
 def begin_cruise_scenarios(fleet: Fleet, t: float) -> None:
+    """Begin the due mid-leg scenarios of vehicles cruising with enough of the leg left."""
     cand = fleet.pend_cruise & (fleet.pend_due <= t) & (fleet.mode == DRIVING)
     if not cand.any():
         return
@@ -115,12 +117,12 @@ def begin_cruise_scenarios(fleet: Fleet, t: float) -> None:
     cruising = (
         (tau > fleet.seg_ta + 1.0)
         & (tau < fleet.seg_ta + fleet.seg_tc - fleet.pend_need)
-        & (fleet.v >= CRUISE_MIN_MS)
+        & (fleet.v >= _CRUISE_MIN_MS)
     )
     for i in np.flatnonzero(cand & cruising).tolist():
         v = fleet.vehicle_states[i]
         if v.scenario is None:
-            begin_scenario(fleet, v, KINDS[int(fleet.pend_kind[i])], t)
+            begin_scenario(fleet, v, _KINDS[int(fleet.pend_kind[i])], t)
 
 
 def begin_scenario(fleet: Fleet, v: VehicleState, kind: ScenarioKind, t: float) -> InjectedScenario:
@@ -136,6 +138,7 @@ def begin_scenario(fleet: Fleet, v: VehicleState, kind: ScenarioKind, t: float) 
 
 
 def record_ground_truth(fleet: Fleet, t: float, event_time: I64) -> None:
+    """Note this tick's events on which each running scenario holds; retire finished ones."""
     if not fleet.in_scenario:
         return
     finished = []
@@ -213,6 +216,7 @@ class InjectedScenario:
 
 
 def ground_truth_holds(fleet: Fleet, kind: ScenarioKind, i: int) -> bool:
+    """Whether row ``i``'s event of this tick meets ``kind``'s ground-truth predicate."""
     th = THRESHOLDS
     if kind == ScenarioKind.SPEEDING:
         return bool(fleet.o_speed[i] > th["speeding_kmh"])

@@ -101,41 +101,44 @@ class VehicleState:
 
 
 def transition(fleet: Fleet, v: VehicleState, t: float) -> None:
+    """The vehicle's current phase has ended: arrive, or leave the stop for what follows it."""
     i = v.row
     mode = fleet.mode[i]
     if mode == DRIVING:
-        arrive(fleet, v, t)
+        _arrive(fleet, v, t)
         return
     after, v.after = v.after, NextPhase.DEPART
     fleet.fuel_rate[i] = fleet.battery_rate[i] = 0.0
     fleet.charging[i] = False
     if after == NextPhase.DEPART:
-        depart(fleet, v, t)
+        _depart(fleet, v, t)
     elif after == NextPhase.RESUME:
         target, v.resume = v.resume, None
         assert target is not None
         # The interrupted leg still counts: arriving at its end completes it.
         v.route.insert(0, target)
-        depart(fleet, v, t)
+        _depart(fleet, v, t)
     elif after == NextPhase.CHARGED:
         park(fleet, v, t, v.rng.uniform(60, 300), NextPhase.TRIP)
     elif after == NextPhase.REFUELLED:
         park(fleet, v, t, v.rng.uniform(60, 180), NextPhase.TRIP)
     else:
-        start_trip(fleet, v, t)
+        _start_trip(fleet, v, t)
 
 
-def start_trip(fleet: Fleet, v: VehicleState, t: float) -> None:
+def _start_trip(fleet: Fleet, v: VehicleState, t: float) -> None:
+    """A new trip of a few legs, from where the vehicle is parked."""
     v.trip += 1
     v.legs_left = v.rng.randint(*v.type.legs)
     v.route = []
     kind = fleet.scenario_due(v, TripPoint.TRIP_START, t)
     if kind is not None:
         fleet.begin_scenario(v, kind, t)
-    depart(fleet, v, t)
+    _depart(fleet, v, t)
 
 
-def depart(fleet: Fleet, v: VehicleState, t: float) -> None:
+def _depart(fleet: Fleet, v: VehicleState, t: float) -> None:
+    """The next leg from rest: to the planned waypoint, or a new one."""
     i, r = v.row, v.rng
     cruise_kmh = r.uniform(*v.type.cruise_kmh)
     accel = float(fleet.accel_rate[i])
@@ -146,14 +149,14 @@ def depart(fleet: Fleet, v: VehicleState, t: float) -> None:
         # A scenario that starts at a departure shapes the leg: its speed, pace and length.
         scenario = fleet.begin_scenario(v, kind, t)
         cruise_kmh, accel = scenario.first_leg(cruise_kmh, accel)
-        target = waypoint(fleet, v, lat, lon, *scenario.first_leg_m)
+        target = _waypoint(fleet, v, lat, lon, *scenario.first_leg_m)
     if target is None:
-        target = v.route.pop(0) if v.route else waypoint(fleet, v, lat, lon, 400, 2000)
+        target = v.route.pop(0) if v.route else _waypoint(fleet, v, lat, lon, 400, 2000)
     # The leg starts right after the previous tick, so this tick already shows motion.
-    leg(fleet, v, t - fleet.dt, target, cruise_kmh / 3.6, accel, float(fleet.brake_rate[i]))
+    _leg(fleet, v, t - fleet.dt, target, cruise_kmh / 3.6, accel, float(fleet.brake_rate[i]))
 
 
-def leg(
+def _leg(
     fleet: Fleet,
     v: VehicleState,
     t0: float,
@@ -171,7 +174,7 @@ def leg(
     if da + db > length:
         vpk = math.sqrt(length * 2 * accel * brake / (accel + brake))
         da, db = vpk * vpk / (2 * accel), vpk * vpk / (2 * brake)
-    set_segment(
+    _set_segment(
         fleet, i, t0, (lat0, lon0), target, length, 0.0, vpk, accel, brake, da, length - da - db
     )
 
@@ -186,11 +189,11 @@ def brake_to_stop(fleet: Fleet, v: VehicleState, t: float, decel: float) -> floa
         fleet.seg_lat0[i], fleet.seg_lon0[i], fleet.seg_lat1[i], fleet.seg_lon1[i]
     )
     end = destination(lat0, lon0, heading, length)
-    set_segment(fleet, i, t, (lat0, lon0), end, length, v0, v0, 1.0, decel, 0.0, 0.0)
+    _set_segment(fleet, i, t, (lat0, lon0), end, length, v0, v0, 1.0, decel, 0.0, 0.0)
     return v0 / decel
 
 
-def set_segment(
+def _set_segment(
     fleet: Fleet,
     i: int,
     t0: float,
@@ -204,6 +207,7 @@ def set_segment(
     da: float,
     dc: float,
 ) -> None:
+    """Set row ``i``'s trapezoidal speed profile: accelerate, cruise ``dc`` m, brake to stop."""
     dc = max(dc, 0.0)
     ta = (vpk - v0) / accel
     tc = dc / vpk if vpk > 0 else 0.0
@@ -219,10 +223,11 @@ def set_segment(
     fleet.next_change[i] = t0 + ta + tc + tb
 
 
-def arrive(fleet: Fleet, v: VehicleState, t: float) -> None:
+def _arrive(fleet: Fleet, v: VehicleState, t: float) -> None:
+    """The vehicle stops at the end of its leg; decide the stop, the park or the refill."""
     i = v.row
     # The last bit of the leg, between the previous tick and the stop.
-    use_energy_one(fleet, i, float(fleet.seg_len[i] - fleet.s_prev[i]))
+    _use_energy_one(fleet, i, float(fleet.seg_len[i] - fleet.s_prev[i]))
     fleet.lat[i], fleet.lon[i] = fleet.seg_lat1[i], fleet.seg_lon1[i]
     fleet.s_prev[i] = 0.0
     fleet.v[i] = 0.0
@@ -244,7 +249,7 @@ def arrive(fleet: Fleet, v: VehicleState, t: float) -> None:
         return
     if v.charge_next and v.type.electric:
         v.charge_next = False
-        charge(fleet, v, t, 80.0)
+        _charge(fleet, v, t, 80.0)
         return
     v.legs_left -= 1
     if v.legs_left > 0 or v.keep_running:
@@ -267,19 +272,21 @@ def arrive(fleet: Fleet, v: VehicleState, t: float) -> None:
         park(fleet, v, t, (100.0 - float(fleet.fuel[i])) / 0.5, NextPhase.REFUELLED)
         fleet.fuel_rate[i] = 0.5
     elif v.type.electric and fleet.battery[i] < 30.0:
-        charge(fleet, v, t, 90.0)
+        _charge(fleet, v, t, 90.0)
     else:
         park(fleet, v, t, v.rng.uniform(300, 1800), NextPhase.TRIP)
 
 
-def charge(fleet: Fleet, v: VehicleState, t: float, to_pct: float) -> None:
+def _charge(fleet: Fleet, v: VehicleState, t: float, to_pct: float) -> None:
+    """Park charging at 0.1 %/s up to ``to_pct``."""
     i = v.row
     park(fleet, v, t, max((to_pct - float(fleet.battery[i])) / 0.1, 1.0), NextPhase.CHARGED)
     fleet.charging[i] = True
     fleet.battery_rate[i] = 0.1
 
 
-def use_energy_one(fleet: Fleet, i: int, ds_m: float) -> None:
+def _use_energy_one(fleet: Fleet, i: int, ds_m: float) -> None:
+    """Fuel or battery, and odometer, for the last ``ds_m`` metres of one vehicle's leg."""
     km = max(ds_m, 0.0) / 1000.0
     fleet.odometer[i] += km
     use = km * fleet.energy_per_km[i] * fleet.use_mult[i]
@@ -290,6 +297,7 @@ def use_energy_one(fleet: Fleet, i: int, ds_m: float) -> None:
 
 
 def stop(fleet: Fleet, v: VehicleState, t: float, duration: float, after: NextPhase) -> None:
+    """Stand with the ignition on for ``duration`` seconds, then do ``after``."""
     i = v.row
     fleet.mode[i] = STOPPED
     v.after = after
@@ -297,13 +305,14 @@ def stop(fleet: Fleet, v: VehicleState, t: float, duration: float, after: NextPh
 
 
 def park(fleet: Fleet, v: VehicleState, t: float, duration: float, after: NextPhase) -> None:
+    """Park with the ignition off for ``duration`` seconds, then do ``after``."""
     i = v.row
     fleet.mode[i] = PARKED
     v.after = after
     fleet.next_change[i] = t + duration
 
 
-def waypoint(
+def _waypoint(
     fleet: Fleet, v: VehicleState, lat: float, lon: float, lo_m: float, hi_m: float
 ) -> tuple[float, float]:
     """A point lo..hi metres away, kept within the route radius of the centre."""

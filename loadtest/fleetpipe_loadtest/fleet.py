@@ -33,16 +33,20 @@ E.164 phone numbers) comes from :meth:`Fleet.registry`.
 Cheap by design: the state lives in numpy arrays and a tick is a few hundred vectorised
 operations; only the vehicles that change phase (a few per cent per tick) run Python code.
 :mod:`fleetpipe_loadtest.wire` turns a tick into protobuf bytes without building messages.
+
+This module is the vectorised step; the rest lives beside it: the vehicle catalogue in
+:mod:`~fleetpipe_loadtest.vehicles`, the phase changes of a trip (the slow path) in
+:mod:`~fleetpipe_loadtest.trips`, the injected scenarios in :mod:`~fleetpipe_loadtest.injections`,
+the hashing in :mod:`~fleetpipe_loadtest.rng` and a tick's columns in
+:mod:`~fleetpipe_loadtest.ticks`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,365 +54,56 @@ import shapely
 
 from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe_loadtest.geo import bearing_deg, destination, haversine_m, regular_polygon
-from fleetpipe_loadtest.scenarios import (
-    GEAR_UPPER_KMH,
-    IMPLIED_KINDS,
-    THRESHOLDS,
-    GroundTruth,
-    Injection,
-    ScenarioKind,
-    ScenarioMix,
+from fleetpipe_loadtest.arrays import F64, I64, U64, Flags
+from fleetpipe_loadtest.geo import destination, regular_polygon
+from fleetpipe_loadtest.injections import (
+    InjectedScenario,
+    begin_cruise_scenarios,
+    begin_scenario,
+    record_ground_truth,
+    scenario_due,
+    schedule_scenario,
 )
+from fleetpipe_loadtest.rng import (
+    VehicleRng,
+    fleet_key,
+    mix64,
+    tick_hashes,
+    uniform_channel,
+    vehicle_hashes,
+)
+from fleetpipe_loadtest.scenarios import GroundTruth, Injection, ScenarioKind, ScenarioMix
 from fleetpipe_loadtest.synthetic import vehicle_id
+from fleetpipe_loadtest.ticks import Extras, Tick
+from fleetpipe_loadtest.trips import DRIVING, PARKED, NextPhase, TripPoint, VehicleState, transition
+from fleetpipe_loadtest.vehicles import (
+    GEAR_UPPER_KMH_ARRAY,
+    RPM_PER_KMH,
+    VEHICLE_TYPE_INDEX,
+    VEHICLE_TYPES,
+    registry_entry,
+)
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U64 = npt.NDArray[np.uint64]
-B = npt.NDArray[np.bool_]
+__all__ = [
+    "DEFAULT_CENTER",
+    "DEFAULT_START_US",
+    "GEOFENCE_RADIUS_M",
+    "GEOFENCE_SIDES",
+    "Fleet",
+    # Named here for fleetpipe_loadtest.wire, which is being replaced; new code imports
+    # it from fleetpipe_loadtest.ticks.
+    "Tick",
+]
 
 # 2025-01-01T00:00:00Z: the default start of the simulated clock (deterministic runs).
 DEFAULT_START_US = 1_735_689_600_000_000
 DEFAULT_CENTER = (52.3676, 4.9041)
-ROUTE_RADIUS_M = 9_000.0
 GEOFENCE_RADIUS_M = 15_000.0
 GEOFENCE_SIDES = 16
-
-# rpm per km/h in each gear (index = gear); with 800 rpm at rest, ≤ 3,300 rpm in normal driving.
-_RPM_PER_KMH = np.array([0.0, 90.0, 55.0, 38.0, 30.0, 25.0, 21.0])
-_GEAR_UPPER = np.array(GEAR_UPPER_KMH)
 
 _OBJECT_CLASSES = np.array([1, 1, 1, 1, 1, 1, 1, 2, 3, 4], dtype=np.int64)
 _DISENGAGE_REASONS = ("planner uncertainty", "sensor degraded", "construction zone", "map mismatch")
 _INTERVENE_REASONS = ("pedestrian close", "unexpected lane change", "emergency vehicle")
-_FIRST = ("Ana", "Ben", "Chen", "Dara", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kai")
-_LAST = ("Jansen", "Okafor", "Novak", "Silva", "Haddad", "Kowalski", "Nguyen", "Meyer", "Rossi")
-
-
-@dataclass(frozen=True)
-class VehicleType:
-    name: str
-    share: float  # of the default mix
-    electric: bool
-    perception: bool
-    heavy: bool
-    cruise_kmh: tuple[float, float]
-    accel_ms2: tuple[float, float]
-    brake_ms2: tuple[float, float]
-    energy_pct_per_km: float  # fuel (combustion) or battery (electric)
-    legs: tuple[int, int]
-    stop_s: tuple[float, float]  # stops with the ignition on between legs
-    delivery_share: float  # share of stops made with the ignition off (1–5 min)
-    speed_profile: str
-    models: tuple[str, ...]
-
-
-VEHICLE_TYPES: tuple[VehicleType, ...] = (
-    VehicleType("car", 0.35, False, False, False, (35, 52), (1.2, 2.0), (1.6, 2.4), 0.12,
-                (3, 8), (10, 60), 0.15, "urban", ("Toyota Corolla", "Volkswagen Golf")),
-    VehicleType("van", 0.25, False, False, False, (32, 48), (1.0, 1.6), (1.5, 2.2), 0.15,
-                (4, 9), (10, 60), 0.40, "urban", ("Ford Transit", "Mercedes-Benz Sprinter")),
-    VehicleType("truck", 0.10, False, False, True, (30, 45), (0.6, 1.0), (1.2, 1.8), 0.08,
-                (2, 6), (15, 60), 0.30, "heavy", ("Volvo FH", "DAF XF", "Scania R")),
-    VehicleType("bus", 0.05, False, False, True, (28, 40), (0.7, 1.1), (1.2, 1.8), 0.10,
-                (6, 12), (15, 45), 0.0, "heavy", ("Mercedes-Benz Citaro", "VDL Citea")),
-    VehicleType("motorcycle", 0.05, False, False, False, (35, 52), (1.5, 2.2), (1.8, 2.5), 0.25,
-                (2, 6), (10, 60), 0.10, "urban", ("Honda CB500F", "BMW R 1250 GS")),
-    VehicleType("ev", 0.15, True, False, False, (35, 52), (1.4, 2.2), (1.6, 2.4), 0.30,
-                (3, 8), (10, 60), 0.15, "urban", ("Tesla Model 3", "Nissan Leaf", "Kia EV6")),
-    VehicleType("robotaxi", 0.05, True, True, False, (30, 45), (1.0, 1.5), (1.4, 2.0), 0.30,
-                (2, 5), (20, 90), 0.0, "urban", ("Jaguar I-PACE AV", "Zeekr RT")),
-)  # fmt: skip
-_TYPE_INDEX = {t.name: i for i, t in enumerate(VEHICLE_TYPES)}
-
-
-class Mode(IntEnum):
-    PARKED = 0  # ignition off
-    DRIVING = 1
-    STOPPED = 2  # stationary with the ignition on
-
-
-# Plain ints for the per-tick code: an enum member lookup costs an attribute search each time.
-_PARKED, _DRIVING, _STOPPED = int(Mode.PARKED), int(Mode.DRIVING), int(Mode.STOPPED)
-
-
-class _After(IntEnum):
-    DEPART = 0  # next leg of the trip
-    RESUME = 1  # the rest of an interrupted leg
-    TRIP = 2  # a new trip
-    CHARGED = 3  # charging finished: stay parked a little
-    REFUELLED = 4
-
-
-class _Cat(IntEnum):
-    TRIP_START = 0
-    DEPARTURE = 1
-    CRUISE = 2
-    STOP = 3
-    PARK = 4
-
-
-_CATEGORY: Mapping[ScenarioKind, _Cat] = {
-    ScenarioKind.GEOFENCE_EXIT: _Cat.TRIP_START,
-    ScenarioKind.LOW_FUEL: _Cat.TRIP_START,
-    ScenarioKind.LOW_BATTERY: _Cat.TRIP_START,
-    ScenarioKind.OVERHEATING: _Cat.TRIP_START,
-    ScenarioKind.SPEEDING: _Cat.DEPARTURE,
-    ScenarioKind.HARSH_ACCELERATION: _Cat.DEPARTURE,
-    ScenarioKind.OVER_REVVING: _Cat.DEPARTURE,
-    ScenarioKind.HARSH_BRAKING: _Cat.CRUISE,
-    ScenarioKind.CRASH: _Cat.CRUISE,
-    ScenarioKind.COLLISION_RISK: _Cat.CRUISE,
-    ScenarioKind.GEAR_MISMATCH: _Cat.CRUISE,
-    ScenarioKind.IDLING: _Cat.STOP,
-    ScenarioKind.SOS: _Cat.STOP,
-    ScenarioKind.OFFLINE: _Cat.PARK,
-}
-_KINDS: tuple[ScenarioKind, ...] = tuple(ScenarioKind)
-_KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
-# Seconds of cruising a mid-leg scenario needs ahead of it.
-_CRUISE_NEEDED_S = {
-    ScenarioKind.HARSH_BRAKING: 1.0,
-    ScenarioKind.CRASH: 1.0,
-    ScenarioKind.COLLISION_RISK: 4.0,
-    ScenarioKind.GEAR_MISMATCH: 21.0,
-}
-_CRUISE_MIN_MS = 25 / 3.6
-_COOLDOWN_S = 300.0
-
-# --- counter-based hashing: deterministic noise independent of how the fleet is sharded ---
-
-_MASK = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-
-
-def _smix(x: int) -> int:
-    """splitmix64 on a Python int."""
-    x = (x + _GOLDEN) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
-
-
-def _vmix(x: U64) -> U64:
-    """splitmix64's finaliser over an array (numpy wraps uint64 arithmetic modulo 2**64)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * _C1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _C2
-    return x ^ (x >> np.uint64(31))
-
-
-def _channel(h: U64, k: int) -> F64:
-    """The k-th of six 10-bit uniform draws packed in a 64-bit hash, in (0, 1)."""
-    bits = (h >> np.uint64(10 * k)) & np.uint64(1023)
-    return (bits.astype(np.float64) + 0.5) / 1024.0
-
-
-class _Rng:
-    """A tiny deterministic generator per vehicle (splitmix64), cheaper than random.Random."""
-
-    __slots__ = ("state",)
-
-    def __init__(self, seed: int) -> None:
-        self.state = seed & _MASK
-
-    def random(self) -> float:
-        self.state = (self.state + _GOLDEN) & _MASK
-        z = self.state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-        return ((z ^ (z >> 31)) >> 11) * (1.0 / (1 << 53))
-
-    def uniform(self, lo: float, hi: float) -> float:
-        return lo + (hi - lo) * self.random()
-
-    def randint(self, lo: int, hi: int) -> int:
-        """lo..hi inclusive."""
-        return lo + int(self.random() * (hi - lo + 1))
-
-    def expovariate(self, rate: float) -> float:
-        return -math.log(1.0 - self.random()) / rate
-
-
-@dataclass(frozen=True, slots=True)
-class Extras:
-    """The rare, variable-length parts of an event (encoded on the slow path)."""
-
-    dtc_codes: tuple[str, ...] = ()
-    driving_events: tuple[tuple[int, str], ...] = ()  # (DrivingEventKind, reason)
-
-
-class Tick:
-    """The events of one tick, as columns (one row per emitting vehicle, in vehicle order)."""
-
-    __slots__ = (
-        "accel_x",
-        "accel_y",
-        "accel_z",
-        "accuracy",
-        "altitude",
-        "battery_pct",
-        "battery_v",
-        "charging",
-        "coolant",
-        "crash",
-        "event_time_us",
-        "extras",
-        "fleet_id",
-        "fuel",
-        "gear",
-        "heading",
-        "id_bytes",
-        "ignition",
-        "index",
-        "lat",
-        "lon",
-        "odometer",
-        "p_class",
-        "p_closing",
-        "p_distance",
-        "perception",
-        "rpm",
-        "seq",
-        "sos",
-        "speed_kmh",
-        "vehicle",
-    )
-
-    def __init__(self, index: int, fleet_id: str, columns: Mapping[str, Any]) -> None:
-        self.index = index
-        self.fleet_id = fleet_id
-        self.extras: dict[int, Extras] = columns["extras"]
-        self.vehicle: I64 = columns["vehicle"]
-        self.id_bytes: npt.NDArray[np.bytes_] = columns["id_bytes"]
-        self.seq: U64 = columns["seq"]
-        self.event_time_us: I64 = columns["event_time_us"]
-        self.lat: F64 = columns["lat"]
-        self.lon: F64 = columns["lon"]
-        self.altitude: F64 = columns["altitude"]
-        self.accuracy: F64 = columns["accuracy"]
-        self.heading: F64 = columns["heading"]
-        self.speed_kmh: F64 = columns["speed_kmh"]
-        self.accel_x: F64 = columns["accel_x"]
-        self.accel_y: F64 = columns["accel_y"]
-        self.accel_z: F64 = columns["accel_z"]
-        self.rpm: I64 = columns["rpm"]
-        self.gear: I64 = columns["gear"]
-        self.fuel: F64 = columns["fuel"]
-        self.coolant: F64 = columns["coolant"]
-        self.ignition: B = columns["ignition"]
-        self.battery_pct: F64 = columns["battery_pct"]
-        self.battery_v: F64 = columns["battery_v"]
-        self.charging: B = columns["charging"]
-        self.odometer: F64 = columns["odometer"]
-        self.sos: B = columns["sos"]
-        self.crash: B = columns["crash"]
-        self.perception: B = columns["perception"]
-        self.p_class: I64 = columns["p_class"]
-        self.p_distance: F64 = columns["p_distance"]
-        self.p_closing: F64 = columns["p_closing"]
-
-    def __len__(self) -> int:
-        return len(self.vehicle)
-
-    def message(self, row: int) -> telemetry_pb2.Telemetry:
-        """Row ``row`` as a protobuf message (the slow path: tests, tools, rare events)."""
-        m = telemetry_pb2.Telemetry(
-            vehicle_id=self.id_bytes[row].decode(),
-            seq=int(self.seq[row]),
-            event_time_us=int(self.event_time_us[row]),
-            fleet_id=self.fleet_id,
-            location=telemetry_pb2.Location(
-                lat=float(self.lat[row]),
-                lon=float(self.lon[row]),
-                altitude_m=float(self.altitude[row]),
-                accuracy_m=float(self.accuracy[row]),
-                heading_deg=float(self.heading[row]),
-            ),
-            motion=telemetry_pb2.Motion(
-                speed_kmh=float(self.speed_kmh[row]),
-                accel_x_ms2=float(self.accel_x[row]),
-                accel_y_ms2=float(self.accel_y[row]),
-                accel_z_ms2=float(self.accel_z[row]),
-            ),
-            engine=telemetry_pb2.Engine(
-                rpm=int(self.rpm[row]),
-                gear=int(self.gear[row]),
-                fuel_pct=float(self.fuel[row]),
-                coolant_temp_c=float(self.coolant[row]),
-                ignition=bool(self.ignition[row]),
-            ),
-            battery=telemetry_pb2.Battery(
-                pct=float(self.battery_pct[row]),
-                voltage=float(self.battery_v[row]),
-                charging=bool(self.charging[row]),
-            ),
-            odometer_km=float(self.odometer[row]),
-            alarms=telemetry_pb2.DeviceAlarms(sos=bool(self.sos[row]), crash=bool(self.crash[row])),
-        )
-        if self.perception[row]:
-            m.perception.nearest_object_class = cast(
-                telemetry_pb2.ObjectClass, int(self.p_class[row])
-            )
-            m.perception.nearest_object_distance_m = float(self.p_distance[row])
-            m.perception.closing_speed_ms = float(self.p_closing[row])
-        extras = self.extras.get(row)
-        if extras is not None:
-            m.dtc_codes.extend(extras.dtc_codes)
-            for kind, reason in extras.driving_events:
-                m.driving_events.add(kind=cast(telemetry_pb2.DrivingEventKind, kind), reason=reason)
-        return m
-
-    def messages(self) -> list[telemetry_pb2.Telemetry]:
-        return [self.message(r) for r in range(len(self))]
-
-
-class _Vehicle:
-    """The slow-path state of one vehicle: its plan, its scenario, its random stream."""
-
-    __slots__ = (
-        "after",
-        "brake",
-        "charge_next",
-        "cooldown_until",
-        "injections",
-        "keep_running",
-        "legs_left",
-        "mix",
-        "num",
-        "refuel_next",
-        "resume",
-        "rng",
-        "route",
-        "row",
-        "scenario",
-        "stop_then",
-        "trip",
-        "type",
-    )
-
-    def __init__(self, row: int, num: int, vtype: VehicleType, rng: _Rng) -> None:
-        self.row = row
-        self.num = num
-        self.type = vtype
-        self.rng = rng
-        self.route: list[tuple[float, float]] = []
-        self.legs_left = 0
-        self.trip = 0
-        self.after = _After.TRIP
-        self.resume: tuple[float, float] | None = None
-        self.stop_then: tuple[str, float] | None = None  # what to do once a braking leg ends
-        self.brake = 2.0
-        self.scenario: _Scenario | None = None
-        self.cooldown_until = 0.0
-        self.injections: list[Injection] = []
-        self.mix: list[tuple[ScenarioKind, float]] = []
-        self.keep_running = False  # during a scenario: no ignition-off stops, no trip end
-        self.refuel_next = False
-        self.charge_next = False
 
 
 class Fleet:
@@ -461,46 +156,45 @@ class Fleet:
         self.scenario_mix = scenarios or ScenarioMix({})
         self.tick_index = 0
         self.missed: list[tuple[str, ScenarioKind]] = []  # scenarios whose predicate never held
-        self._truth: list[GroundTruth] = []
-        self._polygon = shapely.Polygon(self.geofence())
-        self._active: set[int] = set()  # rows of vehicles in a scenario
+        self.finished_truths: list[GroundTruth] = []
+        self.geofence_polygon = shapely.Polygon(self.geofence())
+        self.in_scenario: set[int] = set()  # rows of vehicles in a scenario
         first = 1 + k * vehicles // nshards
         last = (k + 1) * vehicles // nshards
         self.numbers: I64 = np.arange(first, last + 1, dtype=np.int64)
         n = self.n = len(self.numbers)
-        self._seed_key = _smix(seed ^ 0x5EED_F1EE7)
+        self._seed_key = fleet_key(seed)
         self._init_static(mix)
         self._init_state()
-        self._vehicles = [
-            _Vehicle(
+        self.vehicle_states = [
+            VehicleState(
                 i,
                 int(num),
                 VEHICLE_TYPES[int(self.vtype[i])],
-                _Rng(_smix(self._seed_key ^ (int(num) * 0xD1B54A32D192ED03 & _MASK))),
+                VehicleRng.for_vehicle(self._seed_key, int(num)),
             )
             for i, num in enumerate(self.numbers)
         ]
-        by_num = {v.num: v for v in self._vehicles}
+        by_num = {v.num: v for v in self.vehicle_states}
         for inj in sorted(injections, key=lambda j: j.at_s):
             if inj.vehicle in by_num:
                 by_num[inj.vehicle].injections.append(inj)
-        for v in self._vehicles:
+        for v in self.vehicle_states:
             v.mix = self.scenario_mix.applicable(
                 electric=v.type.electric, perception=v.type.perception, heavy=v.type.heavy
             )
             self._place(v)
-            self._schedule(v, 0.0)
-        assert n == len(self._vehicles)
+            schedule_scenario(self, v, 0.0)
+        assert n == len(self.vehicle_states)
 
     # --- set-up -------------------------------------------------------------------------------
 
     def _hash(self, channel: int) -> U64:
-        key = np.uint64(_smix(self._seed_key ^ (channel * 0xA24BAED4963EE407 & _MASK)))
-        return _vmix(self.numbers.astype(np.uint64) * np.uint64(_GOLDEN) ^ key)
+        return vehicle_hashes(self._seed_key, self.numbers, channel)
 
     def _init_static(self, mix: Mapping[str, float] | None) -> None:
         shares = dict(mix) if mix is not None else {t.name: t.share for t in VEHICLE_TYPES}
-        unknown = set(shares) - set(_TYPE_INDEX)
+        unknown = set(shares) - set(VEHICLE_TYPE_INDEX)
         if unknown:
             raise ValueError(f"unknown vehicle type(s) in mix: {', '.join(sorted(unknown))}")
         weights = np.array([max(0.0, shares.get(t.name, 0.0)) for t in VEHICLE_TYPES])
@@ -508,12 +202,12 @@ class Fleet:
             raise ValueError("the vehicle mix must give some vehicle type a positive share")
         cum = np.cumsum(weights / weights.sum())
         h0, h1 = self._hash(1), self._hash(2)
-        u = [_channel(h0, c) for c in range(6)] + [_channel(h1, c) for c in range(6)]
+        u = [uniform_channel(h0, c) for c in range(6)] + [uniform_channel(h1, c) for c in range(6)]
         t = np.minimum(np.searchsorted(cum, u[0], side="right"), len(cum) - 1).astype(np.int64)
         self.vtype: I64 = t
         types = VEHICLE_TYPES
-        self.electric: B = np.array([vt.electric for vt in types], dtype=bool)[t]
-        self.has_perception: B = np.array([vt.perception for vt in types], dtype=bool)[t]
+        self.electric: Flags = np.array([vt.electric for vt in types], dtype=bool)[t]
+        self.has_perception: Flags = np.array([vt.perception for vt in types], dtype=bool)[t]
         acc = np.array([vt.accel_ms2 for vt in types], dtype=np.float64)[t]
         brk = np.array([vt.brake_ms2 for vt in types], dtype=np.float64)[t]
         self.accel_rate: F64 = acc[:, 0] + u[1] * (acc[:, 1] - acc[:, 0])
@@ -568,7 +262,7 @@ class Fleet:
         self.o_acc, self.o_alt = z(), z()
         self.extras: dict[int, Extras] = {}
 
-    def _place(self, v: _Vehicle) -> None:
+    def _place(self, v: VehicleState) -> None:
         """Park the vehicle at its depot with a random state; most start a trip soon."""
         i, r = v.row, v.rng
         lat, lon = destination(*self.center, r.uniform(0, 360), 6000 * math.sqrt(r.random()))
@@ -578,8 +272,8 @@ class Fleet:
         self.battery[i] = r.uniform(35, 95) if v.type.electric else self.battery12[i]
         self.coolant[i] = self.ambient[i] + r.uniform(0, 15 if v.type.electric else 40)
         self.odometer[i] = r.uniform(5_000, 150_000)
-        self.mode[i] = _PARKED
-        v.after = _After.TRIP
+        self.mode[i] = PARKED
+        v.after = NextPhase.TRIP
         self.next_change[i] = r.uniform(0, 60) if r.random() < 0.6 else r.uniform(0, 900)
 
     # --- public API ---------------------------------------------------------------------------
@@ -595,35 +289,19 @@ class Fleet:
 
     def registry(self) -> list[Vehicle]:
         """The registry rows of this fleet's (or shard's) vehicles, drivers with E.164 numbers."""
-        out = []
-        for v in self._vehicles:
-            num = v.num
-            phone = f"+1555{num:07d}"
-            name = f"{_FIRST[num % len(_FIRST)]} {_LAST[(num // len(_FIRST)) % len(_LAST)]}"
-            out.append(
-                Vehicle(
-                    vehicle_id=vehicle_id(num, self.id_prefix),
-                    fleet_id=self.fleet_id,
-                    vehicle_type=v.type.name,
-                    model=v.type.models[num % len(v.type.models)],
-                    driver_id=f"{self.id_prefix}-drv-{num:06d}",
-                    driver_name=name,
-                    driver_phone=phone,
-                    driver_whatsapp=phone if num % 2 == 0 else "",
-                    speed_profile=v.type.speed_profile,
-                    electric=v.type.electric,
-                )
-            )
-        return out
+        return [
+            registry_entry(v.num, v.type, fleet_id=self.fleet_id, id_prefix=self.id_prefix)
+            for v in self.vehicle_states
+        ]
 
     def write_registry(self, path: Path) -> None:
         write_csv(self.registry(), path)
 
     def ground_truth(self, *, include_active: bool = False) -> list[GroundTruth]:
         """Episodes of finished scenarios; ``include_active`` adds running ones, cut at now."""
-        out = list(self._truth)
+        out = list(self.finished_truths)
         if include_active:
-            for v in self._vehicles:
+            for v in self.vehicle_states:
                 if v.scenario is not None:
                     out.extend(v.scenario.truths(self))
         return out
@@ -645,13 +323,13 @@ class Fleet:
         t = k * self.dt
         due = np.flatnonzero(self.next_change <= t)
         for i in due.tolist():
-            v = self._vehicles[i]
+            v = self.vehicle_states[i]
             for _ in range(8):  # a vehicle may pass through several instant phases
                 if self.next_change[i] > t:
                     break
-                self._transition(v, t)
+                transition(self, v, t)
         self._kinematics(t)
-        self._cruise_triggers(t)
+        begin_cruise_scenarios(self, t)
         self._sensors(k, t)
         for v in self._vehicles_in_scenarios():
             assert v.scenario is not None
@@ -659,17 +337,17 @@ class Fleet:
         self.seq += self.emit
         event_time = self.start_time_us + k * self.dt_us + self.offset_us
         self.last_emit_us = np.where(self.emit, event_time, self.last_emit_us)
-        self._record_truth(t, event_time)
+        record_ground_truth(self, t, event_time)
         tick = self._collect(k, event_time)
         self.v_prev = self.v.copy()
         self.tick_index += 1
         return tick
 
-    def _vehicles_in_scenarios(self) -> list[_Vehicle]:
-        return [self._vehicles[i] for i in sorted(self._active)]
+    def _vehicles_in_scenarios(self) -> list[VehicleState]:
+        return [self.vehicle_states[i] for i in sorted(self.in_scenario)]
 
     def _kinematics(self, t: float) -> None:
-        driving = self.mode == _DRIVING
+        driving = self.mode == DRIVING
         tau = np.clip(t - self.seg_t0, 0.0, self.seg_ta + self.seg_tc + self.seg_tb)
         ta, tc, b = self.seg_ta, self.seg_tc, self.seg_b
         in_a = tau < ta
@@ -698,7 +376,7 @@ class Fleet:
         self.lon = np.where(driving, self.seg_lon0 + f * (self.seg_lon1 - self.seg_lon0), self.lon)
         self._use_energy(ds)
         # Coolant: towards its running temperature with the engine on, to ambient when off.
-        ign = self.mode != _PARKED
+        ign = self.mode != PARKED
         load = np.minimum(self.v / 15.0, 1.0)
         target = np.where(
             ign, np.where(self.electric, 30.0 + 8.0 * load, 88.0 + 6.0 * load), self.ambient
@@ -710,7 +388,7 @@ class Fleet:
     def _use_energy(self, ds_m: F64) -> None:
         km = ds_m / 1000.0
         self.odometer += km
-        ign = self.mode != _PARKED
+        ign = self.mode != PARKED
         use = km * self.energy_per_km * self.use_mult + np.where(ign, 0.00037 * self.dt, 0.0)
         ice = ~self.electric
         self.fuel = np.where(
@@ -723,11 +401,11 @@ class Fleet:
         )
 
     def _sensors(self, k: int, t: float) -> None:
-        h = _vmix(self._hbase ^ np.uint64((k * _GOLDEN) & _MASK))
-        u = [_channel(h, c) for c in range(6)]
+        h = tick_hashes(self._hbase, k)
+        u = [uniform_channel(h, c) for c in range(6)]
         v = self.v
         # A driving vehicle has not reached its stop yet: it reports a speed, however small.
-        moving = self.mode == _DRIVING
+        moving = self.mode == DRIVING
         speed = np.where(moving, np.maximum(v * 3.6 + (u[0] - 0.5) * 0.6, 0.1), 0.0)
         self.o_speed = speed
         self.o_ax = (v - self.v_prev) / self.dt + (u[1] - 0.5) * 0.2
@@ -744,15 +422,15 @@ class Fleet:
         )
         self.o_acc = 3.0 + 5.0 * u[5]
         self.o_alt = self.alt_base + (u[5] - 0.5)
-        ign = self.mode != _PARKED
+        ign = self.mode != PARKED
         self.o_ign = ign
         ice = ~self.electric
-        gear = np.searchsorted(_GEAR_UPPER, speed, side="right").astype(np.int64)
+        gear = np.searchsorted(GEAR_UPPER_KMH_ARRAY, speed, side="right").astype(np.int64)
         self.o_gear = np.where(ice & ign, gear, 0)
         rpm = np.where(
             speed < 1.0,
             760.0 + 80.0 * u[1],
-            800.0 + speed * _RPM_PER_KMH[self.o_gear] + 50.0 * (u[2] - 0.5),
+            800.0 + speed * RPM_PER_KMH[self.o_gear] + 50.0 * (u[2] - 0.5),
         )
         self.o_rpm = np.where(ice & ign, rpm, 0.0).astype(np.int64)
         self.o_sos = np.zeros(self.n, dtype=bool)
@@ -770,23 +448,23 @@ class Fleet:
             self.o_pclass = _OBJECT_CLASSES[(slot * 7 + self.numbers) % len(_OBJECT_CLASSES)]
             self._driving_events(perc & moving, h)
 
-    def _driving_events(self, candidates: B, h: U64) -> None:
+    def _driving_events(self, candidates: Flags, h: U64) -> None:
         # Disengagements about every 40 km and interventions about every 80 km of driving: the
         # chance per tick is tiny, so it needs a finer draw than the 10-bit noise channels.
-        fine = (_vmix(h ^ np.uint64(0x6A09E667F3BCC909)) >> np.uint64(11)).astype(np.float64)
+        fine = (mix64(h ^ np.uint64(0x6A09E667F3BCC909)) >> np.uint64(11)).astype(np.float64)
         p = self.v * self.dt / 1000.0 * (1 / 40 + 1 / 80)
         hits = np.flatnonzero(candidates & (fine * 2.0**-53 < p))
         for i in hits.tolist():
-            v = self._vehicles[i]
+            v = self.vehicle_states[i]
             if v.rng.random() < 2 / 3:
                 reason = _DISENGAGE_REASONS[v.rng.randint(0, len(_DISENGAGE_REASONS) - 1)]
                 event = (telemetry_pb2.DRIVING_EVENT_KIND_DISENGAGEMENT, reason)
             else:
                 reason = _INTERVENE_REASONS[v.rng.randint(0, len(_INTERVENE_REASONS) - 1)]
                 event = (telemetry_pb2.DRIVING_EVENT_KIND_INTERVENTION, reason)
-            self._add_extras(i, driving_events=(event,))
+            self.add_extras(i, driving_events=(event,))
 
-    def _add_extras(
+    def add_extras(
         self,
         i: int,
         *,
@@ -851,690 +529,13 @@ class Fleet:
             },
         )
 
-    # --- phases -------------------------------------------------------------------------------
-
-    def _transition(self, v: _Vehicle, t: float) -> None:
-        i = v.row
-        mode = self.mode[i]
-        if mode == _DRIVING:
-            self._arrive(v, t)
-            return
-        after, v.after = v.after, _After.DEPART
-        self.fuel_rate[i] = self.battery_rate[i] = 0.0
-        self.charging[i] = False
-        if after == _After.DEPART:
-            self._depart(v, t)
-        elif after == _After.RESUME:
-            target, v.resume = v.resume, None
-            assert target is not None
-            # The interrupted leg still counts: arriving at its end completes it.
-            v.route.insert(0, target)
-            self._depart(v, t)
-        elif after == _After.CHARGED:
-            self._park(v, t, v.rng.uniform(60, 300), _After.TRIP)
-        elif after == _After.REFUELLED:
-            self._park(v, t, v.rng.uniform(60, 180), _After.TRIP)
-        else:
-            self._start_trip(v, t)
-
-    def _start_trip(self, v: _Vehicle, t: float) -> None:
-        v.trip += 1
-        v.legs_left = v.rng.randint(*v.type.legs)
-        v.route = []
-        kind = self._due(v, _Cat.TRIP_START, t)
-        if kind is not None:
-            self._begin(v, kind, t)
-        self._depart(v, t)
-
-    def _depart(self, v: _Vehicle, t: float) -> None:
-        i, r = v.row, v.rng
-        cruise_kmh = r.uniform(*v.type.cruise_kmh)
-        accel = float(self.accel_rate[i])
-        lat, lon = float(self.lat[i]), float(self.lon[i])
-        kind = self._due(v, _Cat.DEPARTURE, t)
-        target: tuple[float, float] | None = None
-        if kind is not None:
-            sc = self._begin(v, kind, t)
-            if isinstance(sc, _Speeding):
-                cruise_kmh = sc.cruise_kmh
-                target = self._waypoint(v, lat, lon, 3000, 4000)
-            elif isinstance(sc, _HarshAcceleration):
-                accel = 4.5
-                target = self._waypoint(v, lat, lon, 800, 2000)
-            else:
-                target = self._waypoint(v, lat, lon, 600, 2000)
-        if target is None:
-            target = v.route.pop(0) if v.route else self._waypoint(v, lat, lon, 400, 2000)
-        # The leg starts right after the previous tick, so this tick already shows motion.
-        self._leg(v, t - self.dt, target, cruise_kmh / 3.6, accel, float(self.brake_rate[i]))
-
-    def _leg(
-        self,
-        v: _Vehicle,
-        t0: float,
-        target: tuple[float, float],
-        cruise_ms: float,
-        accel: float,
-        brake: float,
-    ) -> None:
-        """A leg from rest at the vehicle's position to ``target``, stopping there."""
-        i = v.row
-        lat0, lon0 = float(self.lat[i]), float(self.lon[i])
-        length = max(haversine_m(lat0, lon0, *target), 5.0)
-        vpk = cruise_ms
-        da, db = vpk * vpk / (2 * accel), vpk * vpk / (2 * brake)
-        if da + db > length:
-            vpk = math.sqrt(length * 2 * accel * brake / (accel + brake))
-            da, db = vpk * vpk / (2 * accel), vpk * vpk / (2 * brake)
-        self._set_segment(
-            i, t0, (lat0, lon0), target, length, 0.0, vpk, accel, brake, da, length - da - db
-        )
-
-    def _brake_to_stop(self, v: _Vehicle, t: float, decel: float) -> float:
-        """Replace the current leg by braking from the current speed; returns the braking time."""
-        i = v.row
-        v0 = max(float(self.v[i]), 0.1)
-        length = v0 * v0 / (2 * decel)
-        lat0, lon0 = float(self.lat[i]), float(self.lon[i])
-        heading = bearing_deg(
-            self.seg_lat0[i], self.seg_lon0[i], self.seg_lat1[i], self.seg_lon1[i]
-        )
-        end = destination(lat0, lon0, heading, length)
-        self._set_segment(i, t, (lat0, lon0), end, length, v0, v0, 1.0, decel, 0.0, 0.0)
-        return v0 / decel
-
-    def _set_segment(
-        self,
-        i: int,
-        t0: float,
-        start: tuple[float, float],
-        end: tuple[float, float],
-        length: float,
-        v0: float,
-        vpk: float,
-        accel: float,
-        brake: float,
-        da: float,
-        dc: float,
-    ) -> None:
-        dc = max(dc, 0.0)
-        ta = (vpk - v0) / accel
-        tc = dc / vpk if vpk > 0 else 0.0
-        tb = vpk / brake
-        self.seg_lat0[i], self.seg_lon0[i] = start
-        self.seg_lat1[i], self.seg_lon1[i] = end
-        self.seg_len[i] = length
-        self.seg_v0[i], self.seg_vpk[i], self.seg_a[i], self.seg_b[i] = v0, vpk, accel, brake
-        self.seg_ta[i], self.seg_tc[i], self.seg_tb[i] = ta, tc, tb
-        self.seg_da[i], self.seg_dc[i], self.seg_t0[i] = da, dc, t0
-        self.s_prev[i] = 0.0
-        self.mode[i] = _DRIVING
-        self.next_change[i] = t0 + ta + tc + tb
-
-    def _arrive(self, v: _Vehicle, t: float) -> None:
-        i = v.row
-        # The last bit of the leg, between the previous tick and the stop.
-        self._use_energy_one(i, float(self.seg_len[i] - self.s_prev[i]))
-        self.lat[i], self.lon[i] = self.seg_lat1[i], self.seg_lon1[i]
-        self.s_prev[i] = 0.0
-        self.v[i] = 0.0
-        sc = v.scenario
-        if sc is not None:
-            sc.on_arrive(self, t)
-        if v.stop_then is not None:
-            what, duration = v.stop_then
-            v.stop_then = None
-            if what == "resume":
-                self._stop(v, t, duration, _After.RESUME)
-            else:
-                self._park(v, t, duration, _After.TRIP)
-            return
-        if v.refuel_next and not v.type.electric:
-            v.refuel_next = False
-            self._park(v, t, (100.0 - float(self.fuel[i])) / 0.5, _After.REFUELLED)
-            self.fuel_rate[i] = 0.5
-            return
-        if v.charge_next and v.type.electric:
-            v.charge_next = False
-            self._charge(v, t, 80.0)
-            return
-        v.legs_left -= 1
-        if v.legs_left > 0 or v.keep_running:
-            v.legs_left = max(v.legs_left, 1)
-            kind = self._due(v, _Cat.STOP, t)
-            if kind is not None:
-                self._begin(v, kind, t)  # the scenario sets up its own stop
-                return
-            r = v.rng
-            if not v.keep_running and r.random() < v.type.delivery_share:
-                self._park(v, t, r.uniform(60, 300), _After.DEPART)
-            else:
-                self._stop(v, t, r.uniform(*v.type.stop_s), _After.DEPART)
-            return
-        kind = self._due(v, _Cat.PARK, t)
-        if kind is not None:
-            self._begin(v, kind, t)
-            return
-        if not v.type.electric and self.fuel[i] < 25.0:
-            self._park(v, t, (100.0 - float(self.fuel[i])) / 0.5, _After.REFUELLED)
-            self.fuel_rate[i] = 0.5
-        elif v.type.electric and self.battery[i] < 30.0:
-            self._charge(v, t, 90.0)
-        else:
-            self._park(v, t, v.rng.uniform(300, 1800), _After.TRIP)
-
-    def _charge(self, v: _Vehicle, t: float, to_pct: float) -> None:
-        i = v.row
-        self._park(v, t, max((to_pct - float(self.battery[i])) / 0.1, 1.0), _After.CHARGED)
-        self.charging[i] = True
-        self.battery_rate[i] = 0.1
-
-    def _use_energy_one(self, i: int, ds_m: float) -> None:
-        km = max(ds_m, 0.0) / 1000.0
-        self.odometer[i] += km
-        use = km * self.energy_per_km[i] * self.use_mult[i]
-        if self.electric[i]:
-            self.battery[i] = max(0.0, self.battery[i] - use)
-        else:
-            self.fuel[i] = max(0.0, self.fuel[i] - use)
-
-    def _stop(self, v: _Vehicle, t: float, duration: float, after: _After) -> None:
-        i = v.row
-        self.mode[i] = _STOPPED
-        v.after = after
-        self.next_change[i] = t + duration
-
-    def _park(self, v: _Vehicle, t: float, duration: float, after: _After) -> None:
-        i = v.row
-        self.mode[i] = _PARKED
-        v.after = after
-        self.next_change[i] = t + duration
-
-    def _waypoint(
-        self, v: _Vehicle, lat: float, lon: float, lo_m: float, hi_m: float
-    ) -> tuple[float, float]:
-        """A point lo..hi metres away, kept within the route radius of the centre."""
-        r = v.rng
-        dist = r.uniform(lo_m, hi_m)
-        p = destination(lat, lon, r.uniform(0, 360), dist)
-        if haversine_m(*self.center, *p) > ROUTE_RADIUS_M:
-            home = bearing_deg(lat, lon, *self.center)
-            p = destination(lat, lon, home + r.uniform(-45, 45), dist)
-        return p
-
-    # --- scenarios ----------------------------------------------------------------------------
-
-    def _schedule(self, v: _Vehicle, t: float) -> None:
-        i = v.row
-        self.pend_kind[i] = -1
-        self.pend_due[i] = np.inf
-        self.pend_cruise[i] = False
-        kind: ScenarioKind | None = None
-        earliest = max(t, v.cooldown_until)
-        if v.injections:
-            inj = v.injections.pop(0)
-            kind, due = inj.kind, max(inj.at_s, earliest)
-        elif v.mix:
-            total = sum(rate for _, rate in v.mix)
-            due = earliest + v.rng.expovariate(total / 3600.0)
-            pick = v.rng.random() * total
-            for kind, rate in v.mix:  # noqa: B007 - the loop picks `kind`
-                pick -= rate
-                if pick <= 0:
-                    break
-        if kind is None:
-            return
-        self.pend_kind[i] = _KIND_INDEX[kind]
-        self.pend_due[i] = due
-        if _CATEGORY[kind] == _Cat.CRUISE:
-            self.pend_cruise[i] = True
-            self.pend_need[i] = _CRUISE_NEEDED_S[kind]
-
-    def _due(self, v: _Vehicle, cat: _Cat, t: float) -> ScenarioKind | None:
-        i = v.row
-        k = int(self.pend_kind[i])
-        if k < 0 or v.scenario is not None or self.pend_due[i] > t:
-            return None
-        kind = _KINDS[k]
-        return kind if _CATEGORY[kind] == cat else None
-
-    def _cruise_triggers(self, t: float) -> None:
-        cand = self.pend_cruise & (self.pend_due <= t) & (self.mode == _DRIVING)
-        if not cand.any():
-            return
-        tau = t - self.seg_t0
-        cruising = (
-            (tau > self.seg_ta + 1.0)
-            & (tau < self.seg_ta + self.seg_tc - self.pend_need)
-            & (self.v >= _CRUISE_MIN_MS)
-        )
-        for i in np.flatnonzero(cand & cruising).tolist():
-            v = self._vehicles[i]
-            if v.scenario is None:
-                self._begin(v, _KINDS[int(self.pend_kind[i])], t)
-
-    def _begin(self, v: _Vehicle, kind: ScenarioKind, t: float) -> _Scenario:
-        i = v.row
-        self.pend_kind[i] = -1
-        self.pend_due[i] = np.inf
-        self.pend_cruise[i] = False
-        sc = _SCENARIOS[kind](self, v, t)
-        v.scenario = sc
-        self._active.add(i)
-        sc.start(self, t)
-        return sc
-
-    def _record_truth(self, t: float, event_time: I64) -> None:
-        if not self._active:
-            return
-        finished = []
-        for i in sorted(self._active):
-            v = self._vehicles[i]
-            sc = v.scenario
-            assert sc is not None
-            if self.emit[i]:
-                et = int(event_time[i])
-                for kind in sc.watch:
-                    if sc.holds(self, kind, i):
-                        sc.seen(kind, et)
-            if sc.done:
-                finished.append(v)
-        for v in finished:
-            sc = v.scenario
-            assert sc is not None
-            truths = sc.truths(self)
-            if not any(g.kind == sc.kind for g in truths):
-                self.missed.append((vehicle_id(v.num, self.id_prefix), sc.kind))
-            self._truth.extend(truths)
-            v.scenario = None
-            v.keep_running = False
-            self._active.discard(v.row)
-            v.cooldown_until = t + _COOLDOWN_S
-            self._schedule(v, t)
-
-
-# --- the scenarios ------------------------------------------------------------------------------
-
-
-class _Scenario:
-    kind: ScenarioKind
-
-    def __init__(self, fleet: Fleet, v: _Vehicle, t: float) -> None:
-        self.v = v
-        self.t0 = t
-        self.done = False
-        self.watch: tuple[ScenarioKind, ...] = (self.kind, *IMPLIED_KINDS.get(self.kind, ()))
-        self.windows: dict[ScenarioKind, list[int]] = {}
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        """Set the scenario up (called once, right after it is chosen)."""
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        """Override this tick's sensor values of the vehicle (after the normal model ran)."""
-
-    def on_arrive(self, fleet: Fleet, t: float) -> None:
-        """The vehicle has just come to a stop at the end of a leg."""
-
-    def holds(self, fleet: Fleet, kind: ScenarioKind, i: int) -> bool:
-        return _predicate(fleet, kind, i)
-
-    def seen(self, kind: ScenarioKind, event_time_us: int) -> None:
-        w = self.windows.get(kind)
-        if w is None:
-            self.windows[kind] = [event_time_us, event_time_us]
-        else:
-            w[1] = event_time_us
-
-    def truths(self, fleet: Fleet) -> list[GroundTruth]:
-        vid = vehicle_id(self.v.num, fleet.id_prefix)
-        return [
-            GroundTruth(vid, kind.value, w[0], w[1], "" if kind == self.kind else self.kind.value)
-            for kind, w in self.windows.items()
-        ]
-
-
-def _predicate(fleet: Fleet, kind: ScenarioKind, i: int) -> bool:
-    th = THRESHOLDS
-    if kind == ScenarioKind.SPEEDING:
-        return bool(fleet.o_speed[i] > th["speeding_kmh"])
-    if kind == ScenarioKind.HARSH_BRAKING:
-        return bool(fleet.o_ax[i] <= th["harsh_braking_ms2"])
-    if kind == ScenarioKind.HARSH_ACCELERATION:
-        return bool(fleet.o_ax[i] >= th["harsh_acceleration_ms2"])
-    if kind == ScenarioKind.CRASH:
-        return bool(fleet.o_crash[i] or fleet.o_ax[i] <= th["crash_ms2"])
-    if kind == ScenarioKind.SOS:
-        return bool(fleet.o_sos[i])
-    if kind == ScenarioKind.LOW_FUEL:
-        return bool(fleet.fuel[i] < th["low_fuel_pct"])
-    if kind == ScenarioKind.LOW_BATTERY:
-        return bool(fleet.battery[i] < th["low_battery_pct"] and not fleet.charging[i])
-    if kind == ScenarioKind.OVERHEATING:
-        return bool(fleet.coolant[i] > th["overheating_c"])
-    if kind == ScenarioKind.OVER_REVVING:
-        return bool(fleet.o_rpm[i] > th["over_revving_rpm"])
-    if kind == ScenarioKind.GEAR_MISMATCH:
-        gear = int(np.searchsorted(_GEAR_UPPER, fleet.o_speed[i], side="right"))
-        return int(fleet.o_gear[i]) != gear
-    if kind == ScenarioKind.COLLISION_RISK:
-        closing = float(fleet.o_pclosing[i])
-        return bool(
-            fleet.o_perc[i] and closing > 0 and fleet.o_pdist[i] / closing < th["collision_ttc_s"]
-        )
-    if kind == ScenarioKind.GEOFENCE_EXIT:
-        return not bool(shapely.contains_xy(fleet._polygon, fleet.lon[i], fleet.lat[i]))
-    raise AssertionError(f"no predicate for {kind}")
-
-
-class _Speeding(_Scenario):
-    kind = ScenarioKind.SPEEDING
-
-    def __init__(self, fleet: Fleet, v: _Vehicle, t: float) -> None:
-        super().__init__(fleet, v, t)
-        self.cruise_kmh = v.rng.uniform(95, 110)
-
-    def on_arrive(self, fleet: Fleet, t: float) -> None:
-        self.done = True
-
-
-class _HarshAcceleration(_Scenario):
-    kind = ScenarioKind.HARSH_ACCELERATION
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        i = self.v.row
-        t0, ta = fleet.seg_t0[i], fleet.seg_ta[i]
-        # The device reports the peak of each interval that overlaps the hard acceleration.
-        if t > t0 and t - fleet.dt < t0 + ta:
-            fleet.o_ax[i] = 4.5 + (self.v.rng.random() - 0.5) * 0.4
-        elif t >= t0 + ta:
-            self.done = True
-
-
-class _OverRevving(_Scenario):
-    kind = ScenarioKind.OVER_REVVING
-
-    def __init__(self, fleet: Fleet, v: _Vehicle, t: float) -> None:
-        super().__init__(fleet, v, t)
-        self.duration = v.rng.uniform(6, 10)
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        # The driver pulls away revving hard before each shift; the gear stays the right one.
-        if t > self.t0 + self.duration:
-            self.done = True
-            return
-        fleet.o_rpm[self.v.row] = round(6200 + 600 * self.v.rng.random())
-
-
-class _HarshBraking(_Scenario):
-    kind = ScenarioKind.HARSH_BRAKING
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        v = self.v
-        i = v.row
-        v.resume = (float(fleet.seg_lat1[i]), float(fleet.seg_lon1[i]))
-        self.brake_s = fleet._brake_to_stop(v, t, 8.5)
-        v.stop_then = ("resume", v.rng.uniform(5, 15))
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        i = self.v.row
-        if t > self.t0 and t - fleet.dt < self.t0 + self.brake_s:
-            fleet.o_ax[i] = -8.5 + (self.v.rng.random() - 0.5) * 0.4
-        elif t >= self.t0 + self.brake_s:
-            self.done = True
-
-
-class _Crash(_Scenario):
-    kind = ScenarioKind.CRASH
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        v = self.v
-        i = v.row
-        fleet.v[i] = 0.0
-        fleet._park(v, t, v.rng.uniform(1200, 1800), _After.TRIP)
-        v.route, v.legs_left = [], 0
-        r = v.rng
-        sign = 1.0 if r.random() < 0.5 else -1.0
-        self.spike = (-r.uniform(38, 48), sign * r.uniform(5, 12), r.uniform(10, 20))
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        i = self.v.row
-        if t == self.t0:
-            ax, ay, dz = self.spike
-            fleet.o_ax[i], fleet.o_ay[i], fleet.o_az[i] = ax, ay, 9.81 + dz
-            fleet.o_speed[i] = 0.0
-            fleet.o_ign[i] = True  # the engine dies after the impact, not before
-            fleet.o_crash[i] = True
-        elif t <= self.t0 + 30.0:
-            fleet.o_crash[i] = True
-        else:
-            self.done = True
-
-
-class _Sos(_Scenario):
-    kind = ScenarioKind.SOS
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        fleet._stop(self.v, t, self.v.rng.uniform(30, 60), _After.DEPART)
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        if fleet.mode[self.v.row] == _STOPPED:
-            fleet.o_sos[self.v.row] = True
-        else:
-            self.done = True
-
-
-class _Idling(_Scenario):
-    kind = ScenarioKind.IDLING
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        fleet._stop(self.v, t, self.v.rng.uniform(480, 720), _After.DEPART)
-
-    def holds(self, fleet: Fleet, kind: ScenarioKind, i: int) -> bool:
-        return bool(fleet.mode[i] == _STOPPED and fleet.o_ign[i] and fleet.o_speed[i] == 0)
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        if fleet.mode[self.v.row] != _STOPPED:
-            self.done = True
-
-
-class _Offline(_Scenario):
-    kind = ScenarioKind.OFFLINE
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        v = self.v
-        silence = v.rng.uniform(720, 900)
-        self.until = t + silence
-        self.last_before: int | None = None
-        fleet._park(v, t, silence + v.rng.uniform(60, 600), _After.TRIP)
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        i = self.v.row
-        if t <= self.t0:
-            return  # the arrival is still reported; the device goes quiet from the next tick
-        if self.last_before is None:
-            self.last_before = int(fleet.last_emit_us[i])
-        quiet = t <= self.until
-        fleet.emit[i] = not quiet
-        self.done = not quiet
-
-    def holds(self, fleet: Fleet, kind: ScenarioKind, i: int) -> bool:
-        return False
-
-    def truths(self, fleet: Fleet) -> list[GroundTruth]:
-        if not self.done or self.last_before is None:
-            return []
-        end = int(fleet.last_emit_us[self.v.row])  # the first event after the silence
-        vid = vehicle_id(self.v.num, fleet.id_prefix)
-        return [GroundTruth(vid, self.kind.value, self.last_before, end)]
-
-
-class _GeofenceExit(_Scenario):
-    kind = ScenarioKind.GEOFENCE_EXIT
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        v, r = self.v, self.v.rng
-        i = v.row
-        clat, clon = fleet.center
-        side = bearing_deg(clat, clon, float(fleet.lat[i]), float(fleet.lon[i])) + r.uniform(
-            -20, 20
-        )
-        out1 = destination(clat, clon, side, r.uniform(17_500, 19_000))
-        out2 = destination(clat, clon, side + r.uniform(4, 7), r.uniform(17_500, 19_000))
-        back = destination(clat, clon, side + r.uniform(5, 10), r.uniform(3_000, 8_000))
-        self.back = back
-        v.route = [out1, out2, back]
-        v.legs_left = 3 + r.randint(0, 2)
-        v.keep_running = True
-
-    def on_arrive(self, fleet: Fleet, t: float) -> None:
-        i = self.v.row
-        if (float(fleet.lat[i]), float(fleet.lon[i])) == self.back:
-            self.done = True
-
-
-class _CollisionRisk(_Scenario):
-    kind = ScenarioKind.COLLISION_RISK
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        r = self.v.rng
-        self.object_class = (2, 3, 1)[r.randint(0, 2)]
-        self.warned = False
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        i = self.v.row
-        # Perception frames are a second apart at most: a slower device reports one frame per
-        # event, so the approach is seen in full at any rate.
-        frame = round((t - self.t0) / fleet.dt) * min(fleet.dt, 1.0)
-        if frame > 3.5 or not fleet.o_perc[i]:
-            self.done = True
-            return
-        dist = 30.0 - 9.0 * frame
-        fleet.o_pclass[i] = self.object_class
-        fleet.o_pdist[i] = dist
-        fleet.o_pclosing[i] = 9.0
-        if not self.warned and dist / 9.0 < THRESHOLDS["collision_ttc_s"]:
-            self.warned = True
-            fleet._add_extras(
-                i,
-                driving_events=(
-                    (telemetry_pb2.DRIVING_EVENT_KIND_INTERVENTION, "collision risk ahead"),
-                ),
-            )
-
-
-class _GearMismatch(_Scenario):
-    kind = ScenarioKind.GEAR_MISMATCH
-
-    def __init__(self, fleet: Fleet, v: _Vehicle, t: float) -> None:
-        super().__init__(fleet, v, t)
-        self.duration = v.rng.uniform(15, 20)
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        i = self.v.row
-        if t >= self.t0 + self.duration or fleet.mode[i] != _DRIVING:
-            self.done = True
-            return
-        gear = min(int(fleet.o_gear[i]) + 2, 6)
-        fleet.o_gear[i] = gear
-        fleet.o_rpm[i] = round(800 + fleet.o_speed[i] * _RPM_PER_KMH[gear])
-
-
-class _LowFuel(_Scenario):
-    kind = ScenarioKind.LOW_FUEL
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        v = self.v
-        i = v.row
-        fleet.fuel[i] = v.rng.uniform(13.0, 14.0)
-        fleet.use_mult[i] = 1.6 / float(fleet.energy_per_km[i])
-        v.keep_running = True
-        self.refuelling = False
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        v = self.v
-        i = v.row
-        if not self.refuelling and fleet.fuel[i] <= 7.0:
-            self.refuelling = True
-            fleet.use_mult[i] = 1.0
-            v.refuel_next = True
-        if self.refuelling and fleet.fuel[i] >= 20.0:
-            self.done = True
-
-
-class _LowBattery(_Scenario):
-    kind = ScenarioKind.LOW_BATTERY
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        v = self.v
-        i = v.row
-        fleet.battery[i] = v.rng.uniform(17.0, 17.5)
-        fleet.use_mult[i] = 1.6 / float(fleet.energy_per_km[i])
-        v.keep_running = True
-        self.charging = False
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        v = self.v
-        i = v.row
-        if not self.charging and fleet.battery[i] <= 12.0:
-            self.charging = True
-            fleet.use_mult[i] = 1.0
-            v.charge_next = True
-        if self.charging and fleet.battery[i] >= 20.0:
-            self.done = True
-
-
-class _Overheating(_Scenario):
-    kind = ScenarioKind.OVERHEATING
-
-    def start(self, fleet: Fleet, t: float) -> None:
-        self.v.keep_running = True
-        self.temp = float(fleet.coolant[self.v.row])
-        self.peak = fleet.overheat_peak_c
-        self.phase = "ramp"
-        self.hold_until = 0.0
-
-    def step(self, fleet: Fleet, t: float) -> None:
-        v = self.v
-        i = v.row
-        dt = fleet.dt
-        if self.phase == "ramp":
-            if fleet.mode[i] != _PARKED:
-                self.temp = min(self.peak, self.temp + 1.0 * dt)
-            if self.temp >= self.peak:
-                self.phase, self.hold_until = "hold", t + 30.0
-        elif self.phase == "hold":
-            if t >= self.hold_until:
-                self.phase = "pull_over"
-                v.keep_running = False
-                v.route, v.legs_left = [], 0
-                if fleet.mode[i] == _DRIVING:
-                    fleet._brake_to_stop(v, t, float(fleet.brake_rate[i]))
-                    v.stop_then = ("park", v.rng.uniform(1200, 1800))
-                else:
-                    fleet._park(v, t, v.rng.uniform(1200, 1800), _After.TRIP)
-        else:
-            if fleet.mode[i] == _PARKED:
-                self.temp = max(95.0, self.temp - 0.5 * dt)
-            if self.temp <= 95.0:
-                self.done = True
-        fleet.coolant[i] = self.temp
-        if self.temp > THRESHOLDS["overheating_c"]:
-            fleet._add_extras(i, dtc_codes=("P0217",))
-
-
-_SCENARIOS: Mapping[ScenarioKind, type[_Scenario]] = {
-    ScenarioKind.SPEEDING: _Speeding,
-    ScenarioKind.HARSH_ACCELERATION: _HarshAcceleration,
-    ScenarioKind.OVER_REVVING: _OverRevving,
-    ScenarioKind.HARSH_BRAKING: _HarshBraking,
-    ScenarioKind.CRASH: _Crash,
-    ScenarioKind.SOS: _Sos,
-    ScenarioKind.IDLING: _Idling,
-    ScenarioKind.OFFLINE: _Offline,
-    ScenarioKind.GEOFENCE_EXIT: _GeofenceExit,
-    ScenarioKind.COLLISION_RISK: _CollisionRisk,
-    ScenarioKind.GEAR_MISMATCH: _GearMismatch,
-    ScenarioKind.LOW_FUEL: _LowFuel,
-    ScenarioKind.LOW_BATTERY: _LowBattery,
-    ScenarioKind.OVERHEATING: _Overheating,
-}
+    # --- what trips ask of the scenarios ------------------------------------------------------
+    # The trip phases ask these through the fleet: the scenarios steer trips (park, stop, brake),
+    # so trips cannot import them without a cycle.
+
+    def scenario_due(self, v: VehicleState, point: TripPoint, t: float) -> ScenarioKind | None:
+        """The scenario to begin at this point of the vehicle's trip, if one is due."""
+        return scenario_due(self, v, point, t)
+
+    def begin_scenario(self, v: VehicleState, kind: ScenarioKind, t: float) -> InjectedScenario:
+        return begin_scenario(self, v, kind, t)

@@ -19,7 +19,7 @@ import yaml
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import alert_pb2
 from fleetpipe_dev.testing import ServiceProcess, produce_all, service_env
-from fleetpipe_loadtest.fleet import VEHICLE_TYPES, Fleet
+from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.scenarios import (
     COMBUSTION_ONLY,
     ELECTRIC_ONLY,
@@ -29,6 +29,7 @@ from fleetpipe_loadtest.scenarios import (
     Injection,
     ScenarioKind,
 )
+from fleetpipe_loadtest.vehicles import VEHICLE_TYPES
 
 from .conftest import Detection
 

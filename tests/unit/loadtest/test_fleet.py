@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from fleetpipe.registry import PHONE_RE, VehicleRegistry
-from fleetpipe_loadtest.fleet import DEFAULT_START_US, VEHICLE_TYPES, Fleet
+from fleetpipe_loadtest.fleet import DEFAULT_START_US, Fleet
 from fleetpipe_loadtest.loadrun import LoadPlan
 from fleetpipe_loadtest.reference import normal_violations, simulate
 from fleetpipe_loadtest.report import Step
 from fleetpipe_loadtest.scenarios import ScenarioMix
+from fleetpipe_loadtest.vehicles import VEHICLE_TYPES
 
 pytestmark = pytest.mark.unit
 

@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import confluent_kafka
-
+from fleetpipe.core.kafka import client_versions
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.testing import ServiceProcess, committed_total, wait_for
 
@@ -117,8 +116,7 @@ def machine() -> dict[str, str]:
         "memory_gib": f"{mem_gib:.0f}",
         "os": platform.platform(),
         "python": platform.python_version(),
-        "librdkafka": confluent_kafka.libversion()[0],
-        "confluent_kafka": str(confluent_kafka.version()),
+        **client_versions(),
         "java": (java.stderr.splitlines() or ["?"])[0],
         # Other work on the box skews every figure: the load average says how busy it was.
         "load_average_1_5_15": " ".join(f"{x:.2f}" for x in os.getloadavg()),

@@ -47,6 +47,9 @@ Config = dict[str, str | int | float | bool]
 # fleetpipe.core.partitioner, and Java or Kafka Streams tools must agree with it.
 PARTITIONER = "murmur2_random"
 
+# Beyond delivery.timeout.ms, how long a full producer queue may take to free room.
+_QUEUE_FULL_MARGIN_S = 5.0
+
 
 def producer_config(
     kafka: KafkaSettings,
@@ -139,10 +142,11 @@ class Producer:
         )
         self.transactional = transactional_id is not None
         # How long produce() waits for room in a full local queue. Every queued record is
-        # delivered or failed (which frees its room) within delivery.timeout.ms, so a queue
-        # still full after that long means nothing is leaving it at all.
+        # delivered or failed (which frees its room) within delivery.timeout.ms, give or take
+        # librdkafka's once-a-second timeout scan, so a queue still full after that long means
+        # nothing is leaving it at all.
         self._queue_full_timeout_s = (
-            float(self._config["delivery.timeout.ms"]) / 1000
+            float(self._config["delivery.timeout.ms"]) / 1000 + _QUEUE_FULL_MARGIN_S
             if queue_full_timeout_s is None
             else queue_full_timeout_s
         )

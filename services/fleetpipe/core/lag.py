@@ -36,9 +36,11 @@ class PartitionLag:
     lag: int
 
 
-# The coordinator answers these while a group's offsets move to another broker or are being
-# loaded after a restart: there is nothing to read yet, which is not a failure.
+# The answers while a group's offsets move to another broker or are being loaded after a
+# restart: there is nothing to read yet, which is not a failure.
 _COORDINATOR_MOVING = {
+    # No coordinator found in time: the offsets topic is still being created, or moving.
+    confluent_kafka.KafkaError._TIMED_OUT,
     confluent_kafka.KafkaError.NOT_COORDINATOR,
     confluent_kafka.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     confluent_kafka.KafkaError.COORDINATOR_NOT_AVAILABLE,
@@ -83,17 +85,13 @@ def committed_offsets(
 
     Raises :class:`GroupOffsetsUnavailable` while the group's coordinator is moving or loading.
     """
+    _await_coordinator(admin, group_id)
     request = ConsumerGroupTopicPartitions(group_id, list(partitions))
     futures = admin.client.list_consumer_group_offsets([request], request_timeout=admin.timeout_s)
     try:
         result = futures[group_id].result()
     except KafkaException as exc:
-        err = exc.args[0]
-        if err.code() in _COORDINATOR_MOVING or err.retriable():
-            raise GroupOffsetsUnavailable(group_id, str(err)) from exc
-        raise KafkaError(
-            f"reading the committed offsets of group {group_id} failed: {err}"
-        ) from exc
+        raise _group_error(group_id, "reading the committed offsets", exc) from exc
     found: dict[tuple[str, int], int | None] = {}
     for tp in result.topic_partitions:
         if tp.error is not None:
@@ -120,6 +118,7 @@ def end_offsets(admin: Admin, topic: str, *, read_committed: bool = False) -> di
 
 def commit_offsets(admin: Admin, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
     """Set an idle group's committed offsets on ``topic`` (the group must have no members)."""
+    _await_coordinator(admin, group_id)
     request = ConsumerGroupTopicPartitions(
         group_id, [TopicPartition(topic, p, o) for p, o in offsets.items()]
     )
@@ -127,13 +126,33 @@ def commit_offsets(admin: Admin, group_id: str, topic: str, offsets: Mapping[int
     try:
         result = futures[group_id].result()
     except KafkaException as exc:
-        raise KafkaError(f"committing offsets of group {group_id} failed: {exc.args[0]}") from exc
+        raise _group_error(group_id, "committing offsets", exc) from exc
     for tp in result.topic_partitions:
         if tp.error is not None:
             raise KafkaError(
                 f"committing the offset of group {group_id} on "
                 f"{tp.topic}[{tp.partition}] failed: {tp.error}"
             )
+
+
+def _await_coordinator(admin: Admin, group_id: str) -> None:
+    # librdkafka dereferences a null pointer, killing the process, when the answer to an admin
+    # client's OffsetFetch says NOT_COORDINATOR (confluentinc/librdkafka#5040, seen with 2.16):
+    # the answer of a coordinator still loading the group's offsets, after a broker restart or
+    # when __consumer_offsets is first created. Describing the group asks the same coordinator
+    # and fails cleanly in that window, so the offsets are asked for only once it has answered.
+    futures = admin.client.describe_consumer_groups([group_id], request_timeout=admin.timeout_s)
+    try:
+        futures[group_id].result()
+    except KafkaException as exc:
+        raise _group_error(group_id, "finding the coordinator", exc) from exc
+
+
+def _group_error(group_id: str, what: str, exc: KafkaException) -> KafkaError:
+    err = exc.args[0]
+    if err.code() in _COORDINATOR_MOVING or err.retriable():
+        return GroupOffsetsUnavailable(group_id, str(err))
+    return KafkaError(f"{what} of group {group_id} failed: {err}")
 
 
 def _partitions(admin: Admin, topics: Sequence[str]) -> list[TopicPartition]:

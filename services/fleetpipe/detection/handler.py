@@ -6,10 +6,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from fleetpipe.core.kafka import Headers
+from fleetpipe.core.kafka import Headers, TopicPartition
 from fleetpipe.core.loop import BaseHandler
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.partitioner import partition_for

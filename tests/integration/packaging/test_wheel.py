@@ -16,8 +16,18 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _build_wheel(project: Path, out: Path) -> zipfile.ZipFile:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(out), str(project)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(project),
+        ],
         check=True,
         capture_output=True,
         cwd=out,

@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.protowire import tag, varint
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
 
@@ -128,13 +129,7 @@ class InvalidTelemetry(ValueError):
     """An event enrichment cannot place; the message names the field."""
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+_TELEMETRY_TAG = tag(enriched_pb2.EnrichedTelemetry, "telemetry")
 
 
 def _piece(**fields: object) -> bytes:
@@ -254,6 +249,6 @@ class Enricher:
             n = len(raw)
             header = headers.get(n)
             if header is None:
-                header = headers[n] = b"\x0a" + _varint(n)
+                header = headers[n] = _TELEMETRY_TAG + varint(n)
             append((vid, b"".join((header, raw, entry.static, entry.cell_bytes, gear, tail))))
         return EnrichedBatch(values, unknown, invalid)

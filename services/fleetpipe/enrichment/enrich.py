@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.gearbox import expected_gear
 from fleetpipe.core.protowire import tag, varint
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
@@ -41,21 +42,8 @@ from fleetpipe.registry import Vehicle, VehicleRegistry
 GEOHASH_PRECISION = 6
 _GEOHASH_ALPHABET = frozenset("0123456789bcdefghjkmnpqrstuvwxyz")
 
-# Expected gear by speed for a six-speed gearbox: the upper bound (km/h, exclusive) of gears
-# 1..5; 6th above. Electric vehicles have a single ratio: not applicable (0).
-GEAR_UPPER_KMH = (15.0, 30.0, 45.0, 60.0, 80.0)
 _MAX_TABULATED_KMH = 400
 _BELOW_POLE = math.nextafter(90.0, 0.0)
-
-
-def expected_gear(speed_kmh: float) -> int:
-    """The gear a combustion vehicle is expected in at this speed; 0 when stationary."""
-    if speed_kmh < 1.0:
-        return 0
-    for gear, upper in enumerate(GEAR_UPPER_KMH, start=1):
-        if speed_kmh < upper:
-            return gear
-    return len(GEAR_UPPER_KMH) + 1
 
 
 class SpeedLimits(BaseModel):

@@ -36,10 +36,11 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 from ptars import HandlerPool
 
+from fleetpipe.core.geodesy import haversine_km
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.episodes import OPENED, RESOLVED, UPDATED, advance, alert_id
-from fleetpipe.detection.geo import FenceIndex, haversine_km
+from fleetpipe.detection.geo import FenceIndex
 from fleetpipe.detection.rules import SEVERITY, Columns, Reading, Rule, Speeding, build_rules
 from fleetpipe.detection.state import OPEN, PENDING, Episode, VehicleState
 from fleetpipe.detection.trips import ScoreKeeper, TripTracker

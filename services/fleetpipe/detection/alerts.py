@@ -64,50 +64,56 @@ def rule_alert(
     )
 
 
-def offline_alert(
-    st: VehicleState,
-    ep: Episode,
-    what: int,
-    e: enriched_pb2.EnrichedTelemetry | None,
-    r: Reading | None,
-    now_us: int,
-    *,
-    after_us: int,
-    severity: alert_pb2.Severity,
-) -> alert_pb2.Alert:
-    """The offline episode ``ep`` went through ``what``: at event ``e``, or by the clock."""
-    if e is not None and r is not None:
-        silent_s = (r.t_us - ep.start_us) / 1e6
-        event_us, ingest_us, seq = e.telemetry.event_time_us, e.telemetry.ingest_time_us, r.seq
-        location = e.telemetry.location
-        cell = e.geohash6
-    else:
-        silent_s = ep.peak
-        # No event triggered it: the silence did, noticed at now_us.
-        event_us, ingest_us, seq = st.last_event_us, 0, st.last_seq
-        location = telemetry_pb2.Location(lat=st.lat, lon=st.lon)
-        cell = _cell(st.lat, st.lon)
-    values = {"silent_s": silent_s, "after_s": after_us / 1e6}
-    text = f"offline: no telemetry for {silent_s / 60:.0f} min"
-    return alert_pb2.Alert(
-        alert_id=alert_id(st.vehicle_id, OFFLINE, ep.start_us),
-        vehicle_id=st.vehicle_id,
-        fleet_id=st.fleet_id,
-        driver_id=st.driver_id,
-        rule=OFFLINE,
-        severity=severity,
-        state=ALERT_STATE[what],
-        episode_start_us=ep.start_us,
-        episode_end_us=ep.since_us if what == RESOLVED else 0,
-        values=values,
-        event_time_us=event_us,
-        ingest_time_us=ingest_us,
-        detected_time_us=now_us,
-        seq=seq,
-        location=location,
-        message=_message(st.vehicle_id, text, what),
-        geohash6=cell,
-    )
+class OfflineAlerts:
+    """Alerts for offline episodes, with the configured threshold and severity."""
+
+    def __init__(self, *, after_us: int, severity: alert_pb2.Severity) -> None:
+        self.after_us = after_us
+        self.severity = severity
+
+    def alert(
+        self,
+        st: VehicleState,
+        ep: Episode,
+        what: int,
+        e: enriched_pb2.EnrichedTelemetry | None,
+        r: Reading | None,
+        now_us: int,
+    ) -> alert_pb2.Alert:
+        """The offline episode ``ep`` went through ``what``: at event ``e``, or by the clock."""
+        if e is not None and r is not None:
+            silent_s = (r.t_us - ep.start_us) / 1e6
+            t = e.telemetry
+            event_us, ingest_us, seq = t.event_time_us, t.ingest_time_us, r.seq
+            location = t.location
+            cell = e.geohash6
+        else:
+            silent_s = ep.peak
+            # No event triggered it: the silence did, noticed at now_us.
+            event_us, ingest_us, seq = st.last_event_us, 0, st.last_seq
+            location = telemetry_pb2.Location(lat=st.lat, lon=st.lon)
+            cell = _cell(st.lat, st.lon)
+        values = {"silent_s": silent_s, "after_s": self.after_us / 1e6}
+        text = f"offline: no telemetry for {silent_s / 60:.0f} min"
+        return alert_pb2.Alert(
+            alert_id=alert_id(st.vehicle_id, OFFLINE, ep.start_us),
+            vehicle_id=st.vehicle_id,
+            fleet_id=st.fleet_id,
+            driver_id=st.driver_id,
+            rule=OFFLINE,
+            severity=self.severity,
+            state=ALERT_STATE[what],
+            episode_start_us=ep.start_us,
+            episode_end_us=ep.since_us if what == RESOLVED else 0,
+            values=values,
+            event_time_us=event_us,
+            ingest_time_us=ingest_us,
+            detected_time_us=now_us,
+            seq=seq,
+            location=location,
+            message=_message(st.vehicle_id, text, what),
+            geohash6=cell,
+        )
 
 
 def _message(vehicle_id: str, text: str, what: int) -> str:

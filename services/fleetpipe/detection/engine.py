@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fleetpipe.core.geodesy import haversine_km
-from fleetpipe.detection.alerts import OFFLINE, STATE_NAME, offline_alert, rule_alert
+from fleetpipe.detection.alerts import OFFLINE, STATE_NAME, OfflineAlerts, rule_alert
 from fleetpipe.detection.batch import Batch, BatchDecoder
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.episodes import OPENED, RESOLVED, advance
@@ -84,7 +84,7 @@ class Detector:
         self._max_km_per_us = t.max_plausible_kmh / 3.6e9
         off = rules.offline
         self._offline_us = int(off.after_s * 1e6) if off.enabled else 0
-        self._offline_severity = SEVERITY[off.severity]
+        self._offline = OfflineAlerts(after_us=self._offline_us, severity=SEVERITY[off.severity])
         self._offline_every_us = int(off.check_interval_s * 1e6)
         self._next_offline_check_us = 0
         self.ownership = Ownership()
@@ -184,15 +184,15 @@ class Detector:
                 if off is not None:
                     del episodes[OFFLINE]
                     off.since_us = ev_t
-                    alert = self._offline_alert(st, off, RESOLVED, batch.message(i), r, now_us)
+                    alert = self._offline.alert(st, off, RESOLVED, batch.message(i), r, now_us)
                     out.add_alert(alert, RESOLVED, i)
                 elif prev_t and ev_t - prev_t >= offline_us:
                     # The silence is in the data itself: announce and close it together.
                     off = Episode(OPEN, prev_t, prev_t, (ev_t - prev_t) / 1e6, st.last_seq, prev_t)
                     e = batch.message(i)
-                    out.add_alert(self._offline_alert(st, off, OPENED, e, r, now_us), OPENED, i)
+                    out.add_alert(self._offline.alert(st, off, OPENED, e, r, now_us), OPENED, i)
                     off.since_us = ev_t
-                    out.add_alert(self._offline_alert(st, off, RESOLVED, e, r, now_us), RESOLVED, i)
+                    out.add_alert(self._offline.alert(st, off, RESOLVED, e, r, now_us), RESOLVED, i)
 
             dt_s = 0.0
             d_km = 0.0
@@ -300,20 +300,7 @@ class Detector:
                 OPEN, st.last_event_us, st.last_event_us, silent_s, st.last_seq, st.last_event_us
             )
             st.episodes[OFFLINE] = ep
-            out.add_alert(self._offline_alert(st, ep, OPENED, None, None, now_us), OPENED, -1)
+            out.add_alert(self._offline.alert(st, ep, OPENED, None, None, now_us), OPENED, -1)
             dirty.append(st)
         out.states = [(st.vehicle_id, st.to_bytes()) for st in dirty]
         return out
-
-    def _offline_alert(
-        self,
-        st: VehicleState,
-        ep: Episode,
-        what: int,
-        e: enriched_pb2.EnrichedTelemetry | None,
-        r: Reading | None,
-        now_us: int,
-    ) -> alert_pb2.Alert:
-        return offline_alert(
-            st, ep, what, e, r, now_us, after_us=self._offline_us, severity=self._offline_severity
-        )

@@ -342,6 +342,15 @@ class ConsumeProduceLoop:
         # Waiting for Kafka is not a stall: the liveness probe must not restart the process.
         self.health.beat()
 
+    def _probe_kafka(self) -> None:
+        """Without records to commit, a metadata request says whether Kafka is back."""
+        consumer, topic = self.consumer.client, next(iter(self.config.inputs))
+        try:
+            self._consumer_calls.call("list_topics", lambda t: consumer.list_topics(topic, t))
+        except (KafkaException, KafkaCallStalled):
+            return
+        self._kafka_back()
+
     def _kafka_back(self) -> None:
         if self._kafka_trouble_since is None:
             return
@@ -366,6 +375,9 @@ class ConsumeProduceLoop:
             if err is not None:
                 if err.fatal():
                     raise KafkaError(f"the consumer failed: {err}")
+                if err.code() == confluent_kafka.KafkaError._ALL_BROKERS_DOWN:
+                    # An idle stage learns of an outage only this way.
+                    self._waiting_for_kafka(str(err))
                 log.warning("consumer error: %s", err)
                 continue
             topic = msg.topic() or ""
@@ -441,6 +453,8 @@ class ConsumeProduceLoop:
             if now - self._last_tick >= self.config.tick_interval_s:
                 self._last_tick = now
                 self.handler.on_tick(time.time(), self.out)
+                if self._kafka_trouble_since is not None and not msgs:
+                    self._probe_kafka()
                 if now >= self._next_lag:
                     self._next_lag = now + self._lag_interval_s
                     self._report_lag()

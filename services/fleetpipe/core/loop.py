@@ -256,8 +256,12 @@ class ConsumeProduceLoop:
                 return
             except KafkaException as exc:
                 err = exc.args[0]
-                if recovery_for(err) is not Recovery.RETRY or self._clock() >= deadline:
+                if recovery_for(err) is not Recovery.RETRY:
                     raise
+                if self._clock() >= deadline:
+                    # A timed-out commit goes on in the background and refuses an abort
+                    # (_CONFLICT) until it ends: only a new producer is sure to end it.
+                    raise KafkaCallStalled(f"{what} ({err})", self._txn_budget_s) from exc
                 self._waiting_for_kafka(f"{what}: {err}")
                 time.sleep(0.2)  # an error returned at once must not become a busy loop
 
@@ -324,7 +328,9 @@ class ConsumeProduceLoop:
                 break
             except (KafkaException, KafkaCallStalled) as exc:
                 if self.stop:
-                    raise
+                    # Leaving anyway: whoever takes the partitions starts from the committed
+                    # offsets, which is all a rewind would do.
+                    return
                 self._waiting_for_kafka(f"committed offsets: {exc}")
                 time.sleep(0.2)
         for tp in committed:
@@ -343,11 +349,13 @@ class ConsumeProduceLoop:
         self.health.beat()
 
     def _probe_kafka(self) -> None:
-        """Without records to commit, a metadata request says whether Kafka is back."""
+        """An idle stage commits nothing, and its consumer reports no outage: a metadata
+        request now and then says whether Kafka serves."""
         consumer, topic = self.consumer.client, next(iter(self.config.inputs))
         try:
             self._consumer_calls.call("list_topics", lambda t: consumer.list_topics(topic, t))
-        except (KafkaException, KafkaCallStalled):
+        except (KafkaException, KafkaCallStalled) as exc:
+            self._waiting_for_kafka(f"metadata: {exc}")
             return
         self._kafka_back()
 
@@ -375,9 +383,6 @@ class ConsumeProduceLoop:
             if err is not None:
                 if err.fatal():
                     raise KafkaError(f"the consumer failed: {err}")
-                if err.code() == confluent_kafka.KafkaError._ALL_BROKERS_DOWN:
-                    # An idle stage learns of an outage only this way.
-                    self._waiting_for_kafka(str(err))
                 log.warning("consumer error: %s", err)
                 continue
             topic = msg.topic() or ""
@@ -453,11 +458,11 @@ class ConsumeProduceLoop:
             if now - self._last_tick >= self.config.tick_interval_s:
                 self._last_tick = now
                 self.handler.on_tick(time.time(), self.out)
-                if self._kafka_trouble_since is not None and not msgs:
-                    self._probe_kafka()
                 if now >= self._next_lag:
                     self._next_lag = now + self._lag_interval_s
                     self._report_lag()
+                    if not msgs:
+                        self._probe_kafka()
             if msgs or self._in_txn or not self._eos:
                 self._commit(consumed=bool(msgs))
                 self._kafka_back()
@@ -530,8 +535,8 @@ class ConsumeProduceLoop:
                     )
                     self._waiting_for_kafka(str(exc))
                     if self._eos and (self._in_txn or kind is not Recovery.RETRY):
-                        # A transaction step still failing after its retries: whatever the
-                        # error says, the batch is given up and processed again.
+                        # Inside a transaction any failure ends the batch: it is given up
+                        # (aborted, or fenced by a new producer) and processed again.
                         self._recover(Recovery.ABORT if kind is Recovery.RETRY else kind, str(exc))
                         continue
                     if isinstance(exc, KafkaException) and exc.args[0].fatal():

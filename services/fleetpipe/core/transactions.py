@@ -56,10 +56,11 @@ def recovery_for(err: confluent_kafka.KafkaError) -> Recovery:
 
 
 class KafkaCallStalled(Exception):
-    """A client call did not return within its bound, whatever timeout it was given."""
+    """A client call did not complete within its bound: it never returned, whatever timeout
+    it was given, or it kept failing with retriable errors for as long as it may."""
 
     def __init__(self, what: str, waited_s: float) -> None:
-        super().__init__(f"{what} did not return within {waited_s:.1f}s")
+        super().__init__(f"{what} did not complete within {waited_s:.1f}s")
         self.what = what
         self.waited_s = waited_s
 

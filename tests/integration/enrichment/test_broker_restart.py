@@ -262,6 +262,10 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
         assert max(recovered.values()) <= RECOVERY_LIMIT_S
         assert [s.proc.pid for s in stages] == pids and all(s.proc.alive() for s in stages)
         assert any("waiting for Kafka" in seen for seen in readiness), readiness
+        if down_s:
+            for stage in stages:
+                said_waiting = f"{stage.name}: not ready: waiting for Kafka"
+                assert any(seen.startswith(said_waiting) for seen in readiness), readiness
 
         total = feeder.stop()
         enrich = stages[0]

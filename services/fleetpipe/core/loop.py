@@ -31,6 +31,7 @@ when tracing is off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -316,14 +317,11 @@ class ConsumeProduceLoop:
     def _rewind(self, why: str) -> None:
         """Go back to the last committed offsets, so the discarded batch is processed again."""
         log.warning("rewinding to committed offsets: %s", why)
-        assignment = list(self._assignment)
-        if not assignment:
-            return
         consumer = self.consumer.client
-        while True:
+        while assignment := list(self._assignment):
             try:
                 committed = self._consumer_calls.call(
-                    "committed", lambda t: consumer.committed(assignment, timeout=t)
+                    "committed", functools.partial(_committed, consumer, assignment)
                 )
                 break
             except (KafkaException, KafkaCallStalled) as exc:
@@ -332,7 +330,12 @@ class ConsumeProduceLoop:
                     # offsets, which is all a rewind would do.
                     return
                 self._waiting_for_kafka(f"committed offsets: {exc}")
-                time.sleep(0.2)
+                # A consumer whose session lapsed during the outage defers offset lookups
+                # until the application has served its rebalance: serve it. What it fetches
+                # meanwhile is dropped; the seek below goes back before it.
+                consumer.consume(self.config.max_batch, 0.2)
+        else:
+            return  # the partitions went elsewhere: a new assignment starts from the commits
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else confluent_kafka.OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
@@ -584,3 +587,9 @@ class ConsumeProduceLoop:
 
 def _fmt(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _committed(
+    consumer: confluent_kafka.Consumer, partitions: list[TopicPartition], timeout: float
+) -> list[TopicPartition]:
+    return list(consumer.committed(partitions, timeout=timeout))

@@ -163,7 +163,9 @@ class Producer:
         assert self._client is not None
         return self._client
 
-    def open(self, *, init_timeout_s: float = 60.0) -> None:
+    def open(self, *, init_transactions: bool = True, init_timeout_s: float = 60.0) -> None:
+        """Build the client; a transactional one also fences its predecessors unless the
+        caller runs ``init_transactions`` itself (with its own bound and recovery)."""
         if self._client is not None:
             return
         # Delivery reports only for failures: a Python callback per delivered record would cost
@@ -175,7 +177,7 @@ class Producer:
                 "on_delivery": self._tracker.on_delivery,
             }
         )
-        if self.transactional:
+        if self.transactional and init_transactions:
             # Fences any earlier producer with the same transactional.id and aborts its open
             # transaction, so a restarted process never leaves a zombie transaction behind.
             _retry_kafka(lambda: self.client.init_transactions(init_timeout_s), "init_transactions")
@@ -239,6 +241,13 @@ class Producer:
         if self._client is not None:
             self._client.flush(timeout)
             self._client = None
+
+    def discard(self) -> None:
+        """Forget the client without flushing it: a fatally failed or wedged producer is
+        abandoned, and the next ``open`` builds a new one with the same configuration."""
+        self._client = None
+        # A fresh tracker: the abandoned client may still report its records as failed.
+        self._tracker = _DeliveryTracker(failures=[])
 
 
 class Consumer:

@@ -47,6 +47,11 @@ class KafkaSettings(_Frozen):
     # broker; the Java client uses 20 ms for this case.
     transaction_retry_backoff_ms: int = Field(default=10, ge=1, le=1000)
     session_timeout_ms: int = 10_000
+    # How long the loop lets one blocking client call (a transaction step, a flush, an offset
+    # lookup) take before it looks again: retries it, or gives up on the client. Short, so a
+    # broker restart is noticed and ridden through while the liveness probe still sees
+    # heartbeats; a retriable transaction step is retried for up to transaction_timeout_ms.
+    call_timeout_ms: int = Field(default=5_000, ge=100, le=300_000)
     # How soon clients notice a topic's new partitions (librdkafka's default is 5 minutes). Keys
     # move when partitions grow; the sooner producers and consumers agree, the shorter the
     # window in which a key's records sit on its old partition.

@@ -24,11 +24,11 @@ from fleetpipe.core.kafka import PARTITIONER, Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector
-from fleetpipe.devstack.kafka import KafkaBroker, kafka_libs
-from fleetpipe.devstack.procs import free_port
-from fleetpipe.devstack.stack import topic_specs
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
-from fleetpipe.testing import ServiceProcess, committed_total, read_all, service_env, wait_for
+from fleetpipe_dev.stack.devstack import topic_specs
+from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
+from fleetpipe_dev.stack.procs import free_port
+from fleetpipe_dev.testing import ServiceProcess, committed_total, read_all, service_env, wait_for
 from fleetpipe_loadtest import synthetic
 
 pytestmark = pytest.mark.integration

@@ -33,12 +33,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, Protocol
 
 import confluent_kafka
@@ -55,6 +52,7 @@ from fleetpipe.core.kafka import (
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
+from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import CONSUMER, Span, Tracing, messaging_attributes
 from fleetpipe.core.transactions import BoundedCalls, KafkaCallStalled, Recovery, recovery_for
 
@@ -109,27 +107,6 @@ class LoopConfig:
     retry_backoff_s: tuple[float, float] = (0.5, 10.0)
     consumer_overrides: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     producer_overrides: Mapping[str, str | int | float | bool] = field(default_factory=dict)
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT (or by a test); the loop drains its batch and exits."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
-
-    def install_signal_handlers(self) -> None:
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s, draining", signal.Signals(signum).name)
-            self.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
 
 
 class ConsumeProduceLoop:

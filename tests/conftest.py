@@ -20,11 +20,11 @@ import pytest
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import topic_specs
 from fleetpipe.devstack.jaeger import JaegerServer, jaeger_binary
 from fleetpipe.devstack.kafka import KafkaBroker, kafka_libs
 from fleetpipe.devstack.postgres import PostgresServer
 from fleetpipe.devstack.procs import free_port
-from fleetpipe.devstack.stack import topic_specs
 
 
 @dataclass

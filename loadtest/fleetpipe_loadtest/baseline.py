@@ -13,8 +13,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe.devstack.stack import DevStack
 from fleetpipe.testing import produce_all, service_env
 from fleetpipe_loadtest import synthetic

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe.devstack.procs import free_port
 from fleetpipe.devstack.stack import DevStack
 from fleetpipe.testing import ServiceProcess, end_offsets, service_env, wait_for

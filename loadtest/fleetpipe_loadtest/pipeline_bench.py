@@ -30,13 +30,14 @@ from rich.console import Console
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.topics import topic_specs
 from fleetpipe.devstack.pipeline import (
     DEFAULT_SMS_FROM,
     SERVICES,
     LocalPipeline,
     PipelineConfig,
 )
-from fleetpipe.devstack.stack import DevStack, topic_specs
+from fleetpipe.devstack.stack import DevStack
 from fleetpipe.devstack.twilio_contract import TwilioContractServer
 from fleetpipe.registry import write_csv
 from fleetpipe_loadtest.baseline import run_baseline

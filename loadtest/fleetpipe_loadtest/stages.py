@@ -26,12 +26,13 @@ from typing import Literal
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.detection.changelog import Changelog
 from fleetpipe.detection.drills import drill_fleet
 from fleetpipe.detection.state import VehicleState
-from fleetpipe.devstack.stack import DevStack, topic_specs
+from fleetpipe.devstack.stack import DevStack
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry, write_csv

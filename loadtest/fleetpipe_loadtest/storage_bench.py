@@ -24,8 +24,9 @@ import psycopg
 import typer
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe.devstack.stack import DevStack, DevStackSettings
 from fleetpipe.testing import produce_all, service_env
 from fleetpipe_loadtest import records

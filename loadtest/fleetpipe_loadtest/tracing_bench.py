@@ -25,8 +25,9 @@ from pathlib import Path
 import confluent_kafka
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, Headers, TopicSpec
+from fleetpipe.core.kafka import Admin, Headers
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.core.tracing import (
     CONSUMER,
     DEFAULT_RATIO,
@@ -35,7 +36,7 @@ from fleetpipe.core.tracing import (
     messaging_attributes,
     setup_tracing,
 )
-from fleetpipe.devstack.stack import DevStack, topic_specs
+from fleetpipe.devstack.stack import DevStack
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.registry import VehicleRegistry, write_csv
 from fleetpipe.testing import produce_all, service_env

@@ -22,8 +22,9 @@ from confluent_kafka.admin._resource import ResourceType
 from fleet_operator.render import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.spec import API_VERSION, KIND
 from fleetpipe.core.errors import FleetPipeError, KafkaError
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicChange, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +210,10 @@ class KafkaGateway:
 
     def ensure_topics(
         self, kafka: KafkaSettings, specs: Sequence[TopicSpec]
-    ) -> tuple[dict[str, str], dict[str, int]]:
+    ) -> tuple[dict[str, TopicChange], dict[str, int]]:
         """Create and grow (never shrink); returns the actions and the partitions now."""
 
-        def run(admin: Admin) -> tuple[dict[str, str], dict[str, int]]:
+        def run(admin: Admin) -> tuple[dict[str, TopicChange], dict[str, int]]:
             # A metadata request first: it fails fast and clearly when no broker answers.
             admin.partitions([])
             actions = admin.ensure_topics(specs)
@@ -233,7 +234,9 @@ class KafkaGateway:
                     )
                 time.sleep(0.2)
 
-        result: tuple[dict[str, str], dict[str, int]] = self._call(kafka, "ensuring topics", run)
+        result: tuple[dict[str, TopicChange], dict[str, int]] = self._call(
+            kafka, "ensuring topics", run
+        )
         return result
 
     def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:

@@ -71,8 +71,8 @@ from fleet_operator.status import (
     services_condition,
     topics_condition,
 )
-from fleetpipe.core.kafka import TopicSpec
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class KubeApi(Protocol):
 class KafkaApi(Protocol):
     def ensure_topics(
         self, kafka: KafkaSettings, specs: Sequence[TopicSpec]
-    ) -> tuple[dict[str, str], dict[str, int]]: ...
+    ) -> tuple[dict[str, TopicChange], dict[str, int]]: ...
     def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]: ...
     def lag(self, kafka: KafkaSettings, group_id: str, topics: Sequence[str]) -> int: ...
     def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None: ...
@@ -515,14 +515,18 @@ class Reconciler:
         ref: PipelineRef,
         kafka: KafkaSettings,
         specs: Sequence[TopicSpec],
-        actions: Mapping[str, str],
+        actions: Mapping[str, TopicChange],
     ) -> list[str]:
         """Retention of topics that existed before (new ones were created with it).
 
         A topic just created or grown may not be known to every broker yet; a refusal here is
         retried at the next tick rather than failing the reconcile. Unreachable brokers are not.
         """
-        existing = [s for s in specs if actions.get(s.name) != "created"]
+        existing = [
+            s
+            for s in specs
+            if s.name not in actions or actions[s.name].action is not TopicAction.CREATED
+        ]
         if not existing:
             return []
         try:
@@ -587,8 +591,8 @@ class Reconciler:
         outcome: TopicsOutcome,
         altered: Sequence[str],
     ) -> None:
-        created = sorted(n for n, a in outcome.actions.items() if a == "created")
-        grown = sorted(n for n, a in outcome.actions.items() if a.startswith("grown"))
+        created = outcome.named(TopicAction.CREATED)
+        grown = outcome.named(TopicAction.GROWN)
         if created:
             self.events.post(
                 ref,
@@ -598,7 +602,8 @@ class Reconciler:
                 f"(replication factor {spec.kafka.replication_factor}): {', '.join(created)}",
             )
         if grown:
-            steps = sorted({outcome.actions[n].removeprefix("grown ") for n in grown})
+            changes = [outcome.actions[n] for n in grown]
+            steps = sorted({f"{c.before}->{c.after}" for c in changes})
             self.events.post(
                 ref,
                 NORMAL,

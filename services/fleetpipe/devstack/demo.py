@@ -23,13 +23,14 @@ from rich.live import Live
 from rich.table import Table
 
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import topic_specs
 from fleetpipe.devstack.pipeline import (
     DEFAULT_SMS_FROM,
     SERVICES,
     LocalPipeline,
     PipelineConfig,
 )
-from fleetpipe.devstack.stack import DevStack, topic_specs
+from fleetpipe.devstack.stack import DevStack
 from fleetpipe.devstack.twilio_contract import TwilioContractServer
 from fleetpipe_loadtest.harness import machine
 from fleetpipe_loadtest.live import render

@@ -7,9 +7,10 @@ import uuid
 import confluent_kafka
 import pytest
 
-from fleetpipe.core.kafka import Admin, Producer, TopicSpec, read_table
+from fleetpipe.core.kafka import Admin, Producer, read_table
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe.testing import produce_all, read_all, wait_for
 
 pytestmark = pytest.mark.integration

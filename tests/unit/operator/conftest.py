@@ -12,8 +12,8 @@ import pytest
 from fleet_operator.cluster import KafkaUnavailable
 from fleet_operator.reconcile import PipelineRef, Reconciler
 from fleet_operator.settings import OperatorSettings
-from fleetpipe.core.kafka import TopicSpec
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
 
 
 @dataclass
@@ -125,7 +125,7 @@ class FakeKafka:
 
     def ensure_topics(
         self, kafka: KafkaSettings, specs: Sequence[TopicSpec]
-    ) -> tuple[dict[str, str], dict[str, int]]:
+    ) -> tuple[dict[str, TopicChange], dict[str, int]]:
         self._check(kafka)
         self.journal.calls.append("ensure topics")
         actions = {}
@@ -133,14 +133,14 @@ class FakeKafka:
             have = self.topics.get(s.name)
             if have is None:
                 self.topics[s.name] = s.partitions
-                actions[s.name] = "created"
+                actions[s.name] = TopicChange(TopicAction.CREATED, 0, s.partitions, s.partitions)
             elif have < s.partitions:
                 self.topics[s.name] = s.partitions
-                actions[s.name] = f"grown {have}->{s.partitions}"
+                actions[s.name] = TopicChange(TopicAction.GROWN, have, s.partitions, s.partitions)
             elif have > s.partitions:
-                actions[s.name] = f"kept {have} (asked {s.partitions})"
+                actions[s.name] = TopicChange(TopicAction.KEPT, have, have, s.partitions)
             else:
-                actions[s.name] = "ok"
+                actions[s.name] = TopicChange(TopicAction.OK, have, have, s.partitions)
         return actions, {s.name: self.topics[s.name] for s in specs}
 
     def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:

@@ -19,26 +19,15 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
+from fleet_operator.ports import KafkaUnavailable, KubeApiError, TopicsFailed
 from fleet_operator.render import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.spec import API_VERSION, KIND
-from fleetpipe.core.errors import FleetPipeError, KafkaError
+from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicChange, TopicSpec
 
 log = logging.getLogger(__name__)
-
-
-class KafkaUnavailable(FleetPipeError):
-    """The brokers cannot be reached (or do not answer in time)."""
-
-
-class TopicsFailed(FleetPipeError):
-    """The brokers answered but refused a topic operation (replication factor, policy...)."""
-
-
-class KubeApiError(FleetPipeError):
-    """The Kubernetes API refused or failed a call (a terminating namespace, a conflict...)."""
 
 
 @contextmanager

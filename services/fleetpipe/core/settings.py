@@ -15,6 +15,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleetpipe.core.topics import (
+    ALERTS,
+    DEADLETTER,
+    DETECTION_STATE,
+    ENRICHED,
+    NOTIFICATIONS,
+    RAW,
+    SCORES,
+    TRIPS,
+)
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -75,16 +86,16 @@ class KafkaSettings(_Frozen):
 
 
 class Topics(_Frozen):
-    """Topic names. Tests and side-by-side installs give every topic its own name."""
+    """Topic names (defaults: core.topics). Tests and side-by-side installs give each its own."""
 
-    raw: str = "fleet.telemetry.raw.v1"
-    enriched: str = "fleet.telemetry.enriched.v1"
-    alerts: str = "fleet.alerts.v1"
-    trips: str = "fleet.trips.v1"
-    scores: str = "fleet.driver-scores.v1"
-    notifications: str = "fleet.notifications.v1"
-    deadletter: str = "fleet.deadletter.v1"
-    detection_state: str = "fleet.detection.state.v1"
+    raw: str = RAW.name
+    enriched: str = ENRICHED.name
+    alerts: str = ALERTS.name
+    trips: str = TRIPS.name
+    scores: str = SCORES.name
+    notifications: str = NOTIFICATIONS.name
+    deadletter: str = DEADLETTER.name
+    detection_state: str = DETECTION_STATE.name
 
     @classmethod
     def with_suffix(cls, suffix: str) -> Topics:

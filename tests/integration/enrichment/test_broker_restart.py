@@ -22,10 +22,10 @@ import pytest
 
 from fleetpipe.core.kafka import PARTITIONER, Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import topic_specs
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
-from fleetpipe_dev.stack.devstack import topic_specs
 from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
 from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, committed_total, read_all, service_env, wait_for

@@ -214,10 +214,10 @@ def _servers(
     if (options.kafka is None) != (options.postgres_dsn is None):
         raise ValueError("give both --kafka and --postgres-dsn, or neither")
     if options.kafka is not None and options.postgres_dsn is not None:
-        from fleetpipe.core.kafka import Admin
+        from fleetpipe.core.kafka import build_admin
 
         kafka = KafkaSettings(bootstrap_servers=options.kafka)
-        Admin(kafka).ensure_topics(topic_specs(topics, options.partitions))
+        build_admin(kafka).ensure_topics(topic_specs(topics, options.partitions))
         console.print(f"kafka      {options.kafka} (running already)")
         return kafka, options.postgres_dsn
     stack.up(topics=topics, partitions=options.partitions, say=console.print)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import confluent_kafka
-from confluent_kafka import TopicPartition
-
-from fleetpipe.core.kafka import PARTITIONER, Headers
+from fleetpipe.core.errors import GroupOffsetsUnavailable
+from fleetpipe.core.kafka import Headers, Message, build_admin, build_producer
+from fleetpipe.core.lag import commit_offsets, group_lag
+from fleetpipe.core.lag import end_offsets as topic_end_offsets
+from fleetpipe.core.readers import OFFSET_BEGINNING, build_reader, is_partition_eof
 from fleetpipe.core.settings import KafkaSettings, Topics
 
 T = TypeVar("T")
@@ -49,30 +50,15 @@ def produce_all(
     headers_at: Mapping[int, Headers] | None = None,
 ) -> int:
     """Produce every (key, value) with ``headers``, or ``headers_at[i]`` for the i-th item."""
-    producer = confluent_kafka.Producer(
-        {
-            **kafka.client_config(),
-            "enable.idempotence": True,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "partitioner": PARTITIONER,
-        }
-    )
+    producer = build_producer(kafka, client_id="fleetpipe-testing", overrides={"linger.ms": 20})
     n = 0
     for key, value in items:
         these = headers_at.get(n, headers) if headers_at else headers
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=these)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        producer.produce(topic, value, key, these)
         n += 1
         if n % 10_000 == 0:
             producer.poll(0)
-    remaining = producer.flush(60)
-    if remaining:
-        raise RuntimeError(f"{remaining} records not delivered to {topic}")
+    producer.flush(60)
     return n
 
 
@@ -83,22 +69,7 @@ def end_offsets(
 
     The two differ exactly where a transaction is open: records written but not yet committed.
     """
-    consumer = confluent_kafka.Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": "fleetpipe-probe",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-        }
-    )
-    try:
-        md = consumer.list_topics(topic, timeout=10)
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in md.topics[topic].partitions
-        }
-    finally:
-        consumer.close()
+    return topic_end_offsets(build_admin(kafka, timeout_s=10), topic, read_committed=read_committed)
 
 
 def read_all(
@@ -108,7 +79,7 @@ def read_all(
     read_committed: bool = True,
     idle_s: float = 2.0,
     timeout: float = 60.0,
-) -> list[confluent_kafka.Message]:
+) -> list[Message]:
     """Every record of a topic from the beginning.
 
     Reads every partition to its end (the last stable offset with ``read_committed``), then keeps
@@ -116,80 +87,51 @@ def read_all(
     rather than through a consumer group: a group join can take longer than ``idle_s`` on a busy
     machine, and a reader that counted it as idle time would return nothing.
     """
-    consumer = confluent_kafka.Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": "fleetpipe-reader",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-        }
+    reader = build_reader(
+        kafka,
+        client_id="fleetpipe-testing",
+        group_id="fleetpipe-reader",
+        read_committed=read_committed,
+        partition_eof=True,
     )
-    out: list[confluent_kafka.Message] = []
+    out: list[Message] = []
     try:
-        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        partitions = reader.partitions(topic)
         if not partitions:
             return out
-        consumer.assign(
-            [TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in partitions]
-        )
+        reader.assign(topic, dict.fromkeys(partitions, OFFSET_BEGINNING))
         at_end: set[int] = set()
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
-            for msg in consumer.consume(5000, 0.2):
-                error = msg.error()
-                if error is None:
+            for msg in reader.consume(5000, 0.2):
+                if msg.error() is None:
                     out.append(msg)
                     at_end.discard(msg.partition())
                     quiet_since = time.monotonic()
-                elif error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                elif is_partition_eof(msg):
                     at_end.add(msg.partition())  # type: ignore[arg-type]
             if len(at_end) == len(partitions) and time.monotonic() - quiet_since >= idle_s:
                 break
     finally:
-        consumer.close()
+        reader.close()
     return out
 
 
 def committed_total(kafka: KafkaSettings, group_id: str, topic: str) -> int:
     """Sum of a group's committed offsets over a topic's partitions (0 where none)."""
-    consumer = confluent_kafka.Consumer(
-        {**kafka.client_config(), "group.id": group_id, "enable.auto.commit": False}
-    )
     try:
-        md = consumer.list_topics(topic, timeout=10)
-        tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
-        try:
-            committed = consumer.committed(tps, timeout=10)
-        except confluent_kafka.KafkaException as exc:
-            if exc.args[0].retriable() or exc.args[0].code() in _COORDINATOR_MOVING:
-                return 0  # the group coordinator is (re)loading: nothing readable yet
-            raise
-        return sum(max(0, tp.offset) for tp in committed)
-    finally:
-        consumer.close()
-
-
-_COORDINATOR_MOVING = {
-    confluent_kafka.KafkaError.NOT_COORDINATOR,
-    confluent_kafka.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    confluent_kafka.KafkaError.COORDINATOR_NOT_AVAILABLE,
-}
+        lags = group_lag(build_admin(kafka, timeout_s=10), group_id, [topic])
+    except GroupOffsetsUnavailable:
+        return 0  # the group coordinator is (re)loading: nothing readable yet
+    return sum(p.committed or 0 for p in lags)
 
 
 def commit_to_end(kafka: KafkaSettings, group_id: str, topic: str) -> int:
     """Point an idle group at the end of a topic (it skips older records); returns the total."""
-    ends = end_offsets(kafka, topic)
-    consumer = confluent_kafka.Consumer(
-        {**kafka.client_config(), "group.id": group_id, "enable.auto.commit": False}
-    )
-    try:
-        consumer.commit(
-            offsets=[TopicPartition(topic, p, o) for p, o in ends.items()], asynchronous=False
-        )
-    finally:
-        consumer.close()
+    admin = build_admin(kafka, timeout_s=10)
+    ends = topic_end_offsets(admin, topic)
+    commit_offsets(admin, group_id, topic, ends)
     return sum(ends.values())
 
 

@@ -31,15 +31,13 @@ def _java() -> str:
 
 def machine() -> dict[str, str]:
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    librdkafka, confluent_kafka = client_versions()
     return {
         "cpus": str(os.cpu_count()),
         "cpu_model": _cpu_model(),
         "memory_gib": f"{mem_gib:.0f}",
         "os": platform.platform(),
         "python": platform.python_version(),
-        "librdkafka": librdkafka,
-        "confluent_kafka": confluent_kafka,
+        **client_versions(),
         "java": _java(),
         # Other work on the box skews every figure: the load average says how busy it was.
         "load_average_1_5_15": " ".join(f"{x:.2f}" for x in os.getloadavg()),

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import confluent_kafka
 import psycopg
-from confluent_kafka import TopicPartition
 from psycopg import sql
 
+from fleetpipe.core.errors import KafkaError
+from fleetpipe.core.kafka import build_admin
+from fleetpipe.core.lag import PartitionLag, end_offsets, group_lag
+from fleetpipe.core.readers import build_reader
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.pb.v1 import alert_pb2, notification_pb2
 from fleetpipe_loadtest.report import Latency
@@ -34,68 +36,51 @@ class GroupLag:
     def __init__(self, kafka: KafkaSettings, group: str, topic: str) -> None:
         self.group = group
         self.topic = topic
-        self._consumer = confluent_kafka.Consumer(
-            {**kafka.client_config(), "group.id": group, "enable.auto.commit": False}
-        )
-        self._tps: list[TopicPartition] | None = None
+        self._admin = build_admin(kafka, timeout_s=5)
 
-    def _partitions(self) -> list[TopicPartition]:
-        if self._tps is None:
-            md = self._consumer.list_topics(self.topic, timeout=10)
-            self._tps = [TopicPartition(self.topic, p) for p in md.topics[self.topic].partitions]
-        return self._tps
-
-    def ends(self) -> int:
-        return sum(
-            self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1]
-            for tp in self._partitions()
-        )
+    def partitions(self) -> list[PartitionLag] | None:
+        """The group's lag per partition; ``None`` when Kafka gives no answer this time."""
+        try:
+            return group_lag(self._admin, self.group, [self.topic])
+        except KafkaError:
+            return None  # the coordinator is moving or busy: no answer this time
 
     def committed(self) -> int:
-        try:
-            found = self._consumer.committed(self._partitions(), timeout=5)
-        except confluent_kafka.KafkaException:
-            return -1  # the coordinator is moving or busy: no answer this time
-        return sum(max(0, tp.offset) for tp in found)
+        found = self.partitions()
+        return -1 if found is None else sum(p.committed or 0 for p in found)
 
     def lag(self) -> int:
-        committed = self.committed()
-        return max(0, self.ends() - committed) if committed >= 0 else -1
+        found = self.partitions()
+        return -1 if found is None else sum(p.lag for p in found)
 
     def close(self) -> None:
-        self._consumer.close()
+        """Nothing to release: the admin client holds no group membership."""
 
 
 class _TopicTail:
     """Reads a topic from the ends it had when created (this run's records only)."""
 
     def __init__(self, kafka: KafkaSettings, topic: str, *, read_committed: bool) -> None:
-        self._consumer = confluent_kafka.Consumer(
-            {
-                **kafka.client_config(),
-                "group.id": "fleetpipe-loadtest-watch",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-            }
+        self._reader = build_reader(
+            kafka,
+            client_id="fleetpipe-loadtest",
+            group_id="fleetpipe-loadtest-watch",
+            read_committed=read_committed,
         )
-        md = self._consumer.list_topics(topic, timeout=10)
-        tps = []
-        for p in md.topics[topic].partitions:
-            end = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            tps.append(TopicPartition(topic, p, end))
-        self._consumer.assign(tps)
+        ends = end_offsets(build_admin(kafka, timeout_s=10), topic, read_committed=read_committed)
+        self._reader.assign(topic, ends)
 
     def poll(self, *, max_records: int = 10_000) -> list[bytes]:
         out: list[bytes] = []
         while len(out) < max_records:
-            msgs = self._consumer.consume(2000, 0)
+            msgs = self._reader.consume(2000, 0)
             if not msgs:
                 break
             out.extend(v for m in msgs if m.error() is None and (v := m.value()) is not None)
         return out
 
     def close(self) -> None:
-        self._consumer.close()
+        self._reader.close()
 
 
 @dataclass

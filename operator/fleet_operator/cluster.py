@@ -14,15 +14,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import confluent_kafka
-from confluent_kafka import KafkaException
-from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
-from confluent_kafka.admin._resource import ResourceType
-
 from fleet_operator.render import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.spec import API_VERSION, KIND
 from fleetpipe.core.errors import FleetPipeError, KafkaError
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import Admin, KafkaException, TopicSpec, build_admin, is_unreachable
+from fleetpipe.core.lag import group_lag
 from fleetpipe.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -156,20 +152,6 @@ class KubeGateway:
 
 
 # ---- Kafka -------------------------------------------------------------------------------
-# librdkafka's local errors that mean "no broker answered", as opposed to a broker refusing.
-_UNREACHABLE = {
-    confluent_kafka.KafkaError._TRANSPORT,
-    confluent_kafka.KafkaError._TIMED_OUT,
-    confluent_kafka.KafkaError._ALL_BROKERS_DOWN,
-    confluent_kafka.KafkaError._RESOLVE,
-}
-
-
-def _unreachable(exc: BaseException | None) -> bool:
-    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
-    return isinstance(err, confluent_kafka.KafkaError) and err.code() in _UNREACHABLE
-
-
 class KafkaGateway:
     """Admin clients per connection, reused across reconciles, dropped when they fail."""
 
@@ -182,7 +164,7 @@ class KafkaGateway:
         key = kafka.model_dump_json()
         with self._lock:
             if key not in self._admins:
-                self._admins[key] = Admin(kafka, timeout_s=self._timeout)
+                self._admins[key] = build_admin(kafka, timeout_s=self._timeout)
             return self._admins[key]
 
     def _forget(self, kafka: KafkaSettings) -> None:
@@ -194,14 +176,14 @@ class KafkaGateway:
             return call(self._admin(kafka))
         except KafkaException as exc:
             self._forget(kafka)
-            if _unreachable(exc):
+            if is_unreachable(exc):
                 raise KafkaUnavailable(
                     f"Kafka at {kafka.bootstrap_servers} unreachable ({what}): {exc.args[0]}"
                 ) from exc
             raise TopicsFailed(f"{what} failed: {exc.args[0]}") from exc
         except KafkaError as exc:
             self._forget(kafka)
-            if _unreachable(exc.__cause__):
+            if is_unreachable(exc.__cause__):
                 raise KafkaUnavailable(
                     f"Kafka at {kafka.bootstrap_servers} unreachable ({what}): {exc}"
                 ) from exc
@@ -251,44 +233,22 @@ class KafkaGateway:
             }
             if not wanted:
                 return []
-            described = admin.client.describe_configs(
-                [ConfigResource(ResourceType.TOPIC, name) for name in wanted],
-                request_timeout=self._timeout,
-            )
-            changes = []
-            for resource, future in described.items():
-                entries = future.result()
-                entry = entries.get("retention.ms")
-                if entry is None or entry.value != wanted[resource.name]:
-                    changes.append(
-                        ConfigResource(
-                            ResourceType.TOPIC,
-                            resource.name,
-                            incremental_configs=[
-                                ConfigEntry(
-                                    "retention.ms",
-                                    wanted[resource.name],
-                                    incremental_operation=AlterConfigOpType.SET,
-                                )
-                            ],
-                        )
-                    )
-            if changes:
-                for future in admin.client.incremental_alter_configs(
-                    changes, request_timeout=self._timeout
-                ).values():
-                    future.result()
-            return sorted(c.name for c in changes)
+            found = admin.topic_config(wanted, "retention.ms")
+            changes = {name: value for name, value in wanted.items() if found.get(name) != value}
+            admin.set_topic_config("retention.ms", changes)
+            return sorted(changes)
 
         result: list[str] = self._call(kafka, "aligning topic configs", run)
         return result
 
     def lag(self, kafka: KafkaSettings, group_id: str, topics: Sequence[str]) -> int:
         """Records the group is behind on ``topics`` (all of them if it never committed)."""
-        lag: dict[tuple[str, int], int] = self._call(
-            kafka, f"reading the lag of {group_id}", lambda a: a.group_lag(group_id, topics)
+        lags: int = self._call(
+            kafka,
+            f"reading the lag of {group_id}",
+            lambda a: sum(p.lag for p in group_lag(a, group_id, topics)),
         )
-        return sum(lag.values())
+        return lags
 
     def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None:
         self._call(kafka, "deleting topics", lambda a: a.delete_topics(names))

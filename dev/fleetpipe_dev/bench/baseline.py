@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import TopicSpec, build_admin
 from fleetpipe.core.settings import DeliveryMode, Topics
 from fleetpipe_dev.bench.harness import (
     RunResult,
@@ -41,7 +41,7 @@ def run_baseline(
     kafka = stack.kafka_settings
     suffix = f"bench{int(time.time())}"
     topics = Topics.with_suffix(suffix)
-    admin = Admin(kafka)
+    admin = build_admin(kafka)
     admin.ensure_topics(
         [
             TopicSpec(topics.raw, partitions),

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import TopicSpec, build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe_dev.bench.harness import (
     RunResult,
@@ -195,7 +195,7 @@ def run_ingest_bench(stack: DevStack, config: BenchConfig, console: Console) -> 
     kafka = stack.kafka_settings
     suffix = f"bench{int(time.time())}"
     topics = Topics.with_suffix(suffix)
-    admin = Admin(kafka)
+    admin = build_admin(kafka)
     admin.ensure_topics([TopicSpec(topics.raw, config.partitions), TopicSpec(topics.deadletter, 1)])
     logs = config.report.parent / "logs"
     results: dict[str, list[RunResult]] = {}

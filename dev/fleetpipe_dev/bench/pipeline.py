@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import DeliveryMode, Topics
 from fleetpipe.registry import write_csv
 from fleetpipe_dev.bench.baseline import run_baseline
@@ -132,7 +132,7 @@ def run_pipeline_bench(
     )
     suffix = f"pipe{int(time.time())}"
     topics = Topics.with_suffix(suffix)
-    admin = Admin(kafka)
+    admin = build_admin(kafka)
     admin.ensure_topics(topic_specs(topics, partitions))
     token = secrets.token_urlsafe(24)
     base = new_run_id()

@@ -26,7 +26,7 @@ from typing import Literal
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import Admin, TopicSpec, build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.detection.changelog import Changelog
 from fleetpipe.detection.state import VehicleState
@@ -125,7 +125,7 @@ def run_stages(
     kafka = stack.kafka_settings
     suffix = f"stages{int(time.time())}"
     base = Topics.with_suffix(suffix)
-    admin = Admin(kafka)
+    admin = build_admin(kafka)
     admin.ensure_topics(topic_specs(base, partitions))
     work = report.parent / "logs" / "stages"
     work.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ import psycopg
 import typer
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import TopicSpec, build_admin
 from fleetpipe.core.settings import DeliveryMode, Topics
 from fleetpipe_dev.bench.harness import (
     RunResult,
@@ -59,7 +59,7 @@ def run_storage_bench(
     kafka = stack.kafka_settings
     suffix = f"bench{int(time.time())}"
     topics = Topics.with_suffix(suffix)
-    admin = Admin(kafka)
+    admin = build_admin(kafka)
     names = [topics.enriched, topics.alerts, topics.trips, topics.scores, topics.raw]
     admin.ensure_topics(
         [TopicSpec(n, partitions) for n in names] + [TopicSpec(topics.deadletter, 1)]

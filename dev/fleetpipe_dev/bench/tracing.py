@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import confluent_kafka
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, Headers, TopicSpec
+from fleetpipe.core.kafka import Headers, Message, TopicSpec, build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.tracing import (
     CONSUMER,
@@ -90,7 +89,7 @@ def micro_costs(endpoint: str, ratio: float) -> dict[str, float]:
     * ``span_us``: one traced record in a service — read its context, start and end its
       consumer span, and export it over OTLP to Jaeger (the exporter thread's CPU included).
     """
-    msg = confluent_kafka.Message()
+    msg = Message()
     n = 1_000_000
     started = time.perf_counter()
     for _ in range(n):
@@ -150,7 +149,7 @@ def run_tracing_bench(
     kafka = stack.kafka_settings
     suffix = f"tracing{int(time.time())}"
     base = Topics.with_suffix(suffix)
-    admin = Admin(kafka)
+    admin = build_admin(kafka)
     admin.ensure_topics(topic_specs(base, config.partitions))
     work = config.report.parent / "logs" / "tracing"
     work.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fleetpipe.core.kafka import Admin, TopicSpec
+from fleetpipe.core.kafka import TopicSpec, build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe_dev.stack.jaeger import BUILD_HINT, JaegerServer, jaeger_binary
 from fleetpipe_dev.stack.kafka import KafkaBroker, default_cache, kafka_libs
@@ -163,7 +163,7 @@ class DevStack:
             }
             self.state.save()
         self._up_jaeger(say)
-        actions = Admin(self.kafka_settings).ensure_topics(topic_specs(topics, partitions))
+        actions = build_admin(self.kafka_settings).ensure_topics(topic_specs(topics, partitions))
         for name, action in sorted(actions.items()):
             say(f"topic      {name}: {action}")
 

@@ -220,14 +220,15 @@ class KafkaBroker:
         return proc.pid
 
     def ready(self) -> bool:
-        from confluent_kafka.admin import AdminClient
+        from fleetpipe.core.kafka import build_admin
+        from fleetpipe.core.settings import KafkaSettings
 
         if not port_open(self.port):
             return False  # asking librdkafka before the port opens only fills the terminal
-        md = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0}).list_topics(
-            timeout=2
+        admin = build_admin(
+            KafkaSettings(bootstrap_servers=self.bootstrap), timeout_s=2, overrides={"log_level": 0}
         )
-        return bool(md.brokers)
+        return admin.brokers() > 0
 
     def stop(self, pid: int, *, kill: bool = False) -> bool:
         return stop_pid(pid, self.marker, sig=signal.SIGKILL if kill else signal.SIGTERM)

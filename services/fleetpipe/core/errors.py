@@ -45,3 +45,23 @@ class DeliveryError(KafkaError):
         more = f" (+{len(failures) - 5} more)" if len(failures) > 5 else ""
         super().__init__(f"{len(failures)} record(s) not delivered: {shown}{more}")
         self.failures = failures
+
+
+class ProducerQueueFull(KafkaError):
+    """The producer's local queue stayed full for longer than records may take to deliver."""
+
+    def __init__(self, topic: str, *, waited_s: float) -> None:
+        super().__init__(
+            f"cannot produce to {topic}: the producer's queue stayed full for {waited_s:.0f}s "
+            "(no broker is taking records)"
+        )
+        self.topic = topic
+        self.waited_s = waited_s
+
+
+class GroupOffsetsUnavailable(KafkaError):
+    """A consumer group's coordinator is moving or loading: its offsets cannot be read yet."""
+
+    def __init__(self, group_id: str, reason: str) -> None:
+        super().__init__(f"the offsets of consumer group {group_id} are unavailable: {reason}")
+        self.group_id = group_id

@@ -1,4 +1,8 @@
-"""Thin wrappers around confluent-kafka with FleetPipe's safe defaults.
+"""Thin wrappers around confluent-kafka with FleetPipe's safe defaults: FleetPipe's Kafka edge.
+
+Every Kafka client of the project is built here or in another ``fleetpipe.core`` module (see the
+``build_*`` functions); code outside the core never imports ``confluent_kafka`` and takes the few
+library types it names (messages, partitions, the library's exception) from this module.
 
 Nothing connects in ``__init__``: a wrapper builds its client on :meth:`open` (or on first use),
 so objects can be created, configured and passed around freely, and tests can build them without
@@ -14,14 +18,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewPartitions, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
 
-from fleetpipe.core.errors import DeliveryError, KafkaError
+from fleetpipe.core.errors import DeliveryError, KafkaError, ProducerQueueFull
 from fleetpipe.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+# The library's types that code outside the core names (in signatures and type hints); they are
+# re-exported so that only ``fleetpipe.core`` imports ``confluent_kafka``.
+Message = confluent_kafka.Message
+TopicPartition = confluent_kafka.TopicPartition
+KafkaException = confluent_kafka.KafkaException
 
 Headers = list[tuple[str, str | bytes | None]]
 Config = dict[str, str | int | float | bool]
@@ -30,6 +46,9 @@ Config = dict[str, str | int | float | bool]
 # confluent-kafka's default CRC32: stateful consumers recompute the mapping with
 # fleetpipe.core.partitioner, and Java or Kafka Streams tools must agree with it.
 PARTITIONER = "murmur2_random"
+
+# Beyond delivery.timeout.ms, how long a full producer queue may take to free room.
+_QUEUE_FULL_MARGIN_S = 5.0
 
 
 def producer_config(
@@ -116,11 +135,21 @@ class Producer:
         transactional_id: str | None = None,
         overrides: Mapping[str, str | int | float | bool] | None = None,
         report_every_delivery: bool = False,
+        queue_full_timeout_s: float | None = None,
     ) -> None:
         self._config = producer_config(
             kafka, client_id=client_id, transactional_id=transactional_id, overrides=overrides
         )
         self.transactional = transactional_id is not None
+        # How long produce() waits for room in a full local queue. Every queued record is
+        # delivered or failed (which frees its room) within delivery.timeout.ms, give or take
+        # librdkafka's once-a-second timeout scan, so a queue still full after that long means
+        # nothing is leaving it at all.
+        self._queue_full_timeout_s = (
+            float(self._config["delivery.timeout.ms"]) / 1000 + _QUEUE_FULL_MARGIN_S
+            if queue_full_timeout_s is None
+            else queue_full_timeout_s
+        )
         # Callers that must know when each record is safe (ingest acknowledges a gRPC batch only
         # then) pass per-record ``on_delivery`` callbacks and need successes reported too.
         self._report_every_delivery = report_every_delivery
@@ -168,6 +197,7 @@ class Producer:
             kwargs["partition"] = partition
         if on_delivery is not None:
             kwargs["on_delivery"] = on_delivery
+        deadline: float | None = None
         while True:
             try:
                 client.produce(topic, value, key, **kwargs)
@@ -175,6 +205,11 @@ class Producer:
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room. The
                 # queue's bound is what keeps memory bounded under a slow broker.
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._queue_full_timeout_s
+                elif now >= deadline:
+                    raise ProducerQueueFull(topic, waited_s=self._queue_full_timeout_s) from None
                 client.poll(0.05)
 
     def poll(self, timeout: float = 0.0) -> int:
@@ -260,96 +295,64 @@ class Consumer:
             self._client = None
 
 
-def read_table(
+# ---- builders: every client of the project is made by one of these ---------------------------
+def build_producer(
     kafka: KafkaSettings,
-    topic: str,
     *,
     client_id: str,
-    read_committed: bool = True,
-    timeout_s: float = 120.0,
-    batch: int = 10_000,
-) -> dict[bytes, bytes]:
-    """The latest value of every key of a (compacted) topic, as of the call.
-
-    Every partition is read from its beginning up to the end offset it had when the call began,
-    in large batches; a tombstone (a record without value) removes its key. With
-    ``read_committed`` the records of aborted transactions are skipped and an open transaction
-    is waited for (at most the producer's transaction timeout), because it may still commit.
-    Used to restore state from a changelog: 100K keys of a few hundred bytes take about a
-    second.
-    """
-    consumer = confluent_kafka.Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": f"{client_id}-table-reader",
-            "client.id": client_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-            # Tells the reader where each partition ends, past any transaction markers.
-            "enable.partition.eof": True,
-            "max.partition.fetch.bytes": 16 * 1024 * 1024,
-            "fetch.max.bytes": 64 * 1024 * 1024,
-        }
+    overrides: Mapping[str, str | int | float | bool] | None = None,
+    report_every_delivery: bool = False,
+    queue_full_timeout_s: float | None = None,
+) -> Producer:
+    """An idempotent producer; it connects on first use."""
+    return Producer(
+        kafka,
+        client_id=client_id,
+        overrides=overrides,
+        report_every_delivery=report_every_delivery,
+        queue_full_timeout_s=queue_full_timeout_s,
     )
-    table: dict[bytes, bytes] = {}
-    try:
-        md = consumer.list_topics(topic, timeout=timeout_s)
-        meta = md.topics.get(topic)
-        if meta is None or meta.error is not None:
-            raise KafkaError(f"cannot read {topic}: {meta.error if meta else 'no such topic'}")
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            if high > low:
-                ends[p] = high
-                starts.append(TopicPartition(topic, p, low))
-        if not ends:
-            return table
-        consumer.assign(starts)
-        deadline = time.monotonic() + timeout_s
-        eof = confluent_kafka.KafkaError._PARTITION_EOF
-        while ends:
-            if time.monotonic() > deadline:
-                raise KafkaError(
-                    f"reading {topic} to its end took over {timeout_s:.0f}s; "
-                    f"partitions still behind: {sorted(ends)}"
-                )
-            msgs = consumer.consume(batch, 0.5)
-            for msg in msgs:
-                err = msg.error()
-                if err is not None:
-                    if err.code() == eof:
-                        p, offset = msg.partition(), msg.offset()
-                        if (
-                            p is not None
-                            and offset is not None
-                            and offset >= ends.get(p, offset + 1)
-                        ):
-                            del ends[p]
-                        continue
-                    if err.fatal():
-                        raise KafkaError(f"reading {topic} failed: {err}")
-                    log.warning("reading %s: %s", topic, err)
-                    continue
-                key = msg.key()
-                if key is None:
-                    continue
-                value = msg.value()
-                if value is None:
-                    table.pop(key, None)
-                else:
-                    table[key] = value
-            if not msgs and ends:
-                # Transaction markers at a partition's tail are never returned as messages: the
-                # consumer's position says whether it has passed them.
-                for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
-                    if tp.offset >= ends[tp.partition]:
-                        del ends[tp.partition]
-        return table
-    finally:
-        consumer.close()
+
+
+def build_transactional_producer(
+    kafka: KafkaSettings,
+    *,
+    client_id: str,
+    transactional_id: str,
+    overrides: Mapping[str, str | int | float | bool] | None = None,
+) -> Producer:
+    """A transactional producer; :meth:`Producer.open` connects and fences its predecessors."""
+    return Producer(
+        kafka, client_id=client_id, transactional_id=transactional_id, overrides=overrides
+    )
+
+
+def build_consumer(
+    kafka: KafkaSettings,
+    *,
+    group_id: str,
+    client_id: str,
+    read_committed: bool,
+    overrides: Mapping[str, str | int | float | bool] | None = None,
+) -> Consumer:
+    """A group member with manual commits; it connects on first use."""
+    return Consumer(
+        kafka,
+        group_id=group_id,
+        client_id=client_id,
+        read_committed=read_committed,
+        overrides=overrides,
+    )
+
+
+def build_admin(
+    kafka: KafkaSettings,
+    *,
+    timeout_s: float = 30.0,
+    overrides: Mapping[str, str | int | float | bool] | None = None,
+) -> Admin:
+    """An admin client; it connects on first use."""
+    return Admin(kafka, timeout_s=timeout_s, overrides=overrides)
 
 
 def _retry_kafka(call: Callable[[], Any], what: str, attempts: int = 10) -> Any:
@@ -378,16 +381,31 @@ class TopicSpec:
 class Admin:
     """Topic administration: create, grow and describe. Never shrinks or deletes data by itself."""
 
-    def __init__(self, kafka: KafkaSettings, *, timeout_s: float = 30.0) -> None:
-        self._config: Config = {**kafka.client_config()}
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        timeout_s: float = 30.0,
+        overrides: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
+        self._config: Config = {**kafka.client_config(), **(overrides or {})}
         self._timeout = timeout_s
         self._client: AdminClient | None = None
+
+    @property
+    def timeout_s(self) -> float:
+        """How long one admin request may take."""
+        return self._timeout
 
     @property
     def client(self) -> AdminClient:
         if self._client is None:
             self._client = AdminClient(self._config)
         return self._client
+
+    def brokers(self) -> int:
+        """How many brokers the cluster's metadata lists; raises when none answers."""
+        return len(self.client.list_topics(timeout=self._timeout).brokers)
 
     def partitions(self, topics: Iterable[str] | None = None) -> dict[str, int]:
         """Partition counts of existing topics (all topics when ``topics`` is None)."""
@@ -461,31 +479,56 @@ class Admin:
                 if exc.args[0].code() != confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART:
                     raise KafkaError(f"deleting topic {name} failed: {exc.args[0]}") from exc
 
-    def group_lag(self, group_id: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
-        """Lag per partition of a consumer group: high watermark minus committed offset."""
-        md = self.client.list_topics(timeout=self._timeout)
-        tps = [
-            TopicPartition(t, p) for t in topics if t in md.topics for p in md.topics[t].partitions
-        ]
-        if not tps:
-            return {}
-        probe = confluent_kafka.Consumer(
-            {**self._config, "group.id": group_id, "enable.auto.commit": False}
+    def topic_config(self, names: Iterable[str], key: str) -> dict[str, str | None]:
+        """The value of config ``key`` of each topic (``None`` where the broker has no entry)."""
+        described = self.client.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, name) for name in names],
+            request_timeout=self._timeout,
         )
-        try:
-            committed = probe.committed(tps, timeout=self._timeout)
-            lag: dict[tuple[str, int], int] = {}
-            for tp in committed:
-                _low, high = probe.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=self._timeout
-                )
-                start = tp.offset if tp.offset >= 0 else _low
-                lag[(tp.topic, tp.partition)] = max(0, high - start)
-            return lag
-        finally:
-            probe.close()
+        values: dict[str, str | None] = {}
+        for resource, future in described.items():
+            entry = future.result().get(key)
+            values[resource.name] = None if entry is None else entry.value
+        return values
+
+    def set_topic_config(self, key: str, values: Mapping[str, str]) -> None:
+        """Set config ``key`` of each topic named in ``values``, leaving its other configs be."""
+        if not values:
+            return
+        changes = [
+            ConfigResource(
+                ResourceType.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                ],
+            )
+            for name, value in values.items()
+        ]
+        for future in self.client.incremental_alter_configs(
+            changes, request_timeout=self._timeout
+        ).values():
+            future.result()
 
 
-def client_versions() -> tuple[str, str]:
-    """librdkafka's and confluent-kafka's versions, for reports that say what they ran on."""
-    return confluent_kafka.libversion()[0], str(confluent_kafka.version())
+# librdkafka's local errors that mean "no broker answered", as opposed to a broker refusing.
+_UNREACHABLE = {
+    confluent_kafka.KafkaError._TRANSPORT,
+    confluent_kafka.KafkaError._TIMED_OUT,
+    confluent_kafka.KafkaError._ALL_BROKERS_DOWN,
+    confluent_kafka.KafkaError._RESOLVE,
+}
+
+
+def is_unreachable(exc: BaseException | None) -> bool:
+    """Whether a client's exception says that no broker could be reached."""
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(err, confluent_kafka.KafkaError) and err.code() in _UNREACHABLE
+
+
+def client_versions() -> dict[str, str]:
+    """The Kafka client library's versions, for reports."""
+    return {
+        "librdkafka": confluent_kafka.libversion()[0],
+        "confluent_kafka": str(confluent_kafka.version()),
+    }

@@ -40,7 +40,11 @@ from confluent_kafka import KafkaException, TopicPartition
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.errors import CodecError
 from fleetpipe.core.health import Health
-from fleetpipe.core.kafka import Consumer, Producer
+from fleetpipe.core.kafka import (
+    build_consumer,
+    build_producer,
+    build_transactional_producer,
+)
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
@@ -145,20 +149,28 @@ class ConsumeProduceLoop:
         self._clock = clock
         eos = config.mode is DeliveryMode.EXACTLY_ONCE
         self._eos = eos
-        self.consumer = Consumer(
+        self.consumer = build_consumer(
             kafka,
             group_id=config.group_id,
             client_id=f"{config.service}-{config.instance_id}",
             read_committed=eos,
             overrides=config.consumer_overrides,
         )
-        self.producer = Producer(
-            kafka,
-            client_id=f"{config.service}-{config.instance_id}",
-            # One transactional id per process instance: a restarted instance fences its
-            # predecessor's open transaction at once instead of waiting for its timeout.
-            transactional_id=f"{config.group_id}-{config.instance_id}" if eos else None,
-            overrides=config.producer_overrides,
+        self.producer = (
+            build_transactional_producer(
+                kafka,
+                client_id=f"{config.service}-{config.instance_id}",
+                # One transactional id per process instance: a restarted instance fences its
+                # predecessor's open transaction at once instead of waiting for its timeout.
+                transactional_id=f"{config.group_id}-{config.instance_id}",
+                overrides=config.producer_overrides,
+            )
+            if eos
+            else build_producer(
+                kafka,
+                client_id=f"{config.service}-{config.instance_id}",
+                overrides=config.producer_overrides,
+            )
         )
         self._in_txn = False
         self._last_tick = clock()

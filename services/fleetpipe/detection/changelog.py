@@ -8,7 +8,8 @@ from typing import Protocol
 
 from google.protobuf.message import DecodeError
 
-from fleetpipe.core.kafka import Admin, read_table
+from fleetpipe.core.kafka import Admin, build_admin
+from fleetpipe.core.readers import read_table
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.detection.state import VehicleState
 
@@ -45,7 +46,7 @@ class Changelog:
 
     def partition_count(self) -> int:
         if self._admin is None:
-            self._admin = Admin(self.kafka, timeout_s=self.timeout_s)
+            self._admin = build_admin(self.kafka, timeout_s=self.timeout_s)
         count = self._admin.partitions([self.input_topic]).get(self.input_topic, 0)
         if count < 1:
             raise LookupError(f"input topic {self.input_topic} has no partitions")

@@ -8,7 +8,7 @@ import signal
 import sys
 
 from fleetpipe.core.health import Health, HealthServer
-from fleetpipe.core.kafka import Producer
+from fleetpipe.core.kafka import build_producer
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.tracing import Tracing, setup_tracing
@@ -29,7 +29,7 @@ async def serve(settings: IngestSettings, tracing: Tracing | None = None) -> int
     http.start()
     log.info("health and metrics on %s:%d", obs.http_host, http.port)
     tokens = TokenStore(settings.auth)
-    producer = Producer(
+    producer = build_producer(
         settings.kafka,
         client_id=f"ingest-{settings.instance_id}",
         overrides={"delivery.timeout.ms": settings.delivery_timeout_ms},

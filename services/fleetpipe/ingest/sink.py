@@ -19,9 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaException
-
-from fleetpipe.core.kafka import Headers, Producer
+from fleetpipe.core.kafka import Headers, KafkaException, Producer
 
 log = logging.getLogger(__name__)
 

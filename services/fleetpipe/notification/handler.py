@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from tenacity import (
     Retrying,
@@ -35,7 +34,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from fleetpipe.core.kafka import Headers
+from fleetpipe.core.kafka import Headers, TopicPartition
 from fleetpipe.core.loop import BaseHandler, RetryLater
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-import confluent_kafka
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from fleetpipe.core.kafka import Message, TopicPartition
 from fleetpipe.core.loop import BaseHandler, RetryLater
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
@@ -42,8 +41,8 @@ from fleetpipe.storage_writer.partitions import HotWindow, hot_window
 
 log = logging.getLogger(__name__)
 
-_partition = confluent_kafka.Message.partition
-_offset = confluent_kafka.Message.offset
+_partition = Message.partition
+_offset = Message.offset
 
 
 class StorePort(Protocol):

@@ -1,0 +1,221 @@
+"""Reading topics by assigned partitions, outside any consumer group.
+
+A reader never joins a group, so reading (a test checking a topic, a load test watching the
+alerts, a service restoring its state) never rebalances the services that consume the topic.
+Like every client of the core, a reader connects on first use, not when it is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+
+import confluent_kafka
+from confluent_kafka import TopicPartition
+
+from fleetpipe.core.errors import KafkaError
+from fleetpipe.core.kafka import Config, Message
+from fleetpipe.core.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+# Where a reader starts a partition: its first retained record.
+OFFSET_BEGINNING: int = confluent_kafka.OFFSET_BEGINNING
+
+
+def reader_config(
+    kafka: KafkaSettings,
+    *,
+    client_id: str,
+    read_committed: bool,
+    partition_eof: bool = False,
+    group_id: str | None = None,
+    overrides: Mapping[str, str | int | float | bool] | None = None,
+) -> Config:
+    conf: Config = {
+        **kafka.client_config(),
+        # Never used to join a group (the reader is assigned its partitions), but it names the
+        # reader in the broker's logs and nothing is ever committed under it.
+        "group.id": group_id or f"{client_id}-reader",
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        # With it, the reader learns where each partition ends (an error event per partition).
+        "enable.partition.eof": partition_eof,
+    }
+    conf.update(overrides or {})
+    return conf
+
+
+class TopicReader:
+    """A consumer of explicitly assigned partitions, with no group membership and no commits."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        client_id: str,
+        read_committed: bool,
+        partition_eof: bool = False,
+        group_id: str | None = None,
+        overrides: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
+        self._config = reader_config(
+            kafka,
+            client_id=client_id,
+            read_committed=read_committed,
+            partition_eof=partition_eof,
+            group_id=group_id,
+            overrides=overrides,
+        )
+        self._client: confluent_kafka.Consumer | None = None
+
+    @property
+    def client(self) -> confluent_kafka.Consumer:
+        if self._client is None:
+            self._client = confluent_kafka.Consumer(self._config)
+        return self._client
+
+    def partitions(self, topic: str, *, timeout_s: float = 10.0) -> list[int]:
+        """The topic's partitions, in order; raises when the topic does not exist."""
+        meta = self.client.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise KafkaError(f"cannot read {topic}: {meta.error if meta else 'no such topic'}")
+        return sorted(meta.partitions)
+
+    def watermarks(self, topic: str, partition: int, *, timeout_s: float = 10.0) -> tuple[int, int]:
+        """The partition's first and end offsets (the end as the reader's isolation sees it)."""
+        low, high = self.client.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=timeout_s
+        )
+        return int(low), int(high)
+
+    def assign(self, topic: str, offsets: Mapping[int, int]) -> None:
+        """Read the partitions of ``topic`` named in ``offsets``, each from its offset."""
+        self.client.assign([TopicPartition(topic, p, o) for p, o in offsets.items()])
+
+    def positions(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """The offset of the next record the reader will return, per partition."""
+        found = self.client.position([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: tp.offset for tp in found}
+
+    def consume(self, max_records: int, timeout: float) -> list[Message]:
+        return list(self.client.consume(max_records, timeout))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def build_reader(
+    kafka: KafkaSettings,
+    *,
+    client_id: str,
+    read_committed: bool,
+    partition_eof: bool = False,
+    group_id: str | None = None,
+    overrides: Mapping[str, str | int | float | bool] | None = None,
+) -> TopicReader:
+    """A reader of assigned partitions; it connects on first use."""
+    return TopicReader(
+        kafka,
+        client_id=client_id,
+        read_committed=read_committed,
+        partition_eof=partition_eof,
+        group_id=group_id,
+        overrides=overrides,
+    )
+
+
+def is_partition_eof(msg: Message) -> bool:
+    """Whether ``msg`` is not a record but the event of a reader reaching a partition's end."""
+    err = msg.error()
+    return err is not None and err.code() == confluent_kafka.KafkaError._PARTITION_EOF
+
+
+def read_table(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    client_id: str,
+    read_committed: bool = True,
+    timeout_s: float = 120.0,
+    batch: int = 10_000,
+) -> dict[bytes, bytes]:
+    """The latest value of every key of a (compacted) topic, as of the call.
+
+    Every partition is read from its beginning up to the end offset it had when the call began,
+    in large batches; a tombstone (a record without value) removes its key. With
+    ``read_committed`` the records of aborted transactions are skipped and an open transaction
+    is waited for (at most the producer's transaction timeout), because it may still commit.
+    Used to restore state from a changelog: 100K keys of a few hundred bytes take about a
+    second.
+    """
+    reader = build_reader(
+        kafka,
+        client_id=client_id,
+        read_committed=read_committed,
+        # Tells the reader where each partition ends, past any transaction markers.
+        partition_eof=True,
+        group_id=f"{client_id}-table-reader",
+        overrides={
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        },
+    )
+    table: dict[bytes, bytes] = {}
+    try:
+        ends: dict[int, int] = {}
+        starts: dict[int, int] = {}
+        for p in reader.partitions(topic, timeout_s=timeout_s):
+            low, high = reader.watermarks(topic, p, timeout_s=timeout_s)
+            if high > low:
+                ends[p] = high
+                starts[p] = low
+        if not ends:
+            return table
+        reader.assign(topic, starts)
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            if time.monotonic() > deadline:
+                raise KafkaError(
+                    f"reading {topic} to its end took over {timeout_s:.0f}s; "
+                    f"partitions still behind: {sorted(ends)}"
+                )
+            msgs = reader.consume(batch, 0.5)
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    if is_partition_eof(msg):
+                        at, offset = msg.partition(), msg.offset()
+                        if (
+                            at is not None
+                            and offset is not None
+                            and offset >= ends.get(at, offset + 1)
+                        ):
+                            del ends[at]
+                        continue
+                    if err.fatal():
+                        raise KafkaError(f"reading {topic} failed: {err}")
+                    log.warning("reading %s: %s", topic, err)
+                    continue
+                key = msg.key()
+                if key is None:
+                    continue
+                value = msg.value()
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
+            if not msgs and ends:
+                # Transaction markers at a partition's tail are never returned as messages: the
+                # reader's position says whether it has passed them.
+                for p, offset in reader.positions(topic, ends).items():
+                    if offset >= ends[p]:
+                        del ends[p]
+        return table
+    finally:
+        reader.close()

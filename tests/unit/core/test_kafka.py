@@ -1,0 +1,110 @@
+"""The core's Kafka builders: nothing is connected until used, and a full queue is bounded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fleetpipe.core.errors import DeliveryError, ProducerQueueFull
+from fleetpipe.core.kafka import (
+    KafkaException,
+    build_admin,
+    build_consumer,
+    build_producer,
+    build_transactional_producer,
+)
+from fleetpipe.core.lag import PartitionLag
+from fleetpipe.core.readers import build_reader, reader_config
+from fleetpipe.core.settings import KafkaSettings
+
+pytestmark = pytest.mark.unit
+
+# Nothing listens on port 1: a client that tried to connect would get no answer.
+NOWHERE = KafkaSettings(bootstrap_servers="127.0.0.1:1")
+BAD = {"no.such.setting": 1}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: build_producer(NOWHERE, client_id="t", overrides=BAD), id="producer"),
+        pytest.param(
+            lambda: build_transactional_producer(
+                NOWHERE, client_id="t", transactional_id="t-0", overrides=BAD
+            ),
+            id="transactional-producer",
+        ),
+        pytest.param(
+            lambda: build_consumer(
+                NOWHERE, group_id="g", client_id="t", read_committed=True, overrides=BAD
+            ),
+            id="consumer",
+        ),
+        pytest.param(lambda: build_admin(NOWHERE, overrides=BAD), id="admin"),
+        pytest.param(
+            lambda: build_reader(NOWHERE, client_id="t", read_committed=False, overrides=BAD),
+            id="reader",
+        ),
+    ],
+)
+def test_builders_create_no_client_until_it_is_used(build: Callable[[], Any]) -> None:
+    # librdkafka refuses an unknown setting when the client is created: building succeeds
+    # because no client is created yet, and the first use is where the refusal surfaces.
+    built = build()
+    with pytest.raises(KafkaException, match=r"no\.such\.setting"):
+        _ = built.client
+
+
+def test_produce_into_a_queue_that_stays_full_raises_with_the_topic_after_the_deadline() -> None:
+    producer = build_producer(
+        NOWHERE,
+        client_id="t",
+        overrides={"queue.buffering.max.messages": 1},
+        queue_full_timeout_s=0.3,
+    )
+    producer.produce("fleet.test.v1", b"first", b"k")  # fills the queue: no broker takes it
+    started = time.monotonic()
+    with pytest.raises(ProducerQueueFull, match=r"fleet\.test\.v1") as raised:
+        producer.produce("fleet.test.v1", b"second", b"k")
+    assert raised.value.topic == "fleet.test.v1"
+    assert 0.3 <= time.monotonic() - started < 5
+
+
+def test_produce_waits_for_room_as_long_as_a_record_may_take_to_deliver_by_default() -> None:
+    producer = build_producer(
+        NOWHERE,
+        client_id="t",
+        overrides={"queue.buffering.max.messages": 1, "delivery.timeout.ms": 400},
+    )
+    producer.produce("fleet.test.v1", b"first", b"k")
+    # The first record fails (nothing delivers it) about a second later, which frees its room.
+    producer.produce("fleet.test.v1", b"second", b"k")
+    assert producer.in_flight() == 1
+    with pytest.raises(DeliveryError, match=r"fleet\.test\.v1"):
+        producer.raise_for_failures()
+
+
+@pytest.mark.parametrize(
+    ("read_committed", "isolation"),
+    [
+        pytest.param(True, "read_committed", id="committed"),
+        pytest.param(False, "read_uncommitted", id="uncommitted"),
+    ],
+)
+def test_readers_never_commit_and_read_with_the_isolation_asked(
+    read_committed: bool, isolation: str
+) -> None:
+    conf = reader_config(NOWHERE, client_id="watch", read_committed=read_committed)
+    assert conf["isolation.level"] == isolation
+    assert conf["enable.auto.commit"] is False
+    assert conf["group.id"] == "watch-reader"
+
+
+def test_partition_lag_is_a_value() -> None:
+    lag = PartitionLag(topic="t", partition=0, committed=None, end=5, lag=5)
+    assert lag == PartitionLag(topic="t", partition=0, committed=None, end=5, lag=5)
+    with pytest.raises(AttributeError):
+        lag.lag = 0  # type: ignore[misc]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 
@@ -167,6 +168,7 @@ def check_drift() -> list[str]:
     )
 
 
+T = TypeVar("T")
 PROG = "python -m fleetpipe_dev.devtools.manifests"
 app = typer.Typer(
     help="Render the plain manifests of k8s/ from the Helm chart helm/fleetpipe, or check that "
@@ -177,26 +179,26 @@ app = typer.Typer(
 )
 
 
-@app.command("generate")
-def generate_command() -> None:
-    """Rewrite the generated files of k8s/ (`make manifests`)."""
+def _or_exit(step: Callable[[], T]) -> T:
+    """``step()``; a :class:`HelmError` ends the command with its message and exit code 2."""
     try:
-        written = generate()
+        return step()
     except HelmError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    for path in written:
+
+
+@app.command("generate")
+def generate_command() -> None:
+    """Rewrite the generated files of k8s/ (`make manifests`)."""
+    for path in _or_exit(generate):
         typer.echo(f"wrote {path.relative_to(REPO)}")
 
 
 @app.command("check-drift")
 def check_drift_command() -> None:
     """Fail when the files of k8s/ differ from a fresh rendering of the chart."""
-    try:
-        drift = check_drift()
-    except HelmError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+    drift = _or_exit(check_drift)
     if drift:
         typer.echo("k8s/ differs from the chart (run `make manifests`): " + ", ".join(drift))
         raise typer.Exit(1)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import TopicSpec
 from fleetpipe.core.settings import DeliveryMode
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.bench.harness import RunResult, Summary, markdown_table, measure_service
 from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack

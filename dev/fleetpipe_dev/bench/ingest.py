@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from fleetpipe.core.kafka import TopicSpec
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.bench.harness import RunResult, Summary, markdown_table
 from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack

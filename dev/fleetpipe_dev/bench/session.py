@@ -20,8 +20,9 @@ from typing import Any
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec, build_admin
+from fleetpipe.core.kafka import Admin, build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.bench.harness import RunResult, Summary, markdown_table, write_report
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_loadtest.machine import machine

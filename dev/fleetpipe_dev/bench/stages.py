@@ -23,8 +23,8 @@ from typing import Literal
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import TopicSpec
 from fleetpipe.core.settings import Topics
+from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.detection.changelog import Changelog
 from fleetpipe.detection.state import VehicleState
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
@@ -39,7 +39,7 @@ from fleetpipe_dev.bench.harness import (
 )
 from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.drills import drill_fleet
-from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.testing import produce_all, service_env
 from fleetpipe_loadtest import synthetic
 from fleetpipe_loadtest.fleet import Fleet

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Headers, Message, TopicSpec
+from fleetpipe.core.kafka import Headers, Message
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.core.tracing import (
     CONSUMER,
     DEFAULT_RATIO,
@@ -43,7 +44,7 @@ from fleetpipe_dev.bench.harness import (
 from fleetpipe_dev.bench.ingest import _send_all, encode_batches, start_ingest
 from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.bench.stages import _telemetry
-from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.testing import produce_all, service_env
 
 INGEST_BATCH = 500

@@ -7,7 +7,7 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 
 from fleetpipe.notification.provider import ProviderError, classify, twilio_client
-from fleetpipe_dev.twilio_contract import TwilioContractServer
+from fleetpipe_dev.twilio import TwilioContractServer
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 """What the reconciler needs from the outside world, and the errors crossing that boundary.
 
 The reconciler reaches the Kubernetes API, Kafka and the Event recorder only through these
-Protocols: ``cluster.py`` implements the first two, ``handlers.KopfEvents`` the third, and the
+Protocols: ``cluster.py`` implements the first two, ``cluster.KubeEvents`` the third, and the
 unit tests hand in fakes. The edges turn their clients' errors into the ones below, so that the
 reconciler decides on the project's own exceptions and never imports a client library.
 """

@@ -17,7 +17,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fleet_operator.ports import KafkaUnavailable, KubeApiError, PipelineRef, TopicsFailed
+from fleet_operator.ports import (
+    ApplyRefused,
+    KafkaUnavailable,
+    KubeApiError,
+    PipelineRef,
+    TopicsFailed,
+)
 from fleet_operator.render import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.spec import API_VERSION, KIND
 from fleetpipe.core.errors import KafkaError
@@ -37,9 +43,25 @@ def _kube_call(what: str) -> Iterator[None]:
     try:
         yield
     except ApiException as exc:
-        raise KubeApiError(f"{what}: {exc.status} {exc.reason}") from exc
+        message = _server_message(exc)
+        # 400/422: the object is invalid. An apply whose quantity cannot be parsed comes back
+        # as a 500 "failed to convert ... to proper version": as invalid, not transient.
+        invalid = exc.status in (400, 422) or (exc.status == 500 and "unable to convert" in message)
+        error = ApplyRefused if invalid else KubeApiError
+        raise error(f"{what}: {exc.status} {exc.reason}: {message}") from exc
     except HTTPError as exc:
         raise KubeApiError(f"{what}: {exc}") from exc
+
+
+def _server_message(exc: Any) -> str:
+    """The API server's own words (the Status object's message), not only the HTTP reason."""
+    import json
+
+    try:
+        status = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return str(exc.body or "")
+    return str(status.get("message") or "") if isinstance(status, dict) else str(status)
 
 
 # ---- Kubernetes --------------------------------------------------------------------------
@@ -77,19 +99,26 @@ class KubeGateway:
             return self._resources[key]
 
     def apply(self, manifest: Manifest) -> dict[str, Any]:
+        result: dict[str, Any] = self._apply(manifest, dry_run=False).to_dict()
+        return result
+
+    def dry_run(self, manifest: Manifest) -> None:
+        self._apply(manifest, dry_run=True)
+
+    def _apply(self, manifest: Manifest, *, dry_run: bool) -> Any:
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
+        extra = {"dry_run": "All"} if dry_run else {}
         with _kube_call(f"applying {manifest['kind']} {meta.get('namespace')}/{meta['name']}"):
-            applied = self._dynamic.server_side_apply(  # type: ignore[no-untyped-call]
+            return self._dynamic.server_side_apply(  # type: ignore[no-untyped-call]
                 resource,
                 body=manifest,
                 name=meta["name"],
                 namespace=meta.get("namespace"),
                 field_manager=self._field_manager,
                 force_conflicts=True,
+                **extra,
             )
-        result: dict[str, Any] = applied.to_dict()
-        return result
 
     def create(self, manifest: Manifest) -> None:
         resource = self._resource(manifest["apiVersion"], manifest["kind"])

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from fleet_operator import decisions, sizing
 from fleet_operator.decisions import Event, Prior, Problem
 from fleet_operator.ports import (
+    ApplyRefused,
     Backoff,
     Events,
     InvalidSpec,
@@ -429,7 +430,16 @@ class Reconciler:
 
         generations: dict[Component, int] = {}
         names = {name: c for c, name in deployment_names(owner).items()}
-        for manifest in render(owner, spec, plan):
+        manifests = render(owner, spec, plan)
+        # Every child past the API server's validation first: a spec the server refuses for
+        # one child (a bad quantity, an invalid path) applies none, never half a pipeline.
+        try:
+            for manifest in manifests:
+                self.kube.dry_run(manifest)
+        except ApplyRefused as exc:
+            self._decide(ref, prior, decisions.apply_refused(prior, str(exc)))
+            raise InvalidSpec(str(exc)) from exc
+        for manifest in manifests:
             applied = self.kube.apply(manifest)
             if manifest["kind"] == "Deployment":
                 component = names[manifest["metadata"]["name"]]

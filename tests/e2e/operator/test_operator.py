@@ -410,3 +410,27 @@ def test_the_events_of_a_reconcile_interrupted_by_sigterm_are_all_posted(
     finally:
         operator.process.start()
         wait_for(operator.healthy, timeout=60, what="the operator back")
+
+
+def test_a_spec_the_api_server_refuses_applies_nothing_and_says_why(
+    kube: Any, operator: Any, make_pipeline: Any
+) -> None:
+    # The CRD passes a service's resources through as is; the API server refuses the quantity.
+    pipeline = make_pipeline(
+        fleet={"vehicles": 2000},
+        services={"detection": {"resources": {"requests": {"cpu": "lots"}}}},
+    )
+    ns, name = pipeline.namespace, pipeline.name
+    events = kube.wait_events(ns, name, "ApplyRefused", timeout=60)
+    refused = [m for r, m in events if r == "ApplyRefused"]
+    assert len(refused) == 1
+    assert f"{name}-detection" in refused[0]
+    assert "quantities must match the regular expression" in refused[0], refused[0]
+    degraded = kube.condition(ns, name, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ApplyRefused")
+    assert kube.condition(ns, name, "Ready")["status"] == "False"
+    # Nothing applied: no Deployment, no ConfigMap, not half a pipeline.
+    found = kube.json(
+        "get", "deployments,configmaps", "-n", ns, "-l", f"fleetpipe.io/pipeline={name}"
+    )
+    assert found["items"] == []

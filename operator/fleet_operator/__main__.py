@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import kopf
 
-from fleet_operator.cluster import KafkaGateway, KubeGateway
-from fleet_operator.handlers import KopfEvents, build_registry, configure
+from fleet_operator.cluster import KafkaGateway, KubeEvents, KubeGateway
+from fleet_operator.handlers import build_registry, configure
 from fleet_operator.reconcile import Reconciler
 from fleet_operator.settings import OperatorSettings
 from fleetpipe.core.logs import configure_logging
@@ -18,11 +18,9 @@ from fleetpipe.core.logs import configure_logging
 def main() -> None:
     settings = OperatorSettings()
     configure_logging(service="operator", level=settings.log_level, fmt=settings.log_format)
+    kube = KubeGateway.from_environment()
     reconciler = Reconciler(
-        settings,
-        KubeGateway.from_environment(),
-        KafkaGateway(timeout_s=settings.kafka_timeout_s),
-        KopfEvents(),
+        settings, kube, KafkaGateway(timeout_s=settings.kafka_timeout_s), KubeEvents(kube)
     )
     kopf.run(
         registry=build_registry(reconciler, settings),

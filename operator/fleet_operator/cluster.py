@@ -8,13 +8,22 @@ taken back at the next reconcile while fields it does not render stay untouched.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from fleet_operator.ports import KafkaUnavailable, KubeApiError, TopicsFailed
+from fleet_operator.ports import (
+    ApplyRefused,
+    KafkaUnavailable,
+    KubeApiError,
+    PipelineRef,
+    TopicsFailed,
+)
 from fleet_operator.render import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.spec import API_VERSION, KIND
 from fleetpipe.core.errors import KafkaError
@@ -34,9 +43,25 @@ def _kube_call(what: str) -> Iterator[None]:
     try:
         yield
     except ApiException as exc:
-        raise KubeApiError(f"{what}: {exc.status} {exc.reason}") from exc
+        message = _server_message(exc)
+        # 400/422: the object is invalid. An apply whose quantity cannot be parsed comes back
+        # as a 500 "failed to convert ... to proper version": as invalid, not transient.
+        invalid = exc.status in (400, 422) or (exc.status == 500 and "unable to convert" in message)
+        error = ApplyRefused if invalid else KubeApiError
+        raise error(f"{what}: {exc.status} {exc.reason}: {message}") from exc
     except HTTPError as exc:
         raise KubeApiError(f"{what}: {exc}") from exc
+
+
+def _server_message(exc: Any) -> str:
+    """The API server's own words (the Status object's message), not only the HTTP reason."""
+    import json
+
+    try:
+        status = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return str(exc.body or "")
+    return str(status.get("message") or "") if isinstance(status, dict) else str(status)
 
 
 # ---- Kubernetes --------------------------------------------------------------------------
@@ -74,19 +99,32 @@ class KubeGateway:
             return self._resources[key]
 
     def apply(self, manifest: Manifest) -> dict[str, Any]:
+        result: dict[str, Any] = self._apply(manifest, dry_run=False).to_dict()
+        return result
+
+    def dry_run(self, manifest: Manifest) -> None:
+        self._apply(manifest, dry_run=True)
+
+    def _apply(self, manifest: Manifest, *, dry_run: bool) -> Any:
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
+        extra = {"dry_run": "All"} if dry_run else {}
         with _kube_call(f"applying {manifest['kind']} {meta.get('namespace')}/{meta['name']}"):
-            applied = self._dynamic.server_side_apply(  # type: ignore[no-untyped-call]
+            return self._dynamic.server_side_apply(  # type: ignore[no-untyped-call]
                 resource,
                 body=manifest,
                 name=meta["name"],
                 namespace=meta.get("namespace"),
                 field_manager=self._field_manager,
                 force_conflicts=True,
+                **extra,
             )
-        result: dict[str, Any] = applied.to_dict()
-        return result
+
+    def create(self, manifest: Manifest) -> None:
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
+        with _kube_call(f"creating {manifest['kind']} {meta.get('namespace')}/{meta['name']}"):
+            resource.create(body=manifest, namespace=meta.get("namespace"))
 
     def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]:
         """The pipeline's Deployments by name."""
@@ -139,6 +177,56 @@ class KubeGateway:
             obj = self._resource("v1", "Secret").get(name=name, namespace=namespace).to_dict()
         data = obj.get("data") or {}
         return {k: base64.b64decode(data[k]).decode() for k in keys if k in data}
+
+
+class KubeEvents:
+    """Events posted by the calling thread, each on the API server when ``post`` returns.
+
+    kopf's poster queues Events for a task of its event loop, which is cancelled as soon as
+    the operator is told to stop: the Events of a reconcile finishing during SIGTERM (a
+    rollout) were queued and never sent. Posting in the reconcile's own thread costs a call
+    per decision and leaves nothing to flush; the shutdown only waits for reconciles to end.
+    """
+
+    # The API server refuses an Event message above 1 KiB (core/v1 Event validation).
+    MAX_MESSAGE = 1024
+
+    def __init__(self, gateway: KubeGateway, *, component: str = MANAGER) -> None:
+        self._gateway = gateway
+        self._component = component
+        self._instance = socket.gethostname()
+
+    def post(self, ref: PipelineRef, type_: str, reason: str, message: str) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{ref.name}.{uuid.uuid4().hex[:16]}",
+                "namespace": ref.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": ref.name,
+                "namespace": ref.namespace,
+                "uid": ref.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[: self.MAX_MESSAGE],
+            "source": {"component": self._component},
+            "reportingComponent": self._component,
+            "reportingInstance": self._instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._gateway.create(event)
+        except KubeApiError as exc:
+            # An Event is a report, never a reason to fail the reconcile that made it.
+            log.warning("%s/%s: Event %s not posted: %s", ref.namespace, ref.name, reason, exc)
 
 
 # ---- Kafka -------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ from fleet_operator.status import (
 from fleetpipe.core.topics import TopicAction
 
 NORMAL = "Normal"
+# A child the API server refuses (its server-side dry-run failed); nothing was applied.
+APPLY_REFUSED = "ApplyRefused"
 WARNING = "Warning"
 
 Problem = tuple[str, str]  # (condition reason, message) of something degrading the pipeline
@@ -275,6 +277,19 @@ def scaling_events(
             Event(NORMAL, "ServicesCreated", "Deployments with replicas " + ", ".join(created))
         )
     return events
+
+
+def apply_refused(prior: Prior, message: str) -> Decision:
+    """The API server would refuse a child: nothing applied, the spec must change."""
+    before = prior.condition(DEGRADED)
+    repeated = before.get("reason") == APPLY_REFUSED and before.get("message") == message
+    return Decision(
+        events=() if repeated else (Event(WARNING, APPLY_REFUSED, message),),
+        conditions=(
+            Condition.of(DEGRADED, True, APPLY_REFUSED, message),
+            Condition.of(READY, False, APPLY_REFUSED, message),
+        ),
+    )
 
 
 # ---- status ------------------------------------------------------------------------------

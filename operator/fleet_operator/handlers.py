@@ -2,13 +2,16 @@
 
 Handlers are registered on an explicit registry built by :func:`build_registry` (nothing is
 registered at import time). They are plain functions: kopf runs them in its thread pool, which
-suits the blocking Kubernetes and Kafka clients underneath.
+suits the blocking Kubernetes and Kafka clients underneath. The periodic reconcile is the
+operator's own (ticker.py), not a kopf timer, which would put a finalizer on every pipeline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 
@@ -16,17 +19,21 @@ from fleet_operator.ports import Backoff, InvalidSpec, PipelineRef
 from fleet_operator.reconcile import Reconciler
 from fleet_operator.render import MANAGER, PIPELINE_LABEL
 from fleet_operator.settings import OperatorSettings
-from fleet_operator.spec import GROUP, PLURAL, VERSION
+from fleet_operator.spec import GROUP, PLURAL, VERSION, DeletionPolicy
+from fleet_operator.ticker import Ticker
 
 FINALIZER = f"{GROUP}/finalizer"
 
+log = logging.getLogger(__name__)
 
-class KopfEvents:
-    """Kubernetes Events through kopf's poster (batched, thread-safe, never blocking)."""
 
-    def post(self, ref: PipelineRef, type_: str, reason: str, message: str) -> None:
-        body = kopf.Body(cast(kopf.RawBody, ref.body()))
-        kopf.event(body, type=type_, reason=reason, message=message)
+def deletes_topics(spec: Mapping[str, Any], **_: Any) -> bool:
+    """Whether deleting the pipeline has work to do: only deletionPolicy Delete has.
+
+    kopf adds its finalizer only to the objects a mandatory deletion handler matches, so a
+    Retain pipeline (the default) carries none and goes at once, with or without an operator.
+    """
+    return bool(spec.get("deletionPolicy") == DeletionPolicy.DELETE.value)
 
 
 def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
@@ -38,16 +45,11 @@ def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.posting.enabled = True
-    settings.posting.reporting_component = MANAGER
-    # Only explicit decisions become Events; kopf's own log lines (every handler run) do not.
+    # Our Events are posted by cluster.KubeEvents; kopf's own log lines (every handler run)
+    # are not Events.
+    settings.posting.enabled = False
     settings.posting.loggers = False
-    settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
-    # A timer between ticks exits at once when its pipeline is deleted; without these, kopf
-    # re-checks it only every 60 s and the finalizer (hence `kubectl delete`) waits that long.
-    settings.background.instant_exit_timeout = 0.5
-    settings.background.cancellation_polling = 2
     # kopf's retries of the Kubernetes API itself; our handlers set their own backoff.
     settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30]
     settings.watching.server_timeout = 300
@@ -82,20 +84,46 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     def on_change(body: kopf.Body, retry: int, **_: Any) -> None:
         reconcile(body=body, retry=retry, measure_lag=False)
 
-    @kopf.timer(
-        GROUP,
-        VERSION,
-        PLURAL,
-        registry=registry,
-        interval=settings.timer_interval_s,
-        initial_delay=settings.timer_interval_s,
-        # A timer run that overlaps the next tick is skipped rather than queued.
-        sharp=False,
-    )
-    def on_timer(body: kopf.Body, **kwargs: Any) -> None:
-        reconcile(body=body, retry=int(kwargs.get("retry") or 0), measure_lag=True)
+    def tick(ref: PipelineRef) -> None:
+        try:
+            reconciler.reconcile(ref, measure_lag=True)
+        except (Backoff, InvalidSpec) as exc:
+            # Said in the status and an Event already; the next tick tries again.
+            log.info("%s/%s: %s", ref.namespace, ref.name, exc)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    ticker = Ticker(tick, interval_s=settings.timer_interval_s)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def on_pipeline(body: kopf.Body, type: str | None, **_: Any) -> None:
+        # The ticker's list of pipelines, from the watch kopf keeps anyway.
+        ref = _ref(body)
+        if type == "DELETED" or body["metadata"].get("deletionTimestamp"):
+            ticker.forget(ref.uid)
+        else:
+            ticker.track(ref)
+        spec = body.get("spec") or {}
+        if type == "DELETED" and not deletes_topics(spec):
+            # Retain: nothing to undo, so no finalizer held it; say what became of the topics
+            # (the children go with their owner, by the garbage collector).
+            reconciler.delete(ref, dict(spec))
+
+    @kopf.on.startup(registry=registry)
+    def start_ticker(**_: Any) -> None:
+        ticker.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def finish(**_: Any) -> None:
+        # SIGTERM: kopf has stopped watching and cancelled its handler tasks, but a reconcile
+        # already running goes on in its thread. Wait for it, so that its status and Events
+        # (posted by that thread, see cluster.KubeEvents) are all written before we exit.
+        def wait() -> None:
+            if not reconciler.drain(timeout_s=settings.shutdown_grace_s):
+                log.warning("exiting with a reconcile still running")
+            ticker.stop(timeout_s=1)
+
+        await asyncio.to_thread(wait)
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, when=deletes_topics)
     def on_delete(body: kopf.Body, spec: kopf.Spec, retry: int, **_: Any) -> None:
         try:
             reconciler.delete(_ref(body), dict(spec), retry=retry)

@@ -1,7 +1,7 @@
 """What the reconciler needs from the outside world, and the errors crossing that boundary.
 
 The reconciler reaches the Kubernetes API, Kafka and the Event recorder only through these
-Protocols: ``cluster.py`` implements the first two, ``handlers.KopfEvents`` the third, and the
+Protocols: ``cluster.py`` implements the first two, ``cluster.KubeEvents`` the third, and the
 unit tests hand in fakes. The edges turn their clients' errors into the ones below, so that the
 reconciler decides on the project's own exceptions and never imports a client library.
 """
@@ -38,6 +38,10 @@ class KubeApi(Protocol):
     def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]: ...
     def apply(self, manifest: Manifest) -> dict[str, Any]: ...
+    def dry_run(self, manifest: Manifest) -> None:
+        """Server-side apply with dryRun=All: ApplyRefused when the API server would refuse."""
+        ...
+
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
     def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]: ...
     def secret_values(self, namespace: str, name: str, keys: Sequence[str]) -> dict[str, str]: ...
@@ -70,6 +74,10 @@ class TopicsFailed(FleetPipeError):
 
 class KubeApiError(FleetPipeError):
     """The Kubernetes API refused or failed a call (a terminating namespace, a conflict...)."""
+
+
+class ApplyRefused(KubeApiError):
+    """The API server refused a child as invalid (422, 400): the spec must change, not time."""
 
 
 # ---- errors the reconciler raises (the handlers turn them into kopf's) -------------------

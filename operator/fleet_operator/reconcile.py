@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from fleet_operator import decisions, sizing
 from fleet_operator.decisions import Event, Prior, Problem
 from fleet_operator.ports import (
+    ApplyRefused,
     Backoff,
     Events,
     InvalidSpec,
@@ -147,6 +148,22 @@ def _states(
     }
 
 
+class _Held:
+    """A pipeline's lock, held as the reconciler counts what is running."""
+
+    def __init__(self, reconciler: Reconciler, lock: threading.Lock) -> None:
+        self._reconciler = reconciler
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._reconciler._enter()
+        self._lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+        self._reconciler._leave()
+
+
 class Reconciler:
     def __init__(
         self,
@@ -170,10 +187,33 @@ class Reconciler:
         # Pipelines whose finalizer work is done: kopf may call the deletion handler again
         # while it waits for the timer to stop, and the Events should not repeat.
         self._finalized: OrderedDict[str, None] = OrderedDict()
+        # Entry points running now: the shutdown waits for them (their Events and status).
+        self._busy = threading.Condition()
+        self._inflight = 0
+        self._closed = threading.Event()
 
-    def _lock(self, uid: str) -> threading.Lock:
+    def _lock(self, uid: str) -> _Held:
         with self._guard:
-            return self._locks.setdefault(uid, threading.Lock())
+            return _Held(self, self._locks.setdefault(uid, threading.Lock()))
+
+    def _enter(self) -> None:
+        with self._busy:
+            self._inflight += 1
+
+    def _leave(self) -> None:
+        with self._busy:
+            self._inflight -= 1
+            self._busy.notify_all()
+
+    def drain(self, *, timeout_s: float) -> bool:
+        """Start nothing new; wait until no reconcile runs (at most ``timeout_s``).
+
+        False when some still do. A reconcile waiting for a pipeline's lock returns without
+        doing anything: the shutdown waits for work begun, not for work queued behind it.
+        """
+        self._closed.set()
+        with self._busy:
+            return self._busy.wait_for(lambda: self._inflight == 0, timeout=timeout_s)
 
     def _mem(self, uid: str) -> _Memory:
         with self._guard:
@@ -188,6 +228,8 @@ class Reconciler:
     def reconcile(self, ref: PipelineRef, *, measure_lag: bool, retry: int = 0) -> None:
         """Bring topics and children to the spec; measure lag first when ``measure_lag``."""
         with self._lock(ref.uid):
+            if self._closed.is_set():
+                return
             try:
                 obj = self.kube.pipeline(ref.namespace, ref.name)
                 if obj is None or obj["metadata"].get("deletionTimestamp"):
@@ -201,6 +243,7 @@ class Reconciler:
         self, ref: PipelineRef, obj: Mapping[str, Any], *, measure_lag: bool, retry: int
     ) -> None:
         prior = Prior.of(obj)
+        log.info("%s/%s: reconciling generation %d", ref.namespace, ref.name, prior.generation)
         validated = self._validate_spec(ref, obj, prior)
         if validated is None:
             return
@@ -387,7 +430,16 @@ class Reconciler:
 
         generations: dict[Component, int] = {}
         names = {name: c for c, name in deployment_names(owner).items()}
-        for manifest in render(owner, spec, plan):
+        manifests = render(owner, spec, plan)
+        # Every child past the API server's validation first: a spec the server refuses for
+        # one child (a bad quantity, an invalid path) applies none, never half a pipeline.
+        try:
+            for manifest in manifests:
+                self.kube.dry_run(manifest)
+        except ApplyRefused as exc:
+            self._decide(ref, prior, decisions.apply_refused(prior, str(exc)))
+            raise InvalidSpec(str(exc)) from exc
+        for manifest in manifests:
             applied = self.kube.apply(manifest)
             if manifest["kind"] == "Deployment":
                 component = names[manifest["metadata"]["name"]]
@@ -436,6 +488,8 @@ class Reconciler:
             return
         ref = PipelineRef(namespace, name, str(obj["metadata"].get("uid", "")))
         with self._lock(ref.uid):
+            if self._closed.is_set():
+                return
             obj = self.kube.pipeline(namespace, name)
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 return

@@ -20,6 +20,9 @@ class OperatorSettings(BaseSettings):
     timer_interval_s: float = Field(default=30.0, gt=0, le=3600)
     # Upper bound of one Kafka admin call; an unreachable broker fails after this long.
     kafka_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # On SIGTERM, how long to wait for running reconciles (their status and Events) to finish;
+    # below the pod's terminationGracePeriodSeconds (30 s by default).
+    shutdown_grace_s: float = Field(default=20.0, gt=0, le=600)
     # Retries after a failure (Kafka unreachable): base * 2^retry, at most max.
     retry_backoff_s: float = Field(default=5.0, gt=0)
     retry_backoff_max_s: float = Field(default=300.0, gt=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from fleet_operator.spec import AutoscalingMode, Component, FleetPipelineSpec, ServiceScaling
 
@@ -37,9 +38,25 @@ def clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
-def replicas_for(events_per_second: float, scaling: ServiceScaling, utilisation: float) -> int:
-    """Replicas that carry ``events_per_second`` at ``utilisation`` of each one's capacity."""
-    needed = math.ceil(events_per_second / scaling.capacity_per_replica / utilisation)
+def exact(value: float | Fraction) -> Fraction:
+    """The decimal the user wrote, exactly: 0.7 is 7/10, not the binary float nearest it.
+
+    ``repr`` gives the shortest decimal that reads back as the same float, which is what a
+    spec's YAML said; sizing on it keeps exact multiples exact.
+    """
+    return value if isinstance(value, Fraction) else Fraction(repr(float(value)))
+
+
+def replicas_for(
+    events_per_second: float | Fraction, scaling: ServiceScaling, utilisation: float
+) -> int:
+    """Replicas that carry ``events_per_second`` at ``utilisation`` of each one's capacity.
+
+    In rational arithmetic: in floats, 42000 / 20000 / 0.7 is 3.0000000000000004 and a fleet
+    that exactly fills 3 replicas at 70 % would get 4.
+    """
+    per_replica = scaling.capacity_per_replica * exact(utilisation)
+    needed = math.ceil(exact(events_per_second) / per_replica)
     return clamp(needed, scaling.min_replicas, scaling.max_replicas)
 
 
@@ -77,9 +94,9 @@ def consumer_cap(spec: FleetPipelineSpec, topic_partitions: int | None = None) -
 
 def sized_replicas(spec: FleetPipelineSpec, component: Component, cap: int) -> int:
     """Replicas from the fleet size alone; consumers capped at ``cap`` partitions."""
-    sized = replicas_for(
-        spec.fleet.events_per_second, spec.services.of(component), spec.target_utilisation
-    )
+    fleet = spec.fleet
+    events = fleet.vehicles * exact(fleet.events_per_vehicle_per_second)
+    sized = replicas_for(events, spec.services.of(component), spec.target_utilisation)
     return min(sized, cap) if component in CONSUMERS else sized
 
 

@@ -9,6 +9,7 @@ chart's own operator pod runs on a kwok node, where no container runs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,64 @@ def test_the_rendered_chart_is_accepted_by_a_server_side_dry_run(
     assert len(accepted) == len(docs), result.stdout
     if values:
         assert any(line.startswith("fleetpipeline.fleetpipe.io/fleet ") for line in accepted)
+
+
+def test_helm_uninstall_with_a_pipeline_leaves_no_pipeline_and_no_child_behind(
+    cluster: Any,
+    kafka: Any,
+    run_operator: Callable[..., Any],
+    workdir: Path,
+) -> None:
+    kube = cluster
+    release, namespace, name = "fleetpipe-gone", "fp-gone", "fleet"
+    kube.create_sample_namespace(namespace)
+    spec = {
+        "fleet": {"vehicles": 2000},
+        "kafka": {
+            "bootstrapServers": kafka.bootstrap,
+            "replicationFactor": 1,
+            "topicSuffix": "helmgone",
+        },
+        "notification": {"twilioSecret": "fleetpipe-twilio"},
+        "storage": {"databaseSecret": "fleetpipe-db"},
+    }
+    helm_on(
+        kube,
+        "install",
+        release,
+        str(manifests.CHART),
+        "-n",
+        namespace,
+        "--set",
+        "pipeline.create=true",
+        "--set-json",
+        f"pipeline.spec={json.dumps(spec)}",
+    )
+    wait_for(lambda: crd_established(kube), timeout=60, what=f"CRD {CRD_NAME} established")
+    with run_operator(
+        kube,
+        service_account=f"{release}-operator",
+        namespace=namespace,
+        home=workdir / "helm-gone-operator",
+    ):
+        kube.wait_ready(namespace, name, timeout=180)
+        assert kube.replicas(namespace, name)
+        # Retain (the default): deleting it has nothing to do, so nothing holds it.
+        assert not kube.pipeline(namespace, name)["metadata"].get("finalizers")
+    # The operator is gone before the release is, as when `helm uninstall` removes its pod.
+    helm_on(kube, "uninstall", release, "-n", namespace, "--wait", "--timeout=120s")
+    assert not exists(kube, "fleetpipeline", name, namespace), "the FleetPipeline survived"
+
+    def children() -> list[str]:
+        found = kube.json(
+            "get",
+            "deployments,configmaps,services",
+            "-n",
+            namespace,
+            "-l",
+            f"fleetpipe.io/pipeline={name}",
+        )
+        return [f"{i['kind']}/{i['metadata']['name']}" for i in found["items"]]
+
+    # The children follow their owner (the garbage collector of kube-controller-manager).
+    wait_for(lambda: not children(), timeout=60, what="no child of the pipeline left")

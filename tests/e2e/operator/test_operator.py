@@ -370,7 +370,9 @@ def test_deletion_keeps_the_topics_unless_the_policy_says_delete(
     pipeline = make_pipeline(fleet={"vehicles": 2000}, deletionPolicy=policy)
     ns, name = pipeline.namespace, pipeline.name
     kube.wait_ready(ns, name)
-    assert kube.pipeline(ns, name)["metadata"]["finalizers"] == ["fleetpipe.io/finalizer"]
+    # Only Delete has work to do at deletion, hence a finalizer; Retain goes without one.
+    finalizers = ["fleetpipe.io/finalizer"] if policy == "Delete" else []
+    assert kube.pipeline(ns, name)["metadata"].get("finalizers", []) == finalizers
     kube.run("delete", "fp", name, "-n", ns, "--timeout=60s")
     names = pipeline.topics.model_dump().values()
     # The brokers' metadata may trail a deletion (or, on a loaded machine, a creation) a little.
@@ -382,3 +384,53 @@ def test_deletion_keeps_the_topics_unless_the_policy_says_delete(
     # The children follow their owner (the garbage collector of kube-controller-manager).
     wait_for(lambda: not kube.replicas(ns, name), timeout=60, what="Deployments collected")
     kube.wait_events(ns, name, "TopicsRetained" if policy == "Retain" else "TopicsDeleted")
+
+
+def test_the_events_of_a_reconcile_interrupted_by_sigterm_are_all_posted(
+    kube: Any, operator: Any, make_pipeline: Any
+) -> None:
+    # A broker that does not answer: the reconcile spends the Kafka timeout (10 s) in the
+    # topics step, and SIGTERM lands in the middle of it.
+    dead = f"127.0.0.1:{free_port()}"
+    pipeline = make_pipeline(fleet={"vehicles": 2000}, kafka={"bootstrapServers": dead})
+    ns, name = pipeline.namespace, pipeline.name
+    wait_for(
+        lambda: f"{ns}/{name}: reconciling generation 1" in operator.process.log(),
+        timeout=60,
+        what="the reconcile started",
+    )
+    try:
+        assert operator.process.stop() == 0
+        # Everything that reconcile decided is on the API server once the operator is gone.
+        degraded = kube.condition(ns, name, "Degraded")
+        assert (degraded["status"], degraded["reason"]) == ("True", "KafkaUnreachable")
+        events = kube.events(ns, name)
+        assert [r for r, _m in events] == ["KafkaUnreachable"], events
+        assert dead in events[0][1]
+    finally:
+        operator.process.start()
+        wait_for(operator.healthy, timeout=60, what="the operator back")
+
+
+def test_a_spec_the_api_server_refuses_applies_nothing_and_says_why(
+    kube: Any, operator: Any, make_pipeline: Any
+) -> None:
+    # The CRD passes a service's resources through as is; the API server refuses the quantity.
+    pipeline = make_pipeline(
+        fleet={"vehicles": 2000},
+        services={"detection": {"resources": {"requests": {"cpu": "lots"}}}},
+    )
+    ns, name = pipeline.namespace, pipeline.name
+    events = kube.wait_events(ns, name, "ApplyRefused", timeout=60)
+    refused = [m for r, m in events if r == "ApplyRefused"]
+    assert len(refused) == 1
+    assert f"{name}-detection" in refused[0]
+    assert "quantities must match the regular expression" in refused[0], refused[0]
+    degraded = kube.condition(ns, name, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ApplyRefused")
+    assert kube.condition(ns, name, "Ready")["status"] == "False"
+    # Nothing applied: no Deployment, no ConfigMap, not half a pipeline.
+    found = kube.json(
+        "get", "deployments,configmaps", "-n", ns, "-l", f"fleetpipe.io/pipeline={name}"
+    )
+    assert found["items"] == []

@@ -67,6 +67,9 @@ class FakeKube(KubeApi):
             and obj["metadata"]["labels"]["fleetpipe.io/pipeline"] == pipeline
         }
 
+    def dry_run(self, manifest: Mapping[str, Any]) -> None:
+        self.journal.calls.append(f"dry-run {manifest['kind']}/{manifest['metadata']['name']}")
+
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         key = (manifest["kind"], manifest["metadata"]["name"])
         self.journal.calls.append(f"apply {key[0]}/{key[1]}")

@@ -338,3 +338,17 @@ def test_deletion_tells_what_became_of_the_data() -> None:
     assert decisions.topics_finalized(DeletionPolicy.DELETE, names) == Event(
         NORMAL, "TopicsDeleted", "deletionPolicy Delete: fleet.raw, fleet.alerts"
     )
+
+
+def test_a_refused_apply_is_a_warning_with_the_servers_words_once_and_not_ready() -> None:
+    message = "applying Deployment ns/fleet-detection: 422 Unprocessable: quantities must match"
+    first = decisions.apply_refused(Prior(generation=2, same_generation=False), message)
+    assert first.events == (Event(WARNING, "ApplyRefused", message),)
+    by_type = {c.type: c for c in first.conditions}
+    assert (by_type["Degraded"].status, by_type["Degraded"].reason) == ("True", "ApplyRefused")
+    assert (by_type["Ready"].status, by_type["Ready"].message) == ("False", message)
+    said = [{"type": "Degraded", "status": "True", "reason": "ApplyRefused", "message": message}]
+    again = decisions.apply_refused(
+        Prior(generation=2, same_generation=True, conditions=said), message
+    )
+    assert again.events == ()

@@ -67,6 +67,53 @@ def test_replicas_are_clamped_ceil_of_events_over_capacity_over_utilisation(
 
 
 @pytest.mark.parametrize(
+    ("events", "capacity", "utilisation", "expected"),
+    [
+        # Each fleet fills exactly ``expected`` replicas at the target: in floats, every one of
+        # these came out one replica higher (42000 / 20000 / 0.7 = 3.0000000000000004).
+        pytest.param(42_000, 20_000, 0.7, 3, id="42000=3x20000x0.7"),
+        pytest.param(84_000, 20_000, 0.7, 6, id="84000=6x20000x0.7"),
+        pytest.param(98_000, 20_000, 0.7, 7, id="98000=7x20000x0.7"),
+        pytest.param(336_000, 20_000, 0.7, 24, id="336000=24x20000x0.7"),
+        pytest.param(31_500, 15_000, 0.7, 3, id="detection-31500=3x15000x0.7"),
+        pytest.param(7_000, 10_000, 0.7, 1, id="storage-7000=1x10000x0.7"),
+        pytest.param(21_000, 10_000, 0.7, 3, id="storage-21000=3x10000x0.7"),
+        pytest.param(54_000, 20_000, 0.9, 3, id="54000=3x20000x0.9"),
+        pytest.param(18_000, 20_000, 0.3, 3, id="18000=3x20000x0.3"),
+        pytest.param(6_000, 20_000, 0.1, 3, id="6000=3x20000x0.1"),
+        pytest.param(42_001, 20_000, 0.7, 4, id="one-event-more-needs-one-more"),
+    ],
+)
+def test_a_fleet_that_is_an_exact_multiple_gets_exactly_that_many_replicas(
+    events: int, capacity: int, utilisation: float, expected: int
+) -> None:
+    scaling = ServiceScaling(capacity_per_replica=capacity, min_replicas=1, max_replicas=1000)
+    assert replicas_for(events, scaling, utilisation) == expected
+
+
+@pytest.mark.parametrize(
+    ("vehicles", "per_vehicle", "expected_ingest"),
+    [
+        # vehicles × events per vehicle is a float product too: 60000 × 0.7 = 42000 exactly.
+        pytest.param(60_000, 0.7, 3, id="60000x0.7=42000"),
+        pytest.param(120_000, 0.7, 6, id="120000x0.7=84000"),
+        pytest.param(14_000, 3, 3, id="14000x3=42000"),
+    ],
+)
+def test_the_fleet_rate_is_exact_too(
+    vehicles: int, per_vehicle: float, expected_ingest: int
+) -> None:
+    sized = plan(
+        spec(
+            vehicles,
+            fleet={"vehicles": vehicles, "eventsPerVehiclePerSecond": per_vehicle},
+            services={"ingest": {"capacityPerReplica": 20_000, "minReplicas": 1}},
+        )
+    )
+    assert sized.desired(Component.INGEST) == expected_ingest
+
+
+@pytest.mark.parametrize(
     ("vehicles", "expected"),
     [
         pytest.param(

@@ -59,7 +59,7 @@ class Pipeline:
     ) -> None:
         """One Publish call to the named ingest process, acknowledged as expected."""
         with grpc.insecure_channel(f"127.0.0.1:{self.ingest_ports[via]}") as channel:
-            stub = ingest_pb2_grpc.TelemetryIngestStub(channel)  # type: ignore[no-untyped-call]
+            stub = ingest_pb2_grpc.TelemetryIngestStub(channel)
             ack = stub.Publish(
                 ingest_pb2.TelemetryBatch(batch_id=int(time.time()), events=events),
                 metadata=(("authorization", f"Bearer {TOKEN}"),),

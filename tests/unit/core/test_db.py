@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from fleetpipe.core.db import Migration, PostgresSettings, load_migrations
 
@@ -36,7 +36,7 @@ def test_schema_name_must_be_a_plain_identifier(name: str, ok: bool) -> None:
 
 
 def test_the_dsn_is_a_secret() -> None:
-    settings = PostgresSettings(dsn="postgresql://u:hunter2@db/x")  # type: ignore[arg-type]
+    settings = PostgresSettings(dsn=SecretStr("postgresql://u:hunter2@db/x"))
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
 
 

@@ -32,6 +32,7 @@ from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
 from fleetpipe_dev.twilio_contract import TwilioContractServer
 from fleetpipe_loadtest import synthetic
+from support.servers import BrokerHandle, PostgresHandle
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +97,10 @@ def _start(
 
 @pytest.fixture(scope="module")
 def pipeline(
-    kafka: Any, postgres: Any, jaeger: JaegerServer, tmp_path_factory: pytest.TempPathFactory
+    kafka: BrokerHandle,
+    postgres: PostgresHandle,
+    jaeger: JaegerServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pipeline]:
     workdir = tmp_path_factory.mktemp("tracing")
     suffix = uuid.uuid4().hex[:10]

@@ -65,7 +65,7 @@ def test_with_the_broker_stopped_mid_stream_clients_retry_and_the_raw_topic_has_
                             encode_tick(tick, slice(cuts[s], cuts[s + 1]))
                         ):
                             await sender.send(s, body, n)
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.005)  # the load's pace: the scenario, not a wait
                 for s in range(STREAMS):
                     for body, n in batchers[s].flush():
                         await sender.send(s, body, n)

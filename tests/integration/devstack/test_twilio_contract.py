@@ -15,7 +15,7 @@ from twilio.rest import Client
 from fleetpipe.notification.provider import twilio_client
 from fleetpipe_dev.twilio_contract import FaultKind, TwilioContractServer
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 FROM, TO = "+15005550006", "+31612345678"
 

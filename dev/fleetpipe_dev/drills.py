@@ -20,7 +20,7 @@ from typing import Any
 
 import geohash
 
-from fleetpipe.enrichment.enrich import expected_gear
+from fleetpipe.core.gearbox import expected_gear
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 
 T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z

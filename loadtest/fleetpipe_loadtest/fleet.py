@@ -16,7 +16,7 @@ The model, per vehicle:
 - **Energy**: fuel use per km by type plus idling use; refuelling at trip end below 25 %. Electric
   vehicles use battery per km and charge at trip end below 30 %. Odometer from the distance.
 - **Engine**: coolant warms towards 88–94 °C with the engine running and cools to ambient when
-  off; gear is :func:`~fleetpipe_loadtest.scenarios.expected_gear` of the reported speed and
+  off; gear is :func:`~fleetpipe.core.gearbox.expected_gear` of the reported speed and
   rpm follows the gear (electric vehicles report gear 0 and rpm 0, and fuel 0).
 - **Sensors**: small noise on speed, acceleration, heading, altitude and GPS accuracy, from a
   counter-based hash of (seed, vehicle, tick): the same vehicle produces the same events whether

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 
-EARTH_RADIUS_M = 6_371_008.8
+from fleetpipe.core.geodesy import EARTH_RADIUS_KM, haversine_km
+
+EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+    """:func:`~fleetpipe.core.geodesy.haversine_km` in metres, the simulator's unit."""
+    return haversine_km(lat1, lon1, lat2, lon2) * 1000.0
 
 
 def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

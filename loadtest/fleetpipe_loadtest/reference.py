@@ -17,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from fleetpipe.core.gearbox import expected_gears
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.geo import haversine_m
 from fleetpipe_loadtest.scenarios import (
-    GEAR_UPPER_KMH,
     NORMAL,
     THRESHOLDS,
     GroundTruth,
@@ -81,10 +81,6 @@ def simulate_until(
         if done(fleet):
             break
     return Run(fleet, {k: np.concatenate(v) for k, v in parts.items()})
-
-
-def expected_gears(speed_kmh: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
-    return np.searchsorted(np.array(GEAR_UPPER_KMH), speed_kmh, side="right")
 
 
 def _ttc(c: Columns) -> npt.NDArray[np.float64]:

@@ -18,7 +18,7 @@ battery (electric)     ≥ 20 % (vehicles charge at trip end below 30 %); combus
                        their 12 V battery at 88–100 %, charging while the engine runs
 coolant (combustion)   ≤ 100 °C (warms towards 88–94 °C); electric vehicles report ~25–40 °C
 rpm                    0 (ignition off), 750–850 idle, ≤ 3,300 driving; electric vehicles report 0
-gear                   exactly :func:`expected_gear` of the reported speed; electric: always 0
+gear                   the expected gear of the speed (fleetpipe.core.gearbox); electric: always 0
 idling                 stationary with ignition on for at most 90 s at a time
 perception (robotaxi)  nearest object ≥ 8 m away; time to collision ≥ 8 s (or not closing)
 location               inside the fleet's operating area (:meth:`Fleet.geofence`), ≤ 9 km from
@@ -176,18 +176,6 @@ NOT_HEAVY = frozenset({ScenarioKind.HARSH_ACCELERATION})
 IMPLIED_KINDS: Mapping[ScenarioKind, tuple[ScenarioKind, ...]] = {
     ScenarioKind.CRASH: (ScenarioKind.HARSH_BRAKING,),
 }
-
-# Gears by speed for combustion vehicles: the upper bound (exclusive, km/h) of gears 0..5;
-# anything faster is 6th. Electric vehicles have no gears (0).
-GEAR_UPPER_KMH: tuple[float, ...] = (1.0, 15.0, 30.0, 45.0, 60.0, 80.0)
-
-
-def expected_gear(speed_kmh: float) -> int:
-    """The gear a combustion vehicle is in at this speed: 0 below 1 km/h, then 1–6."""
-    for gear, upper in enumerate(GEAR_UPPER_KMH):
-        if speed_kmh < upper:
-            return gear
-    return len(GEAR_UPPER_KMH)
 
 
 def time_to_collision_s(distance_m: float, closing_speed_ms: float) -> float:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fleetpipe.core.gearbox import GEAR_UPPER_KMH
 from fleetpipe.registry import Vehicle
-from fleetpipe_loadtest.scenarios import GEAR_UPPER_KMH
 from fleetpipe_loadtest.synthetic import vehicle_id
 
 # rpm per km/h in each gear (index = gear); with 800 rpm at rest, ≤ 3,300 rpm in normal driving.

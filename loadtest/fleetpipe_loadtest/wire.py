@@ -21,21 +21,14 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+from google.protobuf.message import Message
 
+from fleetpipe.core.protowire import tag, varint
+from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 from fleetpipe_loadtest.fleet import Tick
 
-# Tags: (field_number << 3) | wire_type; 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32.
-_T_EVENTS = 0x12  # TelemetryBatch.events
-_T_BATCH_ID = 0x08
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+_T_EVENTS = tag(ingest_pb2.TelemetryBatch, "events")
+_T_BATCH_ID = tag(ingest_pb2.TelemetryBatch, "batch_id")
 
 
 def _varint_width(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
@@ -51,88 +44,107 @@ class _Layout:
     template: bytes
 
 
+@dataclass
+class _Message:
+    """A message's encoding with every value at a fixed offset: constants filled in, variables
+    zeroed, to be written in place by numpy."""
+
+    message: type[Message]
+    body: bytearray = field(default_factory=bytearray)
+    names: list[str] = field(default_factory=list)
+    formats: list[str | tuple[str, int]] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+    def const(self, name: str, value: bytes) -> None:
+        """Field ``name`` with a value fixed for the layout (its encoding, without the tag)."""
+        self.body += tag(self.message, name) + value
+
+    def var(
+        self,
+        name: str,
+        column: str,
+        fmt: str | tuple[str, int],
+        size: int,
+        *,
+        delimited: bool = False,
+    ) -> None:
+        """Field ``name`` with a ``size``-byte value per row, written from ``column``."""
+        self.body += tag(self.message, name)
+        if delimited:
+            self.body += varint(size)
+        self.names.append(column)
+        self.formats.append(fmt)
+        self.offsets.append(len(self.body))
+        self.body += bytes(size)
+
+    def nested(self, name: str, sub: _Message) -> None:
+        """Field ``name``: the sub-message ``sub``, whose length is fixed by its layout."""
+        self.body += tag(self.message, name) + varint(len(sub.body))
+        self.names += sub.names
+        self.formats += sub.formats
+        self.offsets += [len(self.body) + o for o in sub.offsets]
+        self.body += sub.body
+
+
 @lru_cache(maxsize=256)
 def _layout(id_len: int, fleet: bytes, seq_w: int, rpm_w: int, perception: bool) -> _Layout:
     """The record layout: [events tag, length] + Telemetry fields, with fixed varint widths."""
-    names: list[str] = []
-    formats: list[str | tuple[str, int]] = []
-    offsets: list[int] = []
-    body = bytearray()  # the Telemetry encoding, constants filled in, variables zeroed
+    pb = telemetry_pb2
+    location = _Message(pb.Location)
+    location.var("lat", "lat", "<f8", 8)
+    location.var("lon", "lon", "<f8", 8)
+    location.var("altitude_m", "alt", "<f4", 4)
+    location.var("accuracy_m", "acc", "<f4", 4)
+    location.var("heading_deg", "hdg", "<f4", 4)
+    motion = _Message(pb.Motion)
+    motion.var("speed_kmh", "speed", "<f4", 4)
+    motion.var("accel_x_ms2", "ax", "<f4", 4)
+    motion.var("accel_y_ms2", "ay", "<f4", 4)
+    motion.var("accel_z_ms2", "az", "<f4", 4)
+    engine = _Message(pb.Engine)
+    engine.var("rpm", "rpm", ("u1", rpm_w), rpm_w)
+    engine.var("gear", "gear", "u1", 1)
+    engine.var("fuel_pct", "fuel", "<f4", 4)
+    engine.var("coolant_temp_c", "cool", "<f4", 4)
+    engine.var("ignition", "ign", "u1", 1)
+    battery = _Message(pb.Battery)
+    battery.var("pct", "pct", "<f4", 4)
+    battery.var("voltage", "volt", "<f4", 4)
+    battery.var("charging", "chg", "u1", 1)
+    alarms = _Message(pb.DeviceAlarms)
+    alarms.var("sos", "sos", "u1", 1)
+    alarms.var("crash", "crash", "u1", 1)
+    alarms.const("tamper", varint(0))  # tamper and power_cut: never raised by the simulator
+    alarms.const("power_cut", varint(0))
 
-    def const(b: bytes) -> None:
-        body.extend(b)
-
-    def var(name: str, fmt: str | tuple[str, int], size: int) -> None:
-        names.append(name)
-        formats.append(fmt)
-        offsets.append(len(body))  # relative to the body; shifted by the header below
-        body.extend(b"\0" * size)
-
-    const(bytes((0x0A, id_len)))  # 1 vehicle_id
-    var("id", f"S{id_len}", id_len)
-    const(b"\x10")  # 2 seq
-    var("seq", ("u1", seq_w), seq_w)
-    const(b"\x18")  # 3 event_time_us (an 8-byte varint for times between 1987 and 2284)
-    var("time", ("u1", 8), 8)
-    const(bytes((0x2A, len(fleet))) + fleet)  # 5 fleet_id
-    const(b"\x32\x21\x09")  # 6 location, 33 bytes
-    var("lat", "<f8", 8)
-    const(b"\x11")
-    var("lon", "<f8", 8)
-    const(b"\x1d")
-    var("alt", "<f4", 4)
-    const(b"\x25")
-    var("acc", "<f4", 4)
-    const(b"\x2d")
-    var("hdg", "<f4", 4)
-    const(b"\x3a\x14\x0d")  # 7 motion, 20 bytes
-    var("speed", "<f4", 4)
-    const(b"\x15")
-    var("ax", "<f4", 4)
-    const(b"\x1d")
-    var("ay", "<f4", 4)
-    const(b"\x25")
-    var("az", "<f4", 4)
-    const(bytes((0x42, 15 + rpm_w, 0x08)))  # 8 engine
-    var("rpm", ("u1", rpm_w), rpm_w)
-    const(b"\x10")
-    var("gear", "u1", 1)
-    const(b"\x1d")
-    var("fuel", "<f4", 4)
-    const(b"\x25")
-    var("cool", "<f4", 4)
-    const(b"\x28")
-    var("ign", "u1", 1)
-    const(b"\x4a\x0c\x0d")  # 9 battery, 12 bytes
-    var("pct", "<f4", 4)
-    const(b"\x15")
-    var("volt", "<f4", 4)
-    const(b"\x18")
-    var("chg", "u1", 1)
-    const(b"\x59")  # 11 odometer_km
-    var("odo", "<f8", 8)
-    const(b"\x6a\x08\x08")  # 13 alarms, 8 bytes
-    var("sos", "u1", 1)
-    const(b"\x10")
-    var("crash", "u1", 1)
-    const(b"\x18\x00\x20\x00")  # tamper, power_cut: never raised by the simulator
+    t = _Message(pb.Telemetry)
+    t.var("vehicle_id", "id", f"S{id_len}", id_len, delimited=True)
+    t.var("seq", "seq", ("u1", seq_w), seq_w)
+    # An 8-byte varint for times between 1987 and 2284.
+    t.var("event_time_us", "time", ("u1", 8), 8)
+    t.const("fleet_id", varint(len(fleet)) + fleet)
+    t.nested("location", location)
+    t.nested("motion", motion)
+    t.nested("engine", engine)
+    t.nested("battery", battery)
+    t.var("odometer_km", "odo", "<f8", 8)
+    t.nested("alarms", alarms)
     if perception:
-        const(b"\x72\x0c\x08")  # 14 perception, 12 bytes
-        var("pcls", "u1", 1)
-        const(b"\x15")
-        var("pdist", "<f4", 4)
-        const(b"\x1d")
-        var("pclos", "<f4", 4)
-    header = bytes((_T_EVENTS,)) + varint(len(body))
+        seen = _Message(pb.Perception)
+        seen.var("nearest_object_class", "pcls", "u1", 1)
+        seen.var("nearest_object_distance_m", "pdist", "<f4", 4)
+        seen.var("closing_speed_ms", "pclos", "<f4", 4)
+        t.nested("perception", seen)
+    header = _T_EVENTS + varint(len(t.body))
     dtype = np.dtype(
         {
-            "names": names,
-            "formats": formats,
-            "offsets": [o + len(header) for o in offsets],
-            "itemsize": len(header) + len(body),
+            "names": t.names,
+            "formats": t.formats,
+            "offsets": [o + len(header) for o in t.offsets],
+            "itemsize": len(header) + len(t.body),
         }
     )
-    return _Layout(dtype, header + bytes(body))
+    return _Layout(dtype, header + bytes(t.body))
 
 
 def _put_varint(out: npt.NDArray[np.uint8], values: npt.NDArray[np.uint64], width: int) -> None:
@@ -220,12 +232,12 @@ def encode_tick(tick: Tick, rows: slice | None = None) -> EncodedTick:
         out.chunks.append((bytes(buf), layout.dtype.itemsize, len(idx)))
     for j in np.flatnonzero(special).tolist():
         event = tick.message(start + j).SerializeToString()
-        out.singles.append(bytes((_T_EVENTS,)) + varint(len(event)) + event)
+        out.singles.append(_T_EVENTS + varint(len(event)) + event)
     return out
 
 
 def batch_header(batch_id: int) -> bytes:
-    return bytes((_T_BATCH_ID,)) + varint(batch_id)
+    return _T_BATCH_ID + varint(batch_id)
 
 
 class Batcher:

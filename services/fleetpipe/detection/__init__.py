@@ -8,7 +8,9 @@ partitions at the current partition count — plus those whose last record arriv
 them — so state follows vehicles when the input topic's partitions grow (DESIGN §3).
 
 Modules: ``config`` (the rules file), ``rules`` (pure rule predicates), ``episodes`` (the
-OPEN/UPDATE/RESOLVED machine), ``trips`` (trips and driver scores), ``geo``, ``state`` (the
-per-vehicle state and its changelog form), ``engine`` (the detector), ``changelog`` and
-``handler`` (the Kafka edge), ``drills`` (scripted timelines for tests and benchmarks).
+OPEN/UPDATE/RESOLVED machine), ``trips`` (trips and driver scores), ``geo`` (geofences),
+``state`` and ``wire`` (the per-vehicle state and its changelog form), ``batch`` (a batch of
+events decoded into columns), ``ownership`` (which vehicles this replica holds), ``alerts``
+(alert messages), ``engine`` (the detector), ``changelog`` and ``handler`` (the Kafka edge),
+``drills`` (scripted timelines for tests and benchmarks).
 """

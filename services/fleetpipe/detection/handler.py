@@ -16,6 +16,7 @@ from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.core.settings import Topics
 from fleetpipe.detection.changelog import StateSource
 from fleetpipe.detection.engine import Detector, Outputs
+from fleetpipe.detection.ownership import Ownership
 from fleetpipe.detection.state import VehicleState
 from fleetpipe.pb.v1 import enriched_pb2
 
@@ -91,10 +92,10 @@ class DetectionHandler(BaseHandler):
         count = self.store.partition_count()
 
         def keep(vid: str, st: VehicleState) -> bool:
-            return Detector.keeps(st, home=partition_for(vid, count), assigned=mine)
+            return Ownership.keeps(st, home=partition_for(vid, count), assigned=mine)
 
         states = self.store.load(keep) if mine else {}
-        self.detector.assign(count, mine, states)
+        self.detector.ownership.assign(count, mine, states)
         elapsed = time.monotonic() - started
         self.metrics.restore_seconds.observe(elapsed)
         self.metrics.vehicles.set(len(states))
@@ -104,11 +105,13 @@ class DetectionHandler(BaseHandler):
             sorted(mine),
             count,
             elapsed,
-            self.detector.in_transition,
+            self.detector.ownership.in_transition,
         )
 
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
-        self.detector.revoke(tp.partition for tp in partitions if tp.topic == self.input_topic)
+        self.detector.ownership.revoke(
+            tp.partition for tp in partitions if tp.topic == self.input_topic
+        )
         self.metrics.vehicles.set(len(self.detector.states))
 
     # -- records -----------------------------------------------------------------------------
@@ -122,12 +125,13 @@ class DetectionHandler(BaseHandler):
                 return
             batch = detector.decode([r.value for r in records])
         partitions = [r.partition for r in records]
-        if detector.in_transition:
-            stale = detector.stale_arrivals(batch.vehicle_ids, partitions)
+        ownership = detector.ownership
+        if ownership.in_transition:
+            stale = ownership.stale_arrivals(batch.vehicle_ids, partitions)
             if stale:
-                wanted = stale | detector.transition_vehicles()
+                wanted = stale | ownership.transition_vehicles()
                 loaded = self.store.load(lambda vid, _st: vid in wanted)
-                detector.refresh(wanted, loaded)
+                ownership.refresh(wanted, loaded)
                 self.metrics.refreshes.inc()
                 log.info("re-read %d moved vehicles from the changelog", len(wanted))
         now = self._clock()

@@ -18,106 +18,140 @@ from __future__ import annotations
 
 import struct
 
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from fleetpipe.core.protowire import delimited, tag, tag_byte
 from fleetpipe.detection.state import Episode, ScoreBucket, TripProgress, VehicleState
+from fleetpipe.pb.v1 import state_pb2
 
-# Tags are (field number << 3) | wire type: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32.
-_STATE_HEAD = struct.Struct("<BQBqBqBi")  # 2 last_seq, 3 last_event_us, 4 last_seen_us, 5 input_p.
-_STATE_FIX = struct.Struct("<BdBdBfBB")  # 8 lat, 9 lon, 10 speed_kmh, 11 ignition
-_EPISODE = struct.Struct("<BBBqBqBdBqBQ")  # 2 phase .. 7 start_seq
-_TRIP = struct.Struct("<BqBQBdBdBdBdBfBIBIBdBqBd")  # 1 start_us .. 12 stop_idle_s
-_BUCKET = struct.Struct("<BqBdBdBdBIBIBd")  # 1 start_us .. 7 idle_s
-
-_T_VEHICLE_ID = 0x0A
-_T_FLEET_ID = 0x32
-_T_DRIVER_ID = 0x3A
-_T_EPISODES = 0x62
-_T_TRIP = 0x6A
-_T_BUCKETS = 0x72
-_T_KEY = 0x0A
-_T_HINT = 0x6A
+# struct codes of the fixed-width field types. An enum or a bool is a varint, one byte while
+# its value is below 128: true of both here (an episode's phase is 0..3).
+_CODES = {
+    FieldDescriptor.TYPE_SFIXED64: "q",
+    FieldDescriptor.TYPE_FIXED64: "Q",
+    FieldDescriptor.TYPE_DOUBLE: "d",
+    FieldDescriptor.TYPE_SFIXED32: "i",
+    FieldDescriptor.TYPE_FIXED32: "I",
+    FieldDescriptor.TYPE_FLOAT: "f",
+    FieldDescriptor.TYPE_BOOL: "B",
+    FieldDescriptor.TYPE_ENUM: "B",
+}
 
 
-def _varint(value: int) -> bytes:
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+def _fixed(message: type[Message], *names: str) -> tuple[struct.Struct, tuple[int, ...]]:
+    """A struct packing ``names`` of ``message`` as (tag, value) pairs, and their tags.
+
+    Both come from the descriptor: the struct is the fields' wire layout, so a field that
+    changes type or number in state.proto changes the encoder with it.
+    """
+    fields = message.DESCRIPTOR.fields_by_name
+    layout = "".join("B" + _CODES[fields[name].type] for name in names)
+    return struct.Struct("<" + layout), tuple(tag_byte(message, name) for name in names)
 
 
-def _delimited(tag: int, payload: bytes) -> bytes:
-    n = len(payload)
-    return bytes((tag, n)) + payload if n < 0x80 else bytes((tag,)) + _varint(n) + payload
+_STATE = state_pb2.VehicleState
+_STATE_HEAD, (_LAST_SEQ, _LAST_EVENT, _LAST_SEEN, _INPUT_PARTITION) = _fixed(
+    _STATE, "last_seq", "last_event_us", "last_seen_us", "input_partition"
+)
+_STATE_FIX, (_LAT, _LON, _SPEED, _IGNITION) = _fixed(_STATE, "lat", "lon", "speed_kmh", "ignition")
+_EPISODE, (_E_PHASE, _E_SINCE, _E_START, _E_PEAK, _E_UPDATE, _E_START_SEQ) = _fixed(
+    state_pb2.EpisodeState, "phase", "since_us", "start_us", "peak", "last_update_us", "start_seq"
+)
+_TRIP, _TRIP_TAGS = _fixed(
+    state_pb2.TripProgress,
+    "start_us", "start_seq", "start_lat", "start_lon", "distance_km", "idle_s",
+    "max_speed_kmh", "harsh_brakes", "harsh_accels", "speeding_s", "stopped_since_us",
+    "stop_idle_s",
+)  # fmt: skip
+(
+    _T_START, _T_START_SEQ, _T_START_LAT, _T_START_LON, _T_DISTANCE, _T_IDLE, _T_MAX_SPEED,
+    _T_BRAKES, _T_ACCELS, _T_SPEEDING, _T_STOPPED, _T_STOP_IDLE,
+) = _TRIP_TAGS  # fmt: skip
+_BUCKET, (_B_START, _B_DISTANCE, _B_DRIVING, _B_SPEEDING, _B_BRAKES, _B_ACCELS, _B_IDLE) = _fixed(
+    state_pb2.ScoreBucket,
+    "start_us", "distance_km", "driving_s", "speeding_s", "harsh_brakes", "harsh_accels",
+    "idle_s",
+)  # fmt: skip
+
+_VEHICLE_ID = tag(_STATE, "vehicle_id")
+_FLEET_ID = tag(_STATE, "fleet_id")
+_DRIVER_ID = tag(_STATE, "driver_id")
+_EPISODES = tag(_STATE, "episodes")
+_TRIP_FIELD = tag(_STATE, "trip")
+_BUCKETS = tag(_STATE, "buckets")
+_EPISODE_KEY = tag(state_pb2.EpisodeState, "key")
+_TRIP_HINT = tag(state_pb2.TripProgress, "hint")
 
 
-def _text(tag: int, text: str) -> bytes:
-    return _delimited(tag, text.encode())
+def _text(tag: bytes, text: str) -> bytes:
+    return delimited(tag, text.encode())
 
 
 def _episode(key: str, ep: Episode) -> bytes:
-    body = _text(_T_KEY, key) + _EPISODE.pack(
-        0x10, ep.phase,
-        0x19, ep.since_us,
-        0x21, ep.start_us,
-        0x29, ep.peak,
-        0x31, ep.last_update_us,
-        0x39, ep.start_seq,
+    body = _text(_EPISODE_KEY, key) + _EPISODE.pack(
+        _E_PHASE, ep.phase,
+        _E_SINCE, ep.since_us,
+        _E_START, ep.start_us,
+        _E_PEAK, ep.peak,
+        _E_UPDATE, ep.last_update_us,
+        _E_START_SEQ, ep.start_seq,
     )  # fmt: skip
-    return _delimited(_T_EPISODES, body)
+    return delimited(_EPISODES, body)
 
 
 def _trip(trip: TripProgress) -> bytes:
     body = _TRIP.pack(
-        0x09, trip.start_us,
-        0x11, trip.start_seq,
-        0x19, trip.start_lat,
-        0x21, trip.start_lon,
-        0x29, trip.distance_km,
-        0x31, trip.idle_s,
-        0x3D, trip.max_speed_kmh,
-        0x45, trip.harsh_brakes,
-        0x4D, trip.harsh_accels,
-        0x51, trip.speeding_s,
-        0x59, trip.stopped_since_us,
-        0x61, trip.stop_idle_s,
+        _T_START, trip.start_us,
+        _T_START_SEQ, trip.start_seq,
+        _T_START_LAT, trip.start_lat,
+        _T_START_LON, trip.start_lon,
+        _T_DISTANCE, trip.distance_km,
+        _T_IDLE, trip.idle_s,
+        _T_MAX_SPEED, trip.max_speed_kmh,
+        _T_BRAKES, trip.harsh_brakes,
+        _T_ACCELS, trip.harsh_accels,
+        _T_SPEEDING, trip.speeding_s,
+        _T_STOPPED, trip.stopped_since_us,
+        _T_STOP_IDLE, trip.stop_idle_s,
     )  # fmt: skip
-    return _delimited(_T_TRIP, body + _text(_T_HINT, trip.hint))
+    return delimited(_TRIP_FIELD, body + _text(_TRIP_HINT, trip.hint))
 
 
 def _bucket(b: ScoreBucket) -> bytes:
     body = _BUCKET.pack(
-        0x09, b.start_us,
-        0x11, b.distance_km,
-        0x19, b.driving_s,
-        0x21, b.speeding_s,
-        0x2D, b.harsh_brakes,
-        0x35, b.harsh_accels,
-        0x39, b.idle_s,
+        _B_START, b.start_us,
+        _B_DISTANCE, b.distance_km,
+        _B_DRIVING, b.driving_s,
+        _B_SPEEDING, b.speeding_s,
+        _B_BRAKES, b.harsh_brakes,
+        _B_ACCELS, b.harsh_accels,
+        _B_IDLE, b.idle_s,
     )  # fmt: skip
-    return _delimited(_T_BUCKETS, body)
+    return delimited(_BUCKETS, body)
 
 
 def encode_state(st: VehicleState) -> bytes:
     """``st`` as a serialized ``fleetpipe.v1.VehicleState``."""
     head = _STATE_HEAD.pack(
-        0x11, st.last_seq, 0x19, st.last_event_us, 0x21, st.last_seen_us, 0x2D, st.input_partition
-    )
+        _LAST_SEQ, st.last_seq,
+        _LAST_EVENT, st.last_event_us,
+        _LAST_SEEN, st.last_seen_us,
+        _INPUT_PARTITION, st.input_partition,
+    )  # fmt: skip
     ids = st.wire_ids
     if ids is None or ids[0] != st.fleet_id or ids[1] != st.driver_id:
-        # Fields 1, 6 and 7 together: fields may come in any order on the wire.
+        # The three ids together, first: fields may come in any order on the wire.
         encoded = (
-            _text(_T_VEHICLE_ID, st.vehicle_id)
-            + _text(_T_FLEET_ID, st.fleet_id)
-            + _text(_T_DRIVER_ID, st.driver_id)
+            _text(_VEHICLE_ID, st.vehicle_id)
+            + _text(_FLEET_ID, st.fleet_id)
+            + _text(_DRIVER_ID, st.driver_id)
         )
         ids = st.wire_ids = (st.fleet_id, st.driver_id, encoded)
     parts = [
         ids[2],
         head,
-        _STATE_FIX.pack(0x41, st.lat, 0x49, st.lon, 0x55, st.speed_kmh, 0x58, st.ignition),
+        _STATE_FIX.pack(_LAT, st.lat, _LON, st.lon, _SPEED, st.speed_kmh, _IGNITION, st.ignition),
     ]
     if st.episodes:
         parts.extend(_episode(key, ep) for key, ep in st.episodes.items())

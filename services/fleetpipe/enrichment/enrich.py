@@ -34,27 +34,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.gearbox import expected_gear
+from fleetpipe.core.protowire import tag, varint
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
 
 GEOHASH_PRECISION = 6
 _GEOHASH_ALPHABET = frozenset("0123456789bcdefghjkmnpqrstuvwxyz")
 
-# Expected gear by speed for a six-speed gearbox: the upper bound (km/h, exclusive) of gears
-# 1..5; 6th above. Electric vehicles have a single ratio: not applicable (0).
-GEAR_UPPER_KMH = (15.0, 30.0, 45.0, 60.0, 80.0)
 _MAX_TABULATED_KMH = 400
 _BELOW_POLE = math.nextafter(90.0, 0.0)
-
-
-def expected_gear(speed_kmh: float) -> int:
-    """The gear a combustion vehicle is expected in at this speed; 0 when stationary."""
-    if speed_kmh < 1.0:
-        return 0
-    for gear, upper in enumerate(GEAR_UPPER_KMH, start=1):
-        if speed_kmh < upper:
-            return gear
-    return len(GEAR_UPPER_KMH) + 1
 
 
 class SpeedLimits(BaseModel):
@@ -128,13 +117,7 @@ class InvalidTelemetry(ValueError):
     """An event enrichment cannot place; the message names the field."""
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+_TELEMETRY_TAG = tag(enriched_pb2.EnrichedTelemetry, "telemetry")
 
 
 def _piece(**fields: object) -> bytes:
@@ -254,6 +237,6 @@ class Enricher:
             n = len(raw)
             header = headers.get(n)
             if header is None:
-                header = headers[n] = b"\x0a" + _varint(n)
+                header = headers[n] = _TELEMETRY_TAG + varint(n)
             append((vid, b"".join((header, raw, entry.static, entry.cell_bytes, gear, tail))))
         return EnrichedBatch(values, unknown, invalid)

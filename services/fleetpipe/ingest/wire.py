@@ -9,28 +9,23 @@ single cost on ingest's hot path. Fields ingest does not know (from newer client
 
 from __future__ import annotations
 
-_EVENTS_TAG = 0x12  # TelemetryBatch.events: field 2, length-delimited
-LATE_FIELD = b"\x80\x01\x01"  # Telemetry.late (field 16) = true
+from fleetpipe.core.protowire import delimited, read_varint, skip_field, tag, tag_byte, varint
+from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+_EVENTS_TAG = tag_byte(ingest_pb2.TelemetryBatch, "events")
+_INGEST_TIME_TAG = tag(telemetry_pb2.Telemetry, "ingest_time_us")
+_FLEET_TAG = tag(telemetry_pb2.Telemetry, "fleet_id")
+LATE_FIELD = tag(telemetry_pb2.Telemetry, "late") + varint(True)
 
 
 def ingest_time_field(ingest_time_us: int) -> bytes:
-    """``Telemetry.ingest_time_us`` (field 4, varint) as bytes to append to an event."""
-    return b"\x20" + varint(ingest_time_us)
+    """``Telemetry.ingest_time_us`` as bytes to append to an event."""
+    return _INGEST_TIME_TAG + varint(ingest_time_us)
 
 
 def fleet_field(fleet_id: str) -> bytes:
-    """``Telemetry.fleet_id`` (field 5) as bytes to append to an event."""
-    data = fleet_id.encode()
-    return b"\x2a" + varint(len(data)) + data
+    """``Telemetry.fleet_id`` as bytes to append to an event."""
+    return delimited(_FLEET_TAG, fleet_id.encode())
 
 
 def event_spans(batch: bytes) -> list[tuple[int, int]] | None:
@@ -45,9 +40,10 @@ def event_spans(batch: bytes) -> list[tuple[int, int]] | None:
     pos, end = 0, len(batch)
     try:
         while pos < end:
-            tag = batch[pos]
+            key = batch[pos]
             pos += 1
-            if tag == _EVENTS_TAG:
+            if key == _EVENTS_TAG:
+                # Once per event: the length is read inline, a call costs more than the loop.
                 n = batch[pos]
                 pos += 1
                 if n & 0x80:
@@ -63,32 +59,11 @@ def event_spans(batch: bytes) -> list[tuple[int, int]] | None:
                 append((pos, pos + n))
                 pos += n
                 continue
-            # Any other field (batch_id, unknown ones): skip it by its wire type.
-            if tag & 0x80:
-                while batch[pos] & 0x80:
-                    pos += 1
-                pos += 1
-            wire_type = tag & 0x07
-            if wire_type == 0:
-                while batch[pos] & 0x80:
-                    pos += 1
-                pos += 1
-            elif wire_type == 1:
-                pos += 8
-            elif wire_type == 5:
-                pos += 4
-            elif wire_type == 2:
-                n, shift = 0, 0
-                while True:
-                    b = batch[pos]
-                    pos += 1
-                    n |= (b & 0x7F) << shift
-                    if not b & 0x80:
-                        break
-                    shift += 7
-                pos += n
-            else:
-                return None
-    except IndexError:
+            # Any other field (batch_id, unknown ones): skip it by its wire type, which is in
+            # the low bits of the tag's first byte.
+            if key & 0x80:
+                pos = read_varint(batch, pos - 1)[1]
+            pos = skip_field(batch, pos, key & 0x07)
+    except (IndexError, ValueError):
         return None
     return spans if pos == end else None

@@ -8,9 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from fleetpipe.core.partitioner import partition_for
+from fleetpipe.detection.batch import COLUMNAR_FROM
 from fleetpipe.detection.config import Rules
-from fleetpipe.detection.engine import COLUMNAR_FROM, Detector, Outputs
+from fleetpipe.detection.engine import Detector, Outputs
 from fleetpipe.detection.episodes import alert_id
+from fleetpipe.detection.ownership import Ownership
 from fleetpipe.detection.state import VehicleState
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
 from fleetpipe_dev.drills import SCENARIOS, T0_US, Timeline, drill_fleet
@@ -126,7 +128,9 @@ def test_state_restored_from_the_changelog_continues_exactly() -> None:
         changelog.update(out.states)
         # A restart after every batch: a fresh detector knows only the changelog.
         detector = Detector(Rules())
-        detector.assign(1, [0], {k: VehicleState.from_bytes(v) for k, v in changelog.items()})
+        detector.ownership.assign(
+            1, [0], {k: VehicleState.from_bytes(v) for k, v in changelog.items()}
+        )
     assert pieces == whole
 
 
@@ -141,7 +145,7 @@ def test_only_vehicles_the_batch_changed_are_written_once_each() -> None:
 def test_offline_opens_by_processing_time_and_resolves_on_the_next_event() -> None:
     tl = Timeline("v-1")
     detector = Detector(Rules())
-    detector.assign(1, [0], {})
+    detector.ownership.assign(1, [0], {})
     _run(detector, _cruise(tl, 10), now_us=NOW)
     assert not _alerts(detector.tick(NOW + 9 * MIN))
     opened = _alerts(detector.tick(NOW + 11 * MIN))
@@ -163,7 +167,7 @@ def test_a_silence_in_the_data_is_announced_with_the_same_id_as_the_tick_would()
     assert _said(alerts) == [("offline", "OPEN"), ("offline", "RESOLVED")]
 
     ticked = Detector(Rules())
-    ticked.assign(1, [0], {})
+    ticked.ownership.assign(1, [0], {})
     _run(ticked, before, now_us=NOW)
     [by_tick] = _alerts(ticked.tick(NOW + 20 * MIN))
     assert by_tick.alert_id == alerts[0].alert_id
@@ -172,14 +176,14 @@ def test_a_silence_in_the_data_is_announced_with_the_same_id_as_the_tick_would()
 def test_offline_survives_a_restart_through_the_state() -> None:
     tl = Timeline("v-1")
     detector = Detector(Rules())
-    detector.assign(1, [0], {})
+    detector.ownership.assign(1, [0], {})
     out = _run(detector, _cruise(tl, 10), now_us=NOW)
     restarted = Detector(Rules())
-    restarted.assign(1, [0], {k: VehicleState.from_bytes(v) for k, v in out.states})
+    restarted.ownership.assign(1, [0], {k: VehicleState.from_bytes(v) for k, v in out.states})
     ticked = restarted.tick(NOW + 11 * MIN)
     assert _said(_alerts(ticked)) == [("offline", "OPEN")]
     again = Detector(Rules())
-    again.assign(1, [0], {k: VehicleState.from_bytes(v) for k, v in ticked.states})
+    again.ownership.assign(1, [0], {k: VehicleState.from_bytes(v) for k, v in ticked.states})
     assert not _alerts(again.tick(NOW + 12 * MIN)), "the open episode came back with the state"
 
 
@@ -191,16 +195,16 @@ def test_offline_skips_vehicles_in_transition_or_elsewhere() -> None:
     state = VehicleState.from_bytes(dict(out.states)["v-1"])
     for assigned in ([home, (home + 1) % 4], [(home + 2) % 4]):
         detector = Detector(Rules())
-        detector.assign(4, assigned, {"v-1": VehicleState.from_bytes(state.to_bytes())})
+        detector.ownership.assign(4, assigned, {"v-1": VehicleState.from_bytes(state.to_bytes())})
         assert not _alerts(detector.tick(NOW + 20 * MIN))
 
 
 def test_ownership_keeps_home_and_last_partition_vehicles() -> None:
     st = VehicleState("v-1")
     st.input_partition = 1
-    assert Detector.keeps(st, home=3, assigned={3})
-    assert Detector.keeps(st, home=3, assigned={1})
-    assert not Detector.keeps(st, home=3, assigned={0, 2})
+    assert Ownership.keeps(st, home=3, assigned={3})
+    assert Ownership.keeps(st, home=3, assigned={1})
+    assert not Ownership.keeps(st, home=3, assigned={0, 2})
 
 
 def test_records_arriving_on_a_new_partition_ask_for_a_fresh_copy() -> None:
@@ -212,19 +216,19 @@ def test_records_arriving_on_a_new_partition_ask_for_a_fresh_copy() -> None:
     out = _run(first, tl.emit(20, speed=95.0), partition=old)
     held = VehicleState.from_bytes(dict(out.states)[vid])
     detector = Detector(Rules())
-    detector.assign(4, [home], {vid: held})
-    assert detector.in_transition == 1
+    detector.ownership.assign(4, [home], {vid: held})
+    assert detector.ownership.in_transition == 1
     moved = [(e, home) for e in tl.emit(3, speed=95.0)]
     ids = [e.telemetry.vehicle_id for e, _ in moved]
-    assert detector.stale_arrivals(ids, [p for _, p in moved]) == {vid}
+    assert detector.ownership.stale_arrivals(ids, [p for _, p in moved]) == {vid}
     # Meanwhile the other replica went on: the changelog's copy is newer.
     newer = _run(first, tl.emit(5, speed=95.0), partition=old)
-    detector.refresh({vid}, {vid: VehicleState.from_bytes(dict(newer.states)[vid])})
-    assert detector.stale_arrivals(ids, [p for _, p in moved]) == set(), "refreshed once"
+    detector.ownership.refresh({vid}, {vid: VehicleState.from_bytes(dict(newer.states)[vid])})
+    assert detector.ownership.stale_arrivals(ids, [p for _, p in moved]) == set(), "refreshed once"
     later = [(e, home) for e in tl.emit(5, speed=95.0)]
     out = detector.process(later, now_us=NOW)
     assert out.duplicates == 0 and not _alerts(out), "the open episode continues, no new OPEN"
-    assert detector.in_transition == 0
+    assert detector.ownership.in_transition == 0
 
 
 def test_revoking_partitions_forgets_their_vehicles() -> None:
@@ -232,10 +236,10 @@ def test_revoking_partitions_forgets_their_vehicles() -> None:
     for vid, st in states.items():
         st.input_partition = partition_for(vid, 2)
     detector = Detector(Rules())
-    detector.assign(2, [0, 1], states)
-    detector.revoke([1])
+    detector.ownership.assign(2, [0, 1], states)
+    detector.ownership.revoke([1])
     assert {partition_for(v, 2) for v in detector.states} == {0}
-    detector.revoke([0])
+    detector.ownership.revoke([0])
     assert detector.states == {}
 
 
@@ -246,10 +250,10 @@ def test_revoking_the_old_partition_of_a_vehicle_in_transition_forgets_it() -> N
     st = VehicleState(vid)
     st.input_partition = old
     detector = Detector(Rules())
-    detector.assign(4, [old, other], {vid: st})
-    assert detector.in_transition == 1
-    detector.revoke([old])
-    assert detector.states == {} and detector.in_transition == 0
+    detector.ownership.assign(4, [old, other], {vid: st})
+    assert detector.ownership.in_transition == 1
+    detector.ownership.revoke([old])
+    assert detector.states == {} and detector.ownership.in_transition == 0
 
 
 def _trips(out: Outputs) -> list[trip_pb2.Trip]:

@@ -7,7 +7,7 @@ import geohash
 import pytest
 
 from fleetpipe.core.errors import ConfigError
-from fleetpipe.enrichment.enrich import EnrichedBatch, Enricher, SpeedLimits, expected_gear
+from fleetpipe.enrichment.enrich import EnrichedBatch, Enricher, SpeedLimits
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
 
@@ -39,25 +39,6 @@ def _enrich(
 ) -> tuple[EnrichedBatch, list[enriched_pb2.EnrichedTelemetry]]:
     batch = enricher.enrich(((t, t.SerializeToString()) for t in events), now_us=now_us)
     return batch, [enriched_pb2.EnrichedTelemetry.FromString(v) for _, v in batch.values]
-
-
-@pytest.mark.parametrize(
-    ("speed", "gear"),
-    [
-        pytest.param(0.0, 0, id="stationary"),
-        pytest.param(0.9, 0, id="creeping"),
-        pytest.param(1.0, 1, id="moving-off"),
-        pytest.param(14.99, 1, id="first-top"),
-        pytest.param(15.0, 2, id="second"),
-        pytest.param(44.9, 3, id="third"),
-        pytest.param(45.0, 4, id="fourth"),
-        pytest.param(79.9, 5, id="fifth"),
-        pytest.param(80.0, 6, id="sixth"),
-        pytest.param(130.0, 6, id="sixth-on-the-motorway"),
-    ],
-)
-def test_expected_gear_follows_speed(speed: float, gear: int) -> None:
-    assert expected_gear(speed) == gear
 
 
 def test_spliced_output_equals_the_message_built_field_by_field() -> None:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fleetpipe.ingest.wire import (
-    LATE_FIELD,
-    event_spans,
-    fleet_field,
-    ingest_time_field,
-    varint,
-)
+from fleetpipe.core.protowire import varint
+from fleetpipe.ingest.wire import LATE_FIELD, event_spans, fleet_field, ingest_time_field
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 
 pytestmark = pytest.mark.unit

@@ -19,7 +19,6 @@ from fleetpipe_loadtest.scenarios import (
     Injection,
     ScenarioKind,
     ScenarioMix,
-    expected_gear,
     read_ground_truth,
     write_ground_truth,
 )
@@ -188,19 +187,3 @@ def test_ground_truth_round_trips_through_a_file(tmp_path: Path, suffix: str) ->
     path = tmp_path / f"truth{suffix}"
     assert write_ground_truth(truths, path) == 3
     assert sorted(read_ground_truth(path)) == sorted(truths)
-
-
-@pytest.mark.parametrize(
-    ("speed", "gear"),
-    [
-        pytest.param(0.0, 0, id="stopped"),
-        pytest.param(0.99, 0, id="creeping"),
-        pytest.param(1.0, 1, id="first"),
-        pytest.param(29.9, 2, id="second"),
-        pytest.param(30.0, 3, id="third"),
-        pytest.param(79.9, 5, id="fifth"),
-        pytest.param(120.0, 6, id="sixth"),
-    ],
-)
-def test_expected_gear_by_speed(speed: float, gear: int) -> None:
-    assert expected_gear(speed) == gear

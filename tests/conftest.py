@@ -19,7 +19,7 @@ import pytest
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe_dev.stack.devstack import topic_specs
+from fleetpipe.core.topics import topic_specs
 from fleetpipe_dev.stack.jaeger import JaegerServer, jaeger_binary
 from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
 from fleetpipe_dev.stack.postgres import PostgresServer

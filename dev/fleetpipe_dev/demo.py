@@ -23,7 +23,8 @@ from rich.live import Live
 from rich.table import Table
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe.core.topics import topic_specs
+from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
     DEFAULT_SMS_FROM,
     SERVICES,

@@ -14,26 +14,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from fleet_operator.ports import KafkaUnavailable, KubeApiError, TopicsFailed
 from fleet_operator.render import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.spec import API_VERSION, KIND
-from fleetpipe.core.errors import FleetPipeError, KafkaError
-from fleetpipe.core.kafka import Admin, KafkaException, TopicSpec, build_admin, is_unreachable
+from fleetpipe.core.errors import KafkaError
+from fleetpipe.core.kafka import Admin, KafkaException, build_admin, is_unreachable
 from fleetpipe.core.lag import group_lag
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicChange, TopicSpec
 
 log = logging.getLogger(__name__)
-
-
-class KafkaUnavailable(FleetPipeError):
-    """The brokers cannot be reached (or do not answer in time)."""
-
-
-class TopicsFailed(FleetPipeError):
-    """The brokers answered but refused a topic operation (replication factor, policy...)."""
-
-
-class KubeApiError(FleetPipeError):
-    """The Kubernetes API refused or failed a call (a terminating namespace, a conflict...)."""
 
 
 @contextmanager
@@ -191,10 +181,10 @@ class KafkaGateway:
 
     def ensure_topics(
         self, kafka: KafkaSettings, specs: Sequence[TopicSpec]
-    ) -> tuple[dict[str, str], dict[str, int]]:
+    ) -> tuple[dict[str, TopicChange], dict[str, int]]:
         """Create and grow (never shrink); returns the actions and the partitions now."""
 
-        def run(admin: Admin) -> tuple[dict[str, str], dict[str, int]]:
+        def run(admin: Admin) -> tuple[dict[str, TopicChange], dict[str, int]]:
             # A metadata request first: it fails fast and clearly when no broker answers.
             admin.partitions([])
             actions = admin.ensure_topics(specs)
@@ -215,7 +205,9 @@ class KafkaGateway:
                     )
                 time.sleep(0.2)
 
-        result: tuple[dict[str, str], dict[str, int]] = self._call(kafka, "ensuring topics", run)
+        result: tuple[dict[str, TopicChange], dict[str, int]] = self._call(
+            kafka, "ensuring topics", run
+        )
         return result
 
     def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:

@@ -12,7 +12,8 @@ from typing import Any, cast
 
 import kopf
 
-from fleet_operator.reconcile import Backoff, InvalidSpec, PipelineRef, Reconciler
+from fleet_operator.ports import Backoff, InvalidSpec, PipelineRef
+from fleet_operator.reconcile import Reconciler
 from fleet_operator.render import MANAGER, PIPELINE_LABEL
 from fleet_operator.settings import OperatorSettings
 from fleet_operator.spec import GROUP, PLURAL, VERSION

@@ -1,9 +1,11 @@
-"""Reconciling one FleetPipeline: topics, then children, then status, with an Event per decision.
+"""Reconciling one FleetPipeline as a chain of four named steps, with an Event per decision.
+
+    validate the spec → ensure the topics → apply the children → update the status
 
 Order matters: topics are created and grown *before* any Deployment is scaled, so that new
 consumers always find partitions to take. Partitions never shrink. The Kubernetes API and Kafka
-are reached only through the gateways handed in (``cluster.py`` in the operator, fakes in unit
-tests); sizing, rendering and status are pure functions.
+are reached only through the ports (``ports.py``: ``cluster.py`` in the operator, fakes in unit
+tests); sizing, rendering, status and the Events to post (``decisions.py``) are pure functions.
 
 Every entry point runs under a per-pipeline lock: kopf runs change handlers, the timer and the
 Deployment watch concurrently, and the status (a whole conditions list) is read-modified-written.
@@ -18,14 +20,24 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import SecretStr
 
-from fleet_operator import sizing
-from fleet_operator.cluster import KafkaUnavailable, KubeApiError, TopicsFailed
+from fleet_operator import decisions, sizing
+from fleet_operator.decisions import Event, Prior, Problem
+from fleet_operator.ports import (
+    Backoff,
+    Events,
+    InvalidSpec,
+    KafkaApi,
+    KafkaUnavailable,
+    KubeApi,
+    KubeApiError,
+    PipelineRef,
+    TopicsFailed,
+)
 from fleet_operator.render import (
-    Manifest,
     Owner,
     deployment_names,
     group_id,
@@ -36,10 +48,8 @@ from fleet_operator.render import (
     topics_for,
 )
 from fleet_operator.settings import OperatorSettings
-from fleet_operator.sizing import CONSUMERS, Autoscaler, LagDecision
+from fleet_operator.sizing import CONSUMERS, Autoscaler, LagDecision, SizingPlan
 from fleet_operator.spec import (
-    API_VERSION,
-    KIND,
     AutoscalingMode,
     Component,
     DeletionPolicy,
@@ -48,86 +58,17 @@ from fleet_operator.spec import (
     parse_spec,
 )
 from fleet_operator.status import (
-    DEGRADED,
-    INVALID_SPEC,
-    KAFKA_UNREACHABLE,
-    NOT_SUPPORTED,
-    PAUSED,
-    READY,
-    SCALING,
-    SECRET_MISSING,
-    TOPICS_FAILED,
-    TOPICS_READY,
     Condition,
     DeploymentState,
     TopicsOutcome,
-    condition,
-    degraded_condition,
     lag_status,
     merge_conditions,
-    ready_condition,
     replicas_status,
-    scaling_condition,
-    services_condition,
-    topics_condition,
 )
-from fleetpipe.core.kafka import TopicSpec
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec, co_partitioned
 
 log = logging.getLogger(__name__)
-
-NORMAL = "Normal"
-WARNING = "Warning"
-
-
-# ---- what the reconciler needs from the outside world ------------------------------------
-class KubeApi(Protocol):
-    def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]: ...
-    def apply(self, manifest: Manifest) -> dict[str, Any]: ...
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
-    def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]: ...
-    def secret_values(self, namespace: str, name: str, keys: Sequence[str]) -> dict[str, str]: ...
-
-
-class KafkaApi(Protocol):
-    def ensure_topics(
-        self, kafka: KafkaSettings, specs: Sequence[TopicSpec]
-    ) -> tuple[dict[str, str], dict[str, int]]: ...
-    def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]: ...
-    def lag(self, kafka: KafkaSettings, group_id: str, topics: Sequence[str]) -> int: ...
-    def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineRef:
-    namespace: str
-    name: str
-    uid: str
-
-    def body(self) -> dict[str, Any]:
-        """Enough of the object for an Event's involvedObject."""
-        return {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
-        }
-
-
-class Events(Protocol):
-    def post(self, ref: PipelineRef, type_: str, reason: str, message: str) -> None: ...
-
-
-class Backoff(Exception):
-    """Try again after ``delay`` seconds (kopf.TemporaryError in the handlers)."""
-
-    def __init__(self, message: str, *, delay: float) -> None:
-        super().__init__(message)
-        self.delay = delay
-
-
-class InvalidSpec(Exception):
-    """The spec cannot be used; retrying will not help until it changes."""
 
 
 @dataclass
@@ -152,6 +93,30 @@ class _Memory:
         }
         self.generations.update(now)
         return edited
+
+
+# ---- what each step hands to the next ----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Validated:
+    """A usable, unpaused spec and what it takes to reach its Kafka."""
+
+    spec: FleetPipelineSpec
+    owner: Owner
+    kafka: KafkaSettings
+    problems: list[Problem]  # degrading, not blocking (a Secret missing)
+
+
+@dataclass(frozen=True, slots=True)
+class _TopicsEnsured:
+    outcome: TopicsOutcome
+    lag: dict[Component, int] | None  # None: not measured this time
+
+
+@dataclass(frozen=True, slots=True)
+class _ChildrenApplied:
+    plan: SizingPlan
+    after: dict[Component, DeploymentState | None]
+    decisions: Mapping[Component, LagDecision]  # the autoscaler's, as the spec's mode uses them
 
 
 def kafka_settings(
@@ -219,42 +184,6 @@ class Reconciler:
             self._locks.pop(uid, None)
             self._memory.pop(uid, None)
 
-    # ---- status writing -------------------------------------------------------------------
-    def _write(
-        self,
-        ref: PipelineRef,
-        obj: Mapping[str, Any],
-        updates: Sequence[Condition],
-        **fields: Any,
-    ) -> list[dict[str, Any]]:
-        status = obj.get("status") or {}
-        generation = int(obj["metadata"].get("generation") or 0)
-        before = status.get("conditions") or []
-        conditions = merge_conditions(before, updates, now=self.utc_now(), generation=generation)
-        self.kube.patch_status(ref.namespace, ref.name, {**fields, "conditions": conditions})
-        self._ready_event(ref, before, conditions, generation)
-        return conditions
-
-    def _ready_event(
-        self,
-        ref: PipelineRef,
-        before: Sequence[Mapping[str, Any]],
-        after: Sequence[Mapping[str, Any]],
-        generation: int,
-    ) -> None:
-        was = condition(before, READY)
-        now = condition(after, READY)
-        if now is None or now.get("status") != "True":
-            return
-        if (
-            was is None
-            or was.get("status") != "True"
-            or was.get("observedGeneration") != generation
-        ):
-            self.events.post(
-                ref, NORMAL, "PipelineReady", f"generation {generation}: {now.get('message', '')}"
-            )
-
     # ---- entry points ---------------------------------------------------------------------
     def reconcile(self, ref: PipelineRef, *, measure_lag: bool, retry: int = 0) -> None:
         """Bring topics and children to the spec; measure lag first when ``measure_lag``."""
@@ -271,119 +200,13 @@ class Reconciler:
     def _reconcile(
         self, ref: PipelineRef, obj: Mapping[str, Any], *, measure_lag: bool, retry: int
     ) -> None:
-        generation = int(obj["metadata"].get("generation") or 0)
-        status = obj.get("status") or {}
-        conditions = status.get("conditions") or []
-        try:
-            spec = parse_spec(obj.get("spec") or {})
-        except SpecError as exc:
-            self._invalid(ref, obj, str(exc))
-            raise InvalidSpec(str(exc)) from exc
-
-        scaling_before = condition(conditions, SCALING) or {}
-        if spec.paused:
-            if scaling_before.get("reason") != PAUSED:
-                self.events.post(
-                    ref, NORMAL, PAUSED, "spec.paused: topics, Deployments and scaling left alone"
-                )
-            self._write(
-                ref,
-                obj,
-                [Condition.of(SCALING, False, PAUSED, "spec.paused is true")],
-                observedGeneration=generation,
-            )
+        prior = Prior.of(obj)
+        validated = self._validate_spec(ref, obj, prior)
+        if validated is None:
             return
-        if scaling_before.get("reason") == PAUSED:
-            self.events.post(ref, NORMAL, "Resumed", "spec.paused is false: reconciling again")
-
-        owner = Owner(ref.name, ref.namespace, ref.uid)
-        memory = self._mem(ref.uid)
-        named = referenced_secrets(spec)
-        missing = self.kube.missing_secrets(ref.namespace, list(named))
-        problems = [
-            (SECRET_MISSING, f"Secret {name} ({named[name]}) not found in {ref.namespace}")
-            for name in missing
-        ]
-        credentials = None
-        secret = spec.kafka.credentials_secret
-        if secret and secret not in missing:
-            credentials = self.kube.secret_values(ref.namespace, secret, ("username", "password"))
-        kafka = kafka_settings(spec, credentials)
-        topics = topics_for(spec)
-        wanted = sizing.partitions_for(spec.fleet.vehicles, spec.fleet.vehicles_per_partition)
-        specs = pipeline_topics(spec, wanted)
-
-        # 1. Topics first: consumers scaled up must find the partitions to take.
-        try:
-            actions, partitions = self.kafka.ensure_topics(kafka, specs)
-            altered = self._align_configs(ref, kafka, specs, actions)
-            lag = self._measure_lag(ref, spec, kafka) if measure_lag else None
-        except (KafkaUnavailable, TopicsFailed) as exc:
-            self._kafka_failed(ref, obj, exc, problems)
-            raise Backoff(str(exc), delay=self.settings.backoff(retry)) from exc
-        co_partitioned = [s.name for s in specs if s.name != topics.deadletter]
-        current = min(partitions.get(name, 0) for name in co_partitioned)
-        outcome = TopicsOutcome(desired=wanted, current=current, actions=actions)
-        self._topic_events(ref, obj, spec, outcome, altered)
-
-        # 2. Sizing, with the autoscaler's view of lag when it was measured.
-        before = _states(owner, self.kube.deployments(ref.namespace, ref.name))
-        now = self.clock()
-        for component in CONSUMERS:
-            state = before.get(component)
-            if state is not None:
-                memory.autoscaler.seed(component, now=now, replicas=state.spec_replicas)
-        mode = spec.autoscaling.mode
-        if lag is not None:
-            memory.lag = lag
-            memory.decisions = (
-                {}
-                if mode is AutoscalingMode.OFF
-                else memory.autoscaler.decide(spec, lag, now=now, topic_partitions=current)
-            )
-        decisions = {} if mode is AutoscalingMode.OFF else memory.decisions
-        plan = sizing.plan(spec, topic_partitions=current, lag=decisions)
-
-        # 3. Children, with server-side apply (reverts any hand edit of what we render).
-        generations: dict[Component, int] = {}
-        names = {name: c for c, name in deployment_names(owner).items()}
-        for manifest in render(owner, spec, plan):
-            applied = self.kube.apply(manifest)
-            if manifest["kind"] == "Deployment":
-                component = names[manifest["metadata"]["name"]]
-                generations[component] = int(applied["metadata"].get("generation") or 0)
-        self._scaling_events(
-            ref, obj, spec, plan, before, edited=memory.edited_by_others(generations)
-        )
-        after = _states(owner, self.kube.deployments(ref.namespace, ref.name))
-
-        # 4. Status.
-        desired = {c: plan.desired(c) for c in Component}
-        topics_c = topics_condition(outcome)
-        services_c = services_condition(after, desired)
-        degraded_c = degraded_condition(problems)
-        fields: dict[str, Any] = {
-            "observedGeneration": generation,
-            "partitions": {"desired": wanted, "current": current},
-            "replicas": replicas_status(plan, after),
-        }
-        if memory.lag:
-            fields["lag"] = lag_status(memory.lag)
-        self._write(
-            ref,
-            obj,
-            [
-                topics_c,
-                services_c,
-                scaling_condition(after, desired, mode, decisions),
-                degraded_c,
-                ready_condition(topics_c, services_c, degraded_c),
-            ],
-            **fields,
-        )
-        degraded_before = condition(conditions, DEGRADED) or {}
-        if problems and degraded_before.get("message") != degraded_c.message:
-            self.events.post(ref, WARNING, problems[0][0], degraded_c.message)
+        topics = self._ensure_topics(ref, prior, validated, measure_lag=measure_lag, retry=retry)
+        children = self._apply_children(ref, prior, validated, topics)
+        self._update_status(ref, prior, validated, topics, children)
 
     def refresh(self, namespace: str, name: str) -> None:
         """Re-read the Deployments of a pipeline and update its readiness (a Deployment moved)."""
@@ -393,68 +216,6 @@ class Reconciler:
             # Advisory: the timer and the next Deployment event will look again.
             log.info("%s/%s: readiness not refreshed: %s", namespace, name, exc)
 
-    def _refresh(self, namespace: str, name: str) -> None:
-        obj = self.kube.pipeline(namespace, name)
-        if obj is None:
-            return
-        ref = PipelineRef(namespace, name, str(obj["metadata"].get("uid", "")))
-        with self._lock(ref.uid):
-            obj = self.kube.pipeline(namespace, name)
-            if obj is None or obj["metadata"].get("deletionTimestamp"):
-                return
-            status = obj.get("status") or {}
-            generation = int(obj["metadata"].get("generation") or 0)
-            replicas = status.get("replicas") or {}
-            # Before the first reconcile of this generation, the desired counts are unknown.
-            if status.get("observedGeneration") != generation or not replicas:
-                return
-            try:
-                spec = parse_spec(obj.get("spec") or {})
-            except SpecError:
-                return
-            if spec.paused or any(c.key not in replicas for c in Component):
-                return
-            desired = {c: int(replicas[c.key]["desired"]) for c in Component}
-            states = _states(
-                Owner(name, namespace, ref.uid), self.kube.deployments(namespace, name)
-            )
-            if any(
-                state is None or state.spec_replicas != desired[c] for c, state in states.items()
-            ):
-                # Changed or deleted by someone else: put it back now, not at the next tick.
-                try:
-                    self._reconcile(ref, obj, measure_lag=False, retry=0)
-                except (Backoff, InvalidSpec) as exc:
-                    log.info("%s/%s: drift not reverted yet: %s", namespace, name, exc)
-                return
-            conditions = status.get("conditions") or []
-            services_c = services_condition(states, desired)
-            mode = spec.autoscaling.mode
-            decisions = {} if mode is AutoscalingMode.OFF else self._mem(ref.uid).decisions
-            scaling_c = scaling_condition(states, desired, mode, decisions)
-            topics_c = Condition.from_status(
-                condition(conditions, TOPICS_READY) or {"type": TOPICS_READY}
-            )
-            degraded_c = Condition.from_status(
-                condition(conditions, DEGRADED) or {"type": DEGRADED, "status": "False"}
-            )
-            by_key = {c.key: states.get(c) or _EMPTY for c in Component}
-            new_replicas = {
-                key: {**entry, "current": by_key[key].replicas, "ready": by_key[key].ready}
-                for key, entry in replicas.items()
-                if key in by_key
-            }
-            updates = [
-                services_c,
-                scaling_c,
-                ready_condition(topics_c, services_c, degraded_c),
-            ]
-            if new_replicas == replicas and all(
-                _same(condition(conditions, u.type), u) for u in updates
-            ):
-                return
-            self._write(ref, obj, updates, replicas=new_replicas)
-
     def delete(self, ref: PipelineRef, raw_spec: Mapping[str, Any], *, retry: int = 0) -> None:
         """The finalizer's work: keep the topics (the data) unless deletionPolicy is Delete."""
         with self._lock(ref.uid):
@@ -463,66 +224,112 @@ class Reconciler:
             try:
                 spec = parse_spec(raw_spec)
             except SpecError as exc:
-                self.events.post(
-                    ref, WARNING, INVALID_SPEC, f"deleted without touching Kafka: {exc}"
-                )
+                self._post(ref, [decisions.deleted_invalid(str(exc))])
                 self.forget(ref.uid)
                 return
             names = [s.name for s in pipeline_topics(spec, 1)]
             if spec.deletion_policy is DeletionPolicy.DELETE:
                 try:
-                    credentials = None
-                    secret = spec.kafka.credentials_secret
-                    if secret and not self.kube.missing_secrets(ref.namespace, [secret]):
-                        credentials = self.kube.secret_values(
-                            ref.namespace, secret, ("username", "password")
-                        )
+                    credentials = self._credentials(ref, spec, missing=None)
                     self.kafka.delete_topics(kafka_settings(spec, credentials), names)
                 except (KafkaUnavailable, TopicsFailed, KubeApiError) as exc:
-                    self.events.post(ref, WARNING, "TopicDeletionFailed", str(exc))
+                    self._post(ref, [decisions.deletion_failed(str(exc))])
                     raise Backoff(str(exc), delay=self.settings.backoff(retry)) from exc
-                self.events.post(
-                    ref, NORMAL, "TopicsDeleted", f"deletionPolicy Delete: {', '.join(names)}"
-                )
-            else:
-                self.events.post(
-                    ref,
-                    NORMAL,
-                    "TopicsRetained",
-                    f"deletionPolicy Retain: the {len(names)} topics keep the data",
-                )
+            self._post(ref, [decisions.topics_finalized(spec.deletion_policy, names)])
             self._finalized[ref.uid] = None
             while len(self._finalized) > 1000:
                 self._finalized.popitem(last=False)
         self.forget(ref.uid)
 
-    # ---- pieces ---------------------------------------------------------------------------
-    def _invalid(self, ref: PipelineRef, obj: Mapping[str, Any], message: str) -> None:
-        before = condition((obj.get("status") or {}).get("conditions") or [], DEGRADED) or {}
-        if before.get("reason") != INVALID_SPEC or before.get("message") != message:
-            self.events.post(ref, WARNING, INVALID_SPEC, message)
-        self._write(
-            ref,
-            obj,
-            [
-                Condition.of(DEGRADED, True, INVALID_SPEC, message),
-                Condition.of(READY, False, INVALID_SPEC, message),
-            ],
+    # ---- step 1: validate the spec --------------------------------------------------------
+    def _validate_spec(
+        self, ref: PipelineRef, obj: Mapping[str, Any], prior: Prior
+    ) -> _Validated | None:
+        """The spec to reconcile, or None when it is paused; InvalidSpec when unusable."""
+        try:
+            spec = parse_spec(obj.get("spec") or {})
+        except SpecError as exc:
+            self._decide(ref, prior, decisions.invalid_spec(prior, str(exc)))
+            raise InvalidSpec(str(exc)) from exc
+        if spec.paused:
+            self._decide(
+                ref, prior, decisions.paused(prior), fields={"observedGeneration": prior.generation}
+            )
+            return None
+        self._post(ref, decisions.resumed(prior))
+        named = referenced_secrets(spec)
+        missing = self.kube.missing_secrets(ref.namespace, list(named))
+        credentials = self._credentials(ref, spec, missing=missing)
+        return _Validated(
+            spec=spec,
+            owner=Owner(ref.name, ref.namespace, ref.uid),
+            kafka=kafka_settings(spec, credentials),
+            problems=decisions.missing_secrets(named, missing, ref.namespace),
         )
+
+    def _credentials(
+        self, ref: PipelineRef, spec: FleetPipelineSpec, *, missing: Sequence[str] | None
+    ) -> dict[str, str] | None:
+        """The Kafka credentials the spec names; ``missing``: the Secrets known missing, if so."""
+        secret = spec.kafka.credentials_secret
+        if not secret:
+            return None
+        if missing is None:
+            missing = self.kube.missing_secrets(ref.namespace, [secret])
+        if secret in missing:
+            return None
+        return self.kube.secret_values(ref.namespace, secret, ("username", "password"))
+
+    # ---- step 2: ensure the topics --------------------------------------------------------
+    def _ensure_topics(
+        self,
+        ref: PipelineRef,
+        prior: Prior,
+        validated: _Validated,
+        *,
+        measure_lag: bool,
+        retry: int,
+    ) -> _TopicsEnsured:
+        """Topics first: consumers scaled up must find the partitions to take."""
+        spec, kafka = validated.spec, validated.kafka
+        wanted = sizing.partitions_for(spec.fleet.vehicles, spec.fleet.vehicles_per_partition)
+        specs = pipeline_topics(spec, wanted)
+        try:
+            actions, partitions = self.kafka.ensure_topics(kafka, specs)
+            altered = self._align_configs(ref, kafka, specs, actions)
+            lag = self._measure_lag(ref, spec, kafka) if measure_lag else None
+        except (KafkaUnavailable, TopicsFailed) as exc:
+            log.warning("%s/%s: %s", ref.namespace, ref.name, exc)
+            failed = decisions.kafka_failed(
+                prior,
+                str(exc),
+                validated.problems,
+                unreachable=isinstance(exc, KafkaUnavailable),
+            )
+            self._decide(ref, prior, failed)
+            raise Backoff(str(exc), delay=self.settings.backoff(retry)) from exc
+        current = min(partitions.get(name, 0) for name in co_partitioned(topics_for(spec)))
+        outcome = TopicsOutcome(desired=wanted, current=current, actions=actions)
+        self._post(ref, decisions.topic_events(prior, spec, outcome, altered))
+        return _TopicsEnsured(outcome, lag)
 
     def _align_configs(
         self,
         ref: PipelineRef,
         kafka: KafkaSettings,
         specs: Sequence[TopicSpec],
-        actions: Mapping[str, str],
+        actions: Mapping[str, TopicChange],
     ) -> list[str]:
         """Retention of topics that existed before (new ones were created with it).
 
         A topic just created or grown may not be known to every broker yet; a refusal here is
         retried at the next tick rather than failing the reconcile. Unreachable brokers are not.
         """
-        existing = [s for s in specs if actions.get(s.name) != "created"]
+        existing = [
+            s
+            for s in specs
+            if s.name not in actions or actions[s.name].action is not TopicAction.CREATED
+        ]
         if not existing:
             return []
         try:
@@ -550,164 +357,149 @@ class Reconciler:
             log.warning("%s/%s: lag not measured this time: %s", ref.namespace, ref.name, exc)
             return None
 
-    def _kafka_failed(
-        self,
-        ref: PipelineRef,
-        obj: Mapping[str, Any],
-        exc: Exception,
-        problems: list[tuple[str, str]],
-    ) -> None:
-        reason = KAFKA_UNREACHABLE if isinstance(exc, KafkaUnavailable) else TOPICS_FAILED
-        message = str(exc)
-        before = condition((obj.get("status") or {}).get("conditions") or [], DEGRADED) or {}
-        if before.get("reason") != reason:
-            self.events.post(ref, WARNING, reason, message)
-        log.warning("%s/%s: %s", ref.namespace, ref.name, message)
-        degraded = degraded_condition([(reason, message), *problems])
-        self._write(
-            ref,
-            obj,
-            [
-                Condition(
-                    TOPICS_READY,
-                    "Unknown" if reason == KAFKA_UNREACHABLE else "False",
-                    reason,
-                    message,
-                ),
-                degraded,
-                Condition.of(READY, False, reason, message),
-            ],
-        )
+    # ---- step 3: apply the children -------------------------------------------------------
+    def _apply_children(
+        self, ref: PipelineRef, prior: Prior, validated: _Validated, topics: _TopicsEnsured
+    ) -> _ChildrenApplied:
+        """Size with the autoscaler's view of lag, then server-side apply every child.
 
-    def _topic_events(
-        self,
-        ref: PipelineRef,
-        obj: Mapping[str, Any],
-        spec: FleetPipelineSpec,
-        outcome: TopicsOutcome,
-        altered: Sequence[str],
-    ) -> None:
-        created = sorted(n for n, a in outcome.actions.items() if a == "created")
-        grown = sorted(n for n, a in outcome.actions.items() if a.startswith("grown"))
-        if created:
-            self.events.post(
-                ref,
-                NORMAL,
-                "TopicsCreated",
-                f"created {len(created)} topics with {outcome.desired} partitions "
-                f"(replication factor {spec.kafka.replication_factor}): {', '.join(created)}",
-            )
-        if grown:
-            steps = sorted({outcome.actions[n].removeprefix("grown ") for n in grown})
-            self.events.post(
-                ref,
-                NORMAL,
-                "PartitionsIncreased",
-                f"grew {len(grown)} topics ({', '.join(steps)}) before scaling: {', '.join(grown)}",
-            )
-        if altered:
-            self.events.post(
-                ref,
-                NORMAL,
-                "TopicConfigChanged",
-                f"retention.ms set to {spec.kafka.retention_hours} h on {', '.join(altered)}",
-            )
-        if outcome.current > outcome.desired:
-            status = obj.get("status") or {}
-            before = condition(status.get("conditions") or [], TOPICS_READY) or {}
-            asked_before = (status.get("partitions") or {}).get("desired")
-            if before.get("reason") != NOT_SUPPORTED or asked_before != outcome.desired:
-                self.events.post(
-                    ref,
-                    WARNING,
-                    "PartitionDecreaseNotSupported",
-                    f"Kafka cannot decrease partitions: topics keep {outcome.current}, the spec "
-                    f"asks {outcome.desired}",
-                )
-
-    def _scaling_events(
-        self,
-        ref: PipelineRef,
-        obj: Mapping[str, Any],
-        spec: FleetPipelineSpec,
-        plan: sizing.SizingPlan,
-        before: Mapping[Component, DeploymentState | None],
-        *,
-        edited: set[Component],
-    ) -> None:
-        status = obj.get("status") or {}
-        previous = status.get("replicas") or {}
-        same_generation = status.get("observedGeneration") == obj["metadata"].get("generation")
-        created = []
-        for component, service_plan in plan.services.items():
+        Applying reverts any hand edit of what we render.
+        """
+        spec, owner = validated.spec, validated.owner
+        memory = self._mem(ref.uid)
+        current = topics.outcome.current
+        before = _states(owner, self.kube.deployments(ref.namespace, ref.name))
+        now = self.clock()
+        for component in CONSUMERS:
             state = before.get(component)
-            desired = service_plan.desired
-            prior = previous.get(component.key) or {}
-            lag = service_plan.lag
-            if (
-                lag is not None
-                and spec.autoscaling.mode is AutoscalingMode.RECOMMEND
-                and lag.recommended != desired
-                and prior.get("recommended") != lag.recommended
-            ):
-                self.events.post(
-                    ref,
-                    NORMAL,
-                    "ScalingRecommended",
-                    f"{component.value}: {lag.recommended} replicas recommended (lag "
-                    f"{lag.lag} records, {lag.lag_replicas} by lagThreshold "
-                    f"{spec.autoscaling.lag_threshold}); Recommend mode keeps {desired}",
-                )
-            if state is None:
-                created.append(f"{component.value}={desired}")
-                continue
-            if state.spec_replicas == desired:
-                if component in edited:
-                    self.events.post(
-                        ref,
-                        WARNING,
-                        "DriftReverted",
-                        f"Deployment {ref.name}-{component.value} was changed outside the "
-                        f"operator; put back to {desired} replicas",
-                    )
-                continue
-            if same_generation and prior.get("desired") == desired:
-                self.events.post(
-                    ref,
-                    WARNING,
-                    "DriftReverted",
-                    f"Deployment {ref.name}-{component.value} was set to {state.spec_replicas} "
-                    f"replicas outside the operator; put back to {desired} replicas",
-                )
-            elif lag is not None and desired == lag.recommended and desired != service_plan.sized:
-                self.events.post(
-                    ref,
-                    NORMAL,
-                    "AutoScaled",
-                    f"{component.value} {state.spec_replicas}→{desired} replicas: lag {lag.lag} "
-                    f"records, lagThreshold {spec.autoscaling.lag_threshold}",
-                )
-            else:
-                self.events.post(
-                    ref,
-                    NORMAL,
-                    "Scaled",
-                    f"{component.value} {state.spec_replicas}→{desired} replicas for "
-                    f"{spec.fleet.events_per_second:g} events/s",
-                )
-        if created:
-            self.events.post(
-                ref, NORMAL, "ServicesCreated", "Deployments with replicas " + ", ".join(created)
+            if state is not None:
+                memory.autoscaler.seed(component, now=now, replicas=state.spec_replicas)
+        mode = spec.autoscaling.mode
+        if topics.lag is not None:
+            memory.lag = topics.lag
+            memory.decisions = (
+                {}
+                if mode is AutoscalingMode.OFF
+                else memory.autoscaler.decide(spec, topics.lag, now=now, topic_partitions=current)
             )
+        lag_decisions = {} if mode is AutoscalingMode.OFF else memory.decisions
+        plan = sizing.plan(spec, topic_partitions=current, lag=lag_decisions)
 
+        generations: dict[Component, int] = {}
+        names = {name: c for c, name in deployment_names(owner).items()}
+        for manifest in render(owner, spec, plan):
+            applied = self.kube.apply(manifest)
+            if manifest["kind"] == "Deployment":
+                component = names[manifest["metadata"]["name"]]
+                generations[component] = int(applied["metadata"].get("generation") or 0)
+        edited = memory.edited_by_others(generations)
+        self._post(
+            ref,
+            decisions.scaling_events(prior, spec, plan, before, pipeline=ref.name, edited=edited),
+        )
+        after = _states(owner, self.kube.deployments(ref.namespace, ref.name))
+        return _ChildrenApplied(plan, after, lag_decisions)
 
-_EMPTY = DeploymentState(0, 0, 0, 0, True)
+    # ---- step 4: update the status --------------------------------------------------------
+    def _update_status(
+        self,
+        ref: PipelineRef,
+        prior: Prior,
+        validated: _Validated,
+        topics: _TopicsEnsured,
+        children: _ChildrenApplied,
+    ) -> None:
+        outcome, plan = topics.outcome, children.plan
+        fields: dict[str, Any] = {
+            "observedGeneration": prior.generation,
+            "partitions": {"desired": outcome.desired, "current": outcome.current},
+            "replicas": replicas_status(plan, children.after),
+        }
+        memory = self._mem(ref.uid)
+        if memory.lag:
+            fields["lag"] = lag_status(memory.lag)
+        decision = decisions.reconciled(
+            prior,
+            outcome,
+            children.after,
+            plan,
+            mode=validated.spec.autoscaling.mode,
+            decisions=children.decisions,
+            problems=validated.problems,
+        )
+        self._decide(ref, prior, decision, fields=fields)
 
+    # ---- readiness after a Deployment moved -----------------------------------------------
+    def _refresh(self, namespace: str, name: str) -> None:
+        obj = self.kube.pipeline(namespace, name)
+        if obj is None:
+            return
+        ref = PipelineRef(namespace, name, str(obj["metadata"].get("uid", "")))
+        with self._lock(ref.uid):
+            obj = self.kube.pipeline(namespace, name)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return
+            status = obj.get("status") or {}
+            prior = Prior.of(obj)
+            # Before the first reconcile of this generation, the desired counts are unknown.
+            if status.get("observedGeneration") != prior.generation or not prior.replicas:
+                return
+            try:
+                spec = parse_spec(obj.get("spec") or {})
+            except SpecError:
+                return
+            if spec.paused or any(c.key not in prior.replicas for c in Component):
+                return
+            desired = {c: int(prior.replicas[c.key]["desired"]) for c in Component}
+            states = _states(
+                Owner(name, namespace, ref.uid), self.kube.deployments(namespace, name)
+            )
+            if decisions.drifted(states, desired):
+                # Changed or deleted by someone else: put it back now, not at the next tick.
+                try:
+                    self._reconcile(ref, obj, measure_lag=False, retry=0)
+                except (Backoff, InvalidSpec) as exc:
+                    log.info("%s/%s: drift not reverted yet: %s", namespace, name, exc)
+                return
+            mode = spec.autoscaling.mode
+            refreshed = decisions.refreshed(
+                prior,
+                states,
+                desired,
+                mode=mode,
+                decisions={} if mode is AutoscalingMode.OFF else self._mem(ref.uid).decisions,
+            )
+            if refreshed is not None:
+                updates, replicas = refreshed
+                self._write(ref, prior, updates, {"replicas": replicas})
 
-def _same(before: Mapping[str, Any] | None, after: Condition) -> bool:
-    return (
-        before is not None
-        and before.get("status") == after.status
-        and before.get("reason") == after.reason
-        and before.get("message") == after.message
-    )
+    # ---- posting and writing --------------------------------------------------------------
+    def _post(self, ref: PipelineRef, events: Iterable[Event]) -> None:
+        for event in events:
+            self.events.post(ref, event.type, event.reason, event.message)
+
+    def _decide(
+        self,
+        ref: PipelineRef,
+        prior: Prior,
+        decision: decisions.Decision,
+        *,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._post(ref, decision.events)
+        self._write(ref, prior, decision.conditions, fields or {})
+
+    def _write(
+        self,
+        ref: PipelineRef,
+        prior: Prior,
+        updates: Sequence[Condition],
+        fields: Mapping[str, Any],
+    ) -> None:
+        conditions = merge_conditions(
+            prior.conditions, updates, now=self.utc_now(), generation=prior.generation
+        )
+        self.kube.patch_status(ref.namespace, ref.name, {**fields, "conditions": conditions})
+        ready = decisions.ready_event(prior.conditions, conditions, prior.generation)
+        if ready is not None:
+            self._post(ref, [ready])

@@ -11,17 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from fleet_operator.sizing import CONSUMERS, INPUT_TOPICS, SizingPlan
 from fleet_operator.spec import API_VERSION, KIND, Component, FleetPipelineSpec
-from fleetpipe.core.kafka import TopicSpec
 from fleetpipe.core.settings import Topics
+from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.registry import FIELDS as REGISTRY_FIELDS
-from fleetpipe_dev.stack.devstack import topic_specs
 
 Manifest = dict[str, Any]
 
@@ -125,16 +124,12 @@ def input_topics(spec: FleetPipelineSpec, component: Component) -> list[str]:
 
 def pipeline_topics(spec: FleetPipelineSpec, partitions: int) -> list[TopicSpec]:
     """Every topic of the pipeline, co-partitioned, with the spec's replication and retention."""
-    retention_ms = str(spec.kafka.retention_hours * 3600 * 1000)
-    out = []
-    for topic in topic_specs(topics_for(spec), partitions):
-        config = dict(topic.config or {})
-        if config.get("cleanup.policy") != "compact":
-            # The detection changelog is compacted: it keeps the latest state per vehicle,
-            # however old; time retention would throw state away.
-            config["retention.ms"] = retention_ms
-        out.append(replace(topic, replication_factor=spec.kafka.replication_factor, config=config))
-    return out
+    return topic_specs(
+        topics_for(spec),
+        partitions,
+        replication_factor=spec.kafka.replication_factor,
+        retention_ms=spec.kafka.retention_hours * 3600 * 1000,
+    )
 
 
 # ---- metadata ----------------------------------------------------------------------------

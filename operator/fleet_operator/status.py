@@ -13,6 +13,7 @@ from typing import Any
 
 from fleet_operator.sizing import CONSUMERS, LagDecision, SizingPlan
 from fleet_operator.spec import AutoscalingMode, Component
+from fleetpipe.core.topics import TopicAction, TopicChange
 
 READY = "Ready"
 TOPICS_READY = "TopicsReady"
@@ -127,11 +128,11 @@ class DeploymentState:
 class TopicsOutcome:
     desired: int  # partitions the spec asks for
     current: int  # partitions the co-partitioned topics have now (the smallest of them)
-    actions: Mapping[str, str]  # per topic: created / grown a->b / ok / kept N (asked M)
+    actions: Mapping[str, TopicChange]  # what ensuring each topic did
 
-    @property
-    def kept(self) -> list[str]:
-        return sorted(name for name, action in self.actions.items() if action.startswith("kept"))
+    def named(self, action: TopicAction) -> list[str]:
+        """The topics ensuring did ``action`` to, sorted."""
+        return sorted(name for name, change in self.actions.items() if change.action is action)
 
 
 # ---- conditions --------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import TopicSpec, build_admin
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.bench.harness import (
     RunResult,
     Summary,

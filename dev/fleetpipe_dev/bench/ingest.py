@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from fleetpipe.core.kafka import TopicSpec, build_admin
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.bench.harness import (
     RunResult,
     Summary,

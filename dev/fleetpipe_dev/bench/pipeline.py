@@ -30,11 +30,12 @@ from rich.console import Console
 
 from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.topics import topic_specs
 from fleetpipe.registry import write_csv
 from fleetpipe_dev.bench.baseline import run_baseline
 from fleetpipe_dev.bench.cpu import BROKER, DATABASE, DRIVER, OTHER, CpuMeter, CpuUsage
 from fleetpipe_dev.bench.harness import Summary, markdown_table
-from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
     DEFAULT_SMS_FROM,
     SERVICES,

@@ -26,8 +26,9 @@ from typing import Literal
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, TopicSpec, build_admin
+from fleetpipe.core.kafka import Admin, build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.detection.changelog import Changelog
 from fleetpipe.detection.state import VehicleState
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
@@ -41,7 +42,7 @@ from fleetpipe_dev.bench.harness import (
     write_report,
 )
 from fleetpipe_dev.drills import drill_fleet
-from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.testing import produce_all, service_env
 from fleetpipe_loadtest import synthetic
 from fleetpipe_loadtest.fleet import Fleet

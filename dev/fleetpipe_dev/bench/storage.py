@@ -24,8 +24,9 @@ import psycopg
 import typer
 from rich.console import Console
 
-from fleetpipe.core.kafka import TopicSpec, build_admin
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.bench.harness import (
     RunResult,
     Summary,

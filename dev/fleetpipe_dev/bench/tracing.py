@@ -24,8 +24,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Headers, Message, TopicSpec, build_admin
+from fleetpipe.core.kafka import Headers, Message, build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.core.tracing import (
     CONSUMER,
     DEFAULT_RATIO,
@@ -45,7 +46,7 @@ from fleetpipe_dev.bench.harness import (
 )
 from fleetpipe_dev.bench.ingest import _send_all, encode_batches, start_ingest
 from fleetpipe_dev.bench.stages import _telemetry
-from fleetpipe_dev.stack.devstack import DevStack, topic_specs
+from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.testing import produce_all, service_env
 from fleetpipe_loadtest.machine import machine
 

@@ -19,8 +19,9 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fleetpipe.core.kafka import TopicSpec, build_admin
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.topics import topic_specs
 from fleetpipe_dev.stack.jaeger import BUILD_HINT, JaegerServer, jaeger_binary
 from fleetpipe_dev.stack.kafka import KafkaBroker, default_cache, kafka_libs
 from fleetpipe_dev.stack.postgres import PostgresServer
@@ -54,28 +55,6 @@ class DevStackSettings(BaseSettings):
     jaeger_query_port: int = 16686
     jaeger_query_grpc_port: int = 16685
     jaeger_health_port: int = 13133
-
-
-def topic_specs(topics: Topics, partitions: int) -> list[TopicSpec]:
-    """Every pipeline topic, co-partitioned; the detection state changelog is compacted."""
-    specs = [
-        TopicSpec(name, partitions)
-        for key, name in topics.model_dump().items()
-        if key not in {"deadletter", "detection_state"}
-    ]
-    specs.append(TopicSpec(topics.deadletter, max(1, min(partitions, 6))))
-    specs.append(
-        TopicSpec(
-            topics.detection_state,
-            partitions,
-            config={
-                "cleanup.policy": "compact",
-                "min.compaction.lag.ms": "0",
-                "segment.ms": "600000",
-            },
-        )
-    )
-    return specs
 
 
 @dataclass

@@ -30,6 +30,7 @@ from confluent_kafka.admin import (
 
 from fleetpipe.core.errors import DeliveryError, KafkaError, ProducerQueueFull
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,9 @@ class Producer:
         assert self._client is not None
         return self._client
 
-    def open(self, *, init_timeout_s: float = 60.0) -> None:
+    def open(self, *, init_transactions: bool = True, init_timeout_s: float = 60.0) -> None:
+        """Build the client; a transactional one also fences its predecessors unless the
+        caller runs ``init_transactions`` itself (with its own bound and recovery)."""
         if self._client is not None:
             return
         # Delivery reports only for failures: a Python callback per delivered record would cost
@@ -201,7 +204,7 @@ class Producer:
                 "on_delivery": self._tracker.on_delivery,
             }
         )
-        if self.transactional:
+        if self.transactional and init_transactions:
             # Fences any earlier producer with the same transactional.id and aborts its open
             # transaction, so a restarted process never leaves a zombie transaction behind.
             _retry_kafka(lambda: self.client.init_transactions(init_timeout_s), "init_transactions")
@@ -265,6 +268,13 @@ class Producer:
         if self._client is not None:
             self._client.flush(timeout)
             self._client = None
+
+    def discard(self) -> None:
+        """Forget the client without flushing it: a fatally failed or wedged producer is
+        abandoned, and the next ``open`` builds a new one with the same configuration."""
+        self._client = None
+        # A fresh tracker: the abandoned client may still report its records as failed.
+        self._tracker = _DeliveryTracker(failures=[])
 
 
 class Consumer:
@@ -396,14 +406,6 @@ def _retry_kafka(call: Callable[[], Any], what: str, attempts: int = 10) -> Any:
     raise AssertionError("unreachable")
 
 
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    replication_factor: int = 1
-    config: Mapping[str, str] | None = None
-
-
 class Admin:
     """Topic administration: create, grow and describe. Never shrinks or deletes data by itself."""
 
@@ -443,15 +445,16 @@ class Admin:
             if t.error is None and (wanted is None or name in wanted)
         }
 
-    def ensure_topics(self, specs: Sequence[TopicSpec]) -> dict[str, str]:
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> dict[str, TopicChange]:
         """Create missing topics and grow those with too few partitions.
 
-        Returns what was done per topic: ``created``, ``grown a->b``, ``ok`` or
-        ``kept N (asked M)`` when fewer partitions were asked than exist — Kafka cannot shrink
-        a topic, and doing so by re-creation would lose data.
+        Returns what was done per topic: created, grown, ok, or kept when fewer partitions were
+        asked than exist — Kafka cannot shrink a topic, and doing so by re-creation would lose
+        data.
         """
         existing = self.partitions([s.name for s in specs])
-        actions: dict[str, str] = {}
+        asked = {s.name: s.partitions for s in specs}
+        actions: dict[str, TopicChange] = {}
         to_create = [
             NewTopic(
                 s.name,
@@ -468,11 +471,14 @@ class Admin:
             ).items():
                 try:
                     fut.result()
-                    actions[name] = "created"
+                    actions[name] = TopicChange(TopicAction.CREATED, 0, asked[name], asked[name])
                 except KafkaException as exc:
                     if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                         raise KafkaError(f"creating topic {name} failed: {exc.args[0]}") from exc
-                    actions[name] = "ok"
+                    # Created meanwhile by someone else, presumably as asked.
+                    actions[name] = TopicChange(
+                        TopicAction.OK, asked[name], asked[name], asked[name]
+                    )
         to_grow = [s for s in specs if s.name in existing and existing[s.name] < s.partitions]
         if to_grow:
             futures = self.client.create_partitions(
@@ -484,13 +490,14 @@ class Admin:
                     futures[s.name].result()
                 except KafkaException as exc:
                     raise KafkaError(f"growing topic {s.name} failed: {exc.args[0]}") from exc
-                actions[s.name] = f"grown {existing[s.name]}->{s.partitions}"
+                actions[s.name] = TopicChange(
+                    TopicAction.GROWN, existing[s.name], s.partitions, s.partitions
+                )
         for s in specs:
             if s.name in existing and s.name not in actions:
                 have = existing[s.name]
-                actions[s.name] = (
-                    "ok" if have == s.partitions else f"kept {have} (asked {s.partitions})"
-                )
+                action = TopicAction.OK if have == s.partitions else TopicAction.KEPT
+                actions[s.name] = TopicChange(action, have, have, s.partitions)
         return actions
 
     def delete_topics(self, names: Sequence[str]) -> None:

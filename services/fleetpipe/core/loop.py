@@ -15,6 +15,12 @@ loop carries on. A handler that cannot make progress for now (its database is do
 :class:`RetryLater`: the loop rewinds to the last committed offsets and tries again after a
 backoff, while still polling so the consumer keeps its place in the group.
 
+Kafka itself going away (a broker restart, a coordinator moving) is ridden through in the
+process: every blocking client call is bounded (see :mod:`fleetpipe.core.transactions`) and
+each failure gets librdkafka's documented recovery — retry, abort and rewind, or a new
+producer that fences the old one. Meanwhile ``/readyz`` says "waiting for Kafka" and the
+liveness heartbeat goes on.
+
 Tracing (see :mod:`fleetpipe.core.tracing`): a record whose headers carry a sampled W3C trace
 context gets a consumer span, child of its producer's span, from the start of its batch until
 the batch is committed; the handler finds it in ``Output.traced``. Records without trace
@@ -25,20 +31,18 @@ when tracing is off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, Protocol
 
 import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from fleetpipe.core.codecs import ProtoCodec
-from fleetpipe.core.errors import CodecError
+from fleetpipe.core.errors import CodecError, KafkaError
 from fleetpipe.core.health import Health
 from fleetpipe.core.kafka import (
     build_consumer,
@@ -48,7 +52,9 @@ from fleetpipe.core.kafka import (
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
+from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import CONSUMER, Span, Tracing, messaging_attributes
+from fleetpipe.core.transactions import BoundedCalls, KafkaCallStalled, Recovery, recovery_for
 
 log = logging.getLogger(__name__)
 
@@ -103,27 +109,6 @@ class LoopConfig:
     producer_overrides: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
 
-class StopFlag:
-    """Set by SIGTERM/SIGINT (or by a test); the loop drains its batch and exits."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
-
-    def install_signal_handlers(self) -> None:
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s, draining", signal.Signals(signum).name)
-            self.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-
-
 class ConsumeProduceLoop:
     def __init__(
         self,
@@ -173,6 +158,13 @@ class ConsumeProduceLoop:
             )
         )
         self._in_txn = False
+        call_timeout_s = kafka.call_timeout_ms / 1000
+        self._producer_calls = BoundedCalls(f"{config.service}-producer", timeout_s=call_timeout_s)
+        self._consumer_calls = BoundedCalls(f"{config.service}-consumer", timeout_s=call_timeout_s)
+        # A retriable transaction step is retried for as long as the transaction can live:
+        # past that the coordinator aborts it anyway.
+        self._txn_budget_s = kafka.transaction_timeout_ms / 1000
+        self._kafka_trouble_since: float | None = None
         self._last_tick = clock()
         self._assignment: list[TopicPartition] = []
         self.out = Output(
@@ -218,44 +210,153 @@ class ConsumeProduceLoop:
 
     def _commit(self, consumed: bool) -> None:
         if self._eos:
+            producer = self.producer
             if consumed:
                 self._begin()
-                self.producer.client.send_offsets_to_transaction(
-                    self._positions(), self.consumer.client.consumer_group_metadata()
+                offsets = self._positions()
+                group = self.consumer.client.consumer_group_metadata()
+                # Retried with the very same offsets and group metadata, as librdkafka asks:
+                # a retry is a new request, not a resumption.
+                self._transactional(
+                    "send_offsets_to_transaction",
+                    lambda t: producer.client.send_offsets_to_transaction(offsets, group, t),
                 )
             if self._in_txn:
-                self.producer.client.commit_transaction()
+                self._transactional("commit_transaction", producer.client.commit_transaction)
                 self._in_txn = False
                 self.metrics.transactions.labels("committed").inc()
             self.producer.raise_for_failures()
         else:
-            self.producer.flush()
+            self._flush()
             if consumed:
                 positions = self._positions()
                 if positions:
-                    self.consumer.client.commit(offsets=positions, asynchronous=False)
+                    consumer = self.consumer.client
+                    self._consumer_calls.call(
+                        "commit",
+                        lambda _t: consumer.commit(offsets=positions, asynchronous=False),
+                    )
 
-    def _abort_and_rewind(self, why: str) -> None:
-        """Throw away the batch's effects and go back to the last committed offsets."""
-        log.warning("rewinding to committed offsets: %s", why)
-        if self._eos and self._in_txn:
+    def _transactional(self, what: str, call: Callable[[float], object]) -> None:
+        """Run a transaction step, retrying it while librdkafka calls its error retriable."""
+        deadline = self._clock() + self._txn_budget_s
+        while True:
             try:
-                self.producer.client.abort_transaction()
+                self._producer_calls.call(what, call)
+                return
             except KafkaException as exc:
+                err = exc.args[0]
+                if recovery_for(err) is not Recovery.RETRY:
+                    raise
+                if self._clock() >= deadline:
+                    # A timed-out commit goes on in the background and refuses an abort
+                    # (_CONFLICT) until it ends: only a new producer is sure to end it.
+                    raise KafkaCallStalled(f"{what} ({err})", self._txn_budget_s) from exc
+                self._waiting_for_kafka(f"{what}: {err}")
+                time.sleep(0.2)  # an error returned at once must not become a busy loop
+
+    def _flush(self) -> None:
+        """Wait until every record is acknowledged, a bounded wait at a time: the broker's
+        delivery timeout, not this loop, decides when a record has failed."""
+        client = self.producer.client
+        while remaining := client.flush(self._producer_calls.timeout_s):
+            self._waiting_for_kafka(f"{remaining} record(s) not yet acknowledged")
+        self.producer.raise_for_failures()
+
+    def _init_transactions(self) -> None:
+        """Build the producer and fence every earlier one with its transactional id."""
+        while not self.stop:
+            self.producer.open(init_transactions=False)
+            client = self.producer.client
+            try:
+                self._producer_calls.call("init_transactions", client.init_transactions)
+                return
+            except KafkaCallStalled as exc:
+                self._waiting_for_kafka(str(exc))
+                self.producer.discard()
+            except KafkaException as exc:
+                err = exc.args[0]
+                if recovery_for(err) is not Recovery.RETRY:
+                    raise KafkaError(f"init_transactions failed: {err}") from exc
+                self._waiting_for_kafka(f"init_transactions: {err}")
+                time.sleep(0.2)
+
+    def _recover(self, kind: Recovery, why: str) -> None:
+        """Leave a failed batch behind: abort its transaction (or, when the producer cannot
+        do even that, replace the producer) and go back to the last committed offsets."""
+        if self._eos and self._in_txn and kind is not Recovery.RECREATE:
+            try:
+                self._transactional("abort_transaction", self.producer.client.abort_transaction)
+                self._in_txn = False
+                self.producer.discard_failures()
+                self.metrics.transactions.labels("aborted").inc()
+            except (KafkaException, KafkaCallStalled) as exc:
                 log.error("abort_transaction failed: %s", exc)
-                raise
-            self._in_txn = False
-            self.producer.discard_failures()
-            self.metrics.transactions.labels("aborted").inc()
-        if not self._assignment:
-            return
-        committed = self.consumer.client.committed(self._assignment, timeout=30)
+                kind = Recovery.RECREATE
+        if self._eos and kind is Recovery.RECREATE:
+            log.warning("replacing the producer: %s", why)
+            self.producer.discard()
+            if self._in_txn:
+                # Never committed: the new producer's init_transactions aborts it.
+                self._in_txn = False
+                self.metrics.transactions.labels("aborted").inc()
+            self._init_transactions()
+        self._rewind(why)
+
+    def _rewind(self, why: str) -> None:
+        """Go back to the last committed offsets, so the discarded batch is processed again."""
+        log.warning("rewinding to committed offsets: %s", why)
+        consumer = self.consumer.client
+        while assignment := list(self._assignment):
+            try:
+                committed = self._consumer_calls.call(
+                    "committed", functools.partial(_committed, consumer, assignment)
+                )
+                break
+            except (KafkaException, KafkaCallStalled) as exc:
+                if self.stop:
+                    # Leaving anyway: whoever takes the partitions starts from the committed
+                    # offsets, which is all a rewind would do.
+                    return
+                self._waiting_for_kafka(f"committed offsets: {exc}")
+                # A consumer whose session lapsed during the outage defers offset lookups
+                # until the application has served its rebalance: serve it. What it fetches
+                # meanwhile is dropped; the seek below goes back before it.
+                consumer.consume(self.config.max_batch, 0.2)
+        else:
+            return  # the partitions went elsewhere: a new assignment starts from the commits
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else confluent_kafka.OFFSET_BEGINNING
-            self.consumer.client.seek(TopicPartition(tp.topic, tp.partition, offset))
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         # The handler's in-memory state may reflect the discarded batch: rebuild it.
-        self.handler.on_revoke(list(self._assignment))
-        self.handler.on_assign(list(self._assignment))
+        self.handler.on_revoke(assignment)
+        self.handler.on_assign(assignment)
+
+    def _waiting_for_kafka(self, reason: str) -> None:
+        if self._kafka_trouble_since is None:
+            self._kafka_trouble_since = self._clock()
+            log.warning("waiting for Kafka: %s", reason)
+        self.health.set_ready(False, f"waiting for Kafka: {reason}")
+        # Waiting for Kafka is not a stall: the liveness probe must not restart the process.
+        self.health.beat()
+
+    def _probe_kafka(self) -> None:
+        """An idle stage commits nothing, and its consumer reports no outage: a metadata
+        request now and then says whether Kafka serves."""
+        consumer, topic = self.consumer.client, next(iter(self.config.inputs))
+        try:
+            self._consumer_calls.call("list_topics", lambda t: consumer.list_topics(topic, t))
+        except (KafkaException, KafkaCallStalled) as exc:
+            self._waiting_for_kafka(f"metadata: {exc}")
+            return
+        self._kafka_back()
+
+    def _kafka_back(self) -> None:
+        if self._kafka_trouble_since is None:
+            return
+        log.info("Kafka is back after %.1fs", self._clock() - self._kafka_trouble_since)
+        self._kafka_trouble_since = None
+        self.health.set_ready(bool(self._assignment), "" if self._assignment else "no partitions")
 
     # -- the loop ----------------------------------------------------------------------------
     def _decode(
@@ -273,7 +374,7 @@ class ConsumeProduceLoop:
             err = msg.error()
             if err is not None:
                 if err.fatal():
-                    raise KafkaException(err)
+                    raise KafkaError(f"the consumer failed: {err}")
                 log.warning("consumer error: %s", err)
                 continue
             topic = msg.topic() or ""
@@ -352,8 +453,11 @@ class ConsumeProduceLoop:
                 if now >= self._next_lag:
                     self._next_lag = now + self._lag_interval_s
                     self._report_lag()
+                    if not msgs:
+                        self._probe_kafka()
             if msgs or self._in_txn or not self._eos:
                 self._commit(consumed=bool(msgs))
+                self._kafka_back()
         except BaseException as exc:
             self._end_spans(exc)
             raise
@@ -387,7 +491,10 @@ class ConsumeProduceLoop:
 
     def run(self) -> None:
         """Run until the stop flag is set, then drain: commit, leave the group, flush."""
-        self.producer.open()
+        if self._eos:
+            self._init_transactions()
+        else:
+            self.producer.open()
         self.consumer.subscribe(
             list(self.config.inputs),
             on_assign=self._on_assign,
@@ -409,20 +516,28 @@ class ConsumeProduceLoop:
                     backoff = self.config.retry_backoff_s[0]
                 except RetryLater as exc:
                     self.health.set_ready(False, f"waiting: {exc}")
-                    self._abort_and_rewind(f"handler asked to retry later: {exc}")
+                    self._recover(Recovery.ABORT, f"handler asked to retry later: {exc}")
                     self._pause_polling(backoff)
                     backoff = min(backoff * 2, self.config.retry_backoff_s[1])
-                except KafkaException as exc:
-                    err = exc.args[0]
-                    if self._eos and getattr(err, "txn_requires_abort", lambda: False)():
-                        self._abort_and_rewind(f"transaction must abort: {err}")
+                except (KafkaException, KafkaCallStalled) as exc:
+                    kind = (
+                        recovery_for(exc.args[0])
+                        if isinstance(exc, KafkaException)
+                        else Recovery.RECREATE
+                    )
+                    self._waiting_for_kafka(str(exc))
+                    if self._eos and (self._in_txn or kind is not Recovery.RETRY):
+                        # Inside a transaction any failure ends the batch: it is given up
+                        # (aborted, or fenced by a new producer) and processed again.
+                        self._recover(Recovery.ABORT if kind is Recovery.RETRY else kind, str(exc))
                         continue
-                    if getattr(err, "retriable", lambda: False)():
-                        log.warning("retriable Kafka error, retrying the commit: %s", err)
-                        time.sleep(backoff)
-                        backoff = min(backoff * 2, self.config.retry_backoff_s[1])
-                        continue
-                    raise
+                    if isinstance(exc, KafkaException) and exc.args[0].fatal():
+                        raise
+                    # No transaction at stake (at least once, or between transactions): the
+                    # outputs are flushed, and the next commit covers the offsets.
+                    log.warning("Kafka error, trying again: %s", exc)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, self.config.retry_backoff_s[1])
         finally:
             self._shutdown()
 
@@ -448,13 +563,22 @@ class ConsumeProduceLoop:
         self.health.set_ready(False, "stopping")
         try:
             if self._eos and self._in_txn:
-                self.producer.client.abort_transaction()
+                client = self.producer.client
+                self._producer_calls.call("abort_transaction", client.abort_transaction)
                 self._in_txn = False
-        except KafkaException as exc:
+        except (KafkaException, KafkaCallStalled) as exc:
             log.warning("abort on shutdown failed: %s", exc)
         self.consumer.close()
-        self.producer.close()
+        self.producer.close(self._producer_calls.timeout_s)
+        self._producer_calls.close()
+        self._consumer_calls.close()
 
 
 def _fmt(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _committed(
+    consumer: confluent_kafka.Consumer, partitions: list[TopicPartition], timeout: float
+) -> list[TopicPartition]:
+    return list(consumer.committed(partitions, timeout=timeout))

@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from fleetpipe.core.health import Health, HealthServer
 from fleetpipe.core.logs import configure_logging
-from fleetpipe.core.loop import ConsumeProduceLoop, Handler, LoopConfig, StopFlag
+from fleetpipe.core.loop import ConsumeProduceLoop, Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.settings import ServiceSettings
+from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import setup_tracing
 
 log = logging.getLogger(__name__)

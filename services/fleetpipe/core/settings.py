@@ -15,6 +15,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleetpipe.core.topics import (
+    ALERTS,
+    DEADLETTER,
+    DETECTION_STATE,
+    ENRICHED,
+    NOTIFICATIONS,
+    RAW,
+    SCORES,
+    TRIPS,
+)
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -47,6 +58,11 @@ class KafkaSettings(_Frozen):
     # broker; the Java client uses 20 ms for this case.
     transaction_retry_backoff_ms: int = Field(default=10, ge=1, le=1000)
     session_timeout_ms: int = 10_000
+    # How long the loop lets one blocking client call (a transaction step, a flush, an offset
+    # lookup) take before it looks again: retries it, or gives up on the client. Short, so a
+    # broker restart is noticed and ridden through while the liveness probe still sees
+    # heartbeats; a retriable transaction step is retried for up to transaction_timeout_ms.
+    call_timeout_ms: int = Field(default=5_000, ge=100, le=300_000)
     # How soon clients notice a topic's new partitions (librdkafka's default is 5 minutes). Keys
     # move when partitions grow; the sooner producers and consumers agree, the shorter the
     # window in which a key's records sit on its old partition.
@@ -70,16 +86,16 @@ class KafkaSettings(_Frozen):
 
 
 class Topics(_Frozen):
-    """Topic names. Tests and side-by-side installs give every topic its own name."""
+    """Topic names (defaults: core.topics). Tests and side-by-side installs give each its own."""
 
-    raw: str = "fleet.telemetry.raw.v1"
-    enriched: str = "fleet.telemetry.enriched.v1"
-    alerts: str = "fleet.alerts.v1"
-    trips: str = "fleet.trips.v1"
-    scores: str = "fleet.driver-scores.v1"
-    notifications: str = "fleet.notifications.v1"
-    deadletter: str = "fleet.deadletter.v1"
-    detection_state: str = "fleet.detection.state.v1"
+    raw: str = RAW.name
+    enriched: str = ENRICHED.name
+    alerts: str = ALERTS.name
+    trips: str = TRIPS.name
+    scores: str = SCORES.name
+    notifications: str = NOTIFICATIONS.name
+    deadletter: str = DEADLETTER.name
+    detection_state: str = DETECTION_STATE.name
 
     @classmethod
     def with_suffix(cls, suffix: str) -> Topics:

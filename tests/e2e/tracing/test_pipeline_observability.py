@@ -24,9 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import Topics
+from fleetpipe.core.topics import topic_specs
 from fleetpipe.pb.v1 import ingest_pb2, ingest_pb2_grpc, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe_dev.stack.devstack import topic_specs
 from fleetpipe_dev.stack.jaeger import JaegerServer
 from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for

@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
-from fleetpipe.core.kafka import TopicSpec, build_admin
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.testing import wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,10 @@ from typing import TypeVar
 import pytest
 
 from fleetpipe.core.errors import GroupOffsetsUnavailable
-from fleetpipe.core.kafka import TopicSpec, build_admin, build_transactional_producer
+from fleetpipe.core.kafka import build_admin, build_transactional_producer
 from fleetpipe.core.lag import PartitionLag, commit_offsets, end_offsets, group_lag
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.testing import committed_total, produce_all, wait_for
 
 pytestmark = pytest.mark.integration

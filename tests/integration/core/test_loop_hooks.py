@@ -13,10 +13,11 @@ from prometheus_client import generate_latest
 
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.health import Health, HealthServer
-from fleetpipe.core.loop import BaseHandler, ConsumeProduceLoop, LoopConfig, RetryLater, StopFlag
+from fleetpipe.core.loop import BaseHandler, ConsumeProduceLoop, LoopConfig, RetryLater
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings, Topics
+from fleetpipe.core.stopping import StopFlag
 from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe_dev.testing import produce_all, read_all, wait_for
 from fleetpipe_loadtest import synthetic

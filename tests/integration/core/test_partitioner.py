@@ -7,10 +7,11 @@ import uuid
 import confluent_kafka
 import pytest
 
-from fleetpipe.core.kafka import Admin, Producer, TopicSpec
+from fleetpipe.core.kafka import Admin, Producer
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.readers import read_table
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.testing import produce_all, read_all, wait_for
 
 pytestmark = pytest.mark.integration

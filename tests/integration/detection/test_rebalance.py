@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 import confluent_kafka
 import pytest
 
-from fleetpipe.core.kafka import PARTITIONER, Admin, TopicSpec
+from fleetpipe.core.kafka import PARTITIONER, Admin
 from fleetpipe.core.partitioner import partition_for
+from fleetpipe.core.topics import TopicSpec
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2

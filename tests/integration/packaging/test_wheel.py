@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,23 +16,15 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _build_wheel(project: Path, out: Path) -> zipfile.ZipFile:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-            str(project),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=out,
+    # Built from a copy, as the image's build does: setuptools leaves a build/ folder beside
+    # the project it builds.
+    source = out / "source"
+    skip = shutil.ignore_patterns(
+        ".*", "build", "*.egg-info", "__pycache__", "tests", "benchmarks", "helm", "k8s", "tools"
     )
+    shutil.copytree(project, source, ignore=skip)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*pip, "-w", str(out), str(source)], check=True, capture_output=True, cwd=out)
     (wheel,) = out.glob("*.whl")
     return zipfile.ZipFile(wheel)
 

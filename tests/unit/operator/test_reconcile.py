@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fleet_operator.reconcile import Backoff, InvalidSpec
+from fleet_operator.ports import Backoff, InvalidSpec
 
 pytestmark = pytest.mark.unit
 

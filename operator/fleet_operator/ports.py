@@ -1,0 +1,85 @@
+"""What the reconciler needs from the outside world, and the errors crossing that boundary.
+
+The reconciler reaches the Kubernetes API, Kafka and the Event recorder only through these
+Protocols: ``cluster.py`` implements the first two, ``handlers.KopfEvents`` the third, and the
+unit tests hand in fakes. The edges turn their clients' errors into the ones below, so that the
+reconciler decides on the project's own exceptions and never imports a client library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fleet_operator.render import Manifest
+from fleet_operator.spec import API_VERSION, KIND
+from fleetpipe.core.errors import FleetPipeError
+from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicChange, TopicSpec
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineRef:
+    namespace: str
+    name: str
+    uid: str
+
+    def body(self) -> dict[str, Any]:
+        """Enough of the object for an Event's involvedObject."""
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+        }
+
+
+class KubeApi(Protocol):
+    def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]: ...
+    def apply(self, manifest: Manifest) -> dict[str, Any]: ...
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+    def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]: ...
+    def secret_values(self, namespace: str, name: str, keys: Sequence[str]) -> dict[str, str]: ...
+
+
+class KafkaApi(Protocol):
+    def ensure_topics(
+        self, kafka: KafkaSettings, specs: Sequence[TopicSpec]
+    ) -> tuple[dict[str, TopicChange], dict[str, int]]:
+        """Create and grow (never shrink); what was done per topic and the partitions now."""
+        ...
+
+    def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]: ...
+    def lag(self, kafka: KafkaSettings, group_id: str, topics: Sequence[str]) -> int: ...
+    def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None: ...
+
+
+class Events(Protocol):
+    def post(self, ref: PipelineRef, type_: str, reason: str, message: str) -> None: ...
+
+
+# ---- errors the edges raise --------------------------------------------------------------
+class KafkaUnavailable(FleetPipeError):
+    """The brokers cannot be reached (or do not answer in time)."""
+
+
+class TopicsFailed(FleetPipeError):
+    """The brokers answered but refused a topic operation (replication factor, policy...)."""
+
+
+class KubeApiError(FleetPipeError):
+    """The Kubernetes API refused or failed a call (a terminating namespace, a conflict...)."""
+
+
+# ---- errors the reconciler raises (the handlers turn them into kopf's) -------------------
+class Backoff(Exception):
+    """Try again after ``delay`` seconds (kopf.TemporaryError in the handlers)."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class InvalidSpec(Exception):
+    """The spec cannot be used; retrying will not help until it changes."""

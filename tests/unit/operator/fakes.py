@@ -1,0 +1,167 @@
+"""Hand-written stand-ins for the reconciler's ports: Kubernetes, Kafka and the Event recorder.
+
+Each implements its Protocol explicitly (a method missing or mistyped fails mypy here, not in
+a test run) and keeps what the tests look at in plain fields.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleet_operator.ports import Events, KafkaApi, KafkaUnavailable, KubeApi, PipelineRef
+from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
+
+
+@dataclass
+class Journal:
+    """The order of calls across both fakes."""
+
+    calls: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FakeKube(KubeApi):
+    journal: Journal
+    pipelines: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    secrets: set[str] = field(default_factory=lambda: {"db", "twilio"})
+    # Called once, with the kind and name of the next object about to be applied (to
+    # interleave a hand edit), then forgotten.
+    on_apply: Callable[[str, str], bool] | None = None
+
+    def add_pipeline(
+        self, name: str, spec: Mapping[str, Any], *, namespace: str = "ns"
+    ) -> PipelineRef:
+        uid = f"uid-{name}"
+        self.pipelines[(namespace, name)] = {
+            "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
+            "spec": copy.deepcopy(dict(spec)),
+        }
+        return PipelineRef(namespace, name, uid)
+
+    def update_spec(self, ref: PipelineRef, **changes: Any) -> None:
+        obj = self.pipelines[(ref.namespace, ref.name)]
+        obj["spec"].update(copy.deepcopy(changes))
+        obj["metadata"]["generation"] += 1
+
+    def status(self, ref: PipelineRef) -> dict[str, Any]:
+        return dict(self.pipelines[(ref.namespace, ref.name)].get("status") or {})
+
+    def condition(self, ref: PipelineRef, type_: str) -> dict[str, Any]:
+        return next(c for c in self.status(ref)["conditions"] if c["type"] == type_)
+
+    # -- the KubeApi protocol --
+    def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self.pipelines.get((namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]:
+        return {
+            name: copy.deepcopy(obj)
+            for (kind, name), obj in self.objects.items()
+            if kind == "Deployment"
+            and obj["metadata"]["labels"]["fleetpipe.io/pipeline"] == pipeline
+        }
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        self.journal.calls.append(f"apply {key[0]}/{key[1]}")
+        if self.on_apply is not None and self.on_apply(*key):
+            self.on_apply = None
+        obj = copy.deepcopy(dict(manifest))
+        before = self.objects.get(key)
+        if manifest["kind"] == "Deployment":
+            generation = (before or {}).get("metadata", {}).get("generation", 0)
+            changed = before is None or before["spec"] != obj["spec"]
+            obj["metadata"]["generation"] = generation + (1 if changed else 0)
+            obj["status"] = (before or {}).get("status", {})
+        self.objects[key] = obj
+        return obj
+
+    def roll_out(self) -> None:
+        """What the Deployment controller and kwok do: every replica up and ready."""
+        for (kind, _name), obj in self.objects.items():
+            if kind == "Deployment":
+                n = obj["spec"]["replicas"]
+                obj["status"] = {
+                    "observedGeneration": obj["metadata"]["generation"],
+                    "replicas": n,
+                    "readyReplicas": n,
+                    "updatedReplicas": n,
+                }
+
+    def scale_by_hand(self, name: str, replicas: int) -> None:
+        obj = self.objects[("Deployment", name)]
+        obj["spec"]["replicas"] = replicas
+        obj["metadata"]["generation"] += 1
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self.journal.calls.append("patch status")
+        obj = self.pipelines[(namespace, name)]
+        obj["status"] = {**(obj.get("status") or {}), **copy.deepcopy(dict(status))}
+
+    def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]:
+        return [n for n in names if n not in self.secrets]
+
+    def secret_values(self, namespace: str, name: str, keys: Sequence[str]) -> dict[str, str]:
+        return {k: f"{name}-{k}" for k in keys}
+
+
+@dataclass
+class FakeKafka(KafkaApi):
+    journal: Journal
+    topics: dict[str, int] = field(default_factory=dict)
+    lags: dict[str, int] = field(default_factory=dict)
+    reachable: bool = True
+    deleted: list[str] = field(default_factory=list)
+
+    def _check(self, kafka: KafkaSettings) -> None:
+        if not self.reachable:
+            raise KafkaUnavailable(f"Kafka at {kafka.bootstrap_servers} unreachable")
+
+    def ensure_topics(
+        self, kafka: KafkaSettings, specs: Sequence[TopicSpec]
+    ) -> tuple[dict[str, TopicChange], dict[str, int]]:
+        self._check(kafka)
+        self.journal.calls.append("ensure topics")
+        actions = {}
+        for s in specs:
+            have = self.topics.get(s.name)
+            if have is None:
+                self.topics[s.name] = s.partitions
+                actions[s.name] = TopicChange(TopicAction.CREATED, 0, s.partitions, s.partitions)
+            elif have < s.partitions:
+                self.topics[s.name] = s.partitions
+                actions[s.name] = TopicChange(TopicAction.GROWN, have, s.partitions, s.partitions)
+            elif have > s.partitions:
+                actions[s.name] = TopicChange(TopicAction.KEPT, have, have, s.partitions)
+            else:
+                actions[s.name] = TopicChange(TopicAction.OK, have, have, s.partitions)
+        return actions, {s.name: self.topics[s.name] for s in specs}
+
+    def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:
+        self._check(kafka)
+        return []
+
+    def lag(self, kafka: KafkaSettings, group_id: str, topics: Sequence[str]) -> int:
+        self._check(kafka)
+        return self.lags.get(group_id, 0)
+
+    def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None:
+        self._check(kafka)
+        self.deleted += list(names)
+
+
+@dataclass
+class RecordingEvents(Events):
+    posted: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def post(self, ref: PipelineRef, type_: str, reason: str, message: str) -> None:
+        self.posted.append((type_, reason, message))
+
+    def reasons(self) -> list[str]:
+        return [reason for _t, reason, _m in self.posted]

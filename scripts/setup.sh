@@ -51,20 +51,23 @@ fi
 venv="${FLEETPIPE_VENV:-.venv}"
 python="${PYTHON:-python3.11}"
 have "$python" || python=python3
-stamp="$venv/.fleetpipe-installed"
+# The demo needs the two distributions; the tests add the dev extras (pytest, mypy, ruff, the
+# protobuf compiler, ...). A stamp per flavour records what the environment was built from.
+if ((want_test_packages)); then flavour=test; target='.[dev]'; else flavour=demo; target='.'; fi
+hash_now=$(cat pyproject.toml dev/pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-16)
 if [ ! -x "$venv/bin/python" ]; then
   say "creating $venv"
   "$python" -m venv "$venv"
 fi
-hash_now=$(cat pyproject.toml dev/pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-16)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash_now" ]; then
-  say "installing Python packages into $venv"
+installed() { [ -f "$venv/.fleetpipe-installed-$1" ] && [ "$(cat "$venv/.fleetpipe-installed-$1")" == "$hash_now" ]; }
+if installed "$flavour" || { [ "$flavour" == demo ] && installed test; }; then
+  say "Python packages present"
+else
+  say "installing Python packages into $venv ($flavour)"
   "$venv/bin/python" -m pip install -q --upgrade pip
   # fleetpipe-dev (dev/) adds the local stack, the demo, the benchmarks and the test helpers.
-  "$venv/bin/python" -m pip install -q -c requirements/constraints.txt -e '.[dev]' -e ./dev
-  echo "$hash_now" > "$stamp"
-else
-  say "Python packages present"
+  "$venv/bin/python" -m pip install -q -c requirements/constraints.txt -e "$target" -e ./dev
+  echo "$hash_now" > "$venv/.fleetpipe-installed-$flavour"
 fi
 
 # --- Kafka's jars ------------------------------------------------------------------------------

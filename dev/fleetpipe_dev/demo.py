@@ -31,7 +31,7 @@ from fleetpipe_dev.stack.pipeline import (
     LocalPipeline,
     PipelineConfig,
 )
-from fleetpipe_dev.twilio_contract import TwilioContractServer
+from fleetpipe_dev.twilio import TwilioContractServer
 from fleetpipe_loadtest.live import render
 from fleetpipe_loadtest.loadrun import (
     LiveView,

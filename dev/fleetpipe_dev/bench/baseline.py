@@ -5,28 +5,17 @@ Every other performance figure of the project is quoted against B measured on th
 
 from __future__ import annotations
 
-import shlex
-import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import build_admin
-from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.core.topics import TopicSpec
-from fleetpipe_dev.bench.harness import (
-    RunResult,
-    Summary,
-    markdown_table,
-    measure_service,
-    write_report,
-)
+from fleetpipe_dev.bench.harness import RunResult, Summary, markdown_table, measure_service
+from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.testing import produce_all, service_env
 from fleetpipe_loadtest import synthetic
-from fleetpipe_loadtest.machine import machine
 
 
 def run_baseline(
@@ -38,31 +27,31 @@ def run_baseline(
     report: Path,
     console: Console,
 ) -> list[Summary]:
-    stack.up(topics=Topics(), partitions=partitions, say=lambda *_: None)
-    kafka = stack.kafka_settings
-    suffix = f"bench{int(time.time())}"
-    topics = Topics.with_suffix(suffix)
-    admin = build_admin(kafka)
-    admin.ensure_topics(
-        [
-            TopicSpec(topics.raw, partitions),
-            TopicSpec(topics.enriched, partitions),
-            TopicSpec(topics.deadletter, 1),
-        ]
+    session = BenchSession.start(
+        stack, name="bench", partitions=partitions, report=report, console=console
     )
-    console.print(f"pre-loading {events:,} raw telemetry records into {topics.raw}")
-    produce_all(
-        kafka,
-        topics.raw,
-        ((e.vehicle_id, e.SerializeToString()) for e in synthetic.stream(1000, events)),
-    )
+    kafka = session.kafka
+    topics = session.topics()
     results: dict[DeliveryMode, list[RunResult]] = {m: [] for m in DeliveryMode}
-    logs = report.parent / "logs"
-    try:
+    with session:
+        session.create_topics(
+            [
+                TopicSpec(topics.raw, partitions),
+                TopicSpec(topics.enriched, partitions),
+                TopicSpec(topics.deadletter, 1),
+            ]
+        )
+        console.print(f"pre-loading {events:,} raw telemetry records into {topics.raw}")
+        produce_all(
+            kafka,
+            topics.raw,
+            ((e.vehicle_id, e.SerializeToString()) for e in synthetic.stream(1000, events)),
+        )
+        logs = session.logs()
         for run in range(1, runs + 1):
             # Alternating the modes spreads the machine's drift over both.
             for mode in DeliveryMode:
-                group = f"baseline-{mode.value}-{run}-{suffix}"
+                group = f"baseline-{mode.value}-{run}-{session.suffix}"
                 env = service_env(
                     kafka,
                     topics,
@@ -89,31 +78,22 @@ def run_baseline(
                     f"run {run}/{runs} {mode.value:<14} {result.events_per_s:>10,.0f} events/s "
                     f"{result.cpu_us_per_event:6.1f} µs CPU/event"
                 )
-    finally:
-        admin.delete_topics([topics.raw, topics.enriched, topics.deadletter])
     summaries = [Summary.of(f"passthrough, {m.value}", results[m]) for m in DeliveryMode]
-    _write_report(report, summaries, results, events=events, partitions=partitions)
-    console.print(markdown_table(summaries))
-    console.print(f"report: {report}")
+    _write_report(session, summaries, results, events=events, partitions=partitions)
+    session.finish(summaries)
     return summaries
 
 
 def _write_report(
-    report: Path,
+    session: BenchSession,
     summaries: list[Summary],
     results: dict[DeliveryMode, list[RunResult]],
     *,
     events: int,
     partitions: int,
 ) -> None:
-    report.parent.mkdir(parents=True, exist_ok=True)
-    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    env = machine()
     md = [
-        "# Baseline B: core-loop passthrough",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
+        *session.heading("Baseline B: core-loop passthrough"),
         "The core loop (`fleetpipe.passthrough`, one process) consumes raw telemetry records "
         f"(protobuf, ~{_record_size()} bytes each) from a topic of {partitions} partitions, "
         "decodes each, and produces its bytes unchanged to another topic; the broker runs on the "
@@ -124,12 +104,9 @@ def _write_report(
         markdown_table(summaries),
         "",
     ]
-    write_report(
-        report,
+    session.write_report(
         md,
         {m.value: rs for m, rs in results.items()},
-        command=command,
-        env=env,
         fields={
             "events": events,
             "partitions": partitions,

@@ -95,6 +95,15 @@ class Summary:
         )
 
 
+def versus(stage: Summary, base: Summary) -> tuple[float, float, float]:
+    """``stage`` against ``base``, medians: events/s ratio, CPU-per-event ratio, and the CPU µs
+    per event it adds."""
+    rate = stage.events_per_s[1] / base.events_per_s[1]
+    cpu = stage.cpu_us_per_event[1] / base.cpu_us_per_event[1]
+    extra = stage.cpu_us_per_event[1] - base.cpu_us_per_event[1]
+    return rate, cpu, extra
+
+
 def markdown_table(summaries: Sequence[Summary]) -> str:
     lines = [
         "| what | runs | events/s (median) | min – max | CPU µs/event (median) | min – max |",

@@ -17,30 +17,21 @@ import asyncio
 import json
 import os
 import secrets
-import shlex
-import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
-from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import TopicSpec
-from fleetpipe_dev.bench.harness import (
-    RunResult,
-    Summary,
-    markdown_table,
-    write_report,
-)
+from fleetpipe_dev.bench.harness import RunResult, Summary, markdown_table
+from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, end_offsets, service_env, wait_for
 from fleetpipe_loadtest.fleet import Fleet
-from fleetpipe_loadtest.machine import machine
 from fleetpipe_loadtest.sender import Sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick
 
@@ -192,17 +183,19 @@ async def _sustained(
 
 
 def run_ingest_bench(stack: DevStack, config: BenchConfig, console: Console) -> list[Summary]:
-    stack.up(topics=Topics(), partitions=config.partitions, say=lambda *_: None)
-    kafka = stack.kafka_settings
-    suffix = f"bench{int(time.time())}"
-    topics = Topics.with_suffix(suffix)
-    admin = build_admin(kafka)
-    admin.ensure_topics([TopicSpec(topics.raw, config.partitions), TopicSpec(topics.deadletter, 1)])
-    logs = config.report.parent / "logs"
+    session = BenchSession.start(
+        stack, name="bench", partitions=config.partitions, report=config.report, console=console
+    )
+    kafka = session.kafka
+    topics = session.topics()
     results: dict[str, list[RunResult]] = {}
     client_us: list[float] = []
     load = [os.getloadavg()[0]]
-    try:
+    with session:
+        session.create_topics(
+            [TopicSpec(topics.raw, config.partitions), TopicSpec(topics.deadletter, 1)]
+        )
+        logs = session.logs()
         for run in range(1, config.runs + 1):
             # Alternating the batch sizes spreads the machine's drift over all of them.
             for size in BATCH_SIZES:
@@ -235,16 +228,14 @@ def run_ingest_bench(stack: DevStack, config: BenchConfig, console: Console) -> 
                 )
             load.append(os.getloadavg()[0])
         stored = sum(end_offsets(kafka, topics.raw).values())
-    finally:
-        admin.delete_topics([topics.raw, topics.deadletter])
     summaries = [Summary.of(label, rs) for label, rs in results.items()]
-    _write_report(config, summaries, results, client_us, load, stored)
-    console.print(markdown_table(summaries))
-    console.print(f"report: {config.report}")
+    _write_report(session, config, summaries, results, client_us, load, stored)
+    session.finish(summaries)
     return summaries
 
 
 def _write_report(
+    session: BenchSession,
     config: BenchConfig,
     summaries: list[Summary],
     results: dict[str, list[RunResult]],
@@ -252,16 +243,9 @@ def _write_report(
     load: list[float],
     stored: int,
 ) -> None:
-    report = config.report
-    report.parent.mkdir(parents=True, exist_ok=True)
-    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    env = machine()
     sample = Fleet(100, seed=1).tick().message(0).ByteSize()
     md = [
-        "# Ingest: CPU per event and sustained throughput",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
+        *session.heading("Ingest: CPU per event and sustained throughput"),
         "One ingest process (`fleetpipe.ingest`) on the local broker (one node, raw topic of "
         f"{config.partitions} partitions, lz4, acks=all, idempotent producer); telemetry from "
         f"the simulator, ~{sample} bytes per event. The client sends pre-encoded batches over "
@@ -287,12 +271,9 @@ def _write_report(
         f"topic held {stored:,} records at the end (every run's events, warm-ups included).",
         "",
     ]
-    write_report(
-        report,
+    session.write_report(
         md,
         results,
-        command=command,
-        env=env,
         fields={
             "load_average": load,
             "events": {str(s): events_for(s, config.events) for s in BATCH_SIZES},

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
 from rich.console import Console
 
-from fleetpipe.core.settings import Topics
+from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
 from fleetpipe_dev.stack.kube import KubeCluster
 from fleetpipe_dev.stack.procs import free_port
@@ -82,15 +79,16 @@ def run_operator_bench(
 ) -> list[OperatorRun]:
     # The machine is shared: the load around the runs is part of the result.
     load_before = os.getloadavg()[0]
-    stack = DevStack(DevStackSettings())
-    stack.up(topics=Topics(), partitions=1, say=lambda *_: None)
-    bootstrap = stack.kafka_settings.bootstrap_servers
+    session = BenchSession.start(
+        DevStack(DevStackSettings()), name="opbench", partitions=1, report=report, console=console
+    )
+    bootstrap = session.kafka.bootstrap_servers
     home = Path(tempfile.mkdtemp(prefix="fleetpipe-opbench-"))
     cluster = KubeCluster(home=home / "kube", api_port=free_port(), nodes=nodes)
     started = time.monotonic()
     pids = cluster.start()
     console.print(f"control plane with {nodes} kwok nodes up in {time.monotonic() - started:.1f}s")
-    logs = report.parent / "logs"
+    logs = session.logs()
     operator = ServiceProcess(
         "fleet_operator",
         env={
@@ -119,7 +117,7 @@ def run_operator_bench(
         operator.stop()
         cluster.stop(pids)
         shutil.rmtree(home, ignore_errors=True)
-    _write_report(report, results, nodes=nodes, load=(load_before, os.getloadavg()[0]))
+    _write_report(session, results, nodes=nodes, load=(load_before, os.getloadavg()[0]))
     console.print(f"report: {report}")
     return results
 
@@ -169,10 +167,8 @@ def _stats(values: list[float]) -> tuple[float, float, float]:
 
 
 def _write_report(
-    report: Path, results: list[OperatorRun], *, nodes: int, load: tuple[float, float]
+    session: BenchSession, results: list[OperatorRun], *, nodes: int, load: tuple[float, float]
 ) -> None:
-    report.parent.mkdir(parents=True, exist_ok=True)
-    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     env = machine()
     rows = [
         ("50K vehicles applied → Ready", [r.create_to_ready_s for r in results]),
@@ -183,10 +179,7 @@ def _write_report(
         ("**50K → 100K patch → Ready**", [r.patch_to_ready_s for r in results]),
     ]
     md = [
-        "# Operator: FleetPipeline 50K → 100K vehicles to Ready",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
+        *session.heading("Operator: FleetPipeline 50K → 100K vehicles to Ready"),
         "A fresh local control plane (etcd 3.4, kube-apiserver, kube-controller-manager and "
         f"kube-scheduler v1.37.1, {nodes} kwok nodes), the dev stack's Kafka broker and the "
         "operator as its own process (`python -m fleet_operator`), all on this machine. Each run "
@@ -216,11 +209,11 @@ def _write_report(
         f"- {r.create_to_ready_s:.1f}, {r.patch_to_observed_s:.1f}, {r.patch_to_ready_s:.1f}"
         for r in results
     ]
-    report.write_text("\n".join(md) + "\n")
-    report.with_suffix(".json").write_text(
+    session.report.write_text("\n".join(md) + "\n")
+    session.report.with_suffix(".json").write_text(
         json.dumps(
             {
-                "command": command,
+                "command": session.command,
                 "machine": env,
                 "nodes": nodes,
                 "load_average_before_after": list(load),

@@ -16,9 +16,6 @@ import json
 import math
 import os
 import secrets
-import shlex
-import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,13 +25,13 @@ import psycopg
 from psycopg import sql
 from rich.console import Console
 
-from fleetpipe.core.kafka import build_admin
-from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.core.topics import topic_specs
 from fleetpipe.registry import write_csv
 from fleetpipe_dev.bench.baseline import run_baseline
 from fleetpipe_dev.bench.cpu import BROKER, DATABASE, DRIVER, OTHER, CpuMeter, CpuUsage
 from fleetpipe_dev.bench.harness import Summary, markdown_table
+from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
     DEFAULT_SMS_FROM,
@@ -42,7 +39,7 @@ from fleetpipe_dev.stack.pipeline import (
     LocalPipeline,
     PipelineConfig,
 )
-from fleetpipe_dev.twilio_contract import TwilioContractServer
+from fleetpipe_dev.twilio import TwilioContractServer
 from fleetpipe_loadtest.loadrun import (
     LiveView,
     LoadPlan,
@@ -117,10 +114,11 @@ def run_pipeline_bench(
     console: Console,
     overrides: Mapping[str, str] | None = None,
 ) -> list[RateResult]:
-    stack.up(topics=Topics(), partitions=partitions, say=lambda *_: None)
-    kafka = stack.kafka_settings
-    work = report.parent / "logs" / "pipeline"
-    work.mkdir(parents=True, exist_ok=True)
+    session = BenchSession.start(
+        stack, name="pipe", partitions=partitions, report=report, console=console
+    )
+    kafka = session.kafka
+    work = session.logs("pipeline")
     load_before = _loadavg()
     console.rule("baseline B, same run")
     baseline = run_baseline(
@@ -131,10 +129,8 @@ def run_pipeline_bench(
         report=work / "baseline-same-run.md",
         console=console,
     )
-    suffix = f"pipe{int(time.time())}"
-    topics = Topics.with_suffix(suffix)
-    admin = build_admin(kafka)
-    admin.ensure_topics(topic_specs(topics, partitions))
+    suffix = session.suffix
+    topics = session.topics()
     token = secrets.token_urlsafe(24)
     base = new_run_id()
     plans = [
@@ -153,7 +149,8 @@ def run_pipeline_bench(
     registry = work / "vehicles.csv"
     write_csv([v for p in plans for v in p.registry()], registry)
     results: list[RateResult] = []
-    with TwilioContractServer() as twilio:
+    with session, TwilioContractServer() as twilio:
+        session.create_topics(topic_specs(topics, partitions))
         config = PipelineConfig(
             kafka=kafka,
             topics=topics,
@@ -203,12 +200,12 @@ def run_pipeline_bench(
                 console.print(f"lag (median, max) {result.late_lag}; verdicts {result.verdicts}")
         finally:
             pipeline.stop()
-            admin.delete_topics([s.name for s in topic_specs(topics, partitions)])
+            session.delete_topics()
             # The run's rows (millions at these rates) are measured by now: the report holds
             # what they showed.
             _drop_schema(stack.postgres_dsn, config.schema)
-    _write(report, results, baseline, duration_s=duration_s, partitions=partitions,
-           processes=processes, load=(load_before, _loadavg()))  # fmt: skip
+    _write(report, results, baseline, command=session.command, duration_s=duration_s,
+           partitions=partitions, processes=processes, load=(load_before, _loadavg()))  # fmt: skip
     console.print(f"report: {report}")
     return results
 
@@ -248,12 +245,12 @@ def _write(
     results: list[RateResult],
     baseline: list[Summary],
     *,
+    command: str,
     duration_s: float,
     partitions: int,
     processes: int,
     load: tuple[str, str],
 ) -> None:
-    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     b = {s.label: s.events_per_s[1] for s in baseline}
     b_eos = b.get(f"passthrough, {DeliveryMode.EXACTLY_ONCE.value}", 0.0)
     sustained = [r for r in results if r.sustained]

@@ -15,19 +15,15 @@ vehicles are written to a changelog topic and read back as a replica does on ass
 from __future__ import annotations
 
 import itertools
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Admin, build_admin
-from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.settings import Topics
 from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.detection.changelog import Changelog
 from fleetpipe.detection.state import VehicleState
@@ -39,14 +35,14 @@ from fleetpipe_dev.bench.harness import (
     Summary,
     markdown_table,
     measure_service,
-    write_report,
+    versus,
 )
+from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.drills import drill_fleet
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.testing import produce_all, service_env
 from fleetpipe_loadtest import synthetic
 from fleetpipe_loadtest.fleet import Fleet
-from fleetpipe_loadtest.machine import machine
 from fleetpipe_loadtest.scenarios import ScenarioMix
 
 Source = Literal["simulator", "drill", "synthetic"]
@@ -122,31 +118,60 @@ def run_stages(
     report: Path,
     console: Console,
 ) -> list[Summary]:
-    stack.up(topics=Topics(), partitions=partitions, say=lambda *_: None)
-    kafka = stack.kafka_settings
-    suffix = f"stages{int(time.time())}"
-    base = Topics.with_suffix(suffix)
-    admin = build_admin(kafka)
-    admin.ensure_topics(topic_specs(base, partitions))
-    work = report.parent / "logs" / "stages"
-    work.mkdir(parents=True, exist_ok=True)
+    session = BenchSession.start(
+        stack, name="stages", partitions=partitions, report=report, console=console
+    )
+    kafka = session.kafka
+    base = session.topics()
+    work = session.logs("stages")
+    with session:
+        session.create_topics(topic_specs(base, partitions))
+        console.print(f"building {events:,} {source} events for {vehicles:,} vehicles")
+        raw_events, fleet = _telemetry(source, vehicles, events)
+        registry_path = work / "vehicles.csv"
+        write_csv(fleet, registry_path)
+        enricher = Enricher(VehicleRegistry(fleet), SpeedLimits())
+        enriched = enricher.enrich(
+            ((t, t.SerializeToString()) for t in raw_events), now_us=time.time_ns() // 1000
+        ).values
+        console.print(f"pre-loading {base.raw} and {base.enriched}")
+        produce_all(kafka, base.raw, ((t.vehicle_id, t.SerializeToString()) for t in raw_events))
+        produce_all(kafka, base.enriched, enriched)
+        sizes = {
+            "raw": sum(len(t.SerializeToString()) for t in raw_events[:1000]) // 1000,
+            "enriched": sum(len(v) for _, v in enriched[:1000]) // 1000,
+        }
+        results = _measure_stages(
+            session, base, registry_path, events=events, runs=runs, partitions=partitions
+        )
+    summaries = [Summary.of(label, rs) for label, rs in results.items()]
+    restore = _time_restore(session, restore_vehicles)
+    _write_report(
+        session,
+        summaries,
+        results,
+        events=events,
+        vehicles=vehicles,
+        partitions=partitions,
+        source=source,
+        sizes=sizes,
+        restore=restore,
+    )
+    session.finish(summaries)
+    return summaries
 
-    console.print(f"building {events:,} {source} events for {vehicles:,} vehicles")
-    raw_events, fleet = _telemetry(source, vehicles, events)
-    registry_path = work / "vehicles.csv"
-    write_csv(fleet, registry_path)
-    enricher = Enricher(VehicleRegistry(fleet), SpeedLimits())
-    enriched = enricher.enrich(
-        ((t, t.SerializeToString()) for t in raw_events), now_us=time.time_ns() // 1000
-    ).values
-    console.print(f"pre-loading {base.raw} and {base.enriched}")
-    produce_all(kafka, base.raw, ((t.vehicle_id, t.SerializeToString()) for t in raw_events))
-    produce_all(kafka, base.enriched, enriched)
-    sizes = {
-        "raw": sum(len(t.SerializeToString()) for t in raw_events[:1000]) // 1000,
-        "enriched": sum(len(v) for _, v in enriched[:1000]) // 1000,
-    }
 
+def _measure_stages(
+    session: BenchSession,
+    base: Topics,
+    registry_path: Path,
+    *,
+    events: int,
+    runs: int,
+    partitions: int,
+) -> dict[str, list[RunResult]]:
+    """Every stage and its baseline, ``runs`` times, each run with output topics of its own."""
+    kafka, work = session.kafka, session.logs("stages")
     stages = [
         Stage("B (passthrough) on raw", "fleetpipe.passthrough", "raw", {}),
         Stage(
@@ -161,82 +186,59 @@ def run_stages(
         Stage("detection", "fleetpipe.detection", "enriched", {}),
     ]
     results: dict[str, list[RunResult]] = {s.label: [] for s in stages}
-    created: list[str] = []
-    try:
-        for run in range(1, runs + 1):
-            # Alternating the stages within each run spreads the machine's drift over all.
-            for index, stage in enumerate(stages):
-                out = Topics.with_suffix(f"{suffix}.r{run}.s{index}")
-                specs = [
-                    s for s in topic_specs(out, partitions) if s.name not in {out.raw, out.enriched}
-                ]
-                admin.ensure_topics(specs)
-                created += [s.name for s in specs]
-                input_topic = base.raw if stage.input == "raw" else base.enriched
-                topics = out.model_copy(update={"raw": base.raw, "enriched": base.enriched})
-                if stage.module == "fleetpipe.enrichment":
-                    # Enrichment writes to enriched: give it a fresh one of its own.
-                    fresh = f"{out.enriched}.out"
-                    admin.ensure_topics([TopicSpec(fresh, partitions)])
-                    created.append(fresh)
-                    topics = topics.model_copy(update={"enriched": fresh})
-                group = f"stages-{stage.module}-{run}-{suffix}"
-                env = service_env(
-                    kafka,
-                    topics,
-                    {
-                        "FLEET_GROUP_ID": group,
-                        "FLEET_INSTANCE_ID": f"bench-{run}",
-                        "FLEET_MODE": "exactly-once",
-                        "FLEET_INPUT_TOPIC": input_topic,
-                        "FLEET_OUTPUT_TOPIC": out.alerts,
-                        **stage.env,
-                    },
-                )
-                result = measure_service(
-                    label=stage.label,
-                    module=stage.module,
-                    env=env,
-                    kafka=kafka,
-                    group_id=group,
-                    input_topic=input_topic,
-                    total=events,
-                    log_file=work / f"{index}-{stage.module.rsplit('.', 1)[1]}-{run}.log",
-                )
-                results[stage.label].append(result)
-                console.print(
-                    f"run {run}/{runs} {stage.label:<28} {result.events_per_s:>10,.0f} events/s "
-                    f"{result.cpu_us_per_event:6.1f} µs CPU/event"
-                )
-    finally:
-        admin.delete_topics(created + [s.name for s in topic_specs(base, partitions)])
-    summaries = [Summary.of(label, rs) for label, rs in results.items()]
-    restore = _time_restore(kafka, admin, restore_vehicles, suffix=suffix, console=console)
-    _write_report(
-        report,
-        summaries,
-        results,
-        events=events,
-        vehicles=vehicles,
-        partitions=partitions,
-        source=source,
-        sizes=sizes,
-        restore=restore,
-    )
-    console.print(markdown_table(summaries))
-    console.print(f"report: {report}")
-    return summaries
+    for run in range(1, runs + 1):
+        # Alternating the stages within each run spreads the machine's drift over all.
+        for index, stage in enumerate(stages):
+            out = session.topics(f"r{run}", f"s{index}")
+            session.create_topics(
+                s for s in topic_specs(out, partitions) if s.name not in {out.raw, out.enriched}
+            )
+            input_topic = base.raw if stage.input == "raw" else base.enriched
+            topics = out.model_copy(update={"raw": base.raw, "enriched": base.enriched})
+            if stage.module == "fleetpipe.enrichment":
+                # Enrichment writes to enriched: give it a fresh one of its own.
+                fresh = f"{out.enriched}.out"
+                session.create_topics([TopicSpec(fresh, partitions)])
+                topics = topics.model_copy(update={"enriched": fresh})
+            group = f"stages-{stage.module}-{run}-{session.suffix}"
+            env = service_env(
+                kafka,
+                topics,
+                {
+                    "FLEET_GROUP_ID": group,
+                    "FLEET_INSTANCE_ID": f"bench-{run}",
+                    "FLEET_MODE": "exactly-once",
+                    "FLEET_INPUT_TOPIC": input_topic,
+                    "FLEET_OUTPUT_TOPIC": out.alerts,
+                    **stage.env,
+                },
+            )
+            result = measure_service(
+                label=stage.label,
+                module=stage.module,
+                env=env,
+                kafka=kafka,
+                group_id=group,
+                input_topic=input_topic,
+                total=events,
+                log_file=work / f"{index}-{stage.module.rsplit('.', 1)[1]}-{run}.log",
+            )
+            results[stage.label].append(result)
+            session.console.print(
+                f"run {run}/{runs} {stage.label:<28} {result.events_per_s:>10,.0f} events/s "
+                f"{result.cpu_us_per_event:6.1f} µs CPU/event"
+            )
+    return results
 
 
-def _time_restore(
-    kafka: KafkaSettings, admin: Admin, vehicles: int, *, suffix: str, console: Console
-) -> dict[str, float]:
+def _time_restore(session: BenchSession, vehicles: int) -> dict[str, float]:
     """Write one realistic state per vehicle to a changelog and read it back, timed."""
     if vehicles <= 0:
         return {}
-    topic = f"fleet.detection.state.v1.{suffix}.restore"
-    admin.ensure_topics([TopicSpec(topic, 12, config={"cleanup.policy": "compact"})])
-    try:
+    kafka = session.kafka
+    topic = f"fleet.detection.state.v1.{session.suffix}.restore"
+    with session:
+        session.create_topics([TopicSpec(topic, 12, config={"cleanup.policy": "compact"})])
         states = []
         for i in range(vehicles):
             st = VehicleState(f"fleet-1-veh-{i:06d}")
@@ -250,25 +252,20 @@ def _time_restore(
         started = time.monotonic()
         loaded = store.load(lambda _vid, _st: True)
         elapsed = time.monotonic() - started
-        console.print(
+        session.console.print(
             f"restore: {len(loaded):,} vehicle states ({size / 2**20:.1f} MiB) in {elapsed:.2f}s"
         )
         return {"vehicles": float(len(loaded)), "bytes": float(size), "seconds": elapsed}
-    finally:
-        admin.delete_topics([topic])
 
 
 def _ratio(summaries: Sequence[Summary], label: str, baseline: str) -> str:
     by = {s.label: s for s in summaries}
-    stage, b = by[label], by[baseline]
-    cpu = stage.cpu_us_per_event[1] / b.cpu_us_per_event[1]
-    rate = stage.events_per_s[1] / b.events_per_s[1]
-    extra = stage.cpu_us_per_event[1] - b.cpu_us_per_event[1]
+    rate, cpu, extra = versus(by[label], by[baseline])
     return f"| {label} | {baseline} | {cpu:.2f} × | {extra:+.1f} µs | {rate:.2f} × |"
 
 
 def _write_report(
-    report: Path,
+    session: BenchSession,
     summaries: list[Summary],
     results: dict[str, list[RunResult]],
     *,
@@ -279,14 +276,10 @@ def _write_report(
     sizes: dict[str, int],
     restore: dict[str, float],
 ) -> None:
-    report.parent.mkdir(parents=True, exist_ok=True)
-    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    env = machine()
     md = [
-        "# Enrichment and detection: CPU per event and throughput, against baseline B",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
+        *session.heading(
+            "Enrichment and detection: CPU per event and throughput, against baseline B"
+        ),
         f"One process per stage, exactly-once, consuming {events:,} pre-loaded records from a "
         f"topic of {partitions} partitions on the same machine as the broker. Input: {source} "
         f"events of {vehicles:,} vehicles (raw ~{sizes['raw']} bytes, enriched "
@@ -311,12 +304,9 @@ def _write_report(
             f"{restore['seconds']:.2f} s.",
             "",
         ]
-    write_report(
-        report,
+    session.write_report(
         md,
         results,
-        command=command,
-        env=env,
         fields={
             "events": events,
             "vehicles": vehicles,

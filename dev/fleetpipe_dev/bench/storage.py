@@ -10,13 +10,9 @@ passthrough, at-least-once) reads the same records in the same session.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import statistics
-import sys
 import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -24,20 +20,13 @@ import psycopg
 import typer
 from rich.console import Console
 
-from fleetpipe.core.kafka import build_admin
-from fleetpipe.core.settings import DeliveryMode, Topics
+from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.core.topics import TopicSpec
-from fleetpipe_dev.bench.harness import (
-    RunResult,
-    Summary,
-    markdown_table,
-    measure_service,
-    write_report,
-)
+from fleetpipe_dev.bench.harness import RunResult, Summary, markdown_table, measure_service
+from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
 from fleetpipe_dev.testing import produce_all, service_env
 from fleetpipe_loadtest import records
-from fleetpipe_loadtest.machine import machine
 
 VARIANTS = {
     "storage-writer (PostgreSQL + Parquet)": {"FLEET_LAKE__ENABLED": "true"},
@@ -56,29 +45,30 @@ def run_storage_bench(
     report: Path,
     console: Console,
 ) -> list[Summary]:
-    stack.up(topics=Topics(), partitions=partitions, say=lambda *_: None)
-    kafka = stack.kafka_settings
-    suffix = f"bench{int(time.time())}"
-    topics = Topics.with_suffix(suffix)
-    admin = build_admin(kafka)
-    names = [topics.enriched, topics.alerts, topics.trips, topics.scores, topics.raw]
-    admin.ensure_topics(
-        [TopicSpec(n, partitions) for n in names] + [TopicSpec(topics.deadletter, 1)]
+    session = BenchSession.start(
+        stack, name="bench", partitions=partitions, report=report, console=console
     )
-    console.print(f"pre-loading {events:,} enriched records ({vehicles:,} vehicles)")
-    produce_all(
-        kafka,
-        topics.enriched,
-        (
-            (e.telemetry.vehicle_id, e.SerializeToString())
-            for e in records.enriched_stream(vehicles, events)
-        ),
-    )
+    kafka = session.kafka
+    topics = session.topics()
+    suffix = session.suffix
     results: dict[str, list[RunResult]] = {name: [] for name in [*VARIANTS, BASELINE]}
     server_cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    logs = report.parent / "logs"
+    logs = session.logs()
     lake_root = Path(tempfile.mkdtemp(prefix="fleetpipe-bench-lake-"))
     try:
+        names = [topics.enriched, topics.alerts, topics.trips, topics.scores, topics.raw]
+        session.create_topics(
+            [TopicSpec(n, partitions) for n in names] + [TopicSpec(topics.deadletter, 1)]
+        )
+        console.print(f"pre-loading {events:,} enriched records ({vehicles:,} vehicles)")
+        produce_all(
+            kafka,
+            topics.enriched,
+            (
+                (e.telemetry.vehicle_id, e.SerializeToString())
+                for e in records.enriched_stream(vehicles, events)
+            ),
+        )
         for run in range(1, runs + 1):
             # Alternating the variants spreads the machine's drift over all of them.
             for variant, (label, extra) in enumerate(VARIANTS.items()):
@@ -139,11 +129,11 @@ def run_storage_bench(
             results[BASELINE].append(result)
             _say(console, run, runs, result)
     finally:
-        admin.delete_topics([*names, topics.deadletter])
+        session.delete_topics()
         shutil.rmtree(lake_root, ignore_errors=True)
     summaries = [Summary.of(label, rs) for label, rs in results.items()]
     _write_report(
-        report,
+        session,
         summaries,
         results,
         server_cpu,
@@ -151,8 +141,7 @@ def run_storage_bench(
         vehicles=vehicles,
         partitions=partitions,
     )
-    console.print(markdown_table(summaries))
-    console.print(f"report: {report}")
+    session.finish(summaries)
     return summaries
 
 
@@ -193,7 +182,7 @@ def _count_and_drop(dsn: str, schema: str) -> int:
 
 
 def _write_report(
-    report: Path,
+    session: BenchSession,
     summaries: list[Summary],
     results: dict[str, list[RunResult]],
     server_cpu: dict[str, list[float]],
@@ -202,16 +191,10 @@ def _write_report(
     vehicles: int,
     partitions: int,
 ) -> None:
-    report.parent.mkdir(parents=True, exist_ok=True)
-    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    env = machine()
     by_label = {s.label: s for s in summaries}
     base = by_label[BASELINE].events_per_s[1]
     md = [
-        "# Storage writer: rows/s into PostgreSQL and CPU per row",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
+        *session.heading("Storage writer: rows/s into PostgreSQL and CPU per row"),
         f"One `fleetpipe.storage_writer` process consumes {events:,} enriched telemetry records "
         f"({vehicles:,} vehicles, protobuf) from a topic of {partitions} partitions and stores "
         "each as a row of the day-partitioned `telemetry` table (batches of 10,000: ptars "
@@ -241,12 +224,9 @@ def _write_report(
         + ".",
         "",
     ]
-    write_report(
-        report,
+    session.write_report(
         md,
         results,
-        command=command,
-        env=env,
         fields={
             "events": events,
             "vehicles": vehicles,

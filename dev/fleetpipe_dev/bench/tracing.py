@@ -14,18 +14,15 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
-from fleetpipe.core.kafka import Headers, Message, build_admin
-from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.kafka import Headers, Message
+from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.core.tracing import (
     CONSUMER,
@@ -42,13 +39,13 @@ from fleetpipe_dev.bench.harness import (
     Summary,
     markdown_table,
     measure_service,
-    write_report,
+    versus,
 )
 from fleetpipe_dev.bench.ingest import _send_all, encode_batches, start_ingest
+from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.bench.stages import _telemetry
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.testing import produce_all, service_env
-from fleetpipe_loadtest.machine import machine
 
 INGEST_BATCH = 500
 # Ingest handles an event in a fraction of the others' time: more events keep its runs as long.
@@ -140,49 +137,53 @@ def _tracing_env(mode: str, endpoint: str, ratio: float) -> dict[str, str]:
 def run_tracing_bench(
     stack: DevStack, config: TracingBenchConfig, console: Console
 ) -> list[Summary]:
-    stack.up(topics=Topics(), partitions=config.partitions, say=lambda *_: None)
+    session = BenchSession.start(
+        stack,
+        name="tracing",
+        partitions=config.partitions,
+        report=config.report,
+        console=console,
+    )
     endpoint = stack.otlp_endpoint
     if endpoint is None:
         raise RuntimeError(
             "tracing needs Jaeger in the dev stack: build it with "
             "`scripts/build-go-tools.sh jaeger`, then run `fleetpipe dev up`"
         )
-    kafka = stack.kafka_settings
-    suffix = f"tracing{int(time.time())}"
-    base = Topics.with_suffix(suffix)
-    admin = build_admin(kafka)
-    admin.ensure_topics(topic_specs(base, config.partitions))
-    work = config.report.parent / "logs" / "tracing"
-    work.mkdir(parents=True, exist_ok=True)
-
-    console.print(f"building {config.events:,} simulator events for {config.vehicles:,} vehicles")
-    raw_events, fleet = _telemetry("simulator", config.vehicles, config.events)
-    registry_path = work / "vehicles.csv"
-    write_csv(fleet, registry_path)
-    enriched = (
-        Enricher(VehicleRegistry(fleet), SpeedLimits())
-        .enrich(((t, t.SerializeToString()) for t in raw_events), now_us=time.time_ns() // 1000)
-        .values
-    )
-    console.print(f"pre-loading {base.raw} and {base.enriched}, {config.ratio:g} of them traced")
-    traced_raw = produce_sampled(
-        kafka,
-        base.raw,
-        [(t.vehicle_id, t.SerializeToString()) for t in raw_events],
-        ratio=config.ratio,
-    )
-    traced_enriched = produce_sampled(kafka, base.enriched, enriched, ratio=config.ratio)
-    bodies = encode_batches(INGEST_BATCH, config.events * INGEST_FACTOR)
-
+    kafka = session.kafka
+    base = session.topics()
+    work = session.logs("tracing")
     labels = [
         f"{stage}, tracing {mode}"
         for stage in ("ingest", "enrichment", "detection")
         for mode in (OFF, ON)
     ]
     results: dict[str, list[RunResult]] = {label: [] for label in labels}
-    created: list[str] = []
-    load = [os.getloadavg()[0]]
-    try:
+    with session:
+        session.create_topics(topic_specs(base, config.partitions))
+        console.print(
+            f"building {config.events:,} simulator events for {config.vehicles:,} vehicles"
+        )
+        raw_events, fleet = _telemetry("simulator", config.vehicles, config.events)
+        registry_path = work / "vehicles.csv"
+        write_csv(fleet, registry_path)
+        enriched = (
+            Enricher(VehicleRegistry(fleet), SpeedLimits())
+            .enrich(((t, t.SerializeToString()) for t in raw_events), now_us=time.time_ns() // 1000)
+            .values
+        )
+        console.print(
+            f"pre-loading {base.raw} and {base.enriched}, {config.ratio:g} of them traced"
+        )
+        traced_raw = produce_sampled(
+            kafka,
+            base.raw,
+            [(t.vehicle_id, t.SerializeToString()) for t in raw_events],
+            ratio=config.ratio,
+        )
+        traced_enriched = produce_sampled(kafka, base.enriched, enriched, ratio=config.ratio)
+        bodies = encode_batches(INGEST_BATCH, config.events * INGEST_FACTOR)
+        load = [os.getloadavg()[0]]
         for run in range(1, config.runs + 1):
             # Off before on in odd runs, on before off in even ones: whatever the first process
             # of a pair pays (a cold page cache, a busier moment) falls on both alike.
@@ -190,10 +191,9 @@ def run_tracing_bench(
             for index, label in enumerate(order):
                 stage, mode = label.split(", tracing ")
                 env = _tracing_env(mode, endpoint, config.ratio)
-                out = Topics.with_suffix(f"{suffix}.r{run}.s{index}")
+                out = session.topics(f"r{run}", f"s{index}")
                 if stage == "ingest":
-                    admin.ensure_topics([TopicSpec(out.raw, config.partitions)])
-                    created.append(out.raw)
+                    session.create_topics([TopicSpec(out.raw, config.partitions)])
                     proc, address = start_ingest(kafka, out, work / f"ingest-{mode}-{run}.log", env)
                     try:
                         result = asyncio.run(_send_all(address, bodies, INGEST_BATCH, proc))
@@ -212,9 +212,8 @@ def run_tracing_bench(
                         fresh = f"{out.enriched}.out"
                         specs.append(TopicSpec(fresh, config.partitions))
                         topics = topics.model_copy(update={"enriched": fresh})
-                    admin.ensure_topics(specs)
-                    created += [s.name for s in specs]
-                    group = f"tracing-{stage}-{mode}-{run}-{suffix}"
+                    session.create_topics(specs)
+                    group = f"tracing-{stage}-{mode}-{run}-{session.suffix}"
                     input_topic = base.raw if stage == "enrichment" else base.enriched
                     result = measure_service(
                         label=label,
@@ -243,8 +242,6 @@ def run_tracing_bench(
                     f"{result.cpu_us_per_event:6.2f} µs CPU/event (load {os.getloadavg()[0]:.1f})"
                 )
             load.append(os.getloadavg()[0])
-    finally:
-        admin.delete_topics(created + [s.name for s in topic_specs(base, config.partitions)])
     summaries = [Summary.of(label, rs) for label, rs in results.items()]
     micro = micro_costs(endpoint, config.ratio)
     console.print(
@@ -252,6 +249,7 @@ def run_tracing_bench(
         f"{micro['sampler_ns']:.1f} ns (sampler), per traced record {micro['span_us']:.1f} µs"
     )
     _write_report(
+        session,
         config,
         summaries,
         results,
@@ -259,20 +257,17 @@ def run_tracing_bench(
         load=load,
         micro=micro,
     )
-    console.print(markdown_table(summaries))
-    console.print(f"report: {config.report}")
+    session.finish(summaries)
     return summaries
 
 
 def _ratio_row(by: dict[str, Summary], stage: str) -> str:
-    off, on = by[f"{stage}, tracing {OFF}"], by[f"{stage}, tracing {ON}"]
-    rate = on.events_per_s[1] / off.events_per_s[1]
-    cpu = on.cpu_us_per_event[1] / off.cpu_us_per_event[1]
-    extra = on.cpu_us_per_event[1] - off.cpu_us_per_event[1]
+    rate, cpu, extra = versus(by[f"{stage}, tracing {ON}"], by[f"{stage}, tracing {OFF}"])
     return f"| {stage} | {rate:.3f} × ({(rate - 1) * 100:+.1f} %) | {cpu:.3f} × | {extra:+.2f} µs |"
 
 
 def _write_report(
+    session: BenchSession,
     config: TracingBenchConfig,
     summaries: list[Summary],
     results: dict[str, list[RunResult]],
@@ -281,16 +276,11 @@ def _write_report(
     load: list[float],
     micro: dict[str, float],
 ) -> None:
-    report = config.report
-    report.parent.mkdir(parents=True, exist_ok=True)
-    command = "fleetpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    env = machine()
     by = {s.label: s for s in summaries}
     md = [
-        "# Tracing: throughput and CPU with tracing on, against tracing off in the same run",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
+        *session.heading(
+            "Tracing: throughput and CPU with tracing on, against tracing off in the same run"
+        ),
         "Each stage is one process on the same machine as the broker and Jaeger, run "
         f"{config.runs} times with tracing off and on, alternating. **Off**: no OTLP endpoint "
         "(the default). "
@@ -329,12 +319,9 @@ def _write_report(
         + ", ".join(f"{x:.1f}" for x in load),
         "",
     ]
-    write_report(
-        report,
+    session.write_report(
         md,
         results,
-        command=command,
-        env=env,
         fields={
             "events": config.events,
             "vehicles": config.vehicles,

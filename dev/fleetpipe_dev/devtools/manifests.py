@@ -10,13 +10,14 @@ helm is the binary ``scripts/build-go-tools.sh helm`` builds into the cache.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import typer
 
 from fleetpipe_dev.stack.kube import bin_dir
 
@@ -167,33 +168,42 @@ def check_drift() -> list[str]:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fleetpipe_dev.devtools.manifests",
-        description="Render k8s/ from the Helm chart, or check that it is in sync.",
-    )
-    parser.add_argument(
-        "command",
-        choices=["generate", "check-drift"],
-        help="generate: rewrite the generated files of k8s/; check-drift: fail when they differ "
-        "from a fresh rendering",
-    )
-    args = parser.parse_args(argv)
+T = TypeVar("T")
+PROG = "python -m fleetpipe_dev.devtools.manifests"
+app = typer.Typer(
+    help="Render the plain manifests of k8s/ from the Helm chart helm/fleetpipe, or check that "
+    "they are in sync with it. Needs the cached helm (`scripts/build-go-tools.sh helm`).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _or_exit(step: Callable[[], T]) -> T:
+    """``step()``; a :class:`HelmError` ends the command with its message and exit code 2."""
     try:
-        if args.command == "generate":
-            for path in generate():
-                print(f"wrote {path.relative_to(REPO)}")
-            return 0
-        drift = check_drift()
+        return step()
     except HelmError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command("generate")
+def generate_command() -> None:
+    """Rewrite the generated files of k8s/ (`make manifests`)."""
+    for path in _or_exit(generate):
+        typer.echo(f"wrote {path.relative_to(REPO)}")
+
+
+@app.command("check-drift")
+def check_drift_command() -> None:
+    """Fail when the files of k8s/ differ from a fresh rendering of the chart."""
+    drift = _or_exit(check_drift)
     if drift:
-        print("k8s/ differs from the chart (run `make manifests`):", ", ".join(drift))
-        return 1
-    print("k8s/ is in sync with helm/fleetpipe")
-    return 0
+        typer.echo("k8s/ differs from the chart (run `make manifests`): " + ", ".join(drift))
+        raise typer.Exit(1)
+    typer.echo("k8s/ is in sync with helm/fleetpipe")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app(prog_name=PROG)

@@ -7,16 +7,15 @@ the same generation into a temporary folder and compares byte for byte.
 
 from __future__ import annotations
 
-import argparse
 import filecmp
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import typer
 from google.protobuf import descriptor_pb2
 
 REPO = Path(__file__).resolve().parents[3]
@@ -181,43 +180,51 @@ def compatibility_errors(
     return errors
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fleetpipe_dev.devtools.protogen",
-        description="Generate protobuf code and check the fleetpipe.v1 contracts.",
-    )
-    parser.add_argument(
-        "command",
-        choices=["generate", "check-drift", "check-compat", "release"],
-        help="generate: rewrite services/fleetpipe/pb; check-drift: fail when the committed code "
-        "differs from a fresh generation; check-compat: fail when v1 breaks the released "
-        "descriptors; release: record the current descriptors as released",
-    )
-    args = parser.parse_args(argv)
-    if args.command == "generate":
-        generate(OUTPUT_DIR)
-        print(f"generated {len(list(OUTPUT_DIR.glob('*.py')))} modules in {OUTPUT_DIR}")
-    elif args.command == "check-drift":
-        drift = check_drift()
-        if drift:
-            print("generated code differs from protos/ (run `make proto`):", ", ".join(drift))
-            return 1
-        print("generated code is in sync with protos/")
-    elif args.command == "check-compat":
-        errors = compatibility_errors(load_descriptors(RELEASED_DESCRIPTORS), current_descriptors())
-        for e in errors:
-            print(f"incompatible: {e}")
-        if errors:
-            return 1
-        print("fleetpipe.v1 is compatible with the released descriptors")
-    else:
-        RELEASED_DESCRIPTORS.parent.mkdir(parents=True, exist_ok=True)
-        RELEASED_DESCRIPTORS.write_bytes(
-            current_descriptors().SerializeToString(deterministic=True)
-        )
-        print(f"wrote {RELEASED_DESCRIPTORS}")
-    return 0
+PROG = "python -m fleetpipe_dev.devtools.protogen"
+app = typer.Typer(
+    help="Generate the protobuf code of services/fleetpipe/pb from protos/, and check the "
+    "fleetpipe.v1 contracts: no drift from the committed code, nothing broken of the release.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("generate")
+def generate_command() -> None:
+    """Rewrite services/fleetpipe/pb/v1 from protos/ (`make proto`)."""
+    generate(OUTPUT_DIR)
+    typer.echo(f"generated {len(list(OUTPUT_DIR.glob('*.py')))} modules in {OUTPUT_DIR}")
+
+
+@app.command("check-drift")
+def check_drift_command() -> None:
+    """Fail when the committed code differs from a fresh generation."""
+    drift = check_drift()
+    if drift:
+        typer.echo("generated code differs from protos/ (run `make proto`): " + ", ".join(drift))
+        raise typer.Exit(1)
+    typer.echo("generated code is in sync with protos/")
+
+
+@app.command("check-compat")
+def check_compat_command() -> None:
+    """Fail when fleetpipe.v1 breaks the released descriptors (a removed or renumbered field…)."""
+    errors = compatibility_errors(load_descriptors(RELEASED_DESCRIPTORS), current_descriptors())
+    for e in errors:
+        typer.echo(f"incompatible: {e}")
+    if errors:
+        raise typer.Exit(1)
+    typer.echo("fleetpipe.v1 is compatible with the released descriptors")
+
+
+@app.command("release")
+def release_command() -> None:
+    """Record the current descriptors as released: after a release only (`make proto-release`)."""
+    RELEASED_DESCRIPTORS.parent.mkdir(parents=True, exist_ok=True)
+    RELEASED_DESCRIPTORS.write_bytes(current_descriptors().SerializeToString(deterministic=True))
+    typer.echo(f"wrote {RELEASED_DESCRIPTORS}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app(prog_name=PROG)

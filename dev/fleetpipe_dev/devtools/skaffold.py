@@ -9,11 +9,11 @@ skaffold-schema`` takes that file from the pinned skaffold release's Go module i
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 import yaml
 
 from fleetpipe_dev.stack.kafka import default_cache
@@ -104,20 +104,32 @@ def errors(path: Path = SKAFFOLD_YAML) -> list[str]:
     return found
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    path = Path(argv[0]) if argv else SKAFFOLD_YAML
+PROG = "python -m fleetpipe_dev.devtools.skaffold"
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def check(
+    path: Annotated[
+        Path, typer.Argument(help="the skaffold configuration to check", show_default=False)
+    ] = SKAFFOLD_YAML,
+) -> None:
+    """Check skaffold.yaml and its profiles against skaffold's published schema.
+
+    `make skaffold-check` runs it; the schema comes into the cache, once, with
+    `scripts/build-go-tools.sh skaffold-schema`.
+    """
     try:
         problems = errors(path)
     except SchemaMissing as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     for problem in problems:
-        print(problem)
+        typer.echo(problem)
     if problems:
-        return 1
-    print(f"{path.name} is valid {API_VERSION}")
-    return 0
+        raise typer.Exit(1)
+    typer.echo(f"{path.name} is valid {API_VERSION}")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    app(prog_name=PROG)

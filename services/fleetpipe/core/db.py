@@ -8,6 +8,9 @@ edited afterwards is refused rather than silently diverging from the databases i
 
 The schema name is a setting (tests give each test its own); connections set ``search_path`` to
 it, so the SQL files use unqualified names.
+
+A service starts by :func:`migrate_when_ready`: PostgreSQL may still be starting beside it (a
+fresh cluster, a pod restarted with the database), so it waits rather than crash-loops.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from fleetpipe.core.errors import ConfigError, FleetPipeError
 
@@ -53,6 +63,14 @@ class PostgresSettings(BaseModel):
 
 class MigrationError(FleetPipeError):
     """The database's recorded migrations disagree with the ones this release ships."""
+
+
+class DatabaseUnavailable(FleetPipeError):
+    """PostgreSQL cannot be reached or lost the connection."""
+
+
+# What psycopg raises when the server is not there (yet) or the connection broke.
+UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def connect(
@@ -166,3 +184,37 @@ def apply_migrations(
                 unknown,
             )
     return applied
+
+
+def migrate_when_ready(
+    settings: PostgresSettings,
+    *,
+    application_name: str,
+    component: str,
+    migrations: list[Migration],
+    timeout_s: float = 300.0,
+) -> list[Migration]:
+    """Wait for the database, then apply ``component``'s missing migrations; returns those.
+
+    Every attempt opens a connection of its own, closed afterwards. Only an unreachable server
+    is retried (with growing, jittered pauses, for up to ``timeout_s``); a refused migration is
+    not something waiting mends, so a :class:`MigrationError` goes through at once.
+    """
+
+    def attempt() -> list[Migration]:
+        try:
+            with connect(settings, application_name=application_name, autocommit=True) as conn:
+                return apply_migrations(
+                    conn, schema=settings.schema_name, component=component, migrations=migrations
+                )
+        except UNREACHABLE as exc:
+            raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(DatabaseUnavailable),
+        wait=wait_exponential_jitter(multiplier=0.5, max=10),
+        stop=stop_after_delay(timeout_s),
+        reraise=True,
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    )
+    return retrying(attempt)

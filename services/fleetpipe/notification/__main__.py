@@ -6,16 +6,7 @@ DSN come from a Secret through the environment.
 
 from __future__ import annotations
 
-import logging
 from zoneinfo import ZoneInfo
-
-from tenacity import (
-    Retrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
@@ -23,14 +14,12 @@ from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import run_loop_service
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.notification.handler import DeliveryConfig, NotificationHandler, NotificationMetrics
-from fleetpipe.notification.ledger import Ledger, LedgerUnavailable
+from fleetpipe.notification.ledger import Ledger
 from fleetpipe.notification.provider import TwilioGateway, twilio_client
 from fleetpipe.notification.routing import Channel
 from fleetpipe.notification.settings import NotificationSettings
 from fleetpipe.pb.v1 import alert_pb2
 from fleetpipe.registry import RegistryWatcher, VehicleRegistry
-
-log = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -43,16 +32,8 @@ def main() -> None:
             application_name=f"notification-{settings.instance_id}",
             seconds=own.ledger_seconds,
         )
-        # The database may still be starting: wait for it rather than crash-loop.
-        for attempt in Retrying(
-            retry=retry_if_exception_type(LedgerUnavailable),
-            wait=wait_exponential_jitter(multiplier=0.5, max=10),
-            stop=stop_after_delay(300),
-            reraise=True,
-            before_sleep=before_sleep_log(log, logging.WARNING),
-        ):
-            with attempt:
-                ledger.migrate()
+        # The database may still be starting: migrate() waits for it rather than crash-loop.
+        ledger.migrate()
         registry = RegistryWatcher(
             settings.registry_path, check_interval_s=settings.registry_check_interval_s
         )

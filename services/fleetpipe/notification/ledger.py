@@ -24,8 +24,13 @@ import psycopg
 from prometheus_client import Histogram
 from psycopg.rows import dict_row
 
-from fleetpipe.core.db import PostgresSettings, apply_migrations, connect, load_migrations
-from fleetpipe.core.errors import FleetPipeError
+from fleetpipe.core.db import (
+    DatabaseUnavailable,
+    PostgresSettings,
+    connect,
+    load_migrations,
+    migrate_when_ready,
+)
 from fleetpipe.notification.routing import Channel, Phase
 
 
@@ -37,7 +42,7 @@ class Status(StrEnum):
     SKIPPED = "SKIPPED"
 
 
-class LedgerUnavailable(FleetPipeError):
+class LedgerUnavailable(DatabaseUnavailable):
     """The database cannot be reached; the batch waits in Kafka and is retried."""
 
 
@@ -151,14 +156,15 @@ class Ledger:
             if self._seconds is not None:
                 self._seconds.observe(time.monotonic() - started)
 
-    def migrate(self) -> None:
-        with self._db() as conn:
-            apply_migrations(
-                conn,
-                schema=self._settings.schema_name,
-                component="notification",
-                migrations=load_migrations("fleetpipe.notification"),
-            )
+    def migrate(self, *, timeout_s: float = 300.0) -> None:
+        """Wait for the database (up to ``timeout_s``), then create or update the ledger."""
+        migrate_when_ready(
+            self._settings,
+            application_name=self._application_name,
+            component="notification",
+            migrations=load_migrations("fleetpipe.notification"),
+            timeout_s=timeout_s,
+        )
 
     def close(self) -> None:
         if self._conn is not None:

@@ -10,21 +10,13 @@ import logging
 import time
 from typing import Any
 
-from tenacity import (
-    Retrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
-
 from fleetpipe.core.codecs import ProtoCodec, RawCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import run_loop_service
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
-from fleetpipe.storage_writer.database import DatabaseUnavailable, HotStore
+from fleetpipe.storage_writer.database import HotStore
 from fleetpipe.storage_writer.handler import (
     StorageHandler,
     StorageMetrics,
@@ -45,16 +37,8 @@ def main() -> None:
         store = HotStore(
             settings.postgres, application_name=f"storage-writer-{settings.instance_id}"
         )
-        # The database may still be starting: wait for it rather than crash-loop.
-        for attempt in Retrying(
-            retry=retry_if_exception_type(DatabaseUnavailable),
-            wait=wait_exponential_jitter(multiplier=0.5, max=10),
-            stop=stop_after_delay(300),
-            reraise=True,
-            before_sleep=before_sleep_log(log, logging.WARNING),
-        ):
-            with attempt:
-                store.migrate()
+        # The database may still be starting: migrate() waits for it rather than crash-loop.
+        store.migrate()
         lake = None
         if settings.lake.enabled:
             lake = Lake(

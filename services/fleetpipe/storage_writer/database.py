@@ -19,8 +19,8 @@ import psycopg
 import pyarrow as pa
 from psycopg import errors, sql
 
-from fleetpipe.core.db import PostgresSettings, apply_migrations, connect, load_migrations
-from fleetpipe.core.errors import FleetPipeError
+from fleetpipe.core import db
+from fleetpipe.core.db import PostgresSettings, connect, load_migrations, migrate_when_ready
 from fleetpipe.storage_writer.columns import LATEST_COPY, TELEMETRY_COPY
 from fleetpipe.storage_writer.partitions import (
     PREFIX,
@@ -34,7 +34,7 @@ from fleetpipe.storage_writer.pgcopy import CopyColumn, encode
 log = logging.getLogger(__name__)
 
 
-class DatabaseUnavailable(FleetPipeError):
+class DatabaseUnavailable(db.DatabaseUnavailable):
     """PostgreSQL cannot be reached or lost the connection; the batch waits in Kafka."""
 
 
@@ -150,17 +150,15 @@ class HotStore:
         self.close()
         return DatabaseUnavailable(f"PostgreSQL unavailable: {exc}")
 
-    def migrate(self) -> None:
-        try:
-            with connect(self._settings, application_name=self._application_name) as conn:
-                apply_migrations(
-                    conn,
-                    schema=self._settings.schema_name,
-                    component="storage",
-                    migrations=load_migrations("fleetpipe.storage_writer"),
-                )
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+    def migrate(self, *, timeout_s: float = 300.0) -> None:
+        """Wait for the database (up to ``timeout_s``), then create or update the hot store."""
+        migrate_when_ready(
+            self._settings,
+            application_name=self._application_name,
+            component="storage",
+            migrations=load_migrations("fleetpipe.storage_writer"),
+            timeout_s=timeout_s,
+        )
 
     # -- partitions ----------------------------------------------------------------------------
     def _existing_partitions(self, conn: psycopg.Connection[Any]) -> set[date]:

@@ -30,7 +30,7 @@ from fleetpipe.registry import Vehicle, write_csv
 from fleetpipe_dev.stack.jaeger import JaegerServer
 from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
-from fleetpipe_dev.twilio_contract import TwilioContractServer
+from fleetpipe_dev.twilio import TwilioContractServer
 from fleetpipe_loadtest import synthetic
 from support.servers import BrokerHandle, PostgresHandle
 

@@ -7,7 +7,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from fleetpipe.core.db import Migration, MigrationError, PostgresSettings, apply_migrations, connect
+from fleetpipe.core.db import (
+    Migration,
+    MigrationError,
+    PostgresSettings,
+    apply_migrations,
+    connect,
+    migrate_when_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +79,22 @@ def test_the_schema_is_created_when_missing(postgres: Any) -> None:
     finally:
         with psycopg.connect(postgres.dsn, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def test_a_reachable_database_is_migrated_at_the_first_attempt(pg_schema: Any) -> None:
+    settings = _settings(pg_schema)
+    first = migrate_when_ready(settings, application_name="test", component="c", migrations=[V1])
+    again = migrate_when_ready(
+        settings, application_name="test", component="c", migrations=[V1, V2]
+    )
+    assert ([m.version for m in first], [m.version for m in again]) == ([1], [2])
+
+
+def test_an_edited_migration_is_refused_without_waiting(pg_schema: Any) -> None:
+    settings = _settings(pg_schema)
+    migrate_when_ready(settings, application_name="test", component="c", migrations=[V1])
+    edited = Migration(1, "create", "CREATE TABLE probe (id bigint PRIMARY KEY)")
+    with pytest.raises(MigrationError, match="was changed after it ran"):
+        migrate_when_ready(
+            settings, application_name="test", component="c", migrations=[edited], timeout_s=600
+        )

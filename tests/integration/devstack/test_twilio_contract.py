@@ -13,7 +13,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from fleetpipe.notification.provider import twilio_client
-from fleetpipe_dev.twilio_contract import FaultKind, TwilioContractServer
+from fleetpipe_dev.twilio import TwilioContractServer
+from fleetpipe_dev.twilio.resources import FaultKind
 
 pytestmark = pytest.mark.integration
 

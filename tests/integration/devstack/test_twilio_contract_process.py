@@ -27,7 +27,7 @@ def test_python_m_serves_the_contract(tmp_path: Path) -> None:
     log = tmp_path / "twilio.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fleetpipe_dev.twilio_contract", "--port", str(port)],
+            [sys.executable, "-m", "fleetpipe_dev.twilio", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -52,7 +52,7 @@ def test_python_m_serves_the_contract(tmp_path: Path) -> None:
 def test_it_refuses_to_start_without_credentials() -> None:
     env = {k: v for k, v in os.environ.items() if "TWILIO" not in k}
     result = subprocess.run(
-        [sys.executable, "-m", "fleetpipe_dev.twilio_contract", "--port", "0"],
+        [sys.executable, "-m", "fleetpipe_dev.twilio", "--port", "0"],
         env=env,
         capture_output=True,
         text=True,

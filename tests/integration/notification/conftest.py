@@ -16,7 +16,7 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import alert_pb2, notification_pb2
 from fleetpipe.registry import Vehicle, write_csv
 from fleetpipe_dev.testing import ServiceProcess, produce_all, read_all, service_env, wait_for
-from fleetpipe_dev.twilio_contract import TwilioContractServer
+from fleetpipe_dev.twilio import TwilioContractServer
 from support.messages import decoded
 from support.servers import Schema
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleetpipe.notification.provider import twilio_client
-from fleetpipe_dev.twilio_contract import TwilioContractServer
+from fleetpipe_dev.twilio import TwilioContractServer
 
 pytestmark = pytest.mark.integration
 

@@ -52,8 +52,8 @@ format: ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 
 .PHONY: typecheck
-typecheck: ## mypy --strict over services, operator and loadtest
-	$(BIN)/mypy services/fleetpipe operator/fleet_operator loadtest/fleetpipe_loadtest dev/fleetpipe_dev
+typecheck: ## mypy --strict over services, operator, loadtest, the dev tools and the tests
+	$(BIN)/mypy services/fleetpipe operator/fleet_operator loadtest/fleetpipe_loadtest dev/fleetpipe_dev tests
 
 .PHONY: proto
 proto: ## regenerate services/fleetpipe/pb from protos/

@@ -11,8 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -25,46 +24,7 @@ from fleetpipe_dev.stack.jaeger import JaegerServer, jaeger_binary
 from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
 from fleetpipe_dev.stack.postgres import PostgresServer
 from fleetpipe_dev.stack.procs import free_port
-
-
-@dataclass
-class BrokerHandle:
-    """The session's broker, which a fault test may stop and start again on the same port."""
-
-    broker: KafkaBroker | None
-    bootstrap: str
-    pid: int | None = None
-
-    @property
-    def settings(self) -> KafkaSettings:
-        return KafkaSettings(bootstrap_servers=self.bootstrap)
-
-    def stop(self, *, kill: bool = False) -> None:
-        assert self.broker is not None and self.pid is not None, "external broker: cannot stop"
-        self.broker.stop(self.pid, kill=kill)
-        self.pid = None
-
-    def start(self) -> None:
-        assert self.broker is not None, "external broker: cannot start"
-        if self.pid is None:
-            self.pid = self.broker.start()
-
-
-@dataclass
-class PostgresHandle:
-    server: PostgresServer | None
-    dsn: str
-    pid: int | None = None
-
-    def stop(self, *, kill: bool = False) -> None:
-        assert self.server is not None and self.pid is not None, "external database: cannot stop"
-        self.server.stop(self.pid, kill=kill)
-        self.pid = None
-
-    def start(self) -> None:
-        assert self.server is not None, "external database: cannot start"
-        if self.pid is None:
-            self.pid = self.server.start()
+from support.servers import BrokerHandle, MakeTopics, PostgresHandle, Schema
 
 
 @pytest.fixture(scope="session")
@@ -130,7 +90,7 @@ def kafka_settings(kafka: BrokerHandle) -> KafkaSettings:
 
 
 @pytest.fixture
-def make_topics(kafka: BrokerHandle) -> Callable[..., Topics]:
+def make_topics(kafka: BrokerHandle) -> MakeTopics:
     """Create a fresh set of every pipeline topic, named for this test."""
 
     def make(partitions: int = 3) -> Topics:
@@ -142,14 +102,8 @@ def make_topics(kafka: BrokerHandle) -> Callable[..., Topics]:
 
 
 @pytest.fixture
-def topics(make_topics: Callable[..., Topics]) -> Topics:
+def topics(make_topics: MakeTopics) -> Topics:
     return make_topics(3)
-
-
-@dataclass(frozen=True)
-class Schema:
-    dsn: str
-    name: str
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from fleetpipe.core.errors import GroupOffsetsUnavailable
 from fleetpipe.core.kafka import Headers, Message, build_admin, build_producer
@@ -28,11 +28,19 @@ T = TypeVar("T")
 
 
 def wait_for(
-    check: Callable[[], T], *, timeout: float, interval: float = 0.2, what: str = "condition"
+    check: Callable[[], T | Literal[False] | None],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    what: str = "condition",
 ) -> T:
-    """Poll ``check`` until it returns something truthy; raise TimeoutError naming ``what``."""
+    """Poll ``check`` until it returns something truthy; raise TimeoutError naming ``what``.
+
+    ``check`` may answer ``None`` or ``False`` for "not yet": what is returned is the first
+    truthy answer, typed without them.
+    """
     deadline = time.monotonic() + timeout
-    last: T | None = None
+    last: T | Literal[False] | None = None
     while time.monotonic() < deadline:
         last = check()
         if last:

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import confluent_kafka
 from confluent_kafka.admin import (
@@ -42,6 +42,32 @@ KafkaException = confluent_kafka.KafkaException
 
 Headers = list[tuple[str, str | bytes | None]]
 Config = dict[str, str | int | float | bool]
+DeliveryCallback = Callable[[Any, Any], None]
+
+
+class ProducerClient(Protocol):
+    """The library producer's calls that hot paths outside the core make on
+    :attr:`Producer.client` directly (one Python call per record, no wrapper in between).
+
+    Written down as a port so that code taking a producer can be handed a test's fake.
+    """
+
+    def produce(
+        self,
+        topic: str,
+        value: str | bytes | None = None,
+        key: str | bytes | None = None,
+        partition: int = -1,
+        callback: DeliveryCallback | None = None,
+        on_delivery: DeliveryCallback | None = None,
+        timestamp: int = 0,
+        headers: Headers | None = None,
+    ) -> None: ...
+
+    def poll(self, timeout: float = -1) -> int: ...
+
+    def flush(self, timeout: float = -1) -> int: ...
+
 
 # Every FleetPipe producer places keys as the Java client does (murmur2), never with
 # confluent-kafka's default CRC32: stateful consumers recompute the mapping with

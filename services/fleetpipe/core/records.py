@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import confluent_kafka
 from google.protobuf.message import DecodeError, Message
 
-from fleetpipe.core.kafka import Headers, Producer
+from fleetpipe.core.kafka import Headers, ProducerClient
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.tracing import Attributes, Span, Tracing
 from fleetpipe.pb.v1 import deadletter_pb2
@@ -95,6 +95,23 @@ def dead_letter_record(
     return value, headers
 
 
+class OutputProducer(Protocol):
+    """What an :class:`Output` needs of its producer: :class:`fleetpipe.core.kafka.Producer`."""
+
+    @property
+    def client(self) -> ProducerClient: ...
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | str | None = None,
+        headers: Headers | None = None,
+    ) -> None: ...
+
+    def poll(self, timeout: float = 0.0) -> int: ...
+
+
 class Output:
     """Where a handler sends records during one batch.
 
@@ -109,7 +126,7 @@ class Output:
 
     def __init__(
         self,
-        producer: Producer,
+        producer: OutputProducer,
         *,
         service: str,
         deadletter_topic: str,

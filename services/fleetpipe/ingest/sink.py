@@ -17,14 +17,27 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from fleetpipe.core.kafka import Headers, KafkaException, Producer
+from fleetpipe.core.kafka import Headers, KafkaException, ProducerClient
 
 log = logging.getLogger(__name__)
 
 # The few records of a batch that carry trace context: position -> (headers, delivery callback).
 Traced = Mapping[int, tuple[Headers, Callable[[Any, Any], None]]]
+
+
+class SinkProducer(Protocol):
+    """What the sink needs of its producer: :class:`fleetpipe.core.kafka.Producer`."""
+
+    @property
+    def client(self) -> ProducerClient: ...
+
+    def open(self, *, init_timeout_s: float = 60.0) -> None: ...
+
+    def in_flight(self) -> int: ...
+
+    def close(self, timeout: float = 30.0) -> None: ...
 
 
 class SinkFull(Exception):
@@ -97,7 +110,7 @@ class BatchDelivery:
 class KafkaSink:
     def __init__(
         self,
-        producer: Producer,
+        producer: SinkProducer,
         *,
         raw_topic: str,
         deadletter_topic: str,

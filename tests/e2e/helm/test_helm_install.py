@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -20,6 +20,8 @@ import yaml
 from fleet_operator.spec import Component
 from fleetpipe_dev.devtools import manifests
 from fleetpipe_dev.testing import wait_for
+from support.kube import Kube, OperatorHandle
+from support.servers import BrokerHandle
 
 pytestmark = pytest.mark.e2e
 
@@ -32,18 +34,20 @@ EVERYTHING = (*manifests.EVERY_OPTION, "operator.watchNamespace=fp-dry-run")
 
 
 @pytest.fixture(scope="module")
-def cluster(start_kube: Callable[..., Any], workdir: Path) -> Iterator[Any]:
+def cluster(
+    start_kube: Callable[..., AbstractContextManager[Kube]], workdir: Path
+) -> Iterator[Kube]:
     with start_kube(workdir / "kube-helm", nodes=2) as kube:
         yield kube
 
 
-def helm_on(kube: Any, *args: str, timeout: float = 180.0) -> str:
+def helm_on(kube: Kube, *args: str, timeout: float = 180.0) -> str:
     return manifests.helm(
         *args, "--kubeconfig", str(kube.kubeconfig), timeout=timeout, env=HELM_ENV
     )
 
 
-def crd_established(kube: Any) -> bool:
+def crd_established(kube: Kube) -> bool:
     found = kube.run("get", "crd", CRD_NAME, "-o", "json", check=False)
     if found.returncode != 0:
         return False
@@ -51,12 +55,12 @@ def crd_established(kube: Any) -> bool:
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
-def exists(kube: Any, kind: str, name: str, namespace: str | None = None) -> bool:
+def exists(kube: Kube, kind: str, name: str, namespace: str | None = None) -> bool:
     args = ["get", kind, name] + (["-n", namespace] if namespace else [])
     return kube.run(*args, check=False).returncode == 0
 
 
-def operator_pods_running_on_kwok(kube: Any) -> list[str]:
+def operator_pods_running_on_kwok(kube: Kube) -> list[str]:
     pods = kube.json(
         "get",
         "pods",
@@ -74,9 +78,9 @@ def operator_pods_running_on_kwok(kube: Any) -> list[str]:
 
 
 def test_helm_install_runs_the_operator_a_sample_is_reconciled_and_uninstall_removes_it(
-    cluster: Any,
-    kafka: Any,
-    run_operator: Callable[..., Any],
+    cluster: Kube,
+    kafka: BrokerHandle,
+    run_operator: Callable[..., AbstractContextManager[OperatorHandle]],
     sample_text: Callable[..., str],
     workdir: Path,
 ) -> None:
@@ -147,7 +151,7 @@ def test_helm_install_runs_the_operator_a_sample_is_reconciled_and_uninstall_rem
     ],
 )
 def test_the_rendered_chart_is_accepted_by_a_server_side_dry_run(
-    cluster: Any, values: tuple[str, ...]
+    cluster: Kube, values: tuple[str, ...]
 ) -> None:
     kube = cluster
     namespace = "fp-dry-run"

@@ -9,15 +9,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from fleetpipe_dev.testing import wait_for
+from support.servers import BrokerHandle, PostgresHandle, Schema
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +60,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _demo_command(kafka: Any, pg_schema: Any, suffix: str, workdir: Path, *args: str) -> list[str]:
+def _demo_command(
+    kafka: BrokerHandle, pg_schema: Schema, suffix: str, workdir: Path, *args: str
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -78,7 +79,7 @@ def _demo_command(kafka: Any, pg_schema: Any, suffix: str, workdir: Path, *args:
 
 
 def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up(
-    kafka: Any, postgres: Any, pg_schema: Any, tmp_path: Path
+    kafka: BrokerHandle, postgres: PostgresHandle, pg_schema: Schema, tmp_path: Path
 ) -> None:
     suffix = f"demo{uuid.uuid4().hex[:8]}"
     run = subprocess.run(
@@ -114,11 +115,13 @@ def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up
     # The database itself, read independently of the report: every (vehicle, seq) once.
     prefix = report["plan"]["vehicle ids"].removesuffix("veh-NNNNNN")
     with psycopg.connect(pg_schema.dsn, options=f"-c search_path={pg_schema.name}") as conn:
-        rows, distinct, vehicles, low, high = conn.execute(
+        counted = conn.execute(
             "SELECT count(*), count(DISTINCT (vehicle_id, seq)), count(DISTINCT vehicle_id), "
             "min(seq), max(seq) FROM telemetry WHERE starts_with(vehicle_id, %s)",
             (prefix,),
-        ).fetchone()  # type: ignore[misc]
+        ).fetchone()
+        assert counted is not None, "an aggregate answers one row"
+        rows, distinct, vehicles, low, high = counted
         ledger = conn.execute("SELECT count(*) FROM notification_ledger").fetchone()
         with_stored_time = conn.execute(
             "SELECT count(*) FROM telemetry WHERE starts_with(vehicle_id, %s) "
@@ -160,7 +163,7 @@ def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up
 
 
 def test_ctrl_c_stops_every_process_the_demo_started(
-    kafka: Any, pg_schema: Any, tmp_path: Path
+    kafka: BrokerHandle, pg_schema: Schema, tmp_path: Path
 ) -> None:
     suffix = f"demo{uuid.uuid4().hex[:8]}"
     log = tmp_path / "demo.out"
@@ -189,8 +192,12 @@ def test_ctrl_c_stops_every_process_the_demo_started(
         )
         assert demo.poll() is None, log.read_text()
         assert _processes_with(suffix), "the services run, with the run's topics"
-        time.sleep(3)
-        started = _children(demo.pid)
+
+        def all_started() -> list[int] | None:
+            children = _children(demo.pid)
+            return children if len(children) >= 6 else None
+
+        started = wait_for(all_started, timeout=60, what="five services and the simulator")
         assert len(started) >= 6, "five services and the simulator"
         os.killpg(demo.pid, signal.SIGINT)
         assert demo.wait(120) == 130, log.read_text()[-4000:]

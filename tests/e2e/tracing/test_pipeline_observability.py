@@ -32,6 +32,7 @@ from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
 from fleetpipe_dev.twilio import TwilioContractServer
 from fleetpipe_loadtest import synthetic
+from support.servers import BrokerHandle, PostgresHandle
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +60,7 @@ class Pipeline:
     ) -> None:
         """One Publish call to the named ingest process, acknowledged as expected."""
         with grpc.insecure_channel(f"127.0.0.1:{self.ingest_ports[via]}") as channel:
-            stub = ingest_pb2_grpc.TelemetryIngestStub(channel)  # type: ignore[no-untyped-call]
+            stub = ingest_pb2_grpc.TelemetryIngestStub(channel)
             ack = stub.Publish(
                 ingest_pb2.TelemetryBatch(batch_id=int(time.time()), events=events),
                 metadata=(("authorization", f"Bearer {TOKEN}"),),
@@ -96,7 +97,10 @@ def _start(
 
 @pytest.fixture(scope="module")
 def pipeline(
-    kafka: Any, postgres: Any, jaeger: JaegerServer, tmp_path_factory: pytest.TempPathFactory
+    kafka: BrokerHandle,
+    postgres: PostgresHandle,
+    jaeger: JaegerServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pipeline]:
     workdir = tmp_path_factory.mktemp("tracing")
     suffix = uuid.uuid4().hex[:10]

@@ -17,6 +17,7 @@ from fleetpipe_dev.testing import (
     wait_for,
 )
 from fleetpipe_loadtest import synthetic
+from support.messages import decoded, headers_of, value_of
 
 pytestmark = pytest.mark.integration
 
@@ -56,17 +57,17 @@ def test_undecodable_records_are_dead_lettered_and_the_rest_flow(
     wait_for(all_committed, timeout=90, what="every record to be consumed")
     assert worker.stop() == 0
 
-    passed = [m.value() for m in read_all(kafka_settings, topics.enriched)]
+    passed = [value_of(m) for m in read_all(kafka_settings, topics.enriched)]
     assert sorted(passed) == sorted(good), "valid records before and after the bad ones flow"
 
     letters = read_all(kafka_settings, topics.deadletter)
     assert len(letters) == 2
     for msg in letters:
-        headers = dict(msg.headers() or [])
+        headers = headers_of(msg)
         assert headers["fp-reason"] == b"undecodable"
         assert headers["fp-source-topic"] == topics.raw.encode()
         assert headers["fp-service"] == b"passthrough"
-        letter = deadletter_pb2.DeadLetter.FromString(msg.value())
+        letter = decoded(msg, deadletter_pb2.DeadLetter)
         assert letter.payload in bad
         assert "fleetpipe.v1.Telemetry" in letter.error
         assert f"{topics.raw}[{letter.source_partition}]@{letter.source_offset}" in letter.error

@@ -23,6 +23,7 @@ from fleetpipe_dev.testing import (
     service_env,
     wait_for,
 )
+from support.messages import decoded
 
 Events = Sequence[enriched_pb2.EnrichedTelemetry]
 
@@ -82,13 +83,13 @@ class Detection:
 
     def alerts(self) -> list[alert_pb2.Alert]:
         return [
-            alert_pb2.Alert.FromString(m.value())
+            decoded(m, alert_pb2.Alert)
             for m in read_all(self.kafka, self.topics.alerts, read_committed=True)
         ]
 
     def trips(self) -> list[trip_pb2.Trip]:
         return [
-            trip_pb2.Trip.FromString(m.value())
+            decoded(m, trip_pb2.Trip)
             for m in read_all(self.kafka, self.topics.trips, read_committed=True)
         ]
 

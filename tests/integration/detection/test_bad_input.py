@@ -10,6 +10,7 @@ from fleetpipe.core.records import DL_REASON
 from fleetpipe.pb.v1 import deadletter_pb2
 from fleetpipe_dev.drills import drill_fleet
 from fleetpipe_dev.testing import produce_all, read_all, wait_for
+from support.messages import decoded, headers_of, key_of
 
 from .conftest import Detection, expected_alerts, said
 
@@ -43,9 +44,9 @@ def test_garbage_and_tombstones_are_dead_lettered_inside_large_and_small_batches
         timeout=30,
         what="the dead letters",
     )
-    assert sorted(m.key() for m in dead) == [b"bad-1", b"bad-2", b"bad-3"]
+    assert sorted(key_of(m) for m in dead) == [b"bad-1", b"bad-2", b"bad-3"]
     for m in dead:
-        assert dict(m.headers() or [])[DL_REASON] == b"undecodable"
-        letter = deadletter_pb2.DeadLetter.FromString(m.value())
+        assert headers_of(m)[DL_REASON] == b"undecodable"
+        letter = decoded(m, deadletter_pb2.DeadLetter)
         assert letter.error
         assert letter.source_topic == run.topics.enriched

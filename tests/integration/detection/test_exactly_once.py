@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from fleetpipe_dev.drills import drill_fleet
-from fleetpipe_dev.testing import end_offsets, wait_for
+from fleetpipe_dev.testing import ServiceProcess, end_offsets, wait_for
 
 from .conftest import Detection, expected_alerts, said
 
@@ -31,8 +31,13 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
         # Each batch is held open after its alerts and state are produced, before its
         # transaction commits: most of the time there is a transaction to die inside.
         proc = run.start("crash-drill", FLEET_KAFKA__MAX_BATCH="1000", FLEET_HOLD_MS="150")
+
+        def reached(proc: ServiceProcess = proc, share: float = share) -> bool:
+            proc.check_alive()
+            return run.committed() >= share * total
+
         wait_for(
-            lambda p=proc, s=share: p.check_alive() or run.committed() >= s * total,
+            reached,
             timeout=180,
             interval=0.05,
             what=f"{share:.0%} of the input",

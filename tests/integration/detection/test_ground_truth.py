@@ -69,15 +69,17 @@ def _injections(fleet: Fleet, per_kind: int = 2) -> list[Injection]:
     return out
 
 
-def _simulate() -> tuple[Fleet, list[GroundTruth], list[bytes]]:
+def _simulate() -> tuple[Fleet, list[GroundTruth], list[tuple[bytes | str | None, bytes | None]]]:
     probe = Fleet(VEHICLES, seed=7, mix=MIX)
     fleet = Fleet(VEHICLES, seed=7, mix=MIX, injections=_injections(probe))
-    events = [(t.vehicle_id, t.SerializeToString()) for t in fleet.events(SECONDS)]
+    events: list[tuple[bytes | str | None, bytes | None]] = [
+        (t.vehicle_id, t.SerializeToString()) for t in fleet.events(SECONDS)
+    ]
     truths = fleet.ground_truth()
     assert fleet.missed == []
     assert truths == fleet.ground_truth(include_active=True), "every scenario has finished"
     assert {g.kind for g in truths if not g.cause} == {k.value for k in ScenarioKind}
-    return fleet, truths, events  # type: ignore[return-value]
+    return fleet, truths, events
 
 
 def _rules_file(fleet: Fleet, path: Path) -> Path:
@@ -115,7 +117,7 @@ def test_simulated_scenarios_produce_exactly_their_episodes(
     ).start()
     run.processes.append(enrichment)
     run.start("truth", FLEET_RULES_PATH=str(rules), FLEET_KAFKA__MAX_BATCH="2000")
-    produce_all(kafka_settings, topics.raw, events)  # type: ignore[arg-type]
+    produce_all(kafka_settings, topics.raw, events)
     run.produced = len(events)
     run.wait_processed(timeout=600)
 

@@ -17,6 +17,7 @@ from fleetpipe.detection.engine import Detector
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
 from fleetpipe_dev.drills import Timeline, cruise
 from fleetpipe_dev.testing import read_all, wait_for
+from support.messages import key_of
 
 from .conftest import Detection, assigned_partitions, expected_alerts, said
 
@@ -146,9 +147,9 @@ def test_growing_the_input_partitions_does_not_reopen_an_ongoing_episode(
     run.wait_processed()
 
     placed = {
-        (m.key().decode(), m.partition())
+        (key_of(m).decode(), m.partition())
         for m in read_all(run.kafka, topic)
-        if m.key().decode() in moved
+        if key_of(m).decode() in moved
     }
     assert {p for _, p in placed} == {0, 1, 2, 3}, "moved vehicles' records on old and new"
     _assert_one_episode_per_vehicle(run, [e for p in phases for e in p], 40)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 import pytest
+
+from support.servers import PostgresHandle, Schema
 
 pytestmark = pytest.mark.integration
 
 
-def test_each_test_gets_its_own_schema(pg_schema: Any) -> None:
+def test_each_test_gets_its_own_schema(pg_schema: Schema) -> None:
     with psycopg.connect(pg_schema.dsn, options=f"-c search_path={pg_schema.name}") as conn:
         conn.execute("CREATE TABLE probe (id int primary key)")
         conn.execute("INSERT INTO probe VALUES (1), (2)")
@@ -20,7 +20,9 @@ def test_each_test_gets_its_own_schema(pg_schema: Any) -> None:
         assert schema == pg_schema.name
 
 
-def test_committed_rows_survive_a_database_restart(postgres: Any, pg_schema: Any) -> None:
+def test_committed_rows_survive_a_database_restart(
+    postgres: PostgresHandle, pg_schema: Schema
+) -> None:
     if postgres.server is None:
         pytest.fail("this test restarts the database: run it against the session's own server")
     options = f"-c search_path={pg_schema.name}"

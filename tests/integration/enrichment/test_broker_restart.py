@@ -30,6 +30,7 @@ from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
 from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, committed_total, read_all, service_env, wait_for
 from fleetpipe_loadtest import synthetic
+from support.messages import decoded
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +126,7 @@ class Feeder:
                 self.sent.append((event.vehicle_id, seq[v]))
                 n += 1
             producer.poll(0)
-            time.sleep(max(0.0, started + n / RATE - time.monotonic()))
+            time.sleep(max(0.0, started + n / RATE - time.monotonic()))  # the feed's rate
         assert producer.flush(300) == 0, "every input record reaches the broker"
 
 
@@ -223,15 +224,26 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
     feeder = Feeder(kafka, topics.raw).start()
     try:
         for stage in stages:
+
+            def committing(s: Stage = stage) -> bool:
+                s.proc.check_alive()
+                return (_committed(kafka, s.group, s.input_topic) or 0) > 0
+
             wait_for(
-                lambda s=stage: (
-                    s.proc.check_alive() or (_committed(kafka, s.group, s.input_topic) or 0) > 0
-                ),
+                committing,
                 timeout=120,
                 what=f"{stage.name} to commit",
             )
         pids = [s.proc.pid for s in stages]
-        time.sleep(3)  # steady state: transactions open and commit continuously
+        # Steady state: every stage commits again, so transactions open and commit continuously.
+        first = {s.name: _committed(kafka, s.group, s.input_topic) or 0 for s in stages}
+        wait_for(
+            lambda: all(
+                (_committed(kafka, s.group, s.input_topic) or 0) > first[s.name] for s in stages
+            ),
+            timeout=60,
+            what="every stage committing again",
+        )
 
         own_broker.stop(kill=kill)
         readiness: Counter[str] = Counter()
@@ -239,7 +251,7 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
         while time.monotonic() < down_until or not readiness:
             for stage in stages:
                 readiness[f"{stage.name}: {stage.proc.get('/readyz')[1].strip()}"] += 1
-            time.sleep(1)
+            time.sleep(1)  # the outage lasts down_s: the scenario, sampled once a second
         serving = own_broker.start()
 
         ends: dict[str, list[tuple[float, int]]] = {s.input_topic: [] for s in stages}
@@ -260,7 +272,7 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
                     and _lag_s(kafka, stage, ends[stage.input_topic]) < LAG_LIMIT_S
                 ):
                     recovered[stage.name] = time.monotonic() - serving
-            time.sleep(0.25)
+            time.sleep(0.25)  # the period at which the recovery is measured
         print(
             f"\nbroker {'killed' if kill else 'stopped gracefully'}, down {down_s:.0f}s; "
             f"back under {LAG_LIMIT_S:.0f}s of lag after the broker served again: "
@@ -284,7 +296,7 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
             what="enrichment to commit every input",
         )
         enriched = [
-            enriched_pb2.EnrichedTelemetry.FromString(m.value())
+            decoded(m, enriched_pb2.EnrichedTelemetry)
             for m in read_all(kafka, topics.enriched, read_committed=True)
         ]
         outputs = Counter((e.telemetry.vehicle_id, e.telemetry.seq) for e in enriched)
@@ -297,11 +309,11 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
             (a.alert_id, a.state) for a in (alert_pb2.Alert.FromString(v) for _, v in run.alerts)
         )
 
-        def alerts() -> tuple[Counter[tuple[str, int]]] | None:
+        def alerts() -> tuple[Counter[tuple[str, alert_pb2.AlertState]]] | None:
             got = Counter(
                 (a.alert_id, a.state)
                 for a in (
-                    alert_pb2.Alert.FromString(m.value())
+                    decoded(m, alert_pb2.Alert)
                     for m in read_all(kafka, topics.alerts, read_committed=True, idle_s=0.5)
                 )
             )

@@ -13,6 +13,7 @@ from fleetpipe.pb.v1 import deadletter_pb2, enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
 from fleetpipe_dev.testing import ServiceProcess, produce_all, read_all, service_env, wait_for
 from fleetpipe_loadtest import synthetic
+from support.messages import decoded, headers_of
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +39,7 @@ def _enriched(
     def enough() -> list[enriched_pb2.EnrichedTelemetry]:
         msgs = read_all(kafka, topics.enriched, read_committed=True, idle_s=0.5)
         return (
-            [enriched_pb2.EnrichedTelemetry.FromString(m.value()) for m in msgs]
-            if len(msgs) >= count
-            else []
+            [decoded(m, enriched_pb2.EnrichedTelemetry) for m in msgs] if len(msgs) >= count else []
         )
 
     return wait_for(enough, timeout=90, what=f"{count} enriched records")
@@ -62,8 +61,13 @@ def test_registry_edits_apply_without_restart_and_unknown_vehicles_pass(
         },
     )
     proc = ServiceProcess("fleetpipe.enrichment", env, tmp_path / "enrichment.log").start()
+
+    def ready() -> bool:
+        proc.check_alive()
+        return proc.ready()
+
     try:
-        wait_for(lambda: proc.check_alive() or proc.ready(), timeout=90, what="enrichment ready")
+        wait_for(ready, timeout=90, what="enrichment ready")
         first = _events("known-1", 1, 5) + _events("newcomer", 1, 7)
         produce_all(
             kafka_settings, topics.raw, ((t.vehicle_id, t.SerializeToString()) for t in first)
@@ -151,8 +155,8 @@ def test_unplaceable_events_are_dead_lettered_and_the_rest_enriched(
             timeout=30,
             what="the dead letter",
         )
-        assert dict(dead.headers())[DL_REASON] == b"invalid"
-        letter = deadletter_pb2.DeadLetter.FromString(dead.value())
+        assert headers_of(dead)[DL_REASON] == b"invalid"
+        letter = decoded(dead, deadletter_pb2.DeadLetter)
         assert "location.lat 123.0" in letter.error
         assert telemetry_pb2.Telemetry.FromString(letter.payload).seq == 3
     finally:

@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.pb.v1 import ingest_pb2_grpc
 from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
-
-TOKEN_A = "token-fleet-a-0123456789abcdef"
-TOKEN_B = "token-fleet-b-0123456789abcdef"
-
-
-@dataclass
-class Ingest:
-    process: ServiceProcess
-    address: str
-    topics: Topics
-    token_a: str = TOKEN_A  # fleet-a
-    token_b: str = TOKEN_B  # fleet-b
-
-    def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(self.address)
-
-    def stub(self) -> ingest_pb2_grpc.TelemetryIngestStub:
-        return ingest_pb2_grpc.TelemetryIngestStub(self.channel())
-
-    def auth(self, token: str = TOKEN_A) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {token}"),)
+from support.ingest import TOKEN_A, TOKEN_B, Ingest, StartIngest
 
 
 @pytest.fixture
-def start_ingest(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Callable[..., Ingest]]:
+def start_ingest(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[StartIngest]:
     started: list[ServiceProcess] = []
 
     def start(topics: Topics, **extra: str) -> Ingest:
@@ -70,5 +47,5 @@ def start_ingest(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Call
 
 
 @pytest.fixture
-def ingest(start_ingest: Callable[..., Ingest], topics: Topics) -> Ingest:
+def ingest(start_ingest: StartIngest, topics: Topics) -> Ingest:
     return start_ingest(topics)

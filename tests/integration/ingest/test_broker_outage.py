@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +15,9 @@ from fleetpipe_dev.testing import end_offsets, read_all
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.sender import Sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick
+from support.ingest import StartIngest
+from support.messages import decoded
+from support.servers import BrokerHandle
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +25,8 @@ VEHICLES, STREAMS, TICKS = 60, 3, 400
 
 
 def test_with_the_broker_stopped_mid_stream_clients_retry_and_the_raw_topic_has_every_seq(
-    kafka: Any,
-    start_ingest: Callable[..., Any],
+    kafka: BrokerHandle,
+    start_ingest: StartIngest,
     topics: Topics,
     kafka_settings: KafkaSettings,
 ) -> None:
@@ -64,7 +65,7 @@ def test_with_the_broker_stopped_mid_stream_clients_retry_and_the_raw_topic_has_
                             encode_tick(tick, slice(cuts[s], cuts[s + 1]))
                         ):
                             await sender.send(s, body, n)
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.005)  # the load's pace: the scenario, not a wait
                 for s in range(STREAMS):
                     for body, n in batchers[s].flush():
                         await sender.send(s, body, n)
@@ -93,7 +94,7 @@ def test_with_the_broker_stopped_mid_stream_clients_retry_and_the_raw_topic_has_
     records = read_all(kafka_settings, topics.raw, idle_s=15, timeout=240)
     assert len(records) == stored
     for msg in records:
-        e = telemetry_pb2.Telemetry.FromString(msg.value())
+        e = decoded(msg, telemetry_pb2.Telemetry)
         copies += 1
         seen[e.vehicle_id].add(e.seq)
     expected = {

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -17,24 +15,23 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, ingest_pb2_grpc, telemetry_pb2
 from fleetpipe_dev.testing import end_offsets, read_all
 from fleetpipe_loadtest.fleet import Fleet
-
-Ingest = Any  # the handle the conftest's fixtures return
-
+from fleetpipe_loadtest.records import now_us
+from support.builders import changed
+from support.ingest import Ingest, StartIngest
+from support.messages import decoded, headers_of
 
 pytestmark = pytest.mark.integration
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def fleet_events(vehicles: int, ticks: int, fleet: str = "fleet-a") -> list[list]:
+def fleet_events(
+    vehicles: int, ticks: int, fleet: str = "fleet-a"
+) -> list[list[telemetry_pb2.Telemetry]]:
     """``ticks`` lists of events of a simulated fleet whose clock ends about now."""
     sim = Fleet(vehicles, seed=3, fleet_id=fleet, start_time_us=now_us() - ticks * 1_000_000)
     return [t.messages() for t in sim.run(ticks)]
 
 
-def batch(batch_id: int, events: list) -> ingest_pb2.TelemetryBatch:
+def batch(batch_id: int, events: list[telemetry_pb2.Telemetry]) -> ingest_pb2.TelemetryBatch:
     return ingest_pb2.TelemetryBatch(batch_id=batch_id, events=events)
 
 
@@ -53,9 +50,9 @@ def test_accepted_events_reach_the_raw_topic_keyed_by_vehicle_with_ingest_time(
     records = read_all(kafka_settings, ingest.topics.raw)
     sent = {(e.vehicle_id, e.seq): e for tick in ticks for e in tick}
     got = {}
-    partitions: dict[str, set[int]] = {}
+    partitions: dict[str, set[int | None]] = {}
     for msg in records:
-        e = telemetry_pb2.Telemetry.FromString(msg.value())
+        e = decoded(msg, telemetry_pb2.Telemetry)
         assert msg.key() == e.vehicle_id.encode()
         assert before <= e.ingest_time_us <= after
         partitions.setdefault(e.vehicle_id, set()).add(msg.partition())
@@ -76,7 +73,7 @@ M, R, F, X = (
     ingest_pb2.REJECT_CODE_MALFORMED,
 )
 # One of each kind of invalid event (the unit tests cover every rule): changes, code, field.
-INVALID = [
+INVALID: list[tuple[dict[str, object], int, str]] = [
     ({"vehicle_id": ""}, M, "vehicle_id"),
     ({"vehicle_id": "veh 1"}, X, "vehicle_id"),
     ({"seq": 0}, M, "seq"),
@@ -99,10 +96,7 @@ def test_each_invalid_event_is_rejected_with_its_reason_and_dead_lettered_while_
     expected: dict[int, tuple[int, str, bytes]] = {}
     for n, (changes, code, field) in enumerate(INVALID):
         events.append(good[n])
-        bad = telemetry_pb2.Telemetry()
-        bad.CopyFrom(good[n])
-        bad.seq = 1000 + n
-        _apply(bad, changes)
+        bad = changed(good[n], {"seq": 1000 + n, **changes})
         expected[len(events)] = (code, field, bad.SerializeToString())
         events.append(bad)
     events.append(good[-1])
@@ -114,32 +108,20 @@ def test_each_invalid_event_is_rejected_with_its_reason_and_dead_lettered_while_
     assert ack.accepted == len(good)
 
     raw = read_all(kafka_settings, ingest.topics.raw)
-    stored = sorted(telemetry_pb2.Telemetry.FromString(m.value()).vehicle_id for m in raw)
+    stored = sorted(decoded(m, telemetry_pb2.Telemetry).vehicle_id for m in raw)
     assert stored == sorted(e.vehicle_id for e in good)
     letters = read_all(kafka_settings, ingest.topics.deadletter)
     assert len(letters) == len(expected)
     by_payload = {payload: field for _, field, payload in expected.values()}
     for msg in letters:
-        headers = dict(msg.headers() or [])
+        headers = headers_of(msg)
         assert headers["fp-reason"] == b"invalid_event"
         assert headers["fp-service"] == b"ingest"
         assert headers["fp-source-topic"] == b""
-        letter = deadletter_pb2.DeadLetter.FromString(msg.value())
+        letter = decoded(msg, deadletter_pb2.DeadLetter)
         assert letter.error.startswith(f"{by_payload.pop(letter.payload)}: ")
         assert (letter.reason, letter.service) == ("invalid_event", "ingest")
     assert by_payload == {}, "every rejected event is dead-lettered once, untouched"
-
-
-def _apply(e: telemetry_pb2.Telemetry, changes: dict) -> None:
-    for path, value in changes.items():
-        target = e
-        *parents, name = path.split("__")
-        for p in parents:
-            target = getattr(target, p)
-        if value is None:
-            target.ClearField(name)
-        else:
-            setattr(target, name, value)
 
 
 def test_a_late_event_is_accepted_and_flagged_and_a_missing_fleet_is_filled_in(
@@ -152,10 +134,7 @@ def test_a_late_event_is_accepted_and_flagged_and_a_missing_fleet_is_filled_in(
     ack = ingest.stub().Publish(batch(1, [old, fresh]), metadata=ingest.auth())
     assert (ack.accepted, ack.late) == (2, 1)
     stored = sorted(
-        (
-            telemetry_pb2.Telemetry.FromString(m.value())
-            for m in read_all(kafka_settings, ingest.topics.raw)
-        ),
+        (decoded(m, telemetry_pb2.Telemetry) for m in read_all(kafka_settings, ingest.topics.raw)),
         key=lambda e: e.seq,
     )
     assert [(e.late, e.fleet_id) for e in stored] == [(True, "fleet-a"), (False, "fleet-a")]
@@ -188,7 +167,7 @@ def test_unauthenticated_and_cross_fleet_calls_are_refused_as_a_whole(
         list(stub.Stream(iter([batch(1, events)]), metadata=metadata))
     assert stream.value.code() == code
     if code == grpc.StatusCode.PERMISSION_DENIED:
-        assert "whole batch is refused" in publish.value.details()
+        assert "whole batch is refused" in (publish.value.details() or "")
     assert sum(end_offsets(kafka_settings, ingest.topics.raw).values()) == 0
     log = ingest.process.log()
     assert ingest.token_a not in log and ingest.token_b not in log
@@ -240,7 +219,7 @@ def test_health_checking_reflection_and_http_probes_answer(ingest: Ingest) -> No
 
 
 def test_oversized_messages_and_batches_are_refused(
-    start_ingest: Callable[..., Ingest], topics: Topics
+    start_ingest: StartIngest, topics: Topics
 ) -> None:
     ingest = start_ingest(topics, FLEET_MAX_MESSAGE_BYTES="20000", FLEET_MAX_BATCH_EVENTS="50")
     stub = ingest.stub()
@@ -255,7 +234,7 @@ def test_oversized_messages_and_batches_are_refused(
 
 
 def test_unconfirmed_batches_give_unavailable_and_the_in_flight_bound_resource_exhausted(
-    start_ingest: Callable[..., Ingest], topics: Topics
+    start_ingest: StartIngest, topics: Topics
 ) -> None:
     # The raw topic does not exist (the broker does not create topics): records stay in flight.
     missing = topics.model_copy(update={"raw": f"{topics.raw}.missing"})
@@ -271,7 +250,7 @@ def test_unconfirmed_batches_give_unavailable_and_the_in_flight_bound_resource_e
     with pytest.raises(grpc.RpcError) as first:
         stub.Publish(batch(1, ticks[0]), metadata=ingest.auth())
     assert first.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "did not confirm" in first.value.details()
+    assert "did not confirm" in (first.value.details() or "")
     assert time.monotonic() - t0 >= 2.0
     t1 = time.monotonic()
     with pytest.raises(grpc.RpcError) as second:
@@ -284,7 +263,7 @@ def test_unconfirmed_batches_give_unavailable_and_the_in_flight_bound_resource_e
 
 
 def test_with_tls_configured_only_verified_clients_get_through(
-    start_ingest: Callable[..., Ingest], topics: Topics, tmp_path: Path
+    start_ingest: StartIngest, topics: Topics, tmp_path: Path
 ) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
@@ -318,7 +297,7 @@ def test_a_malformed_payload_is_refused_and_an_unusual_one_still_stored_correctl
     with pytest.raises(grpc.RpcError) as bad:
         publish(b"\x12\x50not protobuf", metadata=ingest.auth())
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "not a valid TelemetryBatch" in bad.value.details()
+    assert "not a valid TelemetryBatch" in (bad.value.details() or "")
 
     # An unknown field encoded as a (deprecated) group: valid protobuf that ingest's byte
     # scanner does not follow, so it re-serialises the events instead.
@@ -328,10 +307,10 @@ def test_a_malformed_payload_is_refused_and_an_unusual_one_still_stored_correctl
     ack = publish(raw, metadata=ingest.auth())
     assert (ack.batch_id, ack.accepted) == (5, 4)
     stored = {
-        telemetry_pb2.Telemetry.FromString(m.value()).vehicle_id: m
+        decoded(m, telemetry_pb2.Telemetry).vehicle_id: m
         for m in read_all(kafka_settings, ingest.topics.raw)
     }
     assert set(stored) == {e.vehicle_id for e in events}
     for e in events:
-        got = telemetry_pb2.Telemetry.FromString(stored[e.vehicle_id].value())
+        got = decoded(stored[e.vehicle_id], telemetry_pb2.Telemetry)
         assert got.ingest_time_us > 0 and got.seq == e.seq and got.fleet_id == "fleet-a"

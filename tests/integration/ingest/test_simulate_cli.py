@@ -7,9 +7,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,11 +15,12 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.registry import VehicleRegistry
 from fleetpipe_dev.testing import end_offsets, wait_for
 from fleetpipe_loadtest.scenarios import read_ground_truth
+from support.ingest import Ingest, StartIngest
 
 pytestmark = pytest.mark.integration
 
 
-def simulate(ingest: Any, *args: str) -> list[str]:
+def simulate(ingest: Ingest, *args: str) -> list[str]:
     return [
         sys.executable, "-c", "from fleetpipe.cli import main; main()", "simulate",
         "--fleet", "fleet-a", "--target", ingest.address, "--streams", "2", *args,
@@ -29,7 +28,7 @@ def simulate(ingest: Any, *args: str) -> list[str]:
 
 
 def test_simulate_sends_every_event_and_writes_ground_truth_and_registry(
-    start_ingest: Callable[..., Any], topics: Topics, kafka_settings: KafkaSettings, tmp_path: Path
+    start_ingest: StartIngest, topics: Topics, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     ingest = start_ingest(topics)
     truth, registry = tmp_path / "truth.jsonl", tmp_path / "vehicles.csv"
@@ -59,7 +58,7 @@ def test_simulate_sends_every_event_and_writes_ground_truth_and_registry(
 
 
 def test_simulate_stops_cleanly_on_ctrl_c(
-    start_ingest: Callable[..., Any], topics: Topics, tmp_path: Path
+    start_ingest: StartIngest, topics: Topics, tmp_path: Path
 ) -> None:
     ingest = start_ingest(topics)
     truth = tmp_path / "truth.csv"
@@ -69,15 +68,16 @@ def test_simulate_stops_cleanly_on_ctrl_c(
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stderr is not None
+    stderr = proc.stderr
     lines: list[str] = []
 
     def progress() -> bool:
-        lines.append(proc.stderr.readline())
+        lines.append(stderr.readline())
         return "acked" in lines[-1] and "acked 0 " not in lines[-1]
 
     wait_for(progress, timeout=60, interval=0, what="a progress line with acknowledged events")
     proc.send_signal(signal.SIGINT)
-    out = proc.stderr.read()
+    out = stderr.read()
     assert proc.wait(timeout=60) == 130
     assert "interrupted" in out
     assert truth.exists()

@@ -17,6 +17,8 @@ from fleetpipe.pb.v1 import alert_pb2, notification_pb2
 from fleetpipe.registry import Vehicle, write_csv
 from fleetpipe_dev.testing import ServiceProcess, produce_all, read_all, service_env, wait_for
 from fleetpipe_dev.twilio import TwilioContractServer
+from support.messages import decoded
+from support.servers import Schema
 
 SENDER = "+15005550006"
 PHONE = "+31612345678"
@@ -83,7 +85,7 @@ class NotificationRig:
 
     def outcomes(self) -> list[notification_pb2.NotificationOutcome]:
         msgs = read_all(self.kafka, self.topics.notifications, read_committed=False, idle_s=0.5)
-        return [notification_pb2.NotificationOutcome.FromString(m.value()) for m in msgs]
+        return [decoded(m, notification_pb2.NotificationOutcome) for m in msgs]
 
     def wait_outcomes(
         self, n: int, proc: ServiceProcess, *, timeout: float = 90
@@ -106,7 +108,7 @@ class NotificationRig:
 
 @pytest.fixture
 def rig(
-    kafka_settings: KafkaSettings, topics: Topics, pg_schema: Any, tmp_path: Path
+    kafka_settings: KafkaSettings, topics: Topics, pg_schema: Schema, tmp_path: Path
 ) -> Iterator[NotificationRig]:
     with TwilioContractServer() as twilio:
         rig = NotificationRig(

@@ -20,6 +20,7 @@ from fleetpipe_dev.testing import (
     service_env,
     wait_for,
 )
+from support.servers import Schema
 
 
 @dataclass
@@ -100,7 +101,7 @@ def _vehicle(message: Any) -> str:
 
 @pytest.fixture
 def rig(
-    kafka_settings: KafkaSettings, topics: Topics, pg_schema: Any, tmp_path: Path
+    kafka_settings: KafkaSettings, topics: Topics, pg_schema: Schema, tmp_path: Path
 ) -> Iterator[WriterRig]:
     rig = WriterRig(kafka_settings, topics, pg_schema.dsn, pg_schema.name, tmp_path)
     try:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import pyarrow.dataset as ds
 import pytest
 
 from fleetpipe_dev.testing import wait_for
 from fleetpipe_loadtest import records
+from support.servers import PostgresHandle
 
 from .conftest import WriterRig
 
@@ -68,11 +68,18 @@ def _has_table(rig: WriterRig) -> bool:
     return bool(rig.scalar("SELECT to_regclass('telemetry') IS NOT NULL"))
 
 
-def test_postgres_stopped_for_30s_under_load_loses_nothing(rig: WriterRig, postgres: Any) -> None:
+def test_postgres_stopped_for_30s_under_load_loses_nothing(
+    rig: WriterRig, postgres: PostgresHandle
+) -> None:
     if postgres.server is None:
         pytest.fail("this test stops the database: run it against the session's own server")
     proc = rig.start("w1", FLEET_MAX_BATCH="2000")
-    wait_for(lambda: proc.check_alive() or proc.ready(), timeout=60, what="the writer ready")
+
+    def ready() -> bool:
+        proc.check_alive()
+        return proc.ready()
+
+    wait_for(ready, timeout=60, what="the writer ready")
 
     sent: set[tuple[str, int]] = set()
     stop = threading.Event()
@@ -87,7 +94,7 @@ def test_postgres_stopped_for_30s_under_load_loses_nothing(rig: WriterRig, postg
                 batch = [records.enriched(v, seq) for v in range(200)]
                 rig.produce(rig.topics.enriched, batch)
                 sent.update((e.telemetry.vehicle_id, e.telemetry.seq) for e in batch)
-                time.sleep(0.2)
+                time.sleep(0.2)  # the load's pace: the scenario, not a wait
         except BaseException as exc:  # surfaced by the test below
             errors.append(exc)
 
@@ -104,6 +111,7 @@ def test_postgres_stopped_for_30s_under_load_loses_nothing(rig: WriterRig, postg
             outage_started = time.monotonic()
             committed_at_stop = rig.committed()
             readiness = []
+            # The outage lasts 30 s whatever happens: the scenario, sampled once a second.
             while time.monotonic() - outage_started < 30:
                 proc.check_alive()  # the writer waits; it does not crash
                 readiness.append(proc.ready())
@@ -113,7 +121,13 @@ def test_postgres_stopped_for_30s_under_load_loses_nothing(rig: WriterRig, postg
             assert False in readiness, "the writer says it is waiting"
         finally:
             postgres.start()
-        time.sleep(3)  # a little more load after the database is back
+        # A little more load after the database is back (as much as ~3 s of it), then stop.
+        sent_at_restart = len(sent)
+        wait_for(
+            lambda: bool(errors) or len(sent) >= sent_at_restart + 3000,
+            timeout=60,
+            what="3,000 more events sent after the database is back",
+        )
     finally:
         stop.set()
         loader.join(60)

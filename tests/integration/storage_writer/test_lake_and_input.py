@@ -13,6 +13,7 @@ from fleetpipe.core.records import DL_REASON
 from fleetpipe.pb.v1 import deadletter_pb2
 from fleetpipe_dev.testing import read_all
 from fleetpipe_loadtest import records
+from support.messages import decoded, headers_of
 
 from .conftest import WriterRig
 
@@ -47,15 +48,15 @@ def test_parquet_files_are_readable_by_pyarrow_and_duckdb(rig: WriterRig) -> Non
 
     con = duckdb.connect()
     pattern = str(rig.lake / "telemetry" / "**" / "*.parquet")
-    count, vehicles, fleets, max_seq = con.execute(
+    telemetry = con.execute(
         "SELECT count(*), count(DISTINCT vehicle_id), count(DISTINCT fleet_id), max(seq) "
         f"FROM read_parquet('{pattern}', hive_partitioning = true)"
     ).fetchone()
-    assert (count, vehicles, fleets, max_seq) == (len(events), 40, 2, 100)
-    (alerts,) = con.execute(
+    assert telemetry == (len(events), 40, 2, 100)
+    alerts = con.execute(
         f"SELECT count(*) FROM read_parquet('{rig.lake / 'alerts' / '**' / '*.parquet'}')"
     ).fetchone()
-    assert alerts == 5
+    assert alerts == (5,)
 
 
 def test_bad_records_are_dead_lettered_and_the_rest_stored(rig: WriterRig) -> None:
@@ -76,8 +77,8 @@ def test_bad_records_are_dead_lettered_and_the_rest_stored(rig: WriterRig) -> No
     letters = read_all(rig.kafka, rig.topics.deadletter, read_committed=False, idle_s=1)
     reasons = sorted(
         (
-            dict(m.headers())[DL_REASON].decode(),
-            deadletter_pb2.DeadLetter.FromString(m.value()).error,
+            headers_of(m)[DL_REASON].decode(),
+            decoded(m, deadletter_pb2.DeadLetter).error,
         )
         for m in letters
     )

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from fleetpipe.storage_writer.pgcopy import CopyColumn, encode
+from support.servers import Schema
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +81,9 @@ def _table(n: int, *, seed: int, nulls: bool) -> pa.Table:
         pytest.param(2000, True, id="nulls-and-varying-text"),
     ],
 )
-def test_postgres_reads_back_exactly_what_was_encoded(pg_schema: Any, n: int, nulls: bool) -> None:
+def test_postgres_reads_back_exactly_what_was_encoded(
+    pg_schema: Schema, n: int, nulls: bool
+) -> None:
     table = _table(n, seed=n, nulls=nulls)
     encoded = encode(table, COLUMNS)
     with psycopg.connect(pg_schema.dsn, options=f"-c search_path={pg_schema.name}") as conn:
@@ -88,7 +91,7 @@ def test_postgres_reads_back_exactly_what_was_encoded(pg_schema: Any, n: int, nu
         with (
             conn.cursor() as cur,
             cur.copy(
-                f"COPY probe ({', '.join(encoded.columns)}) FROM STDIN (FORMAT BINARY)"  # type: ignore[arg-type]
+                f"COPY probe ({', '.join(encoded.columns)}) FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
             copy.write(encoded.data)

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-import time
-
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from fleetpipe.core.db import (
-    DatabaseUnavailable,
-    Migration,
-    PostgresSettings,
-    load_migrations,
-    migrate_when_ready,
-)
-from fleetpipe_dev.stack.procs import free_port
+from fleetpipe.core.db import Migration, PostgresSettings, load_migrations
 
 pytestmark = pytest.mark.unit
 
@@ -46,30 +36,9 @@ def test_schema_name_must_be_a_plain_identifier(name: str, ok: bool) -> None:
 
 
 def test_the_dsn_is_a_secret() -> None:
-    settings = PostgresSettings(dsn="postgresql://u:hunter2@db/x")  # type: ignore[arg-type]
+    settings = PostgresSettings(dsn=SecretStr("postgresql://u:hunter2@db/x"))
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
 
 
 def test_a_checksum_follows_the_sql() -> None:
     assert Migration(1, "a", "SELECT 1").checksum != Migration(1, "a", "SELECT 2").checksum
-
-
-def test_migrating_waits_for_an_unreachable_database_then_gives_up(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # Nothing listens on the port: every attempt is refused at once, so only the waits count.
-    settings = PostgresSettings(dsn=SecretStr(f"postgresql://fleetpipe@127.0.0.1:{free_port()}/x"))
-    started = time.monotonic()
-    with (
-        caplog.at_level(logging.WARNING, logger="fleetpipe.core.db"),
-        pytest.raises(DatabaseUnavailable, match="PostgreSQL unavailable"),
-    ):
-        migrate_when_ready(
-            settings,
-            application_name="test",
-            component="c",
-            migrations=[Migration(1, "a", "SELECT 1")],
-            timeout_s=1.0,
-        )
-    assert time.monotonic() - started >= 1.0, "it waited out its timeout"
-    assert any("Retrying" in r.getMessage() for r in caplog.records), "it tried more than once"

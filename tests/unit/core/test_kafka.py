@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from fleetpipe.core.errors import DeliveryError, ProducerQueueFull
 from fleetpipe.core.kafka import (
     KafkaException,
     build_admin,
@@ -56,35 +54,6 @@ def test_builders_create_no_client_until_it_is_used(build: Callable[[], Any]) ->
     built = build()
     with pytest.raises(KafkaException, match=r"no\.such\.setting"):
         _ = built.client
-
-
-def test_produce_into_a_queue_that_stays_full_raises_with_the_topic_after_the_deadline() -> None:
-    producer = build_producer(
-        NOWHERE,
-        client_id="t",
-        overrides={"queue.buffering.max.messages": 1},
-        queue_full_timeout_s=0.3,
-    )
-    producer.produce("fleet.test.v1", b"first", b"k")  # fills the queue: no broker takes it
-    started = time.monotonic()
-    with pytest.raises(ProducerQueueFull, match=r"fleet\.test\.v1") as raised:
-        producer.produce("fleet.test.v1", b"second", b"k")
-    assert raised.value.topic == "fleet.test.v1"
-    assert 0.3 <= time.monotonic() - started < 5
-
-
-def test_produce_waits_for_room_as_long_as_a_record_may_take_to_deliver_by_default() -> None:
-    producer = build_producer(
-        NOWHERE,
-        client_id="t",
-        overrides={"queue.buffering.max.messages": 1, "delivery.timeout.ms": 400},
-    )
-    producer.produce("fleet.test.v1", b"first", b"k")
-    # The first record fails (nothing delivers it) about a second later, which frees its room.
-    producer.produce("fleet.test.v1", b"second", b"k")
-    assert producer.in_flight() == 1
-    with pytest.raises(DeliveryError, match=r"fleet\.test\.v1"):
-        producer.raise_for_failures()
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.records import Output, dead_letter_record
+from fleetpipe.core.kafka import Headers
+from fleetpipe.core.records import dead_letter_record
 from fleetpipe.pb.v1 import deadletter_pb2
+from support.builders import output
+from support.fakes import RecordingProducer
 
 pytestmark = pytest.mark.unit
 
@@ -33,17 +33,6 @@ def test_dead_letter_carries_reason_and_source_in_headers_and_value() -> None:
     assert letter.time_us > 0
 
 
-class RecordingProducer:
-    """Stands in for both the wrapper and its confluent-kafka client."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, Any, Any]] = []
-        self.client = self
-
-    def produce(self, topic: str, value: Any, key: Any = None, headers: Any = None) -> None:
-        self.sent.append((key, value, headers))
-
-
 @pytest.mark.parametrize(
     "traced",
     [
@@ -54,18 +43,13 @@ class RecordingProducer:
     ],
 )
 def test_send_many_keeps_order_and_puts_headers_on_the_traced_records_only(
-    traced: dict[int, Any],
+    traced: dict[int, Headers],
 ) -> None:
     producer = RecordingProducer()
-    out = Output(
-        producer,  # type: ignore[arg-type]
-        service="test",
-        deadletter_topic="dl",
-        metrics=Metrics("test"),
-    )
+    out = output(producer)
     items: list[tuple[bytes | str | None, bytes | None]] = [
         (f"k{i}", f"v{i}".encode()) for i in range(5)
     ]
     out.send_many("topic", items, traced)
-    assert [(k, v) for k, v, _ in producer.sent] == items
-    assert {i: h for i, (_, _, h) in enumerate(producer.sent) if h} == traced
+    assert [(p.key, p.value) for p in producer.sent] == items
+    assert {i: p.headers for i, p in enumerate(producer.sent) if p.headers} == traced

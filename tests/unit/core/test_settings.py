@@ -25,7 +25,7 @@ def test_nested_settings_come_from_fleet_prefixed_variables(
 def test_settings_are_frozen() -> None:
     settings = ServiceSettings()
     with pytest.raises(ValidationError):
-        settings.instance_id = "other"  # type: ignore[misc]
+        settings.instance_id = "other"
 
 
 def test_secret_never_appears_in_repr_or_dump(monkeypatch: pytest.MonkeyPatch) -> None:

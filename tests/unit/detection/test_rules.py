@@ -32,7 +32,9 @@ RULES = Rules()
 R = Reading
 
 
-def _case(reading: dict[str, Any], expected: float | None, *, holding: bool = False, id: str):
+def _case(
+    reading: dict[str, Any], expected: float | None, *, holding: bool = False, id: str
+) -> object:
     return pytest.param(reading, holding, expected, id=id)
 
 

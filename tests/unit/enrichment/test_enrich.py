@@ -7,7 +7,7 @@ import geohash
 import pytest
 
 from fleetpipe.core.errors import ConfigError
-from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
+from fleetpipe.enrichment.enrich import EnrichedBatch, Enricher, SpeedLimits
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
 
@@ -19,7 +19,9 @@ EV = Vehicle("v-3", "fleet-b", "ev", "ID.3", "d-3", electric=True)
 REGISTRY = VehicleRegistry([VAN, TRUCK, EV])
 
 
-def _telemetry(vid: str = "v-1", lat: float = 52.37, lon: float = 4.89, speed: float = 42.0):
+def _telemetry(
+    vid: str = "v-1", lat: float = 52.37, lon: float = 4.89, speed: float = 42.0
+) -> telemetry_pb2.Telemetry:
     return telemetry_pb2.Telemetry(
         vehicle_id=vid,
         fleet_id="fleet-from-device",
@@ -32,7 +34,9 @@ def _telemetry(vid: str = "v-1", lat: float = 52.37, lon: float = 4.89, speed: f
     )
 
 
-def _enrich(enricher: Enricher, *events: telemetry_pb2.Telemetry, now_us: int = 5):
+def _enrich(
+    enricher: Enricher, *events: telemetry_pb2.Telemetry, now_us: int = 5
+) -> tuple[EnrichedBatch, list[enriched_pb2.EnrichedTelemetry]]:
     batch = enricher.enrich(((t, t.SerializeToString()) for t in events), now_us=now_us)
     return batch, [enriched_pb2.EnrichedTelemetry.FromString(v) for _, v in batch.values]
 
@@ -141,7 +145,7 @@ def test_unplaceable_events_are_reported_and_the_rest_go_through(
         Enricher(REGISTRY, SpeedLimits()), _telemetry(), _telemetry(lat=lat, lon=lon), _telemetry()
     )
     assert len(out) == 2
-    assert batch.invalid == [(1, pytest.approx(batch.invalid[0][1]))]
+    assert [index for index, _ in batch.invalid] == [1]
     assert field in batch.invalid[0][1]
 
 

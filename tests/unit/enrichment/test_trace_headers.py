@@ -1,17 +1,22 @@
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
 import pytest
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from fleetpipe.core.tracing import Span
 from fleetpipe.enrichment.handler import _output_headers
+from support.builders import output
+from support.fakes import RecordingProducer
 
 pytestmark = pytest.mark.unit
 
 
-def _out(traced: dict[int, Any]) -> Any:
-    return SimpleNamespace(traced={i: SimpleNamespace(headers=h) for i, h in traced.items()})
+def _span(name: str) -> Span:
+    """A sampled span of its own per name, so that its headers say which input it came from."""
+    context = SpanContext(
+        trace_id=1, span_id=ord(name), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
+    return Span(NonRecordingSpan(context))
 
 
 @pytest.mark.parametrize(
@@ -26,4 +31,7 @@ def _out(traced: dict[int, Any]) -> Any:
 def test_trace_headers_follow_each_record_to_its_output_position(
     traced: dict[int, str], invalid: list[int], expected: dict[int, str]
 ) -> None:
-    assert _output_headers(_out(traced), [(i, "bad") for i in invalid]) == expected
+    out = output(RecordingProducer())
+    out.traced = {i: _span(name) for i, name in traced.items()}
+    headers = _output_headers(out, [(i, "bad") for i in invalid])
+    assert headers == {i: _span(name).headers for i, name in expected.items()}

@@ -33,6 +33,7 @@ def profile(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 def release(config: dict[str, Any]) -> dict[str, Any]:
     (only,) = config["deploy"]["helm"]["releases"]
+    assert isinstance(only, dict)
     return only
 
 

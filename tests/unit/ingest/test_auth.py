@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from pydantic import SecretStr, ValidationError
 
 from fleetpipe.ingest.auth import TokenError, TokenStore, bearer_token
 from fleetpipe.ingest.settings import AuthSettings, IngestSettings, TlsSettings
+
+Metadata = Sequence[tuple[str, str | bytes]]
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +33,9 @@ TOKEN_B = "token-for-fleet-b-0123456789"
         pytest.param(None, None, id="no-metadata"),
     ],
 )
-def test_bearer_token_is_read_from_the_authorization_header(metadata, token) -> None:
+def test_bearer_token_is_read_from_the_authorization_header(
+    metadata: Metadata | None, token: str | None
+) -> None:
     assert bearer_token(metadata) == token
 
 
@@ -89,7 +94,9 @@ def test_a_changed_token_file_is_reloaded_and_a_broken_one_ignored(tmp_path: Pat
         ),
     ],
 )
-def test_bad_token_sources_are_refused_without_echoing_tokens(settings, message) -> None:
+def test_bad_token_sources_are_refused_without_echoing_tokens(
+    settings: AuthSettings, message: str
+) -> None:
     with pytest.raises(TokenError, match=message) as info:
         TokenStore(settings)
     assert TOKEN_A not in str(info.value)
@@ -108,6 +115,6 @@ def test_tokens_never_appear_in_the_settings_repr() -> None:
         pytest.param({"client_ca_file": Path("ca.pem")}, id="client-ca-alone"),
     ],
 )
-def test_tls_settings_need_both_files(kwargs) -> None:
+def test_tls_settings_need_both_files(kwargs: dict[str, Path]) -> None:
     with pytest.raises(ValidationError, match="tls"):
         TlsSettings(**kwargs)

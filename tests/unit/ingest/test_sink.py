@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from fleetpipe.ingest.sink import KafkaSink, SinkFailed, SinkFull
+from fleetpipe.core.kafka import DeliveryCallback, Headers, ProducerClient
+from fleetpipe.ingest.sink import KafkaSink, SinkFailed, SinkFull, SinkProducer
 
 pytestmark = pytest.mark.unit
 
@@ -35,41 +34,65 @@ class FakeMessage:
         return 0
 
 
-class FakeClient:
+class FakeClient(ProducerClient):
     """Records produced messages; ``report`` plays librdkafka's delivery reports."""
 
     def __init__(self, room: int = 10**9) -> None:
-        self.queued: list[tuple[str, bytes, Callable[[Any, Any], None]]] = []
+        self.queued: list[tuple[str, DeliveryCallback]] = []
         self.room = room
 
     def produce(
         self,
         topic: str,
-        value: bytes,
-        key: Any = None,
+        value: str | bytes | None = None,
+        key: str | bytes | None = None,
         partition: int = -1,
-        on_delivery: Any = None,
-        **kw: Any,
+        callback: DeliveryCallback | None = None,
+        on_delivery: DeliveryCallback | None = None,
+        timestamp: int = 0,
+        headers: Headers | None = None,
     ) -> None:
         if len(self.queued) >= self.room:
             raise BufferError("queue full")
-        self.queued.append((topic, value, on_delivery))
+        # librdkafka takes the callback positionally (``callback``) or by keyword (``on_delivery``).
+        report = on_delivery or callback
+        assert report is not None, "the sink asks a report for every record"
+        self.queued.append((topic, report))
+
+    def poll(self, timeout: float = -1) -> int:
+        return 0
+
+    def flush(self, timeout: float = -1) -> int:
+        return len(self.queued)
 
     def report(self, n: int | None = None, error: FakeError | None = None) -> None:
         n = len(self.queued) if n is None else n
-        for topic, _, cb in self.queued[:n]:
+        for topic, cb in self.queued[:n]:
             cb(error, FakeMessage(topic))
         del self.queued[:n]
 
 
-class FakeProducer:
+class FakeProducer(SinkProducer):
     def __init__(self, client: FakeClient) -> None:
-        self.client = client
+        self._client = client
+
+    @property
+    def client(self) -> FakeClient:
+        return self._client
+
+    def open(self, *, init_timeout_s: float = 60.0) -> None:
+        pass
+
+    def in_flight(self) -> int:
+        return len(self._client.queued)
+
+    def close(self, timeout: float = 30.0) -> None:
+        pass
 
 
 def sink(client: FakeClient, limit: int = 100) -> KafkaSink:
     return KafkaSink(
-        FakeProducer(client),  # type: ignore[arg-type]
+        FakeProducer(client),
         raw_topic="raw",
         deadletter_topic="dl",
         max_inflight_events=limit,

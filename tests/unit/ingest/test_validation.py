@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from fleetpipe.ingest.validation import VehicleIdCheck, validate_batch
+from fleetpipe.ingest.validation import VehicleIdCheck, Verdict, validate_batch
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
+from support.builders import changed
 
 pytestmark = pytest.mark.unit
 
@@ -15,30 +16,23 @@ NOW = 1_800_000_000_000_000
 MINUTE = 60_000_000
 
 
+VALID = telemetry_pb2.Telemetry(
+    vehicle_id="fleet-a-veh-000001",
+    fleet_id="fleet-a",
+    seq=7,
+    event_time_us=NOW - 1_000_000,
+    location=telemetry_pb2.Location(lat=52.37, lon=4.89),
+    motion=telemetry_pb2.Motion(speed_kmh=42.0),
+    engine=telemetry_pb2.Engine(fuel_pct=55.0),
+    battery=telemetry_pb2.Battery(pct=90.0),
+)
+
+
 def event(**changes: object) -> telemetry_pb2.Telemetry:
-    e = telemetry_pb2.Telemetry(
-        vehicle_id="fleet-a-veh-000001",
-        fleet_id="fleet-a",
-        seq=7,
-        event_time_us=NOW - 1_000_000,
-        location=telemetry_pb2.Location(lat=52.37, lon=4.89),
-        motion=telemetry_pb2.Motion(speed_kmh=42.0),
-        engine=telemetry_pb2.Engine(fuel_pct=55.0),
-        battery=telemetry_pb2.Battery(pct=90.0),
-    )
-    for path, value in changes.items():
-        target = e
-        *parents, name = path.split("__")
-        for p in parents:
-            target = getattr(target, p)
-        if value is None:
-            target.ClearField(name)
-        else:
-            setattr(target, name, value)
-    return e
+    return changed(VALID, changes)
 
 
-def check(*events: telemetry_pb2.Telemetry, fleet: str = "fleet-a"):
+def check(*events: telemetry_pb2.Telemetry, fleet: str = "fleet-a") -> Verdict:
     return validate_batch(
         events,
         fleet_id=fleet,
@@ -83,7 +77,9 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("changes", "code", "field"), INVALID)
-def test_an_invalid_event_is_rejected_naming_its_field(changes, code, field) -> None:
+def test_an_invalid_event_is_rejected_naming_its_field(
+    changes: dict[str, object], code: int, field: str
+) -> None:
     verdict = check(event(), event(**changes), event(seq=8))
     assert verdict.accepted == [0, 2]
     assert [(r.index, r.code, r.field) for r in verdict.rejected] == [(1, code, field)]
@@ -103,7 +99,7 @@ def test_an_invalid_event_is_rejected_naming_its_field(changes, code, field) -> 
         pytest.param({"fleet_id": ""}, id="no-fleet-given"),
     ],
 )
-def test_a_valid_event_is_accepted(changes) -> None:
+def test_a_valid_event_is_accepted(changes: dict[str, object]) -> None:
     verdict = check(event(**changes))
     assert (verdict.accepted, verdict.rejected, verdict.late) == ([0], [], [])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -104,7 +105,7 @@ def test_the_registry_lists_every_vehicle_with_a_reachable_driver(tmp_path: Path
         pytest.param({"vehicles": 1, "mix": {"tank": 1.0}}, "tank", id="unknown-type"),
     ],
 )
-def test_bad_parameters_are_refused_with_the_reason(kwargs: dict, message: str) -> None:
+def test_bad_parameters_are_refused_with_the_reason(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Fleet(**kwargs)
 

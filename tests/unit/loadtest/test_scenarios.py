@@ -59,7 +59,9 @@ def test_random_scenarios_produce_exactly_their_ground_truth(rate_hz: float) -> 
 MIXES = {K.LOW_BATTERY: {"ev": 1.0}, K.COLLISION_RISK: {"robotaxi": 1.0}}
 
 
-def _inject(kind: ScenarioKind, *, seed: int = 1, rate_hz: float = 1.0) -> tuple[Run, list]:
+def _inject(
+    kind: ScenarioKind, *, seed: int = 1, rate_hz: float = 1.0
+) -> tuple[Run, list[GroundTruth]]:
     fleet = Fleet(
         3,
         seed=seed,
@@ -155,7 +157,9 @@ def test_robotaxis_report_perception_and_driving_events() -> None:
         pytest.param("all=0.1,sos=0", {k: 0.1 for k in K if k != K.SOS}, id="all-but"),
     ],
 )
-def test_scenario_mix_parses_kinds_and_rates(spec: str, expected: dict) -> None:
+def test_scenario_mix_parses_kinds_and_rates(
+    spec: str, expected: dict[ScenarioKind, float]
+) -> None:
     assert ScenarioMix.parse(spec).rates_per_vehicle_hour == expected
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from fleetpipe.core.protowire import varint
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.scenarios import ScenarioMix
-from fleetpipe_loadtest.wire import Batcher, batch_header, encode_tick, varint
+from fleetpipe_loadtest.wire import Batcher, batch_header, encode_tick
 
 pytestmark = pytest.mark.unit
 

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from fleetpipe.core.loop import RetryLater
-from fleetpipe.core.records import Record
-from fleetpipe.core.tracing import Tracing
-from fleetpipe.notification.handler import DeliveryConfig, NotificationHandler, NotificationMetrics
+from fleetpipe.notification.handler import (
+    DeliveryConfig,
+    GatewayPort,
+    LedgerPort,
+    NotificationHandler,
+    NotificationMetrics,
+)
 from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Status
 from fleetpipe.notification.provider import ProviderError, Sent
 from fleetpipe.notification.routing import Channel, Phase, RateLimitPolicy, RoutingPolicy
 from fleetpipe.pb.v1 import alert_pb2, notification_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
 from fleetpipe_loadtest import records
+from support.builders import consumed, output
+from support.fakes import RecordingProducer
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +31,7 @@ PHONE = "+31612345678"
 NOW_S = 1_750_000_000.0
 
 
-class FakeLedger:
+class FakeLedger(LedgerPort):
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str, str], Entry] = {}
         self.locked: set[tuple[str, str, str]] = set()
@@ -79,7 +84,7 @@ class FakeLedger:
         return {e.provider_sid for e in self.rows.values() if e.provider_sid}
 
 
-class FakeGateway:
+class FakeGateway(GatewayPort):
     """Answers sends from a script of results; remembers what it 'delivered'."""
 
     def __init__(self, script: list[ProviderError | None] | None = None) -> None:
@@ -118,20 +123,16 @@ class FakeGateway:
         return None
 
 
-class FakeOutput:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, Any]] = []
-        self.tracing = Tracing.disabled()
-        self.traced: dict[int, Any] = {}
+class Published:
+    """What the handler wrote to its ``Output``, through a recording producer."""
 
-    def send(self, topic: str, value: bytes, key: Any, headers: Any = None) -> None:
-        self.sent.append((topic, value, key))
-
-    def poll(self) -> None:
-        pass
+    def __init__(self, producer: RecordingProducer) -> None:
+        self.sent = producer.sent
 
     def outcomes(self) -> list[notification_pb2.NotificationOutcome]:
-        return [notification_pb2.NotificationOutcome.FromString(v) for _, v, _ in self.sent]
+        values = [p.value for p in self.sent]
+        assert None not in values, "the handler sends no tombstones"
+        return [notification_pb2.NotificationOutcome.FromString(v) for v in values if v is not None]
 
 
 SERVER_ERROR = ProviderError(
@@ -185,13 +186,13 @@ def _alert(
     return records.alert(vehicle, rule, severity=severity, episode_start_us=int(at_s * 1e6))
 
 
-def _run(handler: NotificationHandler, *alerts: alert_pb2.Alert) -> FakeOutput:
-    out = FakeOutput()
-    handler.handle([Record(None, a) for a in alerts], out)  # type: ignore[arg-type]
-    return out
+def _run(handler: NotificationHandler, *alerts: alert_pb2.Alert) -> Published:
+    producer = RecordingProducer()
+    handler.handle([consumed(a, topic="alerts") for a in alerts], output(producer))
+    return Published(producer)
 
 
-def _statuses(out: FakeOutput) -> list[tuple[int, int]]:
+def _statuses(out: Published) -> list[tuple[int, int]]:
     return [(o.channel, o.status) for o in out.outcomes()]
 
 
@@ -209,7 +210,7 @@ def test_an_alert_is_sent_once_and_its_outcome_published() -> None:
         1,
         out.outcomes()[0].provider_sid,
     )
-    assert out.sent[0][2] == "v-1"
+    assert out.sent[0].key == "v-1"
 
 
 def test_a_500_then_success_looks_up_before_sending_again() -> None:

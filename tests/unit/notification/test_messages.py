@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,8 +19,8 @@ T = 1_736_951_525_000_000  # 2025-01-15 14:32:05 UTC
 UTC = ZoneInfo("UTC")
 
 
-def _alert(rule: str = "speeding", **kw: object) -> alert_pb2.Alert:
-    return records.alert("van-12", rule, episode_start_us=T, **kw)  # type: ignore[arg-type]
+# An alert of van-12 whose episode started at T: ``_alert(rule="speeding", **as records.alert)``.
+_alert = partial(records.alert, "van-12", episode_start_us=T)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 
 from fleetpipe.notification.provider import ProviderError, classify, twilio_client
-from fleetpipe_dev.twilio import TwilioContractServer
 
 pytestmark = pytest.mark.unit
 
@@ -38,15 +37,6 @@ def test_classify(exc: Exception, transient: bool, ambiguous: bool, code: str) -
 def test_classify_reraises_what_it_does_not_know() -> None:
     with pytest.raises(KeyError):
         classify(KeyError("bug"))
-
-
-def test_the_sdk_talks_to_the_base_url_given() -> None:
-    with TwilioContractServer() as server:
-        client = twilio_client(
-            server.account_sid, server.auth_token, api_base_url=server.url, timeout_s=5
-        )
-        client.messages.create(to="+31612345678", from_="+15005550006", body="hi")
-        assert [m["body"] for m in server.contract.messages()] == ["hi"]
 
 
 def test_a_base_url_must_be_http() -> None:

@@ -263,13 +263,14 @@ def _settings_class(component: Component) -> type[BaseModel]:
     from fleetpipe.notification.settings import NotificationSettings
     from fleetpipe.storage_writer.settings import StorageSettings
 
-    return {
+    classes: dict[Component, type[BaseModel]] = {
         Component.INGEST: IngestSettings,
         Component.ENRICHMENT: EnrichmentSettings,
         Component.DETECTION: DetectionSettings,
         Component.NOTIFICATION: NotificationSettings,
         Component.STORAGE_WRITER: StorageSettings,
-    }[component]
+    }
+    return classes[component]
 
 
 def _field_path_exists(model: type[BaseModel], path: list[str]) -> bool:

@@ -33,7 +33,7 @@ MINIMAL: dict[str, Any] = {
 
 def with_(path: str, value: Any) -> dict[str, Any]:
     """MINIMAL with ``a.b.c`` set to ``value``."""
-    raw = yaml.safe_load(yaml.safe_dump(MINIMAL))
+    raw: dict[str, Any] = yaml.safe_load(yaml.safe_dump(MINIMAL))
     node = raw
     *parents, leaf = path.split(".")
     for key in parents:
@@ -45,7 +45,8 @@ def with_(path: str, value: Any) -> dict[str, Any]:
 def crd_schema() -> dict[str, Any]:
     doc = yaml.safe_load(CRD.read_text())
     schema: dict[str, Any] = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return schema["properties"]["spec"]
+    spec: dict[str, Any] = schema["properties"]["spec"]
+    return spec
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
 
-from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
+from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, telemetry_pb2
 from fleetpipe.storage_writer.columns import (
     TELEMETRY_SCHEMA,
     TelemetryDecoder,
+    TelemetryRows,
     alert_problem,
     alert_table,
     latest_rows,
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.unit
 T = 1_736_951_525_000_000  # 2025-01-15 14:32:05 UTC
 
 
-def _rows(*messages: enriched_pb2.EnrichedTelemetry):  # type: ignore[no-untyped-def]
+def _rows(*messages: enriched_pb2.EnrichedTelemetry) -> TelemetryRows:
     return telemetry_rows(TelemetryDecoder().decode([m.SerializeToString() for m in messages]))
 
 
@@ -33,7 +35,7 @@ def test_a_row_carries_every_field() -> None:
     e.telemetry.driving_events.add(kind=1)
     e.telemetry.driving_events.add(kind=1)
     e.telemetry.driving_events.add(kind=2)
-    e.telemetry.perception.nearest_object_class = 2
+    e.telemetry.perception.nearest_object_class = telemetry_pb2.OBJECT_CLASS_PEDESTRIAN
     e.telemetry.perception.nearest_object_distance_m = 4.5
     e.telemetry.alarms.sos = True
     rows = _rows(e)
@@ -85,7 +87,9 @@ def test_absent_parts_read_as_null_or_default() -> None:
         ),
     ],
 )
-def test_rows_that_cannot_be_stored_are_set_aside(change, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_rows_that_cannot_be_stored_are_set_aside(
+    change: Callable[[enriched_pb2.EnrichedTelemetry], None], reason: str
+) -> None:
     good = records.enriched(1, 1, event_time_us=T)
     bad = records.enriched(2, 1, event_time_us=T)
     change(bad)

@@ -32,8 +32,8 @@ def _batch(offsets: range, *, partition: int = 0, t: int = T0) -> pa.Table:
     return with_lineage(table, np.full(n, partition), np.array(list(offsets)))
 
 
-def _lake(root: Path, **kw: object) -> Lake:
-    lake = Lake(root, instance="i1", fsync=False, **kw)  # type: ignore[arg-type]
+def _lake(root: Path, *, max_rows: int = 1_000_000) -> Lake:
+    lake = Lake(root, instance="i1", fsync=False, max_rows=max_rows)
     lake.open()
     return lake
 

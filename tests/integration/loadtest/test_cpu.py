@@ -10,7 +10,7 @@ import pytest
 
 from fleetpipe_dev.bench.cpu import DRIVER, CpuMeter
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 BURN = "import time\nend = time.process_time() + {s}\nwhile time.process_time() < end: pass\n"
 
@@ -19,12 +19,16 @@ def _sample_until_exit(meter: CpuMeter, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while proc.poll() is None and time.monotonic() < deadline:
         meter.sample()
-        time.sleep(0.05)
+        time.sleep(0.05)  # the sampling period, as the benchmark samples
 
 
 def test_a_busy_service_and_a_short_lived_child_are_charged_to_their_components() -> None:
-    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    time.sleep(0.3)  # its start-up is before the window
+    idle = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )
+    assert idle.stdout is not None
+    assert idle.stdout.readline() == b"up\n"  # started: its start-up is before the window
     meter = CpuMeter({"ingest": idle.pid})
     own = time.process_time()
     meter.start()

@@ -14,8 +14,9 @@ from twilio.rest import Client
 
 from fleetpipe.notification.provider import twilio_client
 from fleetpipe_dev.twilio import TwilioContractServer
+from fleetpipe_dev.twilio.resources import FaultKind
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 FROM, TO = "+15005550006", "+31612345678"
 
@@ -110,11 +111,13 @@ def test_faults_fail_the_next_requests_then_stop(
         pytest.param("timeout_after_create", 1, id="after-create"),
     ],
 )
-def test_a_hang_times_the_client_out(server: TwilioContractServer, kind: str, created: int) -> None:
+def test_a_hang_times_the_client_out(
+    server: TwilioContractServer, kind: FaultKind, created: int
+) -> None:
     client = twilio_client(
         server.account_sid, server.auth_token, api_base_url=server.url, timeout_s=0.5
     )
-    server.contract.fail_next(1, kind=kind, hang_s=5)  # type: ignore[arg-type]
+    server.contract.fail_next(1, kind=kind, hang_s=5)
     with pytest.raises(requests.Timeout):
         client.messages.create(to=TO, from_=FROM, body="hi")
     assert len(server.contract.messages()) == created

@@ -19,7 +19,7 @@ from fleet_operator.spec import Component, parse_spec
 from fleetpipe_dev.devtools import manifests
 from fleetpipe_loadtest.report import parse_profile
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = manifests.CHART

@@ -177,9 +177,9 @@ def test_the_rendered_chart_is_accepted_by_a_server_side_dry_run(
 
 
 def test_helm_uninstall_with_a_pipeline_leaves_no_pipeline_and_no_child_behind(
-    cluster: Any,
-    kafka: Any,
-    run_operator: Callable[..., Any],
+    cluster: Kube,
+    kafka: BrokerHandle,
+    run_operator: Callable[..., AbstractContextManager[OperatorHandle]],
     workdir: Path,
 ) -> None:
     kube = cluster

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -23,6 +24,13 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from fleetpipe.core.errors import ConfigError, FleetPipeError
 
@@ -53,6 +61,45 @@ class PostgresSettings(BaseModel):
 
 class MigrationError(FleetPipeError):
     """The database's recorded migrations disagree with the ones this release ships."""
+
+
+class DatabaseUnavailable(FleetPipeError):
+    """PostgreSQL cannot be reached or lost the connection; the batch waits in Kafka."""
+
+
+class DatabaseClient:
+    """A service's one connection to its database, opened on demand by the subclass and closed
+    (to be opened again) after a failure."""
+
+    def __init__(self, settings: PostgresSettings, *, application_name: str) -> None:
+        self._settings = settings
+        self._application_name = application_name
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+def migrate_when_up(migrate: Callable[[], None], *, wait_s: float = 300.0) -> None:
+    """Run a service's ``migrate`` at start, waiting up to ``wait_s`` for the database.
+
+    The database may still be starting (deployed together with the service, or restarting with
+    its node): waiting for it beats a crash loop. Any error but :class:`DatabaseUnavailable`
+    fails at once.
+    """
+    for attempt in Retrying(
+        retry=retry_if_exception_type(DatabaseUnavailable),
+        wait=wait_exponential_jitter(multiplier=0.5, max=10),
+        stop=stop_after_delay(wait_s),
+        reraise=True,
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    ):
+        with attempt:
+            migrate()
 
 
 def connect(

@@ -9,21 +9,14 @@ from __future__ import annotations
 import logging
 from zoneinfo import ZoneInfo
 
-from tenacity import (
-    Retrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
-
 from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.db import migrate_when_up
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.notification.handler import DeliveryConfig, NotificationHandler, NotificationMetrics
-from fleetpipe.notification.ledger import Ledger, LedgerUnavailable
+from fleetpipe.notification.ledger import Ledger
 from fleetpipe.notification.provider import TwilioGateway, twilio_client
 from fleetpipe.notification.routing import Channel
 from fleetpipe.notification.settings import NotificationSettings
@@ -43,16 +36,7 @@ def main() -> None:
             application_name=f"notification-{settings.instance_id}",
             seconds=own.ledger_seconds,
         )
-        # The database may still be starting: wait for it rather than crash-loop.
-        for attempt in Retrying(
-            retry=retry_if_exception_type(LedgerUnavailable),
-            wait=wait_exponential_jitter(multiplier=0.5, max=10),
-            stop=stop_after_delay(300),
-            reraise=True,
-            before_sleep=before_sleep_log(log, logging.WARNING),
-        ):
-            with attempt:
-                ledger.migrate()
+        migrate_when_up(ledger.migrate)
         registry = RegistryWatcher(
             settings.registry_path, check_interval_s=settings.registry_check_interval_s
         )
@@ -68,7 +52,7 @@ def main() -> None:
             api_base_url=tw.api_base_url,
             timeout_s=tw.timeout_s,
         )
-        config = DeliveryConfig(
+        delivery = DeliveryConfig(
             policy=settings.routing,
             senders={c: tw.sender(c) for c in Channel},
             tz=ZoneInfo(settings.timezone),
@@ -81,7 +65,7 @@ def main() -> None:
             hold_s=settings.hold_ms / 1000,
         )
         handler = NotificationHandler(
-            config=config,
+            config=delivery,
             contacts=contacts,
             ledger=ledger,
             gateway=TwilioGateway(client),
@@ -89,17 +73,15 @@ def main() -> None:
             metrics=own,
             shared=metrics,
         )
-        loop_config = LoopConfig(
-            service="notification",
+        config = loop_config(
+            "notification",
+            settings,
             group_id=settings.group_id,
             inputs={settings.topics.alerts: ProtoCodec(alert_pb2.Alert)},
-            deadletter_topic=settings.topics.deadletter,
             mode=DeliveryMode.AT_LEAST_ONCE,
-            instance_id=settings.instance_id,
             max_batch=min(settings.kafka.max_batch, settings.max_batch),
-            poll_timeout_s=settings.kafka.poll_timeout_s,
         )
-        return loop_config, handler
+        return config, handler
 
     run_loop_service("notification", settings, build)
 

@@ -10,21 +10,14 @@ import logging
 import time
 from typing import Any
 
-from tenacity import (
-    Retrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
-
 from fleetpipe.core.codecs import ProtoCodec, RawCodec
+from fleetpipe.core.db import migrate_when_up
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
-from fleetpipe.storage_writer.database import DatabaseUnavailable, HotStore
+from fleetpipe.storage_writer.database import HotStore
 from fleetpipe.storage_writer.handler import (
     StorageHandler,
     StorageMetrics,
@@ -45,16 +38,7 @@ def main() -> None:
         store = HotStore(
             settings.postgres, application_name=f"storage-writer-{settings.instance_id}"
         )
-        # The database may still be starting: wait for it rather than crash-loop.
-        for attempt in Retrying(
-            retry=retry_if_exception_type(DatabaseUnavailable),
-            wait=wait_exponential_jitter(multiplier=0.5, max=10),
-            stop=stop_after_delay(300),
-            reraise=True,
-            before_sleep=before_sleep_log(log, logging.WARNING),
-        ):
-            with attempt:
-                store.migrate()
+        migrate_when_up(store.migrate)
         lake = None
         if settings.lake.enabled:
             lake = Lake(
@@ -98,15 +82,13 @@ def main() -> None:
                 hold_s=settings.hold_ms / 1000,
             ),
         )
-        config = LoopConfig(
-            service="storage-writer",
+        config = loop_config(
+            "storage-writer",
+            settings,
             group_id=settings.group_id,
             inputs=inputs,
-            deadletter_topic=settings.topics.deadletter,
             mode=DeliveryMode.AT_LEAST_ONCE,
-            instance_id=settings.instance_id,
             max_batch=settings.max_batch,
-            poll_timeout_s=settings.kafka.poll_timeout_s,
         )
         return config, handler
 

@@ -19,8 +19,14 @@ import psycopg
 import pyarrow as pa
 from psycopg import errors, sql
 
-from fleetpipe.core.db import PostgresSettings, apply_migrations, connect, load_migrations
-from fleetpipe.core.errors import FleetPipeError
+from fleetpipe.core.db import (
+    DatabaseClient,
+    DatabaseUnavailable,
+    PostgresSettings,
+    apply_migrations,
+    connect,
+    load_migrations,
+)
 from fleetpipe.storage_writer.columns import LATEST_COPY, TELEMETRY_COPY
 from fleetpipe.storage_writer.partitions import (
     PREFIX,
@@ -32,10 +38,6 @@ from fleetpipe.storage_writer.partitions import (
 from fleetpipe.storage_writer.pgcopy import CopyColumn, encode
 
 log = logging.getLogger(__name__)
-
-
-class DatabaseUnavailable(FleetPipeError):
-    """PostgreSQL cannot be reached or lost the connection; the batch waits in Kafka."""
 
 
 @dataclass
@@ -110,11 +112,9 @@ def _names(columns: tuple[CopyColumn, ...] | tuple[str, ...]) -> sql.Composed:
     )
 
 
-class HotStore:
+class HotStore(DatabaseClient):
     def __init__(self, settings: PostgresSettings, *, application_name: str) -> None:
-        self._settings = settings
-        self._application_name = application_name
-        self._conn: psycopg.Connection[Any] | None = None
+        super().__init__(settings, application_name=application_name)
         self._partitions: set[date] | None = None
 
     # -- connection ----------------------------------------------------------------------------
@@ -138,13 +138,6 @@ class HotStore:
                 raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
             self._conn = conn
         return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
 
     def _fail(self, exc: Exception) -> DatabaseUnavailable:
         self.close()

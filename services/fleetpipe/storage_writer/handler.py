@@ -23,13 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry
 
+from fleetpipe.core.db import DatabaseUnavailable
 from fleetpipe.core.kafka import Message, TopicPartition
 from fleetpipe.core.loop import BaseHandler, RetryLater
 from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.pb.v1 import enriched_pb2
 from fleetpipe.storage_writer import columns
-from fleetpipe.storage_writer.database import DatabaseUnavailable, WriteBatch, WriteResult
+from fleetpipe.storage_writer.database import WriteBatch, WriteResult
 from fleetpipe.storage_writer.lake import (
     OFFSET_COLUMN,
     PARTITION_COLUMN,

@@ -11,12 +11,20 @@ from typing import Annotated
 
 import typer
 
+# The options both commands take: they send the same way.
+RateHz = Annotated[
+    float, typer.Option(min=0.01, max=100.0, help="events per vehicle per second (Hz)")
+]
+BatchSize = Annotated[int, typer.Option(min=1, max=10_000, help="events per batch")]
+Window = Annotated[int, typer.Option(min=1, help="unacknowledged batches per stream")]
+TlsCa = Annotated[
+    Path | None, typer.Option(help="CA certificate: connect with TLS and verify the server")
+]
+
 
 def simulate_command(
     vehicles: Annotated[int, typer.Option(min=1, max=999_999, help="vehicles in the fleet")] = 1000,
-    rate: Annotated[
-        float, typer.Option(min=0.01, max=100.0, help="events per vehicle per second (Hz)")
-    ] = 1.0,
+    rate: RateHz = 1.0,
     duration: Annotated[float, typer.Option(min=0.0, help="simulated seconds to run")] = 60.0,
     seed: Annotated[int, typer.Option(help="same seed, same fleet, same events")] = 1,
     fleet: Annotated[str, typer.Option(help="fleet id (the token's fleet)")] = "fleet-1",
@@ -28,8 +36,8 @@ def simulate_command(
         typer.Option(envvar="FLEET_SIMULATE_TOKEN", help="bearer token", show_default=False),
     ] = "",
     streams: Annotated[int, typer.Option(min=1, max=256, help="concurrent gRPC streams")] = 4,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="events per batch")] = 500,
-    window: Annotated[int, typer.Option(min=1, help="unacknowledged batches per stream")] = 8,
+    batch_size: BatchSize = 500,
+    window: Window = 8,
     scenarios: Annotated[
         str,
         typer.Option(
@@ -54,9 +62,7 @@ def simulate_command(
     registry: Annotated[
         Path | None, typer.Option(help="write the fleet's vehicle registry here (.csv)")
     ] = None,
-    tls_ca: Annotated[
-        Path | None, typer.Option(help="CA certificate: connect with TLS and verify the server")
-    ] = None,
+    tls_ca: TlsCa = None,
 ) -> None:
     """Simulate a fleet and stream its telemetry to ingest, with a progress line; Ctrl-C stops."""
     import asyncio
@@ -123,9 +129,7 @@ def loadtest_run_command(
         str, typer.Option(help="the services' consumer groups are fleetpipe-<service>-<suffix>")
     ] = "",
     vehicles: Annotated[int, typer.Option(min=1, max=999_999, help="vehicles")] = 5000,
-    rate: Annotated[
-        float, typer.Option(min=0.01, max=100.0, help="events per vehicle per second (Hz)")
-    ] = 1.0,
+    rate: RateHz = 1.0,
     duration: Annotated[float, typer.Option(min=1.0, help="seconds")] = 60.0,
     profile: Annotated[
         str | None,
@@ -133,8 +137,8 @@ def loadtest_run_command(
     ] = None,
     processes: Annotated[int, typer.Option(min=1, max=64, help="sender processes")] = 2,
     streams: Annotated[int, typer.Option(min=1, max=256, help="gRPC streams per process")] = 4,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="events per batch")] = 500,
-    window: Annotated[int, typer.Option(min=1, help="unacknowledged batches per stream")] = 8,
+    batch_size: BatchSize = 500,
+    window: Window = 8,
     slots: Annotated[
         int,
         typer.Option(
@@ -155,9 +159,7 @@ def loadtest_run_command(
         Path, typer.Option(help="where the JSON, Markdown and PNG files go")
     ] = Path("loadtest-reports"),
     name: Annotated[str, typer.Option(help="file name stem of the report")] = "loadtest",
-    tls_ca: Annotated[
-        Path | None, typer.Option(help="CA certificate: connect with TLS and verify the server")
-    ] = None,
+    tls_ca: TlsCa = None,
 ) -> None:
     """Load a running pipeline and measure it end to end.
 

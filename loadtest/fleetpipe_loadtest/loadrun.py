@@ -50,6 +50,7 @@ from fleetpipe_loadtest.report import (
     percentiles,
 )
 from fleetpipe_loadtest.scenarios import ScenarioMix
+from fleetpipe_loadtest.sendcounts import SendCounts
 from fleetpipe_loadtest.sender import Sender, SenderError
 from fleetpipe_loadtest.synthetic import vehicle_id
 from fleetpipe_loadtest.wire import Batcher, encode_tick
@@ -186,12 +187,7 @@ class LiveView:
 
 @dataclass
 class _WorkerState:
-    sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    late: int = 0
-    reconnects: int = 0
-    resent: int = 0
+    sends: SendCounts = field(default_factory=SendCounts)
     behind_s: float = 0.0
     vehicle: int = 0  # vehicles sending in the current step
     done: bool = False
@@ -254,8 +250,7 @@ def run_load(
             except queue.Empty:
                 return
             st = states[k]
-            for name in ("sent", "accepted", "rejected", "late", "reconnects", "resent"):
-                setattr(st, name, int(msg.get(name, getattr(st, name))))
+            st.sends = msg.get("sends", st.sends)
             st.behind_s = max(st.behind_s, float(msg.get("behind_s", 0.0)))
             st.vehicle = int(msg.get("vehicles", st.vehicle))
             if msg.get("final"):
@@ -288,8 +283,8 @@ def run_load(
         stored = int(counted["rows"])
         s = Sample(
             t=time.monotonic() - t0,
-            sent=sum(w.sent for w in states),
-            acked=sum(w.accepted + w.rejected for w in states),
+            sent=sum(w.sends.sent for w in states),
+            acked=sum(w.sends.acked for w in states),
             stored=stored,
             alerts=alerts.tally.total,
             notifications=sum(outcomes.by_status.values()),
@@ -307,7 +302,7 @@ def run_load(
                 vehicles=sum(w.vehicle for w in states),
                 sent=s.sent,
                 acked=s.acked,
-                rejected=sum(w.rejected for w in states),
+                rejected=sum(w.sends.rejected for w in states),
                 stored=s.stored,
                 sent_per_s=(s.sent - prev.sent) / dt if prev is not None and dt > 0 else 0.0,
                 stored_per_s=counted["rate"],
@@ -342,7 +337,7 @@ def run_load(
         errors = [st.error for st in states if st.error]
         if errors:
             report.notes += [f"sender failed: {e}" for e in errors]
-        accepted = sum(w.accepted for w in states)
+        accepted = sum(w.sends.accepted for w in states)
         # Settle: the database holds every accepted event, and alerts and outcomes stop moving.
         deadline = time.monotonic() + settle_timeout_s
         stored_rows = 0
@@ -393,12 +388,9 @@ def run_load(
     report.processes = {f"simulator-{k}": w.pid for k, w in enumerate(workers) if w.pid}
     report.wall_s = time.monotonic() - t0
     report.samples = samples
-    report.sent = sum(w.sent for w in states)
-    report.accepted = accepted
-    report.rejected = sum(w.rejected for w in states)
-    report.late = sum(w.late for w in states)
-    report.reconnects = sum(w.reconnects for w in states)
-    report.resent_batches = sum(w.resent for w in states)
+    for st in states:
+        report.add(st.sends)
+    report.accepted = accepted  # as the settle phase waited for it
     report.behind_s = max((w.behind_s for w in states), default=0.0)
     sent_by_vehicle: dict[str, int] = {}
     injected: Counter[str] = Counter()
@@ -475,23 +467,8 @@ async def _drive(
     last_report = 0.0
 
     def progress(**extra: Any) -> None:
-        st = sender.stats
-        updates.put(
-            (
-                shard,
-                {
-                    "sent": st.sent,
-                    "accepted": st.accepted,
-                    "rejected": st.rejected,
-                    "late": st.late,
-                    "reconnects": st.reconnects,
-                    "resent": st.resent_batches,
-                    "behind_s": behind,
-                    "vehicles": active,
-                    **extra,
-                },
-            )
-        )
+        counts = sender.stats.counts()
+        updates.put((shard, {"sends": counts, "behind_s": behind, "vehicles": active, **extra}))
 
     async with sender:
         t0 = time.monotonic()

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from fleetpipe_loadtest.sendcounts import SendCounts
+
 QUANTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9)
 
 
@@ -230,7 +232,7 @@ def account(
 
 
 @dataclass
-class LoadReport:
+class LoadReport(SendCounts):
     """Everything a load run measured. ``as_dict`` is the JSON report."""
 
     command: str
@@ -242,12 +244,6 @@ class LoadReport:
     # one's period), the longest of the worker processes: the sent rate's denominator.
     load_s: float = 0.0
     load_end_t: float = 0.0  # the last sample of the load phase (``Sample.t``)
-    sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    late: int = 0
-    reconnects: int = 0
-    resent_batches: int = 0
     behind_s: float = 0.0  # how far the simulator fell behind real time, at worst
     interrupted: bool = False
     seq: SeqAccount | None = None
@@ -264,10 +260,6 @@ class LoadReport:
     where: dict[str, str] = field(default_factory=dict)
     processes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def acked(self) -> int:
-        return self.accepted + self.rejected
 
     @property
     def alerts_opened(self) -> int:

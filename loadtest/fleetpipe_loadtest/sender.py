@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from fleetpipe.pb.v1 import ingest_pb2
+from fleetpipe_loadtest.sendcounts import SendCounts
 from fleetpipe_loadtest.wire import batch_header
 
 log = logging.getLogger(__name__)
@@ -51,22 +52,12 @@ class SenderError(Exception):
         self.details = details
 
 
-@dataclass
-class SendStats:
-    sent: int = 0  # events handed to a stream for the first time
-    accepted: int = 0
-    rejected: int = 0
-    late: int = 0
+@dataclass(kw_only=True)
+class SendStats(SendCounts):
     batches_acked: int = 0
-    resent_batches: int = 0
-    reconnects: int = 0
     errors: Counter[str] = field(default_factory=Counter)  # status code → failed calls
     rejections: Counter[str] = field(default_factory=Counter)  # reject code → events
     ack_latency_s: list[float] = field(default_factory=list)  # per batch, a bounded sample
-
-    @property
-    def acked(self) -> int:
-        return self.accepted + self.rejected
 
 
 class _EndedEarly(Exception):

@@ -73,6 +73,23 @@ class DatabaseUnavailable(FleetPipeError):
 UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
+class DatabaseClient:
+    """A service's one connection to its database, opened on demand by the subclass and closed
+    (to be opened again) after a failure."""
+
+    def __init__(self, settings: PostgresSettings, *, application_name: str) -> None:
+        self._settings = settings
+        self._application_name = application_name
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
 def connect(
     settings: PostgresSettings, *, application_name: str, autocommit: bool = False
 ) -> psycopg.Connection[tuple[object, ...]]:

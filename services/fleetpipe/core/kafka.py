@@ -277,26 +277,11 @@ class Producer:
         self._tracker = _DeliveryTracker(failures=[])
 
 
-class Consumer:
-    """A consumer in a group with manual offset commits."""
+class BaseConsumer:
+    """A consumer made from its configuration on first use: a group member or a reader."""
 
-    def __init__(
-        self,
-        kafka: KafkaSettings,
-        *,
-        group_id: str,
-        client_id: str,
-        read_committed: bool,
-        overrides: Mapping[str, str | int | float | bool] | None = None,
-    ) -> None:
-        self._config = consumer_config(
-            kafka,
-            group_id=group_id,
-            client_id=client_id,
-            read_committed=read_committed,
-            overrides=overrides,
-        )
-        self.group_id = group_id
+    def __init__(self, config: Config) -> None:
+        self._config = config
         self._client: confluent_kafka.Consumer | None = None
 
     @property
@@ -304,6 +289,22 @@ class Consumer:
         if self._client is None:
             self._client = confluent_kafka.Consumer(self._config)
         return self._client
+
+    def consume(self, max_records: int, timeout: float) -> list[confluent_kafka.Message]:
+        return list(self.client.consume(max_records, timeout))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class Consumer(BaseConsumer):
+    """A consumer in a group with manual offset commits."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.group_id = str(config["group.id"])
 
     def subscribe(
         self,
@@ -321,14 +322,6 @@ class Consumer:
         if on_lost:
             kwargs["on_lost"] = on_lost
         self.client.subscribe(list(topics), **kwargs)
-
-    def consume(self, max_records: int, timeout: float) -> list[confluent_kafka.Message]:
-        return list(self.client.consume(max_records, timeout))
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
 
 # ---- builders: every client of the project is made by one of these ---------------------------
@@ -373,11 +366,13 @@ def build_consumer(
 ) -> Consumer:
     """A group member with manual commits; it connects on first use."""
     return Consumer(
-        kafka,
-        group_id=group_id,
-        client_id=client_id,
-        read_committed=read_committed,
-        overrides=overrides,
+        consumer_config(
+            kafka,
+            group_id=group_id,
+            client_id=client_id,
+            read_committed=read_committed,
+            overrides=overrides,
+        )
     )
 
 

@@ -10,18 +10,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from typing import TypedDict, Unpack
 
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
 from fleetpipe.core.errors import KafkaError
-from fleetpipe.core.kafka import Config, Message
+from fleetpipe.core.kafka import BaseConsumer, Config, Message
 from fleetpipe.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 # Where a reader starts a partition: its first retained record.
 OFFSET_BEGINNING: int = confluent_kafka.OFFSET_BEGINNING
+
+
+class ReaderOptions(TypedDict, total=False):
+    """What a reader may be given beyond its name and isolation (see :func:`reader_config`)."""
+
+    partition_eof: bool
+    group_id: str | None
+    overrides: Mapping[str, str | int | float | bool] | None
 
 
 def reader_config(
@@ -49,34 +58,8 @@ def reader_config(
     return conf
 
 
-class TopicReader:
+class TopicReader(BaseConsumer):
     """A consumer of explicitly assigned partitions, with no group membership and no commits."""
-
-    def __init__(
-        self,
-        kafka: KafkaSettings,
-        *,
-        client_id: str,
-        read_committed: bool,
-        partition_eof: bool = False,
-        group_id: str | None = None,
-        overrides: Mapping[str, str | int | float | bool] | None = None,
-    ) -> None:
-        self._config = reader_config(
-            kafka,
-            client_id=client_id,
-            read_committed=read_committed,
-            partition_eof=partition_eof,
-            group_id=group_id,
-            overrides=overrides,
-        )
-        self._client: confluent_kafka.Consumer | None = None
-
-    @property
-    def client(self) -> confluent_kafka.Consumer:
-        if self._client is None:
-            self._client = confluent_kafka.Consumer(self._config)
-        return self._client
 
     def partitions(self, topic: str, *, timeout_s: float = 10.0) -> list[int]:
         """The topic's partitions, in order; raises when the topic does not exist."""
@@ -101,32 +84,17 @@ class TopicReader:
         found = self.client.position([TopicPartition(topic, p) for p in partitions])
         return {tp.partition: tp.offset for tp in found}
 
-    def consume(self, max_records: int, timeout: float) -> list[Message]:
-        return list(self.client.consume(max_records, timeout))
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
 
 def build_reader(
     kafka: KafkaSettings,
     *,
     client_id: str,
     read_committed: bool,
-    partition_eof: bool = False,
-    group_id: str | None = None,
-    overrides: Mapping[str, str | int | float | bool] | None = None,
+    **options: Unpack[ReaderOptions],
 ) -> TopicReader:
     """A reader of assigned partitions; it connects on first use."""
     return TopicReader(
-        kafka,
-        client_id=client_id,
-        read_committed=read_committed,
-        partition_eof=partition_eof,
-        group_id=group_id,
-        overrides=overrides,
+        reader_config(kafka, client_id=client_id, read_committed=read_committed, **options)
     )
 
 

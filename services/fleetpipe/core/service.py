@@ -4,17 +4,45 @@ tracing."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.health import Health, HealthServer
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.loop import ConsumeProduceLoop, Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.settings import ServiceSettings
+from fleetpipe.core.settings import DeliveryMode, ServiceSettings
 from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
+
+
+def loop_config(
+    service: str,
+    settings: ServiceSettings,
+    *,
+    group_id: str,
+    inputs: Mapping[str, ProtoCodec[Any]],
+    mode: DeliveryMode,
+    max_batch: int | None = None,
+) -> LoopConfig:
+    """The loop of ``service`` as the settings every service shares configure it.
+
+    The dead-letter topic, the instance and Kafka's poll timeout come from ``settings``; the
+    batch is Kafka's ``max_batch`` unless the service bounds it further.
+    """
+    return LoopConfig(
+        service=service,
+        group_id=group_id,
+        inputs=inputs,
+        deadletter_topic=settings.topics.deadletter,
+        mode=mode,
+        instance_id=settings.instance_id,
+        max_batch=settings.kafka.max_batch if max_batch is None else max_batch,
+        poll_timeout_s=settings.kafka.poll_timeout_s,
+    )
 
 
 def run_loop_service(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fleetpipe.core.codecs import RawCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.detection.changelog import Changelog
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector
@@ -20,16 +20,13 @@ def main() -> None:
     def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
         rules = Rules.load(settings.rules_path) if settings.rules_path else Rules()
         topics = settings.topics
-        config = LoopConfig(
-            service="detection",
+        config = loop_config(
+            "detection",
+            settings,
             group_id=settings.group_id,
             # Decoded a batch at a time by the detector (ptars), not record by record.
             inputs={topics.enriched: RawCodec(enriched_pb2.EnrichedTelemetry)},
-            deadletter_topic=topics.deadletter,
             mode=settings.mode,
-            instance_id=settings.instance_id,
-            max_batch=settings.kafka.max_batch,
-            poll_timeout_s=settings.kafka.poll_timeout_s,
         )
         store = Changelog(
             settings.kafka,

@@ -6,11 +6,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from fleetpipe.core.kafka import Headers, TopicPartition
 from fleetpipe.core.loop import BaseHandler
-from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.core.settings import Topics
@@ -25,37 +25,21 @@ log = logging.getLogger(__name__)
 
 class DetectionMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.alerts = Counter(
-            "fleetpipe_detection_alerts",
-            "Alerts by rule and state",
-            ["rule", "state"],
-            registry=registry,
-        )
-        self.duplicates = Counter(
-            "fleetpipe_detection_duplicate_events",
+        m = Instruments(registry, "fleetpipe_detection")
+        self.alerts = m.counter("alerts", "Alerts by rule and state", ["rule", "state"])
+        self.duplicates = m.counter(
+            "duplicate_events",
             "Events dropped because their seq was not newer than the vehicle's last",
-            registry=registry,
         )
-        self.state_writes = Counter(
-            "fleetpipe_detection_state_records",
-            "Vehicle states written to the changelog",
-            registry=registry,
-        )
-        self.vehicles = Gauge(
-            "fleetpipe_detection_vehicles",
-            "Vehicles whose state this process holds",
-            registry=registry,
-        )
-        self.restore_seconds = Histogram(
-            "fleetpipe_detection_restore_seconds",
+        self.state_writes = m.counter("state_records", "Vehicle states written to the changelog")
+        self.vehicles = m.gauge("vehicles", "Vehicles whose state this process holds")
+        self.restore_seconds = m.histogram(
+            "restore_seconds",
             "Time to read the state changelog on assignment",
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=registry,
         )
-        self.refreshes = Counter(
-            "fleetpipe_detection_state_refreshes",
-            "Changelog re-reads for vehicles arriving on a new partition",
-            registry=registry,
+        self.refreshes = m.counter(
+            "state_refreshes", "Changelog re-reads for vehicles arriving on a new partition"
         )
 
 
@@ -138,13 +122,10 @@ class DetectionHandler(BaseHandler):
         result = detector.process_batch(batch, partitions, now_us=int(now * 1e6))
         self._ship(result, out)
         if self.shared is not None:
-            latency = self.shared.end_to_end
             # The newest event of the batch, and every event that raised an alert.
             for source in {len(records) - 1, *result.alert_sources}:
                 if source >= 0:
-                    ingested = batch.ingest_times[source]
-                    if ingested:
-                        latency.observe(max(0.0, now - ingested / 1e6))
+                    self.shared.observe_end_to_end(batch.ingest_times[source], now)
         self._batches_since_tick += 1
         # A full batch means more is waiting: the input is behind.
         self._behind = len(records) >= self.max_batch

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.enrichment.handler import EnrichmentHandler, EnrichmentMetrics
 from fleetpipe.enrichment.settings import EnrichmentSettings
@@ -30,15 +30,12 @@ def main() -> None:
             else None
         )
         registry = watcher.current if watcher else VehicleRegistry([], source="(none)")
-        config = LoopConfig(
-            service="enrichment",
+        config = loop_config(
+            "enrichment",
+            settings,
             group_id=settings.group_id,
             inputs={settings.topics.raw: ProtoCodec(telemetry_pb2.Telemetry)},
-            deadletter_topic=settings.topics.deadletter,
             mode=settings.mode,
-            instance_id=settings.instance_id,
-            max_batch=settings.kafka.max_batch,
-            poll_timeout_s=settings.kafka.poll_timeout_s,
         )
         handler = EnrichmentHandler(
             Enricher(registry, limits),

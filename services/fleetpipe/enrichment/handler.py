@@ -6,11 +6,11 @@ import bisect
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from fleetpipe.core.kafka import Headers
 from fleetpipe.core.loop import BaseHandler
-from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.enrichment.enrich import Enricher
 from fleetpipe.pb.v1 import telemetry_pb2
@@ -19,22 +19,13 @@ from fleetpipe.registry import RegistryWatcher
 
 class EnrichmentMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.unknown = Counter(
-            "fleetpipe_enrichment_unknown_vehicle_events",
+        m = Instruments(registry, "fleetpipe_enrichment")
+        self.unknown = m.counter(
+            "unknown_vehicle_events",
             "Events from vehicles missing from the registry (passed on with known=false)",
-            registry=registry,
         )
-        self.vehicles = Gauge(
-            "fleetpipe_enrichment_registry_vehicles",
-            "Vehicles in the current registry",
-            registry=registry,
-        )
-        self.reloads = Counter(
-            "fleetpipe_enrichment_registry_reloads",
-            "Registry reloads by outcome",
-            ["outcome"],
-            registry=registry,
-        )
+        self.vehicles = m.gauge("registry_vehicles", "Vehicles in the current registry")
+        self.reloads = m.counter("registry_reloads", "Registry reloads by outcome", ["outcome"])
 
 
 class EnrichmentHandler(BaseHandler):
@@ -81,9 +72,7 @@ class EnrichmentHandler(BaseHandler):
         if self.shared is not None:
             # One observation per batch (its newest event): per event it would cost more than
             # the enrichment of a small event.
-            newest = records[-1].value.ingest_time_us
-            if newest:
-                self.shared.end_to_end.observe(max(0.0, now - newest / 1e6))
+            self.shared.observe_end_to_end(records[-1].value.ingest_time_us, now)
         if batch.unknown:
             self.metrics.unknown.inc(batch.unknown)
         for index, reason in batch.invalid:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.notification.handler import DeliveryConfig, NotificationHandler, NotificationMetrics
 from fleetpipe.notification.ledger import Ledger
@@ -49,7 +49,7 @@ def main() -> None:
             api_base_url=tw.api_base_url,
             timeout_s=tw.timeout_s,
         )
-        config = DeliveryConfig(
+        delivery = DeliveryConfig(
             policy=settings.routing,
             senders={c: tw.sender(c) for c in Channel},
             tz=ZoneInfo(settings.timezone),
@@ -62,7 +62,7 @@ def main() -> None:
             hold_s=settings.hold_ms / 1000,
         )
         handler = NotificationHandler(
-            config=config,
+            config=delivery,
             contacts=contacts,
             ledger=ledger,
             gateway=TwilioGateway(client),
@@ -70,17 +70,15 @@ def main() -> None:
             metrics=own,
             shared=metrics,
         )
-        loop_config = LoopConfig(
-            service="notification",
+        config = loop_config(
+            "notification",
+            settings,
             group_id=settings.group_id,
             inputs={settings.topics.alerts: ProtoCodec(alert_pb2.Alert)},
-            deadletter_topic=settings.topics.deadletter,
             mode=DeliveryMode.AT_LEAST_ONCE,
-            instance_id=settings.instance_id,
             max_batch=min(settings.kafka.max_batch, settings.max_batch),
-            poll_timeout_s=settings.kafka.poll_timeout_s,
         )
-        return loop_config, handler
+        return config, handler
 
     run_loop_service("notification", settings, build)
 

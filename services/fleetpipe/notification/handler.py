@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -36,7 +36,7 @@ from tenacity import (
 
 from fleetpipe.core.kafka import Headers, TopicPartition
 from fleetpipe.core.loop import BaseHandler, RetryLater
-from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.tracing import CLIENT, Span, Tracing
 from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Status
@@ -120,29 +120,26 @@ class DeliveryConfig:
 
 class NotificationMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.outcomes = Counter(
-            "fleetpipe_notification_outcomes",
+        m = Instruments(registry, "fleetpipe_notification")
+        self.outcomes = m.counter(
+            "outcomes",
             "Delivery decisions by channel and status (replays included)",
             ["channel", "status"],
-            registry=registry,
         )
-        self.provider_calls = Counter(
-            "fleetpipe_notification_provider_calls",
+        self.provider_calls = m.counter(
+            "provider_calls",
             "Calls to the provider by operation and result",
             ["operation", "result"],
-            registry=registry,
         )
-        self.ledger_seconds = Histogram(
-            "fleetpipe_notification_ledger_seconds",
+        self.ledger_seconds = m.histogram(
+            "ledger_seconds",
             "Time of one delivery-ledger call at the database",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=registry,
         )
-        self.reconciled = Counter(
-            "fleetpipe_notification_reconciled",
+        self.reconciled = m.counter(
+            "reconciled",
             "Pending deliveries found at the provider instead of being sent again",
             ["channel"],
-            registry=registry,
         )
 
 

@@ -25,6 +25,7 @@ from prometheus_client import Histogram
 from psycopg.rows import dict_row
 
 from fleetpipe.core.db import (
+    DatabaseClient,
     DatabaseUnavailable,
     PostgresSettings,
     connect,
@@ -123,7 +124,7 @@ def _from_row(row: dict[str, Any]) -> Entry:
     )
 
 
-class Ledger:
+class Ledger(DatabaseClient):
     def __init__(
         self,
         settings: PostgresSettings,
@@ -131,23 +132,21 @@ class Ledger:
         application_name: str,
         seconds: Histogram | None = None,
     ) -> None:
-        self._settings = settings
-        self._application_name = application_name
-        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        super().__init__(settings, application_name=application_name)
         # Observes every call's time at the database (connecting included), when given.
         self._seconds = seconds
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = connect(self._settings, application_name=self._application_name, autocommit=True)
+        conn.row_factory = dict_row  # type: ignore[assignment]
+        return conn
 
     @contextmanager
     def _db(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         started = time.monotonic()
         try:
             if self._conn is None or self._conn.closed:
-                conn = connect(
-                    self._settings, application_name=self._application_name, autocommit=True
-                )
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                self._conn = conn  # type: ignore[assignment]
-            assert self._conn is not None
+                self._conn = self._connect()
             yield self._conn
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
@@ -165,13 +164,6 @@ class Ledger:
             migrations=load_migrations("fleetpipe.notification"),
             timeout_s=timeout_s,
         )
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
 
     def entries(self, alert_id: str, phase: Phase) -> dict[Channel, Entry]:
         with self._db() as conn:

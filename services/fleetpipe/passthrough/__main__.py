@@ -7,7 +7,7 @@ from typing import Any
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.passthrough.handler import PassthroughHandler
 from fleetpipe.passthrough.settings import PassthroughSettings
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
@@ -22,15 +22,12 @@ def main() -> None:
             if settings.input_type == "enriched"
             else ProtoCodec(telemetry_pb2.Telemetry)
         )
-        config = LoopConfig(
-            service="passthrough",
+        config = loop_config(
+            "passthrough",
+            settings,
             group_id=settings.group_id,
             inputs={settings.input_topic: codec},
-            deadletter_topic=settings.topics.deadletter,
             mode=settings.mode,
-            instance_id=settings.instance_id,
-            max_batch=settings.kafka.max_batch,
-            poll_timeout_s=settings.kafka.poll_timeout_s,
         )
         return config, PassthroughHandler(settings.output_topic, hold_s=settings.hold_ms / 1000)
 

@@ -13,7 +13,7 @@ from typing import Any
 from fleetpipe.core.codecs import ProtoCodec, RawCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.service import run_loop_service
+from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
 from fleetpipe.storage_writer.database import HotStore
@@ -82,15 +82,13 @@ def main() -> None:
                 hold_s=settings.hold_ms / 1000,
             ),
         )
-        config = LoopConfig(
-            service="storage-writer",
+        config = loop_config(
+            "storage-writer",
+            settings,
             group_id=settings.group_id,
             inputs=inputs,
-            deadletter_topic=settings.topics.deadletter,
             mode=DeliveryMode.AT_LEAST_ONCE,
-            instance_id=settings.instance_id,
             max_batch=settings.max_batch,
-            poll_timeout_s=settings.kafka.poll_timeout_s,
         )
         return config, handler
 

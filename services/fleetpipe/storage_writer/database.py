@@ -20,7 +20,13 @@ import pyarrow as pa
 from psycopg import errors, sql
 
 from fleetpipe.core import db
-from fleetpipe.core.db import PostgresSettings, connect, load_migrations, migrate_when_ready
+from fleetpipe.core.db import (
+    DatabaseClient,
+    PostgresSettings,
+    connect,
+    load_migrations,
+    migrate_when_ready,
+)
 from fleetpipe.storage_writer.columns import LATEST_COPY, TELEMETRY_COPY
 from fleetpipe.storage_writer.partitions import (
     PREFIX,
@@ -110,11 +116,9 @@ def _names(columns: tuple[CopyColumn, ...] | tuple[str, ...]) -> sql.Composed:
     )
 
 
-class HotStore:
+class HotStore(DatabaseClient):
     def __init__(self, settings: PostgresSettings, *, application_name: str) -> None:
-        self._settings = settings
-        self._application_name = application_name
-        self._conn: psycopg.Connection[Any] | None = None
+        super().__init__(settings, application_name=application_name)
         self._partitions: set[date] | None = None
 
     # -- connection ----------------------------------------------------------------------------
@@ -138,13 +142,6 @@ class HotStore:
                 raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
             self._conn = conn
         return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
 
     def _fail(self, exc: Exception) -> DatabaseUnavailable:
         self.close()

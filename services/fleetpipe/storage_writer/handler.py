@@ -21,15 +21,16 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
+from fleetpipe.core.db import DatabaseUnavailable
 from fleetpipe.core.kafka import Message, TopicPartition
 from fleetpipe.core.loop import BaseHandler, RetryLater
-from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.pb.v1 import enriched_pb2
 from fleetpipe.storage_writer import columns
-from fleetpipe.storage_writer.database import DatabaseUnavailable, WriteBatch, WriteResult
+from fleetpipe.storage_writer.database import WriteBatch, WriteResult
 from fleetpipe.storage_writer.lake import (
     OFFSET_COLUMN,
     PARTITION_COLUMN,
@@ -72,33 +73,22 @@ class StoragePolicy:
 
 class StorageMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.rows = Counter(
-            "fleetpipe_storage_rows", "Rows written to PostgreSQL", ["table"], registry=registry
-        )
-        self.outside_window = Counter(
-            "fleetpipe_storage_rows_outside_hot_window",
+        m = Instruments(registry, "fleetpipe_storage")
+        self.rows = m.counter("rows", "Rows written to PostgreSQL", ["table"])
+        self.outside_window = m.counter(
+            "rows_outside_hot_window",
             "Telemetry rows whose day is past retention or too far ahead: Parquet only",
-            registry=registry,
         )
-        self.replayed = Counter(
-            "fleetpipe_storage_replayed_batches",
+        self.replayed = m.counter(
+            "replayed_batches",
             "Batches that repeated stored rows (after a crash) and were de-duplicated",
-            registry=registry,
         )
-        self.lake_rows = Counter(
-            "fleetpipe_storage_lake_rows",
-            "Rows appended to the Parquet spools",
-            ["table"],
-            registry=registry,
-        )
-        self.lake_files = Counter(
-            "fleetpipe_storage_lake_files", "Parquet files written", registry=registry
-        )
-        self.db_seconds = Histogram(
-            "fleetpipe_storage_db_seconds",
+        self.lake_rows = m.counter("lake_rows", "Rows appended to the Parquet spools", ["table"])
+        self.lake_files = m.counter("lake_files", "Parquet files written")
+        self.db_seconds = m.histogram(
+            "db_seconds",
             "Time of one batch's database transaction",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=registry,
         )
 
 
@@ -289,8 +279,7 @@ class StorageHandler(BaseHandler):
         if self.shared is not None and table.num_rows:
             # One observation per batch, its last row: per row it would cost more than the row.
             newest = table.column("ingest_time")[table.num_rows - 1].value
-            if newest is not None:
-                self.shared.end_to_end.observe(max(0.0, now - newest / 1e6))
+            self.shared.observe_end_to_end(newest, now)
         if hot.num_rows:
             self._latest.append(columns.latest_rows(hot))
         if self._latest and now - self._latest_flushed >= self.policy.latest_interval_s:

@@ -148,6 +148,8 @@ class IngestServicer:
         self.metrics = metrics
         self.clock_us = clock_us
         self.ids = VehicleIdCheck()
+        # Why batches cannot be taken now (a missing topic), said to the caller; None: they can.
+        self.unavailable: str | None = None
         self._max_future_us = round(settings.max_future_s * 1e6)
         self._late_after_us = round(settings.late_after_s * 1e6)
         self._max_lateness_us = round(settings.max_lateness_s * 1e6)
@@ -244,6 +246,8 @@ class IngestServicer:
     def _accept(self, raw: bytes, fleet: str) -> _Pending:
         """Validate and produce one batch; the returned delivery completes when Kafka has it."""
         received = time.monotonic()
+        if self.unavailable is not None:
+            raise _Refusal(grpc.StatusCode.UNAVAILABLE, self.unavailable)
         try:
             batch = ingest_pb2.TelemetryBatch.FromString(raw)
         except DecodeError:

@@ -65,6 +65,8 @@ class IngestSettings(ServiceSettings):
     max_lateness_s: float = Field(default=7 * 86_400.0, gt=0)
     late_after_s: float = Field(default=300.0, ge=0)
     grace_s: float = Field(default=10.0, ge=0)  # on SIGTERM, time for calls in progress
+    # How often the raw and dead-letter topics are looked for (not ready while one is missing).
+    topic_check_interval_s: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _late_within_lateness(self) -> IngestSettings:

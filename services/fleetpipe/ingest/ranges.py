@@ -25,9 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from fleetpipe.pb.v1 import telemetry_pb2
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+from ptars import HandlerPool
+
+from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 
 Policy = Literal["reject", "drop", "special"]
 
@@ -135,3 +140,55 @@ def markdown_table() -> str:
             action = "event rejected" if b.policy == "reject" else f"`{b.drop_path}` dropped"
         rows.append(f"| `{b.path}` | {valid} | {action} | {b.note} |")
     return "\n".join(rows) + "\n"
+
+
+class BatchRanges:
+    """The range check of a whole serialised ``TelemetryBatch`` at once, for large batches.
+
+    ptars decodes the batch into Arrow columns in Rust and numpy compares each column with its
+    bounds: a few vector operations per field instead of an attribute read per field and event,
+    which is what the per-event check spends its time on. It answers as :func:`compile_check`
+    does (a unit test holds them to it); below ``COLUMNAR_FROM`` events ptars' fixed cost per
+    call does not pay.
+    """
+
+    COLUMNAR_FROM = 256
+
+    def __init__(self, bounds: tuple[Bound, ...], *, nonzero: tuple[str, ...] = ()) -> None:
+        self._bounds = bounds
+        self._nonzero = nonzero
+        self._wire = HandlerPool([ingest_pb2.DESCRIPTOR]).get_for_message(
+            ingest_pb2.TelemetryBatch.DESCRIPTOR
+        )
+
+    def within(self, raw_batch: bytes) -> list[bool] | None:
+        """Per event of the batch, are all bounds within range? None: not decodable here."""
+        try:
+            rb: pa.RecordBatch = self._wire.list_to_record_batch([raw_batch])
+        except Exception:  # the per-event check is the fallback, whatever failed here
+            return None
+        events: Any = rb.column("events").flatten()
+        columns: dict[str, npt.NDArray[np.float64]] = {}
+
+        def column(path: str) -> npt.NDArray[np.float64]:
+            got = columns.get(path)
+            if got is None:
+                array = events
+                for name in path.split("."):
+                    array = array.field(name)
+                # float32 fields compared in float64, as Python compares them one by one.
+                got = array.to_numpy(zero_copy_only=False).astype(np.float64)
+                columns[path] = got
+            return got
+
+        ok = np.ones(len(events), dtype=np.bool_)
+        if self._nonzero:
+            present = np.zeros(len(events), dtype=np.bool_)
+            for path in self._nonzero:
+                present |= column(path) != 0
+            ok &= present
+        for b in self._bounds:
+            values = column(b.path)
+            ok &= (values >= b.low) & (values <= b.high)
+        result: list[bool] = ok.tolist()
+        return result

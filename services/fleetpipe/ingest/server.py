@@ -41,7 +41,13 @@ from fleetpipe.core.tracing import PRODUCER, Span, Tracing, messaging_attributes
 from fleetpipe.ingest.auth import TokenStore, bearer_token
 from fleetpipe.ingest.settings import IngestSettings
 from fleetpipe.ingest.sink import BatchDelivery, KafkaSink, SinkFailed, SinkFull, Traced
-from fleetpipe.ingest.validation import VehicleIdCheck, Verdict, validate_batch, without_dropped
+from fleetpipe.ingest.validation import (
+    VehicleIdCheck,
+    Verdict,
+    batch_ranges,
+    validate_batch,
+    without_dropped,
+)
 from fleetpipe.ingest.wire import LATE_FIELD, event_spans, fleet_field, ingest_time_field
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 
@@ -148,6 +154,7 @@ class IngestServicer:
         self.metrics = metrics
         self.clock_us = clock_us
         self.ids = VehicleIdCheck()
+        self.ranges = batch_ranges()
         # Why batches cannot be taken now (a missing topic), said to the caller; None: they can.
         self.unavailable: str | None = None
         self._max_future_us = round(settings.max_future_s * 1e6)
@@ -270,6 +277,7 @@ class IngestServicer:
             late_after_us=self._late_after_us,
             ids=self.ids,
             max_lateness_us=self._max_lateness_us,
+            in_range=self.ranges.within(raw) if n >= self.ranges.COLUMNAR_FROM else None,
         )
         if verdict.foreign_fleet is not None:
             raise _Refusal(

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from fleetpipe.ingest.ranges import CHECKED, DROPPED, REJECTED, compile_check, value_at
+from fleetpipe.ingest.ranges import (
+    CHECKED,
+    DROPPED,
+    REJECTED,
+    BatchRanges,
+    compile_check,
+    value_at,
+)
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 from fleetpipe.registry import VEHICLE_ID_RE
 
@@ -27,7 +34,13 @@ DEFAULT_MAX_LATENESS_US = 7 * 86_400_000_000
 
 # Every range of the table in one generated function: the fast path for valid events. It also
 # fails (0, 0), proto3's absent location, which the slow path tells from a real one.
-_within = compile_check(CHECKED, nonzero=("location.lat", "location.lon"))
+_NONZERO = ("location.lat", "location.lon")
+_within = compile_check(CHECKED, nonzero=_NONZERO)
+
+
+def batch_ranges() -> BatchRanges:
+    """The columnar range check of whole batches, with the same table as the per-event one."""
+    return BatchRanges(CHECKED, nonzero=_NONZERO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +98,7 @@ def validate_batch(
     late_after_us: int,
     ids: VehicleIdCheck,
     max_lateness_us: int = DEFAULT_MAX_LATENESS_US,
+    in_range: Sequence[bool] | None = None,
 ) -> Verdict:
     """Check every event of a batch for a caller bound to ``fleet_id``.
 
@@ -92,6 +106,8 @@ def validate_batch(
     that fails names the rejection; an event of another fleet stops the whole batch. Events
     older than ``max_lateness_us`` or more than ``max_future_us`` ahead of ``now_us`` (ingest's
     clock) are refused: a device clock in 1970 says nothing about when the reading was taken.
+    ``in_range``, when given, is :data:`BATCH_RANGES`' answer for the whole batch, used instead
+    of the per-event range check.
     """
     verdict = Verdict()
     accepted, keys, late = verdict.accepted, verdict.keys, verdict.late
@@ -118,7 +134,7 @@ def validate_batch(
         if not oldest <= t <= future_limit:
             verdict.rejected.append(_time_problem(i, t, now_us, max_lateness_us))
             continue
-        if not within(e):
+        if not (in_range[i] if in_range is not None else within(e)):
             problem = _range_problem(i, e)
             if isinstance(problem, Rejection):
                 verdict.rejected.append(problem)

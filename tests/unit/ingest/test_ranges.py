@@ -13,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleetpipe.ingest.ranges import BOUNDS, CHECKED, DROPPED, markdown_table, value_at
-from fleetpipe.ingest.validation import VehicleIdCheck, Verdict, validate_batch, without_dropped
+from fleetpipe.ingest.validation import (
+    VehicleIdCheck,
+    Verdict,
+    _within,
+    batch_ranges,
+    validate_batch,
+    without_dropped,
+)
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 
 pytestmark = pytest.mark.unit
@@ -66,7 +73,9 @@ def _event(**fields: float) -> telemetry_pb2.Telemetry:
     return e
 
 
-def _check(*events: telemetry_pb2.Telemetry, now_us: int = NOW) -> Verdict:
+def _check(
+    *events: telemetry_pb2.Telemetry, now_us: int = NOW, in_range: list[bool] | None = None
+) -> Verdict:
     return validate_batch(
         events,
         fleet_id="fleet-a",
@@ -75,6 +84,7 @@ def _check(*events: telemetry_pb2.Telemetry, now_us: int = NOW) -> Verdict:
         late_after_us=5 * MINUTE,
         max_lateness_us=7 * DAY,
         ids=VehicleIdCheck(),
+        in_range=in_range,
     )
 
 
@@ -242,3 +252,17 @@ def test_every_dropped_field_is_one_the_table_lets_drop(e: telemetry_pb2.Telemet
     verdict = _check(e)
     allowed = {b.drop_path for b in DROPPED}
     assert set(verdict.dropped.get(0, ())) <= allowed
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_telemetry, min_size=1, max_size=12))
+def test_the_columnar_check_of_a_batch_agrees_with_the_per_event_one(
+    events: list[telemetry_pb2.Telemetry],
+) -> None:
+    raw = ingest_pb2.TelemetryBatch(events=events).SerializeToString()
+    columnar = batch_ranges().within(raw)
+    assert columnar is not None
+    parsed = ingest_pb2.TelemetryBatch.FromString(raw).events
+    per_event = _check(*parsed)
+    assert _check(*parsed, in_range=columnar) == per_event
+    assert columnar == [_within(e) for e in parsed]

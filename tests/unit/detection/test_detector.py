@@ -444,3 +444,16 @@ def test_a_clock_further_than_the_allowed_skew_is_replaced_by_ingest_time() -> N
     state = VehicleState.from_bytes(dict(out.states)["v-1"])
     assert state.last_event_us == events[-1].telemetry.event_time_us
     assert [a for a in _alerts(out) if a.rule == "offline"] == []
+
+
+@pytest.mark.parametrize("columnar", [False, True], ids=["messages", "ptars"])
+def test_an_infinite_acceleration_raises_no_crash_alert(columnar: bool) -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 200 if columnar else 5) + tl.emit(3, accel_x=float("-inf"))
+    detector = Detector(Rules())
+    if columnar:
+        batch = detector.decode([e.SerializeToString() for e in events])
+        out = detector.process_batch(batch, [0] * len(events), now_us=NOW)
+    else:
+        out = _run(detector, events)
+    assert [a.rule for a in _alerts(out)] == []

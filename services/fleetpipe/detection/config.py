@@ -37,7 +37,9 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
                       clear_after_s: 60, severity: critical}
     sos:             {min_duration_s: 0, clear_after_s: 10, severity: critical}
     idling:          {max_speed_kmh: 2, min_duration_s: 300, clear_after_s: 0}
-    offline:         {after_s: 600, check_interval_s: 10}
+    offline:         {after_s: 600, check_interval_s: 10, max_clock_skew_s: 604800}
+                               # an event whose device time is further than max_clock_skew_s
+                               # from its ingest time is timed by ingest's clock instead
     collision_risk:  {ttc_s: 2.0, hysteresis_s: 0.5, min_closing_speed_ms: 0.5,
                       min_duration_s: 0, clear_after_s: 2, severity: critical}
     geofence:        {min_duration_s: 5, clear_after_s: 10,
@@ -169,6 +171,9 @@ class OfflineConfig(_Model):
     after_s: float = Field(default=600.0, gt=0, le=30 * 86_400)
     # How often the vehicles are scanned for silence (processing time).
     check_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    # A device clock this far from ingest's (a clock in 1970) is not believed: the event is
+    # timed by its ingest time, so the next good event shows no decades-long silence.
+    max_clock_skew_s: float = Field(default=7 * 86_400.0, gt=0)
 
 
 class CollisionRiskConfig(RuleConfig):

@@ -16,6 +16,8 @@ the state, so a restart neither forgets nor re-announces it); the vehicle's next
 it. A gap of that length in the event stream itself (seen on replay, or while the service was
 catching up and not ticking) is announced when the next event shows it, with the same alert id.
 Vehicles in transition between partitions are not checked: their silence here proves nothing.
+A device clock further than ``offline.max_clock_skew_s`` from the event's ingest time is not
+believed — the event is timed by ingest's clock — so a broken clock cannot open that gap.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Detector:
         self._offline_us = int(off.after_s * 1e6) if off.enabled else 0
         self._offline = OfflineAlerts(after_us=self._offline_us, severity=SEVERITY[off.severity])
         self._offline_every_us = int(off.check_interval_s * 1e6)
+        self._max_skew_us = int(off.max_clock_skew_s * 1e6)
         self._next_offline_check_us = 0
         self.ownership = Ownership()
         self._reading = Reading()
@@ -144,6 +147,8 @@ class Detector:
         max_gap = self._max_gap_us
         max_km_per_us = self._max_km_per_us
         offline_us = self._offline_us
+        max_skew = self._max_skew_us
+        ingest_times = batch.ingest_times
         brake_key = self._harsh_brake_key
         accel_key = self._harsh_accel_key
         r = self._reading
@@ -164,6 +169,9 @@ class Detector:
                 st.driver_id = batch.driver_ids[i]
             prev_t = st.last_event_us
             ev_t = batch.times[i]
+            ingest_t = ingest_times[i]
+            if ingest_t and not -max_skew <= ev_t - ingest_t <= max_skew:
+                ev_t = ingest_t  # a broken device clock: ingest's is the better guess
             if ev_t < prev_t:  # noqa: PLR1730 - a branch is cheaper than max() per event
                 ev_t = prev_t  # the device clock went back: keep durations non-negative
             lat = batch.lats[i]

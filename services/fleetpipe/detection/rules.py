@@ -9,7 +9,8 @@ operations; :meth:`Rule.check_one` asks about a single :class:`Reading`.
 ``holding`` is true for a vehicle whose episode is already open: the rule then applies its
 hysteresis band, so a value hovering around a threshold does not open and resolve episodes in
 turn. Rules whose ``lower_is_worse`` is set report values where smaller is more severe (fuel,
-time to collision). Time — minimum durations, clearing, updates — is the episode machine's
+time to collision). A non-finite input never triggers: :class:`Columns` holds ±inf as NaN, and
+no comparison with NaN holds. Time — minimum durations, clearing, updates — is the episode machine's
 business (``episodes.py``); offline detection, driven by processing time, is the detector's.
 """
 
@@ -36,7 +37,6 @@ from fleetpipe.detection.config import (
     RuleConfig,
     Rules,
     Severity,
-    SosConfig,
     SpeedingConfig,
 )
 from fleetpipe.pb.v1 import alert_pb2
@@ -206,7 +206,10 @@ class Columns:
         inside: Sequence[tuple[bool, ...]] = (),
     ) -> None:
         for name in FLOAT_FIELDS:
-            setattr(self, name, np.asarray(floats[name], dtype=np.float64))
+            column = np.array(floats[name], dtype=np.float64)
+            # ±inf would pass a threshold (an infinite deceleration is no crash); NaN passes none.
+            column[np.isinf(column)] = NAN
+            setattr(self, name, column)
         for name in BOOL_FIELDS:
             setattr(self, name, np.asarray(bools[name], dtype=np.bool_))
         self.size = len(fleet_ids)
@@ -464,7 +467,8 @@ class Crash(Rule):
         hit = g >= self.threshold
         if self.use_alarm:
             hit |= c.crash_alarm
-        return _where(hit, g)
+        # The device's alarm stands on its own when the accelerometer read nothing usable.
+        return _where(hit, np.nan_to_num(g, nan=0.0))
 
     def values(self, r: Reading) -> dict[str, float]:
         return {
@@ -480,9 +484,6 @@ class Crash(Rule):
 
 class Sos(Rule):
     name = "sos"
-
-    def __init__(self, c: SosConfig) -> None:
-        super().__init__(c)
 
     def check(self, c: Columns, holding: bool) -> Floats:
         return _where(c.sos, np.ones(c.size))
@@ -553,6 +554,7 @@ class FenceRule(Rule):
     def check(self, c: Columns, holding: bool) -> Floats:
         inside = c.inside[self.index]
         breach = ~inside if self.keep_in else inside
+        breach &= ~(np.isnan(c.lat) | np.isnan(c.lon))  # no position says nothing of a fence
         if self.fleets:
             breach &= np.isin(c.fleet_ids, self.fleets)
         return _where(breach, np.ones(c.size))

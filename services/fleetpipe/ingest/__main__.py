@@ -6,21 +6,30 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 
+from pydantic import ValidationError
+
+from fleetpipe.core.errors import ConfigError
 from fleetpipe.core.health import Health, HealthServer
-from fleetpipe.core.kafka import build_producer
+from fleetpipe.core.kafka import build_admin, build_producer
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.tracing import Tracing, setup_tracing
 from fleetpipe.ingest.auth import TokenStore
+from fleetpipe.ingest.readiness import TopicWatch
 from fleetpipe.ingest.server import HealthService, IngestMetrics, IngestServicer, build_server
 from fleetpipe.ingest.settings import IngestSettings
 from fleetpipe.ingest.sink import KafkaSink
 
 log = logging.getLogger("fleetpipe.ingest")
 
+EXIT_CONFIG = 2  # a setting is wrong: restarting will not help
 
-async def serve(settings: IngestSettings, tracing: Tracing | None = None) -> int:
+
+async def serve(
+    settings: IngestSettings, tokens: TokenStore, tracing: Tracing | None = None
+) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or a fatal producer error (exit 1)."""
     obs = settings.observability
     metrics = Metrics("ingest")
@@ -28,7 +37,6 @@ async def serve(settings: IngestSettings, tracing: Tracing | None = None) -> int
     http = HealthServer(health, metrics, host=obs.http_host, port=obs.http_port)
     http.start()
     log.info("health and metrics on %s:%d", obs.http_host, http.port)
-    tokens = TokenStore(settings.auth)
     producer = build_producer(
         settings.kafka,
         client_id=f"ingest-{settings.instance_id}",
@@ -46,8 +54,19 @@ async def serve(settings: IngestSettings, tracing: Tracing | None = None) -> int
     health_service = HealthService()
     server, port = build_server(settings, servicer, health_service)
     await server.start()
-    await health_service.set(True)
-    health.set_ready(True)
+    topics = settings.topics
+    watch = TopicWatch(
+        build_admin(settings.kafka, timeout_s=10.0),
+        [("FLEET_TOPICS__RAW", topics.raw), ("FLEET_TOPICS__DEADLETTER", topics.deadletter)],
+    )
+
+    async def check_topics() -> None:
+        if await asyncio.to_thread(watch.check):
+            servicer.unavailable = watch.problem
+            health.set_ready(watch.problem is None, watch.problem or "")
+            await health_service.set(watch.problem is None)
+
+    await check_topics()
     log.info(
         "gRPC listening on %s:%d (tls %s, %d tokens for %d fleets), producing to %s",
         settings.grpc_host,
@@ -63,9 +82,14 @@ async def serve(settings: IngestSettings, tracing: Tracing | None = None) -> int
         loop.add_signal_handler(sig, stop.set)
 
     async def heartbeat() -> None:
+        every = settings.topic_check_interval_s
+        next_topic_check = time.monotonic() + every
         while True:
             health.beat()
             tokens.maybe_reload()
+            if time.monotonic() >= next_topic_check:
+                await check_topics()
+                next_topic_check = time.monotonic() + every
             await asyncio.sleep(1.0)
 
     beat = asyncio.create_task(heartbeat())
@@ -84,13 +108,31 @@ async def serve(settings: IngestSettings, tracing: Tracing | None = None) -> int
     return 1 if sink.fatal_error else 0
 
 
+def configuration_problem(exc: ValidationError | ConfigError) -> str:
+    """A configuration error as one line naming the setting (its FLEET_ variable), no values."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    problems = []
+    for err in exc.errors():
+        loc = "__".join(str(p) for p in err["loc"]).upper()
+        problems.append(f"FLEET_{loc}: {err['msg']}" if loc else str(err["msg"]))
+    return "; ".join(problems)
+
+
 def main() -> None:
-    settings = IngestSettings()
+    try:
+        settings = IngestSettings()
+        tokens = TokenStore(settings.auth)
+    except (ValidationError, ConfigError) as exc:
+        # One line for the person reading the pod's log, not a traceback; no setting's value
+        # is quoted, as it may be a secret.
+        print(f"fleetpipe-ingest: bad configuration: {configuration_problem(exc)}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
     obs = settings.observability
     configure_logging(service="ingest", level=obs.log_level, fmt=obs.log_format)
     tracing = setup_tracing("ingest", instance_id=settings.instance_id)
     try:
-        code = asyncio.run(serve(settings, tracing))
+        code = asyncio.run(serve(settings, tokens, tracing))
     finally:
         tracing.shutdown()
     sys.exit(code)

@@ -68,8 +68,10 @@ class TokenStore:
             try:
                 doc = json.loads(settings.tokens.get_secret_value())
             except json.JSONDecodeError as exc:
-                raise TokenError(f"auth.tokens is not valid JSON (at {exc.pos})") from None
-            self._static = _parse(doc, "auth.tokens")
+                raise TokenError(
+                    f"auth.tokens (FLEET_AUTH__TOKENS) is not valid JSON (at {exc.pos})"
+                ) from None
+            self._static = _parse(doc, "auth.tokens (FLEET_AUTH__TOKENS)")
         self._from_file: dict[bytes, str] = {}
         self._stamp: tuple[int, int, int] | None = None
         self._next_check = 0.0
@@ -135,7 +137,7 @@ class TokenStore:
         except yaml.YAMLError:
             # Not quoted back: the parser's message could echo a token.
             raise TokenError(f"token file {self._file} is not valid YAML or JSON") from None
-        return _parse(doc, str(self._file))
+        return _parse(doc, f"auth.tokens_file {self._file}")
 
 
 def tokens_from_mapping(tokens: Mapping[str, str]) -> str:

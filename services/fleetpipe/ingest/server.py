@@ -41,7 +41,13 @@ from fleetpipe.core.tracing import PRODUCER, Span, Tracing, messaging_attributes
 from fleetpipe.ingest.auth import TokenStore, bearer_token
 from fleetpipe.ingest.settings import IngestSettings
 from fleetpipe.ingest.sink import BatchDelivery, KafkaSink, SinkFailed, SinkFull, Traced
-from fleetpipe.ingest.validation import VehicleIdCheck, Verdict, validate_batch
+from fleetpipe.ingest.validation import (
+    VehicleIdCheck,
+    Verdict,
+    batch_ranges,
+    validate_batch,
+    without_dropped,
+)
 from fleetpipe.ingest.wire import LATE_FIELD, event_spans, fleet_field, ingest_time_field
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 
@@ -148,8 +154,12 @@ class IngestServicer:
         self.metrics = metrics
         self.clock_us = clock_us
         self.ids = VehicleIdCheck()
+        self.ranges = batch_ranges()
+        # Why batches cannot be taken now (a missing topic), said to the caller; None: they can.
+        self.unavailable: str | None = None
         self._max_future_us = round(settings.max_future_s * 1e6)
         self._late_after_us = round(settings.late_after_s * 1e6)
+        self._max_lateness_us = round(settings.max_lateness_s * 1e6)
 
     # --- RPCs ---------------------------------------------------------------------------------
 
@@ -243,6 +253,8 @@ class IngestServicer:
     def _accept(self, raw: bytes, fleet: str) -> _Pending:
         """Validate and produce one batch; the returned delivery completes when Kafka has it."""
         received = time.monotonic()
+        if self.unavailable is not None:
+            raise _Refusal(grpc.StatusCode.UNAVAILABLE, self.unavailable)
         try:
             batch = ingest_pb2.TelemetryBatch.FromString(raw)
         except DecodeError:
@@ -264,6 +276,8 @@ class IngestServicer:
             max_future_us=self._max_future_us,
             late_after_us=self._late_after_us,
             ids=self.ids,
+            max_lateness_us=self._max_lateness_us,
+            in_range=self.ranges.within(raw) if n >= self.ranges.COLUMNAR_FROM else None,
         )
         if verdict.foreign_fleet is not None:
             raise _Refusal(
@@ -277,7 +291,12 @@ class IngestServicer:
         spans = event_spans(raw)
         if spans is not None and len(spans) != n:
             spans = None
-        plain = len(verdict.accepted) == n and not verdict.late and not verdict.no_fleet
+        plain = (
+            len(verdict.accepted) == n
+            and not verdict.late
+            and not verdict.no_fleet
+            and not verdict.dropped
+        )
         if spans is not None and plain:
             # The common case, all valid: no per-event work but the slice and the send.
             traced = self._traced(events, verdict.accepted, delivery, received)
@@ -359,7 +378,7 @@ class IngestServicer:
         if spans is None:
             return self._reserialised(events, verdict, fleet, now_us)
         rejected = {r.index: raw[spans[r.index][0] : spans[r.index][1]] for r in verdict.rejected}
-        late, no_fleet = set(verdict.late), set(verdict.no_fleet)
+        late, no_fleet, dropped = set(verdict.late), set(verdict.no_fleet), verdict.dropped
         fleet_bytes = fleet_field(fleet)
         values = []
         for i in verdict.accepted:
@@ -369,7 +388,14 @@ class IngestServicer:
                 extra += LATE_FIELD
             if i in no_fleet:
                 extra += fleet_bytes
-            values.append(raw[a:b] + extra)
+            paths = dropped.get(i)
+            if paths is None:
+                values.append(raw[a:b] + extra)
+            else:
+                # Rare: a field cannot be removed by appending, so this event is re-serialised.
+                e = events[i]
+                without_dropped(e, paths)
+                values.append(e.SerializeToString() + extra)
         return values, rejected
 
     def _reserialised(
@@ -384,6 +410,9 @@ class IngestServicer:
         values = []
         for i in verdict.accepted:
             e = events[i]
+            paths = verdict.dropped.get(i)
+            if paths is not None:
+                without_dropped(e, paths)
             e.ingest_time_us = now_us
             e.late = i in late
             if not e.fleet_id:

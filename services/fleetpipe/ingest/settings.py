@@ -58,6 +58,18 @@ class IngestSettings(ServiceSettings):
     ack_timeout_s: float = Field(default=10.0, gt=0)
     # How long librdkafka keeps trying to deliver a record before failing it.
     delivery_timeout_ms: int = Field(default=30_000, ge=1000)
-    max_future_s: float = Field(default=300.0, ge=0)  # events further ahead are refused
-    late_after_s: float = Field(default=300.0, ge=0)  # older events are accepted, flagged late
+    # The event-time window, relative to ingest's clock: an event further ahead (max lead) or
+    # older (max lateness) is refused with a reason, as a clock that wrong says nothing about
+    # when the reading was taken; between late_after_s and max_lateness_s it is flagged late.
+    max_future_s: float = Field(default=300.0, ge=0)
+    max_lateness_s: float = Field(default=7 * 86_400.0, gt=0)
+    late_after_s: float = Field(default=300.0, ge=0)
     grace_s: float = Field(default=10.0, ge=0)  # on SIGTERM, time for calls in progress
+    # How often the raw and dead-letter topics are looked for (not ready while one is missing).
+    topic_check_interval_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _late_within_lateness(self) -> IngestSettings:
+        if self.late_after_s > self.max_lateness_s:
+            raise ValueError("late_after_s must not exceed max_lateness_s")
+        return self

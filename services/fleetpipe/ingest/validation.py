@@ -1,8 +1,10 @@
 """Validation of telemetry events: pure functions over protobuf messages, no I/O.
 
 Each event gets at most one rejection, for the first field that fails, with the field's path and
-a reason a person can act on. The checks read attributes directly (the hot path: ingest reads
-each event once), and vehicle ids that passed once are remembered.
+a reason a person can act on. The valid range of every numeric field is in ``ranges.py``; a
+field whose policy there is ``drop`` is removed instead, and the event kept. The checks read
+attributes directly (the hot path: ingest reads each event once), and vehicle ids that passed
+once are remembered.
 """
 
 from __future__ import annotations
@@ -10,6 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from google.protobuf.message import Message
+
+from fleetpipe.ingest.ranges import (
+    CHECKED,
+    DROPPED,
+    REJECTED,
+    BatchRanges,
+    compile_check,
+    value_at,
+)
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
 from fleetpipe.registry import VEHICLE_ID_RE
 
@@ -18,7 +30,17 @@ OUT_OF_RANGE = ingest_pb2.REJECT_CODE_OUT_OF_RANGE
 MALFORMED = ingest_pb2.REJECT_CODE_MALFORMED
 FUTURE = ingest_pb2.REJECT_CODE_FUTURE_EVENT
 
-MAX_SPEED_KMH = 400.0
+DEFAULT_MAX_LATENESS_US = 7 * 86_400_000_000
+
+# Every range of the table in one generated function: the fast path for valid events. It also
+# fails (0, 0), proto3's absent location, which the slow path tells from a real one.
+_NONZERO = ("location.lat", "location.lon")
+_within = compile_check(CHECKED, nonzero=_NONZERO)
+
+
+def batch_ranges() -> BatchRanges:
+    """The columnar range check of whole batches, with the same table as the per-event one."""
+    return BatchRanges(CHECKED, nonzero=_NONZERO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +67,8 @@ class Verdict:
     late: list[int] = field(default_factory=list)
     no_fleet: list[int] = field(default_factory=list)
     foreign_fleet: str | None = None  # an event claims another fleet than the caller's
+    # Accepted events kept without fields outside their range (see ranges.py): index -> paths.
+    dropped: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 class VehicleIdCheck:
@@ -73,17 +97,25 @@ def validate_batch(
     max_future_us: int,
     late_after_us: int,
     ids: VehicleIdCheck,
+    max_lateness_us: int = DEFAULT_MAX_LATENESS_US,
+    in_range: Sequence[bool] | None = None,
 ) -> Verdict:
     """Check every event of a batch for a caller bound to ``fleet_id``.
 
     One loop, each field read once: this runs for every event ingest receives. The first field
-    that fails names the rejection; an event of another fleet stops the whole batch.
+    that fails names the rejection; an event of another fleet stops the whole batch. Events
+    older than ``max_lateness_us`` or more than ``max_future_us`` ahead of ``now_us`` (ingest's
+    clock) are refused: a device clock in 1970 says nothing about when the reading was taken.
+    ``in_range``, when given, is :data:`BATCH_RANGES`' answer for the whole batch, used instead
+    of the per-event range check.
     """
     verdict = Verdict()
     accepted, keys, late = verdict.accepted, verdict.keys, verdict.late
     future_limit = now_us + max_future_us
     late_limit = now_us - late_after_us
+    oldest = now_us - max_lateness_us
     known = ids.good
+    within = _within
     for i, e in enumerate(events):
         fleet = e.fleet_id
         if fleet != fleet_id:
@@ -99,23 +131,15 @@ def validate_batch(
             verdict.rejected.append(Rejection(i, MISSING, "seq", "seq must be > 0 (from 1)"))
             continue
         t = e.event_time_us
-        if not 0 < t <= future_limit:
-            verdict.rejected.append(_time_problem(i, t))
+        if not oldest <= t <= future_limit:
+            verdict.rejected.append(_time_problem(i, t, now_us, max_lateness_us))
             continue
-        loc = e.location
-        lat = loc.lat
-        lon = loc.lon
-        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or (
-            lat == 0.0 and lon == 0.0 and not e.HasField("location")
-        ):
-            verdict.rejected.append(_location_problem(i, e, lat, lon))
-            continue
-        speed = e.motion.speed_kmh
-        fuel = e.engine.fuel_pct
-        pct = e.battery.pct
-        if not (0.0 <= speed <= MAX_SPEED_KMH and 0.0 <= fuel <= 100.0 and 0.0 <= pct <= 100.0):
-            verdict.rejected.append(_range_problem(i, speed, fuel, pct))
-            continue
+        if not (in_range[i] if in_range is not None else within(e)):
+            problem = _range_problem(i, e)
+            if isinstance(problem, Rejection):
+                verdict.rejected.append(problem)
+                continue
+            verdict.dropped[i] = problem
         accepted.append(i)
         keys.append(vid)
         if t < late_limit:
@@ -124,6 +148,17 @@ def validate_batch(
         gone = {r.index for r in verdict.rejected}
         verdict.no_fleet = [i for i in verdict.no_fleet if i not in gone]
     return verdict
+
+
+def without_dropped(e: telemetry_pb2.Telemetry, paths: tuple[str, ...]) -> None:
+    """Remove the dropped fields from ``e`` (in place) and list them in ``dropped_fields``."""
+    for path in paths:
+        *parents, name = path.split(".")
+        target: Message = e
+        for p in parents:
+            target = getattr(target, p)
+        target.ClearField(name)
+    e.dropped_fields.extend(paths)
 
 
 # The slow paths: only for events that fail, so they may take their time to explain.
@@ -141,25 +176,31 @@ def _vehicle_id_problem(i: int, vid: str) -> Rejection:
     )
 
 
-def _time_problem(i: int, t: int) -> Rejection:
+def _time_problem(i: int, t: int, now_us: int, max_lateness_us: int) -> Rejection:
     if t <= 0:
         return Rejection(i, MISSING, "event_time_us", "event_time_us is required (Unix µs)")
-    return Rejection(i, FUTURE, "event_time_us", f"event_time_us {t} is too far in the future")
+    if t > now_us:
+        return Rejection(i, FUTURE, "event_time_us", f"event_time_us {t} is too far in the future")
+    return Rejection(
+        i,
+        OUT_OF_RANGE,
+        "event_time_us",
+        f"event_time_us {t} is {(now_us - t) / 86_400e6:.1f} days before ingest's clock, "
+        f"later than the maximum lateness ({max_lateness_us / 86_400e6:g} days): "
+        "is the device clock set?",
+    )
 
 
-def _location_problem(i: int, e: telemetry_pb2.Telemetry, lat: float, lon: float) -> Rejection:
+def _range_problem(i: int, e: telemetry_pb2.Telemetry) -> Rejection | tuple[str, ...]:
+    """A missing location, the first rejected field out of range, or else the fields to drop."""
     if not e.HasField("location"):
         return Rejection(i, MISSING, "location", "location is required")
-    if not -90.0 <= lat <= 90.0:
-        return Rejection(i, OUT_OF_RANGE, "location.lat", f"lat {lat} is outside -90..90")
-    return Rejection(i, OUT_OF_RANGE, "location.lon", f"lon {lon} is outside -180..180")
-
-
-def _range_problem(i: int, speed: float, fuel: float, pct: float) -> Rejection:
-    if not 0.0 <= speed <= MAX_SPEED_KMH:
-        return Rejection(
-            i, OUT_OF_RANGE, "motion.speed_kmh", f"speed {speed} is outside 0..{MAX_SPEED_KMH:g}"
-        )
-    if not 0.0 <= fuel <= 100.0:
-        return Rejection(i, OUT_OF_RANGE, "engine.fuel_pct", f"fuel {fuel} is outside 0..100")
-    return Rejection(i, OUT_OF_RANGE, "battery.pct", f"battery {pct} is outside 0..100")
+    for b in REJECTED:
+        value = value_at(e, b.path)
+        if not b.low <= value <= b.high:
+            return Rejection(i, OUT_OF_RANGE, b.path, f"{b.path} {value} is outside {b.describe()}")
+    dropped: dict[str, None] = {}
+    for b in DROPPED:
+        if not b.low <= value_at(e, b.path) <= b.high:
+            dropped[b.drop_path] = None
+    return tuple(dropped)

@@ -11,6 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, ingest_pb2_grpc, telemetry_pb2
 from fleetpipe_dev.testing import end_offsets, read_all
@@ -234,16 +235,18 @@ def test_oversized_messages_and_batches_are_refused(
 
 
 def test_unconfirmed_batches_give_unavailable_and_the_in_flight_bound_resource_exhausted(
-    start_ingest: StartIngest, topics: Topics
+    start_ingest: StartIngest, topics: Topics, kafka_settings: KafkaSettings
 ) -> None:
-    # The raw topic does not exist (the broker does not create topics): records stay in flight.
-    missing = topics.model_copy(update={"raw": f"{topics.raw}.missing"})
+    # The raw topic goes away once ingest is ready (it looks again only after an hour here): the
+    # broker no longer takes its records, so they stay in flight.
     ingest = start_ingest(
-        missing,
+        topics,
+        FLEET_TOPIC_CHECK_INTERVAL_S="3600",
         FLEET_ACK_TIMEOUT_S="2",
         FLEET_MAX_INFLIGHT_EVENTS="50",
         FLEET_DELIVERY_TIMEOUT_MS="120000",
     )
+    Admin(kafka_settings).delete_topics([topics.raw])
     stub = ingest.stub()
     ticks = fleet_events(40, 2)
     t0 = time.monotonic()

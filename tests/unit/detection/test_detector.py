@@ -424,3 +424,36 @@ def test_a_batch_with_an_undecodable_record_is_refused_whole(size: int) -> None:
     with pytest.raises(ValueError):
         detector.decode([*good[1:], b"\xff\xff\xff"])
     assert detector.decode(good).vehicle_ids == ["v-1"] * size
+
+
+def test_a_device_clock_in_1970_cannot_open_an_offline_episode() -> None:
+    tl = Timeline("v-1")
+    [broken] = _cruise(tl, 1)
+    broken.telemetry.event_time_us = 1_000_000  # 1970, as a device with a flat RTC battery says
+    after = _cruise(tl, 5)
+    alerts = _alerts(_run(Detector(Rules()), [broken, *after]))
+    assert [a for a in alerts if a.rule == "offline"] == []
+
+
+def test_a_clock_further_than_the_allowed_skew_is_replaced_by_ingest_time() -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 3)
+    events[0].telemetry.event_time_us -= 8 * 24 * 60 * MIN  # eight days off ingest's clock
+    detector = Detector(Rules())
+    out = _run(detector, events)
+    state = VehicleState.from_bytes(dict(out.states)["v-1"])
+    assert state.last_event_us == events[-1].telemetry.event_time_us
+    assert [a for a in _alerts(out) if a.rule == "offline"] == []
+
+
+@pytest.mark.parametrize("columnar", [False, True], ids=["messages", "ptars"])
+def test_an_infinite_acceleration_raises_no_crash_alert(columnar: bool) -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 200 if columnar else 5) + tl.emit(3, accel_x=float("-inf"))
+    detector = Detector(Rules())
+    if columnar:
+        batch = detector.decode([e.SerializeToString() for e in events])
+        out = detector.process_batch(batch, [0] * len(events), now_us=NOW)
+    else:
+        out = _run(detector, events)
+    assert [a.rule for a in _alerts(out)] == []

@@ -301,3 +301,43 @@ def test_every_rule_of_the_design_is_built_with_its_severity() -> None:
 def test_disabled_rules_are_not_built() -> None:
     rules = Rules.parse({"sos": {"enabled": False}, "speeding": {"enabled": False}})
     assert {"sos", "speeding"}.isdisjoint(r.key for r in build_rules(rules))
+
+
+_NON_FINITE = [float("nan"), float("inf"), float("-inf")]
+_SKEWED = {"accel_x", "accel_y", "speed", "fuel", "coolant", "battery", "rpm", "gear"}
+
+
+@pytest.mark.parametrize("value", _NON_FINITE, ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize(
+    "field",
+    sorted(_SKEWED | {"object_distance", "closing_speed", "limit", "expected_gear", "lat", "lon"}),
+)
+def test_a_non_finite_input_never_triggers_a_rule(field: str, value: float) -> None:
+    fences = Rules.parse(
+        {
+            "geofence": {
+                "fences": [
+                    {"name": "yard", "kind": "keep_out", "polygon": [[52, 4], [53, 4], [53, 5]]}
+                ]
+            }
+        }
+    )
+    reading = R(
+        speed=50.0, ignition=False, has_perception=True, fuel=50.0, lat=52.6, lon=4.2, limit=80.0
+    )
+    setattr(reading, field, value)
+    # Inside a keep-out fence by the index's word: a position that is not a number must not count.
+    reading.inside = (field in ("lat", "lon"),)
+    fired = {
+        rule.key: rule.check_one(reading, holding)
+        for rule in build_rules(fences)
+        for holding in (False, True)
+        if rule.check_one(reading, holding) is not None
+    }
+    assert fired == {}
+
+
+def test_an_infinite_deceleration_is_not_a_crash_but_the_device_alarm_still_is() -> None:
+    crash = Crash(RULES.crash)
+    assert crash.check_one(R(accel_x=float("-inf")), False) is None
+    assert crash.check_one(R(accel_x=float("nan"), crash_alarm=True), False) == 0.0

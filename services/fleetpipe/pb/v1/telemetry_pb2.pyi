@@ -110,7 +110,7 @@ class DrivingEvent(_message.Message):
     def __init__(self, kind: _Optional[_Union[DrivingEventKind, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Telemetry(_message.Message):
-    __slots__ = ("vehicle_id", "seq", "event_time_us", "ingest_time_us", "fleet_id", "location", "motion", "engine", "battery", "trip_hint", "odometer_km", "dtc_codes", "alarms", "perception", "driving_events", "late")
+    __slots__ = ("vehicle_id", "seq", "event_time_us", "ingest_time_us", "fleet_id", "location", "motion", "engine", "battery", "trip_hint", "odometer_km", "dtc_codes", "alarms", "perception", "driving_events", "late", "dropped_fields")
     VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EVENT_TIME_US_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class Telemetry(_message.Message):
     PERCEPTION_FIELD_NUMBER: _ClassVar[int]
     DRIVING_EVENTS_FIELD_NUMBER: _ClassVar[int]
     LATE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     vehicle_id: str
     seq: int
     event_time_us: int
@@ -143,4 +144,5 @@ class Telemetry(_message.Message):
     perception: Perception
     driving_events: _containers.RepeatedCompositeFieldContainer[DrivingEvent]
     late: bool
-    def __init__(self, vehicle_id: _Optional[str] = ..., seq: _Optional[int] = ..., event_time_us: _Optional[int] = ..., ingest_time_us: _Optional[int] = ..., fleet_id: _Optional[str] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., motion: _Optional[_Union[Motion, _Mapping]] = ..., engine: _Optional[_Union[Engine, _Mapping]] = ..., battery: _Optional[_Union[Battery, _Mapping]] = ..., trip_hint: _Optional[str] = ..., odometer_km: _Optional[float] = ..., dtc_codes: _Optional[_Iterable[str]] = ..., alarms: _Optional[_Union[DeviceAlarms, _Mapping]] = ..., perception: _Optional[_Union[Perception, _Mapping]] = ..., driving_events: _Optional[_Iterable[_Union[DrivingEvent, _Mapping]]] = ..., late: _Optional[bool] = ...) -> None: ...
+    dropped_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, vehicle_id: _Optional[str] = ..., seq: _Optional[int] = ..., event_time_us: _Optional[int] = ..., ingest_time_us: _Optional[int] = ..., fleet_id: _Optional[str] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., motion: _Optional[_Union[Motion, _Mapping]] = ..., engine: _Optional[_Union[Engine, _Mapping]] = ..., battery: _Optional[_Union[Battery, _Mapping]] = ..., trip_hint: _Optional[str] = ..., odometer_km: _Optional[float] = ..., dtc_codes: _Optional[_Iterable[str]] = ..., alarms: _Optional[_Union[DeviceAlarms, _Mapping]] = ..., perception: _Optional[_Union[Perception, _Mapping]] = ..., driving_events: _Optional[_Iterable[_Union[DrivingEvent, _Mapping]]] = ..., late: _Optional[bool] = ..., dropped_fields: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -421,6 +421,11 @@ class Admin:
         return self._timeout
 
     @property
+    def config(self) -> Config:
+        """The client configuration, for the clients of core that talk to the same cluster."""
+        return dict(self._config)
+
+    @property
     def client(self) -> AdminClient:
         if self._client is None:
             self._client = AdminClient(self._config)

@@ -1,9 +1,13 @@
 """How far consumer groups are behind, and where topics end: read with the admin client only.
 
 The one lag reader of the project (the operator's scaling, the load test's watch and the tests'
-waits all use it). Committed offsets come from the group coordinator
-(``list_consumer_group_offsets``), end offsets from the partition leaders (``list_offsets``): no
-consumer is created, so reading a group's lag never joins the group nor disturbs its members.
+waits all use it). End offsets come from the partition leaders (the admin client's
+``list_offsets``). Committed offsets come from the group coordinator through a consumer that
+carries the group's id but never subscribes, so it never joins the group nor disturbs its
+members. Not through the admin client's ``list_consumer_group_offsets``: its coordinator requests
+abort the whole process when a connection drops mid-request (librdkafka #4605 and #3663, fix
+pending in #5397; seen here with 2.16 on every broker restart under a lag watch), and a broker
+restart is routine.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from dataclasses import dataclass
 
 import confluent_kafka
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaException,
     TopicPartition,
@@ -85,15 +88,15 @@ def committed_offsets(
 
     Raises :class:`GroupOffsetsUnavailable` while the group's coordinator is moving or loading.
     """
-    _await_coordinator(admin, group_id)
-    request = ConsumerGroupTopicPartitions(group_id, list(partitions))
-    futures = admin.client.list_consumer_group_offsets([request], request_timeout=admin.timeout_s)
+    consumer = _group_client(admin, group_id)
     try:
-        result = futures[group_id].result()
+        result = consumer.committed(list(partitions), timeout=admin.timeout_s)
     except KafkaException as exc:
         raise _group_error(group_id, "reading the committed offsets", exc) from exc
+    finally:
+        consumer.close()
     found: dict[tuple[str, int], int | None] = {}
-    for tp in result.topic_partitions:
+    for tp in result:
         if tp.error is not None:
             raise KafkaError(
                 f"reading the committed offset of group {group_id} on "
@@ -118,16 +121,16 @@ def end_offsets(admin: Admin, topic: str, *, read_committed: bool = False) -> di
 
 def commit_offsets(admin: Admin, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
     """Set an idle group's committed offsets on ``topic`` (the group must have no members)."""
-    _await_coordinator(admin, group_id)
-    request = ConsumerGroupTopicPartitions(
-        group_id, [TopicPartition(topic, p, o) for p, o in offsets.items()]
-    )
-    futures = admin.client.alter_consumer_group_offsets([request], request_timeout=admin.timeout_s)
+    consumer = _group_client(admin, group_id)
     try:
-        result = futures[group_id].result()
+        result = consumer.commit(
+            offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False
+        )
     except KafkaException as exc:
         raise _group_error(group_id, "committing offsets", exc) from exc
-    for tp in result.topic_partitions:
+    finally:
+        consumer.close()
+    for tp in result or []:
         if tp.error is not None:
             raise KafkaError(
                 f"committing the offset of group {group_id} on "
@@ -135,17 +138,12 @@ def commit_offsets(admin: Admin, group_id: str, topic: str, offsets: Mapping[int
             )
 
 
-def _await_coordinator(admin: Admin, group_id: str) -> None:
-    # librdkafka dereferences a null pointer, killing the process, when the answer to an admin
-    # client's OffsetFetch says NOT_COORDINATOR (confluentinc/librdkafka#5040, seen with 2.16):
-    # the answer of a coordinator still loading the group's offsets, after a broker restart or
-    # when __consumer_offsets is first created. Describing the group asks the same coordinator
-    # and fails cleanly in that window, so the offsets are asked for only once it has answered.
-    futures = admin.client.describe_consumer_groups([group_id], request_timeout=admin.timeout_s)
-    try:
-        futures[group_id].result()
-    except KafkaException as exc:
-        raise _group_error(group_id, "finding the coordinator", exc) from exc
+def _group_client(admin: Admin, group_id: str) -> confluent_kafka.Consumer:
+    # It never subscribes, so it never joins the group: committed() and commit() only talk to
+    # the group's coordinator.
+    return confluent_kafka.Consumer(
+        {**admin.config, "group.id": group_id, "enable.auto.commit": False}
+    )
 
 
 def _group_error(group_id: str, what: str, exc: KafkaException) -> KafkaError:

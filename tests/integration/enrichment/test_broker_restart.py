@@ -20,7 +20,9 @@ from pathlib import Path
 import confluent_kafka
 import pytest
 
-from fleetpipe.core.kafka import PARTITIONER, Admin
+from fleetpipe.core.errors import KafkaError
+from fleetpipe.core.kafka import PARTITIONER, Admin, build_admin
+from fleetpipe.core.lag import group_lag
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
 from fleetpipe.detection.config import Rules
@@ -28,7 +30,7 @@ from fleetpipe.detection.engine import Detector
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
 from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
 from fleetpipe_dev.stack.procs import free_port
-from fleetpipe_dev.testing import ServiceProcess, committed_total, read_all, service_env, wait_for
+from fleetpipe_dev.testing import ServiceProcess, read_all, service_env, wait_for
 from fleetpipe_loadtest import synthetic
 from support.messages import decoded
 
@@ -130,27 +132,38 @@ class Feeder:
         assert producer.flush(300) == 0, "every input record reaches the broker"
 
 
-def _end_total(kafka: KafkaSettings, topic: str) -> int | None:
-    consumer = confluent_kafka.Consumer(
-        {**kafka.client_config(), "group.id": "fleetpipe-probe", "log_level": 0}
-    )
-    try:
-        md = consumer.list_topics(topic, timeout=1)
-        return sum(
-            consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=1)[1]
-            for p in md.topics[topic].partitions
+class Probe:
+    """The test's own view of the broker: one consumer for end offsets and one admin client for
+    committed offsets, made once. A client made and destroyed for every sample while the broker
+    restarts is what librdkafka aborts on, taking the test process with it."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._consumer = confluent_kafka.Consumer(
+            {**kafka.client_config(), "group.id": "fleetpipe-probe", "log_level": 0}
         )
-    except confluent_kafka.KafkaException:
-        return None
-    finally:
-        consumer.close()
+        self._admin = build_admin(kafka, timeout_s=10)
 
+    def end_total(self, topic: str) -> int | None:
+        try:
+            md = self._consumer.list_topics(topic, timeout=1)
+            return sum(
+                self._consumer.get_watermark_offsets(
+                    confluent_kafka.TopicPartition(topic, p), timeout=1
+                )[1]
+                for p in md.topics[topic].partitions
+            )
+        except confluent_kafka.KafkaException:
+            return None
 
-def _committed(kafka: KafkaSettings, group: str, topic: str) -> int | None:
-    try:
-        return committed_total(kafka, group, topic)
-    except confluent_kafka.KafkaException:
-        return None
+    def committed(self, group: str, topic: str) -> int | None:
+        try:
+            lags = group_lag(self._admin, group, [topic])
+        except (confluent_kafka.KafkaException, KafkaError):
+            return None  # the broker or the group's coordinator is not answering yet
+        return sum(p.committed or 0 for p in lags)
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 @dataclass
@@ -161,10 +174,10 @@ class Stage:
     input_topic: str
 
 
-def _lag_s(kafka: KafkaSettings, stage: Stage, ends: list[tuple[float, int]]) -> float:
+def _lag_s(probe: Probe, stage: Stage, ends: list[tuple[float, int]]) -> float:
     """How far behind its input the stage's committed offsets are, in seconds: the age of
     the newest end-offset sample the stage has not reached yet."""
-    done = _committed(kafka, stage.group, stage.input_topic)
+    done = probe.committed(stage.group, stage.input_topic)
     if done is None:
         return float("inf")
     behind = [t for t, end in ends if end > done]
@@ -222,12 +235,13 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
     rules.write_text(RULES)
     stages = _start_stages(kafka, topics, tmp_path, rules)
     feeder = Feeder(kafka, topics.raw).start()
+    probe = Probe(kafka)
     try:
         for stage in stages:
 
             def committing(s: Stage = stage) -> bool:
                 s.proc.check_alive()
-                return (_committed(kafka, s.group, s.input_topic) or 0) > 0
+                return (probe.committed(s.group, s.input_topic) or 0) > 0
 
             wait_for(
                 committing,
@@ -236,10 +250,10 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
             )
         pids = [s.proc.pid for s in stages]
         # Steady state: every stage commits again, so transactions open and commit continuously.
-        first = {s.name: _committed(kafka, s.group, s.input_topic) or 0 for s in stages}
+        first = {s.name: probe.committed(s.group, s.input_topic) or 0 for s in stages}
         wait_for(
             lambda: all(
-                (_committed(kafka, s.group, s.input_topic) or 0) > first[s.name] for s in stages
+                (probe.committed(s.group, s.input_topic) or 0) > first[s.name] for s in stages
             ),
             timeout=60,
             what="every stage committing again",
@@ -260,7 +274,7 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
         while len(recovered) < len(stages) and time.monotonic() < deadline:
             now = time.monotonic()
             for topic, samples in ends.items():
-                end = _end_total(kafka, topic)
+                end = probe.end_total(topic)
                 if end is not None:
                     samples.append((now, end))
             for stage in stages:
@@ -269,7 +283,7 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
                 if (
                     stage.name not in recovered
                     and now - serving > LAG_LIMIT_S
-                    and _lag_s(kafka, stage, ends[stage.input_topic]) < LAG_LIMIT_S
+                    and _lag_s(probe, stage, ends[stage.input_topic]) < LAG_LIMIT_S
                 ):
                     recovered[stage.name] = time.monotonic() - serving
             time.sleep(0.25)  # the period at which the recovery is measured
@@ -291,7 +305,7 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
         total = feeder.stop()
         enrich = stages[0]
         wait_for(
-            lambda: (_committed(kafka, enrich.group, topics.raw) or 0) >= total,
+            lambda: (probe.committed(enrich.group, topics.raw) or 0) >= total,
             timeout=90,
             what="enrichment to commit every input",
         )
@@ -327,6 +341,7 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
     finally:
         if not feeder._stop.is_set():
             feeder.stop()
+        probe.close()
         for stage in stages:
             stage.proc.stop()
         own_broker.start()

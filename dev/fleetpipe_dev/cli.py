@@ -7,16 +7,15 @@ distribution (:func:`register`). Heavy imports happen inside the commands, so ``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from fleetpipe.core.settings import Topics
 from fleetpipe_dev.bench.storage import command as bench_storage_writer
+from fleetpipe_dev.cliopts import AsJson, Partitions, Report, Runs, print_status
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
 from fleetpipe_dev.stack.kubecmd import bench_operator, kube_app
 
@@ -36,11 +35,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(dev_app, name="dev")
     app.add_typer(bench_app, name="bench")
     app.command("demo", epilog=DEMO_EPILOG)(demo)
-
-
-Partitions = Annotated[
-    int, typer.Option(min=1, max=10_000, help="partitions of each pipeline topic")
-]
 
 
 def _stack() -> DevStack:
@@ -79,22 +73,10 @@ def dev_down(
 
 @dev_app.command("status")
 def dev_status(
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Show the processes `dev up` started and whether they still run."""
-    status = _stack().status()
-    if as_json:
-        console.print_json(json.dumps(status))
-        return
-    table = Table("component", "pid", "running", "address")
-    for name, proc in status.items():
-        table.add_row(
-            name,
-            str(proc["pid"]),
-            "yes" if proc["running"] else "[red]no[/]",
-            str(proc.get("address", "")),
-        )
-    console.print(table if status else "nothing started")
+    print_status(console, _stack().status(), as_json=as_json)
 
 
 DEMO_EPILOG = """\
@@ -212,11 +194,9 @@ def demo(
 @bench_app.command("baseline")
 def bench_baseline(
     events: Annotated[int, typer.Option(min=1000, help="records per run")] = 300_000,
-    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    runs: Runs = 5,
     partitions: Partitions = 6,
-    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
-        "benchmarks/reports/baseline.md"
-    ),
+    report: Report = Path("benchmarks/reports/baseline.md"),
 ) -> None:
     """Baseline B: the core loop as a bare consume → produce passthrough of raw telemetry."""
     from fleetpipe_dev.bench.baseline import run_baseline
@@ -230,7 +210,7 @@ def bench_baseline(
 def bench_pipeline_stages(
     events: Annotated[int, typer.Option(min=1000, help="records per run")] = 300_000,
     vehicles: Annotated[int, typer.Option(min=1, help="vehicles in the input")] = 1000,
-    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 3,
+    runs: Runs = 3,
     partitions: Partitions = 6,
     source: Annotated[
         str, typer.Option(help="simulator, drill (scripted episodes) or synthetic")
@@ -238,9 +218,7 @@ def bench_pipeline_stages(
     restore_vehicles: Annotated[
         int, typer.Option(min=0, help="states in the restore test")
     ] = 100_000,
-    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
-        "benchmarks/reports/enrichment-detection.md"
-    ),
+    report: Report = Path("benchmarks/reports/enrichment-detection.md"),
 ) -> None:
     """Enrichment and detection, CPU µs per event and events/s, against B in the same run."""
     from fleetpipe_dev.bench.stages import SOURCES, run_stages
@@ -264,15 +242,13 @@ def bench_pipeline_stages(
 def bench_tracing(
     events: Annotated[int, typer.Option(min=1000, help="events per stage and run")] = 150_000,
     vehicles: Annotated[int, typer.Option(min=1, help="vehicles in the input")] = 1000,
-    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    runs: Runs = 5,
     partitions: Partitions = 6,
     ratio: Annotated[
         float | None,
         typer.Option(min=0.0, max=1.0, help="head-sampling ratio (default: the services' default)"),
     ] = None,
-    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
-        "benchmarks/reports/tracing.md"
-    ),
+    report: Report = Path("benchmarks/reports/tracing.md"),
 ) -> None:
     """Ingest, enrichment and detection with tracing off and on (OTLP to the stack's Jaeger)."""
     from fleetpipe.core.tracing import DEFAULT_RATIO
@@ -301,9 +277,7 @@ def bench_pipeline(
         int, typer.Option(min=10_000, help="records per baseline B run")
     ] = 300_000,
     baseline_runs: Annotated[int, typer.Option(min=1, max=20, help="baseline B runs")] = 3,
-    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
-        "benchmarks/reports/pipeline.md"
-    ),
+    report: Report = Path("benchmarks/reports/pipeline.md"),
     setting: Annotated[
         list[str] | None,
         typer.Option(
@@ -345,7 +319,7 @@ def bench_ingest(
     events: Annotated[
         int, typer.Option(min=10_000, help="events per run at batches of 100 and 500")
     ] = 300_000,
-    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    runs: Runs = 5,
     partitions: Annotated[int, typer.Option(min=1, help="partitions of the raw topic")] = 6,
     sustained: Annotated[
         float, typer.Option(min=0, help="seconds of the simulator-fed run (0: skip)")
@@ -353,9 +327,7 @@ def bench_ingest(
     vehicles: Annotated[
         int, typer.Option(min=1, help="vehicles of the simulator-fed run")
     ] = 50_000,
-    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
-        "benchmarks/reports/ingest.md"
-    ),
+    report: Report = Path("benchmarks/reports/ingest.md"),
 ) -> None:
     """Ingest: CPU µs per event at batch sizes 1, 10, 100, 500 and sustained events/s."""
     from fleetpipe_dev.bench.ingest import BenchConfig, run_ingest_bench

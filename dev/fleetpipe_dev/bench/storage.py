@@ -24,6 +24,7 @@ from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.bench.harness import RunResult, Summary, markdown_table, measure_service
 from fleetpipe_dev.bench.session import BenchSession
+from fleetpipe_dev.cliopts import Report
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
 from fleetpipe_dev.testing import produce_all, service_env
 from fleetpipe_loadtest import records
@@ -241,9 +242,7 @@ def command(
     vehicles: Annotated[int, typer.Option(min=1, help="distinct vehicles")] = 10_000,
     runs: Annotated[int, typer.Option(min=1, max=20, help="runs; medians are reported")] = 5,
     partitions: Annotated[int, typer.Option(min=1, help="partitions of the input topic")] = 6,
-    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
-        "benchmarks/reports/storage-writer.md"
-    ),
+    report: Report = Path("benchmarks/reports/storage-writer.md"),
 ) -> None:
     """The storage writer: rows/s into PostgreSQL and CPU µs per row, with baseline B."""
     run_storage_bench(

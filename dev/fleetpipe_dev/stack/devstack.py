@@ -27,8 +27,8 @@ from fleetpipe_dev.stack.kafka import KafkaBroker, default_cache, kafka_libs
 from fleetpipe_dev.stack.postgres import PostgresServer
 from fleetpipe_dev.stack.procs import StartError, is_ours, stop_pid
 
-# PostgreSQL's fast shutdown is SIGINT; Kafka shuts down cleanly on SIGTERM.
-_STOP_SIGNAL = {"postgres": signal.SIGINT, "kafka": signal.SIGTERM}
+# Each server's graceful stop (PostgreSQL's fast shutdown is SIGINT); the others SIGTERM.
+_STOP_SIGNAL = {"postgres": PostgresServer.stop_signal, "kafka": KafkaBroker.stop_signal}
 
 
 def _default_pg_home(home: Path) -> Path:
@@ -119,55 +119,75 @@ class DevStack:
         return self.postgres.dsn
 
     def up(self, *, topics: Topics, partitions: int, say: Any = print) -> None:
-        if self.state.running("kafka"):
-            say(f"kafka      already running on {self.broker.bootstrap}")
-        else:
-            say(f"kafka      starting on {self.broker.bootstrap} (jars: {self.broker.libs})")
-            pid = self.broker.start()
-            self.state.processes["kafka"] = {
-                "pid": pid,
-                "marker": self.broker.marker,
-                "address": self.broker.bootstrap,
-            }
-            self.state.save()
-        if self.state.running("postgres"):
-            say(f"postgres   already running on 127.0.0.1:{self.postgres.port}")
-        else:
-            say(f"postgres   starting on 127.0.0.1:{self.postgres.port}")
-            pid = self.postgres.start()
-            self.state.processes["postgres"] = {
-                "pid": pid,
-                "marker": self.postgres.marker,
-                "address": self.postgres.dsn,
-            }
-            self.state.save()
+        self._up_one(
+            "kafka",
+            self.broker,
+            address=self.broker.bootstrap,
+            running=f" on {self.broker.bootstrap}",
+            starting=f" on {self.broker.bootstrap} (jars: {self.broker.libs})",
+            say=say,
+        )
+        where = f" on 127.0.0.1:{self.postgres.port}"
+        self._up_one(
+            "postgres",
+            self.postgres,
+            address=self.postgres.dsn,
+            running=where,
+            starting=where,
+            say=say,
+        )
         self._up_jaeger(say)
         actions = build_admin(self.kafka_settings).ensure_topics(topic_specs(topics, partitions))
         for name, action in sorted(actions.items()):
             say(f"topic      {name}: {action}")
 
+    def _up_one(
+        self,
+        name: str,
+        server: KafkaBroker | PostgresServer | JaegerServer,
+        *,
+        address: str,
+        running: str,
+        starting: str,
+        say: Any,
+        **extra: str,
+    ) -> None:
+        """Start one server unless the state says it runs, and record what ``down`` stops.
+
+        ``running`` and ``starting`` follow the verb in the line said (" on ...", ", UI ...").
+        """
+        if self.state.running(name):
+            say(f"{name:<10} already running{running}")
+            return
+        say(f"{name:<10} starting{starting}")
+        pid = server.start()
+        self.state.processes[name] = {
+            "pid": pid,
+            "marker": server.marker,
+            "address": address,
+            **extra,
+        }
+        self.state.save()
+
     def _up_jaeger(self, say: Any) -> None:
         if not self.settings.jaeger:
             return
-        if self.state.running("jaeger"):
-            say(f"jaeger     already running, UI and API on {self.jaeger.query_url}")
-            return
-        try:
-            binary = jaeger_binary()
-        except StartError:
-            say(f"jaeger     not built, skipped (tracing needs it: `{BUILD_HINT}`)")
-            return
-        self.jaeger.binary = binary
         jaeger = self.jaeger
-        say(f"jaeger     starting, OTLP on {jaeger.otlp_endpoint}, UI on {jaeger.query_url}")
-        pid = self.jaeger.start()
-        self.state.processes["jaeger"] = {
-            "pid": pid,
-            "marker": self.jaeger.marker,
-            "address": self.jaeger.query_url,
-            "otlp": self.jaeger.otlp_endpoint,
-        }
-        self.state.save()
+        if not self.state.running("jaeger"):
+            try:
+                jaeger.binary = jaeger_binary()
+            except StartError:
+                say(f"jaeger     not built, skipped (tracing needs it: `{BUILD_HINT}`)")
+                return
+        self._up_one(
+            "jaeger",
+            jaeger,
+            address=jaeger.query_url,
+            running=f", UI and API on {jaeger.query_url}",
+            starting=f", OTLP on {jaeger.otlp_endpoint}, UI on {jaeger.query_url}",
+            say=say,
+            otlp=jaeger.otlp_endpoint,
+        )
 
     @property
     def otlp_endpoint(self) -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetpipe_dev.stack.kafka import default_cache
-from fleetpipe_dev.stack.procs import StartError, spawn, stop_pid, wait_until
+from fleetpipe_dev.stack.procs import StartError
+from fleetpipe_dev.stack.server import LocalServer
 
 BUILD_HINT = "scripts/build-go-tools.sh jaeger"
 
@@ -41,8 +41,7 @@ def config_text() -> str:
 
 
 @dataclass
-class JaegerServer:
-    home: Path
+class JaegerServer(LocalServer):
     otlp_grpc_port: int
     otlp_http_port: int
     query_port: int
@@ -55,9 +54,7 @@ class JaegerServer:
     def config_file(self) -> Path:
         return self.home / "jaeger.yaml"
 
-    @property
-    def log_file(self) -> Path:
-        return self.home / "jaeger.log"
+    log_name = "jaeger.log"
 
     @property
     def marker(self) -> str:
@@ -89,29 +86,20 @@ class JaegerServer:
         binary = self.binary or jaeger_binary()
         self.home.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(config_text())
-        proc = spawn(
+        return self._launch(
             [str(binary), "--config", str(self.config_file)],
-            log_file=self.log_file,
+            ready=self._healthy,
+            what=f"jaeger (health on 127.0.0.1:{self.health_port})",
+            timeout=timeout,
             env=self.env(),
             cwd=self.home,
         )
-        wait_until(
-            self._healthy,
-            timeout=timeout,
-            what=f"jaeger (health on 127.0.0.1:{self.health_port})",
-            proc=proc,
-            log_file=self.log_file,
-        )
-        return proc.pid
 
     def _healthy(self) -> bool:
         with urllib.request.urlopen(
             f"http://127.0.0.1:{self.health_port}/status", timeout=2
         ) as reply:
             return int(reply.status) == 200
-
-    def stop(self, pid: int, *, kill: bool = False) -> bool:
-        return stop_pid(pid, self.marker, sig=signal.SIGKILL if kill else signal.SIGTERM)
 
     # -- the query API -------------------------------------------------------------------------
     def _get(self, path: str, **params: str | int) -> Any:

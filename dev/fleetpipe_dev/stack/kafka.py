@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
 import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetpipe_dev.stack.procs import StartError, port_open, spawn, stop_pid, wait_until
+from fleetpipe_dev.stack.procs import StartError, port_open
+from fleetpipe_dev.stack.server import LocalServer
 
 KAFKA_VERSION = "4.3.1"
 SCALA_VERSION = "2.13"
@@ -107,10 +107,9 @@ def kafka_libs(cache: Path | None = None, version: str = KAFKA_VERSION) -> Path:
 
 
 @dataclass
-class KafkaBroker:
+class KafkaBroker(LocalServer):
     """One broker that is also its own KRaft controller, on loopback."""
 
-    home: Path
     port: int
     controller_port: int
     libs: Path
@@ -129,9 +128,7 @@ class KafkaBroker:
     def config_file(self) -> Path:
         return self.home / "server.properties"
 
-    @property
-    def log_file(self) -> Path:
-        return self.home / "broker.log"
+    log_name = "broker.log"
 
     def _java(self, main: str, *args: str) -> list[str]:
         return [
@@ -209,15 +206,12 @@ class KafkaBroker:
     def start(self, *, timeout: float = 90.0) -> int:
         self.write_config()
         self.format()
-        proc = spawn(self._java("kafka.Kafka", str(self.config_file)), log_file=self.log_file)
-        wait_until(
-            self.ready,
-            timeout=timeout,
+        return self._launch(
+            self._java("kafka.Kafka", str(self.config_file)),
+            ready=self.ready,
             what=f"Kafka broker on {self.bootstrap}",
-            proc=proc,
-            log_file=self.log_file,
+            timeout=timeout,
         )
-        return proc.pid
 
     def ready(self) -> bool:
         from fleetpipe.core.kafka import build_admin
@@ -229,6 +223,3 @@ class KafkaBroker:
             KafkaSettings(bootstrap_servers=self.bootstrap), timeout_s=2, overrides={"log_level": 0}
         )
         return admin.brokers() > 0
-
-    def stop(self, pid: int, *, kill: bool = False) -> bool:
-        return stop_pid(pid, self.marker, sig=signal.SIGKILL if kill else signal.SIGTERM)

@@ -280,29 +280,27 @@ class KubeCluster:
         self._prepare()
         commands = self._commands()
         pids: dict[str, int] = {}
+        # The components the next ones need: each is waited for before the next starts.
+        checks = {
+            "etcd": (self._etcd_healthy, "etcd", 0.2),
+            "kube-apiserver": (self._api_ready, f"kube-apiserver on {self.server}", 0.5),
+        }
         try:
             for component in COMPONENTS:
-                proc = spawn(
-                    commands[component], log_file=self.log_file(component), env=_CLIENT_ENV
-                )
+                log_file = self.log_file(component)
+                proc = spawn(commands[component], log_file=log_file, env=_CLIENT_ENV)
                 pids[component] = proc.pid
-                if component == "etcd":
+                if component in checks:
+                    ready, what, interval = checks[component]
                     wait_until(
-                        self._etcd_healthy,
+                        ready,
                         timeout=timeout,
-                        what="etcd",
+                        what=what,
                         proc=proc,
-                        log_file=self.log_file(component),
+                        log_file=log_file,
+                        interval=interval,
                     )
-                elif component == "kube-apiserver":
-                    wait_until(
-                        self._api_ready,
-                        timeout=timeout,
-                        what=f"kube-apiserver on {self.server}",
-                        proc=proc,
-                        log_file=self.log_file(component),
-                        interval=0.5,
-                    )
+                if component == "kube-apiserver":
                     self.write_kubeconfig()
             self._create_nodes()
             wait_until(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from fleetpipe_dev.cliopts import AsJson, Report, Runs, print_status
 from fleetpipe_dev.stack.devstack import DevStackSettings
 from fleetpipe_dev.stack.kube import KubeDevSettings, KubeStack
 
@@ -45,33 +44,18 @@ def kube_down(
 
 @kube_app.command("status")
 def kube_status(
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Show the control plane's processes and whether they still run."""
     stack = _stack()
-    status = stack.status()
-    if as_json:
-        console.print_json(json.dumps({"kubeconfig": str(stack.cluster.kubeconfig), **status}))
-        return
-    table = Table("component", "pid", "running", "address")
-    for name, proc in status.items():
-        table.add_row(
-            name,
-            str(proc["pid"]),
-            "yes" if proc["running"] else "[red]no[/]",
-            str(proc.get("address", "")),
-        )
-    console.print(table if status else "nothing started")
-    if status:
-        console.print(f"KUBECONFIG={stack.cluster.kubeconfig}")
+    kubeconfig = {"kubeconfig": str(stack.cluster.kubeconfig)}
+    print_status(console, stack.status(), as_json=as_json, extra=kubeconfig)
 
 
 def bench_operator(
-    runs: Annotated[int, typer.Option(min=1, max=20, help="runs; the median is reported")] = 5,
+    runs: Runs = 5,
     nodes: Annotated[int, typer.Option(min=1, max=50, help="kwok nodes")] = 3,
-    report: Annotated[Path, typer.Option(help="where to write the Markdown report")] = Path(
-        "benchmarks/reports/operator.md"
-    ),
+    report: Report = Path("benchmarks/reports/operator.md"),
 ) -> None:
     """Seconds from a FleetPipeline's 50K → 100K vehicles patch to Ready (real API server)."""
     from fleetpipe_dev.bench.operator import run_operator_bench

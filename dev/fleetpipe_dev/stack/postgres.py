@@ -11,7 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetpipe_dev.stack.procs import StartError, spawn, stop_pid, wait_until
+from fleetpipe_dev.stack.procs import StartError
+from fleetpipe_dev.stack.server import LocalServer
 
 DB_USER = "fleetpipe"
 DB_NAME = "fleetpipe"
@@ -55,9 +56,12 @@ def server_user() -> str | None:
 
 
 @dataclass
-class PostgresServer:
-    home: Path
+class PostgresServer(LocalServer):
     port: int
+
+    log_name = "postgres.log"
+    # SIGINT is PostgreSQL's "fast" shutdown: roll back sessions, checkpoint, exit.
+    stop_signal = signal.SIGINT
 
     @property
     def data_dir(self) -> Path:
@@ -66,10 +70,6 @@ class PostgresServer:
     @property
     def socket_dir(self) -> Path:
         return self.home / "run"
-
-    @property
-    def log_file(self) -> Path:
-        return self.home / "postgres.log"
 
     @property
     def marker(self) -> str:
@@ -130,7 +130,7 @@ class PostgresServer:
         if user is not None and self.log_file.exists():
             entry = pwd.getpwnam(user)
             os.chown(self.log_file, entry.pw_uid, entry.pw_gid)
-        proc = spawn(
+        pid = self._launch(
             [
                 str(pg_bindir() / "postgres"),
                 "-D",
@@ -154,18 +154,13 @@ class PostgresServer:
                 "-c",
                 "log_min_messages=warning",
             ],
-            log_file=self.log_file,
+            ready=self._accepting,
+            what=f"PostgreSQL on 127.0.0.1:{self.port}",
+            timeout=timeout,
             user=user,
         )
-        wait_until(
-            self._accepting,
-            timeout=timeout,
-            what=f"PostgreSQL on 127.0.0.1:{self.port}",
-            proc=proc,
-            log_file=self.log_file,
-        )
         self._ensure_database()
-        return proc.pid
+        return pid
 
     def _accepting(self) -> bool:
         result = subprocess.run(
@@ -184,7 +179,3 @@ class PostgresServer:
             ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-    def stop(self, pid: int, *, kill: bool = False) -> bool:
-        # SIGINT is PostgreSQL's "fast" shutdown: roll back sessions, checkpoint, exit.
-        return stop_pid(pid, self.marker, sig=signal.SIGKILL if kill else signal.SIGINT)

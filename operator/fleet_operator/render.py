@@ -44,6 +44,7 @@ INGEST_TOKENS_FILE = "tokens.yaml"
 ENV = {
     "group_id": "FLEET_GROUP_ID",
     "registry_path": "FLEET_REGISTRY_PATH",
+    "unknown_vehicles": "FLEET_UNKNOWN_VEHICLES",
     "rules_path": "FLEET_RULES_PATH",
     "grpc_port": "FLEET_GRPC_PORT",
     "tokens_path": "FLEET_AUTH__TOKENS_FILE",
@@ -244,6 +245,9 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
     _registry_cm, registry_key = registry_source(owner, spec)
     if component is Component.INGEST:
         env.append(_value(ENV["grpc_port"], GRPC_PORT))
+        # The registry decides which fleet a vehicle belongs to, whatever a token claims.
+        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+        env.append(_value(ENV["unknown_vehicles"], spec.ingest.unknown_vehicles))
         if spec.ingest.tokens_secret:
             env.append(_value(ENV["tokens_path"], f"{INGEST_AUTH_DIR}/{INGEST_TOKENS_FILE}"))
     elif component is Component.ENRICHMENT:
@@ -280,7 +284,7 @@ def _volumes(
     # A writable /tmp: the root filesystem is read-only.
     volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
     mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 - in the pod
-    if component in (Component.ENRICHMENT, Component.NOTIFICATION):
+    if component in (Component.INGEST, Component.ENRICHMENT, Component.NOTIFICATION):
         # The whole folder, not a subPath: kubelet updates a mounted ConfigMap folder in place,
         # which is how the registry reloads without a restart.
         registry_cm, _key = registry_source(owner, spec)

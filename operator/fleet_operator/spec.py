@@ -226,6 +226,9 @@ class IngestSpec(_Spec):
     # Key ``tokens.yaml``: the bearer tokens of the fleets.
     tokens_secret: str | None = None
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    # Events of vehicles the registry does not know: accepted (enrichment marks them unknown)
+    # or refused per event. A vehicle registered to another fleet is always refused.
+    unknown_vehicles: Literal["accept", "reject"] = "accept"
 
 
 class TracingSpec(_Spec):

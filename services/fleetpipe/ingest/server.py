@@ -41,6 +41,7 @@ from fleetpipe.core.tracing import PRODUCER, Span, Tracing, messaging_attributes
 from fleetpipe.ingest.auth import TokenStore, bearer_token
 from fleetpipe.ingest.settings import IngestSettings
 from fleetpipe.ingest.sink import BatchDelivery, KafkaSink, SinkFailed, SinkFull, Traced
+from fleetpipe.ingest.tenancy import Tenancy
 from fleetpipe.ingest.validation import (
     VehicleIdCheck,
     Verdict,
@@ -144,6 +145,7 @@ class IngestServicer:
         tokens: TokenStore,
         metrics: IngestMetrics,
         *,
+        tenancy: Tenancy | None = None,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         tracing: Tracing | None = None,
     ) -> None:
@@ -154,6 +156,7 @@ class IngestServicer:
         self.metrics = metrics
         self.clock_us = clock_us
         self.ids = VehicleIdCheck()
+        self.tenancy = tenancy if tenancy is not None else Tenancy(None)
         self.ranges = batch_ranges()
         # Why batches cannot be taken now (a missing topic), said to the caller; None: they can.
         self.unavailable: str | None = None
@@ -269,6 +272,8 @@ class IngestServicer:
                 f"batch {batch.batch_id} has {n} events (limit {self.settings.max_batch_events})",
             )
         now_us = self.clock_us()
+        tenancy = self.tenancy
+        tenancy.refresh()
         verdict = validate_batch(
             events,
             fleet_id=fleet,
@@ -278,6 +283,8 @@ class IngestServicer:
             ids=self.ids,
             max_lateness_us=self._max_lateness_us,
             in_range=self.ranges.within(raw) if n >= self.ranges.COLUMNAR_FROM else None,
+            owners=tenancy.owners,
+            reject_unknown=tenancy.reject_unknown,
         )
         if verdict.foreign_fleet is not None:
             raise _Refusal(

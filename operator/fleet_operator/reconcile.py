@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from fleet_operator import decisions, sizing
+from fleet_operator import claims, decisions, sizing
 from fleet_operator.decisions import Event, Prior, Problem
 from fleet_operator.ports import (
     ApplyRefused,
@@ -272,6 +272,19 @@ class Reconciler:
                 return
             names = [s.name for s in pipeline_topics(spec, 1)]
             if spec.deletion_policy is DeletionPolicy.DELETE:
+                # Topics another pipeline names on the same brokers are its data too.
+                me = claims.claim_of(
+                    {
+                        "metadata": {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid},
+                        "spec": raw_spec,
+                    }
+                )
+                held = {} if me is None else claims.held_by_others(me, self._others())
+                if held:
+                    self._post(
+                        ref, [decisions.topics_kept_for({t: c.ref for t, c in held.items()})]
+                    )
+                    names = [n for n in names if n not in held]
                 try:
                     credentials = self._credentials(ref, spec, missing=None)
                     self.kafka.delete_topics(kafka_settings(spec, credentials), names)
@@ -300,6 +313,15 @@ class Reconciler:
             )
             return None
         self._post(ref, decisions.resumed(prior))
+        conflict = self._conflict(obj)
+        if conflict is not None:
+            self._decide(
+                ref,
+                prior,
+                decisions.topics_conflict(prior, conflict.message),
+                fields={"observedGeneration": prior.generation},
+            )
+            return None
         named = referenced_secrets(spec)
         missing = self.kube.missing_secrets(ref.namespace, list(named))
         credentials = self._credentials(ref, spec, missing=missing)
@@ -309,6 +331,18 @@ class Reconciler:
             kafka=kafka_settings(spec, credentials),
             problems=decisions.missing_secrets(named, missing, ref.namespace),
         )
+
+    def _others(self) -> list[claims.Claim]:
+        """The claims of every FleetPipeline the operator can see (its namespace, or all)."""
+        found = (
+            claims.claim_of(obj)
+            for obj in self.kube.list_pipelines(self.settings.namespace or None)
+        )
+        return [c for c in found if c is not None]
+
+    def _conflict(self, obj: Mapping[str, Any]) -> claims.Conflict | None:
+        me = claims.claim_of(obj)
+        return None if me is None else claims.conflict(me, self._others())
 
     def _credentials(
         self, ref: PipelineRef, spec: FleetPipelineSpec, *, missing: Sequence[str] | None
@@ -479,6 +513,9 @@ class Reconciler:
             decisions=children.decisions,
             problems=validated.problems,
         )
+        taken_over, claimed = decisions.topics_claimed(prior)
+        self._post(ref, taken_over)
+        decision = decisions.Decision(decision.events, (*decision.conditions, claimed))
         self._decide(ref, prior, decision, fields=fields)
 
     # ---- readiness after a Deployment moved -----------------------------------------------

@@ -30,6 +30,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql-15
 if ((want_test_packages)); then
   have etcd || missing+=(etcd-server)
   have kcat || missing+=(kcat)
+  # The console's page is tested in Debian's headless Chromium, driven by Selenium.
+  have chromium || missing+=(chromium)
+  have chromedriver || missing+=(chromium-driver)
 fi
 have mvn || missing+=(maven)
 have java || missing+=(openjdk-17-jre-headless)

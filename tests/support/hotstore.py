@@ -110,6 +110,30 @@ def _alert(vehicle: str, rule: str, start: int, **kw: Any) -> alert_pb2.Alert:
     return records.alert(vehicle, rule, episode_start_us=start, **kw)
 
 
+def writer_group(topics: Topics) -> str:
+    return f"storage-{topics.enriched}"
+
+
+def start_writer(
+    kafka: KafkaSettings, topics: Topics, dsn: str, schema: str, workdir: Path
+) -> ServiceProcess:
+    """A storage writer process on the dataset's topics and schema (it resumes where the last
+    one of the dataset stopped: same group)."""
+    env = service_env(
+        kafka,
+        topics,
+        {
+            "FLEET_GROUP_ID": writer_group(topics),
+            "FLEET_INSTANCE_ID": f"w-{uuid.uuid4().hex[:6]}",
+            "FLEET_POSTGRES__DSN": dsn,
+            "FLEET_POSTGRES__SCHEMA_NAME": schema,
+            "FLEET_LAKE__ENABLED": "false",
+            "FLEET_LATEST_INTERVAL_S": "0",
+        },
+    )
+    return ServiceProcess("fleetpipe.storage_writer", env, workdir / f"writer-{schema}.log").start()
+
+
 def fill(
     kafka: KafkaSettings, postgres_dsn: str, workdir: Path, *, timeout_s: float = 180.0
 ) -> Iterator[HotStoreData]:
@@ -218,27 +242,14 @@ def fill(
     produce_all(kafka, topics.scores, ((s.vehicle_id, s.SerializeToString()) for s in scores))
     produce_all(kafka, topics.deadletter, dead)
 
-    group = f"storage-{topics.enriched}"
-    env = service_env(
-        kafka,
-        topics,
-        {
-            "FLEET_GROUP_ID": group,
-            "FLEET_INSTANCE_ID": "w1",
-            "FLEET_POSTGRES__DSN": postgres_dsn,
-            "FLEET_POSTGRES__SCHEMA_NAME": schema,
-            "FLEET_LAKE__ENABLED": "false",
-            "FLEET_LATEST_INTERVAL_S": "0",
-        },
-    )
-    writer = ServiceProcess("fleetpipe.storage_writer", env, workdir / f"writer-{schema}.log")
-    writer.start()
+    writer = start_writer(kafka, topics, postgres_dsn, schema, workdir)
     try:
         wanted = [topics.enriched, topics.alerts, topics.trips, topics.scores, topics.deadletter]
         totals = {t: sum(end_offsets(kafka, t).values()) for t in wanted}
 
         def stored() -> bool:
             writer.check_alive()
+            group = writer_group(topics)
             return all(committed_total(kafka, group, t) >= n for t, n in totals.items())
 
         wait_for(stored, timeout=timeout_s, interval=0.5, what=f"the writer to store {totals}")

@@ -87,6 +87,9 @@ def create_app(
         version="1",
         description="Read-only API over the hot store; bearer tokens scoped to fleets.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN: only the document.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.deps = api.Deps(pool, tokens, hub)
     tails = _tails(settings, hub)

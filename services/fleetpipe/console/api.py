@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -104,7 +104,7 @@ async def vehicles(
     hours: Hours = None,
     since: Since = None,
     until: Until = None,
-    limit: Limit = 100_000,
+    limit: Limit = statements.MAX_LIMIT,
     format: Fmt = "json",
 ) -> Response:
     try:
@@ -235,8 +235,5 @@ async def ready(pool: AsyncConnectionPool[Any]) -> bool:
         async with asyncio.timeout(2.0), pool.connection() as conn:
             await conn.execute("SELECT 1 FROM vehicle_latest LIMIT 1")
         return True
-    except (psycopg.Error, TimeoutError, Exception):
+    except (psycopg.Error, OSError, TimeoutError):
         return False
-
-
-Probe = Callable[[], Awaitable[bool]]

@@ -180,6 +180,10 @@ class Positions:
         self._last = time.monotonic()
 
     def take(self, value: bytes) -> None:
+        if not self._hub.listeners:
+            # Nobody watches: decoding every position (100K a second at full load) would cost
+            # a core and hold the interpreter lock the API needs.
+            return
         e = enriched_pb2.EnrichedTelemetry.FromString(value)
         t = e.telemetry
         fleet = e.vehicle.fleet_id or t.fleet_id

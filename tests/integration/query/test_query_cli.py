@@ -328,3 +328,26 @@ def test_a_schema_without_the_store_says_so(hot: HotStoreData) -> None:
         app, ["query", "trips", "--dsn", hot.dsn, "--schema", "no_such_schema"]
     )
     assert result.exit_code == 2 and "has the storage writer run" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "alerts-per-hour",
+        "trips",
+        "scorecards",
+        "utilisation",
+        "self-driving",
+        "kpis",
+        "deadletters",
+        "notifications",
+    ],
+)
+def test_every_analytics_command_takes_limit_and_the_json_flag(
+    hot: HotStoreData, command: str
+) -> None:
+    wide = _json(hot, command, "--hours", "48")
+    assert len(wide) >= 2, f"{command}: the dataset has several rows to limit"
+    assert _json(hot, command, "--hours", "48", "--limit", "1") == wide[:1]
+    flag = _invoke(hot, command, "--hours", "48", "--json")
+    assert flag.exit_code == 0 and json.loads(flag.stdout) == wide

@@ -30,6 +30,10 @@ def test_vehicles_now_match_the_latest_rows(console: Console, hot: HotStoreData)
     assert sorted(r["vehicle_id"] for r in boxed) == sorted(hot.facts.b_vehicles)
     geo = _get(console, "/api/v1/vehicles", format="geojson")
     assert len(geo["features"]) == len(stored)
+    compact = _get(console, "/api/v1/vehicles", format="compact")
+    assert compact["columns"] == ["vehicle_id", "lat", "lon", "status"]
+    assert {r[0]: r[1] for r in compact["rows"]} == stored
+    assert {r[0]: r[3] for r in compact["rows"]}[hot.facts.offline] == "offline"
 
 
 def test_trace_as_json_and_geojson(console: Console, hot: HotStoreData) -> None:

@@ -54,12 +54,13 @@
     cluster = L.markerClusterGroup({ chunkedLoading: true, chunkInterval: 100, removeOutsideVisibleBounds: true, disableClusteringAtZoom: 17 });
     map.addLayer(cluster);
     overlay = L.layerGroup().addTo(map);
-    const [vehicles, alerts] = await Promise.all([api("/api/v1/vehicles"), api("/api/v1/alerts", { open: "true" })]);
-    const added = vehicles.map((v) => { const m = markerFor(v.vehicle_id, v.lat, v.lon, v.status); markers.set(v.vehicle_id, m); return m; });
+    const [fleet, alerts] = await Promise.all([api("/api/v1/vehicles", { format: "compact" }), api("/api/v1/alerts", { open: "true" })]);
+    const vehicles = fleet.rows; // [vehicle_id, lat, lon, status]
+    const added = vehicles.map(([id, lat, lon, status]) => { const m = markerFor(id, lat, lon, status); markers.set(id, m); return m; });
     cluster.addLayers(added);
     document.getElementById("vehicle-count").textContent = vehicles.length;
     const list = document.getElementById("vehicle-ids");
-    vehicles.slice(0, 5000).forEach((v) => list.append(el("option", { value: v.vehicle_id })));
+    vehicles.slice(0, 5000).forEach(([id]) => list.append(el("option", { value: id })));
     if (vehicles.length && !config.tile_url) map.fitBounds(cluster.getBounds(), { maxZoom: config.zoom });
     alerts.forEach(upsertAlert);
     renderAlerts();

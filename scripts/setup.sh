@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what FleetPipe's demo or tests need, idempotently:
-#   system packages (Debian): PostgreSQL 15, Maven, a JDK; for the tests also etcd and kcat
+#   system packages (Debian): PostgreSQL 15, Maven, a JDK; for the tests also etcd, kcat and
+#   Chromium with its driver (the console's page)
 #   the Python environment in .venv (or $FLEETPIPE_VENV): fleetpipe and fleetpipe-dev, editable
 #   Kafka's jars from Maven Central, cached in ~/.cache/fleetpipe
 #   for the tests: the Go-built binaries (Kubernetes, kwok, helm, Jaeger), cached there too

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from fleetpipe.core.settings import Topics
+from fleetpipe_dev.bench.console import command as bench_console
 from fleetpipe_dev.bench.storage import command as bench_storage_writer
 from fleetpipe_dev.cliopts import AsJson, Partitions, Report, Runs, print_status
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
@@ -28,6 +29,7 @@ bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=T
 dev_app.add_typer(kube_app, name="kube")
 bench_app.command("operator")(bench_operator)
 bench_app.command("storage-writer")(bench_storage_writer)
+bench_app.command("console")(bench_console)
 
 
 def register(app: typer.Typer) -> None:

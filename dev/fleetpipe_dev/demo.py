@@ -24,6 +24,7 @@ from rich.table import Table
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
+from fleetpipe_dev.stack.console import LocalConsole
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
     DEFAULT_SMS_FROM,
@@ -62,6 +63,7 @@ class DemoOptions:
     topic_suffix: str = ""
     keep_running: bool = True
     settle_timeout_s: float = 120.0
+    console_port: int = 0  # the fleet console's port (0: a free one)
 
 
 def twilio_from_environment() -> dict[str, str] | None:
@@ -120,6 +122,15 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         otlp_endpoint=_jaeger_otlp(stack, options),
     )
     pipeline = LocalPipeline(config)
+    fleet_console = LocalConsole(
+        kafka,
+        topics,
+        dsn,
+        options.schema,
+        config.logs / "console.log",
+        tokens={secrets.token_urlsafe(24): ["*"]},
+        port=options.console_port,
+    )
     report: LoadReport | None = None
     code = 0
     try:
@@ -131,6 +142,9 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         console.print(f"services   starting {', '.join(SERVICES)}; logs in {config.logs}")
         pipeline.start()
         console.print(f"ingest     gRPC on {pipeline.ingest_address}")
+        fleet_console.start()
+        (console_token,) = fleet_console.tokens
+        console.print(f"console    {fleet_console.url}/#token={console_token}")
         plan = replace(plan, target=pipeline.ingest_address)
         console.print(
             f"load       {plan.vehicles:,} vehicles at {plan.rate_hz:g} Hz for "
@@ -177,6 +191,7 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             codes = pipeline.stop()
+            codes["console"] = fleet_console.stop()
             if contract is not None:
                 contract.stop()
             if options.kafka is None and not options.keep_running:

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from fleet_operator import claims, decisions, sizing
+from fleet_operator.console import console_manifests
 from fleet_operator.decisions import Event, Prior, Problem
 from fleet_operator.ports import (
     ApplyRefused,
@@ -464,7 +465,7 @@ class Reconciler:
 
         generations: dict[Component, int] = {}
         names = {name: c for c, name in deployment_names(owner).items()}
-        manifests = render(owner, spec, plan)
+        manifests = render(owner, spec, plan) + console_manifests(owner, spec)
         # Every child past the API server's validation first: a spec the server refuses for
         # one child (a bad quantity, an invalid path) applies none, never half a pipeline.
         try:
@@ -475,9 +476,10 @@ class Reconciler:
             raise InvalidSpec(str(exc)) from exc
         for manifest in manifests:
             applied = self.kube.apply(manifest)
-            if manifest["kind"] == "Deployment":
-                component = names[manifest["metadata"]["name"]]
-                generations[component] = int(applied["metadata"].get("generation") or 0)
+            sized = names.get(manifest["metadata"]["name"])
+            # The console's Deployment is not one of the sized services: not tracked here.
+            if manifest["kind"] == "Deployment" and sized is not None:
+                generations[sized] = int(applied["metadata"].get("generation") or 0)
         edited = memory.edited_by_others(generations)
         self._post(
             ref,

@@ -423,6 +423,11 @@ def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:
         found[spec.kafka.credentials_secret] = "spec.kafka.credentialsSecret"
     if spec.ingest.tokens_secret:
         found[spec.ingest.tokens_secret] = "spec.ingest.tokensSecret"
+    if spec.console.enabled:
+        if spec.console.tokens_secret:
+            found[spec.console.tokens_secret] = "spec.console.tokensSecret"
+        if spec.console.database_secret:
+            found[spec.console.database_secret] = "spec.console.databaseSecret"
     return found
 
 

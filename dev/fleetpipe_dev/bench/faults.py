@@ -20,6 +20,7 @@ consumer lag is under 2 s of input again.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
@@ -53,6 +54,8 @@ MAX_LAG_S = 2.0
 PG_DOWN_S = 30.0
 BROKER_DOWN_S = 5.0
 REFERENCE = re.compile(r"FP-[A-Z2-7]{10}")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,7 +101,7 @@ class _Schedule:
             *((f"SIGKILL {s}", self._kill(s)) for s in SERVICES),
             ("broker SIGKILL, restart", self._restart_broker),
             (f"PostgreSQL stopped {PG_DOWN_S:g} s", self._stop_postgres),
-            ("Twilio 429 × 20, 500 × 20, 3 timeouts after creating", self._twilio_faults),
+            ("Twilio 429 × 10, 500 × 10, 3 timeouts after creating", self._twilio_faults),
         ]
         try:
             for k, (name, act) in enumerate(steps, start=1):
@@ -154,11 +157,11 @@ class _Schedule:
             return len(contract.creates("Messages")) + len(contract.creates("Calls"))
 
         before = creates()
-        contract.fail_next(20, status=429)
-        contract.fail_next(20, status=500)
+        contract.fail_next(10, status=429)
+        contract.fail_next(10, status=500)
         # The message is created, the answer never comes: the retry must find it, not resend.
         contract.fail_next(3, kind="timeout_after_create", hang_s=20.0)
-        armed = 43
+        armed = 23
         # The fault lasts until the notification service has met every failure it was armed
         # with (each failing request uses one), or the next fault is due.
         deadline = time.monotonic() + self.gap_s * 2
@@ -247,7 +250,9 @@ def _count(load: LoadReport, running: RunningPipeline, kafka: KafkaSettings, pre
     if seq is None:
         raise RuntimeError("the load run did not account for the stored events")
     repeated, reopened = _alert_repeats(kafka, running.config.topics, prefix)
-    unclaimed, shared = _notification_repeats(running)
+    unclaimed, shared, resources = _notification_repeats(running)
+    if resources:
+        log.warning("provider resources no delivery claims: %s", resources)
     return Counts(
         lost=seq.missing,
         stored_twice=seq.duplicates,
@@ -278,22 +283,33 @@ def _alert_repeats(kafka: KafkaSettings, topics: Topics, prefix: str) -> tuple[i
     return repeated, reopened
 
 
-def _notification_repeats(running: RunningPipeline) -> tuple[int, int]:
-    contract = running.twilio.contract
-    resources = [(m.get("sid"), m.get("body") or "") for m in contract.messages()] + [
-        (c.get("sid"), "") for c in contract.calls()
-    ]
+def _notification_repeats(running: RunningPipeline) -> tuple[int, int, list[dict[str, Any]]]:
+    """Provider resources no delivery claims, messages sharing a reference, and the unclaimed
+    resources themselves. Read once no delivery is in flight (no ledger row PENDING), so a
+    message created a moment before its row is settled is not miscounted."""
     config = running.config
-    with psycopg.connect(config.postgres_dsn, autocommit=True, connect_timeout=10) as conn:
-        rows = conn.execute(
-            sql.SQL("SELECT provider_sid FROM {}.notification_ledger").format(
-                sql.Identifier(config.schema)
-            )
-        ).fetchall()
-    claimed = {r[0] for r in rows if r[0]}
-    unclaimed = sum(1 for sid, _ in resources if sid not in claimed)
-    references = Counter(ref for _, body in resources for ref in REFERENCE.findall(str(body)))
-    return unclaimed, sum(n - 1 for n in references.values() if n > 1)
+    ledger = sql.SQL("SELECT provider_sid, status FROM {}.notification_ledger").format(
+        sql.Identifier(config.schema)
+    )
+
+    def settled() -> list[tuple[str | None, str]] | None:
+        with psycopg.connect(config.postgres_dsn, autocommit=True, connect_timeout=10) as conn:
+            rows = [(r[0], str(r[1])) for r in conn.execute(ledger).fetchall()]
+        return None if any(status == "PENDING" for _, status in rows) else rows
+
+    rows = wait_for(settled, timeout=180, interval=1.0, what="every delivery settled")
+    contract = running.twilio.contract
+    found = [(m, str(m.get("body") or "")) for m in contract.messages()] + [
+        (c, "") for c in contract.calls()
+    ]
+    claimed = {sid for sid, _ in rows if sid}
+    unclaimed = [
+        {k: m.get(k) for k in ("sid", "to", "status", "date_created")}
+        for m, _ in found
+        if m.get("sid") not in claimed
+    ]
+    references = Counter(ref for _, body in found for ref in REFERENCE.findall(body))
+    return len(unclaimed), sum(n - 1 for n in references.values() if n > 1), unclaimed
 
 
 def _recoveries(faults: list[Fault], load: LoadReport, *, bound: float) -> None:

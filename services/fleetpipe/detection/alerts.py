@@ -10,7 +10,8 @@ from __future__ import annotations
 import geohash
 
 from fleetpipe.detection.episodes import OPENED, RESOLVED, UPDATED, alert_id
-from fleetpipe.detection.rules import Columns, Reading, Rule
+from fleetpipe.detection.readings import Columns, Reading
+from fleetpipe.detection.rules import Rule
 from fleetpipe.detection.state import Episode, VehicleState
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, telemetry_pb2
 

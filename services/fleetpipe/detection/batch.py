@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 from ptars import HandlerPool
 
 from fleetpipe.detection.geo import FenceIndex
-from fleetpipe.detection.rules import BOOL_FIELDS, FLOAT_FIELDS, Columns
+from fleetpipe.detection.readings import BOOL_FIELDS, FLOAT_FIELDS, Columns
 from fleetpipe.pb.v1 import enriched_pb2
 
 # Batches of at least this many records are decoded by ptars (see BatchDecoder.decode).
@@ -65,7 +65,8 @@ FIELDS = (
     Field("telemetry.perception", column="has_perception"),
     Field("telemetry.perception.nearest_object_distance_m", column="object_distance"),
     Field("telemetry.perception.closing_speed_ms", column="closing_speed"),
-    Field("speed_limit_kmh", column="limit"),
+    Field("zone_limit_kmh", column="zone_limit"),
+    Field("vehicle_limit_kmh", column="vehicle_limit"),
     Field("expected_gear", column="expected_gear"),
     Field("vehicle.electric", column="electric"),
     Field("vehicle.fleet_id", listed="fleet_ids"),

@@ -19,8 +19,11 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
     profile: seed              # seed | realistic: realistic changes the defaults the seeds
                                # set unrealistically (overheating: 110 °C coolant, not 200 °C;
                                # gear_mismatch: one gear off is tolerated, not only an exact gear)
-    speeding:        {threshold_kmh: 80, use_zone_limit: true, tolerance_kmh: 0,
-                      hysteresis_kmh: 5, min_duration_s: 10, clear_after_s: 10}
+    speeding:        {threshold_kmh: 80, use_zone_limit: true, use_vehicle_limit: true,
+                      tolerance_kmh: 0, hysteresis_kmh: 5, min_duration_s: 10,
+                      clear_after_s: 10,
+                      tiers: [{severity: critical, above_kmh: 120}]}
+                               # which limit applies, and tiers: fleetpipe.detection.speeding
     low_fuel:        {threshold_pct: 10, hysteresis_pct: 2, min_duration_s: 30, clear_after_s: 60}
     overheating:     {threshold_c: 200, hysteresis_c: 5, min_duration_s: 10, clear_after_s: 30}
     low_battery:     {threshold_pct: 15, hysteresis_pct: 2, electric_only: false,
@@ -89,13 +92,48 @@ class RuleConfig(_Model):
     update_interval_s: float = Field(default=0.0, ge=0, le=86_400)
 
 
+class SpeedTier(_Model):
+    """A further speeding tier: its own episode and severity (see detection/speeding.py)."""
+
+    severity: Severity
+    # Exactly one of: an absolute speed (the seed's "speed > 120"), or a margin over the limit
+    # that applies to the vehicle where it is.
+    above_kmh: float | None = Field(default=None, gt=0, le=400)
+    over_limit_kmh: float | None = Field(default=None, ge=0, le=400)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> SpeedTier:
+        if (self.above_kmh is None) == (self.over_limit_kmh is None):
+            raise ValueError("a tier sets exactly one of above_kmh and over_limit_kmh")
+        return self
+
+
 class SpeedingConfig(RuleConfig):
+    # The fleet's limit wherever no zone limit applies; a vehicle's own limit may lower it.
     threshold_kmh: float = Field(default=80.0, gt=0, le=400)
+    # Inside a speed zone, its posted limit replaces threshold_kmh (higher or lower).
     use_zone_limit: bool = True
+    # A vehicle type's (or speed profile's) limit caps the limit from above.
+    use_vehicle_limit: bool = True
     tolerance_kmh: float = Field(default=0.0, ge=0, le=100)
     hysteresis_kmh: float = Field(default=5.0, ge=0, le=100)
     min_duration_s: float = Field(default=10.0, ge=0, le=86_400)
     clear_after_s: float = Field(default=10.0, ge=0, le=86_400)
+    # Seed 000's "> 80" is the base tier above; seed 002's "> 120" is a critical tier.
+    tiers: list[SpeedTier] = Field(
+        default_factory=lambda: [SpeedTier(severity="critical", above_kmh=120.0)], max_length=3
+    )
+
+    @model_validator(mode="after")
+    def _distinct_tiers(self) -> SpeedingConfig:
+        # A tier's episode is keyed by its severity: two tiers of one severity would share it.
+        severities = [self.severity, *(t.severity for t in self.tiers)]
+        if len(set(severities)) != len(severities):
+            raise ValueError(
+                "tiers: each tier needs a severity of its own, different from the rule's "
+                f"({self.severity})"
+            )
+        return self
 
 
 class LowFuelConfig(RuleConfig):

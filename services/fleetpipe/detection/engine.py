@@ -34,7 +34,10 @@ from fleetpipe.detection.config import Rules
 from fleetpipe.detection.episodes import OPENED, RESOLVED, advance
 from fleetpipe.detection.geo import FenceIndex
 from fleetpipe.detection.ownership import Ownership
-from fleetpipe.detection.rules import SEVERITY, Reading, Rule, Speeding, build_rules
+from fleetpipe.detection.readings import Reading
+from fleetpipe.detection.rules import SEVERITY, Rule
+from fleetpipe.detection.ruleset import build_rules
+from fleetpipe.detection.speeding import Speeding
 from fleetpipe.detection.state import OPEN, PENDING, Episode, VehicleState
 from fleetpipe.detection.trips import ScoreKeeper, TripTracker
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2

@@ -12,7 +12,11 @@ absent)::
 
 A vehicle's own limit is the lowest of its type's and its profile's entries (``default_kmh``
 when neither is listed); in a zone the applicable limit is the lower of that and the zone's.
-Unknown vehicles get ``default_kmh`` and the zone's limit.
+Unknown vehicles get ``default_kmh`` and the zone's limit. That combined figure is
+``speed_limit_kmh``, for storage and queries. Detection does not read it: it takes the parts —
+``zone_limit_kmh`` (0 outside every zone) and ``vehicle_limit_kmh`` (0 when neither the type nor
+the profile is listed) — and applies its own precedence with the FleetPipeline's threshold
+(``fleetpipe.detection.speeding``), so ``default_kmh`` never overrides that threshold.
 
 The hot path never re-serializes the telemetry. An ``EnrichedTelemetry`` is the raw
 ``Telemetry`` bytes as field 1 followed by the other fields, and protobuf parses concatenated
@@ -85,9 +89,10 @@ class SpeedLimits(BaseModel):
         except ValidationError as exc:
             raise ConfigError(f"{path}: {_describe(exc)}") from exc
 
-    def vehicle_limit(self, vehicle: Vehicle | None) -> float:
+    def vehicle_cap(self, vehicle: Vehicle | None) -> float | None:
+        """The vehicle's own limit (the lower of its type's and profile's); None: not listed."""
         if vehicle is None:
-            return self.default_kmh
+            return None
         found = [
             limit
             for limit in (
@@ -96,7 +101,11 @@ class SpeedLimits(BaseModel):
             )
             if limit is not None
         ]
-        return min(found) if found else self.default_kmh
+        return min(found) if found else None
+
+    def vehicle_limit(self, vehicle: Vehicle | None) -> float:
+        cap = self.vehicle_cap(vehicle)
+        return self.default_kmh if cap is None else cap
 
     def zone_limit(self, cell: str) -> float | None:
         for length in range(len(cell), 0, -1):
@@ -128,7 +137,7 @@ def _piece(**fields: object) -> bytes:
 class _VehicleEntry:
     """What enrichment caches per vehicle: its fixed bytes and its last geohash cell."""
 
-    static: bytes  # vehicle info and known flag
+    static: bytes  # vehicle info, known flag and the vehicle's own limit
     known: bool
     limit_kmh: float
     electric: bool
@@ -178,7 +187,8 @@ class Enricher:
                 speed_profile=vehicle.speed_profile,
                 electric=vehicle.electric,
             )
-            static = _piece(vehicle=info, known=True)
+            cap = self.limits.vehicle_cap(vehicle)
+            static = _piece(vehicle=info, known=True, vehicle_limit_kmh=cap or 0.0)
             electric = vehicle.electric
         entry = _VehicleEntry(
             static, vehicle is not None, self.limits.vehicle_limit(vehicle), electric
@@ -197,7 +207,7 @@ class Enricher:
         zone = self.limits.zone_limit(cell)
         limit = entry.limit_kmh if zone is None else min(entry.limit_kmh, zone)
         entry.cell = cell
-        entry.cell_bytes = _piece(geohash6=cell, speed_limit_kmh=limit)
+        entry.cell_bytes = _piece(geohash6=cell, speed_limit_kmh=limit, zone_limit_kmh=zone or 0.0)
         entry.south, entry.north, entry.west, entry.east = box["s"], box["n"], box["w"], box["e"]
 
     def enrich(

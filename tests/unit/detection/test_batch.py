@@ -6,7 +6,7 @@ import pytest
 
 from fleetpipe.detection.batch import COLUMNAR_FROM, FIELDS, Batch, BatchDecoder
 from fleetpipe.detection.geo import FenceIndex
-from fleetpipe.detection.rules import BOOL_FIELDS, FLOAT_FIELDS
+from fleetpipe.detection.readings import BOOL_FIELDS, FLOAT_FIELDS
 from fleetpipe_dev.drills import Timeline
 
 pytestmark = pytest.mark.unit

@@ -25,7 +25,7 @@ class VehicleInfo(_message.Message):
     def __init__(self, fleet_id: _Optional[str] = ..., vehicle_type: _Optional[str] = ..., model: _Optional[str] = ..., driver_id: _Optional[str] = ..., driver_name: _Optional[str] = ..., speed_profile: _Optional[str] = ..., electric: _Optional[bool] = ...) -> None: ...
 
 class EnrichedTelemetry(_message.Message):
-    __slots__ = ("telemetry", "vehicle", "geohash6", "speed_limit_kmh", "expected_gear", "known", "enriched_time_us")
+    __slots__ = ("telemetry", "vehicle", "geohash6", "speed_limit_kmh", "expected_gear", "known", "enriched_time_us", "zone_limit_kmh", "vehicle_limit_kmh")
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     VEHICLE_FIELD_NUMBER: _ClassVar[int]
     GEOHASH6_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,8 @@ class EnrichedTelemetry(_message.Message):
     EXPECTED_GEAR_FIELD_NUMBER: _ClassVar[int]
     KNOWN_FIELD_NUMBER: _ClassVar[int]
     ENRICHED_TIME_US_FIELD_NUMBER: _ClassVar[int]
+    ZONE_LIMIT_KMH_FIELD_NUMBER: _ClassVar[int]
+    VEHICLE_LIMIT_KMH_FIELD_NUMBER: _ClassVar[int]
     telemetry: _telemetry_pb2.Telemetry
     vehicle: VehicleInfo
     geohash6: str
@@ -40,4 +42,6 @@ class EnrichedTelemetry(_message.Message):
     expected_gear: int
     known: bool
     enriched_time_us: int
-    def __init__(self, telemetry: _Optional[_Union[_telemetry_pb2.Telemetry, _Mapping]] = ..., vehicle: _Optional[_Union[VehicleInfo, _Mapping]] = ..., geohash6: _Optional[str] = ..., speed_limit_kmh: _Optional[float] = ..., expected_gear: _Optional[int] = ..., known: _Optional[bool] = ..., enriched_time_us: _Optional[int] = ...) -> None: ...
+    zone_limit_kmh: float
+    vehicle_limit_kmh: float
+    def __init__(self, telemetry: _Optional[_Union[_telemetry_pb2.Telemetry, _Mapping]] = ..., vehicle: _Optional[_Union[VehicleInfo, _Mapping]] = ..., geohash6: _Optional[str] = ..., speed_limit_kmh: _Optional[float] = ..., expected_gear: _Optional[int] = ..., known: _Optional[bool] = ..., enriched_time_us: _Optional[int] = ..., zone_limit_kmh: _Optional[float] = ..., vehicle_limit_kmh: _Optional[float] = ...) -> None: ...

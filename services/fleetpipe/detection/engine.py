@@ -69,6 +69,17 @@ class Outputs:
 
 class Detector:
     def __init__(self, rules: Rules) -> None:
+        self.ownership = Ownership()
+        self._reading = Reading()
+        self.use_rules(rules)
+
+    def use_rules(self, rules: Rules) -> None:
+        """Apply a new rules file; every vehicle's state and open episodes are kept.
+
+        An open episode is judged by the new thresholds from the next event on: it resolves
+        (once, through its clearing time) when the condition no longer holds, and carries on
+        under the same alert id when it still does, so a change neither loses nor repeats one.
+        """
         self.config = rules
         self.rules: list[Rule] = build_rules(rules)
         self._rule_index = {rule.key: j for j, rule in enumerate(self.rules)}
@@ -93,8 +104,6 @@ class Detector:
         self._offline_every_us = int(off.check_interval_s * 1e6)
         self._max_skew_us = int(off.max_clock_skew_s * 1e6)
         self._next_offline_check_us = 0
-        self.ownership = Ownership()
-        self._reading = Reading()
         self.decoder = BatchDecoder(self.fences)
 
     @property

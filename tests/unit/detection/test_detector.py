@@ -457,3 +457,40 @@ def test_an_infinite_acceleration_raises_no_crash_alert(columnar: bool) -> None:
     else:
         out = _run(detector, events)
     assert [a.rule for a in _alerts(out)] == []
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [
+        pytest.param(90.0, [("speeding", "RESOLVED")], id="still-over-the-new-threshold"),
+        pytest.param(100.0, [("speeding", "RESOLVED")], id="under-the-new-threshold"),
+    ],
+)
+def test_new_rules_keep_an_open_episode_once(
+    threshold: float, expected: list[tuple[str, str]]
+) -> None:
+    tl = Timeline("v-1")
+    detector = Detector(Rules())
+    before = _alerts(_run(detector, _cruise(tl, 5) + tl.emit(20, speed=95.0)))
+    assert _said(before) == [("speeding", "OPEN")]
+    detector.use_rules(Rules.parse({"speeding": {"threshold_kmh": threshold}}))
+    # Still at 95 for a while, then back to town speed: one RESOLVED, the same episode, no OPEN.
+    after = _alerts(_run(detector, tl.emit(30, speed=95.0) + _cruise(tl, 30)))
+    assert _said(after) == expected
+    assert after[0].alert_id == before[0].alert_id
+    resolved_at = after[0].episode_end_us
+    if threshold < 95.0:
+        # Speeding went on under the new threshold: the episode ended when the vehicle slowed.
+        assert resolved_at > tl.t_us - 31 * 1_000_000
+    else:
+        # Not speeding by the new rules from the first event after the change.
+        assert resolved_at < tl.t_us - 55 * 1_000_000
+
+
+def test_new_rules_open_what_the_old_ones_did_not() -> None:
+    tl = Timeline("v-1")
+    detector = Detector(Rules.parse({"speeding": {"threshold_kmh": 100}}))
+    assert _said(_alerts(_run(detector, _cruise(tl, 5) + tl.emit(20, speed=95.0)))) == []
+    detector.use_rules(Rules.parse({"speeding": {"threshold_kmh": 90}}))
+    said = _said(_alerts(_run(detector, tl.emit(20, speed=95.0) + _cruise(tl, 30))))
+    assert said == [("speeding", "OPEN"), ("speeding", "RESOLVED")]

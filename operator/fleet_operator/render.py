@@ -8,7 +8,6 @@ pydantic settings expect; secrets only ever appear as ``secretKeyRef``, never as
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ Manifest = dict[str, Any]
 MANAGER = "fleetpipe-operator"
 PIPELINE_LABEL = "fleetpipe.io/pipeline"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-RULES_HASH_ANNOTATION = "fleetpipe.io/rules-hash"
 
 HTTP_PORT = 8080  # health, readiness and Prometheus metrics (fleetpipe.core.health)
 GRPC_PORT = 50051  # ingest's TelemetryIngest
@@ -310,11 +308,9 @@ def deployment(
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     if component is Component.INGEST:
         ports.insert(0, {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
-    template_annotations = {}
-    if component is Component.DETECTION:
-        # Detection reads its rules at start: a rules change rolls its pods.
-        digest = hashlib.sha256(rules_yaml(spec).encode()).hexdigest()[:16]
-        template_annotations[RULES_HASH_ANNOTATION] = digest
+    # No rules digest on detection's pods: detection follows its mounted rules file, so a
+    # rules change applies without a restart (and without re-reading the state changelog).
+    template_annotations: dict[str, str] = {}
     resources = spec.services.of(component).resources or DEFAULT_RESOURCES[component]
     container: Manifest = {
         "name": component.value,

@@ -1,8 +1,10 @@
 """The rules file: every detection threshold, nested by rule name.
 
 The operator renders this file from a FleetPipeline's ``spec.rules`` (a ConfigMap mounted into
-the detection pods); without a file the defaults below apply. Every key is optional; unknown
-keys are refused, and a bad value is reported with its path (``speeding.threshold_kmh: ...``).
+the detection pods, followed without a restart); without a file the defaults below apply. Every
+key is optional; unknown keys are refused, and a bad value is reported with its path
+(``speeding.threshold_kmh: ...``). The CRD's schema for ``spec.rules`` is generated from
+:class:`Rules` (``make crd-schema``), so the API server refuses the same mistakes.
 
 Every alerting rule accepts the common keys:
 

@@ -1,4 +1,5 @@
-"""The CRD's schema for ``spec.rules``, generated from the model detection parses.
+"""The CRD's schemas for ``spec.rules`` and ``spec.zones``, generated from the models the
+services parse.
 
 ``python -m fleetpipe_dev.devtools.crdschema generate`` rewrites the blocks of
 ``helm/fleetpipe/crds/fleetpipelines.yaml`` between the ``BEGIN generated`` and
@@ -30,8 +31,9 @@ from typing import Any
 
 import typer
 import yaml
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
+from fleetpipe.core.zones import Zone
 from fleetpipe.detection.config import Rules
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,7 +47,7 @@ class Block:
     """A generated property of ``spec``: its name, its model and what it is for."""
 
     field: str
-    model: type[BaseModel]
+    model: Any  # a pydantic model, or a type TypeAdapter takes (list[Zone])
     description: str
 
 
@@ -57,12 +59,20 @@ BLOCKS = (
         "detection's rules file. Generated from fleetpipe.detection.config.Rules: every key is "
         "optional, and its default and meaning are documented there.",
     ),
+    Block(
+        "zones",
+        list[Zone],
+        "Speed zones and geofences on the map, per fleet: polygons of [lat, lon] vertices with a "
+        "speed_limit_kmh (enrichment's limit inside them), a geofence (keep_in alerts "
+        "geofence_exit, keep_out geofence_entry) or both. Generated from "
+        "fleetpipe.core.zones.Zone.",
+    ),
 )
 
 
-def openapi(model: type[BaseModel]) -> dict[str, Any]:
+def openapi(model: Any) -> dict[str, Any]:
     """``model``'s JSON schema as a structural OpenAPI v3.0 schema for a CRD."""
-    schema = model.model_json_schema()
+    schema = TypeAdapter(model).json_schema()
     definitions: dict[str, Any] = schema.get("$defs", {})
     return _convert(schema, definitions)
 

@@ -62,7 +62,6 @@ Severities default to ``warning`` except ``crash``, ``sos`` and ``collision_risk
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +69,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.zones import NAME_PATTERN, checked_polygon, zone_name
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -224,34 +224,21 @@ class CollisionRiskConfig(RuleConfig):
     clear_after_s: float = Field(default=2.0, ge=0, le=86_400)
 
 
-_FENCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-
-
 class Fence(_Model):
-    name: str
+    name: str = Field(pattern=NAME_PATTERN)
     kind: Literal["keep_in", "keep_out"]
-    polygon: list[tuple[float, float]] = Field(min_length=3)  # [lat, lon] vertices
+    polygon: list[tuple[float, float]] = Field(min_length=3, max_length=1000)  # [lat, lon]
     fleets: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not _FENCE_NAME.match(name):
-            raise ValueError(f"{name!r}: lower-case letters, digits, '_', '.', '-' (max 63)")
-        return name
+        return zone_name(name)
 
     @field_validator("polygon")
     @classmethod
     def _polygon(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        for i, (lat, lon) in enumerate(polygon):
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                raise ValueError(f"vertex {i} [{lat}, {lon}] is not a [lat, lon] pair")
-        from shapely.geometry import Polygon
-
-        shape = Polygon([(lon, lat) for lat, lon in polygon])
-        if not shape.is_valid or shape.area == 0:
-            raise ValueError("the polygon is empty or crosses itself")
-        return polygon
+        return checked_polygon(polygon)
 
 
 class GeofenceConfig(RuleConfig):

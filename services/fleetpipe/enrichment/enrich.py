@@ -9,6 +9,9 @@ absent)::
     zones:                       # per geohash prefix (any length 1..6); the longest match wins
       u173z: 50                  # e.g. a city centre
       u173zm: 30                 # a school zone inside it
+    areas:                       # polygons (fleetpipe.core.zones): the smallest one containing
+      - {name: ring, speed_limit_kmh: 70, polygon: [[52.40, 4.85], ...]}   # the position
+                                 # applies, before any geohash zone
 
 A vehicle's own limit is the lowest of its type's and its profile's entries (``default_kmh``
 when neither is listed); in a zone the applicable limit is the lower of that and the zone's.
@@ -40,6 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fleetpipe.core.errors import ConfigError
 from fleetpipe.core.gearbox import expected_gear
 from fleetpipe.core.protowire import tag, varint
+from fleetpipe.core.zones import Zone, unique_names
+from fleetpipe.enrichment.areas import SpeedAreas
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
 
@@ -59,6 +64,9 @@ class SpeedLimits(BaseModel):
     vehicle_types: dict[str, float] = Field(default_factory=dict)
     speed_profiles: dict[str, float] = Field(default_factory=dict)
     zones: dict[str, float] = Field(default_factory=dict)
+    # Speed zones as polygons (fleetpipe.core.zones; the operator renders spec.zones here).
+    # Inside one, its limit applies rather than a geohash prefix's.
+    areas: list[Zone] = Field(default_factory=list)
 
     @field_validator("vehicle_types", "speed_profiles", "zones")
     @classmethod
@@ -77,6 +85,14 @@ class SpeedLimits(BaseModel):
                     f"{prefix!r} is not a geohash prefix of 1 to {GEOHASH_PRECISION} characters"
                 )
         return zones
+
+    @field_validator("areas")
+    @classmethod
+    def _areas(cls, areas: list[Zone]) -> list[Zone]:
+        for zone in areas:
+            if zone.speed_limit_kmh is None:
+                raise ValueError(f"{zone.name}: a speed zone needs speed_limit_kmh")
+        return unique_names(areas)
 
     @classmethod
     def load(cls, path: Path) -> SpeedLimits:
@@ -141,6 +157,7 @@ class _VehicleEntry:
     known: bool
     limit_kmh: float
     electric: bool
+    fleet: str
     cell: str = ""
     cell_bytes: bytes = b""  # geohash and applicable limit
     south: float = 1.0  # an empty box until the first fix
@@ -162,9 +179,16 @@ class Enricher:
     def __init__(self, registry: VehicleRegistry, limits: SpeedLimits) -> None:
         self.limits = limits
         self.registry = registry
+        self.areas = SpeedAreas(limits.areas)
         self._vehicles: dict[str, _VehicleEntry] = {}
         self._headers: dict[int, bytes] = {}
         self._gear = [_piece(expected_gear=expected_gear(float(s))) for s in range(401)]
+
+    def use_limits(self, limits: SpeedLimits) -> None:
+        """Switch to a reloaded speed-limit table; vehicles are placed again on next sight."""
+        self.limits = limits
+        self.areas = SpeedAreas(limits.areas)
+        self._vehicles.clear()
 
     def use_registry(self, registry: VehicleRegistry) -> None:
         """Switch to a reloaded registry; cached vehicle entries are rebuilt on next sight."""
@@ -191,7 +215,11 @@ class Enricher:
             static = _piece(vehicle=info, known=True, vehicle_limit_kmh=cap or 0.0)
             electric = vehicle.electric
         entry = _VehicleEntry(
-            static, vehicle is not None, self.limits.vehicle_limit(vehicle), electric
+            static,
+            vehicle is not None,
+            self.limits.vehicle_limit(vehicle),
+            electric,
+            vehicle.fleet_id if vehicle is not None else t.fleet_id,
         )
         self._vehicles[t.vehicle_id] = entry
         return entry
@@ -204,11 +232,20 @@ class Enricher:
         # Geohash cells are half-open: the pole belongs to the cell just below it.
         cell = geohash.encode(min(lat, _BELOW_POLE), lon, GEOHASH_PRECISION)
         box = geohash.bbox(cell)
-        zone = self.limits.zone_limit(cell)
+        bounds = (box["s"], box["n"], box["w"], box["e"])
+        zone = None
+        exact = False
+        if self.areas:
+            placed = self.areas.place(cell, bounds, entry.fleet)
+            exact = bool(placed.exact)
+            zone = self.areas.limit_at(placed, lat, lon) if exact else placed.limit
+        if zone is None:
+            zone = self.limits.zone_limit(cell)
         limit = entry.limit_kmh if zone is None else min(entry.limit_kmh, zone)
         entry.cell = cell
         entry.cell_bytes = _piece(geohash6=cell, speed_limit_kmh=limit, zone_limit_kmh=zone or 0.0)
-        entry.south, entry.north, entry.west, entry.east = box["s"], box["n"], box["w"], box["e"]
+        # A zone's border crosses this cell: no reuse, the next position is placed again.
+        entry.south, entry.north, entry.west, entry.east = (1.0, 0.0, 1.0, 0.0) if exact else bounds
 
     def enrich(
         self, events: Iterable[tuple[telemetry_pb2.Telemetry, bytes]], *, now_us: int

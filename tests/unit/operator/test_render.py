@@ -48,7 +48,8 @@ def env(pipeline: FleetPipelineSpec, component: Component) -> dict[str, Any]:
 
 def test_every_child_is_owned_by_the_pipeline_and_labelled() -> None:
     rendered = manifests(spec())
-    assert len(rendered) == 2 + 2 * len(Component)  # rules + registry, Deployment + Service each
+    # rules, speed limits and registry, then a Deployment and a Service each
+    assert len(rendered) == 3 + 2 * len(Component)
     for manifest in rendered.values():
         meta = manifest["metadata"]
         assert meta["namespace"] == "prod"

@@ -41,6 +41,12 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
     crash:           {accel_threshold_ms2: 30, use_device_alarm: true, min_duration_s: 0,
                       clear_after_s: 60, severity: critical}
     sos:             {min_duration_s: 0, clear_after_s: 10, severity: critical}
+    tamper:          {min_duration_s: 0, clear_after_s: 60, severity: critical}
+    power_cut:       {min_duration_s: 0, clear_after_s: 60, severity: critical}
+                               # the device's own alarms (alarms.tamper, alarms.power_cut)
+    dtc:             {min_duration_s: 10, clear_after_s: 60}
+                               # diagnostic trouble codes reported (dtc_codes; alert
+                               # diagnostic_trouble_code, the codes in its message)
     idling:          {max_speed_kmh: 2, min_duration_s: 300, clear_after_s: 0}
     offline:         {after_s: 600, check_interval_s: 10, max_clock_skew_s: 604800}
                                # an event whose device time is further than max_clock_skew_s
@@ -56,8 +62,8 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
     driver_score:    {window_s: 3600, bucket_s: 600, min_driving_s: 300,
                       speeding_weight: 50, harsh_event_weight: 5, idle_weight: 10}
 
-Severities default to ``warning`` except ``crash``, ``sos`` and ``collision_risk``
-(``critical``) and ``idling`` and ``gear_mismatch`` (``info``).
+Severities default to ``warning`` except ``crash``, ``sos``, ``tamper``, ``power_cut`` and
+``collision_risk`` (``critical``) and ``idling`` and ``gear_mismatch`` (``info``).
 """
 
 from __future__ import annotations
@@ -199,6 +205,21 @@ class SosConfig(RuleConfig):
     clear_after_s: float = Field(default=10.0, ge=0, le=86_400)
 
 
+class DeviceAlarmConfig(RuleConfig):
+    """A device alarm the telemetry carries (``alarms.tamper``, ``alarms.power_cut``)."""
+
+    severity: Severity = "critical"
+    clear_after_s: float = Field(default=60.0, ge=0, le=86_400)
+
+
+class DtcConfig(RuleConfig):
+    """Diagnostic trouble codes (``dtc_codes``, OBD-II): reported, and still reported after
+    ``min_duration_s`` (a code that clears at once is a glitch, not a fault)."""
+
+    min_duration_s: float = Field(default=10.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=60.0, ge=0, le=86_400)
+
+
 class IdlingConfig(RuleConfig):
     severity: Severity = "info"
     max_speed_kmh: float = Field(default=2.0, ge=0, le=50)
@@ -299,6 +320,9 @@ class Rules(_Model):
     harsh_acceleration: HarshAccelerationConfig = HarshAccelerationConfig()
     crash: CrashConfig = CrashConfig()
     sos: SosConfig = SosConfig()
+    tamper: DeviceAlarmConfig = DeviceAlarmConfig()
+    power_cut: DeviceAlarmConfig = DeviceAlarmConfig()
+    dtc: DtcConfig = DtcConfig()
     idling: IdlingConfig = IdlingConfig()
     offline: OfflineConfig = OfflineConfig()
     collision_risk: CollisionRiskConfig = CollisionRiskConfig()

@@ -28,6 +28,7 @@ class Reading:
         "closing_speed",
         "coolant",
         "crash_alarm",
+        "dtc_count",
         "electric",
         "expected_gear",
         "fleet_id",
@@ -41,11 +42,13 @@ class Reading:
         "lat",
         "lon",
         "object_distance",
+        "power_cut",
         "rpm",
         "seq",
         "sos",
         "speed",
         "t_us",
+        "tamper",
         "vehicle_limit",
         "zone_limit",
     )
@@ -71,6 +74,9 @@ class Reading:
         charging: bool = False,
         sos: bool = False,
         crash_alarm: bool = False,
+        tamper: bool = False,
+        power_cut: bool = False,
+        dtc_count: float = 0.0,
         has_perception: bool = False,
         object_distance: float = 0.0,
         closing_speed: float = 0.0,
@@ -99,6 +105,9 @@ class Reading:
         self.charging = charging
         self.sos = sos
         self.crash_alarm = crash_alarm
+        self.tamper = tamper
+        self.power_cut = power_cut
+        self.dtc_count = dtc_count  # how many diagnostic trouble codes the event reports
         self.has_perception = has_perception
         self.object_distance = object_distance
         self.closing_speed = closing_speed
@@ -126,6 +135,7 @@ FLOAT_FIELDS = (
     "zone_limit",
     "vehicle_limit",
     "expected_gear",
+    "dtc_count",
     "lat",
     "lon",
 )
@@ -136,6 +146,8 @@ BOOL_FIELDS = (
     "has_battery",
     "sos",
     "crash_alarm",
+    "tamper",
+    "power_cut",
     "has_perception",
     "electric",
 )
@@ -157,6 +169,7 @@ class Columns:
     zone_limit: Floats
     vehicle_limit: Floats
     expected_gear: Floats
+    dtc_count: Floats
     lat: Floats
     lon: Floats
     ignition: Bools
@@ -165,6 +178,8 @@ class Columns:
     has_battery: Bools
     sos: Bools
     crash_alarm: Bools
+    tamper: Bools
+    power_cut: Bools
     has_perception: Bools
     electric: Bools
 

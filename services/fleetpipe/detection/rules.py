@@ -26,6 +26,7 @@ import numpy as np
 from fleetpipe.detection.config import (
     CollisionRiskConfig,
     CrashConfig,
+    DeviceAlarmConfig,
     Fence,
     GearMismatchConfig,
     GeofenceConfig,
@@ -39,7 +40,7 @@ from fleetpipe.detection.config import (
     Severity,
 )
 from fleetpipe.detection.readings import NAN, Bools, Columns, Floats, Reading
-from fleetpipe.pb.v1 import alert_pb2
+from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
 
 SEVERITY = {
     "info": alert_pb2.SEVERITY_INFO,
@@ -81,6 +82,10 @@ class Rule:
     def describe(self, values: dict[str, float]) -> str:
         """One line a driver or dispatcher can read."""
         return self.name.replace("_", " ")
+
+    def annotate(self, message: enriched_pb2.EnrichedTelemetry) -> str:
+        """What the alert's message adds from the triggering event itself ("" for nothing)."""
+        return ""
 
 
 class LowFuel(Rule):
@@ -268,6 +273,43 @@ class Sos(Rule):
 
     def describe(self, values: dict[str, float]) -> str:
         return "SOS button pressed"
+
+
+class DeviceAlarm(Rule):
+    """The device's own tamper or power-cut alarm, while it is raised."""
+
+    def __init__(self, c: DeviceAlarmConfig, *, alarm: str) -> None:
+        self.name = alarm
+        super().__init__(c)
+        self.alarm = alarm
+
+    def check(self, c: Columns, holding: bool) -> Floats:
+        raised: Bools = getattr(c, self.alarm)
+        return where(raised, np.ones(c.size))
+
+    def values(self, r: Reading) -> dict[str, float]:
+        return {"speed_kmh": r.speed}
+
+    def describe(self, values: dict[str, float]) -> str:
+        return "device tampered with" if self.alarm == "tamper" else "device power cut"
+
+
+class TroubleCodes(Rule):
+    """Diagnostic trouble codes reported; the alert's message names them."""
+
+    name = "diagnostic_trouble_code"
+
+    def check(self, c: Columns, holding: bool) -> Floats:
+        return where(c.dtc_count > 0, c.dtc_count)
+
+    def values(self, r: Reading) -> dict[str, float]:
+        return {"codes": r.dtc_count}
+
+    def annotate(self, message: enriched_pb2.EnrichedTelemetry) -> str:
+        return ", ".join(message.telemetry.dtc_codes)
+
+    def describe(self, values: dict[str, float]) -> str:
+        return "diagnostic trouble code reported"
 
 
 class Idling(Rule):

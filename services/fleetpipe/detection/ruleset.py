@@ -8,6 +8,7 @@ from fleetpipe.detection.config import RuleConfig, Rules
 from fleetpipe.detection.rules import (
     CollisionRisk,
     Crash,
+    DeviceAlarm,
     FenceRule,
     GearMismatch,
     HarshAcceleration,
@@ -19,6 +20,7 @@ from fleetpipe.detection.rules import (
     OverRevving,
     Rule,
     Sos,
+    TroubleCodes,
 )
 from fleetpipe.detection.speeding import speeding_rules
 
@@ -40,6 +42,9 @@ def build_rules(rules: Rules) -> list[Rule]:
         ),
         (rules.crash, Crash(rules.crash)),
         (rules.sos, Sos(rules.sos)),
+        (rules.tamper, DeviceAlarm(rules.tamper, alarm="tamper")),
+        (rules.power_cut, DeviceAlarm(rules.power_cut, alarm="power_cut")),
+        (rules.dtc, TroubleCodes(rules.dtc)),
         (rules.idling, Idling(rules.idling)),
         (rules.collision_risk, CollisionRisk(rules.collision_risk)),
     ]

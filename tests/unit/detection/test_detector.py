@@ -494,3 +494,15 @@ def test_new_rules_open_what_the_old_ones_did_not() -> None:
     detector.use_rules(Rules.parse({"speeding": {"threshold_kmh": 90}}))
     said = _said(_alerts(_run(detector, tl.emit(20, speed=95.0) + _cruise(tl, 30))))
     assert said == [("speeding", "OPEN"), ("speeding", "RESOLVED")]
+
+
+def test_a_trouble_code_alert_names_the_codes() -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 5) + tl.emit(15, coolant=90.0) + _cruise(tl, 80)
+    for e in events[5:20]:
+        e.telemetry.dtc_codes.extend(["P0217", "P0128"])
+    opened, resolved = _alerts(_run(Detector(Rules()), events))
+    assert (opened.rule, opened.state) == ("diagnostic_trouble_code", alert_pb2.ALERT_STATE_OPEN)
+    assert opened.message == "v-1: diagnostic trouble code reported: P0217, P0128"
+    assert opened.event_time_us - opened.episode_start_us == 10_000_000, "held 10 s first"
+    assert resolved.state == alert_pb2.ALERT_STATE_RESOLVED

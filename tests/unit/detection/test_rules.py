@@ -370,6 +370,9 @@ def test_every_rule_of_the_design_is_built_with_its_severity() -> None:
         "harsh_acceleration",
         "crash",
         "sos",
+        "tamper",
+        "power_cut",
+        "diagnostic_trouble_code",
         "idling",
         "collision_risk",
         "geofence_exit:depot",
@@ -378,6 +381,8 @@ def test_every_rule_of_the_design_is_built_with_its_severity() -> None:
     assert built["crash"].severity == built["sos"].severity == SEVERITY["critical"]
     assert built["speeding"].severity == SEVERITY["warning"]
     assert built["speeding:critical"].severity == SEVERITY["critical"]
+    assert built["tamper"].severity == built["power_cut"].severity == SEVERITY["critical"]
+    assert built["diagnostic_trouble_code"].severity == SEVERITY["warning"]
     assert built["speeding"].min_us == 10_000_000
 
 
@@ -441,3 +446,25 @@ def test_an_infinite_deceleration_is_not_a_crash_but_the_device_alarm_still_is()
     crash = Crash(RULES.crash)
     assert crash.check_one(R(accel_x=float("-inf")), False) is None
     assert crash.check_one(R(accel_x=float("nan"), crash_alarm=True), False) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("reading", "expected"),
+    [
+        pytest.param({"tamper": True}, {"tamper": 1.0}, id="tamper"),
+        pytest.param({"power_cut": True}, {"power_cut": 1.0}, id="power-cut"),
+        pytest.param({"dtc_count": 2.0}, {"diagnostic_trouble_code": 2.0}, id="two-codes"),
+        pytest.param({}, {}, id="quiet"),
+    ],
+)
+def test_device_alarms_and_trouble_codes(
+    reading: dict[str, Any], expected: dict[str, float]
+) -> None:
+    rules = build_rules(RULES)
+    wanted = {"tamper", "power_cut", "diagnostic_trouble_code"}
+    fired = {
+        rule.key: value
+        for rule in rules
+        if rule.key in wanted and (value := rule.check_one(R(**reading), False)) is not None
+    }
+    assert fired == expected

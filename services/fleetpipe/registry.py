@@ -48,6 +48,8 @@ class Vehicle:
     driver_whatsapp: str = ""
     speed_profile: str = "urban"
     electric: bool = False
+    # The odometer reading (km) at the last service; 0: not recorded (no service-due alert).
+    last_service_km: float = 0.0
 
 
 FIELDS = tuple(f.name for f in fields(Vehicle))
@@ -72,6 +74,15 @@ def _vehicle(row: Mapping[str, Any], where: str) -> Vehicle:
         phone = str(row.get(phone_field) or "").strip()
         if phone and not PHONE_RE.match(phone):
             raise RegistryError(f"{where}: {phone_field} {phone!r} is not an E.164 number")
+    raw_service = row.get("last_service_km") or 0
+    try:
+        last_service_km = float(raw_service)
+    except (TypeError, ValueError):
+        raise RegistryError(
+            f"{where}: last_service_km {raw_service!r} is not a number of km"
+        ) from None
+    if not 0 <= last_service_km < 10_000_000:
+        raise RegistryError(f"{where}: last_service_km {last_service_km} is out of range")
     electric = row.get("electric", False)
     if isinstance(electric, str):
         electric = electric.strip().lower() in {"1", "true", "yes", "y"}
@@ -86,6 +97,7 @@ def _vehicle(row: Mapping[str, Any], where: str) -> Vehicle:
         driver_whatsapp=str(row.get("driver_whatsapp") or "").strip(),
         speed_profile=str(row.get("speed_profile") or "urban"),
         electric=bool(electric),
+        last_service_km=last_service_km,
     )
 
 

@@ -67,6 +67,8 @@ FIELDS = (
     Field("telemetry.alarms.power_cut", column="power_cut"),
     # A repeated field: its length per event (how many codes are reported).
     Field("telemetry.dtc_codes", column="dtc_count"),
+    Field("telemetry.odometer_km", column="odometer"),
+    Field("vehicle.last_service_km", column="last_service"),
     Field("telemetry.perception", column="has_perception"),
     Field("telemetry.perception.nearest_object_distance_m", column="object_distance"),
     Field("telemetry.perception.closing_speed_ms", column="closing_speed"),

@@ -47,6 +47,9 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
     dtc:             {min_duration_s: 10, clear_after_s: 60}
                                # diagnostic trouble codes reported (dtc_codes; alert
                                # diagnostic_trouble_code, the codes in its message)
+    service_due:     {interval_km: 15000, severity: info}
+                               # odometer_km >= the registry's last_service_km + interval_km
+                               # (vehicles without a recorded service: never)
     idling:          {max_speed_kmh: 2, min_duration_s: 300, clear_after_s: 0}
     offline:         {after_s: 600, check_interval_s: 10, max_clock_skew_s: 604800}
                                # an event whose device time is further than max_clock_skew_s
@@ -220,6 +223,14 @@ class DtcConfig(RuleConfig):
     clear_after_s: float = Field(default=60.0, ge=0, le=86_400)
 
 
+class ServiceDueConfig(RuleConfig):
+    """The odometer past the last service (the registry's ``last_service_km``) plus the
+    service interval: open until the registry records the next service."""
+
+    severity: Severity = "info"
+    interval_km: float = Field(default=15_000.0, gt=0, le=1_000_000)
+
+
 class IdlingConfig(RuleConfig):
     severity: Severity = "info"
     max_speed_kmh: float = Field(default=2.0, ge=0, le=50)
@@ -323,6 +334,7 @@ class Rules(_Model):
     tamper: DeviceAlarmConfig = DeviceAlarmConfig()
     power_cut: DeviceAlarmConfig = DeviceAlarmConfig()
     dtc: DtcConfig = DtcConfig()
+    service_due: ServiceDueConfig = ServiceDueConfig()
     idling: IdlingConfig = IdlingConfig()
     offline: OfflineConfig = OfflineConfig()
     collision_risk: CollisionRiskConfig = CollisionRiskConfig()

@@ -39,9 +39,11 @@ class Reading:
         "has_perception",
         "ignition",
         "inside",
+        "last_service",
         "lat",
         "lon",
         "object_distance",
+        "odometer",
         "power_cut",
         "rpm",
         "seq",
@@ -77,6 +79,8 @@ class Reading:
         tamper: bool = False,
         power_cut: bool = False,
         dtc_count: float = 0.0,
+        odometer: float = 0.0,
+        last_service: float = 0.0,
         has_perception: bool = False,
         object_distance: float = 0.0,
         closing_speed: float = 0.0,
@@ -108,6 +112,8 @@ class Reading:
         self.tamper = tamper
         self.power_cut = power_cut
         self.dtc_count = dtc_count  # how many diagnostic trouble codes the event reports
+        self.odometer = odometer
+        self.last_service = last_service  # the odometer at the last service; 0: not recorded
         self.has_perception = has_perception
         self.object_distance = object_distance
         self.closing_speed = closing_speed
@@ -136,6 +142,8 @@ FLOAT_FIELDS = (
     "vehicle_limit",
     "expected_gear",
     "dtc_count",
+    "odometer",
+    "last_service",
     "lat",
     "lon",
 )
@@ -170,6 +178,8 @@ class Columns:
     vehicle_limit: Floats
     expected_gear: Floats
     dtc_count: Floats
+    odometer: Floats
+    last_service: Floats
     lat: Floats
     lon: Floats
     ignition: Bools

@@ -37,6 +37,7 @@ from fleetpipe.detection.config import (
     OverheatingConfig,
     OverRevvingConfig,
     RuleConfig,
+    ServiceDueConfig,
     Severity,
 )
 from fleetpipe.detection.readings import NAN, Bools, Columns, Floats, Reading
@@ -310,6 +311,31 @@ class TroubleCodes(Rule):
 
     def describe(self, values: dict[str, float]) -> str:
         return "diagnostic trouble code reported"
+
+
+class ServiceDue(Rule):
+    """Past the service interval since the last recorded service."""
+
+    name = "service_due"
+
+    def __init__(self, c: ServiceDueConfig) -> None:
+        super().__init__(c)
+        self.interval = c.interval_km
+
+    def check(self, c: Columns, holding: bool) -> Floats:
+        since = c.odometer - c.last_service
+        return where((c.last_service > 0) & (since >= self.interval), since)
+
+    def values(self, r: Reading) -> dict[str, float]:
+        return {
+            "odometer_km": r.odometer,
+            "last_service_km": r.last_service,
+            "interval_km": self.interval,
+        }
+
+    def describe(self, values: dict[str, float]) -> str:
+        since = values.get("odometer_km", 0) - values.get("last_service_km", 0)
+        return f"service due: {since:,.0f} km since the last service"
 
 
 class Idling(Rule):

@@ -19,6 +19,7 @@ from fleetpipe.detection.rules import (
     Overheating,
     OverRevving,
     Rule,
+    ServiceDue,
     Sos,
     TroubleCodes,
 )
@@ -45,6 +46,7 @@ def build_rules(rules: Rules) -> list[Rule]:
         (rules.tamper, DeviceAlarm(rules.tamper, alarm="tamper")),
         (rules.power_cut, DeviceAlarm(rules.power_cut, alarm="power_cut")),
         (rules.dtc, TroubleCodes(rules.dtc)),
+        (rules.service_due, ServiceDue(rules.service_due)),
         (rules.idling, Idling(rules.idling)),
         (rules.collision_risk, CollisionRisk(rules.collision_risk)),
     ]

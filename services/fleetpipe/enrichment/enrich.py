@@ -210,6 +210,7 @@ class Enricher:
                 driver_name=vehicle.driver_name,
                 speed_profile=vehicle.speed_profile,
                 electric=vehicle.electric,
+                last_service_km=vehicle.last_service_km,
             )
             cap = self.limits.vehicle_cap(vehicle)
             static = _piece(vehicle=info, known=True, vehicle_limit_kmh=cap or 0.0)

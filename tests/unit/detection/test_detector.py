@@ -506,3 +506,18 @@ def test_a_trouble_code_alert_names_the_codes() -> None:
     assert opened.message == "v-1: diagnostic trouble code reported: P0217, P0128"
     assert opened.event_time_us - opened.episode_start_us == 10_000_000, "held 10 s first"
     assert resolved.state == alert_pb2.ALERT_STATE_RESOLVED
+
+
+def test_service_due_opens_once_and_resolves_when_the_registry_records_the_service() -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 30)
+    for i, e in enumerate(events):
+        e.telemetry.odometer_km = 29_990.0 + i
+        # The registry's record changes with the 20th event (a reload in enrichment).
+        e.vehicle.last_service_km = 15_000.0 if i < 20 else 30_000.0
+    said = _alerts(_run(Detector(Rules()), events))
+    assert [(a.rule, a.state, a.seq) for a in said] == [
+        ("service_due", alert_pb2.ALERT_STATE_OPEN, events[10].telemetry.seq),
+        ("service_due", alert_pb2.ALERT_STATE_RESOLVED, events[20].telemetry.seq),
+    ]
+    assert said[0].message == "v-1: service due: 15,000 km since the last service"

@@ -373,6 +373,7 @@ def test_every_rule_of_the_design_is_built_with_its_severity() -> None:
         "tamper",
         "power_cut",
         "diagnostic_trouble_code",
+        "service_due",
         "idling",
         "collision_risk",
         "geofence_exit:depot",
@@ -468,3 +469,16 @@ def test_device_alarms_and_trouble_codes(
         if rule.key in wanted and (value := rule.check_one(R(**reading), False)) is not None
     }
     assert fired == expected
+
+
+@pytest.mark.parametrize(
+    ("reading", "expected"),
+    [
+        pytest.param({"odometer": 30_000.0, "last_service": 14_000.0}, 16_000.0, id="due"),
+        pytest.param({"odometer": 28_999.0, "last_service": 14_000.0}, None, id="not-yet"),
+        pytest.param({"odometer": 90_000.0, "last_service": 0.0}, None, id="never-recorded"),
+    ],
+)
+def test_service_due(reading: dict[str, Any], expected: float | None) -> None:
+    rule = next(r for r in build_rules(RULES) if r.key == "service_due")
+    assert rule.check_one(R(**reading), False) == expected

@@ -176,3 +176,9 @@ def test_bad_speed_limit_files_name_the_field(tmp_path: Path, text: str, message
         SpeedLimits.load(path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_the_last_service_travels_with_the_vehicle() -> None:
+    serviced = VehicleRegistry([Vehicle("v-9", "fleet-a", last_service_km=14_000.0)])
+    _, [enriched] = _enrich(Enricher(serviced, SpeedLimits()), _telemetry("v-9"))
+    assert enriched.vehicle.last_service_km == 14_000.0

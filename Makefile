@@ -76,6 +76,14 @@ manifests: ## render k8s/ (CRD, RBAC, operator, dev dependencies, load-test Job)
 manifests-check: ## fail when k8s/ differs from what the chart renders
 	$(PY) -m fleetpipe_dev.devtools.manifests check-drift
 
+.PHONY: crd-schema
+crd-schema: ## regenerate the CRD's spec.rules schema from the model detection parses (then make manifests)
+	$(PY) -m fleetpipe_dev.devtools.crdschema generate
+
+.PHONY: crd-schema-check
+crd-schema-check: ## fail when the CRD's generated schemas differ from the models
+	$(PY) -m fleetpipe_dev.devtools.crdschema check
+
 .PHONY: helm-lint
 helm-lint: ## helm lint --strict the chart, with its defaults and with every option on
 	$(HELM) lint --strict helm/fleetpipe

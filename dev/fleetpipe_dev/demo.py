@@ -11,6 +11,7 @@ Ctrl-C stops every process it started.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
+from fleetpipe_dev.scenarios import ScenarioRow, scenario_rows, write_city_files
 from fleetpipe_dev.stack.console import LocalConsole
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
@@ -95,6 +97,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
     )
     registry = workdir / "vehicles.csv"
     plan.write_registry(registry)
+    # The simulated city's zones, so that every scenario the simulator injects can alert.
+    city = write_city_files(workdir)
     real_twilio = twilio_from_environment()
     contract: TwilioContractServer | None = None
     if real_twilio is not None:
@@ -120,6 +124,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         twilio_env=twilio_env,
         group_suffix=options.topic_suffix,
         otlp_endpoint=_jaeger_otlp(stack, options),
+        rules=city.rules,
+        speed_limits=city.speed_limits,
     )
     pipeline = LocalPipeline(config)
     fleet_console = LocalConsole(
@@ -211,10 +217,31 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         "logs": str(config.logs),
     }
     paths = write_outputs(report, workdir / "report", name="demo", title="FleetPipe demo")
+    rows = scenario_rows(report, city.parsed)
+    paths["scenarios"] = workdir / "report" / "demo-scenarios.json"
+    paths["scenarios"].write_text(json.dumps([r.as_dict() for r in rows], indent=2))
     _summary(console, report, paths)
+    _scenarios(console, rows)
     if report.seq is None or not report.seq.exact or report.interrupted:
         code = code or 1
     return code
+
+
+def _scenarios(console: Console, rows: list[ScenarioRow]) -> None:
+    table = Table(title="FleetPipe demo: injected scenarios", title_justify="left")
+    for name in ("scenario", "injected", "began", "lasted long enough", "alerts opened", ""):
+        table.add_column(name, justify="left" if name in ("scenario", "") else "right")
+    for r in rows:
+        colour = "green" if r.opened else ("red" if not r.ok else "yellow")
+        table.add_row(
+            r.kind,
+            f"{r.injected:,}",
+            f"{r.episodes:,}",
+            f"{r.due:,} (≥ {r.min_s:g} s)",
+            f"[{colour}]{r.opened:,}[/]",
+            r.note if r.ok else f"[red]{r.note}[/]",
+        )
+    console.print(table)
 
 
 def _jaeger_otlp(stack: DevStack, options: DemoOptions) -> str:

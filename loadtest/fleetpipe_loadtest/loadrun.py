@@ -49,7 +49,7 @@ from fleetpipe_loadtest.report import (
     latency_series,
     percentiles,
 )
-from fleetpipe_loadtest.scenarios import ScenarioMix
+from fleetpipe_loadtest.scenarios import GroundTruth, ScenarioMix
 from fleetpipe_loadtest.sendcounts import SendCounts
 from fleetpipe_loadtest.sender import Sender, SenderError
 from fleetpipe_loadtest.synthetic import vehicle_id
@@ -406,6 +406,8 @@ def run_load(
         for num, n in zip(f.get("numbers", []), f.get("counts", []), strict=True):
             sent_by_vehicle[vehicle_id(int(num), plan.id_prefix)] = int(n)
         injected.update(f.get("injected", {}))
+        for kind, durations in f.get("held_s", {}).items():
+            report.held_s.setdefault(kind, []).extend(durations)
         ack_ms.extend(f.get("ack_ms", []))
     report.seq = account(sent_by_vehicle, store.per_vehicle(), rejected=report.rejected)
     report.injected_by_kind = dict(sorted(injected.items()))
@@ -531,8 +533,19 @@ async def _drive(
         numbers=(sent + first).tolist(),
         counts=counts[sent].tolist(),
         injected=dict(Counter(g.kind for g in truths if not g.cause)),
+        # Per kind, how long each injected episode's predicate held: whether a rule with a
+        # minimum duration could have opened it yet.
+        held_s=_held(truths),
         ack_ms=[a * 1000 for a in ack],
     )
+
+
+def _held(truths: list[GroundTruth]) -> dict[str, list[float]]:
+    held: dict[str, list[float]] = {}
+    for g in truths:
+        if not g.cause:
+            held.setdefault(g.kind, []).append((g.end_us - g.start_us) / 1e6)
+    return held
 
 
 def default_report_dir() -> Path:

@@ -249,6 +249,8 @@ class LoadReport(SendCounts):
     seq: SeqAccount | None = None
     alerts_by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
     injected_by_kind: dict[str, int] = field(default_factory=dict)
+    # Per scenario kind: how long each injected episode's ground-truth predicate held, in s.
+    held_s: dict[str, list[float]] = field(default_factory=dict)
     notifications_by_status: dict[str, int] = field(default_factory=dict)
     provider: dict[str, int] = field(default_factory=dict)  # what the Twilio side recorded
     alert_latency_ms: Latency | None = None

@@ -16,6 +16,7 @@ from fleet_operator.sizing import LagDecision, SizingPlan
 from fleet_operator.spec import AutoscalingMode, Component, DeletionPolicy, FleetPipelineSpec
 from fleet_operator.status import (
     DEGRADED,
+    INVALID_RULES,
     INVALID_SPEC,
     KAFKA_UNREACHABLE,
     NOT_SUPPORTED,
@@ -112,6 +113,19 @@ def topics_conflict(prior: Prior, message: str) -> Decision:
             Condition.of(TOPICS_CLAIMED, False, TOPICS_CONFLICT, message),
             Condition.of(DEGRADED, True, TOPICS_CONFLICT, message),
             Condition.of(READY, False, TOPICS_CONFLICT, message),
+        ),
+    )
+
+
+def invalid_rules(prior: Prior, message: str) -> Decision:
+    """``spec.rules`` detection would refuse: nothing rendered, the last good rules stay."""
+    before = prior.condition(DEGRADED)
+    repeated = before.get("reason") == INVALID_RULES and before.get("message") == message
+    return Decision(
+        events=() if repeated else (Event(WARNING, INVALID_RULES, message),),
+        conditions=(
+            Condition.of(DEGRADED, True, INVALID_RULES, message),
+            Condition.of(READY, False, INVALID_RULES, message),
         ),
     )
 

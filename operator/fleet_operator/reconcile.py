@@ -49,6 +49,7 @@ from fleet_operator.render import (
     render,
     topics_for,
 )
+from fleet_operator.rules import InvalidRules, checked_rules
 from fleet_operator.settings import OperatorSettings
 from fleet_operator.sizing import CONSUMERS, Autoscaler, LagDecision, SizingPlan
 from fleet_operator.spec import (
@@ -307,6 +308,11 @@ class Reconciler:
             spec = parse_spec(obj.get("spec") or {})
         except SpecError as exc:
             self._decide(ref, prior, decisions.invalid_spec(prior, str(exc)))
+            raise InvalidSpec(str(exc)) from exc
+        try:
+            checked_rules(spec)
+        except InvalidRules as exc:
+            self._decide(ref, prior, decisions.invalid_rules(prior, str(exc)))
             raise InvalidSpec(str(exc)) from exc
         if spec.paused:
             self._decide(

@@ -8,7 +8,6 @@ pydantic settings expect; secrets only ever appear as ``secretKeyRef``, never as
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from fleet_operator.rules import limits_document, rules_document
 from fleet_operator.sizing import CONSUMERS, INPUT_TOPICS, SizingPlan
 from fleet_operator.spec import API_VERSION, KIND, Component, FleetPipelineSpec
 from fleetpipe.core.settings import Topics
@@ -27,13 +27,14 @@ Manifest = dict[str, Any]
 MANAGER = "fleetpipe-operator"
 PIPELINE_LABEL = "fleetpipe.io/pipeline"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-RULES_HASH_ANNOTATION = "fleetpipe.io/rules-hash"
 
 HTTP_PORT = 8080  # health, readiness and Prometheus metrics (fleetpipe.core.health)
 GRPC_PORT = 50051  # ingest's TelemetryIngest
 CONFIG_ROOT = "/etc/fleetpipe"
 RULES_DIR = f"{CONFIG_ROOT}/rules"
 RULES_FILE = "rules.yaml"
+LIMITS_DIR = f"{CONFIG_ROOT}/limits"
+LIMITS_FILE = "limits.yaml"
 REGISTRY_DIR = f"{CONFIG_ROOT}/registry"
 INGEST_AUTH_DIR = f"{CONFIG_ROOT}/ingest"
 INGEST_TOKENS_FILE = "tokens.yaml"
@@ -46,6 +47,7 @@ ENV = {
     "registry_path": "FLEET_REGISTRY_PATH",
     "unknown_vehicles": "FLEET_UNKNOWN_VEHICLES",
     "rules_path": "FLEET_RULES_PATH",
+    "speed_limits_path": "FLEET_SPEED_LIMITS_PATH",
     "grpc_port": "FLEET_GRPC_PORT",
     "tokens_path": "FLEET_AUTH__TOKENS_FILE",
     "postgres_dsn": "FLEET_POSTGRES__DSN",
@@ -170,7 +172,18 @@ def _metadata(owner: Owner, name: str, component: Component | str) -> Manifest:
 
 # ---- ConfigMaps --------------------------------------------------------------------------
 def rules_yaml(spec: FleetPipelineSpec) -> str:
-    return yaml.safe_dump(spec.rules, sort_keys=True, default_flow_style=False)
+    return yaml.safe_dump(rules_document(spec), sort_keys=True, default_flow_style=False)
+
+
+def limits_config_map(owner: Owner, spec: FleetPipelineSpec) -> Manifest:
+    """Enrichment's speed-limit table, with spec.zones' speed zones (followed, no restart)."""
+    text = yaml.safe_dump(limits_document(spec), sort_keys=True, default_flow_style=False)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, child_name(owner, "limits"), "limits"),
+        "data": {LIMITS_FILE: text},
+    }
 
 
 def rules_config_map(owner: Owner, spec: FleetPipelineSpec) -> Manifest:
@@ -252,6 +265,7 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
             env.append(_value(ENV["tokens_path"], f"{INGEST_AUTH_DIR}/{INGEST_TOKENS_FILE}"))
     elif component is Component.ENRICHMENT:
         env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+        env.append(_value(ENV["speed_limits_path"], f"{LIMITS_DIR}/{LIMITS_FILE}"))
     elif component is Component.DETECTION:
         env.append(_value(ENV["rules_path"], f"{RULES_DIR}/{RULES_FILE}"))
     elif component is Component.NOTIFICATION:
@@ -290,6 +304,9 @@ def _volumes(
         registry_cm, _key = registry_source(owner, spec)
         volumes.append({"name": "registry", "configMap": {"name": registry_cm}})
         mounts.append({"name": "registry", "mountPath": REGISTRY_DIR, "readOnly": True})
+    if component is Component.ENRICHMENT:
+        volumes.append({"name": "limits", "configMap": {"name": child_name(owner, "limits")}})
+        mounts.append({"name": "limits", "mountPath": LIMITS_DIR, "readOnly": True})
     if component is Component.DETECTION:
         volumes.append({"name": "rules", "configMap": {"name": child_name(owner, "rules")}})
         mounts.append({"name": "rules", "mountPath": RULES_DIR, "readOnly": True})
@@ -314,11 +331,9 @@ def deployment(
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     if component is Component.INGEST:
         ports.insert(0, {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
-    template_annotations = {}
-    if component is Component.DETECTION:
-        # Detection reads its rules at start: a rules change rolls its pods.
-        digest = hashlib.sha256(rules_yaml(spec).encode()).hexdigest()[:16]
-        template_annotations[RULES_HASH_ANNOTATION] = digest
+    # No rules digest on detection's pods: detection follows its mounted rules file, so a
+    # rules change applies without a restart (and without re-reading the state changelog).
+    template_annotations: dict[str, str] = {}
     resources = spec.services.of(component).resources or DEFAULT_RESOURCES[component]
     container: Manifest = {
         "name": component.value,
@@ -400,7 +415,7 @@ def service(owner: Owner, spec: FleetPipelineSpec, component: Component) -> Mani
 
 def render(owner: Owner, spec: FleetPipelineSpec, plan: SizingPlan) -> list[Manifest]:
     """Every child of the pipeline, ConfigMaps first (the Deployments mount them)."""
-    manifests = [rules_config_map(owner, spec)]
+    manifests = [rules_config_map(owner, spec), limits_config_map(owner, spec)]
     if spec.registry is None:
         manifests.append(registry_config_map(owner))
     for component in Component:

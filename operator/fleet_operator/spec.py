@@ -282,6 +282,8 @@ class FleetPipelineSpec(_Spec):
     target_utilisation: float = Field(default=0.7, ge=0.1, le=1.0)
     autoscaling: Autoscaling = Autoscaling()
     rules: dict[str, Any] = Field(default_factory=dict)
+    # Speed zones and geofences (fleetpipe.core.zones), checked in fleet_operator.rules.
+    zones: list[dict[str, Any]] = Field(default_factory=list)
     registry: RegistrySpec | None = None
     ingest: IngestSpec = IngestSpec()
     tracing: TracingSpec = TracingSpec()

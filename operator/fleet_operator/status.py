@@ -29,6 +29,7 @@ KAFKA_UNREACHABLE = "KafkaUnreachable"
 TOPICS_FAILED = "TopicsFailed"
 SECRET_MISSING = "SecretMissing"  # noqa: S105 - a condition reason, not a secret
 INVALID_SPEC = "InvalidSpec"
+INVALID_RULES = "InvalidRules"
 PAUSED = "Paused"
 
 

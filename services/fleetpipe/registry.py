@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import re
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import yaml
 
 from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.watch import WatchedFile
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +48,8 @@ class Vehicle:
     driver_whatsapp: str = ""
     speed_profile: str = "urban"
     electric: bool = False
+    # The odometer reading (km) at the last service; 0: not recorded (no service-due alert).
+    last_service_km: float = 0.0
 
 
 FIELDS = tuple(f.name for f in fields(Vehicle))
@@ -73,6 +74,15 @@ def _vehicle(row: Mapping[str, Any], where: str) -> Vehicle:
         phone = str(row.get(phone_field) or "").strip()
         if phone and not PHONE_RE.match(phone):
             raise RegistryError(f"{where}: {phone_field} {phone!r} is not an E.164 number")
+    raw_service = row.get("last_service_km") or 0
+    try:
+        last_service_km = float(raw_service)
+    except (TypeError, ValueError):
+        raise RegistryError(
+            f"{where}: last_service_km {raw_service!r} is not a number of km"
+        ) from None
+    if not 0 <= last_service_km < 10_000_000:
+        raise RegistryError(f"{where}: last_service_km {last_service_km} is out of range")
     electric = row.get("electric", False)
     if isinstance(electric, str):
         electric = electric.strip().lower() in {"1", "true", "yes", "y"}
@@ -87,6 +97,7 @@ def _vehicle(row: Mapping[str, Any], where: str) -> Vehicle:
         driver_whatsapp=str(row.get("driver_whatsapp") or "").strip(),
         speed_profile=str(row.get("speed_profile") or "urban"),
         electric=bool(electric),
+        last_service_km=last_service_km,
     )
 
 
@@ -161,53 +172,10 @@ def write_csv(vehicles: Iterable[Vehicle], path: Path) -> None:
     tmp.replace(path)
 
 
-class RegistryWatcher:
-    """Holds the current registry and reloads it when its file changes.
-
-    Kubernetes updates a mounted ConfigMap by swapping a symlink, so the check follows links and
-    compares (inode, size, mtime). A broken new version is logged and the old one kept: a bad
-    edit must not take the pipeline down.
-    """
+class RegistryWatcher(WatchedFile[VehicleRegistry]):
+    """Holds the current registry and reloads it when its file changes (see WatchedFile)."""
 
     def __init__(self, path: Path, *, check_interval_s: float = 5.0) -> None:
-        self.path = path
-        self.check_interval_s = check_interval_s
-        self._stamp = self._file_stamp()
-        self.current = VehicleRegistry.load(path)
-        self._next_check = time.monotonic() + check_interval_s
-        self.reloads = 0
-        self.failed_reloads = 0
-
-    def _file_stamp(self) -> tuple[int, int, int]:
-        st = os.stat(self.path)
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def maybe_reload(self, now: float | None = None) -> bool:
-        """Reload when due and changed; True when a new registry is now current."""
-        now = time.monotonic() if now is None else now
-        if now < self._next_check:
-            return False
-        self._next_check = now + self.check_interval_s
-        try:
-            stamp = self._file_stamp()
-        except OSError as exc:
-            log.warning(
-                "vehicle registry %s unreadable, keeping the current one: %s", self.path, exc
-            )
-            return False
-        if stamp == self._stamp:
-            return False
-        try:
-            registry = VehicleRegistry.load(self.path)
-        except RegistryError as exc:
-            self.failed_reloads += 1
-            log.error(
-                "vehicle registry reload failed, keeping %d vehicles: %s", len(self.current), exc
-            )
-            self._stamp = stamp
-            return False
-        self._stamp = stamp
-        self.current = registry
-        self.reloads += 1
-        log.info("vehicle registry reloaded: %d vehicles from %s", len(registry), self.path)
-        return True
+        super().__init__(
+            path, VehicleRegistry.load, what="vehicle registry", check_interval_s=check_interval_s
+        )

@@ -104,3 +104,15 @@ def test_a_hundred_thousand_vehicles_round_trip_through_csv(tmp_path: Path) -> N
     registry = VehicleRegistry.load(path)
     assert len(registry) == 100_000
     assert registry.get("veh-099999") == Vehicle("veh-099999", "fleet-4", driver_id="d-99999")
+
+
+def test_the_last_service_is_read_and_a_bad_one_named(tmp_path: Path) -> None:
+    path = tmp_path / "vehicles.csv"
+    path.write_text("vehicle_id,fleet_id,last_service_km\nv-1,f,14000.5\nv-2,f,\n")
+    registry = VehicleRegistry.load(path)
+    serviced, unrecorded = registry.get("v-1"), registry.get("v-2")
+    assert serviced is not None and serviced.last_service_km == 14000.5
+    assert unrecorded is not None and unrecorded.last_service_km == 0.0
+    path.write_text("vehicle_id,fleet_id,last_service_km\nv-1,f,soon\n")
+    with pytest.raises(RegistryError, match="last_service_km 'soon'"):
+        VehicleRegistry.load(path)

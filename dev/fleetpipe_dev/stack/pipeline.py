@@ -42,6 +42,9 @@ class PipelineConfig:
     # FLEET_* settings for every service, over the defaults here (for example a longer
     # FLEET_KAFKA__POLL_TIMEOUT_S: fewer, larger batches and transactions).
     overrides: Mapping[str, str] = field(default_factory=dict)
+    # Detection's rules file and enrichment's speed-limit table; the defaults without.
+    rules: Path | None = None
+    speed_limits: Path | None = None
 
     def group(self, service: str) -> str:
         base = f"fleetpipe-{service}"
@@ -89,6 +92,10 @@ class LocalPipeline:
             "storage-writer": {**db, "FLEET_LAKE__PATH": str(c.lake)},
             "notification": {**db, "FLEET_REGISTRY_PATH": str(c.registry), **c.twilio_env},
         }
+        if c.rules is not None:
+            env["detection"]["FLEET_RULES_PATH"] = str(c.rules)
+        if c.speed_limits is not None:
+            env["enrichment"]["FLEET_SPEED_LIMITS_PATH"] = str(c.speed_limits)
         for service in SERVICES:
             extra = {
                 **common,

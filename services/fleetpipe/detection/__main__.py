@@ -6,6 +6,7 @@ from fleetpipe.core.codecs import RawCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import loop_config, run_loop_service
+from fleetpipe.core.watch import WatchedFile
 from fleetpipe.detection.changelog import Changelog
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector
@@ -18,7 +19,17 @@ def main() -> None:
     settings = DetectionSettings()
 
     def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
-        rules = Rules.load(settings.rules_path) if settings.rules_path else Rules()
+        watcher = (
+            WatchedFile(
+                settings.rules_path,
+                Rules.load,
+                what="rules",
+                check_interval_s=settings.rules_check_interval_s,
+            )
+            if settings.rules_path
+            else None
+        )
+        rules = watcher.current if watcher else Rules()
         topics = settings.topics
         config = loop_config(
             "detection",
@@ -44,6 +55,7 @@ def main() -> None:
             max_batch=settings.kafka.max_batch,
             shared=metrics,
             hold_s=settings.hold_ms / 1000,
+            rules=watcher,
         )
         return config, handler
 

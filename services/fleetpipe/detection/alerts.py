@@ -10,7 +10,8 @@ from __future__ import annotations
 import geohash
 
 from fleetpipe.detection.episodes import OPENED, RESOLVED, UPDATED, alert_id
-from fleetpipe.detection.rules import Columns, Reading, Rule
+from fleetpipe.detection.readings import Columns, Reading
+from fleetpipe.detection.rules import Rule
 from fleetpipe.detection.state import Episode, VehicleState
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, telemetry_pb2
 
@@ -59,7 +60,7 @@ def rule_alert(
         detected_time_us=now_us,
         seq=t.seq,
         location=t.location,
-        message=_message(st.vehicle_id, rule.describe(values), what),
+        message=_message(st.vehicle_id, _described(rule, values, e), what),
         geohash6=e.geohash6,
     )
 
@@ -114,6 +115,12 @@ class OfflineAlerts:
             message=_message(st.vehicle_id, text, what),
             geohash6=cell,
         )
+
+
+def _described(rule: Rule, values: dict[str, float], e: enriched_pb2.EnrichedTelemetry) -> str:
+    extra = rule.annotate(e)
+    text = rule.describe(values)
+    return f"{text}: {extra}" if extra else text
 
 
 def _message(vehicle_id: str, text: str, what: int) -> str:

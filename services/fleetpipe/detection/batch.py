@@ -19,12 +19,13 @@ from operator import attrgetter
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 from ptars import HandlerPool
 
 from fleetpipe.detection.geo import FenceIndex
-from fleetpipe.detection.rules import BOOL_FIELDS, FLOAT_FIELDS, Columns
+from fleetpipe.detection.readings import BOOL_FIELDS, FLOAT_FIELDS, Columns
 from fleetpipe.pb.v1 import enriched_pb2
 
 # Batches of at least this many records are decoded by ptars (see BatchDecoder.decode).
@@ -62,10 +63,17 @@ FIELDS = (
     Field("telemetry.battery.charging", column="charging"),
     Field("telemetry.alarms.sos", column="sos"),
     Field("telemetry.alarms.crash", column="crash_alarm"),
+    Field("telemetry.alarms.tamper", column="tamper"),
+    Field("telemetry.alarms.power_cut", column="power_cut"),
+    # A repeated field: its length per event (how many codes are reported).
+    Field("telemetry.dtc_codes", column="dtc_count"),
+    Field("telemetry.odometer_km", column="odometer"),
+    Field("vehicle.last_service_km", column="last_service"),
     Field("telemetry.perception", column="has_perception"),
     Field("telemetry.perception.nearest_object_distance_m", column="object_distance"),
     Field("telemetry.perception.closing_speed_ms", column="closing_speed"),
-    Field("speed_limit_kmh", column="limit"),
+    Field("zone_limit_kmh", column="zone_limit"),
+    Field("vehicle_limit_kmh", column="vehicle_limit"),
     Field("expected_gear", column="expected_gear"),
     Field("vehicle.electric", column="electric"),
     Field("vehicle.fleet_id", listed="fleet_ids"),
@@ -73,9 +81,11 @@ FIELDS = (
 )
 
 
-def _kinds() -> dict[str, int]:
-    """Per path of :data:`FIELDS`, its descriptor's type: checks every path at import."""
+def _kinds() -> tuple[dict[str, int], frozenset[str]]:
+    """Per path of :data:`FIELDS`, its descriptor's type, and the repeated paths (read as
+    their length): checks every path at import."""
     kinds = {}
+    repeated = set()
     for f in FIELDS:
         descriptor: Any = enriched_pb2.EnrichedTelemetry.DESCRIPTOR
         field: Any = None
@@ -83,10 +93,12 @@ def _kinds() -> dict[str, int]:
             field = descriptor.fields_by_name[name]
             descriptor = field.message_type
         kinds[f.path] = field.type
-    return kinds
+        if field.is_repeated:
+            repeated.add(f.path)
+    return kinds, frozenset(repeated)
 
 
-_KINDS = _kinds()
+_KINDS, _REPEATED = _kinds()
 _PRESENCE = FieldDescriptor.TYPE_MESSAGE
 _STRING = FieldDescriptor.TYPE_STRING
 
@@ -160,7 +172,10 @@ class Batch:
         values: dict[str, Any] = {}
         for f in FIELDS:
             kind = _KINDS[f.path]
-            if kind == _PRESENCE:
+            if f.path in _REPEATED:
+                lengths = pc.list_value_length(array(f.path)).fill_null(0)
+                values[f.path] = lengths.to_numpy(zero_copy_only=False)
+            elif kind == _PRESENCE:
                 values[f.path] = array(f.path).is_valid().to_numpy(zero_copy_only=False)
             elif kind == _STRING:
                 values[f.path] = array(f.path).to_pylist()
@@ -184,7 +199,9 @@ class Batch:
 
         values: dict[str, Any] = {}
         for f in FIELDS:
-            if _KINDS[f.path] == _PRESENCE:
+            if f.path in _REPEATED:
+                values[f.path] = [len(codes) for codes in at(f.path)]
+            elif _KINDS[f.path] == _PRESENCE:
                 parent, _, name = f.path.rpartition(".")
                 values[f.path] = [m.HasField(name) for m in at(parent)]
             else:

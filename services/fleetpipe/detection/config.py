@@ -1,8 +1,10 @@
 """The rules file: every detection threshold, nested by rule name.
 
 The operator renders this file from a FleetPipeline's ``spec.rules`` (a ConfigMap mounted into
-the detection pods); without a file the defaults below apply. Every key is optional; unknown
-keys are refused, and a bad value is reported with its path (``speeding.threshold_kmh: ...``).
+the detection pods, followed without a restart); without a file the defaults below apply. Every
+key is optional; unknown keys are refused, and a bad value is reported with its path
+(``speeding.threshold_kmh: ...``). The CRD's schema for ``spec.rules`` is generated from
+:class:`Rules` (``make crd-schema``), so the API server refuses the same mistakes.
 
 Every alerting rule accepts the common keys:
 
@@ -19,8 +21,11 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
     profile: seed              # seed | realistic: realistic changes the defaults the seeds
                                # set unrealistically (overheating: 110 °C coolant, not 200 °C;
                                # gear_mismatch: one gear off is tolerated, not only an exact gear)
-    speeding:        {threshold_kmh: 80, use_zone_limit: true, tolerance_kmh: 0,
-                      hysteresis_kmh: 5, min_duration_s: 10, clear_after_s: 10}
+    speeding:        {threshold_kmh: 80, use_zone_limit: true, use_vehicle_limit: true,
+                      tolerance_kmh: 0, hysteresis_kmh: 5, min_duration_s: 10,
+                      clear_after_s: 10,
+                      tiers: [{severity: critical, above_kmh: 120}]}
+                               # which limit applies, and tiers: fleetpipe.detection.speeding
     low_fuel:        {threshold_pct: 10, hysteresis_pct: 2, min_duration_s: 30, clear_after_s: 60}
     overheating:     {threshold_c: 200, hysteresis_c: 5, min_duration_s: 10, clear_after_s: 30}
     low_battery:     {threshold_pct: 15, hysteresis_pct: 2, electric_only: false,
@@ -36,6 +41,15 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
     crash:           {accel_threshold_ms2: 30, use_device_alarm: true, min_duration_s: 0,
                       clear_after_s: 60, severity: critical}
     sos:             {min_duration_s: 0, clear_after_s: 10, severity: critical}
+    tamper:          {min_duration_s: 0, clear_after_s: 60, severity: critical}
+    power_cut:       {min_duration_s: 0, clear_after_s: 60, severity: critical}
+                               # the device's own alarms (alarms.tamper, alarms.power_cut)
+    dtc:             {min_duration_s: 10, clear_after_s: 60}
+                               # diagnostic trouble codes reported (dtc_codes; alert
+                               # diagnostic_trouble_code, the codes in its message)
+    service_due:     {interval_km: 15000, severity: info}
+                               # odometer_km >= the registry's last_service_km + interval_km
+                               # (vehicles without a recorded service: never)
     idling:          {max_speed_kmh: 2, min_duration_s: 300, clear_after_s: 0}
     offline:         {after_s: 600, check_interval_s: 10, max_clock_skew_s: 604800}
                                # an event whose device time is further than max_clock_skew_s
@@ -51,13 +65,12 @@ The rules and their own keys, with their defaults (the seeds' thresholds where t
     driver_score:    {window_s: 3600, bucket_s: 600, min_driving_s: 300,
                       speeding_weight: 50, harsh_event_weight: 5, idle_weight: 10}
 
-Severities default to ``warning`` except ``crash``, ``sos`` and ``collision_risk``
-(``critical``) and ``idling`` and ``gear_mismatch`` (``info``).
+Severities default to ``warning`` except ``crash``, ``sos``, ``tamper``, ``power_cut`` and
+``collision_risk`` (``critical``) and ``idling`` and ``gear_mismatch`` (``info``).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,6 +78,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.zones import NAME_PATTERN, checked_polygon, zone_name
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -89,13 +103,48 @@ class RuleConfig(_Model):
     update_interval_s: float = Field(default=0.0, ge=0, le=86_400)
 
 
+class SpeedTier(_Model):
+    """A further speeding tier: its own episode and severity (see detection/speeding.py)."""
+
+    severity: Severity
+    # Exactly one of: an absolute speed (the seed's "speed > 120"), or a margin over the limit
+    # that applies to the vehicle where it is.
+    above_kmh: float | None = Field(default=None, gt=0, le=400)
+    over_limit_kmh: float | None = Field(default=None, ge=0, le=400)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> SpeedTier:
+        if (self.above_kmh is None) == (self.over_limit_kmh is None):
+            raise ValueError("a tier sets exactly one of above_kmh and over_limit_kmh")
+        return self
+
+
 class SpeedingConfig(RuleConfig):
+    # The fleet's limit wherever no zone limit applies; a vehicle's own limit may lower it.
     threshold_kmh: float = Field(default=80.0, gt=0, le=400)
+    # Inside a speed zone, its posted limit replaces threshold_kmh (higher or lower).
     use_zone_limit: bool = True
+    # A vehicle type's (or speed profile's) limit caps the limit from above.
+    use_vehicle_limit: bool = True
     tolerance_kmh: float = Field(default=0.0, ge=0, le=100)
     hysteresis_kmh: float = Field(default=5.0, ge=0, le=100)
     min_duration_s: float = Field(default=10.0, ge=0, le=86_400)
     clear_after_s: float = Field(default=10.0, ge=0, le=86_400)
+    # Seed 000's "> 80" is the base tier above; seed 002's "> 120" is a critical tier.
+    tiers: list[SpeedTier] = Field(
+        default_factory=lambda: [SpeedTier(severity="critical", above_kmh=120.0)], max_length=3
+    )
+
+    @model_validator(mode="after")
+    def _distinct_tiers(self) -> SpeedingConfig:
+        # A tier's episode is keyed by its severity: two tiers of one severity would share it.
+        severities = [self.severity, *(t.severity for t in self.tiers)]
+        if len(set(severities)) != len(severities):
+            raise ValueError(
+                "tiers: each tier needs a severity of its own, different from the rule's "
+                f"({self.severity})"
+            )
+        return self
 
 
 class LowFuelConfig(RuleConfig):
@@ -159,6 +208,29 @@ class SosConfig(RuleConfig):
     clear_after_s: float = Field(default=10.0, ge=0, le=86_400)
 
 
+class DeviceAlarmConfig(RuleConfig):
+    """A device alarm the telemetry carries (``alarms.tamper``, ``alarms.power_cut``)."""
+
+    severity: Severity = "critical"
+    clear_after_s: float = Field(default=60.0, ge=0, le=86_400)
+
+
+class DtcConfig(RuleConfig):
+    """Diagnostic trouble codes (``dtc_codes``, OBD-II): reported, and still reported after
+    ``min_duration_s`` (a code that clears at once is a glitch, not a fault)."""
+
+    min_duration_s: float = Field(default=10.0, ge=0, le=86_400)
+    clear_after_s: float = Field(default=60.0, ge=0, le=86_400)
+
+
+class ServiceDueConfig(RuleConfig):
+    """The odometer past the last service (the registry's ``last_service_km``) plus the
+    service interval: open until the registry records the next service."""
+
+    severity: Severity = "info"
+    interval_km: float = Field(default=15_000.0, gt=0, le=1_000_000)
+
+
 class IdlingConfig(RuleConfig):
     severity: Severity = "info"
     max_speed_kmh: float = Field(default=2.0, ge=0, le=50)
@@ -184,34 +256,21 @@ class CollisionRiskConfig(RuleConfig):
     clear_after_s: float = Field(default=2.0, ge=0, le=86_400)
 
 
-_FENCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-
-
 class Fence(_Model):
-    name: str
+    name: str = Field(pattern=NAME_PATTERN)
     kind: Literal["keep_in", "keep_out"]
-    polygon: list[tuple[float, float]] = Field(min_length=3)  # [lat, lon] vertices
+    polygon: list[tuple[float, float]] = Field(min_length=3, max_length=1000)  # [lat, lon]
     fleets: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not _FENCE_NAME.match(name):
-            raise ValueError(f"{name!r}: lower-case letters, digits, '_', '.', '-' (max 63)")
-        return name
+        return zone_name(name)
 
     @field_validator("polygon")
     @classmethod
     def _polygon(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        for i, (lat, lon) in enumerate(polygon):
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                raise ValueError(f"vertex {i} [{lat}, {lon}] is not a [lat, lon] pair")
-        from shapely.geometry import Polygon
-
-        shape = Polygon([(lon, lat) for lat, lon in polygon])
-        if not shape.is_valid or shape.area == 0:
-            raise ValueError("the polygon is empty or crosses itself")
-        return polygon
+        return checked_polygon(polygon)
 
 
 class GeofenceConfig(RuleConfig):
@@ -272,6 +331,10 @@ class Rules(_Model):
     harsh_acceleration: HarshAccelerationConfig = HarshAccelerationConfig()
     crash: CrashConfig = CrashConfig()
     sos: SosConfig = SosConfig()
+    tamper: DeviceAlarmConfig = DeviceAlarmConfig()
+    power_cut: DeviceAlarmConfig = DeviceAlarmConfig()
+    dtc: DtcConfig = DtcConfig()
+    service_due: ServiceDueConfig = ServiceDueConfig()
     idling: IdlingConfig = IdlingConfig()
     offline: OfflineConfig = OfflineConfig()
     collision_risk: CollisionRiskConfig = CollisionRiskConfig()

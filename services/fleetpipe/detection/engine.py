@@ -34,7 +34,10 @@ from fleetpipe.detection.config import Rules
 from fleetpipe.detection.episodes import OPENED, RESOLVED, advance
 from fleetpipe.detection.geo import FenceIndex
 from fleetpipe.detection.ownership import Ownership
-from fleetpipe.detection.rules import SEVERITY, Reading, Rule, Speeding, build_rules
+from fleetpipe.detection.readings import Reading
+from fleetpipe.detection.rules import SEVERITY, Rule
+from fleetpipe.detection.ruleset import build_rules
+from fleetpipe.detection.speeding import Speeding
 from fleetpipe.detection.state import OPEN, PENDING, Episode, VehicleState
 from fleetpipe.detection.trips import ScoreKeeper, TripTracker
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
@@ -66,6 +69,17 @@ class Outputs:
 
 class Detector:
     def __init__(self, rules: Rules) -> None:
+        self.ownership = Ownership()
+        self._reading = Reading()
+        self.use_rules(rules)
+
+    def use_rules(self, rules: Rules) -> None:
+        """Apply a new rules file; every vehicle's state and open episodes are kept.
+
+        An open episode is judged by the new thresholds from the next event on: it resolves
+        (once, through its clearing time) when the condition no longer holds, and carries on
+        under the same alert id when it still does, so a change neither loses nor repeats one.
+        """
         self.config = rules
         self.rules: list[Rule] = build_rules(rules)
         self._rule_index = {rule.key: j for j, rule in enumerate(self.rules)}
@@ -90,8 +104,6 @@ class Detector:
         self._offline_every_us = int(off.check_interval_s * 1e6)
         self._max_skew_us = int(off.max_clock_skew_s * 1e6)
         self._next_offline_check_us = 0
-        self.ownership = Ownership()
-        self._reading = Reading()
         self.decoder = BatchDecoder(self.fences)
 
     @property

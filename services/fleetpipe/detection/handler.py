@@ -14,7 +14,9 @@ from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.core.settings import Topics
+from fleetpipe.core.watch import WatchedFile
 from fleetpipe.detection.changelog import StateSource, Unreadable
+from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector, Outputs
 from fleetpipe.detection.ownership import Ownership
 from fleetpipe.detection.state import VehicleState
@@ -41,6 +43,9 @@ class DetectionMetrics:
         self.refreshes = m.counter(
             "state_refreshes", "Changelog re-reads for vehicles arriving on a new partition"
         )
+        self.rules_reloads = m.counter(
+            "rules_reloads", "Rules file reloads by outcome", ["outcome"]
+        )
 
 
 class DetectionHandler(BaseHandler):
@@ -56,7 +61,9 @@ class DetectionHandler(BaseHandler):
         clock: Callable[[], float] = time.time,
         shared: Metrics | None = None,
         hold_s: float = 0.0,
+        rules: WatchedFile[Rules] | None = None,
     ) -> None:
+        self.rules = rules
         self.shared = shared
         self.hold_s = hold_s
         self.detector = detector
@@ -106,8 +113,22 @@ class DetectionHandler(BaseHandler):
         )
         self.metrics.vehicles.set(len(self.detector.states))
 
+    # -- rules -------------------------------------------------------------------------------
+    def _maybe_reload(self) -> None:
+        watcher = self.rules
+        if watcher is None:
+            return
+        failed = watcher.failed_reloads
+        if watcher.maybe_reload():
+            # Between batches: every event of a batch is judged by one set of rules.
+            self.detector.use_rules(watcher.current)
+            self.metrics.rules_reloads.labels("ok").inc()
+        elif watcher.failed_reloads != failed:
+            self.metrics.rules_reloads.labels("failed").inc()
+
     # -- records -----------------------------------------------------------------------------
     def handle(self, records: list[Record[bytes]], out: Output) -> None:
+        self._maybe_reload()
         detector = self.detector
         try:
             batch = detector.decode([r.value for r in records])
@@ -146,6 +167,7 @@ class DetectionHandler(BaseHandler):
             time.sleep(self.hold_s)
 
     def on_tick(self, now: float, out: Output) -> None:
+        self._maybe_reload()  # a quiet input still picks up a rules change
         # While catching up (after a restart, under a backlog), silence proves nothing: the
         # vehicles' newer records are still queued.
         caught_up = self._batches_since_tick == 0 or not self._behind

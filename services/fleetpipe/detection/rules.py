@@ -1,5 +1,8 @@
 """The alerting rules: pure functions of readings (and the rule's configuration).
 
+Speeding, whose limit has a precedence of its own, is in :mod:`~.speeding`; the set of rules a
+configuration enables, in :mod:`~.ruleset`.
+
 A rule's ``check(columns, holding)`` looks at a whole batch of readings at once (numpy arrays,
 one per field) and returns, per reading, the value that makes its condition true (the speed over
 the limit, the fuel level under the threshold, ...) or NaN where the condition does not hold.
@@ -9,22 +12,21 @@ operations; :meth:`Rule.check_one` asks about a single :class:`Reading`.
 ``holding`` is true for a vehicle whose episode is already open: the rule then applies its
 hysteresis band, so a value hovering around a threshold does not open and resolve episodes in
 turn. Rules whose ``lower_is_worse`` is set report values where smaller is more severe (fuel,
-time to collision). A non-finite input never triggers: :class:`Columns` holds ±inf as NaN, and
-no comparison with NaN holds. Time — minimum durations, clearing, updates — is the episode machine's
-business (``episodes.py``); offline detection, driven by processing time, is the detector's.
+time to collision). A non-finite input never triggers (see :mod:`~.readings`). Time — minimum
+durations, clearing, updates — is the episode machine's business (``episodes.py``); offline
+detection, driven by processing time, is the detector's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 
 from fleetpipe.detection.config import (
     CollisionRiskConfig,
     CrashConfig,
+    DeviceAlarmConfig,
     Fence,
     GearMismatchConfig,
     GeofenceConfig,
@@ -35,11 +37,11 @@ from fleetpipe.detection.config import (
     OverheatingConfig,
     OverRevvingConfig,
     RuleConfig,
-    Rules,
+    ServiceDueConfig,
     Severity,
-    SpeedingConfig,
 )
-from fleetpipe.pb.v1 import alert_pb2
+from fleetpipe.detection.readings import NAN, Bools, Columns, Floats, Reading
+from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
 
 SEVERITY = {
     "info": alert_pb2.SEVERITY_INFO,
@@ -47,199 +49,9 @@ SEVERITY = {
     "critical": alert_pb2.SEVERITY_CRITICAL,
 }
 
-Floats = npt.NDArray[np.float64]
-Bools = npt.NDArray[np.bool_]
-NAN = math.nan
 
-
-class Reading:
-    """The fields of one enriched event the rules look at, read once from the protobuf."""
-
-    __slots__ = (
-        "accel_x",
-        "accel_y",
-        "battery",
-        "charging",
-        "closing_speed",
-        "coolant",
-        "crash_alarm",
-        "electric",
-        "expected_gear",
-        "fleet_id",
-        "fuel",
-        "gear",
-        "has_battery",
-        "has_engine",
-        "has_perception",
-        "ignition",
-        "inside",
-        "lat",
-        "limit",
-        "lon",
-        "object_distance",
-        "rpm",
-        "seq",
-        "sos",
-        "speed",
-        "t_us",
-    )
-
-    def __init__(
-        self,
-        *,
-        seq: int = 1,
-        t_us: int = 0,
-        lat: float = 0.0,
-        lon: float = 0.0,
-        speed: float = 0.0,
-        accel_x: float = 0.0,
-        accel_y: float = 0.0,
-        has_engine: bool = True,
-        rpm: float = 0.0,
-        gear: int = 0,
-        fuel: float = 50.0,
-        coolant: float = 90.0,
-        ignition: bool = True,
-        has_battery: bool = True,
-        battery: float = 80.0,
-        charging: bool = False,
-        sos: bool = False,
-        crash_alarm: bool = False,
-        has_perception: bool = False,
-        object_distance: float = 0.0,
-        closing_speed: float = 0.0,
-        limit: float = 0.0,
-        expected_gear: int = 0,
-        electric: bool = False,
-        fleet_id: str = "",
-        inside: tuple[bool, ...] = (),
-    ) -> None:
-        self.seq = seq
-        self.t_us = t_us
-        self.lat = lat
-        self.lon = lon
-        self.speed = speed
-        self.accel_x = accel_x
-        self.accel_y = accel_y
-        self.has_engine = has_engine
-        self.rpm = rpm
-        self.gear = gear
-        self.fuel = fuel
-        self.coolant = coolant
-        self.ignition = ignition
-        self.has_battery = has_battery
-        self.battery = battery
-        self.charging = charging
-        self.sos = sos
-        self.crash_alarm = crash_alarm
-        self.has_perception = has_perception
-        self.object_distance = object_distance
-        self.closing_speed = closing_speed
-        self.limit = limit
-        self.expected_gear = expected_gear
-        self.electric = electric
-        self.fleet_id = fleet_id
-        # Per configured fence (in order): is the position inside it? Filled per batch.
-        self.inside = inside
-
-
-FLOAT_FIELDS = (
-    "speed",
-    "accel_x",
-    "accel_y",
-    "rpm",
-    "gear",
-    "fuel",
-    "coolant",
-    "battery",
-    "object_distance",
-    "closing_speed",
-    "limit",
-    "expected_gear",
-    "lat",
-    "lon",
-)
-BOOL_FIELDS = (
-    "ignition",
-    "charging",
-    "has_engine",
-    "has_battery",
-    "sos",
-    "crash_alarm",
-    "has_perception",
-    "electric",
-)
-
-
-class Columns:
-    """A batch of readings as one numpy array per field (see :class:`Reading` for each field)."""
-
-    speed: Floats
-    accel_x: Floats
-    accel_y: Floats
-    rpm: Floats
-    gear: Floats
-    fuel: Floats
-    coolant: Floats
-    battery: Floats
-    object_distance: Floats
-    closing_speed: Floats
-    limit: Floats
-    expected_gear: Floats
-    lat: Floats
-    lon: Floats
-    ignition: Bools
-    charging: Bools
-    has_engine: Bools
-    has_battery: Bools
-    sos: Bools
-    crash_alarm: Bools
-    has_perception: Bools
-    electric: Bools
-
-    def __init__(
-        self,
-        floats: dict[str, Sequence[float]],
-        bools: dict[str, Sequence[bool]],
-        *,
-        fleet_ids: Sequence[str],
-        inside: Sequence[tuple[bool, ...]] = (),
-    ) -> None:
-        for name in FLOAT_FIELDS:
-            column = np.array(floats[name], dtype=np.float64)
-            # ±inf would pass a threshold (an infinite deceleration is no crash); NaN passes none.
-            column[np.isinf(column)] = NAN
-            setattr(self, name, column)
-        for name in BOOL_FIELDS:
-            setattr(self, name, np.asarray(bools[name], dtype=np.bool_))
-        self.size = len(fleet_ids)
-        self.fleet_ids = np.asarray(fleet_ids, dtype=object)
-        # Per configured fence (in order), a column: is the position inside it?
-        self.inside: list[Bools] = (
-            [np.asarray(col, dtype=np.bool_) for col in zip(*inside, strict=True)] if inside else []
-        )
-
-    @classmethod
-    def of(cls, readings: Sequence[Reading]) -> Columns:
-        return cls(
-            {name: [getattr(r, name) for r in readings] for name in FLOAT_FIELDS},
-            {name: [getattr(r, name) for r in readings] for name in BOOL_FIELDS},
-            fleet_ids=[r.fleet_id for r in readings],
-            inside=[r.inside for r in readings],
-        )
-
-    def reading(self, i: int) -> Reading:
-        """Row ``i`` as a :class:`Reading` (times and seq are the caller's to fill in)."""
-        r = Reading(fleet_id=str(self.fleet_ids[i]))
-        for name in FLOAT_FIELDS:
-            setattr(r, name, float(getattr(self, name)[i]))
-        for name in BOOL_FIELDS:
-            setattr(r, name, bool(getattr(self, name)[i]))
-        r.inside = tuple(bool(col[i]) for col in self.inside)
-        return r
-
-
-def _where(condition: Bools, values: Floats) -> Floats:
+def where(condition: Bools, values: Floats) -> Floats:
+    """``values`` where ``condition`` holds, NaN elsewhere."""
     return np.where(condition, values, NAN)
 
 
@@ -272,37 +84,9 @@ class Rule:
         """One line a driver or dispatcher can read."""
         return self.name.replace("_", " ")
 
-
-class Speeding(Rule):
-    name = "speeding"
-
-    def __init__(self, c: SpeedingConfig) -> None:
-        super().__init__(c)
-        self.threshold = c.threshold_kmh
-        self.use_zone = c.use_zone_limit
-        self.tolerance = c.tolerance_kmh
-        self.hysteresis = c.hysteresis_kmh
-
-    def limits(self, c: Columns) -> Floats:
-        if not self.use_zone:
-            return np.full(c.size, self.threshold)
-        return np.where(c.limit > 0, c.limit, self.threshold)
-
-    def limit(self, r: Reading) -> float:
-        return r.limit if self.use_zone and r.limit > 0 else self.threshold
-
-    def check(self, c: Columns, holding: bool) -> Floats:
-        bound = self.limits(c) + (self.tolerance - (self.hysteresis if holding else 0.0))
-        return _where(c.speed > bound, c.speed)
-
-    def values(self, r: Reading) -> dict[str, float]:
-        return {"speed_kmh": r.speed, "limit_kmh": self.limit(r)}
-
-    def describe(self, values: dict[str, float]) -> str:
-        return (
-            f"speeding: {values.get('speed_kmh', 0):.0f} km/h where the limit is "
-            f"{values.get('limit_kmh', 0):.0f} km/h"
-        )
+    def annotate(self, message: enriched_pb2.EnrichedTelemetry) -> str:
+        """What the alert's message adds from the triggering event itself ("" for nothing)."""
+        return ""
 
 
 class LowFuel(Rule):
@@ -317,7 +101,7 @@ class LowFuel(Rule):
     def check(self, c: Columns, holding: bool) -> Floats:
         # Electric vehicles report no fuel; a missing engine block says nothing about fuel.
         bound = self.threshold + self.hysteresis if holding else self.threshold
-        return _where(~c.electric & c.has_engine & (c.fuel < bound), c.fuel)
+        return where(~c.electric & c.has_engine & (c.fuel < bound), c.fuel)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"fuel_pct": r.fuel, "threshold_pct": self.threshold}
@@ -336,7 +120,7 @@ class Overheating(Rule):
 
     def check(self, c: Columns, holding: bool) -> Floats:
         bound = self.threshold - self.hysteresis if holding else self.threshold
-        return _where(c.has_engine & (c.coolant > bound), c.coolant)
+        return where(c.has_engine & (c.coolant > bound), c.coolant)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"coolant_temp_c": r.coolant, "threshold_c": self.threshold}
@@ -360,7 +144,7 @@ class LowBattery(Rule):
         low = c.has_battery & ~c.charging & (c.battery < bound)
         if self.electric_only:
             low &= c.electric
-        return _where(low, c.battery)
+        return where(low, c.battery)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"battery_pct": r.battery, "threshold_pct": self.threshold}
@@ -379,7 +163,7 @@ class OverRevving(Rule):
 
     def check(self, c: Columns, holding: bool) -> Floats:
         bound = self.threshold - self.hysteresis if holding else self.threshold
-        return _where(c.has_engine & (c.rpm > bound), c.rpm)
+        return where(c.has_engine & (c.rpm > bound), c.rpm)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"rpm": r.rpm, "threshold_rpm": self.threshold}
@@ -400,7 +184,7 @@ class GearMismatch(Rule):
         # expected_gear is 0 when it does not apply (stationary, electric).
         off = np.abs(c.gear - c.expected_gear)
         applies = (c.expected_gear > 0) & ~c.electric & c.has_engine & (c.speed >= self.min_speed)
-        return _where(applies & (off > self.tolerance), off)
+        return where(applies & (off > self.tolerance), off)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"gear": r.gear, "expected_gear": r.expected_gear, "speed_kmh": r.speed}
@@ -425,7 +209,7 @@ class HarshBraking(Rule):
     def check(self, c: Columns, holding: bool) -> Floats:
         decel = -c.accel_x
         bound = self.threshold - self.hysteresis if holding else self.threshold
-        return _where((decel >= bound) & (decel < self.ceiling), decel)
+        return where((decel >= bound) & (decel < self.ceiling), decel)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"decel_ms2": -r.accel_x, "speed_kmh": r.speed}
@@ -445,7 +229,7 @@ class HarshAcceleration(Rule):
 
     def check(self, c: Columns, holding: bool) -> Floats:
         bound = self.threshold - self.hysteresis if holding else self.threshold
-        return _where((c.accel_x >= bound) & (c.accel_x < self.ceiling), c.accel_x)
+        return where((c.accel_x >= bound) & (c.accel_x < self.ceiling), c.accel_x)
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"accel_ms2": r.accel_x, "speed_kmh": r.speed}
@@ -468,7 +252,7 @@ class Crash(Rule):
         if self.use_alarm:
             hit |= c.crash_alarm
         # The device's alarm stands on its own when the accelerometer read nothing usable.
-        return _where(hit, np.nan_to_num(g, nan=0.0))
+        return where(hit, np.nan_to_num(g, nan=0.0))
 
     def values(self, r: Reading) -> dict[str, float]:
         return {
@@ -486,10 +270,72 @@ class Sos(Rule):
     name = "sos"
 
     def check(self, c: Columns, holding: bool) -> Floats:
-        return _where(c.sos, np.ones(c.size))
+        return where(c.sos, np.ones(c.size))
 
     def describe(self, values: dict[str, float]) -> str:
         return "SOS button pressed"
+
+
+class DeviceAlarm(Rule):
+    """The device's own tamper or power-cut alarm, while it is raised."""
+
+    def __init__(self, c: DeviceAlarmConfig, *, alarm: str) -> None:
+        self.name = alarm
+        super().__init__(c)
+        self.alarm = alarm
+
+    def check(self, c: Columns, holding: bool) -> Floats:
+        raised: Bools = getattr(c, self.alarm)
+        return where(raised, np.ones(c.size))
+
+    def values(self, r: Reading) -> dict[str, float]:
+        return {"speed_kmh": r.speed}
+
+    def describe(self, values: dict[str, float]) -> str:
+        return "device tampered with" if self.alarm == "tamper" else "device power cut"
+
+
+class TroubleCodes(Rule):
+    """Diagnostic trouble codes reported; the alert's message names them."""
+
+    name = "diagnostic_trouble_code"
+
+    def check(self, c: Columns, holding: bool) -> Floats:
+        return where(c.dtc_count > 0, c.dtc_count)
+
+    def values(self, r: Reading) -> dict[str, float]:
+        return {"codes": r.dtc_count}
+
+    def annotate(self, message: enriched_pb2.EnrichedTelemetry) -> str:
+        return ", ".join(message.telemetry.dtc_codes)
+
+    def describe(self, values: dict[str, float]) -> str:
+        return "diagnostic trouble code reported"
+
+
+class ServiceDue(Rule):
+    """Past the service interval since the last recorded service."""
+
+    name = "service_due"
+
+    def __init__(self, c: ServiceDueConfig) -> None:
+        super().__init__(c)
+        self.interval = c.interval_km
+
+    def check(self, c: Columns, holding: bool) -> Floats:
+        since = c.odometer - c.last_service
+        return where((c.last_service > 0) & (since >= self.interval), since)
+
+    def values(self, r: Reading) -> dict[str, float]:
+        return {
+            "odometer_km": r.odometer,
+            "last_service_km": r.last_service,
+            "interval_km": self.interval,
+        }
+
+    def describe(self, values: dict[str, float]) -> str:
+        since = values.get("odometer_km", 0) - values.get("last_service_km", 0)
+        return f"service due: {since:,.0f} km since the last service"
 
 
 class Idling(Rule):
@@ -500,7 +346,7 @@ class Idling(Rule):
         self.max_speed = c.max_speed_kmh
 
     def check(self, c: Columns, holding: bool) -> Floats:
-        return _where(c.ignition & (c.speed <= self.max_speed), np.ones(c.size))
+        return where(c.ignition & (c.speed <= self.max_speed), np.ones(c.size))
 
     def describe(self, values: dict[str, float]) -> str:
         return f"idling for {values.get('duration_s', 0) / 60:.0f} min"
@@ -522,7 +368,7 @@ class CollisionRisk(Rule):
         with np.errstate(divide="ignore", invalid="ignore"):
             ttc = np.where(applies, c.object_distance / np.where(applies, closing, 1.0), NAN)
         bound = self.ttc + self.hysteresis if holding else self.ttc
-        return _where(applies & (ttc < bound), ttc)
+        return where(applies & (ttc < bound), ttc)
 
     def values(self, r: Reading) -> dict[str, float]:
         closing = r.closing_speed
@@ -557,7 +403,7 @@ class FenceRule(Rule):
         breach &= ~(np.isnan(c.lat) | np.isnan(c.lon))  # no position says nothing of a fence
         if self.fleets:
             breach &= np.isin(c.fleet_ids, self.fleets)
-        return _where(breach, np.ones(c.size))
+        return where(breach, np.ones(c.size))
 
     def values(self, r: Reading) -> dict[str, float]:
         return {"lat": r.lat, "lon": r.lon}
@@ -565,34 +411,6 @@ class FenceRule(Rule):
     def describe(self, values: dict[str, float]) -> str:
         verb = "left" if self.keep_in else "entered"
         return f"{verb} geofence {self.fence}"
-
-
-def build_rules(rules: Rules) -> list[Rule]:
-    """The enabled alerting rules, in evaluation order (offline is the detector's own)."""
-    crash_ms2 = rules.crash.accel_threshold_ms2 if rules.crash.enabled else math.inf
-    candidates: list[tuple[RuleConfig, Rule]] = [
-        (rules.speeding, Speeding(rules.speeding)),
-        (rules.low_fuel, LowFuel(rules.low_fuel)),
-        (rules.overheating, Overheating(rules.overheating)),
-        (rules.low_battery, LowBattery(rules.low_battery)),
-        (rules.over_revving, OverRevving(rules.over_revving)),
-        (rules.gear_mismatch, GearMismatch(rules.gear_mismatch)),
-        (rules.harsh_braking, HarshBraking(rules.harsh_braking, crash_ms2=crash_ms2)),
-        (
-            rules.harsh_acceleration,
-            HarshAcceleration(rules.harsh_acceleration, crash_ms2=crash_ms2),
-        ),
-        (rules.crash, Crash(rules.crash)),
-        (rules.sos, Sos(rules.sos)),
-        (rules.idling, Idling(rules.idling)),
-        (rules.collision_risk, CollisionRisk(rules.collision_risk)),
-    ]
-    built = [rule for config, rule in candidates if config.enabled]
-    if rules.geofence.enabled:
-        built.extend(
-            FenceRule(rules.geofence, fence, i) for i, fence in enumerate(rules.geofence.fences)
-        )
-    return built
 
 
 def severity_of(name: Severity) -> int:

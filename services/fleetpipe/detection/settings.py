@@ -14,6 +14,9 @@ class DetectionSettings(ServiceSettings):
     mode: DeliveryMode = DeliveryMode.EXACTLY_ONCE
     # The rules file (YAML, see fleetpipe.detection.config); the seeds' defaults without it.
     rules_path: Path | None = None
+    # How often the rules file is checked for a change (a ConfigMap edit applies without a
+    # restart; a broken version is refused and the last good rules kept).
+    rules_check_interval_s: float = Field(default=5.0, gt=0)
     # Reading the whole state changelog on assignment may wait for another replica's open
     # transaction to finish; past this the assignment fails loudly.
     restore_timeout_s: float = Field(default=300.0, gt=0)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from fleetpipe.detection.config import DriverScoreConfig, TripConfig
 from fleetpipe.detection.episodes import trip_id
-from fleetpipe.detection.rules import Reading
+from fleetpipe.detection.readings import Reading
 from fleetpipe.detection.state import ScoreBucket, TripProgress, VehicleState
 from fleetpipe.pb.v1 import telemetry_pb2, trip_pb2
 

@@ -6,6 +6,7 @@ from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import loop_config, run_loop_service
+from fleetpipe.core.watch import WatchedFile
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.enrichment.handler import EnrichmentHandler, EnrichmentMetrics
 from fleetpipe.enrichment.settings import EnrichmentSettings
@@ -17,11 +18,17 @@ def main() -> None:
     settings = EnrichmentSettings()
 
     def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
-        limits = (
-            SpeedLimits.load(settings.speed_limits_path)
+        limits_file = (
+            WatchedFile(
+                settings.speed_limits_path,
+                SpeedLimits.load,
+                what="speed limits",
+                check_interval_s=settings.registry_check_interval_s,
+            )
             if settings.speed_limits_path
-            else SpeedLimits()
+            else None
         )
+        limits = limits_file.current if limits_file else SpeedLimits()
         watcher = (
             RegistryWatcher(
                 settings.registry_path, check_interval_s=settings.registry_check_interval_s
@@ -42,6 +49,7 @@ def main() -> None:
             output_topic=settings.topics.enriched,
             metrics=EnrichmentMetrics(metrics.registry),
             watcher=watcher,
+            limits=limits_file,
             shared=metrics,
         )
         return config, handler

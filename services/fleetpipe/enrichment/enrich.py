@@ -9,10 +9,17 @@ absent)::
     zones:                       # per geohash prefix (any length 1..6); the longest match wins
       u173z: 50                  # e.g. a city centre
       u173zm: 30                 # a school zone inside it
+    areas:                       # polygons (fleetpipe.core.zones): the smallest one containing
+      - {name: ring, speed_limit_kmh: 70, polygon: [[52.40, 4.85], ...]}   # the position
+                                 # applies, before any geohash zone
 
 A vehicle's own limit is the lowest of its type's and its profile's entries (``default_kmh``
 when neither is listed); in a zone the applicable limit is the lower of that and the zone's.
-Unknown vehicles get ``default_kmh`` and the zone's limit.
+Unknown vehicles get ``default_kmh`` and the zone's limit. That combined figure is
+``speed_limit_kmh``, for storage and queries. Detection does not read it: it takes the parts —
+``zone_limit_kmh`` (0 outside every zone) and ``vehicle_limit_kmh`` (0 when neither the type nor
+the profile is listed) — and applies its own precedence with the FleetPipeline's threshold
+(``fleetpipe.detection.speeding``), so ``default_kmh`` never overrides that threshold.
 
 The hot path never re-serializes the telemetry. An ``EnrichedTelemetry`` is the raw
 ``Telemetry`` bytes as field 1 followed by the other fields, and protobuf parses concatenated
@@ -36,6 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fleetpipe.core.errors import ConfigError
 from fleetpipe.core.gearbox import expected_gear
 from fleetpipe.core.protowire import tag, varint
+from fleetpipe.core.zones import Zone, unique_names
+from fleetpipe.enrichment.areas import SpeedAreas
 from fleetpipe.pb.v1 import enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
 
@@ -55,6 +64,9 @@ class SpeedLimits(BaseModel):
     vehicle_types: dict[str, float] = Field(default_factory=dict)
     speed_profiles: dict[str, float] = Field(default_factory=dict)
     zones: dict[str, float] = Field(default_factory=dict)
+    # Speed zones as polygons (fleetpipe.core.zones; the operator renders spec.zones here).
+    # Inside one, its limit applies rather than a geohash prefix's.
+    areas: list[Zone] = Field(default_factory=list)
 
     @field_validator("vehicle_types", "speed_profiles", "zones")
     @classmethod
@@ -74,6 +86,14 @@ class SpeedLimits(BaseModel):
                 )
         return zones
 
+    @field_validator("areas")
+    @classmethod
+    def _areas(cls, areas: list[Zone]) -> list[Zone]:
+        for zone in areas:
+            if zone.speed_limit_kmh is None:
+                raise ValueError(f"{zone.name}: a speed zone needs speed_limit_kmh")
+        return unique_names(areas)
+
     @classmethod
     def load(cls, path: Path) -> SpeedLimits:
         try:
@@ -85,9 +105,10 @@ class SpeedLimits(BaseModel):
         except ValidationError as exc:
             raise ConfigError(f"{path}: {_describe(exc)}") from exc
 
-    def vehicle_limit(self, vehicle: Vehicle | None) -> float:
+    def vehicle_cap(self, vehicle: Vehicle | None) -> float | None:
+        """The vehicle's own limit (the lower of its type's and profile's); None: not listed."""
         if vehicle is None:
-            return self.default_kmh
+            return None
         found = [
             limit
             for limit in (
@@ -96,7 +117,11 @@ class SpeedLimits(BaseModel):
             )
             if limit is not None
         ]
-        return min(found) if found else self.default_kmh
+        return min(found) if found else None
+
+    def vehicle_limit(self, vehicle: Vehicle | None) -> float:
+        cap = self.vehicle_cap(vehicle)
+        return self.default_kmh if cap is None else cap
 
     def zone_limit(self, cell: str) -> float | None:
         for length in range(len(cell), 0, -1):
@@ -128,11 +153,11 @@ def _piece(**fields: object) -> bytes:
 class _VehicleEntry:
     """What enrichment caches per vehicle: its fixed bytes and its last geohash cell."""
 
-    static: bytes  # vehicle info and known flag
+    static: bytes  # vehicle info, known flag and the vehicle's own limit
     known: bool
     limit_kmh: float
     electric: bool
-    fleet: str = ""  # the registered fleet; empty for a vehicle the registry does not know
+    fleet: str
     cell: str = ""
     cell_bytes: bytes = b""  # geohash and applicable limit
     south: float = 1.0  # an empty box until the first fix
@@ -154,9 +179,16 @@ class Enricher:
     def __init__(self, registry: VehicleRegistry, limits: SpeedLimits) -> None:
         self.limits = limits
         self.registry = registry
+        self.areas = SpeedAreas(limits.areas)
         self._vehicles: dict[str, _VehicleEntry] = {}
         self._headers: dict[int, bytes] = {}
         self._gear = [_piece(expected_gear=expected_gear(float(s))) for s in range(401)]
+
+    def use_limits(self, limits: SpeedLimits) -> None:
+        """Switch to a reloaded speed-limit table; vehicles are placed again on next sight."""
+        self.limits = limits
+        self.areas = SpeedAreas(limits.areas)
+        self._vehicles.clear()
 
     def use_registry(self, registry: VehicleRegistry) -> None:
         """Switch to a reloaded registry; cached vehicle entries are rebuilt on next sight."""
@@ -178,15 +210,17 @@ class Enricher:
                 driver_name=vehicle.driver_name,
                 speed_profile=vehicle.speed_profile,
                 electric=vehicle.electric,
+                last_service_km=vehicle.last_service_km,
             )
-            static = _piece(vehicle=info, known=True)
+            cap = self.limits.vehicle_cap(vehicle)
+            static = _piece(vehicle=info, known=True, vehicle_limit_kmh=cap or 0.0)
             electric = vehicle.electric
         entry = _VehicleEntry(
             static,
             vehicle is not None,
             self.limits.vehicle_limit(vehicle),
             electric,
-            vehicle.fleet_id if vehicle is not None else "",
+            vehicle.fleet_id if vehicle is not None else t.fleet_id,
         )
         self._vehicles[t.vehicle_id] = entry
         return entry
@@ -199,11 +233,20 @@ class Enricher:
         # Geohash cells are half-open: the pole belongs to the cell just below it.
         cell = geohash.encode(min(lat, _BELOW_POLE), lon, GEOHASH_PRECISION)
         box = geohash.bbox(cell)
-        zone = self.limits.zone_limit(cell)
+        bounds = (box["s"], box["n"], box["w"], box["e"])
+        zone = None
+        exact = False
+        if self.areas:
+            placed = self.areas.place(cell, bounds, entry.fleet)
+            exact = bool(placed.exact)
+            zone = self.areas.limit_at(placed, lat, lon) if exact else placed.limit
+        if zone is None:
+            zone = self.limits.zone_limit(cell)
         limit = entry.limit_kmh if zone is None else min(entry.limit_kmh, zone)
         entry.cell = cell
-        entry.cell_bytes = _piece(geohash6=cell, speed_limit_kmh=limit)
-        entry.south, entry.north, entry.west, entry.east = box["s"], box["n"], box["w"], box["e"]
+        entry.cell_bytes = _piece(geohash6=cell, speed_limit_kmh=limit, zone_limit_kmh=zone or 0.0)
+        # A zone's border crosses this cell: no reuse, the next position is placed again.
+        entry.south, entry.north, entry.west, entry.east = (1.0, 0.0, 1.0, 0.0) if exact else bounds
 
     def enrich(
         self, events: Iterable[tuple[telemetry_pb2.Telemetry, bytes]], *, now_us: int

@@ -12,7 +12,8 @@ from fleetpipe.core.kafka import Headers
 from fleetpipe.core.loop import BaseHandler
 from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.records import Output, Record
-from fleetpipe.enrichment.enrich import Enricher
+from fleetpipe.core.watch import WatchedFile
+from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe.registry import RegistryWatcher
 
@@ -26,6 +27,9 @@ class EnrichmentMetrics:
         )
         self.vehicles = m.gauge("registry_vehicles", "Vehicles in the current registry")
         self.reloads = m.counter("registry_reloads", "Registry reloads by outcome", ["outcome"])
+        self.limits_reloads = m.counter(
+            "speed_limits_reloads", "Speed-limit table reloads by outcome", ["outcome"]
+        )
 
 
 class EnrichmentHandler(BaseHandler):
@@ -36,6 +40,7 @@ class EnrichmentHandler(BaseHandler):
         output_topic: str,
         metrics: EnrichmentMetrics,
         watcher: RegistryWatcher | None = None,
+        limits: WatchedFile[SpeedLimits] | None = None,
         clock: Callable[[], float] = time.time,
         shared: Metrics | None = None,
     ) -> None:
@@ -44,10 +49,19 @@ class EnrichmentHandler(BaseHandler):
         self.metrics = metrics
         self.shared = shared
         self.watcher = watcher
+        self.limits = limits
         self._clock = clock
         metrics.vehicles.set(len(enricher.registry))
 
     def _maybe_reload(self) -> None:
+        limits = self.limits
+        if limits is not None:
+            failed = limits.failed_reloads
+            if limits.maybe_reload():
+                self.enricher.use_limits(limits.current)
+                self.metrics.limits_reloads.labels("ok").inc()
+            elif limits.failed_reloads != failed:
+                self.metrics.limits_reloads.labels("failed").inc()
         watcher = self.watcher
         if watcher is None:
             return

@@ -17,4 +17,5 @@ class EnrichmentSettings(ServiceSettings):
     registry_path: Path | None = None
     registry_check_interval_s: float = Field(default=5.0, gt=0)
     # The speed-limit table (YAML, see fleetpipe.enrichment.enrich); built-in defaults without.
+    # Followed like the registry (same check interval): a change applies without a restart.
     speed_limits_path: Path | None = None

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from fleetpipe_dev.testing import wait_for
+from fleetpipe_loadtest.scenarios import ScenarioKind
 from support.servers import BrokerHandle, PostgresHandle, Schema
 
 pytestmark = pytest.mark.e2e
@@ -139,6 +140,16 @@ def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up
     assert any(opened.get(kind, 0) > 0 for kind in injected), (opened, injected)
     assert report["latency_ms"]["ingest_to_alert"]["count"] > 0
     assert report["latency_ms"]["ingest_to_stored"]["count"] == rows
+
+    # Every scenario kind the simulator knows has its row, and none is silently zero.
+    assert "FleetPipe demo: injected scenarios" in words
+    rows = json.loads((tmp_path / "report" / "demo-scenarios.json").read_text())
+    assert [r["kind"] for r in rows] == [k.value for k in ScenarioKind]
+    assert all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
+    assert any(r["due"] > 0 and r["opened"] >= r["due"] for r in rows), rows
+    for row in rows:
+        if row["opened"] == 0:
+            assert row["note"] != "detected" and row["note"] in words, row
 
     assert report["notifications_by_status"].get("SENT", 0) > 0, report["notifications_by_status"]
     recorded = report["provider"]

@@ -6,7 +6,7 @@ import pytest
 
 from fleetpipe.detection.batch import COLUMNAR_FROM, FIELDS, Batch, BatchDecoder
 from fleetpipe.detection.geo import FenceIndex
-from fleetpipe.detection.rules import BOOL_FIELDS, FLOAT_FIELDS
+from fleetpipe.detection.readings import BOOL_FIELDS, FLOAT_FIELDS
 from fleetpipe_dev.drills import Timeline
 
 pytestmark = pytest.mark.unit
@@ -28,6 +28,9 @@ def test_both_decoders_read_every_field_alike(size: int) -> None:
     events = Timeline("v-1").emit(size, speed=42.5)
     for e in events[::2]:
         e.telemetry.ClearField("engine")
+    for i, e in enumerate(events[::3]):
+        e.telemetry.dtc_codes.extend(["P0217", "P0300"][: i % 3])
+        e.telemetry.alarms.tamper = True
     decoder = BatchDecoder(FenceIndex([]))
     by_wire = decoder.decode([e.SerializeToString() for e in events])
     by_message = decoder.read(events)
@@ -37,3 +40,6 @@ def test_both_decoders_read_every_field_alike(size: int) -> None:
         if f.column:
             wire_column = getattr(by_wire.columns, f.column).tolist()
             assert wire_column == getattr(by_message.columns, f.column).tolist(), f.path
+    assert set(by_wire.columns.dtc_count.tolist()) <= {0.0, 1.0, 2.0}
+    if size > 6:
+        assert by_wire.columns.dtc_count.max() == 2.0 and by_wire.columns.tamper.any()

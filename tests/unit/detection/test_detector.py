@@ -457,3 +457,67 @@ def test_an_infinite_acceleration_raises_no_crash_alert(columnar: bool) -> None:
     else:
         out = _run(detector, events)
     assert [a.rule for a in _alerts(out)] == []
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [
+        pytest.param(90.0, [("speeding", "RESOLVED")], id="still-over-the-new-threshold"),
+        pytest.param(100.0, [("speeding", "RESOLVED")], id="under-the-new-threshold"),
+    ],
+)
+def test_new_rules_keep_an_open_episode_once(
+    threshold: float, expected: list[tuple[str, str]]
+) -> None:
+    tl = Timeline("v-1")
+    detector = Detector(Rules())
+    before = _alerts(_run(detector, _cruise(tl, 5) + tl.emit(20, speed=95.0)))
+    assert _said(before) == [("speeding", "OPEN")]
+    detector.use_rules(Rules.parse({"speeding": {"threshold_kmh": threshold}}))
+    # Still at 95 for a while, then back to town speed: one RESOLVED, the same episode, no OPEN.
+    after = _alerts(_run(detector, tl.emit(30, speed=95.0) + _cruise(tl, 30)))
+    assert _said(after) == expected
+    assert after[0].alert_id == before[0].alert_id
+    resolved_at = after[0].episode_end_us
+    if threshold < 95.0:
+        # Speeding went on under the new threshold: the episode ended when the vehicle slowed.
+        assert resolved_at > tl.t_us - 31 * 1_000_000
+    else:
+        # Not speeding by the new rules from the first event after the change.
+        assert resolved_at < tl.t_us - 55 * 1_000_000
+
+
+def test_new_rules_open_what_the_old_ones_did_not() -> None:
+    tl = Timeline("v-1")
+    detector = Detector(Rules.parse({"speeding": {"threshold_kmh": 100}}))
+    assert _said(_alerts(_run(detector, _cruise(tl, 5) + tl.emit(20, speed=95.0)))) == []
+    detector.use_rules(Rules.parse({"speeding": {"threshold_kmh": 90}}))
+    said = _said(_alerts(_run(detector, tl.emit(20, speed=95.0) + _cruise(tl, 30))))
+    assert said == [("speeding", "OPEN"), ("speeding", "RESOLVED")]
+
+
+def test_a_trouble_code_alert_names_the_codes() -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 5) + tl.emit(15, coolant=90.0) + _cruise(tl, 80)
+    for e in events[5:20]:
+        e.telemetry.dtc_codes.extend(["P0217", "P0128"])
+    opened, resolved = _alerts(_run(Detector(Rules()), events))
+    assert (opened.rule, opened.state) == ("diagnostic_trouble_code", alert_pb2.ALERT_STATE_OPEN)
+    assert opened.message == "v-1: diagnostic trouble code reported: P0217, P0128"
+    assert opened.event_time_us - opened.episode_start_us == 10_000_000, "held 10 s first"
+    assert resolved.state == alert_pb2.ALERT_STATE_RESOLVED
+
+
+def test_service_due_opens_once_and_resolves_when_the_registry_records_the_service() -> None:
+    tl = Timeline("v-1")
+    events = _cruise(tl, 30)
+    for i, e in enumerate(events):
+        e.telemetry.odometer_km = 29_990.0 + i
+        # The registry's record changes with the 20th event (a reload in enrichment).
+        e.vehicle.last_service_km = 15_000.0 if i < 20 else 30_000.0
+    said = _alerts(_run(Detector(Rules()), events))
+    assert [(a.rule, a.state, a.seq) for a in said] == [
+        ("service_due", alert_pb2.ALERT_STATE_OPEN, events[10].telemetry.seq),
+        ("service_due", alert_pb2.ALERT_STATE_RESOLVED, events[20].telemetry.seq),
+    ]
+    assert said[0].message == "v-1: service due: 15,000 km since the last service"

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from fleetpipe.detection.config import Fence, Rules
+from fleetpipe.core.errors import ConfigError
+from fleetpipe.detection.config import Fence, Rules, SpeedTier
+from fleetpipe.detection.readings import Reading
 from fleetpipe.detection.rules import (
     SEVERITY,
     CollisionRisk,
@@ -20,11 +22,10 @@ from fleetpipe.detection.rules import (
     LowFuel,
     Overheating,
     OverRevving,
-    Reading,
     Sos,
-    Speeding,
-    build_rules,
 )
+from fleetpipe.detection.ruleset import build_rules
+from fleetpipe.detection.speeding import Speeding, SpeedingTier, speeding_rules
 
 pytestmark = pytest.mark.unit
 
@@ -43,8 +44,10 @@ def _case(
     [
         _case({"speed": 80.0}, None, id="at-the-seed-limit"),
         _case({"speed": 80.5}, 80.5, id="over-the-seed-limit"),
-        _case({"speed": 55.0, "limit": 50.0}, 55.0, id="over-the-zone-limit"),
-        _case({"speed": 95.0, "limit": 100.0}, None, id="under-a-higher-zone-limit"),
+        _case({"speed": 55.0, "zone_limit": 50.0}, 55.0, id="over-the-zone-limit"),
+        _case({"speed": 95.0, "zone_limit": 100.0}, None, id="under-a-higher-zone-limit"),
+        _case({"speed": 85.0, "vehicle_limit": 80.0, "zone_limit": 100.0}, 85.0, id="type-caps"),
+        _case({"speed": 45.0, "vehicle_limit": 80.0, "zone_limit": 40.0}, 45.0, id="zone-lower"),
         _case({"speed": 77.0}, 77.0, holding=True, id="inside-hysteresis-still-holds"),
         _case({"speed": 75.0}, None, holding=True, id="below-hysteresis-clears"),
     ],
@@ -55,8 +58,86 @@ def test_speeding(reading: dict[str, Any], holding: bool, expected: float | None
 
 def test_speeding_can_ignore_the_zone_limit_and_tolerate_a_margin() -> None:
     rule = Speeding(RULES.speeding.model_copy(update={"use_zone_limit": False, "tolerance_kmh": 5}))
-    assert rule.check_one(R(speed=84.0, limit=30.0), False) is None
-    assert rule.check_one(R(speed=85.5, limit=30.0), False) == 85.5
+    assert rule.check_one(R(speed=84.0, zone_limit=30.0), False) is None
+    assert rule.check_one(R(speed=85.5, zone_limit=30.0), False) == 85.5
+
+
+@pytest.mark.parametrize(
+    ("speeding", "reading", "limit"),
+    [
+        pytest.param({"threshold_kmh": 120}, {}, 120.0, id="threshold-where-no-zone"),
+        pytest.param({"threshold_kmh": 120}, {"zone_limit": 50.0}, 50.0, id="zone-replaces-it"),
+        pytest.param({"threshold_kmh": 60}, {"zone_limit": 110.0}, 110.0, id="higher-zone-too"),
+        pytest.param(
+            {"threshold_kmh": 120}, {"vehicle_limit": 90.0}, 90.0, id="vehicle-caps-threshold"
+        ),
+        pytest.param(
+            {"threshold_kmh": 80}, {"vehicle_limit": 90.0}, 80.0, id="vehicle-never-raises"
+        ),
+        pytest.param(
+            {"use_zone_limit": False}, {"zone_limit": 30.0}, 80.0, id="zone-limit-switched-off"
+        ),
+        pytest.param(
+            {"use_vehicle_limit": False}, {"vehicle_limit": 60.0}, 80.0, id="vehicle-switched-off"
+        ),
+    ],
+)
+def test_the_limit_that_applies_follows_the_stated_precedence(
+    speeding: dict[str, Any], reading: dict[str, Any], limit: float
+) -> None:
+    rule = Speeding(Rules.parse({"speeding": speeding}).speeding)
+    assert rule.limit(R(**reading)) == limit
+
+
+def test_a_tier_opens_its_own_episode_with_its_own_severity() -> None:
+    config = Rules.parse(
+        {
+            "speeding": {
+                "tiers": [
+                    {"severity": "critical", "above_kmh": 120},
+                    {"severity": "info", "over_limit_kmh": 10},
+                ]
+            }
+        }
+    ).speeding
+    base, critical, info = speeding_rules(config)
+    assert isinstance(critical, SpeedingTier) and isinstance(info, SpeedingTier)
+    assert (base.key, critical.key, info.key) == ("speeding", "speeding:critical", "speeding:info")
+    assert critical.severity == SEVERITY["critical"] and base.severity == SEVERITY["warning"]
+    in_town = R(speed=62.0, zone_limit=50.0)
+    assert [rule.check_one(in_town, False) for rule in (base, critical, info)] == [62.0, None, 62.0]
+    motorway = R(speed=121.0, zone_limit=130.0)
+    assert [rule.check_one(motorway, False) for rule in (base, critical, info)] == [
+        None,
+        121.0,
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("speeding", "problem"),
+    [
+        pytest.param({"tiers": [{"severity": "critical"}]}, "exactly one", id="no-bound"),
+        pytest.param(
+            {"tiers": [{"severity": "critical", "above_kmh": 100, "over_limit_kmh": 5}]},
+            "exactly one",
+            id="two-bounds",
+        ),
+        pytest.param(
+            {"tiers": [{"severity": "warning", "above_kmh": 100}]}, "severity", id="same-as-base"
+        ),
+    ],
+)
+def test_a_tier_is_refused_unless_it_has_one_bound_and_its_own_severity(
+    speeding: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        Rules.parse({"speeding": speeding})
+
+
+def test_the_default_tiers_hold_seed_000_and_002_at_once() -> None:
+    assert RULES.speeding.threshold_kmh == 80
+    assert RULES.speeding.tiers == [SpeedTier(severity="critical", above_kmh=120)]
 
 
 @pytest.mark.parametrize(
@@ -279,6 +360,7 @@ def test_every_rule_of_the_design_is_built_with_its_severity() -> None:
     built = {r.key: r for r in build_rules(rules)}
     assert set(built) == {
         "speeding",
+        "speeding:critical",
         "low_fuel",
         "overheating",
         "low_battery",
@@ -288,6 +370,10 @@ def test_every_rule_of_the_design_is_built_with_its_severity() -> None:
         "harsh_acceleration",
         "crash",
         "sos",
+        "tamper",
+        "power_cut",
+        "diagnostic_trouble_code",
+        "service_due",
         "idling",
         "collision_risk",
         "geofence_exit:depot",
@@ -295,12 +381,15 @@ def test_every_rule_of_the_design_is_built_with_its_severity() -> None:
     }
     assert built["crash"].severity == built["sos"].severity == SEVERITY["critical"]
     assert built["speeding"].severity == SEVERITY["warning"]
+    assert built["speeding:critical"].severity == SEVERITY["critical"]
+    assert built["tamper"].severity == built["power_cut"].severity == SEVERITY["critical"]
+    assert built["diagnostic_trouble_code"].severity == SEVERITY["warning"]
     assert built["speeding"].min_us == 10_000_000
 
 
 def test_disabled_rules_are_not_built() -> None:
     rules = Rules.parse({"sos": {"enabled": False}, "speeding": {"enabled": False}})
-    assert {"sos", "speeding"}.isdisjoint(r.key for r in build_rules(rules))
+    assert not {"sos", "speeding"} & {r.name for r in build_rules(rules)}
 
 
 _NON_FINITE = [float("nan"), float("inf"), float("-inf")]
@@ -310,7 +399,18 @@ _SKEWED = {"accel_x", "accel_y", "speed", "fuel", "coolant", "battery", "rpm", "
 @pytest.mark.parametrize("value", _NON_FINITE, ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize(
     "field",
-    sorted(_SKEWED | {"object_distance", "closing_speed", "limit", "expected_gear", "lat", "lon"}),
+    sorted(
+        _SKEWED
+        | {
+            "object_distance",
+            "closing_speed",
+            "zone_limit",
+            "vehicle_limit",
+            "expected_gear",
+            "lat",
+            "lon",
+        }
+    ),
 )
 def test_a_non_finite_input_never_triggers_a_rule(field: str, value: float) -> None:
     fences = Rules.parse(
@@ -323,7 +423,13 @@ def test_a_non_finite_input_never_triggers_a_rule(field: str, value: float) -> N
         }
     )
     reading = R(
-        speed=50.0, ignition=False, has_perception=True, fuel=50.0, lat=52.6, lon=4.2, limit=80.0
+        speed=50.0,
+        ignition=False,
+        has_perception=True,
+        fuel=50.0,
+        lat=52.6,
+        lon=4.2,
+        zone_limit=80.0,
     )
     setattr(reading, field, value)
     # Inside a keep-out fence by the index's word: a position that is not a number must not count.
@@ -341,3 +447,38 @@ def test_an_infinite_deceleration_is_not_a_crash_but_the_device_alarm_still_is()
     crash = Crash(RULES.crash)
     assert crash.check_one(R(accel_x=float("-inf")), False) is None
     assert crash.check_one(R(accel_x=float("nan"), crash_alarm=True), False) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("reading", "expected"),
+    [
+        pytest.param({"tamper": True}, {"tamper": 1.0}, id="tamper"),
+        pytest.param({"power_cut": True}, {"power_cut": 1.0}, id="power-cut"),
+        pytest.param({"dtc_count": 2.0}, {"diagnostic_trouble_code": 2.0}, id="two-codes"),
+        pytest.param({}, {}, id="quiet"),
+    ],
+)
+def test_device_alarms_and_trouble_codes(
+    reading: dict[str, Any], expected: dict[str, float]
+) -> None:
+    rules = build_rules(RULES)
+    wanted = {"tamper", "power_cut", "diagnostic_trouble_code"}
+    fired = {
+        rule.key: value
+        for rule in rules
+        if rule.key in wanted and (value := rule.check_one(R(**reading), False)) is not None
+    }
+    assert fired == expected
+
+
+@pytest.mark.parametrize(
+    ("reading", "expected"),
+    [
+        pytest.param({"odometer": 30_000.0, "last_service": 14_000.0}, 16_000.0, id="due"),
+        pytest.param({"odometer": 28_999.0, "last_service": 14_000.0}, None, id="not-yet"),
+        pytest.param({"odometer": 90_000.0, "last_service": 0.0}, None, id="never-recorded"),
+    ],
+)
+def test_service_due(reading: dict[str, Any], expected: float | None) -> None:
+    rule = next(r for r in build_rules(RULES) if r.key == "service_due")
+    assert rule.check_one(R(**reading), False) == expected

@@ -104,22 +104,24 @@ LIMITS = SpeedLimits(
 
 
 @pytest.mark.parametrize(
-    ("vehicle", "lat", "lon", "limit"),
+    ("vehicle", "lat", "lon", "limit", "zone", "own"),
     [
-        pytest.param("v-1", 10.0, 10.0, 60, id="profile-outside-zones"),
-        pytest.param("v-2", 10.0, 10.0, 70, id="type-caps-profile"),
-        pytest.param("v-3", 10.0, 10.0, 80, id="default-when-unlisted"),
-        pytest.param("v-3", 52.37, 4.89, 30, id="longest-zone-prefix-wins"),
-        pytest.param("v-3", 52.25, 4.60, 80, id="zone-above-vehicle-limit"),
-        pytest.param("v-1", 52.37, 4.89, 30, id="zone-below-vehicle-limit"),
-        pytest.param("nobody", 10.0, 10.0, 80, id="unknown-gets-default"),
+        pytest.param("v-1", 10.0, 10.0, 60, 0, 60, id="profile-outside-zones"),
+        pytest.param("v-2", 10.0, 10.0, 70, 0, 70, id="type-caps-profile"),
+        pytest.param("v-3", 10.0, 10.0, 80, 0, 0, id="default-when-unlisted"),
+        pytest.param("v-3", 52.37, 4.89, 30, 30, 0, id="longest-zone-prefix-wins"),
+        pytest.param("v-3", 52.25, 4.60, 80, 100, 0, id="zone-above-vehicle-limit"),
+        pytest.param("v-1", 52.37, 4.89, 30, 30, 60, id="zone-below-vehicle-limit"),
+        pytest.param("nobody", 10.0, 10.0, 80, 0, 0, id="unknown-gets-default"),
     ],
 )
 def test_speed_limit_by_vehicle_and_zone(
-    vehicle: str, lat: float, lon: float, limit: float
+    vehicle: str, lat: float, lon: float, limit: float, zone: float, own: float
 ) -> None:
     _, [enriched] = _enrich(Enricher(REGISTRY, LIMITS), _telemetry(vehicle, lat, lon))
     assert enriched.speed_limit_kmh == pytest.approx(limit)
+    # The parts, for detection's precedence: 0 where no zone / no limit of its own applies.
+    assert (enriched.zone_limit_kmh, enriched.vehicle_limit_kmh) == (zone, own)
 
 
 def test_geohash_cache_agrees_with_direct_encoding_on_a_random_walk() -> None:
@@ -196,3 +198,9 @@ def test_an_event_for_a_vehicle_of_another_fleet_is_not_enriched() -> None:
     assert batch.invalid == [(0, "vehicle_id 'v-3' is not a vehicle of the event's fleet")]
     assert mine.vehicle.fleet_id == "fleet-a"
     assert [key for key, _ in batch.values] == ["v-1"]
+
+
+def test_the_last_service_travels_with_the_vehicle() -> None:
+    serviced = VehicleRegistry([Vehicle("v-9", "fleet-a", last_service_km=14_000.0)])
+    _, [enriched] = _enrich(Enricher(serviced, SpeedLimits()), _telemetry("v-9", fleet="fleet-a"))
+    assert enriched.vehicle.last_service_km == 14_000.0

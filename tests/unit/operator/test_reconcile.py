@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -201,6 +202,42 @@ def test_an_invalid_spec_is_reported_and_not_retried(world: Any) -> None:
     with pytest.raises(InvalidSpec, match=r"spec\.fleet\.vehicles"):
         world.reconcile(ref)
     assert world.kube.condition(ref, "Degraded")["reason"] == "InvalidSpec"
+
+
+@pytest.mark.parametrize(
+    ("rules", "field"),
+    [
+        pytest.param(
+            {"geofence": {"fences": [{"name": "x", "kind": "keep_in", "polygon": [[0, 0]] * 3}]}},
+            r"spec\.rules: geofence\.fences\.0\.polygon",
+            id="empty-polygon",
+        ),
+        pytest.param(
+            {"speeding": {"tiers": [{"severity": "critical"}]}},
+            r"spec\.rules: speeding\.tiers\.0",
+            id="tier-without-a-bound",
+        ),
+    ],
+)
+def test_rules_detection_would_refuse_are_reported_and_keep_the_last_good_ones(
+    world: Any, rules: dict[str, Any], field: str
+) -> None:
+    ref = world.kube.add_pipeline("fleet", {**SPEC, "rules": {"speeding": {"threshold_kmh": 90}}})
+    world.reconcile(ref)
+    good = world.kube.objects[("ConfigMap", "fleet-rules")]["data"]
+    world.kube.update_spec(ref, rules=rules)
+    with pytest.raises(InvalidSpec, match=field):
+        world.reconcile(ref)
+    degraded = world.kube.condition(ref, "Degraded")
+    assert degraded["reason"] == "InvalidRules" and degraded["status"] == "True"
+    assert world.kube.condition(ref, "Ready")["reason"] == "InvalidRules"
+    warnings = [(t, r) for t, r, m in world.events.posted if re.search(field, m)]
+    assert warnings == [("Warning", "InvalidRules")]
+    assert world.kube.objects[("ConfigMap", "fleet-rules")]["data"] == good
+    # Reconciled again with the same bad rules: no second Event.
+    with pytest.raises(InvalidSpec):
+        world.reconcile(ref)
+    assert world.events.reasons().count("InvalidRules") == 1
 
 
 @pytest.mark.parametrize(

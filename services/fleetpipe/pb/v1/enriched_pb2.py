@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from fleetpipe.pb.v1 import telemetry_pb2 as fleetpipe_dot_v1_dot_telemetry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66leetpipe/v1/enriched.proto\x12\x0c\x66leetpipe.v1\x1a\x1c\x66leetpipe/v1/telemetry.proto\"\x95\x01\n\x0bVehicleInfo\x12\x10\n\x08\x66leet_id\x18\x01 \x01(\t\x12\x14\n\x0cvehicle_type\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tdriver_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64river_name\x18\x05 \x01(\t\x12\x15\n\rspeed_profile\x18\x06 \x01(\t\x12\x10\n\x08\x65lectric\x18\x07 \x01(\x08\"\xd6\x01\n\x11\x45nrichedTelemetry\x12*\n\ttelemetry\x18\x01 \x01(\x0b\x32\x17.fleetpipe.v1.Telemetry\x12*\n\x07vehicle\x18\x02 \x01(\x0b\x32\x19.fleetpipe.v1.VehicleInfo\x12\x10\n\x08geohash6\x18\x03 \x01(\t\x12\x17\n\x0fspeed_limit_kmh\x18\x04 \x01(\x02\x12\x15\n\rexpected_gear\x18\x05 \x01(\x05\x12\r\n\x05known\x18\x06 \x01(\x08\x12\x18\n\x10\x65nriched_time_us\x18\x07 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66leetpipe/v1/enriched.proto\x12\x0c\x66leetpipe.v1\x1a\x1c\x66leetpipe/v1/telemetry.proto\"\xae\x01\n\x0bVehicleInfo\x12\x10\n\x08\x66leet_id\x18\x01 \x01(\t\x12\x14\n\x0cvehicle_type\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tdriver_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64river_name\x18\x05 \x01(\t\x12\x15\n\rspeed_profile\x18\x06 \x01(\t\x12\x10\n\x08\x65lectric\x18\x07 \x01(\x08\x12\x17\n\x0flast_service_km\x18\x08 \x01(\x01\"\x89\x02\n\x11\x45nrichedTelemetry\x12*\n\ttelemetry\x18\x01 \x01(\x0b\x32\x17.fleetpipe.v1.Telemetry\x12*\n\x07vehicle\x18\x02 \x01(\x0b\x32\x19.fleetpipe.v1.VehicleInfo\x12\x10\n\x08geohash6\x18\x03 \x01(\t\x12\x17\n\x0fspeed_limit_kmh\x18\x04 \x01(\x02\x12\x15\n\rexpected_gear\x18\x05 \x01(\x05\x12\r\n\x05known\x18\x06 \x01(\x08\x12\x18\n\x10\x65nriched_time_us\x18\x07 \x01(\x03\x12\x16\n\x0ezone_limit_kmh\x18\x08 \x01(\x02\x12\x19\n\x11vehicle_limit_kmh\x18\t \x01(\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleetpipe.v1.enriched_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VEHICLEINFO']._serialized_start=76
-  _globals['_VEHICLEINFO']._serialized_end=225
-  _globals['_ENRICHEDTELEMETRY']._serialized_start=228
-  _globals['_ENRICHEDTELEMETRY']._serialized_end=442
+  _globals['_VEHICLEINFO']._serialized_end=250
+  _globals['_ENRICHEDTELEMETRY']._serialized_start=253
+  _globals['_ENRICHEDTELEMETRY']._serialized_end=518
 # @@protoc_insertion_point(module_scope)

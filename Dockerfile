@@ -24,11 +24,14 @@ RUN apt-get update \
 RUN python -m venv /opt/fleetpipe
 WORKDIR /src
 # Dependencies first: their layer is reused as long as pyproject and the pins do not change.
-COPY pyproject.toml README.md ./
+# README.md (the package's long description) comes with the sources: an edit to it must not
+# reinstall every dependency.
+COPY pyproject.toml ./
 COPY requirements/constraints.txt requirements/constraints.txt
 RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
       > /tmp/requirements.txt \
  && /opt/fleetpipe/bin/pip install -c requirements/constraints.txt -r /tmp/requirements.txt
+COPY README.md ./
 COPY services services
 COPY operator operator
 COPY loadtest loadtest

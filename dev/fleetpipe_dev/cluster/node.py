@@ -278,10 +278,11 @@ class LocalCluster:
         network namespaces, cgroup folders and etcd's data."""
         pids = {name: int(proc["pid"]) for name, proc in self.state.processes.items()}
         marker = str(self.home)
+        stopped: dict[str, bool] = {}
         # No new pods while the old ones go: the scheduler and the controllers stop first.
         for component in ("kube-scheduler", "kube-controller-manager"):
             if component in pids:
-                stop_pid(pids[component], marker, timeout=20)
+                stopped[component] = stop_pid(pids[component], marker, timeout=20)
         if self.state.running("kube-apiserver") and self.state.running("kubelet"):
             self.kubectl(
                 "delete",
@@ -295,8 +296,9 @@ class LocalCluster:
             )
         for component in reversed(COMPONENTS):
             if component in pids:
-                stopped = stop_pid(pids[component], marker, timeout=20)
-                say(f"{component:<24} {'stopped' if stopped else 'was not running'}")
+                if component not in stopped:
+                    stopped[component] = stop_pid(pids[component], marker, timeout=20)
+                say(f"{component:<24} {'stopped' if stopped[component] else 'was not running'}")
         self.state.processes.clear()
         self.state.save()
         self._sweep(say=say)

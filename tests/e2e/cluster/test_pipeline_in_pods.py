@@ -1,7 +1,8 @@
 """The pipeline in real pods, as the README tells a user: ``helm install`` with the dev Kafka,
 PostgreSQL and Jaeger on the local cluster, a FleetPipeline, the operator's pod creating the
-topics and Deployments, the five services Running and Ready, a shell in the ingest pod, and the
-chart's load-test Job completing with every accepted event stored exactly once; then the fleet
+topics and Deployments, the five services Running and Ready, a shell in the ingest pod, the
+chart's load-test Job completing with every accepted event stored exactly once and the dev
+Jaeger holding a trace of an alert through the five services' pods; then the fleet
 grows from 50K to 100K vehicles while the load runs, and shrinks back.
 
 The partition counts are the design's (1,000 vehicles a partition: 50, then 100); the event
@@ -24,6 +25,7 @@ from fleetpipe_dev.testing import wait_for
 from support.pods import (
     NAMESPACE,
     PIPELINE,
+    alert_trace_services,
     create_secrets,
     get_json,
     helm_install,
@@ -126,6 +128,15 @@ def test_helm_install_runs_the_pipeline_in_pods_and_the_load_job_loses_nothing(
     # The chart's load-test Job against the pipeline: 300 vehicles for 30 s.
     start_load_job(cluster, profile="300:30")
     wait_load_job(cluster)
+
+    # Jaeger holds a trace of an alert across the five services' pods.
+    services = wait_for(
+        lambda: alert_trace_services(cluster),
+        timeout=120,
+        interval=2.0,
+        what="a trace of an alert through the five services in Jaeger",
+    )
+    print(f"a trace of an alert through {sorted(services)}")
 
 
 def test_the_fleet_grows_to_100k_under_load_and_back_without_loss_or_reopened_episodes(

@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image for all of FleetPipe: the five services (fleetpipe-ingest, -enrichment, -detection,
 # -notification, -storage-writer), the operator (fleetpipe-operator) and the load test
 # (fleetpipe simulate). They are one Python distribution sharing fleetpipe.core and the generated
@@ -10,6 +8,10 @@
 #
 #   docker build -t fleetpipe:0.1.0 .
 #   docker run --rm fleetpipe:0.1.0 fleetpipe --help
+#
+# PYTHON_IMAGE is the base: the registry's slim Python image by default; `make image` passes a
+# Python 3.11 image it made from Debian's packages where no registry can be reached. No
+# `# syntax=` line: that would make the engine pull the Dockerfile frontend from a registry.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -22,11 +24,14 @@ RUN apt-get update \
 RUN python -m venv /opt/fleetpipe
 WORKDIR /src
 # Dependencies first: their layer is reused as long as pyproject and the pins do not change.
-COPY pyproject.toml README.md ./
+# README.md (the package's long description) comes with the sources: an edit to it must not
+# reinstall every dependency.
+COPY pyproject.toml ./
 COPY requirements/constraints.txt requirements/constraints.txt
 RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
       > /tmp/requirements.txt \
  && /opt/fleetpipe/bin/pip install -c requirements/constraints.txt -r /tmp/requirements.txt
+COPY README.md ./
 COPY services services
 COPY operator operator
 COPY loadtest loadtest

@@ -94,8 +94,8 @@ skaffold-check: ## check skaffold.yaml and its profiles against skaffold's publi
 	$(PY) -m fleetpipe_dev.devtools.skaffold
 
 .PHONY: image
-image: ## build the one FleetPipe image with Docker (fleetpipe:$(IMAGE_TAG))
-	docker build -t fleetpipe:$(IMAGE_TAG) .
+image: setup ## build fleetpipe:$(IMAGE_TAG) (and, with no registry, its base and the dev images)
+	FLEETPIPE_IMAGE_TAG=$(IMAGE_TAG) $(BIN)/fleetpipe dev image build
 
 .PHONY: dev-up
 dev-up: ## start the local Kafka and PostgreSQL and create the topics

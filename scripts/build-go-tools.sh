@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build the Go binaries FleetPipe's tests need, pinned and cached:
-#   kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm jaeger
+#   kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm
+#   jaeger coredns
 # into ${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}/bin/, and take skaffold's JSON schema for the
 # skaffold.yaml check (skaffold-schema) from its Go module into .../schemas/.
 #
-# Usage: scripts/build-go-tools.sh [TOOL...]   (default: all; "k8s" = the 4 k8s tools)
+# Usage: scripts/build-go-tools.sh [TOOL...]   (default: all; "k8s" = the 6 k8s tools)
 #        FLEETPIPE_FORCE=1 scripts/build-go-tools.sh   (ignore stamps, rebuild)
 #
 # Each binary has a stamp (bin/.stamps/TOOL) recording what it was built from;
@@ -33,12 +34,15 @@ JAEGER_BUILD_DATE=2025-11-13T16:44:30Z
 # skaffold: only its published JSON schema of the config version skaffold.yaml uses, read from
 # the release's module zip (docs-v2/content/en/schemas/); must match API_VERSION in
 # dev/fleetpipe_dev/devtools/skaffold.py.
+# CoreDNS: the cluster DNS of `fleetpipe dev cluster`, built from a wrapper module that links
+# only the plugins the Corefile uses; must match tools/gobuild/coredns/go.mod.
+COREDNS_VERSION=v1.15.0
 SKAFFOLD_VERSION=v2.16.1
 SKAFFOLD_SCHEMA=v4beta13
 # ---------------------------------------------------------------------------
 
-K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger skaffold-schema)
+K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger coredns skaffold-schema)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}"
@@ -67,7 +71,7 @@ else
     case "$a" in
       all) want+=("${ALL_TOOLS[@]}") ;;
       k8s|kubernetes) want+=("${K8S_TOOLS[@]}") ;;
-      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kwok|helm|jaeger|skaffold-schema) want+=("$a") ;;
+      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy|kwok|helm|jaeger|coredns|skaffold-schema) want+=("$a") ;;
       -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) echo "build-go-tools: unknown tool '$a' (known: ${ALL_TOOLS[*]} k8s all)" >&2; exit 2 ;;
     esac
@@ -78,6 +82,7 @@ wanted() { local t; for t in "${want[@]}"; do [[ $t == "$1" ]] && return 0; done
 # ---- stamps ---------------------------------------------------------------
 GO_VERSION="$(go env GOVERSION)"
 K8S_MOD_SUM="$(cat "$ROOT/tools/gobuild/k8s/go.mod" "$ROOT/tools/gobuild/k8s/go.sum" | sha256sum | cut -c1-16)"
+COREDNS_MOD_SUM="$(cat "$ROOT/tools/gobuild/coredns/go.mod" "$ROOT/tools/gobuild/coredns/go.sum" "$ROOT/tools/gobuild/coredns/main.go" | sha256sum | cut -c1-16)"
 JAEGER_MOD_SUM="$(cat "$ROOT/tools/gobuild/jaeger/go.mod" "$ROOT/tools/gobuild/jaeger/go.sum" | sha256sum | cut -c1-16)"
 
 stamp_for() {
@@ -86,6 +91,7 @@ stamp_for() {
     kwok) echo "kwok $KWOK_VERSION $GO_VERSION" ;;
     helm) echo "helm $HELM_VERSION $GO_VERSION" ;;
     jaeger) echo "jaeger $JAEGER_VERSION ($JAEGER_MODULE_VERSION) $JAEGER_COMMIT mod=$JAEGER_MOD_SUM $GO_VERSION" ;;
+    coredns) echo "coredns $COREDNS_VERSION mod=$COREDNS_MOD_SUM $GO_VERSION" ;;
     skaffold-schema) echo "skaffold-schema $SKAFFOLD_VERSION $SKAFFOLD_SCHEMA" ;;
   esac
 }
@@ -195,6 +201,23 @@ if wanted jaeger; then
         -ldflags "-s -w -X $jv.commitSHA=$JAEGER_COMMIT -X $jv.latestVersion=$JAEGER_VERSION -X $jv.date=$JAEGER_BUILD_DATE" \
         -o "$TMP/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
     install_built jaeger
+    echo "  ok ($(elapsed "$start"))"
+  fi
+fi
+
+# ---- coredns --------------------------------------------------------------
+if wanted coredns; then
+  if is_fresh coredns; then
+    echo "coredns $COREDNS_VERSION: ok (cached)"
+  else
+    check_pin tools/gobuild/coredns/go.mod "^require github.com/coredns/coredns $COREDNS_VERSION\$" "github.com/coredns/coredns $COREDNS_VERSION"
+    echo "building coredns $COREDNS_VERSION …"
+    start=$(date +%s)
+    (cd "$ROOT/tools/gobuild/coredns" &&
+      GOFLAGS="$WRAPPER_GOFLAGS" go build -trimpath \
+        -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+        -o "$TMP/coredns" .)
+    install_built coredns
     echo "  ok ($(elapsed "$start"))"
   fi
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what FleetPipe's demo or tests need, idempotently:
-#   system packages (Debian): PostgreSQL 15, Maven, a JDK; for the tests also etcd, kcat and
-#   Chromium with its driver (the console's page)
+#   system packages (Debian): PostgreSQL 15, Maven, a JDK; for the tests also etcd, kcat,
+#   Chromium with its driver (the console's page) and what the image build and the local cluster
+#   use (docker.io, debootstrap, containernetworking-plugins)
 #   the Python environment in .venv (or $FLEETPIPE_VENV): fleetpipe and fleetpipe-dev, editable
 #   Kafka's jars from Maven Central, cached in ~/.cache/fleetpipe
 #   for the tests: the Go-built binaries (Kubernetes, kwok, helm, Jaeger), cached there too
@@ -34,6 +35,14 @@ if ((want_test_packages)); then
   # The console's page is tested in Debian's headless Chromium, driven by Selenium.
   have chromium || missing+=(chromium)
   have chromedriver || missing+=(chromium-driver)
+  # `make image` and `fleetpipe dev cluster`: Debian's Docker engine (it brings containerd and
+  # runc), debootstrap for a base image without a registry, the CNI plugins, iptables for
+  # kube-proxy and a C compiler for the pod sandbox's pause binary.
+  have dockerd || missing+=(docker.io)
+  have debootstrap || missing+=(debootstrap)
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  have iptables || missing+=(iptables)
+  have gcc || missing+=(gcc libc6-dev)
 fi
 have mvn || missing+=(maven)
 have java || missing+=(openjdk-17-jre-headless)

@@ -17,6 +17,8 @@ from fleetpipe.core.settings import Topics
 from fleetpipe_dev.bench.console import command as bench_console
 from fleetpipe_dev.bench.storage import command as bench_storage_writer
 from fleetpipe_dev.cliopts import AsJson, Partitions, Report, Runs, print_status
+from fleetpipe_dev.cluster.cli import cluster_app
+from fleetpipe_dev.image.cli import image_app
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
 from fleetpipe_dev.stack.kubecmd import bench_operator, kube_app
 
@@ -27,6 +29,8 @@ dev_app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=True)
 dev_app.add_typer(kube_app, name="kube")
+dev_app.add_typer(image_app, name="image")
+dev_app.add_typer(cluster_app, name="cluster")
 bench_app.command("operator")(bench_operator)
 bench_app.command("storage-writer")(bench_storage_writer)
 bench_app.command("console")(bench_console)

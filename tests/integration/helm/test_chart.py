@@ -233,7 +233,11 @@ def test_the_load_test_job_runs_the_load_driver_against_the_pipeline() -> None:
     args = container["args"]
     assert "--target=fleet-ingest:50051" in args
     assert "--kafka=fleetpipe-kafka.fleetpipe-system.svc:9092" in args
-    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+    }
+    plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert plain == {"MPLCONFIGDIR": "/tmp/matplotlib"}  # the report's charts, read-only root
     assert secrets == {
         "FLEET_LOADTEST_TOKEN": {"name": "fleetpipe-loadtest", "key": "token"},
         "FLEET_LOADTEST_DSN": {"name": "fleetpipe-db", "key": "dsn"},

@@ -56,3 +56,11 @@ def test_only_the_sources_go_into_the_build_context() -> None:
     assert "*" in lines  # everything is excluded, then the sources let back in
     allowed = {line[1:] for line in lines if line.startswith("!")}
     assert "services/**" in allowed and not any(a.startswith("tests") for a in allowed)
+
+
+def test_the_dockerfile_needs_no_registry_but_its_base_image() -> None:
+    # A `# syntax=` directive makes the engine pull a Dockerfile frontend image, and the base
+    # is a build argument so `make image` can use one it made without a registry.
+    text = (ROOT / "Dockerfile").read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, flags=re.MULTILINE | re.IGNORECASE)
+    assert "FROM ${PYTHON_IMAGE}" in text

@@ -1,0 +1,1 @@
+"""``fleetpipe dev cluster``: a one-node Kubernetes with real pods, in a network namespace."""

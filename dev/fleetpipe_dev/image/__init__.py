@@ -1,0 +1,1 @@
+"""The project image and the local cluster's images, built with Docker without a registry."""

@@ -1,0 +1,197 @@
+"""The pipeline in real pods, as the README tells a user: ``helm install`` with the dev Kafka,
+PostgreSQL and Jaeger on the local cluster, a FleetPipeline, the operator's pod creating the
+topics and Deployments, the five services Running and Ready, a shell in the ingest pod, the
+chart's load-test Job completing with every accepted event stored exactly once and the dev
+Jaeger holding a trace of an alert through the five services' pods; then the fleet
+grows from 50K to 100K vehicles while the load runs, and shrinks back.
+
+The partition counts are the design's (1,000 vehicles a partition: 50, then 100); the event
+rate is scaled down for two cores (0.01 events per vehicle per second) and so is each
+replica's capacity, so the replica counts still follow the fleet's size (2, then 4).
+The tests run in file order: the second starts from the first's pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fleet_operator.spec import Component
+from fleetpipe_dev.cluster.node import LocalCluster
+from fleetpipe_dev.testing import wait_for
+from support.pods import (
+    NAMESPACE,
+    PIPELINE,
+    alert_trace_services,
+    create_secrets,
+    get_json,
+    helm_install,
+    job_finished,
+    job_log,
+    overlapping_episodes,
+    pipeline_ready,
+    pipeline_values,
+    psql,
+    replicas,
+    running_and_ready,
+    services_ready,
+    start_load_job,
+    stored_counts,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
+
+EVENTS_PER_VEHICLE = 0.01
+# 50K vehicles: 500 events/s planned, 2 replicas at 70% of 400; 100K: 1,000 events/s, 4.
+CAPACITY_PER_REPLICA = 400
+SERVICES = sorted(c.value for c in Component)
+
+
+@dataclass(frozen=True)
+class Installed:
+    cluster: LocalCluster
+    started: float  # when `helm install` began
+
+
+@pytest.fixture(scope="module")
+def installed(local_cluster: LocalCluster, workdir: Path) -> Installed:
+    """The chart installed with a 50K-vehicle FleetPipeline (the cluster goes with it)."""
+    create_secrets(local_cluster)
+    values = pipeline_values(
+        workdir,
+        vehicles=50_000,
+        events_per_vehicle=EVENTS_PER_VEHICLE,
+        capacity_per_replica=CAPACITY_PER_REPLICA,
+    )
+    start = time.monotonic()
+    out = helm_install(local_cluster, values)
+    assert "STATUS: deployed" in out
+    return Installed(local_cluster, start)
+
+
+def wait_load_job(cluster: LocalCluster) -> str:
+    """The finished Job's log, asserting it completed with every event stored once."""
+    result = wait_for(
+        lambda: job_finished(cluster), timeout=900, interval=2.0, what="the load Job finished"
+    )
+    log = job_log(cluster)
+    print(log)
+    assert result == "Complete", log
+    counts = stored_counts(log)
+    assert counts is not None, log
+    assert counts.expected > 0
+    assert (counts.stored, counts.missing, counts.duplicates) == (counts.expected, 0, 0)
+    return log
+
+
+def test_helm_install_runs_the_pipeline_in_pods_and_the_load_job_loses_nothing(
+    installed: Installed,
+) -> None:
+    cluster, start = installed.cluster, installed.started
+
+    # The operator's pod creates the topics and the Deployments; the pipeline reports Ready.
+    pipeline = wait_for(
+        lambda: pipeline_ready(cluster),
+        timeout=900,
+        interval=2.0,
+        what=f"FleetPipeline {PIPELINE} Ready",
+    )
+    ready_s = time.monotonic() - start
+    assert pipeline["status"]["partitions"]["current"] == 50
+    operator = get_json(cluster, "pods", "-l", "app.kubernetes.io/component=operator")["items"]
+    assert [running_and_ready(p) for p in operator] == [True]
+
+    pods = wait_for(
+        lambda: services_ready(cluster, dict.fromkeys(SERVICES, 2)),
+        timeout=600,
+        interval=2.0,
+        what="the five services' pods Running and Ready",
+    )
+    print(
+        f"helm install -> pipeline Ready {ready_s:.0f}s, services Ready "
+        f"{time.monotonic() - start:.0f}s"
+    )
+    node = cluster.settings.node_name
+    assert {p["spec"]["nodeName"] for ps in pods.values() for p in ps} == {node}
+
+    # A shell in the ingest pod: its hostname is the pod's name.
+    ingest = pods[Component.INGEST.value][0]["metadata"]["name"]
+    hostname = cluster.kubectl(
+        "exec", "-n", NAMESPACE, ingest, "--",
+        "python", "-c", "import socket; print(socket.gethostname())",
+    )  # fmt: skip
+    assert hostname.strip() == ingest
+
+    # The chart's load-test Job against the pipeline: 300 vehicles for 30 s.
+    start_load_job(cluster, profile="300:30")
+    wait_load_job(cluster)
+
+    # Jaeger holds a trace of an alert across the five services' pods.
+    services = wait_for(
+        lambda: alert_trace_services(cluster),
+        timeout=120,
+        interval=2.0,
+        what="a trace of an alert through the five services in Jaeger",
+    )
+    print(f"a trace of an alert through {sorted(services)}")
+
+
+def test_the_fleet_grows_to_100k_under_load_and_back_without_loss_or_reopened_episodes(
+    installed: Installed,
+) -> None:
+    cluster = installed.cluster
+    wait_for(lambda: pipeline_ready(cluster), timeout=600, interval=2.0, what="pipeline Ready")
+    assert set(replicas(cluster).values()) == {2}
+
+    since = psql(cluster, "SELECT now()")
+    start_load_job(cluster, profile="300:150")
+    wait_for(
+        lambda: "events from" in job_log(cluster),
+        timeout=300,
+        interval=1.0,
+        what="the load Job sending",
+    )
+
+    patched = time.monotonic()
+    cluster.kubectl(
+        "patch", "fleetpipeline", PIPELINE, "-n", NAMESPACE, "--type=merge",
+        "-p", '{"spec": {"fleet": {"vehicles": 100000}}}',
+    )  # fmt: skip
+    grown = wait_for(
+        lambda: pipeline_ready(cluster), timeout=600, interval=1.0, what="pipeline Ready at 100K"
+    )
+    ready_s = time.monotonic() - patched
+    assert grown["status"]["partitions"]["current"] == 100
+    assert replicas(cluster) == dict.fromkeys(SERVICES, 4)
+    wait_for(
+        lambda: services_ready(cluster, dict.fromkeys(SERVICES, 4)),
+        timeout=600,
+        interval=2.0,
+        what="four Ready pods of each service",
+    )
+    pods_s = time.monotonic() - patched
+    print(f"50K -> 100K: patch to Ready {ready_s:.1f}s, to every new pod Ready {pods_s:.1f}s")
+
+    wait_load_job(cluster)
+
+    # Back to 50K: partitions stay (Kafka cannot remove them), the replicas follow the fleet.
+    cluster.kubectl(
+        "patch", "fleetpipeline", PIPELINE, "-n", NAMESPACE, "--type=merge",
+        "-p", '{"spec": {"fleet": {"vehicles": 50000}}}',
+    )  # fmt: skip
+    shrunk = wait_for(
+        lambda: pipeline_ready(cluster), timeout=600, interval=1.0, what="pipeline Ready at 50K"
+    )
+    assert shrunk["status"]["partitions"]["current"] == 100
+    assert replicas(cluster) == dict.fromkeys(SERVICES, 2)
+
+    alerts = int(
+        psql(cluster, f"SELECT count(*) FROM fleetpipe.alerts WHERE episode_start >= '{since}'")
+    )
+    overlapping = psql(cluster, overlapping_episodes(since))
+    print(f"alert episodes of the run {alerts}; reopened or duplicated: {overlapping or 'none'}")
+    assert alerts > 0
+    assert overlapping == ""

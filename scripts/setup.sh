@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what FleetPipe's demo or tests need, idempotently:
-#   system packages (Debian): PostgreSQL 15, Maven, a JDK; for the tests also etcd and kcat
+#   system packages (Debian): PostgreSQL 15, Maven, a JDK, Mosquitto; for the tests also etcd and kcat
 #   the Python environment in .venv (or $FLEETPIPE_VENV): fleetpipe and fleetpipe-dev, editable
 #   Kafka's jars from Maven Central, cached in ~/.cache/fleetpipe
 #   for the tests: the Go-built binaries (Kubernetes, kwok, helm, Jaeger), cached there too
@@ -34,6 +34,8 @@ fi
 have mvn || missing+=(maven)
 have java || missing+=(openjdk-17-jre-headless)
 have openssl || missing+=(openssl)
+# The MQTT broker devices publish to: the demo's `--protocol mqtt` and the tests use it.
+[ -x /usr/sbin/mosquitto ] || have mosquitto || missing+=(mosquitto)
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   sudo=""

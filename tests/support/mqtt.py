@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
@@ -13,12 +16,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from fleetpipe.core.settings import Topics
+from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.ingest.mqtt.credentials import device_password
 from fleetpipe.ingest.mqtt.topics import rejections_topic
 from fleetpipe.registry import Vehicle
 from fleetpipe_dev.stack.mosquitto import MosquittoServer
-from fleetpipe_dev.testing import ServiceProcess, wait_for
+from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
+from fleetpipe_loadtest.fleet import Fleet
 
 
 @dataclass
@@ -135,6 +139,16 @@ class Device:
         info.wait_for_publish(10)
         return wait_for(lambda: self.pubacks.get(info.mid), timeout=10, what="the PUBACK")
 
+    def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
+        """Publish each (topic, payload) with QoS 1 without waiting; wait for every PUBACK at
+        the end. Returns how many the broker refused."""
+        infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(30)
+        mids = [info.mid for info in infos]
+        wait_for(lambda: all(m in self.pubacks for m in mids), timeout=30, what="every PUBACK")
+        return sum(1 for m in mids if self.pubacks[m].is_failure)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -158,3 +172,49 @@ class StartBridge(Protocol):
     """The ``start_bridge`` fixture: a bridge process on ``topics`` (``extra`` adds settings)."""
 
     def __call__(self, topics: Topics, **extra: str) -> ServiceProcess: ...
+
+
+def device_fleet_on(broker: MosquittoHandle, vehicles: int = 3) -> DeviceFleet:
+    """A fleet of its own for one test (``vehicles`` simulated ones), with broker accounts."""
+    fleet_id = f"mq-{uuid.uuid4().hex[:8]}"
+    token = f"token-{fleet_id}-{uuid.uuid4().hex}"
+    registry = Fleet(vehicles, seed=5, fleet_id=fleet_id).registry()
+    broker.add_devices(registry, {token: fleet_id})
+    return DeviceFleet(broker, fleet_id, token, registry)
+
+
+@contextlib.contextmanager
+def bridges(kafka: KafkaSettings, broker: MosquittoHandle, logs: Path) -> Iterator[StartBridge]:
+    """Start MQTT bridge processes in a shared-subscription group of their own; stops them
+    (SIGTERM, exit 0 expected) at the end."""
+    started: list[ServiceProcess] = []
+    group = f"bridge-{uuid.uuid4().hex[:8]}"
+
+    def start(topics: Topics, **extra: str) -> ServiceProcess:
+        client_id = extra.pop("client_id", f"{group}-{len(started)}")
+        env = service_env(
+            kafka,
+            topics,
+            {
+                **broker.bridge_env(),
+                "FLEET_MQTT__SHARE_GROUP": group,
+                "FLEET_MQTT__CLIENT_ID": client_id,
+                "FLEET_INSTANCE_ID": client_id,
+                **extra,
+            },
+        )
+        log = logs / f"{client_id}.log"
+        proc = ServiceProcess("fleetpipe.ingest.mqtt", env, log).start()
+        started.append(proc)
+
+        def ready() -> bool:
+            proc.check_alive()
+            return proc.ready()
+
+        wait_for(ready, timeout=60, what="the MQTT bridge to be ready")
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.alive():
+            assert proc.stop() == 0, proc.log()[-3000:]

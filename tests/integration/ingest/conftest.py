@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import pytest
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
-from fleetpipe_loadtest.fleet import Fleet
 from support.ingest import TOKEN_A, TOKEN_B, Ingest, StartIngest
-from support.mqtt import DeviceFleet, MosquittoHandle, StartBridge
+from support.mqtt import DeviceFleet, MosquittoHandle, StartBridge, bridges, device_fleet_on
 
 
 @pytest.fixture
@@ -60,11 +58,7 @@ def ingest(start_ingest: StartIngest, topics: Topics) -> Ingest:
 @pytest.fixture
 def device_fleet(mosquitto: MosquittoHandle) -> DeviceFleet:
     """A fleet of its own for this test (three vehicles), with accounts on the broker."""
-    fleet_id = f"mq-{uuid.uuid4().hex[:8]}"
-    token = f"token-{fleet_id}-{uuid.uuid4().hex}"
-    vehicles = Fleet(3, seed=5, fleet_id=fleet_id).registry()
-    mosquitto.add_devices(vehicles, {token: fleet_id})
-    return DeviceFleet(mosquitto, fleet_id, token, vehicles)
+    return device_fleet_on(mosquitto)
 
 
 @pytest.fixture
@@ -72,32 +66,5 @@ def start_bridge(
     kafka_settings: KafkaSettings, mosquitto: MosquittoHandle, tmp_path: Path
 ) -> Iterator[StartBridge]:
     """MQTT bridge processes in a shared-subscription group of this test's own."""
-    started: list[ServiceProcess] = []
-    group = f"bridge-{uuid.uuid4().hex[:8]}"
-
-    def start(topics: Topics, **extra: str) -> ServiceProcess:
-        client_id = extra.pop("client_id", f"{group}-{len(started)}")
-        env = service_env(
-            kafka_settings,
-            topics,
-            {
-                **mosquitto.bridge_env(),
-                "FLEET_MQTT__SHARE_GROUP": group,
-                "FLEET_MQTT__CLIENT_ID": client_id,
-                **extra,
-            },
-        )
-        proc = ServiceProcess("fleetpipe.ingest.mqtt", env, tmp_path / f"{client_id}.log").start()
-        started.append(proc)
-
-        def ready() -> bool:
-            proc.check_alive()
-            return proc.ready()
-
-        wait_for(ready, timeout=60, what="the MQTT bridge to be ready")
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.alive():
-            assert proc.stop() == 0, proc.log()[-3000:]
+    with bridges(kafka_settings, mosquitto, tmp_path) as start:
+        yield start

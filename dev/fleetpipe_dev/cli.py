@@ -18,6 +18,7 @@ from fleetpipe_dev.bench.storage import command as bench_storage_writer
 from fleetpipe_dev.cliopts import AsJson, Partitions, Report, Runs, print_status
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
 from fleetpipe_dev.stack.kubecmd import bench_operator, kube_app
+from fleetpipe_loadtest.transport import Transport
 
 console = Console()
 dev_app = typer.Typer(
@@ -144,6 +145,13 @@ def demo(
     settle_timeout: Annotated[
         float, typer.Option(min=1.0, help="seconds to wait for the pipeline to catch up")
     ] = 120.0,
+    protocol: Annotated[
+        Transport,
+        typer.Option(
+            help="how the vehicles send: grpc to ingest; mqtt to the local Mosquitto, bridged "
+            "to Kafka; http (JSON) to ingest"
+        ),
+    ] = Transport.GRPC,
 ) -> None:
     """The main job: the whole pipeline on real Kafka and PostgreSQL, locally.
 
@@ -187,6 +195,7 @@ def demo(
         topic_suffix=topic_suffix,
         keep_running=keep_running,
         settle_timeout_s=settle_timeout,
+        protocol=protocol,
     )
     raise typer.Exit(run_demo(_stack(), options, console=console))
 

@@ -23,7 +23,7 @@ from fleetpipe_dev.stack.server import LocalServer
 
 _CONF = """# Written by fleetpipe's dev stack; a restart rewrites it.
 per_listener_settings false
-user mosquitto
+user {user}
 allow_anonymous false
 password_file {home}/passwd
 acl_file {home}/acl
@@ -41,18 +41,6 @@ log_type warning
 log_type notice
 connection_messages false
 """
-
-
-def _server_user() -> pwd.struct_passwd | None:
-    """As root, Mosquitto drops to Debian's ``mosquitto`` user, which must own its files."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam("mosquitto")
-    except KeyError as exc:
-        raise StartError(
-            "running as root needs the 'mosquitto' user from Debian's package"
-        ) from exc
 
 
 def mosquitto_binary() -> Path:
@@ -96,14 +84,8 @@ class MosquittoServer(LocalServer):
             tmp = self.home / f"{name}.tmp"
             tmp.write_text(text)
             tmp.chmod(0o600)
-            self._own(tmp)
             tmp.replace(self.home / name)
         return auth
-
-    def _own(self, path: Path) -> None:
-        user = _server_user()
-        if user is not None:
-            os.chown(path, user.pw_uid, user.pw_gid)
 
     def reload(self, pid: int) -> None:
         """Make the broker re-read its password and ACL files."""
@@ -112,11 +94,13 @@ class MosquittoServer(LocalServer):
     def start(self, *, timeout: float = 30.0) -> int:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "data").mkdir(exist_ok=True)
-        self._own(self.home)
-        self._own(self.home / "data")
         if not (self.home / "passwd").exists():
             self.write_auth((), {})
-        self.config_file.write_text(_CONF.format(home=self.home, port=self.port))
+        # Started as root, Mosquitto would switch to the 'mosquitto' user, which cannot reach
+        # a home under root's 0700 folders (~/.cache, pytest's temporary ones). This broker
+        # listens on loopback only and is the developer's own: it keeps the starting user.
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        self.config_file.write_text(_CONF.format(home=self.home, port=self.port, user=user))
         return self._launch(
             [str(mosquitto_binary()), "-c", str(self.config_file)],
             ready=lambda: port_open(self.port),

@@ -13,6 +13,7 @@ from fleetpipe.ingest.mqtt.credentials import (
     CredentialsError,
     broker_auth,
     device_password,
+    gateway_password,
 )
 from fleetpipe.ingest.mqtt.payloads import PayloadError, decode, payload_kind
 from fleetpipe.ingest.mqtt.topics import DeviceTopic, Payload, parse_topic, telemetry_topic
@@ -122,7 +123,7 @@ def test_each_device_may_write_only_its_own_topic_and_read_only_its_rejections()
     vehicles = [Vehicle("v1", "fa"), Vehicle("v2", "fa"), Vehicle("w1", "fb"), Vehicle("x:1", "fa")]
     auth = broker_auth(vehicles, {"t" * 20: "fa"}, bridge_password="b" * 20)
     lines = dict(line.split(":", 1) for line in auth.password_file.splitlines())
-    assert set(lines) == {BRIDGE_USER, "v1", "v2"}
+    assert set(lines) == {BRIDGE_USER, "gateway/fa", "v1", "v2"}
     assert _mosquitto_check(f"v1:{lines['v1']}", device_password("t" * 20, "v1"))
     assert not _mosquitto_check(f"v1:{lines['v1']}", device_password("t" * 20, "v2"))
     assert "t" * 20 not in auth.password_file
@@ -133,6 +134,12 @@ def test_each_device_may_write_only_its_own_topic_and_read_only_its_rejections()
         "topic read fleet/fa/vehicle/v1/rejections",
     ]
     assert auth.skipped.keys() == {"w1", "x:1"}
+    assert blocks["user gateway/fa"] == [
+        "topic write fleet/fa/vehicle/+/telemetry",
+        "topic write fleet/fa/vehicle/+/telemetry/+",
+        "topic read fleet/fa/vehicle/+/rejections",
+    ]
+    assert _mosquitto_check(f"x:{lines['gateway/fa']}", gateway_password("t" * 20, "fa"))
 
 
 def test_a_fleet_id_that_cannot_be_a_topic_level_is_refused() -> None:

@@ -7,6 +7,12 @@ them all. The broker gets two files in Mosquitto's formats: a password file (PBK
 hashes, ``$7$``, never a password) and an ACL file in which each device may write only its own
 telemetry topic and read only its own rejections, and the bridge reads all telemetry and
 writes all rejections. Mosquitto re-reads both on SIGHUP.
+
+Each fleet also gets one gateway account, ``gateway/{fleet}`` (a '/' no vehicle id has), with
+a password derived the same way: it may write any of its own fleet's vehicles' telemetry and
+read their rejections, never another fleet's. It is for a device gateway that forwards for
+many vehicles (a depot's, a telematics provider's), and for the load driver, which simulates a
+whole fleet over a few connections; it holds no more than the fleet's ingest token does.
 """
 
 from __future__ import annotations
@@ -43,6 +49,16 @@ class CredentialsError(ConfigError):
 def device_password(fleet_token: str, vehicle_id: str) -> str:
     """The MQTT password of a vehicle, derived from its fleet's ingest token."""
     mac = hmac.new(fleet_token.encode(), b"mqtt-device:" + vehicle_id.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def gateway_user(fleet_id: str) -> str:
+    return f"gateway/{fleet_id}"
+
+
+def gateway_password(fleet_token: str, fleet_id: str) -> str:
+    """The MQTT password of a fleet's gateway account, derived from the fleet's token."""
+    mac = hmac.new(fleet_token.encode(), b"mqtt-gateway:" + fleet_id.encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
 
@@ -101,6 +117,17 @@ def broker_auth(
         f"topic write {REJECTIONS_FILTER}",
         "",
     ]
+    for fleet, fleet_token in keys.items():
+        user = gateway_user(fleet)
+        passwd.append(f"{user}:{password_hash(gateway_password(fleet_token, fleet))}")
+        any_vehicle = telemetry_topic(fleet, "+")
+        acl += [
+            f"user {user}",
+            f"topic write {any_vehicle}",
+            f"topic write {any_vehicle}/+",
+            f"topic read {rejections_topic(fleet, '+')}",
+            "",
+        ]
     skipped: dict[str, str] = {}
     devices = 0
     for v in vehicles:

@@ -31,6 +31,7 @@ RULES_HASH_ANNOTATION = "fleetpipe.io/rules-hash"
 
 HTTP_PORT = 8080  # health, readiness and Prometheus metrics (fleetpipe.core.health)
 GRPC_PORT = 50051  # ingest's TelemetryIngest
+INGEST_HTTP_PORT_NAME = "http-ingest"  # ingest's HTTP/JSON listener, when spec.ingest.httpPort
 CONFIG_ROOT = "/etc/fleetpipe"
 RULES_DIR = f"{CONFIG_ROOT}/rules"
 RULES_FILE = "rules.yaml"
@@ -246,6 +247,8 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         env.append(_value(ENV["grpc_port"], GRPC_PORT))
         if spec.ingest.tokens_secret:
             env.append(_value(ENV["tokens_path"], f"{INGEST_AUTH_DIR}/{INGEST_TOKENS_FILE}"))
+        if spec.ingest.http_port is not None:
+            env.append(_value("FLEET_HTTP__PORT", spec.ingest.http_port))
     elif component is Component.ENRICHMENT:
         env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
     elif component is Component.DETECTION:
@@ -310,6 +313,9 @@ def deployment(
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     if component is Component.INGEST:
         ports.insert(0, {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
+        if spec.ingest.http_port is not None:
+            port = {"name": INGEST_HTTP_PORT_NAME, "containerPort": spec.ingest.http_port}
+            ports.insert(1, {**port, "protocol": "TCP"})
     template_annotations = {}
     if component is Component.DETECTION:
         # Detection reads its rules at start: a rules change rolls its pods.
@@ -381,6 +387,9 @@ def service(owner: Owner, spec: FleetPipelineSpec, component: Component) -> Mani
         ports.insert(
             0, {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"}
         )
+        if spec.ingest.http_port is not None:
+            port = {"name": INGEST_HTTP_PORT_NAME, "port": spec.ingest.http_port}
+            ports.insert(1, {**port, "targetPort": INGEST_HTTP_PORT_NAME, "protocol": "TCP"})
         service_type = spec.ingest.service_type
     return {
         "apiVersion": "v1",
@@ -402,6 +411,10 @@ def render(owner: Owner, spec: FleetPipelineSpec, plan: SizingPlan) -> list[Mani
     for component in Component:
         manifests.append(deployment(owner, spec, component, plan.desired(component)))
         manifests.append(service(owner, spec, component))
+    # The MQTT bridge builds on this module's helpers, so it is imported here, not at the top.
+    from fleet_operator.render_mqtt import mqtt_bridge
+
+    manifests += mqtt_bridge(owner, spec)
     return manifests
 
 
@@ -419,6 +432,8 @@ def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:
         found[spec.kafka.credentials_secret] = "spec.kafka.credentialsSecret"
     if spec.ingest.tokens_secret:
         found[spec.ingest.tokens_secret] = "spec.ingest.tokensSecret"
+    if spec.mqtt is not None:
+        found[spec.mqtt.credentials_secret] = "spec.mqtt.credentialsSecret"
     return found
 
 

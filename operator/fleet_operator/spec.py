@@ -226,6 +226,23 @@ class IngestSpec(_Spec):
     # Key ``tokens.yaml``: the bearer tokens of the fleets.
     tokens_secret: str | None = None
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    # HTTP/JSON ingest (POST /v1/fleets/{fleet}/telemetry) on this port beside gRPC; off if unset.
+    http_port: int | None = Field(default=None, ge=1024, le=65535)
+
+
+class MqttSpec(_Spec):
+    """Devices over MQTT: the broker they publish to, and the bridge that takes their messages
+    to Kafka (a StatefulSet: each replica keeps its broker session across restarts)."""
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=1883, ge=1, le=65535)
+    # Secret with the key ``password``: the bridge's account on the broker.
+    credentials_secret: str = Field(min_length=1, max_length=253)
+    username: str = Field(default="fleetpipe-bridge", min_length=1)
+    share_group: str = Field(default="fleetpipe-bridge", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    replicas: int = Field(default=2, ge=1, le=64)
+    receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    resources: dict[str, Any] | None = None
 
 
 class TracingSpec(_Spec):
@@ -258,6 +275,7 @@ class FleetPipelineSpec(_Spec):
     rules: dict[str, Any] = Field(default_factory=dict)
     registry: RegistrySpec | None = None
     ingest: IngestSpec = IngestSpec()
+    mqtt: MqttSpec | None = None
     tracing: TracingSpec = TracingSpec()
     image: ImageSpec = ImageSpec()
     paused: bool = False

@@ -274,6 +274,30 @@ def bench_tracing(
     run_tracing_bench(_stack(), config, console)
 
 
+@bench_app.command("protocols")
+def bench_protocols(
+    events: Annotated[int, typer.Option(min=10_000, help="events per protocol and run")] = 200_000,
+    runs: Runs = 3,
+    partitions: Partitions = 6,
+    protocols: Annotated[
+        str, typer.Option(help="protocols to measure, in order; gRPC's figures are the base")
+    ] = "grpc,mqtt,http",
+    report: Report = Path("benchmarks/reports/protocols.md"),
+) -> None:
+    """gRPC, MQTT (broker and bridge) and HTTP/JSON into the raw topic: events/s and CPU µs
+    per event of the way in, the MQTT broker and the client, against gRPC."""
+    from fleetpipe_dev.bench.protocols import ProtocolBenchConfig, run_protocol_bench
+
+    try:
+        chosen = tuple(Transport(p.strip()) for p in protocols.split(",") if p.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--protocols") from None
+    config = ProtocolBenchConfig(
+        events=events, runs=runs, partitions=partitions, protocols=chosen, report=report
+    )
+    run_protocol_bench(_stack(), config, console)
+
+
 @bench_app.command("pipeline")
 def bench_pipeline(
     rates: Annotated[

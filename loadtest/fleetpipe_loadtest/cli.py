@@ -73,6 +73,7 @@ def simulate_command(
         Path | None, typer.Option(help="write the fleet's vehicle registry here (.csv)")
     ] = None,
     tls_ca: TlsCa = None,
+    protocol: Protocol = Transport.GRPC,
 ) -> None:
     """Simulate a fleet and stream its telemetry to ingest, with a progress line; Ctrl-C stops."""
     import asyncio
@@ -107,6 +108,7 @@ def simulate_command(
         ground_truth=ground_truth,
         registry=registry,
         root_certificates=tls_ca.read_bytes() if tls_ca else None,
+        protocol=protocol,
     )
     try:
         result = asyncio.run(run_simulation(options, console))

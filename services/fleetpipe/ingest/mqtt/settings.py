@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from fleetpipe.core.settings import _Frozen
 from fleetpipe.ingest.mqtt.credentials import BRIDGE_USER
@@ -33,6 +33,16 @@ class MqttSettings(_Frozen):
 
 class BridgeSettings(IntakeSettings):
     mqtt: MqttSettings = MqttSettings()
+    # Longer than librdkafka's own delivery timeout (delivery_timeout_ms): a message is produced
+    # again only once Kafka's client has given its records up, never while they still wait in
+    # its queue, so an outage of Kafka does not multiply the records waiting for it.
+    ack_timeout_s: float = Field(default=45.0, gt=0)
     # Backoff while Kafka refuses (busy or down): the message stays unacknowledged meanwhile.
     retry_initial_s: float = Field(default=0.2, gt=0)
     retry_max_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ack_timeout_after_kafka_s(self) -> BridgeSettings:
+        if self.ack_timeout_s * 1000 <= self.delivery_timeout_ms:
+            raise ValueError("ack_timeout_s must exceed delivery_timeout_ms (in seconds)")
+        return self

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what FleetPipe's demo or tests need, idempotently:
-#   system packages (Debian): PostgreSQL 15, Maven, a JDK, Mosquitto; for the tests also etcd and kcat
+#   system packages (Debian): PostgreSQL 15, Maven, a JDK, Mosquitto; for the tests also etcd,
+#   kcat and Chromium with its driver (the console's page)
 #   the Python environment in .venv (or $FLEETPIPE_VENV): fleetpipe and fleetpipe-dev, editable
 #   Kafka's jars from Maven Central, cached in ~/.cache/fleetpipe
 #   for the tests: the Go-built binaries (Kubernetes, kwok, helm, Jaeger), cached there too
@@ -30,6 +31,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql-15
 if ((want_test_packages)); then
   have etcd || missing+=(etcd-server)
   have kcat || missing+=(kcat)
+  # The console's page is tested in Debian's headless Chromium, driven by Selenium.
+  have chromium || missing+=(chromium)
+  have chromedriver || missing+=(chromium-driver)
 fi
 have mvn || missing+=(maven)
 have java || missing+=(openjdk-17-jre-headless)

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from fleetpipe.core.settings import Topics
+from fleetpipe_dev.bench.console import command as bench_console
 from fleetpipe_dev.bench.storage import command as bench_storage_writer
 from fleetpipe_dev.cliopts import AsJson, Partitions, Report, Runs, print_status
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
@@ -29,6 +30,7 @@ bench_app = typer.Typer(help="Benchmarks that write reports.", no_args_is_help=T
 dev_app.add_typer(kube_app, name="kube")
 bench_app.command("operator")(bench_operator)
 bench_app.command("storage-writer")(bench_storage_writer)
+bench_app.command("console")(bench_console)
 
 
 def register(app: typer.Typer) -> None:
@@ -374,3 +376,39 @@ def bench_ingest(
         report=report,
     )
     run_ingest_bench(_stack(), config, console)
+
+
+@bench_app.command("faults")
+def bench_faults(
+    rate: Annotated[
+        int, typer.Option(min=100, help="vehicles at 1 Hz: a rate this machine sustains")
+    ] = 2000,
+    duration: Annotated[
+        float, typer.Option(min=60.0, help="seconds of load (the faults must fit in it)")
+    ] = 300.0,
+    gap: Annotated[float, typer.Option(min=5.0, help="seconds between two faults")] = 25.0,
+    processes: Annotated[int, typer.Option(min=1, max=16, help="sender processes")] = 1,
+    report: Report = Path("benchmarks/reports/faults.md"),
+) -> None:
+    """Faults under load: each service SIGKILLed, the broker restarted, PostgreSQL stopped 30 s,
+    Twilio failing; counts what was lost, stored twice, repeated or sent twice (all must be 0)
+    and how long each stage took to recover. Exits 1 when a count is not zero."""
+    from fleetpipe_dev.bench.faults import PG_DOWN_S, run_fault_drill
+
+    needed = 9 * gap + PG_DOWN_S
+    if duration < needed:
+        raise typer.BadParameter(
+            f"--duration {duration:g}: the eight faults, {gap:g} s apart, need at least "
+            f"{needed:g} s of load"
+        )
+    counts, _faults, _load = run_fault_drill(
+        _stack(),
+        rate=rate,
+        duration_s=duration,
+        gap_s=gap,
+        processes=processes,
+        report=report,
+        console=console,
+    )
+    if not counts.all_zero:
+        raise typer.Exit(1)

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
+from fleetpipe_dev.stack.console import LocalConsole
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
     DEFAULT_SMS_FROM,
@@ -63,6 +64,7 @@ class DemoOptions:
     topic_suffix: str = ""
     keep_running: bool = True
     settle_timeout_s: float = 120.0
+    console_port: int = 0  # the fleet console's port (0: a free one)
     # How the simulated vehicles send: gRPC to ingest, MQTT to the broker, HTTP to ingest.
     protocol: Transport = Transport.GRPC
 
@@ -127,6 +129,15 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         http_port=0 if plan.protocol is Transport.HTTP else None,
     )
     pipeline = LocalPipeline(config)
+    fleet_console = LocalConsole(
+        kafka,
+        topics,
+        dsn,
+        options.schema,
+        config.logs / "console.log",
+        tokens={secrets.token_urlsafe(24): ["*"]},
+        port=options.console_port,
+    )
     report: LoadReport | None = None
     code = 0
     try:
@@ -138,6 +149,9 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         console.print(f"services   starting {', '.join(config.services)}; logs in {config.logs}")
         pipeline.start()
         console.print(f"ingest     gRPC on {pipeline.ingest_address}")
+        fleet_console.start()
+        (console_token,) = fleet_console.tokens
+        console.print(f"console    {fleet_console.url}/#token={console_token}")
         target = pipeline.ingest_address
         if plan.protocol is Transport.HTTP:
             target = pipeline.http_address
@@ -191,6 +205,7 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             codes = pipeline.stop()
+            codes["console"] = fleet_console.stop()
             if contract is not None:
                 contract.stop()
             # On --kafka servers the stack holds at most the MQTT broker the demo started.

@@ -278,12 +278,18 @@ def run_load(
                     counted["rate"] = (rows - counted["rows"]) / (now - counted["at"])
                 counted["rows"], counted["at"], counted["next"] = rows, now, now + 1.0
         elif now >= counted["next"]:
-            rows = store.count()
-            if counted["at"]:
-                counted["rate"] = (rows - counted["rows"]) / (now - counted["at"])
-            counted["rows"], counted["at"] = rows, now
-            # Counting rows costs the database a scan of the run's rows: on a big run, less often.
-            counted["next"] = now + max(1.0, 20 * (time.monotonic() - now))
+            found = store.count()
+            if found is None:
+                # The database is restarting: no answer this time, the last count stands and
+                # the settling waits on (up to its timeout).
+                counted["next"] = now + 2.0
+            else:
+                if counted["at"]:
+                    counted["rate"] = (found - counted["rows"]) / (now - counted["at"])
+                counted["rows"], counted["at"] = found, now
+                # Counting rows costs the database a scan of the run's rows: on a big run,
+                # less often.
+                counted["next"] = now + max(1.0, 20 * (time.monotonic() - now))
         stored = int(counted["rows"])
         s = Sample(
             t=time.monotonic() - t0,

@@ -9,6 +9,7 @@ this run only.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,6 +29,8 @@ from fleetpipe_loadtest.report import Latency
 # Rules driven by processing time (a vehicle's silence), not by a triggering event's arrival:
 # their ingest → alert time measures the rule's timeout, not the pipeline.
 PROCESSING_TIME_RULES = frozenset({"offline"})
+
+log = logging.getLogger(__name__)
 
 
 class GroupLag:
@@ -179,11 +182,16 @@ class StoreProbe:
             sql.Literal(self.days[1]),
         )
 
-    def count(self) -> int:
-        with self._connect() as conn:
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM telemetry WHERE {}").format(self._where())
-            ).fetchone()
+    def count(self) -> int | None:
+        """The run's rows; None when the database does not answer (a restart), this time."""
+        try:
+            with self._connect() as conn:
+                row = conn.execute(
+                    sql.SQL("SELECT count(*) FROM telemetry WHERE {}").format(self._where())
+                ).fetchone()
+        except psycopg.OperationalError as exc:
+            log.warning("counting the stored rows failed, asking again: %s", exc)
+            return None
         return int(row[0]) if row else 0
 
     def per_vehicle(self) -> dict[str, tuple[int, int]]:

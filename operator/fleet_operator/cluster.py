@@ -126,6 +126,13 @@ class KubeGateway:
         with _kube_call(f"creating {manifest['kind']} {meta.get('namespace')}/{meta['name']}"):
             resource.create(body=manifest, namespace=meta.get("namespace"))
 
+    def list_pipelines(self, namespace: str | None) -> list[dict[str, Any]]:
+        where = namespace or "every namespace"
+        with _kube_call(f"listing FleetPipelines of {where}"):
+            found = self._resource(API_VERSION, KIND).get(namespace=namespace)
+        items: list[dict[str, Any]] = found.to_dict().get("items") or []
+        return items
+
     def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]:
         """The pipeline's Deployments by name."""
         resource = self._resource("apps/v1", "Deployment")

@@ -23,6 +23,7 @@ from fleet_operator.status import (
     READY,
     SCALING,
     SECRET_MISSING,
+    TOPICS_CLAIMED,
     TOPICS_FAILED,
     TOPICS_READY,
     Condition,
@@ -95,6 +96,50 @@ def invalid_spec(prior: Prior, message: str) -> Decision:
             Condition.of(DEGRADED, True, INVALID_SPEC, message),
             Condition.of(READY, False, INVALID_SPEC, message),
         ),
+    )
+
+
+TOPICS_CONFLICT = "TopicsConflict"
+
+
+def topics_conflict(prior: Prior, message: str) -> Decision:
+    """Another pipeline holds this one's topics (claims.py): nothing is applied."""
+    before = prior.condition(TOPICS_CLAIMED)
+    repeated = before.get("reason") == TOPICS_CONFLICT and before.get("message") == message
+    return Decision(
+        events=() if repeated else (Event(WARNING, TOPICS_CONFLICT, message),),
+        conditions=(
+            Condition.of(TOPICS_CLAIMED, False, TOPICS_CONFLICT, message),
+            Condition.of(DEGRADED, True, TOPICS_CONFLICT, message),
+            Condition.of(READY, False, TOPICS_CONFLICT, message),
+        ),
+    )
+
+
+def topics_claimed(prior: Prior) -> tuple[list[Event], Condition]:
+    """This pipeline holds its topics; an Event when it takes them over from a conflict."""
+    before = prior.condition(TOPICS_CLAIMED)
+    events = (
+        [Event(NORMAL, "TopicsClaimed", "no other FleetPipeline holds these topics any more")]
+        if before.get("reason") == TOPICS_CONFLICT
+        else []
+    )
+    return events, Condition.of(
+        TOPICS_CLAIMED,
+        True,
+        "Claimed",
+        "no other FleetPipeline names these topics on these brokers",
+    )
+
+
+def topics_kept_for(held: Mapping[str, str]) -> Event:
+    """Deleting a pipeline whose topics another pipeline holds: those are not deleted."""
+    names = ", ".join(sorted(held))
+    holders = ", ".join(sorted(set(held.values())))
+    return Event(
+        NORMAL,
+        "TopicsKept",
+        f"topics {names} are not deleted: FleetPipeline {holders} names them too",
     )
 
 

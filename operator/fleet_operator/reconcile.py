@@ -24,7 +24,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from fleet_operator import decisions, sizing
+from fleet_operator import claims, decisions, sizing
+from fleet_operator.console import console_manifests
 from fleet_operator.decisions import Event, Prior, Problem
 from fleet_operator.ports import (
     ApplyRefused,
@@ -48,6 +49,7 @@ from fleet_operator.render import (
     render,
     topics_for,
 )
+from fleet_operator.render_mqtt import mqtt_bridge
 from fleet_operator.settings import OperatorSettings
 from fleet_operator.sizing import CONSUMERS, Autoscaler, LagDecision, SizingPlan
 from fleet_operator.spec import (
@@ -272,6 +274,19 @@ class Reconciler:
                 return
             names = [s.name for s in pipeline_topics(spec, 1)]
             if spec.deletion_policy is DeletionPolicy.DELETE:
+                # Topics another pipeline names on the same brokers are its data too.
+                me = claims.claim_of(
+                    {
+                        "metadata": {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid},
+                        "spec": raw_spec,
+                    }
+                )
+                held = {} if me is None else claims.held_by_others(me, self._others())
+                if held:
+                    self._post(
+                        ref, [decisions.topics_kept_for({t: c.ref for t, c in held.items()})]
+                    )
+                    names = [n for n in names if n not in held]
                 try:
                     credentials = self._credentials(ref, spec, missing=None)
                     self.kafka.delete_topics(kafka_settings(spec, credentials), names)
@@ -300,6 +315,15 @@ class Reconciler:
             )
             return None
         self._post(ref, decisions.resumed(prior))
+        conflict = self._conflict(obj)
+        if conflict is not None:
+            self._decide(
+                ref,
+                prior,
+                decisions.topics_conflict(prior, conflict.message),
+                fields={"observedGeneration": prior.generation},
+            )
+            return None
         named = referenced_secrets(spec)
         missing = self.kube.missing_secrets(ref.namespace, list(named))
         credentials = self._credentials(ref, spec, missing=missing)
@@ -309,6 +333,18 @@ class Reconciler:
             kafka=kafka_settings(spec, credentials),
             problems=decisions.missing_secrets(named, missing, ref.namespace),
         )
+
+    def _others(self) -> list[claims.Claim]:
+        """The claims of every FleetPipeline the operator can see (its namespace, or all)."""
+        found = (
+            claims.claim_of(obj)
+            for obj in self.kube.list_pipelines(self.settings.namespace or None)
+        )
+        return [c for c in found if c is not None]
+
+    def _conflict(self, obj: Mapping[str, Any]) -> claims.Conflict | None:
+        me = claims.claim_of(obj)
+        return None if me is None else claims.conflict(me, self._others())
 
     def _credentials(
         self, ref: PipelineRef, spec: FleetPipelineSpec, *, missing: Sequence[str] | None
@@ -430,7 +466,9 @@ class Reconciler:
 
         generations: dict[Component, int] = {}
         names = {name: c for c, name in deployment_names(owner).items()}
-        manifests = render(owner, spec, plan)
+        manifests = (
+            render(owner, spec, plan) + console_manifests(owner, spec) + mqtt_bridge(owner, spec)
+        )
         # Every child past the API server's validation first: a spec the server refuses for
         # one child (a bad quantity, an invalid path) applies none, never half a pipeline.
         try:
@@ -441,9 +479,10 @@ class Reconciler:
             raise InvalidSpec(str(exc)) from exc
         for manifest in manifests:
             applied = self.kube.apply(manifest)
-            if manifest["kind"] == "Deployment":
-                component = names[manifest["metadata"]["name"]]
-                generations[component] = int(applied["metadata"].get("generation") or 0)
+            sized = names.get(manifest["metadata"]["name"])
+            # The console's Deployment is not one of the sized services: not tracked here.
+            if manifest["kind"] == "Deployment" and sized is not None:
+                generations[sized] = int(applied["metadata"].get("generation") or 0)
         edited = memory.edited_by_others(generations)
         self._post(
             ref,
@@ -479,6 +518,9 @@ class Reconciler:
             decisions=children.decisions,
             problems=validated.problems,
         )
+        taken_over, claimed = decisions.topics_claimed(prior)
+        self._post(ref, taken_over)
+        decision = decisions.Decision(decision.events, (*decision.conditions, claimed))
         self._decide(ref, prior, decision, fields=fields)
 
     # ---- readiness after a Deployment moved -----------------------------------------------

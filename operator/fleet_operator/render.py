@@ -45,6 +45,7 @@ INGEST_TOKENS_FILE = "tokens.yaml"
 ENV = {
     "group_id": "FLEET_GROUP_ID",
     "registry_path": "FLEET_REGISTRY_PATH",
+    "unknown_vehicles": "FLEET_UNKNOWN_VEHICLES",
     "rules_path": "FLEET_RULES_PATH",
     "grpc_port": "FLEET_GRPC_PORT",
     "tokens_path": "FLEET_AUTH__TOKENS_FILE",
@@ -245,6 +246,9 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
     _registry_cm, registry_key = registry_source(owner, spec)
     if component is Component.INGEST:
         env.append(_value(ENV["grpc_port"], GRPC_PORT))
+        # The registry decides which fleet a vehicle belongs to, whatever a token claims.
+        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+        env.append(_value(ENV["unknown_vehicles"], spec.ingest.unknown_vehicles))
         if spec.ingest.tokens_secret:
             env.append(_value(ENV["tokens_path"], f"{INGEST_AUTH_DIR}/{INGEST_TOKENS_FILE}"))
         if spec.ingest.http_port is not None:
@@ -283,7 +287,7 @@ def _volumes(
     # A writable /tmp: the root filesystem is read-only.
     volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
     mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 - in the pod
-    if component in (Component.ENRICHMENT, Component.NOTIFICATION):
+    if component in (Component.INGEST, Component.ENRICHMENT, Component.NOTIFICATION):
         # The whole folder, not a subPath: kubelet updates a mounted ConfigMap folder in place,
         # which is how the registry reloads without a restart.
         registry_cm, _key = registry_source(owner, spec)
@@ -411,10 +415,6 @@ def render(owner: Owner, spec: FleetPipelineSpec, plan: SizingPlan) -> list[Mani
     for component in Component:
         manifests.append(deployment(owner, spec, component, plan.desired(component)))
         manifests.append(service(owner, spec, component))
-    # The MQTT bridge builds on this module's helpers, so it is imported here, not at the top.
-    from fleet_operator.render_mqtt import mqtt_bridge
-
-    manifests += mqtt_bridge(owner, spec)
     return manifests
 
 
@@ -432,6 +432,11 @@ def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:
         found[spec.kafka.credentials_secret] = "spec.kafka.credentialsSecret"
     if spec.ingest.tokens_secret:
         found[spec.ingest.tokens_secret] = "spec.ingest.tokensSecret"
+    if spec.console.enabled:
+        if spec.console.tokens_secret:
+            found[spec.console.tokens_secret] = "spec.console.tokensSecret"
+        if spec.console.database_secret:
+            found[spec.console.database_secret] = "spec.console.databaseSecret"
     if spec.mqtt is not None:
         found[spec.mqtt.credentials_secret] = "spec.mqtt.credentialsSecret"
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fleet_operator.render import (
     HTTP_PORT,
+    REGISTRY_DIR,
     Manifest,
     Owner,
     _metadata,
@@ -17,6 +18,7 @@ from fleet_operator.render import (
     _value,
     child_name,
     env_for,
+    registry_source,
 )
 from fleet_operator.spec import Component, FleetPipelineSpec, MqttSpec
 
@@ -63,6 +65,7 @@ def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
     if mqtt is None:
         return []
     name = child_name(owner, BRIDGE)
+    registry_cm, _key = registry_source(owner, spec)
     selector = bridge_labels(owner)
     metadata = _metadata(owner, name, BRIDGE)
     service: Manifest = {
@@ -83,7 +86,12 @@ def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "env": bridge_env(owner, spec, mqtt),
         "resources": mqtt.resources or DEFAULT_RESOURCES,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - in the pod
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - in the pod
+            # The registry, as ingest has it: whose each vehicle is (a gateway account may
+            # name any vehicle id under its own fleet's topics).
+            {"name": "registry", "mountPath": REGISTRY_DIR, "readOnly": True},
+        ],
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "http"},
             "periodSeconds": 10,
@@ -120,7 +128,10 @@ def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "registry", "configMap": {"name": registry_cm}},
+                    ],
                 },
             },
         },

@@ -226,6 +226,9 @@ class IngestSpec(_Spec):
     # Key ``tokens.yaml``: the bearer tokens of the fleets.
     tokens_secret: str | None = None
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    # Events of vehicles the registry does not know: accepted (enrichment marks them unknown)
+    # or refused per event. A vehicle registered to another fleet is always refused.
+    unknown_vehicles: Literal["accept", "reject"] = "accept"
     # HTTP/JSON ingest (POST /v1/fleets/{fleet}/telemetry) on this port beside gRPC; off if unset.
     http_port: int | None = Field(default=None, ge=1024, le=65535)
 
@@ -254,6 +257,29 @@ class TracingSpec(_Spec):
     sampling_ratio: float = Field(default=0.001, ge=0.0, le=1.0)
 
 
+class ConsoleIngress(_Spec):
+    host: str = Field(min_length=1, max_length=253)
+    class_name: str | None = None
+    # A TLS Secret for the host; without one the Ingress serves plain HTTP.
+    tls_secret: str | None = None
+
+
+class ConsoleSpec(_Spec):
+    """The fleet console (HTTP API and web page), off unless enabled."""
+
+    enabled: bool = False
+    # Key ``tokens``: JSON of bearer token -> fleets (``["*"]`` for every fleet).
+    tokens_secret: str | None = Field(default=None, min_length=1, max_length=253)
+    # Key ``dsn``: a read-only role's DSN (without it, storage.databaseSecret's, read-only
+    # by the console's own sessions).
+    database_secret: str | None = Field(default=None, min_length=1, max_length=253)
+    replicas: int = Field(default=1, ge=1, le=20)
+    tile_url: str = ""
+    tile_attribution: str = ""
+    ingress: ConsoleIngress | None = None
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+
+
 class ImageSpec(_Spec):
     repository: str = Field(default="fleetpipe", min_length=1)
     tag: str = Field(default="0.1.0", min_length=1)
@@ -277,6 +303,7 @@ class FleetPipelineSpec(_Spec):
     ingest: IngestSpec = IngestSpec()
     mqtt: MqttSpec | None = None
     tracing: TracingSpec = TracingSpec()
+    console: ConsoleSpec = ConsoleSpec()
     image: ImageSpec = ImageSpec()
     paused: bool = False
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN

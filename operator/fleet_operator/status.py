@@ -20,7 +20,8 @@ TOPICS_READY = "TopicsReady"
 SERVICES_READY = "ServicesReady"
 SCALING = "Scaling"
 DEGRADED = "Degraded"
-CONDITION_TYPES = (READY, TOPICS_READY, SERVICES_READY, SCALING, DEGRADED)
+TOPICS_CLAIMED = "TopicsClaimed"  # see claims.py
+CONDITION_TYPES = (READY, TOPICS_READY, SERVICES_READY, SCALING, DEGRADED, TOPICS_CLAIMED)
 
 # Reasons other code and tests refer to.
 NOT_SUPPORTED = "NotSupported"

@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from fleetpipe.storage_writer.query_cli import query_app
+from fleetpipe.query.cli import query_app
 from fleetpipe_loadtest.cli import loadtest_run_command, simulate_command
 
 PLUGIN_GROUP = "fleetpipe.cli"

@@ -21,29 +21,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
 from rich.console import Console
 
 from fleetpipe.core.settings import DeliveryMode
-from fleetpipe.core.topics import topic_specs
 from fleetpipe.registry import write_csv
 from fleetpipe_dev.bench.baseline import run_baseline
 from fleetpipe_dev.bench.cpu import BROKER, DATABASE, DRIVER, OTHER, CpuMeter, CpuUsage
 from fleetpipe_dev.bench.harness import Summary, markdown_table
+from fleetpipe_dev.bench.local import running_pipeline
 from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
-    DEFAULT_SMS_FROM,
     SERVICES,
-    LocalPipeline,
-    PipelineConfig,
 )
-from fleetpipe_dev.twilio import TwilioContractServer
 from fleetpipe_loadtest.loadrun import (
     LiveView,
     LoadPlan,
-    Watch,
     new_run_id,
     run_load,
     summary_lines,
@@ -117,7 +110,6 @@ def run_pipeline_bench(
     session = BenchSession.start(
         stack, name="pipe", partitions=partitions, report=report, console=console
     )
-    kafka = session.kafka
     work = session.logs("pipeline")
     load_before = _loadavg()
     console.rule("baseline B, same run")
@@ -129,8 +121,6 @@ def run_pipeline_bench(
         report=work / "baseline-same-run.md",
         console=console,
     )
-    suffix = session.suffix
-    topics = session.topics()
     token = secrets.token_urlsafe(24)
     base = new_run_id()
     plans = [
@@ -149,61 +139,30 @@ def run_pipeline_bench(
     registry = work / "vehicles.csv"
     write_csv([v for p in plans for v in p.registry()], registry)
     results: list[RateResult] = []
-    with session, TwilioContractServer() as twilio:
-        session.create_topics(topic_specs(topics, partitions))
-        config = PipelineConfig(
-            kafka=kafka,
-            topics=topics,
-            postgres_dsn=stack.postgres_dsn,
-            schema=f"bench_{suffix}",
-            workdir=work,
-            registry=registry,
-            tokens={token: "bench"},
-            twilio_env={
-                "FLEET_TWILIO__ACCOUNT_SID": twilio.account_sid,
-                "FLEET_TWILIO__AUTH_TOKEN": twilio.auth_token,
-                "FLEET_TWILIO__API_BASE_URL": twilio.url,
-                "FLEET_TWILIO__SMS_FROM": DEFAULT_SMS_FROM,
-            },
-            group_suffix=suffix,
-            overrides=dict(overrides or {}),
-        )
-        pipeline = LocalPipeline(config)
-        try:
-            pipeline.start()
-            watch = Watch(
-                kafka,
-                topics,
-                stack.postgres_dsn,
-                config.schema,
-                {
-                    "enrichment": (config.group("enrichment"), topics.raw),
-                    "detection": (config.group("detection"), topics.enriched),
-                    "storage-writer": (config.group("storage-writer"), topics.enriched),
-                    "notification": (config.group("notification"), topics.alerts),
-                },
+    with running_pipeline(
+        session,
+        partitions=partitions,
+        registry=registry,
+        tokens={token: "bench"},
+        workdir=work,
+        overrides=overrides,
+    ) as running:
+        pipeline = running.pipeline
+        for plan in plans:
+            rate = plan.steps[0].vehicles
+            console.rule(f"{rate:,} events/s for {duration_s:g} s")
+            window = _LoadWindow(CpuMeter(pipeline.pids()), pipeline.check_alive)
+            report_ = run_load(
+                replace(plan, target=pipeline.ingest_address),
+                running.watch,
+                on_update=window,
+                machine=machine(),
             )
-            for plan in plans:
-                rate = plan.steps[0].vehicles
-                console.rule(f"{rate:,} events/s for {duration_s:g} s")
-                window = _LoadWindow(CpuMeter(pipeline.pids()), pipeline.check_alive)
-                report_ = run_load(
-                    replace(plan, target=pipeline.ingest_address),
-                    watch,
-                    on_update=window,
-                    machine=machine(),
-                )
-                result = RateResult(rate, report_, window.usage)
-                results.append(result)
-                for line in summary_lines(result.report):
-                    console.print(line)
-                console.print(f"lag (median, max) {result.late_lag}; verdicts {result.verdicts}")
-        finally:
-            pipeline.stop()
-            session.delete_topics()
-            # The run's rows (millions at these rates) are measured by now: the report holds
-            # what they showed.
-            _drop_schema(stack.postgres_dsn, config.schema)
+            result = RateResult(rate, report_, window.usage)
+            results.append(result)
+            for line in summary_lines(result.report):
+                console.print(line)
+            console.print(f"lag (median, max) {result.late_lag}; verdicts {result.verdicts}")
     _write(report, results, baseline, command=session.command, duration_s=duration_s,
            partitions=partitions, processes=processes, load=(load_before, _loadavg()))  # fmt: skip
     console.print(f"report: {report}")
@@ -229,11 +188,6 @@ class _LoadWindow:
                 self.meter.sample()
         elif self._started and self.usage is None:
             self.usage = self.meter.stop()
-
-
-def _drop_schema(dsn: str, schema: str) -> None:
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _loadavg() -> str:

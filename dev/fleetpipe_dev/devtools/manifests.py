@@ -61,7 +61,11 @@ OUTPUTS = (
     ),
     Output(
         "operator.yaml",
-        ("templates/operator-deployment.yaml", "templates/networkpolicy.yaml"),
+        (
+            "templates/operator-deployment.yaml",
+            "templates/networkpolicy.yaml",
+            "templates/console-networkpolicy.yaml",
+        ),
         "the operator's Deployment and the NetworkPolicies",
     ),
     Output(

@@ -2,7 +2,7 @@
 
 Each service is started as Kubernetes would start it — ``python -m fleetpipe.<service>`` with
 ``FLEET_*`` variables — with its log in ``<workdir>/logs``. Ingest authenticates with a tokens
-file, enrichment and notification read the vehicle registry file, the storage writer writes
+file, ingest, enrichment and notification read the vehicle registry file, the storage writer writes
 PostgreSQL and a Parquet folder, and notification sends through Twilio (its cloud, when real
 credentials are in the environment, else the local Twilio-contract server).
 """
@@ -91,12 +91,17 @@ class LocalPipeline:
                 "FLEET_GRPC_HOST": "127.0.0.1",
                 "FLEET_GRPC_PORT": str(port),
                 "FLEET_AUTH__TOKENS_FILE": str(tokens_file),
+                "FLEET_REGISTRY_PATH": str(c.registry),
             },
             "enrichment": {"FLEET_REGISTRY_PATH": str(c.registry)},
             "detection": {},
             "storage-writer": {**db, "FLEET_LAKE__PATH": str(c.lake)},
             "notification": {**db, "FLEET_REGISTRY_PATH": str(c.registry), **c.twilio_env},
-            "mqtt-bridge": {**c.mqtt_env, "FLEET_MQTT__CLIENT_ID": f"fleetpipe-bridge-{instance}"},
+            "mqtt-bridge": {
+                **c.mqtt_env,
+                "FLEET_MQTT__CLIENT_ID": f"fleetpipe-bridge-{instance}",
+                "FLEET_REGISTRY_PATH": str(c.registry),
+            },
         }
         if c.http_port is not None:
             http_port = c.http_port or free_port()

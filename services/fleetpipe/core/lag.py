@@ -155,7 +155,11 @@ def _group_error(group_id: str, what: str, exc: KafkaException) -> KafkaError:
 
 def _partitions(admin: Admin, topics: Sequence[str]) -> list[TopicPartition]:
     # Kafka numbers a topic's partitions 0..n-1, and never removes one.
-    counts = admin.partitions(topics)
+    try:
+        counts = admin.partitions(topics)
+    except KafkaException as exc:
+        # No broker answers (a restart): the caller's KafkaError, not the client's exception.
+        raise KafkaError(f"reading the partitions of {', '.join(topics)} failed: {exc}") from exc
     return [TopicPartition(t, p) for t in topics if t in counts for p in range(counts[t])]
 
 

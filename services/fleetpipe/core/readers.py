@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import TypedDict, Unpack
+from typing import NamedTuple, TypedDict, Unpack
 
 import confluent_kafka
 from confluent_kafka import TopicPartition
@@ -104,6 +104,14 @@ def is_partition_eof(msg: Message) -> bool:
     return err is not None and err.code() == confluent_kafka.KafkaError._PARTITION_EOF
 
 
+class Latest(NamedTuple):
+    """A key's newest value in a table topic, and where it was read."""
+
+    value: bytes
+    partition: int
+    offset: int
+
+
 def read_table(
     kafka: KafkaSettings,
     topic: str,
@@ -113,7 +121,31 @@ def read_table(
     timeout_s: float = 120.0,
     batch: int = 10_000,
 ) -> dict[bytes, bytes]:
-    """The latest value of every key of a (compacted) topic, as of the call.
+    """The latest value of every key of a (compacted) topic, as of the call (see
+    :func:`read_latest`)."""
+    latest = read_latest(
+        kafka,
+        topic,
+        client_id=client_id,
+        read_committed=read_committed,
+        timeout_s=timeout_s,
+        batch=batch,
+    )
+    return {key: found.value for key, found in latest.items()}
+
+
+def read_latest(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    client_id: str,
+    read_committed: bool = True,
+    timeout_s: float = 120.0,
+    batch: int = 10_000,
+) -> dict[bytes, Latest]:
+    """The latest value of every key of a (compacted) topic, as of the call, with the partition
+    and offset it was read at (so a value that turns out unreadable can be dead-lettered with
+    its coordinates).
 
     Every partition is read from its beginning up to the end offset it had when the call began,
     in large batches; a tombstone (a record without value) removes its key. With
@@ -134,7 +166,7 @@ def read_table(
             "fetch.max.bytes": 64 * 1024 * 1024,
         },
     )
-    table: dict[bytes, bytes] = {}
+    table: dict[bytes, Latest] = {}
     try:
         ends: dict[int, int] = {}
         starts: dict[int, int] = {}
@@ -177,7 +209,9 @@ def read_table(
                 if value is None:
                     table.pop(key, None)
                 else:
-                    table[key] = value
+                    table[key] = Latest(
+                        value, _or_minus_one(msg.partition()), _or_minus_one(msg.offset())
+                    )
             if not msgs and ends:
                 # Transaction markers at a partition's tail are never returned as messages: the
                 # reader's position says whether it has passed them.
@@ -187,3 +221,7 @@ def read_table(
         return table
     finally:
         reader.close()
+
+
+def _or_minus_one(value: int | None) -> int:
+    return -1 if value is None else value

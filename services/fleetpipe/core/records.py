@@ -171,7 +171,7 @@ class Output:
     def send(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         key: bytes | str | None,
         headers: Headers | None = None,
     ) -> None:
@@ -228,17 +228,40 @@ class Output:
         error: str,
     ) -> None:
         msg = record.msg if isinstance(record, Record) else record
+        self.dead_letter_at(
+            key=msg.key(),
+            payload=msg.value(),
+            topic=msg.topic() or "",
+            partition=_or_minus_one(msg.partition()),
+            offset=_or_minus_one(msg.offset()),
+            reason=reason,
+            error=error,
+        )
+
+    def dead_letter_at(
+        self,
+        *,
+        key: bytes | None,
+        payload: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        reason: str,
+        error: str,
+    ) -> None:
+        """Dead-letter a record read outside the loop's batches (a state changelog), by its
+        coordinates."""
         value, headers = dead_letter_record(
             reason=reason,
             error=error,
             service=self._service,
-            key=msg.key(),
-            payload=msg.value(),
-            source_topic=msg.topic() or "",
-            source_partition=_or_minus_one(msg.partition()),
-            source_offset=_or_minus_one(msg.offset()),
+            key=key,
+            payload=payload,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
         )
-        self.send(self._deadletter_topic, value, msg.key(), headers)
+        self.send(self._deadletter_topic, value, key, headers)
         self._metrics.deadletters.labels(reason).inc()
 
     def poll(self) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from google.protobuf.message import DecodeError
 
 from fleetpipe.core.kafka import Admin, build_admin
-from fleetpipe.core.readers import read_table
+from fleetpipe.core.readers import read_latest
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.detection.state import VehicleState
 
@@ -18,12 +19,27 @@ log = logging.getLogger(__name__)
 Keep = Callable[[str, VehicleState], bool]
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A vehicle's newest changelog record that does not parse, and where it was read."""
+
+    vehicle_id: str
+    key: bytes
+    value: bytes
+    partition: int
+    offset: int
+    error: str
+
+
 class StateSource(Protocol):
     def partition_count(self) -> int:
         """Partitions of the input topic now."""
 
     def load(self, keep: Keep) -> dict[str, VehicleState]:
         """Every vehicle's newest committed state for which ``keep`` says yes."""
+
+    def take_unreadable(self) -> list[Unreadable]:
+        """The unparseable records the loads since the last call met, each once."""
 
 
 class Changelog:
@@ -43,6 +59,7 @@ class Changelog:
         self.timeout_s = timeout_s
         self._admin: Admin | None = None
         self.corrupt = 0
+        self._unreadable: dict[tuple[int, int], Unreadable] = {}
 
     def partition_count(self) -> int:
         if self._admin is None:
@@ -53,21 +70,35 @@ class Changelog:
         return count
 
     def load(self, keep: Keep) -> dict[str, VehicleState]:
-        table = read_table(
+        table = read_latest(
             self.kafka, self.topic, client_id=self.client_id, timeout_s=self.timeout_s
         )
         states: dict[str, VehicleState] = {}
-        for key, value in table.items():
+        for key, found in table.items():
             vid = key.decode(errors="replace")
             try:
-                st = VehicleState.from_bytes(value)
+                st = VehicleState.from_bytes(found.value)
             except DecodeError as exc:
-                # One unreadable record costs that vehicle its history, not the service.
+                # One unreadable record costs that vehicle its history, not the service; the
+                # handler dead-letters it (whoever owns the vehicle) with its coordinates.
                 self.corrupt += 1
                 log.error(
-                    "state of %s in %s is unreadable, starting it afresh: %s", vid, self.topic, exc
+                    "state of %s in %s[%d]@%d is unreadable, starting it afresh: %s",
+                    vid,
+                    self.topic,
+                    found.partition,
+                    found.offset,
+                    exc,
+                )
+                self._unreadable[(found.partition, found.offset)] = Unreadable(
+                    vid, key, found.value, found.partition, found.offset, str(exc)
                 )
                 continue
             if keep(vid, st):
                 states[vid] = st
         return states
+
+    def take_unreadable(self) -> list[Unreadable]:
+        taken = list(self._unreadable.values())
+        self._unreadable.clear()
+        return taken

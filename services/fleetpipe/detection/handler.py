@@ -14,7 +14,7 @@ from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.core.settings import Topics
-from fleetpipe.detection.changelog import StateSource
+from fleetpipe.detection.changelog import StateSource, Unreadable
 from fleetpipe.detection.engine import Detector, Outputs
 from fleetpipe.detection.ownership import Ownership
 from fleetpipe.detection.state import VehicleState
@@ -68,6 +68,11 @@ class DetectionHandler(BaseHandler):
         self._clock = clock
         self._batches_since_tick = 0
         self._behind = False
+        # Unparseable changelog records of this process's vehicles, dead-lettered (and
+        # tombstoned) in the next transaction; coordinates already dealt with since the last
+        # assignment, whose committed tombstones a fresh restore would not see yet.
+        self._unreadable: list[Unreadable] = []
+        self._dead_lettered: set[tuple[int, int]] = set()
 
     # -- partitions --------------------------------------------------------------------------
     def on_assign(self, partitions: list[TopicPartition]) -> None:
@@ -80,6 +85,9 @@ class DetectionHandler(BaseHandler):
 
         states = self.store.load(keep) if mine else {}
         self.detector.ownership.assign(count, mine, states)
+        self._unreadable.clear()
+        self._dead_lettered.clear()
+        self._collect_unreadable()
         elapsed = time.monotonic() - started
         self.metrics.restore_seconds.observe(elapsed)
         self.metrics.vehicles.set(len(states))
@@ -118,8 +126,10 @@ class DetectionHandler(BaseHandler):
                 ownership.refresh(wanted, loaded)
                 self.metrics.refreshes.inc()
                 log.info("re-read %d moved vehicles from the changelog", len(wanted))
+                self._collect_unreadable()
         now = self._clock()
         result = detector.process_batch(batch, partitions, now_us=int(now * 1e6))
+        self._set_aside_unreadable(out)
         self._ship(result, out)
         if self.shared is not None:
             # The newest event of the batch, and every event that raised an alert.
@@ -140,8 +150,40 @@ class DetectionHandler(BaseHandler):
         # vehicles' newer records are still queued.
         caught_up = self._batches_since_tick == 0 or not self._behind
         self._batches_since_tick = 0
+        self._set_aside_unreadable(out)
         if caught_up:
             self._ship(self.detector.tick(int(now * 1e6)), out)
+
+    # -- unreadable state --------------------------------------------------------------------
+    def _collect_unreadable(self) -> None:
+        """Keep the unparseable records of the vehicles whose home partition is assigned here:
+        exactly one replica dead-letters each."""
+        ownership = self.detector.ownership
+        for found in self.store.take_unreadable():
+            where = (found.partition, found.offset)
+            if (
+                ownership.home_of(found.vehicle_id) in ownership.assigned
+                and where not in self._dead_lettered
+            ):
+                self._dead_lettered.add(where)
+                self._unreadable.append(found)
+
+    def _set_aside_unreadable(self, out: Output) -> None:
+        """Dead-letter each unparseable state record with its coordinates and tombstone its key,
+        in the open transaction and before any newer state of the vehicle, so it is reported
+        once and the next restore does not meet it again."""
+        for found in self._unreadable:
+            out.dead_letter_at(
+                key=found.key,
+                payload=found.value,
+                topic=self.topics.detection_state,
+                partition=found.partition,
+                offset=found.offset,
+                reason="undecodable",
+                error=found.error,
+            )
+            out.send(self.topics.detection_state, None, found.key)
+        self._unreadable.clear()
 
     def _ship(self, result: Outputs, out: Output) -> None:
         topics = self.topics

@@ -132,6 +132,7 @@ class _VehicleEntry:
     known: bool
     limit_kmh: float
     electric: bool
+    fleet: str = ""  # the registered fleet; empty for a vehicle the registry does not know
     cell: str = ""
     cell_bytes: bytes = b""  # geohash and applicable limit
     south: float = 1.0  # an empty box until the first fix
@@ -181,7 +182,11 @@ class Enricher:
             static = _piece(vehicle=info, known=True)
             electric = vehicle.electric
         entry = _VehicleEntry(
-            static, vehicle is not None, self.limits.vehicle_limit(vehicle), electric
+            static,
+            vehicle is not None,
+            self.limits.vehicle_limit(vehicle),
+            electric,
+            vehicle.fleet_id if vehicle is not None else "",
         )
         self._vehicles[t.vehicle_id] = entry
         return entry
@@ -220,6 +225,12 @@ class Enricher:
                 entry = self._entry(t)
             if not entry.known:
                 unknown += 1
+            elif t.fleet_id != entry.fleet:
+                # Ingest refuses these already (the token's fleet must own the vehicle); one
+                # that got past it must not raise an alert, call a driver or be stored under
+                # either fleet.
+                invalid.append((index, f"vehicle_id {vid!r} is not a vehicle of the event's fleet"))
+                continue
             loc = t.location
             lat = loc.lat
             lon = loc.lon

@@ -23,6 +23,7 @@ from fleetpipe.ingest.readiness import TopicWatch
 from fleetpipe.ingest.server import HealthService, IngestServicer, build_server
 from fleetpipe.ingest.settings import IngestSettings
 from fleetpipe.ingest.sink import KafkaSink
+from fleetpipe.ingest.tenancy import Tenancy
 
 log = logging.getLogger("fleetpipe.ingest")
 
@@ -30,7 +31,11 @@ EXIT_CONFIG = 2  # a setting is wrong: restarting will not help
 
 
 async def serve(
-    settings: IngestSettings, tokens: TokenStore, tracing: Tracing | None = None
+    settings: IngestSettings,
+    tokens: TokenStore,
+    tracing: Tracing | None = None,
+    *,
+    tenancy: Tenancy | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or a fatal producer error (exit 1)."""
     obs = settings.observability
@@ -52,7 +57,7 @@ async def serve(
         max_inflight_events=settings.max_inflight_events,
     )
     sink.start()
-    intake = Intake(settings, sink, IngestMetrics(metrics), tracing=tracing)
+    intake = Intake(settings, sink, IngestMetrics(metrics), tracing=tracing, tenancy=tenancy)
     servicer = IngestServicer(settings, intake, tokens)
     health_service = HealthService()
     server, port = build_server(settings, servicer, health_service)
@@ -137,6 +142,11 @@ def main() -> None:
     try:
         settings = IngestSettings()
         tokens = TokenStore(settings.auth)
+        tenancy = Tenancy.from_file(
+            settings.registry_path,
+            unknown=settings.unknown_vehicles,
+            check_interval_s=settings.registry_check_interval_s,
+        )
     except (ValidationError, ConfigError) as exc:
         # One line for the person reading the pod's log, not a traceback; no setting's value
         # is quoted, as it may be a secret.
@@ -146,7 +156,7 @@ def main() -> None:
     configure_logging(service="ingest", level=obs.log_level, fmt=obs.log_format)
     tracing = setup_tracing("ingest", instance_id=settings.instance_id)
     try:
-        code = asyncio.run(serve(settings, tokens, tracing))
+        code = asyncio.run(serve(settings, tokens, tracing, tenancy=tenancy))
     finally:
         tracing.shutdown()
     sys.exit(code)

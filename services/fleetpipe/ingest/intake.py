@@ -34,6 +34,7 @@ from fleetpipe.core.records import dead_letter_record
 from fleetpipe.core.tracing import PRODUCER, Span, Tracing, messaging_attributes
 from fleetpipe.ingest.settings import IntakeSettings
 from fleetpipe.ingest.sink import BatchDelivery, KafkaSink, SinkFailed, SinkFull, Traced
+from fleetpipe.ingest.tenancy import Tenancy
 from fleetpipe.ingest.validation import (
     VehicleIdCheck,
     Verdict,
@@ -147,6 +148,7 @@ class Intake:
         service: str = "ingest",
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         tracing: Tracing | None = None,
+        tenancy: Tenancy | None = None,
     ) -> None:
         self.tracing = tracing if tracing is not None else Tracing.disabled()
         self.settings = settings
@@ -155,6 +157,8 @@ class Intake:
         self.service = service
         self.clock_us = clock_us
         self.ids = VehicleIdCheck()
+        # Whose each vehicle is, by the registry: the same refusal whichever way events came.
+        self.tenancy = tenancy if tenancy is not None else Tenancy(None)
         self.ranges = batch_ranges()
         # Why batches cannot be taken now (a missing topic), said to the caller; None: they can.
         self.unavailable: str | None = None
@@ -192,6 +196,8 @@ class Intake:
                 f"batch {batch.batch_id} has {n} events (limit {self.settings.max_batch_events})",
             )
         now_us = self.clock_us()
+        tenancy = self.tenancy
+        tenancy.refresh()
         verdict = validate_batch(
             events,
             fleet_id=fleet,
@@ -201,6 +207,8 @@ class Intake:
             ids=self.ids,
             max_lateness_us=self._max_lateness_us,
             in_range=self.ranges.within(raw) if n >= self.ranges.COLUMNAR_FROM else None,
+            owners=tenancy.owners,
+            reject_unknown=tenancy.reject_unknown,
         )
         if verdict.foreign_fleet is not None:
             raise Refused(

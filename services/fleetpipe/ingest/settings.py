@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 
 from fleetpipe.core.settings import ServiceSettings, _Frozen
+from fleetpipe.ingest.tenancy import UnknownVehicles
 
 
 class AuthSettings(_Frozen):
@@ -61,6 +62,12 @@ class IntakeSettings(ServiceSettings):
     grace_s: float = Field(default=10.0, ge=0)  # on SIGTERM, time for calls in progress
     # How often the raw and dead-letter topics are looked for (not ready while one is missing).
     topic_check_interval_s: float = Field(default=10.0, gt=0)
+    # The vehicle registry (the file enrichment reads): an event for a vehicle registered to
+    # another fleet than the token's is refused; what happens to unregistered vehicles is
+    # ``unknown_vehicles`` (see tenancy.py).
+    registry_path: Path | None = None
+    registry_check_interval_s: float = Field(default=5.0, gt=0)
+    unknown_vehicles: UnknownVehicles = UnknownVehicles.ACCEPT
 
     @model_validator(mode="after")
     def _late_within_lateness(self) -> IntakeSettings:

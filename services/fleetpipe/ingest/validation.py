@@ -9,7 +9,7 @@ once are remembered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
@@ -29,6 +29,7 @@ MISSING = ingest_pb2.REJECT_CODE_MISSING_FIELD
 OUT_OF_RANGE = ingest_pb2.REJECT_CODE_OUT_OF_RANGE
 MALFORMED = ingest_pb2.REJECT_CODE_MALFORMED
 FUTURE = ingest_pb2.REJECT_CODE_FUTURE_EVENT
+NOT_FLEET_VEHICLE = ingest_pb2.REJECT_CODE_NOT_FLEET_VEHICLE
 
 DEFAULT_MAX_LATENESS_US = 7 * 86_400_000_000
 
@@ -99,6 +100,8 @@ def validate_batch(
     ids: VehicleIdCheck,
     max_lateness_us: int = DEFAULT_MAX_LATENESS_US,
     in_range: Sequence[bool] | None = None,
+    owners: Mapping[str, str] | None = None,
+    reject_unknown: bool = False,
 ) -> Verdict:
     """Check every event of a batch for a caller bound to ``fleet_id``.
 
@@ -107,7 +110,9 @@ def validate_batch(
     older than ``max_lateness_us`` or more than ``max_future_us`` ahead of ``now_us`` (ingest's
     clock) are refused: a device clock in 1970 says nothing about when the reading was taken.
     ``in_range``, when given, is :data:`BATCH_RANGES`' answer for the whole batch, used instead
-    of the per-event range check.
+    of the per-event range check. ``owners`` maps each registered vehicle to its fleet (see
+    ``tenancy.py``): a vehicle of another fleet is refused, and so is an unregistered one with
+    ``reject_unknown``.
     """
     verdict = Verdict()
     accepted, keys, late = verdict.accepted, verdict.keys, verdict.late
@@ -127,6 +132,11 @@ def validate_batch(
         if vid not in known and not ids.ok(vid):
             verdict.rejected.append(_vehicle_id_problem(i, vid))
             continue
+        if owners is not None:
+            owner = owners.get(vid)
+            if owner != fleet_id and (owner is not None or reject_unknown):
+                verdict.rejected.append(_not_fleet_vehicle(i, vid, fleet_id))
+                continue
         if not e.seq:
             verdict.rejected.append(Rejection(i, MISSING, "seq", "seq must be > 0 (from 1)"))
             continue
@@ -173,6 +183,17 @@ def _vehicle_id_problem(i: int, vid: str) -> Rejection:
         "vehicle_id",
         f"vehicle_id {vid[:80]!r} must be 1-64 letters, digits or . _ : - "
         "and start with a letter or digit",
+    )
+
+
+def _not_fleet_vehicle(i: int, vid: str, fleet_id: str) -> Rejection:
+    # The same words whether the vehicle is another fleet's or nobody's: a caller learns
+    # nothing of other fleets.
+    return Rejection(
+        i,
+        NOT_FLEET_VEHICLE,
+        "vehicle_id",
+        f"vehicle_id {vid!r} is not a registered vehicle of fleet {fleet_id[:64]!r}",
     )
 
 

@@ -15,7 +15,7 @@ from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.settings import DeliveryMode
-from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
+from fleetpipe.pb.v1 import alert_pb2, deadletter_pb2, enriched_pb2, trip_pb2
 from fleetpipe.storage_writer.database import HotStore
 from fleetpipe.storage_writer.handler import (
     StorageHandler,
@@ -57,6 +57,7 @@ def main() -> None:
             alerts=settings.topics.alerts,
             trips=settings.topics.trips,
             scores=settings.topics.scores,
+            deadletter=settings.topics.deadletter if Input.DEADLETTER in settings.inputs else "",
         )
         codecs: dict[Input, tuple[str, ProtoCodec[Any]]] = {
             # Decoded a batch at a time by the handler (ptars), not record by record.
@@ -64,6 +65,7 @@ def main() -> None:
             Input.ALERTS: (topics.alerts, ProtoCodec(alert_pb2.Alert)),
             Input.TRIPS: (topics.trips, ProtoCodec(trip_pb2.Trip)),
             Input.SCORES: (topics.scores, ProtoCodec(trip_pb2.DriverScore)),
+            Input.DEADLETTER: (settings.topics.deadletter, ProtoCodec(deadletter_pb2.DeadLetter)),
         }
         inputs = dict(codecs[i] for i in settings.inputs)
         handler = StorageHandler(

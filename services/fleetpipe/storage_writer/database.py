@@ -28,6 +28,7 @@ from fleetpipe.core.db import (
     migrate_when_ready,
 )
 from fleetpipe.storage_writer.columns import LATEST_COPY, TELEMETRY_COPY
+from fleetpipe.storage_writer.deadletters import DEAD_LETTER_INSERT
 from fleetpipe.storage_writer.partitions import (
     PREFIX,
     HotWindow,
@@ -51,6 +52,7 @@ class WriteBatch:
     alerts: pa.Table | None = None
     trips: pa.Table | None = None
     scores: pa.Table | None = None
+    dead_letters: pa.Table | None = None
 
 
 @dataclass
@@ -74,6 +76,15 @@ ON CONFLICT (alert_id) DO UPDATE SET
     seq = EXCLUDED.seq, lat = EXCLUDED.lat, lon = EXCLUDED.lon, geohash6 = EXCLUDED.geohash6,
     message = EXCLUDED.message, trigger_values = EXCLUDED.trigger_values, updated_at = now()
 WHERE (EXCLUDED.state_rank, EXCLUDED.detected_time) >= (alerts.state_rank, alerts.detected_time)
+"""
+
+# Every state an episode was in, for explaining it later (the alerts row keeps the newest).
+_ALERT_TRANSITION_INSERT = """
+INSERT INTO alert_transitions (alert_id, state, state_rank, detected_time, event_time, severity,
+    seq, message, trigger_values)
+VALUES (%(alert_id)s, %(state)s, %(state_rank)s, %(detected_time)s, %(event_time)s,
+    %(severity)s, %(seq)s, %(message)s, %(trigger_values)s::jsonb)
+ON CONFLICT (alert_id, state_rank, detected_time) DO NOTHING
 """
 
 _TRIP_UPSERT = """
@@ -193,6 +204,8 @@ class HotStore(DatabaseClient):
                 conn.execute("DELETE FROM alerts WHERE episode_start < %s", (cutoff,))
                 conn.execute("DELETE FROM trips WHERE start_time < %s", (cutoff,))
                 conn.execute("DELETE FROM driver_scores WHERE window_end < %s", (cutoff,))
+                conn.execute("DELETE FROM alert_transitions WHERE detected_time < %s", (cutoff,))
+                conn.execute("DELETE FROM dead_letters WHERE time < %s", (cutoff,))
             self._partitions = (existing | set(plan.create)) - set(plan.drop)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise self._fail(exc) from exc
@@ -257,8 +270,10 @@ class HotStore(DatabaseClient):
                 with conn.cursor() as cur:
                     for table, statement in (
                         (batch.alerts, _ALERT_UPSERT),
+                        (batch.alerts, _ALERT_TRANSITION_INSERT),
                         (batch.trips, _TRIP_UPSERT),
                         (batch.scores, _SCORE_UPSERT),
+                        (batch.dead_letters, DEAD_LETTER_INSERT),
                     ):
                         if table is not None and table.num_rows:
                             cur.executemany(statement.encode(), table.to_pylist())

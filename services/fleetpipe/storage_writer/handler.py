@@ -31,6 +31,7 @@ from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.pb.v1 import enriched_pb2
 from fleetpipe.storage_writer import columns
 from fleetpipe.storage_writer.database import WriteBatch, WriteResult
+from fleetpipe.storage_writer.deadletters import dead_letter_table
 from fleetpipe.storage_writer.lake import (
     OFFSET_COLUMN,
     PARTITION_COLUMN,
@@ -59,6 +60,8 @@ class StorageTopics:
     alerts: str
     trips: str
     scores: str
+    # Empty when this writer does not store dead letters.
+    deadletter: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,9 @@ class StorageHandler(BaseHandler):
                     continue
                 setattr(batch, attr, table.drop_columns([PARTITION_COLUMN, OFFSET_COLUMN]))
                 to_lake.append((name, table, topic, time_column))
+            dead = by_topic.get(self.topics.deadletter) if self.topics.deadletter else None
+            if dead:
+                batch.dead_letters = dead_letter_table(dead, now_us=int(now * 1_000_000))
             started = time.monotonic()
             # One transaction for the batch: its span links the spans of the traced records
             # in it (a fan-in), or is the child of the one traced record.
@@ -224,6 +230,7 @@ class StorageHandler(BaseHandler):
             ("alerts", batch.alerts),
             ("trips", batch.trips),
             ("driver_scores", batch.scores),
+            ("dead_letters", batch.dead_letters),
         ):
             if table is not None and table.num_rows:
                 self.metrics.rows.labels(name).inc(table.num_rows)

@@ -17,6 +17,7 @@ class Input(StrEnum):
     ALERTS = "alerts"
     TRIPS = "trips"
     SCORES = "scores"
+    DEADLETTER = "deadletter"
 
 
 class LakeSettings(BaseModel):
@@ -38,7 +39,13 @@ class LakeSettings(BaseModel):
 
 class StorageSettings(ServiceSettings):
     group_id: str = "fleetpipe-storage-writer"
-    inputs: tuple[Input, ...] = (Input.ENRICHED, Input.ALERTS, Input.TRIPS, Input.SCORES)
+    inputs: tuple[Input, ...] = (
+        Input.ENRICHED,
+        Input.ALERTS,
+        Input.TRIPS,
+        Input.SCORES,
+        Input.DEADLETTER,
+    )
     postgres: PostgresSettings = PostgresSettings()
     lake: LakeSettings = LakeSettings()
     # Telemetry stays hot this long (the reference keeps 3 days in its time-series store).

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe_dev.stack.procs import free_port
@@ -434,3 +436,37 @@ def test_a_spec_the_api_server_refuses_applies_nothing_and_says_why(
         "get", "deployments,configmaps", "-n", ns, "-l", f"fleetpipe.io/pipeline={name}"
     )
     assert found["items"] == []
+
+
+def test_the_sample_in_two_namespaces_gives_one_pipeline_and_one_conflict(
+    kube: Any, kafka: Any, operator: Any, make_pipeline: Any, sample_text: Any
+) -> None:
+    first = make_pipeline(fleet={"vehicles": 2000})
+    kube.wait_ready(first.namespace, first.name)
+    # The same document, topics and all, applied in another namespace.
+    doc = yaml.safe_load(
+        sample_text("fleetpipeline-50k.yaml", bootstrap=kafka.bootstrap, suffix=first.suffix)
+    )
+    doc["spec"]["fleet"]["vehicles"] = 2000
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    kube.create_sample_namespace(other)
+    try:
+        kube.run("apply", "-n", other, "-f", "-", stdin=yaml.safe_dump(doc))
+        events = kube.wait_events(other, first.name, "TopicsConflict", timeout=60)
+        assert f"held by FleetPipeline {first.namespace}/{first.name}" in events[-1][1]
+        claimed = kube.condition(other, first.name, "TopicsClaimed")
+        assert (claimed["status"], claimed["reason"]) == ("False", "TopicsConflict")
+        assert kube.condition(other, first.name, "Ready")["status"] == "False"
+        found = kube.json(
+            "get",
+            "deployments,configmaps",
+            "-n",
+            other,
+            "-l",
+            f"fleetpipe.io/pipeline={first.name}",
+        )
+        assert found["items"] == [], "nothing applied for the second claimant"
+        assert kube.condition(first.namespace, first.name, "Ready")["status"] == "True"
+        assert kube.condition(first.namespace, first.name, "TopicsClaimed")["status"] == "True"
+    finally:
+        kube.run("delete", "namespace", other, "--wait=false", check=False)

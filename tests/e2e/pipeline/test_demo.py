@@ -103,6 +103,7 @@ def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up
     # The summary is a table: its cells wrap, so read its words, not its lines.
     words = " ".join(re.sub("[│┃┆]", " ", out).split())
     assert "FleetPipe demo: summary" in words
+    assert "console    http://127.0.0.1:" in out, "the demo prints the fleet console's address"
     assert "every acknowledged event stored exactly once" in words
     assert "ingest → alert p50" in words and "ingest → stored p50" in words
 

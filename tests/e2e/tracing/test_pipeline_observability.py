@@ -1,5 +1,6 @@
 """A crash, sent over gRPC to a real ingest process, read back from Jaeger as one trace with a
-span from every service; and the services' /metrics moving while it happens.
+span from every service; the services' /metrics moving while it happens; and a fleet's token
+that cannot reach another fleet's vehicle.
 
 The whole pipeline runs as processes — ingest, enrichment, detection, notification and the
 storage writer — on the session's Kafka, PostgreSQL and Jaeger, with the Twilio-contract server
@@ -12,6 +13,7 @@ import itertools
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +25,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fleetpipe.core.kafka import Admin
-from fleetpipe.core.settings import Topics
+from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
-from fleetpipe.pb.v1 import ingest_pb2, ingest_pb2_grpc, telemetry_pb2
+from fleetpipe.pb.v1 import alert_pb2, deadletter_pb2, ingest_pb2, ingest_pb2_grpc, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
 from fleetpipe_dev.stack.jaeger import JaegerServer
 from fleetpipe_dev.stack.procs import free_port
-from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
+from fleetpipe_dev.testing import ServiceProcess, read_all, service_env, wait_for
 from fleetpipe_dev.twilio import TwilioContractServer
 from fleetpipe_loadtest import synthetic
+from support.messages import value_of
 from support.servers import BrokerHandle, PostgresHandle
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +44,10 @@ FLEET = "fleet-trace"
 PHONE = "+31612345678"
 SENDER = "+15005550006"
 VEHICLES = [f"{FLEET}-veh-{i:06d}" for i in range(4)]
+# A vehicle of another fleet, registered with its own driver's phone.
+OTHER_FLEET = "fleet-other"
+OTHER_VEHICLE = "hauler-000001"
+OTHER_PHONE = "+31698765432"
 
 # Spans leave each process within a fifth of a second, not the SDK's default five.
 OTEL_FAST = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_BSP_EXPORT_TIMEOUT": "5000"}
@@ -51,30 +58,34 @@ class Pipeline:
     topics: Topics
     jaeger: JaegerServer
     twilio: TwilioContractServer
+    kafka: KafkaSettings
+    schema: str  # the storage writer's PostgreSQL schema
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     ingest_ports: dict[str, int] = field(default_factory=dict)
     seqs: dict[str, int] = field(default_factory=dict)
 
     def publish(
         self, events: list[telemetry_pb2.Telemetry], *, via: str = "ingest", rejected: int = 0
-    ) -> None:
+    ) -> ingest_pb2.PublishAck:
         """One Publish call to the named ingest process, acknowledged as expected."""
         with grpc.insecure_channel(f"127.0.0.1:{self.ingest_ports[via]}") as channel:
             stub = ingest_pb2_grpc.TelemetryIngestStub(channel)
-            ack = stub.Publish(
+            ack: ingest_pb2.PublishAck = stub.Publish(
                 ingest_pb2.TelemetryBatch(batch_id=int(time.time()), events=events),
                 metadata=(("authorization", f"Bearer {TOKEN}"),),
                 timeout=30,
             )
         assert (ack.accepted, len(ack.rejected)) == (len(events) - rejected, rejected), ack
+        return ack
 
     def events(self, vehicle: str, n: int, *, crash_last: bool = False) -> list[Any]:
-        """``n`` ordinary events of ``vehicle`` (seq continuing), the last one a crash alarm."""
+        """``n`` ordinary events of ``vehicle`` (seq continuing), the last one a crash alarm,
+        all claiming the token's fleet."""
         out = []
         for _ in range(n):
             seq = self.seqs.get(vehicle, 0) + 1
             self.seqs[vehicle] = seq
-            t = synthetic.telemetry(VEHICLES.index(vehicle), seq, fleet=FLEET)
+            t = synthetic.telemetry([*VEHICLES, OTHER_VEHICLE].index(vehicle), seq, fleet=FLEET)
             t.vehicle_id = vehicle
             out.append(t)
         if crash_last:
@@ -112,15 +123,18 @@ def pipeline(
     registry = workdir / "vehicles.csv"
     write_csv(
         [
-            Vehicle(v, FLEET, "van", driver_id=f"d-{i}", driver_phone=PHONE)
-            for i, v in enumerate(VEHICLES)
+            *(
+                Vehicle(v, FLEET, "van", driver_id=f"d-{i}", driver_phone=PHONE)
+                for i, v in enumerate(VEHICLES)
+            ),
+            Vehicle(OTHER_VEHICLE, OTHER_FLEET, "van", driver_id="d-o", driver_phone=OTHER_PHONE),
         ],
         registry,
     )
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_endpoint, **OTEL_FAST}
     database = {"FLEET_POSTGRES__DSN": postgres.dsn, "FLEET_POSTGRES__SCHEMA_NAME": schema}
     with TwilioContractServer() as twilio:
-        run = Pipeline(topics, jaeger, twilio)
+        run = Pipeline(topics, jaeger, twilio, kafka.settings, schema)
 
         def env(extra: dict[str, str]) -> dict[str, str]:
             return service_env(kafka.settings, topics, {**otel, **extra})
@@ -153,10 +167,14 @@ def pipeline(
             ):
                 group = {"FLEET_GROUP_ID": f"{name}-{suffix}", "FLEET_INSTANCE_ID": name}
                 _start(name, module, env({**group, **extra}), workdir, run)
-            # Two ingest processes: one traces every event (the crash trace from its start),
-            # one samples none (alerts must be traced all the same).
+            # Two ingest processes: one traces every event (the crash trace from its start)
+            # and knows the registry; one samples none (alerts must be traced all the same)
+            # and has no registry, so enrichment is the fleet boundary behind it.
             for name, sampler in (
-                ("ingest", {"OTEL_TRACES_SAMPLER": "always_on"}),
+                (
+                    "ingest",
+                    {"OTEL_TRACES_SAMPLER": "always_on", "FLEET_REGISTRY_PATH": str(registry)},
+                ),
                 (
                     "ingest-unsampled",
                     {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"},
@@ -445,3 +463,57 @@ def test_the_services_metrics_count_what_passes_through(pipeline: Pipeline) -> N
         return any(n == "fleetpipe_consumer_lag" for n, _ in scraped)
 
     wait_for(lag_reported, timeout=30, what="the storage writer's consumer lag gauge")
+
+
+def test_a_fleets_token_cannot_reach_another_fleets_vehicle(
+    pipeline: Pipeline, postgres: PostgresHandle
+) -> None:
+    topics = pipeline.topics
+    # Ingest with the registry refuses the event, naming the vehicle, never the other fleet.
+    ack = pipeline.publish(pipeline.events(OTHER_VEHICLE, 3, crash_last=True), rejected=3)
+    assert {(r.code, r.field) for r in ack.rejected} == {
+        (ingest_pb2.REJECT_CODE_NOT_FLEET_VEHICLE, "vehicle_id")
+    }
+    assert all(OTHER_FLEET not in r.reason for r in ack.rejected)
+    # An ingest without the registry lets it through; enrichment, which has it, stops it.
+    pipeline.publish(pipeline.events(OTHER_VEHICLE, 3, crash_last=True), via="ingest-unsampled")
+    # Then a crash of the fleet's own vehicle, through both: once it is stored and its driver
+    # called, the refused events have had every chance to do harm.
+    mine = VEHICLES[3]
+    pipeline.publish(pipeline.events(mine, 2, crash_last=True), via="ingest-unsampled")
+    schema = pipeline.schema
+
+    def stored(vehicle: str) -> int:
+        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+            row = conn.execute(
+                f'SELECT count(*) FROM "{schema}".telemetry WHERE vehicle_id = %s', (vehicle,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def mine_done() -> bool:
+        pipeline.check_alive()
+        told = [m for m in pipeline.twilio.contract.calls() if m.get("to") == PHONE]
+        return stored(mine) >= 2 and bool(told)
+
+    wait_for(mine_done, timeout=120, interval=0.5, what="the fleet's own crash stored and called")
+    letters = [
+        deadletter_pb2.DeadLetter.FromString(value_of(m))
+        for m in read_all(pipeline.kafka, topics.deadletter)
+        if m.key() == OTHER_VEHICLE.encode()
+    ]
+    by_service = Counter(d.service for d in letters)
+    assert by_service == {"ingest": 3, "enrichment": 3}, "each refused event dead-lettered once"
+    for d in letters:
+        if d.service == "enrichment":
+            assert d.source_topic == topics.raw
+            assert "not a vehicle of the event's fleet" in d.error
+        else:
+            assert d.error.startswith("vehicle_id: ") and OTHER_FLEET not in d.error
+    alerts = [
+        alert_pb2.Alert.FromString(value_of(m)) for m in read_all(pipeline.kafka, topics.alerts)
+    ]
+    assert OTHER_VEHICLE not in {a.vehicle_id for a in alerts}
+    assert mine in {a.vehicle_id for a in alerts}
+    contract = pipeline.twilio.contract
+    assert OTHER_PHONE not in {m.get("to") for m in contract.messages() + contract.calls()}
+    assert stored(OTHER_VEHICLE) == 0

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from fleetpipe.core.readers import read_table
 from fleetpipe.core.records import DL_REASON
 from fleetpipe.pb.v1 import deadletter_pb2
 from fleetpipe_dev.drills import drill_fleet
@@ -50,3 +51,48 @@ def test_garbage_and_tombstones_are_dead_lettered_inside_large_and_small_batches
         letter = decoded(m, deadletter_pb2.DeadLetter)
         assert letter.error
         assert letter.source_topic == run.topics.enriched
+
+
+def test_unreadable_state_in_the_changelog_is_dead_lettered_once_with_its_coordinates(
+    detection: Callable[..., Detection],
+) -> None:
+    run = detection(2)
+    produce_all(run.kafka, run.topics.detection_state, [(b"veh-lost", b"\xff\xff\xff\xff")])
+    (stored,) = read_all(run.kafka, run.topics.detection_state, idle_s=0.5)
+    events = drill_fleet(10, episodes=2, seed=5)
+    expected = expected_alerts(events)
+    run.produce(events)
+    first = run.start("state-a")
+    run.wait_processed()
+
+    def letters() -> list[deadletter_pb2.DeadLetter]:
+        return [
+            decoded(m, deadletter_pb2.DeadLetter)
+            for m in read_all(run.kafka, run.topics.deadletter, read_committed=True, idle_s=0.5)
+        ]
+
+    (letter,) = wait_for(letters, timeout=30, what="the unreadable state's dead letter")
+    assert letter.reason == "undecodable"
+    assert letter.error
+    assert letter.key == b"veh-lost"
+    assert letter.payload == b"\xff\xff\xff\xff"
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
+        run.topics.detection_state,
+        stored.partition(),
+        stored.offset(),
+    )
+    # Tombstoned in the same transaction: the changelog's table no longer holds the record.
+    wait_for(
+        lambda: b"veh-lost" not in read_table(run.kafka, run.topics.detection_state, client_id="t"),
+        timeout=30,
+        what="the unreadable state's tombstone",
+    )
+    assert said(run.alerts()) == expected
+
+    # A restart restores from the changelog again: the record is not met, nor reported, twice.
+    first.stop()
+    run.produce(drill_fleet(10, episodes=1, seed=6))
+    second = run.start("state-b")
+    run.wait_processed()
+    assert second.alive()
+    assert len(letters()) == 1

@@ -50,7 +50,7 @@ def test_every_kind_of_record_is_stored(rig: WriterRig) -> None:
     assert rig.scalar(
         "SELECT array_agg(version ORDER BY version) FROM schema_migrations "
         "WHERE component = 'storage'"
-    ) == [1, 2, 3]
+    ) == [1, 2, 3, 4]
     partitions = rig.scalar(
         "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass"
     )

@@ -20,11 +20,20 @@ REGISTRY = VehicleRegistry([VAN, TRUCK, EV])
 
 
 def _telemetry(
-    vid: str = "v-1", lat: float = 52.37, lon: float = 4.89, speed: float = 42.0
+    vid: str = "v-1",
+    lat: float = 52.37,
+    lon: float = 4.89,
+    speed: float = 42.0,
+    *,
+    fleet: str | None = None,
 ) -> telemetry_pb2.Telemetry:
+    """An event of ``vid``, from the fleet REGISTRY holds it in unless ``fleet`` is given."""
+    registered = REGISTRY.get(vid)
+    if fleet is None:
+        fleet = registered.fleet_id if registered is not None else "fleet-z"
     return telemetry_pb2.Telemetry(
         vehicle_id=vid,
-        fleet_id="fleet-from-device",
+        fleet_id=fleet,
         seq=7,
         event_time_us=1_700_000_000_000_000,
         location=telemetry_pb2.Location(lat=lat, lon=lon, heading_deg=90.0),
@@ -68,11 +77,13 @@ def test_spliced_output_equals_the_message_built_field_by_field() -> None:
 
 def test_unknown_vehicles_pass_with_known_false_and_are_counted() -> None:
     batch, [enriched, other] = _enrich(
-        Enricher(REGISTRY, SpeedLimits()), _telemetry("stranger"), _telemetry("v-1")
+        Enricher(REGISTRY, SpeedLimits()),
+        _telemetry("stranger", fleet="fleet-from-device"),
+        _telemetry("v-1"),
     )
     assert not enriched.known
     assert enriched.vehicle.fleet_id == "fleet-from-device"
-    assert enriched.telemetry == _telemetry("stranger")
+    assert enriched.telemetry == _telemetry("stranger", fleet="fleet-from-device")
     assert enriched.speed_limit_kmh == 80.0
     assert other.known
     assert batch.unknown == 1
@@ -174,3 +185,14 @@ def test_bad_speed_limit_files_name_the_field(tmp_path: Path, text: str, message
         SpeedLimits.load(path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_an_event_for_a_vehicle_of_another_fleet_is_not_enriched() -> None:
+    batch, [mine] = _enrich(
+        Enricher(REGISTRY, SpeedLimits()),
+        _telemetry("v-3", fleet="fleet-a"),  # v-3 is fleet-b's
+        _telemetry("v-1"),
+    )
+    assert batch.invalid == [(0, "vehicle_id 'v-3' is not a vehicle of the event's fleet")]
+    assert mine.vehicle.fleet_id == "fleet-a"
+    assert [key for key, _ in batch.values] == ["v-1"]

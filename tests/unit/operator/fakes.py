@@ -36,9 +36,17 @@ class FakeKube(KubeApi):
     def add_pipeline(
         self, name: str, spec: Mapping[str, Any], *, namespace: str = "ns"
     ) -> PipelineRef:
-        uid = f"uid-{name}"
+        uid = f"uid-{namespace}-{name}"
+        # Creation times in the order the pipelines were added.
+        created = f"2026-01-01T00:00:{len(self.pipelines):02d}Z"
         self.pipelines[(namespace, name)] = {
-            "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": uid,
+                "generation": 1,
+                "creationTimestamp": created,
+            },
             "spec": copy.deepcopy(dict(spec)),
         }
         return PipelineRef(namespace, name, uid)
@@ -58,6 +66,13 @@ class FakeKube(KubeApi):
     def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
         obj = self.pipelines.get((namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
+
+    def list_pipelines(self, namespace: str | None) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(obj)
+            for (ns, _name), obj in self.pipelines.items()
+            if namespace is None or ns == namespace
+        ]
 
     def deployments(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]:
         return {

@@ -100,7 +100,15 @@ def test_shared_environment_reaches_every_service() -> None:
 @pytest.mark.parametrize(
     ("component", "expected"),
     [
-        pytest.param(Component.INGEST, {"FLEET_GRPC_PORT": "50051"}, id="ingest"),
+        pytest.param(
+            Component.INGEST,
+            {
+                "FLEET_GRPC_PORT": "50051",
+                "FLEET_REGISTRY_PATH": "/etc/fleetpipe/registry/vehicles.csv",
+                "FLEET_UNKNOWN_VEHICLES": "accept",
+            },
+            id="ingest",
+        ),
         pytest.param(
             Component.ENRICHMENT,
             {
@@ -331,3 +339,12 @@ def test_the_rendered_environment_is_valid_settings_for_the_service(
         assert settings.hot_retention_days == 5
     if component is Component.NOTIFICATION:
         assert settings.routing.min_severity.value == "critical"
+
+
+def test_ingest_reads_the_registry_that_decides_whose_a_vehicle_is() -> None:
+    pipeline = spec(ingest={"unknownVehicles": "reject"})
+    volumes = manifests(pipeline)[("Deployment", "fleet-ingest")]["spec"]["template"]["spec"][
+        "volumes"
+    ]
+    assert {"name": "registry", "configMap": {"name": "fleet-registry"}} in volumes
+    assert env(pipeline, Component.INGEST)["FLEET_UNKNOWN_VEHICLES"] == "reject"

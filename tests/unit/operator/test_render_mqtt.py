@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from fleet_operator.render import Owner, referenced_secrets, render
+from fleet_operator.render_mqtt import mqtt_bridge
 from fleet_operator.sizing import plan
 from fleet_operator.spec import FleetPipelineSpec, SpecError, parse_spec
 
@@ -23,7 +24,9 @@ MQTT = {"host": "mosquitto", "credentialsSecret": "mqtt-bridge", "replicas": 3}
 
 
 def rendered(pipeline: FleetPipelineSpec) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(m["kind"], m["metadata"]["name"]): m for m in render(OWNER, pipeline, plan(pipeline))}
+    """What the reconcile applies: the sized services' children and the bridge's."""
+    children = render(OWNER, pipeline, plan(pipeline)) + mqtt_bridge(OWNER, pipeline)
+    return {(m["kind"], m["metadata"]["name"]): m for m in children}
 
 
 def test_no_mqtt_spec_renders_no_bridge() -> None:

@@ -24,12 +24,15 @@ from fleetpipe.ingest.mqtt.edge import MqttEdge
 from fleetpipe.ingest.mqtt.settings import BridgeSettings
 from fleetpipe.ingest.readiness import TopicWatch
 from fleetpipe.ingest.sink import KafkaSink
+from fleetpipe.ingest.tenancy import Tenancy
 
 log = logging.getLogger("fleetpipe.ingest.mqtt")
 SERVICE = "mqtt-bridge"
 
 
-async def serve(settings: BridgeSettings, tracing: Tracing | None = None) -> int:
+async def serve(
+    settings: BridgeSettings, tracing: Tracing | None = None, *, tenancy: Tenancy | None = None
+) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or a fatal producer error (exit 1)."""
     obs = settings.observability
     metrics = Metrics(SERVICE)
@@ -50,7 +53,14 @@ async def serve(settings: BridgeSettings, tracing: Tracing | None = None) -> int
         max_inflight_events=settings.max_inflight_events,
     )
     sink.start()
-    intake = Intake(settings, sink, IngestMetrics(metrics), service=SERVICE, tracing=tracing)
+    intake = Intake(
+        settings,
+        sink,
+        IngestMetrics(metrics),
+        service=SERVICE,
+        tracing=tracing,
+        tenancy=tenancy,
+    )
     loop = asyncio.get_running_loop()
     edge: MqttEdge | None = None
 
@@ -119,6 +129,13 @@ async def serve(settings: BridgeSettings, tracing: Tracing | None = None) -> int
 def main() -> None:
     try:
         settings = BridgeSettings()
+        # A gateway account may name any vehicle under its fleet's topics: the registry says
+        # whose each vehicle is, as it does for ingest.
+        tenancy = Tenancy.from_file(
+            settings.registry_path,
+            unknown=settings.unknown_vehicles,
+            check_interval_s=settings.registry_check_interval_s,
+        )
     except (ValidationError, ConfigError) as exc:
         print(
             f"fleetpipe-mqtt-bridge: bad configuration: {configuration_problem(exc)}",
@@ -129,7 +146,7 @@ def main() -> None:
     configure_logging(service=SERVICE, level=obs.log_level, fmt=obs.log_format)
     tracing = setup_tracing(SERVICE, instance_id=settings.instance_id)
     try:
-        code = asyncio.run(serve(settings, tracing))
+        code = asyncio.run(serve(settings, tracing, tenancy=tenancy))
     finally:
         tracing.shutdown()
     sys.exit(code)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from fleetpipe.pb.v1 import telemetry_pb2 as fleetpipe_dot_v1_dot_telemetry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66leetpipe/v1/ingest.proto\x12\x0c\x66leetpipe.v1\x1a\x1c\x66leetpipe/v1/telemetry.proto\"K\n\x0eTelemetryBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.fleetpipe.v1.Telemetry\"a\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12&\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x18.fleetpipe.v1.RejectCode\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"i\n\nPublishAck\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12)\n\x08rejected\x18\x03 \x03(\x0b\x32\x17.fleetpipe.v1.Rejection\x12\x0c\n\x04late\x18\x04 \x01(\r*\x9f\x01\n\nRejectCode\x12\x1b\n\x17REJECT_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19REJECT_CODE_MISSING_FIELD\x10\x01\x12\x1c\n\x18REJECT_CODE_OUT_OF_RANGE\x10\x02\x12\x19\n\x15REJECT_CODE_MALFORMED\x10\x03\x12\x1c\n\x18REJECT_CODE_FUTURE_EVENT\x10\x04\x32\x9a\x01\n\x0fTelemetryIngest\x12\x41\n\x07Publish\x12\x1c.fleetpipe.v1.TelemetryBatch\x1a\x18.fleetpipe.v1.PublishAck\x12\x44\n\x06Stream\x12\x1c.fleetpipe.v1.TelemetryBatch\x1a\x18.fleetpipe.v1.PublishAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66leetpipe/v1/ingest.proto\x12\x0c\x66leetpipe.v1\x1a\x1c\x66leetpipe/v1/telemetry.proto\"K\n\x0eTelemetryBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.fleetpipe.v1.Telemetry\"a\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12&\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x18.fleetpipe.v1.RejectCode\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"i\n\nPublishAck\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12)\n\x08rejected\x18\x03 \x03(\x0b\x32\x17.fleetpipe.v1.Rejection\x12\x0c\n\x04late\x18\x04 \x01(\r*\xc2\x01\n\nRejectCode\x12\x1b\n\x17REJECT_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19REJECT_CODE_MISSING_FIELD\x10\x01\x12\x1c\n\x18REJECT_CODE_OUT_OF_RANGE\x10\x02\x12\x19\n\x15REJECT_CODE_MALFORMED\x10\x03\x12\x1c\n\x18REJECT_CODE_FUTURE_EVENT\x10\x04\x12!\n\x1dREJECT_CODE_NOT_FLEET_VEHICLE\x10\x05\x32\x9a\x01\n\x0fTelemetryIngest\x12\x41\n\x07Publish\x12\x1c.fleetpipe.v1.TelemetryBatch\x1a\x18.fleetpipe.v1.PublishAck\x12\x44\n\x06Stream\x12\x1c.fleetpipe.v1.TelemetryBatch\x1a\x18.fleetpipe.v1.PublishAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleetpipe.v1.ingest_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REJECTCODE']._serialized_start=357
-  _globals['_REJECTCODE']._serialized_end=516
+  _globals['_REJECTCODE']._serialized_end=551
   _globals['_TELEMETRYBATCH']._serialized_start=73
   _globals['_TELEMETRYBATCH']._serialized_end=148
   _globals['_REJECTION']._serialized_start=150
   _globals['_REJECTION']._serialized_end=247
   _globals['_PUBLISHACK']._serialized_start=249
   _globals['_PUBLISHACK']._serialized_end=354
-  _globals['_TELEMETRYINGEST']._serialized_start=519
-  _globals['_TELEMETRYINGEST']._serialized_end=673
+  _globals['_TELEMETRYINGEST']._serialized_start=554
+  _globals['_TELEMETRYINGEST']._serialized_end=708
 # @@protoc_insertion_point(module_scope)

@@ -15,11 +15,13 @@ class RejectCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_CODE_OUT_OF_RANGE: _ClassVar[RejectCode]
     REJECT_CODE_MALFORMED: _ClassVar[RejectCode]
     REJECT_CODE_FUTURE_EVENT: _ClassVar[RejectCode]
+    REJECT_CODE_NOT_FLEET_VEHICLE: _ClassVar[RejectCode]
 REJECT_CODE_UNSPECIFIED: RejectCode
 REJECT_CODE_MISSING_FIELD: RejectCode
 REJECT_CODE_OUT_OF_RANGE: RejectCode
 REJECT_CODE_MALFORMED: RejectCode
 REJECT_CODE_FUTURE_EVENT: RejectCode
+REJECT_CODE_NOT_FLEET_VEHICLE: RejectCode
 
 class TelemetryBatch(_message.Message):
     __slots__ = ("batch_id", "events")

@@ -1,0 +1,151 @@
+"""The fleet console of a pipeline → its Deployment, Service and optional Ingress (pure).
+
+The console is not sized by the fleet's event rate (it serves people and the systems around a
+fleet, not the stream), so it is rendered beside the sized services rather than as one of
+them. Its bearer tokens and its database DSN come from Secrets, never from the spec.
+"""
+
+from __future__ import annotations
+
+from fleet_operator.render import Manifest, Owner, _metadata, _secret, _value, labels, topics_for
+from fleet_operator.spec import FleetPipelineSpec
+
+COMPONENT = "console"
+PORT = 8000
+
+
+def _selector(owner: Owner) -> dict[str, str]:
+    found = labels(owner, COMPONENT)
+    return {k: found[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")} | {
+        "app.kubernetes.io/component": COMPONENT
+    }
+
+
+def console_name(owner: Owner) -> str:
+    return f"{owner.name}-{COMPONENT}"
+
+
+def console_env(spec: FleetPipelineSpec) -> list[Manifest]:
+    kafka, console = spec.kafka, spec.console
+    env = [
+        _value("FLEET_KAFKA__BOOTSTRAP_SERVERS", kafka.bootstrap_servers),
+        _value("FLEET_KAFKA__SECURITY_PROTOCOL", kafka.security_protocol),
+    ]
+    if kafka.sasl_mechanism:
+        env.append(_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
+    if kafka.credentials_secret:
+        env.append(_secret("FLEET_KAFKA__SASL_USERNAME", kafka.credentials_secret, "username"))
+        env.append(_secret("FLEET_KAFKA__SASL_PASSWORD", kafka.credentials_secret, "password"))
+    topics = topics_for(spec)
+    env += [
+        _value("FLEET_TOPICS__ALERTS", topics.alerts),
+        _value("FLEET_TOPICS__ENRICHED", topics.enriched),
+        _value("FLEET_LISTEN_PORT", PORT),
+        _value("FLEET_OBSERVABILITY__LOG_FORMAT", "json"),
+        _value("OTEL_SERVICE_NAME", "fleetpipe-console"),
+        _secret(
+            "FLEET_POSTGRES__DSN", console.database_secret or spec.storage.database_secret, "dsn"
+        ),
+    ]
+    if console.tokens_secret:
+        env.append(_secret("FLEET_CONSOLE_TOKENS", console.tokens_secret, "tokens"))
+    if console.tile_url:
+        env.append(_value("FLEET_MAP__TILE_URL", console.tile_url))
+        env.append(_value("FLEET_MAP__TILE_ATTRIBUTION", console.tile_attribution))
+    if spec.tracing.otlp_endpoint:
+        env += [
+            _value("OTEL_EXPORTER_OTLP_ENDPOINT", spec.tracing.otlp_endpoint),
+            _value("OTEL_TRACES_SAMPLER", "traceidratio"),
+            _value("OTEL_TRACES_SAMPLER_ARG", 1.0),
+        ]
+    return env
+
+
+def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
+    """The console's children, or none when ``spec.console.enabled`` is false."""
+    console = spec.console
+    if not console.enabled:
+        return []
+    name = console_name(owner)
+    container: Manifest = {
+        "name": COMPONENT,
+        "image": spec.image.reference,
+        "imagePullPolicy": spec.image.pull_policy,
+        "command": ["fleetpipe-console"],
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": console_env(spec),
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - in the pod
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    manifests: list[Manifest] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _metadata(owner, name, COMPONENT),
+            "spec": {
+                "replicas": console.replicas,
+                "revisionHistoryLimit": 3,
+                "selector": {"matchLabels": _selector(owner)},
+                "template": {
+                    "metadata": {"labels": labels(owner, COMPONENT)},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 10001,
+                            "runAsGroup": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                        "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(owner, name, COMPONENT),
+            "spec": {
+                "type": console.service_type,
+                "selector": _selector(owner),
+                "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+        },
+    ]
+    if console.ingress is not None:
+        ingress = console.ingress
+        rule = {
+            "host": ingress.host,
+            "http": {
+                "paths": [
+                    {
+                        "path": "/",
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": name, "port": {"name": "http"}}},
+                    }
+                ]
+            },
+        }
+        body: Manifest = {"rules": [rule]}
+        if ingress.class_name:
+            body["ingressClassName"] = ingress.class_name
+        if ingress.tls_secret:
+            body["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls_secret}]
+        manifests.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": _metadata(owner, name, COMPONENT),
+                "spec": body,
+            }
+        )
+    return manifests

@@ -1,0 +1,55 @@
+"""Console settings: ``FLEET_*`` variables, nested with ``__``.
+
+``FLEET_CONSOLE_TOKENS`` (from a Secret) maps each bearer token to the fleets it may see, as
+JSON: ``{"<token>": ["fleet-a"], "<ops token>": ["*"]}``; ``*`` is every fleet.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from fleetpipe.core.db import PostgresSettings
+from fleetpipe.core.settings import ServiceSettings
+
+ALL_FLEETS = "*"
+
+
+class MapSettings(BaseModel):
+    """What the page draws under the vehicles: a raster tile URL (``{z}/{x}/{y}``) or, when
+    empty, a plain background (no tile server needed, nothing fetched from outside)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tile_url: str = ""
+    tile_attribution: str = ""
+    center_lat: float = Field(default=52.37, ge=-90, le=90)
+    center_lon: float = Field(default=4.89, ge=-180, le=180)
+    zoom: int = Field(default=11, ge=0, le=20)
+
+
+class ConsoleSettings(ServiceSettings):
+    postgres: PostgresSettings = PostgresSettings()
+    console_tokens: SecretStr = SecretStr("{}")
+    listen_host: str = "0.0.0.0"  # noqa: S104 - the Service reaches the pod from outside
+    listen_port: int = Field(default=8000, ge=0, le=65535)
+    pool_min: int = Field(default=1, ge=1, le=100)
+    pool_max: int = Field(default=8, ge=1, le=100)
+    # The live stream: alerts always; positions coalesced to one batch per vehicle a period.
+    stream_positions: bool = True
+    positions_period_s: float = Field(default=1.0, gt=0, le=60)
+    map: MapSettings = MapSettings()
+
+    def token_fleets(self) -> dict[str, frozenset[str] | None]:
+        """Token → the fleets it may see (``None``: every fleet)."""
+        raw = json.loads(self.console_tokens.get_secret_value() or "{}")
+        if not isinstance(raw, dict):
+            raise ValueError("FLEET_CONSOLE_TOKENS must be a JSON object of token -> fleets")
+        found: dict[str, frozenset[str] | None] = {}
+        for token, fleets in raw.items():
+            names = frozenset(str(f) for f in fleets)
+            if not token or not names:
+                raise ValueError("every console token needs a value and at least one fleet")
+            found[str(token)] = None if ALL_FLEETS in names else names
+        return found

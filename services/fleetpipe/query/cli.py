@@ -1,0 +1,408 @@
+"""``fleetpipe query <name>``: the hot store's analytics in the terminal or as JSON, CSV, GeoJSON.
+
+Every command takes the same window (``--hours`` or ``--since``/``--until``), ``--fleet`` and
+``--format``; what it reads comes from :mod:`fleetpipe.query.statements`, the same statements
+the fleet console serves.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console
+from rich.table import Table
+
+from fleetpipe.core.db import PostgresSettings, connect
+from fleetpipe.query import execute, formats, statements
+from fleetpipe.query.errors import BadQuery, Forbidden, NotFound
+from fleetpipe.query.execute import Result
+from fleetpipe.query.formats import Format
+from fleetpipe.query.scope import BBox, Scope
+from fleetpipe.query.statements import Geometry, Statement, Status
+from fleetpipe.query.window import Window, resolve
+
+query_app = typer.Typer(
+    help="Analytics over the hot store (the storage writer's PostgreSQL).",
+    no_args_is_help=True,
+)
+
+
+class _QuerySettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLEET_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+    postgres: PostgresSettings | None = None
+
+
+class _LocalStack(BaseSettings):
+    """Where ``fleetpipe dev up`` serves its database (it reads the same FLEET_DEV_ variable)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEET_DEV_", frozen=True, extra="ignore")
+    postgres_port: int = 15432
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://fleetpipe@127.0.0.1:{self.postgres_port}/fleetpipe"
+
+
+def _postgres(dsn: str | None, schema: str | None) -> PostgresSettings:
+    configured = _QuerySettings().postgres
+    if configured is None:
+        # Not configured: the local dev stack's database.
+        configured = PostgresSettings.model_validate({"dsn": _LocalStack().dsn})
+    changes: dict[str, Any] = {}
+    if dsn:
+        changes["dsn"] = dsn
+    if schema:
+        changes["schema_name"] = schema
+    return PostgresSettings.model_validate({**configured.model_dump(), **changes})
+
+
+_TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
+Hours = Annotated[
+    float | None, typer.Option(help="look back this many hours from --until (or now)")
+]
+Since = Annotated[
+    datetime | None, typer.Option(formats=_TIME_FORMATS, help="from this time (UTC if no zone)")
+]
+Until = Annotated[
+    datetime | None, typer.Option(formats=_TIME_FORMATS, help="up to this time (default: now)")
+]
+Fleets = Annotated[list[str] | None, typer.Option("--fleet", help="only this fleet (repeatable)")]
+Limit = Annotated[int, typer.Option(min=1, max=statements.MAX_LIMIT, help="at most this many rows")]
+Dsn = Annotated[
+    str | None, typer.Option(help="PostgreSQL DSN (default: FLEET_POSTGRES__DSN, else dev stack)")
+]
+Schema = Annotated[str | None, typer.Option(help="schema (default: FLEET_POSTGRES__SCHEMA_NAME)")]
+Fmt = Annotated[Format, typer.Option("--format", help="table, json, csv or geojson")]
+AsJson = Annotated[bool, typer.Option("--json", help="the same as --format json")]
+
+
+@contextmanager
+def _session(dsn: str | None, schema: str | None) -> Iterator[psycopg.Connection[Any]]:
+    """A connection, with the store's failures said in one line and a non-zero exit."""
+    console = Console(stderr=True)
+    settings = _postgres(dsn, schema)
+    try:
+        with connect(settings, application_name="fleetpipe-query") as conn:
+            yield conn
+    except psycopg.OperationalError as exc:
+        console.print(f"[red]cannot reach PostgreSQL[/]: {exc}")
+        raise typer.Exit(2) from exc
+    except psycopg.errors.UndefinedTable as exc:
+        console.print(
+            f"[red]schema {settings.schema_name} lacks a table this query reads[/] "
+            f"({exc.diag.message_primary}): has the storage writer run against it?"
+        )
+        raise typer.Exit(2) from exc
+
+
+def _refuse(exc: Exception) -> typer.Exit:
+    message = str(exc)
+    if isinstance(exc, BadQuery):
+        message = f"--{exc.field.replace('_', '-')}: {exc.reason}"
+    Console(stderr=True).print(f"[red]{message}[/]")
+    return typer.Exit(1 if isinstance(exc, NotFound) else 2)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S%z")
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(formats.plain(value))
+
+
+def _table(title: str, result: Result) -> Table | str:
+    if not result.rows:
+        return f"{title}: no rows"
+    table = Table(*result.columns, title=title, title_justify="left")
+    for row in result.rows:
+        table.add_row(*(_cell(row.get(c)) for c in result.columns))
+    return table
+
+
+def _emit(title: str, result: Result, fmt: Format) -> None:
+    if fmt is Format.JSON:
+        sys.stdout.write(formats.to_json(formats.records(result.rows)) + "\n")
+    elif fmt is Format.CSV:
+        sys.stdout.write(formats.to_csv(result.columns, result.rows))
+    elif fmt is Format.GEOJSON:
+        if not formats.has_position(result.columns):
+            raise _refuse(
+                BadQuery("format", f"{title.split(':', maxsplit=1)[0]} has no positions to map")
+            )
+        geometry = result.geometry if result.geometry is not Geometry.NONE else Geometry.POINTS
+        sys.stdout.write(formats.to_json(formats.to_geojson(result.rows, geometry)) + "\n")
+    else:
+        Console().print(_table(title, result))
+
+
+def _run(
+    name: str,
+    build: Callable[[Window, Scope], Statement],
+    *,
+    hours: float | None,
+    since: datetime | None,
+    until: datetime | None,
+    fleets: list[str] | None,
+    fmt: Format,
+    as_json: bool,
+    dsn: str | None,
+    schema: str | None,
+    default_hours: float | None,
+) -> None:
+    try:
+        window = resolve(hours=hours, since=since, until=until, default_hours=default_hours)
+        statement = build(window, Scope().narrow(fleets))
+    except (BadQuery, Forbidden) as exc:
+        raise _refuse(exc) from exc
+    with _session(dsn, schema) as conn:
+        result = execute.fetch(conn, statement)
+    help_line = (build.__doc__ or name).strip().splitlines()[0]
+    _emit(f"{name}: {help_line}", result, Format.JSON if as_json else fmt)
+
+
+def _windowed(
+    name: str,
+    query: Callable[..., Statement],
+    *,
+    default_hours: float | None = 24.0,
+    default_limit: int = 50,
+) -> None:
+    """Register a command whose only options are the common ones."""
+
+    def command(
+        hours: Hours = None,
+        since: Since = None,
+        until: Until = None,
+        fleet: Fleets = None,
+        limit: Limit = default_limit,
+        fmt: Fmt = Format.TABLE,
+        as_json: AsJson = False,
+        dsn: Dsn = None,
+        schema: Schema = None,
+    ) -> None:
+        def build(window: Window, scope: Scope) -> Statement:
+            return query(window, scope, limit=limit)
+
+        build.__doc__ = query.__doc__
+        _run(
+            name,
+            build,
+            hours=hours,
+            since=since,
+            until=until,
+            fleets=fleet,
+            fmt=fmt,
+            as_json=as_json,
+            dsn=dsn,
+            schema=schema,
+            default_hours=default_hours,
+        )
+
+    window_help = f"default: the last {default_hours:g} h" if default_hours else "default: all"
+    doc = (query.__doc__ or name).strip().splitlines()[0]
+    query_app.command(name, help=f"{doc} ({window_help})")(command)
+
+
+_windowed("alerts-per-hour", statements.alerts_per_hour)
+_windowed("trips", statements.trips)
+_windowed("scorecards", statements.scorecards)
+_windowed("utilisation", statements.utilisation, default_hours=None)
+_windowed("self-driving", statements.self_driving)
+_windowed("kpis", statements.kpis)
+_windowed("deadletters", statements.dead_letters)
+_windowed("notifications", statements.notifications)
+
+
+@query_app.command("trace")
+def trace_command(
+    vehicle: Annotated[str, typer.Argument(help="vehicle id")],
+    hours: Hours = None,
+    since: Since = None,
+    until: Until = None,
+    fleet: Fleets = None,
+    limit: Limit = 3600,
+    fmt: Fmt = Format.TABLE,
+    as_json: AsJson = False,
+    dsn: Dsn = None,
+    schema: Schema = None,
+) -> None:
+    """A vehicle's trace, oldest first (default: the last hour)."""
+
+    def build(window: Window, scope: Scope) -> Statement:
+        return statements.trace(vehicle, window, scope, limit=limit)
+
+    build.__doc__ = statements.trace.__doc__
+    _run(
+        "trace",
+        build,
+        hours=hours,
+        since=since,
+        until=until,
+        fleets=fleet,
+        fmt=fmt,
+        as_json=as_json,
+        dsn=dsn,
+        schema=schema,
+        default_hours=1.0,
+    )
+
+
+@query_app.command("latest")
+def latest_command(
+    status: Annotated[
+        list[Status] | None, typer.Option(help="only vehicles in this status (repeatable)")
+    ] = None,
+    bbox: Annotated[
+        str | None, typer.Option(help="only inside west,south,east,north (degrees)")
+    ] = None,
+    hours: Hours = None,
+    since: Since = None,
+    until: Until = None,
+    fleet: Fleets = None,
+    limit: Limit = 1000,
+    fmt: Fmt = Format.TABLE,
+    as_json: AsJson = False,
+    dsn: Dsn = None,
+    schema: Schema = None,
+) -> None:
+    """Every vehicle's latest position and status (default: however long ago it was heard)."""
+    try:
+        box = BBox.parse(bbox) if bbox else None
+    except BadQuery as exc:
+        raise _refuse(exc) from exc
+
+    def build(window: Window, scope: Scope) -> Statement:
+        return statements.latest(window, scope, statuses=status or (), bbox=box, limit=limit)
+
+    build.__doc__ = statements.latest.__doc__
+    _run(
+        "latest",
+        build,
+        hours=hours,
+        since=since,
+        until=until,
+        fleets=fleet,
+        fmt=fmt,
+        as_json=as_json,
+        dsn=dsn,
+        schema=schema,
+        default_hours=None,
+    )
+
+
+@query_app.command("alerts")
+def alerts_command(
+    open_only: Annotated[
+        bool, typer.Option("--open", help="only episodes not resolved (default window: all)")
+    ] = False,
+    rule: Annotated[str | None, typer.Option(help="only this rule")] = None,
+    severity: Annotated[str | None, typer.Option(help="only this severity")] = None,
+    vehicle: Annotated[str | None, typer.Option(help="only this vehicle")] = None,
+    hours: Hours = None,
+    since: Since = None,
+    until: Until = None,
+    fleet: Fleets = None,
+    limit: Limit = 100,
+    fmt: Fmt = Format.TABLE,
+    as_json: AsJson = False,
+    dsn: Dsn = None,
+    schema: Schema = None,
+) -> None:
+    """Alert episodes started in the window, newest first (default: the last 24 h)."""
+
+    def build(window: Window, scope: Scope) -> Statement:
+        return statements.alerts(
+            window,
+            scope,
+            open_only=open_only,
+            rule=rule,
+            severity=severity,
+            vehicle=vehicle,
+            limit=limit,
+        )
+
+    build.__doc__ = statements.alerts.__doc__
+    _run(
+        "alerts",
+        build,
+        hours=hours,
+        since=since,
+        until=until,
+        fleets=fleet,
+        fmt=fmt,
+        as_json=as_json,
+        dsn=dsn,
+        schema=schema,
+        default_hours=None if open_only else 24.0,
+    )
+
+
+@query_app.command("alert")
+def alert_command(
+    alert_id: Annotated[str, typer.Argument(help="the alert's id")],
+    hours: Hours = None,
+    since: Since = None,
+    until: Until = None,
+    fleet: Fleets = None,
+    fmt: Fmt = Format.TABLE,
+    as_json: AsJson = False,
+    dsn: Dsn = None,
+    schema: Schema = None,
+) -> None:
+    """One alert explained: rule and threshold, events around it (default: its episode ±2 min,
+    else the window), its transitions and notifications."""
+    try:
+        asked = hours is not None or since is not None or until is not None
+        window = resolve(hours=hours, since=since, until=until) if asked else None
+        scope = Scope().narrow(fleet)
+    except (BadQuery, Forbidden) as exc:
+        raise _refuse(exc) from exc
+    with _session(dsn, schema) as conn:
+        try:
+            found = execute.explain(conn, alert_id, scope, window)
+        except NotFound as exc:
+            raise _refuse(NotFound(f"alert {alert_id}: {exc}")) from exc
+    fmt = Format.JSON if as_json else fmt
+    if fmt is Format.JSON:
+        sys.stdout.write(formats.to_json(found) + "\n")
+        return
+    sections = {
+        "alert": Result(list(found["alert"]), [found["alert"]]),
+        "threshold": _pairs(found["threshold"]),
+        "observed": _pairs(found["observed"]),
+        "transitions": _result(found["transitions"]),
+        "events": _result(found["events"]),
+        "notifications": _result(found["notifications"]),
+    }
+    if fmt is Format.CSV:
+        for name, result in sections.items():
+            sys.stdout.write(f"# {name}\n{formats.to_csv(result.columns, result.rows)}")
+        return
+    if fmt is Format.GEOJSON:
+        collection = formats.to_geojson(found["events"], Geometry.LINE)
+        collection["features"] += formats.to_geojson([found["alert"]], Geometry.POINTS)["features"]
+        sys.stdout.write(formats.to_json(collection) + "\n")
+        return
+    console = Console()
+    for name, result in sections.items():
+        console.print(_table(name, result))
+
+
+def _pairs(values: dict[str, Any]) -> Result:
+    return Result(["name", "value"], [{"name": k, "value": v} for k, v in values.items()])
+
+
+def _result(rows: list[dict[str, Any]]) -> Result:
+    return Result(list(rows[0]) if rows else [], rows)

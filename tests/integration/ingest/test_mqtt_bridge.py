@@ -4,19 +4,22 @@ per-device ACLs, dead letters with reasons and answers on the device's rejection
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
 
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.ingest.mqtt.credentials import gateway_password, gateway_user
 from fleetpipe.ingest.mqtt.topics import Payload, rejections_topic, telemetry_topic
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, telemetry_pb2
+from fleetpipe.registry import Vehicle, write_csv
 from fleetpipe_dev.testing import read_all, wait_for
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.records import now_us
 from support.builders import changed
 from support.messages import decoded, headers_of
-from support.mqtt import DeviceFleet, StartBridge
+from support.mqtt import Device, DeviceFleet, StartBridge
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +188,47 @@ def test_bad_payloads_are_dead_lettered_with_the_reason_and_answered_while_good_
     assert reasons == ["invalid_event", "malformed_payload", "malformed_payload"]
     errors = [decoded(m, deadletter_pb2.DeadLetter).error for m in letters]
     assert any("location.lat" in e for e in errors)
+
+
+def test_a_gateway_cannot_pass_off_another_fleets_vehicle_as_its_own(
+    device_fleet: DeviceFleet,
+    start_bridge: StartBridge,
+    topics: Topics,
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+) -> None:
+    """The gateway account may write any vehicle's topic under its own fleet, so the bridge
+    checks the registry's owner of each vehicle, as ingest does."""
+    fid = device_fleet.fleet_id
+    mine = device_fleet.vehicles[0]
+    registry = tmp_path / "vehicles.csv"
+    write_csv([*device_fleet.vehicles, Vehicle("someone-elses-1", "other-fleet")], registry)
+    start_bridge(topics, FLEET_REGISTRY_PATH=str(registry))
+    own = events_of(device_fleet, 1)[0][0]
+    theirs = changed(own, {"vehicle_id": "someone-elses-1", "fleet_id": ""})
+    gateway = Device(
+        device_fleet.broker.port,
+        gateway_user(fid),
+        gateway_password(device_fleet.token, fid),
+    )
+    try:
+        assert not gateway.connect().is_failure
+        foreign = telemetry_topic(fid, "someone-elses-1")
+        assert not gateway.publish(foreign, theirs.SerializeToString()).is_failure  # the ACL's
+        assert not gateway.publish(
+            telemetry_topic(fid, mine.vehicle_id), own.SerializeToString()
+        ).is_failure
+    finally:
+        gateway.close()
+    got = raw_events(kafka_settings, topics, 1)
+    assert [e.vehicle_id for e in got] == [mine.vehicle_id]
+    letters = wait_for(
+        lambda: read_all(kafka_settings, topics.deadletter, idle_s=0.5),
+        timeout=30,
+        what="the dead letter",
+    )
+    assert len(letters) == 1
+    assert (
+        "is not a registered vehicle of fleet"
+        in decoded(letters[0], deadletter_pb2.DeadLetter).error
+    )

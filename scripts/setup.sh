@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what FleetPipe's demo or tests need, idempotently:
-#   system packages (Debian): PostgreSQL 15, Maven, a JDK; for the tests also etcd, kcat,
-#   Chromium with its driver (the console's page) and what the image build and the local cluster
-#   use (docker.io, debootstrap, containernetworking-plugins)
+#   system packages (Debian): PostgreSQL 15, Maven, a JDK, Mosquitto; for the tests also etcd,
+#   kcat, Chromium with its driver (the console's page) and what the image build and the local
+#   cluster use (docker.io, debootstrap, containernetworking-plugins)
 #   the Python environment in .venv (or $FLEETPIPE_VENV): fleetpipe and fleetpipe-dev, editable
 #   Kafka's jars from Maven Central, cached in ~/.cache/fleetpipe
 #   for the tests: the Go-built binaries (Kubernetes, kwok, helm, Jaeger), cached there too
@@ -47,6 +47,8 @@ fi
 have mvn || missing+=(maven)
 have java || missing+=(openjdk-17-jre-headless)
 have openssl || missing+=(openssl)
+# The MQTT broker devices publish to: the demo's `--protocol mqtt` and the tests use it.
+[ -x /usr/sbin/mosquitto ] || have mosquitto || missing+=(mosquitto)
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   sudo=""

@@ -8,6 +8,7 @@ FLEET_TEST_KAFKA_BOOTSTRAP / FLEET_TEST_POSTGRES_DSN to use servers that are alr
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -22,8 +23,10 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
 from fleetpipe_dev.stack.jaeger import JaegerServer, jaeger_binary
 from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
+from fleetpipe_dev.stack.mosquitto import MosquittoServer
 from fleetpipe_dev.stack.postgres import PostgresServer
 from fleetpipe_dev.stack.procs import free_port
+from support.mqtt import MosquittoHandle
 from support.servers import BrokerHandle, MakeTopics, PostgresHandle, Schema
 
 
@@ -82,6 +85,17 @@ def jaeger(workdir: Path) -> Iterator[JaegerServer]:
     pid = server.start()
     yield server
     server.stop(pid)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(workdir: Path) -> Iterator[MosquittoHandle]:
+    """Mosquitto (Debian's package) on a free loopback port; tests add their devices."""
+    server = MosquittoServer(workdir / "mosquitto", free_port(), secrets.token_urlsafe(24))
+    handle = MosquittoHandle(server)
+    handle.start()
+    yield handle
+    if handle.pid is not None:
+        server.stop(handle.pid)
 
 
 @pytest.fixture

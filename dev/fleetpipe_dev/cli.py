@@ -21,6 +21,7 @@ from fleetpipe_dev.cluster.cli import cluster_app
 from fleetpipe_dev.image.cli import image_app
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
 from fleetpipe_dev.stack.kubecmd import bench_operator, kube_app
+from fleetpipe_loadtest.transport import Transport
 
 console = Console()
 dev_app = typer.Typer(
@@ -150,6 +151,13 @@ def demo(
     settle_timeout: Annotated[
         float, typer.Option(min=1.0, help="seconds to wait for the pipeline to catch up")
     ] = 120.0,
+    protocol: Annotated[
+        Transport,
+        typer.Option(
+            help="how the vehicles send: grpc to ingest; mqtt to the local Mosquitto, bridged "
+            "to Kafka; http (JSON) to ingest"
+        ),
+    ] = Transport.GRPC,
 ) -> None:
     """The main job: the whole pipeline on real Kafka and PostgreSQL, locally.
 
@@ -193,6 +201,7 @@ def demo(
         topic_suffix=topic_suffix,
         keep_running=keep_running,
         settle_timeout_s=settle_timeout,
+        protocol=protocol,
     )
     raise typer.Exit(run_demo(_stack(), options, console=console))
 
@@ -269,6 +278,30 @@ def bench_tracing(
         report=report,
     )
     run_tracing_bench(_stack(), config, console)
+
+
+@bench_app.command("protocols")
+def bench_protocols(
+    events: Annotated[int, typer.Option(min=10_000, help="events per protocol and run")] = 200_000,
+    runs: Runs = 3,
+    partitions: Partitions = 6,
+    protocols: Annotated[
+        str, typer.Option(help="protocols to measure, in order; gRPC's figures are the base")
+    ] = "grpc,mqtt,http",
+    report: Report = Path("benchmarks/reports/protocols.md"),
+) -> None:
+    """gRPC, MQTT (broker and bridge) and HTTP/JSON into the raw topic: events/s and CPU µs
+    per event of the way in, the MQTT broker and the client, against gRPC."""
+    from fleetpipe_dev.bench.protocols import ProtocolBenchConfig, run_protocol_bench
+
+    try:
+        chosen = tuple(Transport(p.strip()) for p in protocols.split(",") if p.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--protocols") from None
+    config = ProtocolBenchConfig(
+        events=events, runs=runs, partitions=partitions, protocols=chosen, report=report
+    )
+    run_protocol_bench(_stack(), config, console)
 
 
 @bench_app.command("pipeline")

@@ -30,10 +30,10 @@ from fleetpipe_dev.stack.console import LocalConsole
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
     DEFAULT_SMS_FROM,
-    SERVICES,
     LocalPipeline,
     PipelineConfig,
 )
+from fleetpipe_dev.stack.procs import StartError
 from fleetpipe_dev.twilio import TwilioContractServer
 from fleetpipe_loadtest.live import render
 from fleetpipe_loadtest.loadrun import (
@@ -46,6 +46,7 @@ from fleetpipe_loadtest.loadrun import (
 )
 from fleetpipe_loadtest.machine import machine
 from fleetpipe_loadtest.report import LoadReport, Step
+from fleetpipe_loadtest.transport import Transport
 
 FLEET_ID = "demo"
 
@@ -66,6 +67,8 @@ class DemoOptions:
     keep_running: bool = True
     settle_timeout_s: float = 120.0
     console_port: int = 0  # the fleet console's port (0: a free one)
+    # How the simulated vehicles send: gRPC to ingest, MQTT to the broker, HTTP to ingest.
+    protocol: Transport = Transport.GRPC
 
 
 def twilio_from_environment() -> dict[str, str] | None:
@@ -94,11 +97,13 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         processes=options.processes,
         streams=options.streams,
         scenarios=options.scenarios,
+        protocol=options.protocol,
     )
     registry = workdir / "vehicles.csv"
     plan.write_registry(registry)
     # The simulated city's zones, so that every scenario the simulator injects can alert.
     city = write_city_files(workdir)
+    mqtt_env = _mqtt_devices(stack, plan, console) if plan.protocol is Transport.MQTT else {}
     real_twilio = twilio_from_environment()
     contract: TwilioContractServer | None = None
     if real_twilio is not None:
@@ -126,6 +131,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         otlp_endpoint=_jaeger_otlp(stack, options),
         rules=city.rules,
         speed_limits=city.speed_limits,
+        mqtt_env=mqtt_env,
+        http_port=0 if plan.protocol is Transport.HTTP else None,
     )
     pipeline = LocalPipeline(config)
     fleet_console = LocalConsole(
@@ -145,13 +152,20 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
             console.print(
                 f"tracing    spans to {config.otlp_endpoint}; traces at {stack.jaeger.query_url}"
             )
-        console.print(f"services   starting {', '.join(SERVICES)}; logs in {config.logs}")
+        console.print(f"services   starting {', '.join(config.services)}; logs in {config.logs}")
         pipeline.start()
         console.print(f"ingest     gRPC on {pipeline.ingest_address}")
         fleet_console.start()
         (console_token,) = fleet_console.tokens
         console.print(f"console    {fleet_console.url}/#token={console_token}")
-        plan = replace(plan, target=pipeline.ingest_address)
+        target = pipeline.ingest_address
+        if plan.protocol is Transport.HTTP:
+            target = pipeline.http_address
+            console.print(f"ingest     HTTP on {target} (POST /v1/fleets/{FLEET_ID}/telemetry)")
+        elif plan.protocol is Transport.MQTT:
+            target = stack.mosquitto.address
+            console.print(f"devices    MQTT to {target}, bridged to Kafka by mqtt-bridge")
+        plan = replace(plan, target=target)
         console.print(
             f"load       {plan.vehicles:,} vehicles at {plan.rate_hz:g} Hz for "
             f"{plan.duration_s:g} s ({plan.events:,} events), vehicle ids "
@@ -200,7 +214,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
             codes["console"] = fleet_console.stop()
             if contract is not None:
                 contract.stop()
-            if options.kafka is None and not options.keep_running:
+            # On --kafka servers the stack holds at most the MQTT broker the demo started.
+            if not options.keep_running and (options.kafka is None or mqtt_env):
                 stack.down(say=console.print)
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -244,6 +259,27 @@ def _scenarios(console: Console, rows: list[ScenarioRow]) -> None:
     console.print(table)
 
 
+def _mqtt_devices(stack: DevStack, plan: LoadPlan, console: Console) -> dict[str, str]:
+    """Accounts on the stack's broker for the fleet's vehicles (and its gateway, which the load
+    driver uses), and the bridge's settings."""
+    if stack.mosquitto_pid() is None:  # a demo on --kafka servers has no stack up
+        stack.up_mosquitto(say=console.print)
+    pid = stack.mosquitto_pid()
+    if pid is None:
+        raise StartError("--protocol mqtt needs the local MQTT broker (Debian's mosquitto)")
+    broker = stack.mosquitto
+    auth = broker.write_auth(plan.registry(), {plan.token: FLEET_ID})
+    broker.reload(pid)
+    console.print(
+        f"mosquitto  {auth.devices:,} device accounts and the fleet's gateway on {broker.address}"
+    )
+    return {
+        "FLEET_MQTT__HOST": "127.0.0.1",
+        "FLEET_MQTT__PORT": str(broker.port),
+        "FLEET_MQTT__PASSWORD": broker.bridge_password,
+    }
+
+
 def _jaeger_otlp(stack: DevStack, options: DemoOptions) -> str:
     """The dev stack's Jaeger, when this demo brought the stack up and Jaeger runs in it."""
     if options.kafka is not None or not stack.state.running("jaeger"):
@@ -278,10 +314,23 @@ def _provider(contract: TwilioContractServer | None) -> Callable[[], dict[str, i
     return recorded
 
 
+def _protocol_note(report: LoadReport) -> str:
+    protocol = str(report.plan.get("protocol", "grpc"))
+    if protocol == "mqtt":
+        return (
+            "mqtt: QoS 1 publishes, one event each; acknowledged = the broker's PUBACK, "
+            "rejected = refused by the broker or answered on the vehicle's rejections topic"
+        )
+    if protocol == "http":
+        return "http: JSON arrays, each answered with its events' acceptance and rejections"
+    return "grpc: batches on streams, each acknowledged once Kafka holds it"
+
+
 def _summary(console: Console, report: LoadReport, paths: dict[str, Path]) -> None:
     table = Table(title="FleetPipe demo: summary", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
+    table.add_row("protocol", _protocol_note(report))
     table.add_row(
         "events",
         f"sent {report.sent:,}, acknowledged {report.acked:,} (accepted {report.accepted:,}, "

@@ -11,12 +11,22 @@ from typing import Annotated
 
 import typer
 
+from fleetpipe_loadtest.transport import Transport
+
 # The options both commands take: they send the same way.
 RateHz = Annotated[
     float, typer.Option(min=0.01, max=100.0, help="events per vehicle per second (Hz)")
 ]
 BatchSize = Annotated[int, typer.Option(min=1, max=10_000, help="events per batch")]
 Window = Annotated[int, typer.Option(min=1, help="unacknowledged batches per stream")]
+Protocol = Annotated[
+    Transport,
+    typer.Option(
+        help="how events reach the pipeline, and what --target is: grpc, ingest's gRPC "
+        "address; mqtt, the MQTT broker (as the fleet's gateway, its password derived from "
+        "the token); http, ingest's HTTP listener",
+    ),
+]
 TlsCa = Annotated[
     Path | None, typer.Option(help="CA certificate: connect with TLS and verify the server")
 ]
@@ -63,6 +73,7 @@ def simulate_command(
         Path | None, typer.Option(help="write the fleet's vehicle registry here (.csv)")
     ] = None,
     tls_ca: TlsCa = None,
+    protocol: Protocol = Transport.GRPC,
 ) -> None:
     """Simulate a fleet and stream its telemetry to ingest, with a progress line; Ctrl-C stops."""
     import asyncio
@@ -97,6 +108,7 @@ def simulate_command(
         ground_truth=ground_truth,
         registry=registry,
         root_certificates=tls_ca.read_bytes() if tls_ca else None,
+        protocol=protocol,
     )
     try:
         result = asyncio.run(run_simulation(options, console))
@@ -160,6 +172,7 @@ def loadtest_run_command(
     ] = Path("loadtest-reports"),
     name: Annotated[str, typer.Option(help="file name stem of the report")] = "loadtest",
     tls_ca: TlsCa = None,
+    protocol: Protocol = Transport.GRPC,
 ) -> None:
     """Load a running pipeline and measure it end to end.
 
@@ -219,9 +232,12 @@ def loadtest_run_command(
         scenarios=scenarios,
         seed=seed,
         root_certificates=tls_ca.read_bytes() if tls_ca else None,
+        protocol=protocol,
     )
     watch = Watch(KafkaSettings(bootstrap_servers=kafka), topics, dsn, schema, groups)
-    console.print(f"{plan.events:,} events from {plan.vehicles:,} vehicles → {target}")
+    console.print(
+        f"{plan.events:,} events from {plan.vehicles:,} vehicles → {target} over {protocol.value}"
+    )
     with Live(console=console, refresh_per_second=2) as live:
         report = run_load(
             plan,

@@ -51,8 +51,9 @@ from fleetpipe_loadtest.report import (
 )
 from fleetpipe_loadtest.scenarios import GroundTruth, ScenarioMix
 from fleetpipe_loadtest.sendcounts import SendCounts
-from fleetpipe_loadtest.sender import Sender, SenderError
+from fleetpipe_loadtest.sender import SenderError
 from fleetpipe_loadtest.synthetic import vehicle_id
+from fleetpipe_loadtest.transport import Transport, make_sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick
 
 ACK_SAMPLE = 20_000  # acknowledgement latencies kept per worker
@@ -79,6 +80,8 @@ class LoadPlan:
     seed: int = 1
     start_time_us: int = 0  # 0: now, when the run starts
     root_certificates: bytes | None = None
+    # How events reach the pipeline: gRPC to ingest, MQTT to the broker, HTTP to ingest.
+    protocol: Transport = Transport.GRPC
 
     @property
     def vehicles(self) -> int:
@@ -119,6 +122,7 @@ class LoadPlan:
     def describe(self) -> dict[str, Any]:
         return {
             "target": self.target,
+            "protocol": self.protocol.value,
             "fleet": self.fleet_id,
             "vehicle ids": f"{self.id_prefix}-veh-NNNNNN",
             "profile (vehicles:seconds)": ",".join(
@@ -462,11 +466,15 @@ async def _drive(
     streams = plan.streams
     bounds = np.array([first + s * fleet.n // streams for s in range(streams)] + [10**9])
     batchers = [Batcher(plan.batch_size) for _ in range(streams)]
-    sender = Sender(
+    sender = make_sender(
+        plan.protocol,
         plan.target,
         token=plan.token,
+        fleet_id=plan.fleet_id,
         streams=streams,
         window=plan.window,
+        batch_size=plan.batch_size,
+        client_tag=f"loadtest-{plan.run_id}-{shard}",
         root_certificates=plan.root_certificates,
     )
     tick_s = 1.0 / plan.rate_hz

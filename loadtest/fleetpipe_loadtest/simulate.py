@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import statistics
 import time
@@ -22,7 +23,8 @@ from rich.console import Console
 
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.scenarios import ScenarioMix, write_ground_truth
-from fleetpipe_loadtest.sender import Sender, SendStats
+from fleetpipe_loadtest.sender import SendStats
+from fleetpipe_loadtest.transport import BatchSender, Transport, make_sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick
 
 
@@ -45,6 +47,7 @@ class SimulationOptions:
     registry: Path | None
     root_certificates: bytes | None = None
     progress_every_s: float = 1.0
+    protocol: Transport = Transport.GRPC
 
 
 @dataclass
@@ -116,11 +119,15 @@ async def _drive(
     interrupted = False
     t0 = time.monotonic()
     sender = (
-        Sender(
+        make_sender(
+            options.protocol,
             options.target,
             token=options.token,
+            fleet_id=options.fleet_id,
             streams=streams,
             window=options.window,
+            batch_size=options.batch_size,
+            client_tag=f"simulate-{os.getpid()}",
             root_certificates=options.root_certificates,
         )
         if options.target
@@ -188,7 +195,7 @@ async def _drive(
 
 class _Progress:
     def __init__(
-        self, console: Console, sender: Sender | None, options: SimulationOptions, t0: float
+        self, console: Console, sender: BatchSender | None, options: SimulationOptions, t0: float
     ) -> None:
         self.console = console
         self.sender = sender

@@ -30,6 +30,7 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 
 HTTP_PORT = 8080  # health, readiness and Prometheus metrics (fleetpipe.core.health)
 GRPC_PORT = 50051  # ingest's TelemetryIngest
+INGEST_HTTP_PORT_NAME = "http-ingest"  # ingest's HTTP/JSON listener, when spec.ingest.httpPort
 CONFIG_ROOT = "/etc/fleetpipe"
 RULES_DIR = f"{CONFIG_ROOT}/rules"
 RULES_FILE = "rules.yaml"
@@ -263,6 +264,8 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         env.append(_value(ENV["unknown_vehicles"], spec.ingest.unknown_vehicles))
         if spec.ingest.tokens_secret:
             env.append(_value(ENV["tokens_path"], f"{INGEST_AUTH_DIR}/{INGEST_TOKENS_FILE}"))
+        if spec.ingest.http_port is not None:
+            env.append(_value("FLEET_HTTP__PORT", spec.ingest.http_port))
     elif component is Component.ENRICHMENT:
         env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
         env.append(_value(ENV["speed_limits_path"], f"{LIMITS_DIR}/{LIMITS_FILE}"))
@@ -331,6 +334,9 @@ def deployment(
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     if component is Component.INGEST:
         ports.insert(0, {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
+        if spec.ingest.http_port is not None:
+            port = {"name": INGEST_HTTP_PORT_NAME, "containerPort": spec.ingest.http_port}
+            ports.insert(1, {**port, "protocol": "TCP"})
     # No rules digest on detection's pods: detection follows its mounted rules file, so a
     # rules change applies without a restart (and without re-reading the state changelog).
     template_annotations: dict[str, str] = {}
@@ -400,6 +406,9 @@ def service(owner: Owner, spec: FleetPipelineSpec, component: Component) -> Mani
         ports.insert(
             0, {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"}
         )
+        if spec.ingest.http_port is not None:
+            port = {"name": INGEST_HTTP_PORT_NAME, "port": spec.ingest.http_port}
+            ports.insert(1, {**port, "targetPort": INGEST_HTTP_PORT_NAME, "protocol": "TCP"})
         service_type = spec.ingest.service_type
     return {
         "apiVersion": "v1",
@@ -443,6 +452,8 @@ def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:
             found[spec.console.tokens_secret] = "spec.console.tokensSecret"
         if spec.console.database_secret:
             found[spec.console.database_secret] = "spec.console.databaseSecret"
+    if spec.mqtt is not None:
+        found[spec.mqtt.credentials_secret] = "spec.mqtt.credentialsSecret"
     return found
 
 

@@ -229,6 +229,23 @@ class IngestSpec(_Spec):
     # Events of vehicles the registry does not know: accepted (enrichment marks them unknown)
     # or refused per event. A vehicle registered to another fleet is always refused.
     unknown_vehicles: Literal["accept", "reject"] = "accept"
+    # HTTP/JSON ingest (POST /v1/fleets/{fleet}/telemetry) on this port beside gRPC; off if unset.
+    http_port: int | None = Field(default=None, ge=1024, le=65535)
+
+
+class MqttSpec(_Spec):
+    """Devices over MQTT: the broker they publish to, and the bridge that takes their messages
+    to Kafka (a StatefulSet: each replica keeps its broker session across restarts)."""
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=1883, ge=1, le=65535)
+    # Secret with the key ``password``: the bridge's account on the broker.
+    credentials_secret: str = Field(min_length=1, max_length=253)
+    username: str = Field(default="fleetpipe-bridge", min_length=1)
+    share_group: str = Field(default="fleetpipe-bridge", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    replicas: int = Field(default=2, ge=1, le=64)
+    receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    resources: dict[str, Any] | None = None
 
 
 class TracingSpec(_Spec):
@@ -286,6 +303,7 @@ class FleetPipelineSpec(_Spec):
     zones: list[dict[str, Any]] = Field(default_factory=list)
     registry: RegistrySpec | None = None
     ingest: IngestSpec = IngestSpec()
+    mqtt: MqttSpec | None = None
     tracing: TracingSpec = TracingSpec()
     console: ConsoleSpec = ConsoleSpec()
     image: ImageSpec = ImageSpec()

@@ -32,6 +32,7 @@ EVERY_OPTION = (
     "dev.kafka.enabled=true",
     "dev.postgresql.enabled=true",
     "dev.jaeger.enabled=true",
+    "dev.mosquitto.enabled=true",
     "pipeline.create=true",
     "loadtest.enabled=true",
 )
@@ -76,6 +77,13 @@ OUTPUTS = (
         ),
         "development Kafka (KRaft, one node), PostgreSQL and Jaeger",
         values=("dev.kafka.enabled=true", "dev.postgresql.enabled=true", "dev.jaeger.enabled=true"),
+    ),
+    Output(
+        "dev-mosquitto.yaml",
+        ("templates/dev/mosquitto.yaml",),
+        "a development MQTT broker (Mosquitto) with per-device accounts from the registry "
+        "ConfigMap and the tokens Secret",
+        values=("dev.mosquitto.enabled=true",),
     ),
     Output(
         "loadtest-job.yaml",

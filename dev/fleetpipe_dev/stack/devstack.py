@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -24,6 +25,7 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
 from fleetpipe_dev.stack.jaeger import BUILD_HINT, JaegerServer, jaeger_binary
 from fleetpipe_dev.stack.kafka import KafkaBroker, default_cache, kafka_libs
+from fleetpipe_dev.stack.mosquitto import MosquittoServer, mosquitto_binary
 from fleetpipe_dev.stack.postgres import PostgresServer
 from fleetpipe_dev.stack.procs import StartError, is_ours, stop_pid
 
@@ -55,6 +57,9 @@ class DevStackSettings(BaseSettings):
     jaeger_query_port: int = 16686
     jaeger_query_grpc_port: int = 16685
     jaeger_health_port: int = 13133
+    # Mosquitto (Debian's package), for devices over MQTT (`fleetpipe demo --protocol mqtt`).
+    mosquitto: bool = True
+    mosquitto_port: int = 11883
 
 
 @dataclass
@@ -98,6 +103,42 @@ class DevStack:
         )
 
     @property
+    def mosquitto(self) -> MosquittoServer:
+        """The MQTT broker; its bridge password is made once and kept (0600) in its folder."""
+        home = self.settings.home / "mosquitto"
+        secret = home / "bridge.secret"
+        if not secret.exists():
+            home.mkdir(parents=True, exist_ok=True)
+            secret.touch(mode=0o600)
+            secret.write_text(secrets.token_urlsafe(24))
+        return MosquittoServer(home, self.settings.mosquitto_port, secret.read_text().strip())
+
+    def mosquitto_pid(self) -> int | None:
+        """The running broker's pid (to make it re-read its accounts), None when it is down."""
+        if not self.state.running("mosquitto"):
+            return None
+        return int(self.state.processes["mosquitto"]["pid"])
+
+    def up_mosquitto(self, say: Any = print) -> None:
+        if not self.settings.mosquitto:
+            return
+        if not self.state.running("mosquitto"):
+            try:
+                mosquitto_binary()
+            except StartError as exc:
+                say(f"mosquitto  not installed, skipped (MQTT devices need it): {exc}")
+                return
+        broker = self.mosquitto
+        self._up_one(
+            "mosquitto",
+            broker,
+            address=f"mqtt://{broker.address}",
+            running=f" on {broker.address}",
+            starting=f" on {broker.address} (MQTT 5, per-device accounts)",
+            say=say,
+        )
+
+    @property
     def broker(self) -> KafkaBroker:
         # Resolving the jars may download them, so it happens on first use, not in __init__.
         if self._broker is None:
@@ -137,6 +178,7 @@ class DevStack:
             say=say,
         )
         self._up_jaeger(say)
+        self.up_mosquitto(say)
         actions = build_admin(self.kafka_settings).ensure_topics(topic_specs(topics, partitions))
         for name, action in sorted(actions.items()):
             say(f"topic      {name}: {action}")
@@ -144,7 +186,7 @@ class DevStack:
     def _up_one(
         self,
         name: str,
-        server: KafkaBroker | PostgresServer | JaegerServer,
+        server: KafkaBroker | PostgresServer | JaegerServer | MosquittoServer,
         *,
         address: str,
         running: str,
@@ -207,6 +249,7 @@ class DevStack:
             shutil.rmtree(self.settings.home / "kafka", ignore_errors=True)
             shutil.rmtree(self.postgres.home, ignore_errors=True)
             shutil.rmtree(self.jaeger.home, ignore_errors=True)
+            shutil.rmtree(self.settings.home / "mosquitto", ignore_errors=True)
             say("data       removed")
 
     def status(self) -> dict[str, dict[str, Any]]:

@@ -45,6 +45,14 @@ class PipelineConfig:
     # Detection's rules file and enrichment's speed-limit table; the defaults without.
     rules: Path | None = None
     speed_limits: Path | None = None
+    # Devices over MQTT: FLEET_MQTT__* for an MQTT bridge process (none when empty).
+    mqtt_env: Mapping[str, str] = field(default_factory=dict)
+    # Devices over HTTP: ingest's HTTP/JSON listener on this port (0: a free one; None: off).
+    http_port: int | None = None
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return (*SERVICES, "mqtt-bridge") if self.mqtt_env else SERVICES
 
     def group(self, service: str) -> str:
         base = f"fleetpipe-{service}"
@@ -64,6 +72,7 @@ class LocalPipeline:
     config: PipelineConfig
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     ingest_address: str = ""
+    http_address: str = ""
 
     def start(self, *, timeout: float = 180.0) -> None:
         """Start every service and wait until each reports ready (partitions assigned)."""
@@ -91,21 +100,33 @@ class LocalPipeline:
             "detection": {},
             "storage-writer": {**db, "FLEET_LAKE__PATH": str(c.lake)},
             "notification": {**db, "FLEET_REGISTRY_PATH": str(c.registry), **c.twilio_env},
+            "mqtt-bridge": {
+                **c.mqtt_env,
+                "FLEET_MQTT__CLIENT_ID": f"fleetpipe-bridge-{instance}",
+                "FLEET_REGISTRY_PATH": str(c.registry),
+            },
         }
         if c.rules is not None:
             env["detection"]["FLEET_RULES_PATH"] = str(c.rules)
         if c.speed_limits is not None:
             env["enrichment"]["FLEET_SPEED_LIMITS_PATH"] = str(c.speed_limits)
-        for service in SERVICES:
+        if c.http_port is not None:
+            http_port = c.http_port or free_port()
+            self.http_address = f"127.0.0.1:{http_port}"
+            env["ingest"].update(
+                {"FLEET_HTTP__HOST": "127.0.0.1", "FLEET_HTTP__PORT": str(http_port)}
+            )
+        modules = {"mqtt-bridge": "fleetpipe.ingest.mqtt"}
+        for service in c.services:
             extra = {
                 **common,
                 **env[service],
                 "FLEET_INSTANCE_ID": f"{instance}-{service}",
                 "OTEL_SERVICE_NAME": f"fleetpipe-{service}",
             }
-            if service != "ingest":
+            if service not in ("ingest", "mqtt-bridge"):
                 extra["FLEET_GROUP_ID"] = c.group(service)
-            module = "fleetpipe." + service.replace("-", "_")
+            module = modules.get(service, "fleetpipe." + service.replace("-", "_"))
             proc = ServiceProcess(
                 module, service_env(c.kafka, c.topics, extra), c.logs / f"{service}.log"
             )
@@ -126,12 +147,15 @@ class LocalPipeline:
         return {name: p.pid for name, p in self.processes.items() if p.proc is not None}
 
     def stop(self) -> dict[str, int]:
-        """SIGTERM each service (ingest first, so nothing new arrives) and wait; exit codes."""
+        """SIGTERM each service (the ways in first, so nothing new arrives) and wait; exit
+        codes."""
         codes = {}
-        ingest = self.processes.get("ingest")
-        if ingest is not None and ingest.proc is not None:
-            codes["ingest"] = ingest.stop(timeout=30)
-        rest = {n: p.proc for n, p in self.processes.items() if n != "ingest" and p.proc}
+        entries = ("mqtt-bridge", "ingest")
+        for name in entries:
+            entry = self.processes.get(name)
+            if entry is not None and entry.proc is not None:
+                codes[name] = entry.stop(timeout=30)
+        rest = {n: p.proc for n, p in self.processes.items() if n not in entries and p.proc}
         # All drain at once. One SIGTERM each: a second one could land after the service has
         # put its handlers away and cut its shutdown short.
         for proc in rest.values():

@@ -17,8 +17,10 @@ from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.tracing import Tracing, setup_tracing
 from fleetpipe.ingest.auth import TokenStore
+from fleetpipe.ingest.http_api import HttpIngest, build_app
+from fleetpipe.ingest.intake import IngestMetrics, Intake
 from fleetpipe.ingest.readiness import TopicWatch
-from fleetpipe.ingest.server import HealthService, IngestMetrics, IngestServicer, build_server
+from fleetpipe.ingest.server import HealthService, IngestServicer, build_server
 from fleetpipe.ingest.settings import IngestSettings
 from fleetpipe.ingest.sink import KafkaSink
 from fleetpipe.ingest.tenancy import Tenancy
@@ -55,9 +57,8 @@ async def serve(
         max_inflight_events=settings.max_inflight_events,
     )
     sink.start()
-    servicer = IngestServicer(
-        settings, sink, tokens, IngestMetrics(metrics), tracing=tracing, tenancy=tenancy
-    )
+    intake = Intake(settings, sink, IngestMetrics(metrics), tracing=tracing, tenancy=tenancy)
+    servicer = IngestServicer(settings, intake, tokens)
     health_service = HealthService()
     server, port = build_server(settings, servicer, health_service)
     await server.start()
@@ -69,10 +70,19 @@ async def serve(
 
     async def check_topics() -> None:
         if await asyncio.to_thread(watch.check):
-            servicer.unavailable = watch.problem
+            intake.unavailable = watch.problem
             health.set_ready(watch.problem is None, watch.problem or "")
             await health_service.set(watch.problem is None)
 
+    http_ingest = None
+    if settings.http.port is not None:
+        http_ingest = HttpIngest(settings.http, build_app(settings.http, intake, tokens))
+        http_port = await http_ingest.start()
+        log.info(
+            "HTTP ingest on %s:%d (POST /v1/fleets/{fleet}/telemetry)",
+            settings.http.host,
+            http_port,
+        )
     await check_topics()
     log.info(
         "gRPC listening on %s:%d (tls %s, %d tokens for %d fleets), producing to %s",
@@ -105,6 +115,8 @@ async def serve(
     log.info("stopping: draining calls for up to %gs", settings.grace_s)
     health.set_ready(False, "shutting down")
     await health_service.set(False)
+    if http_ingest is not None:
+        await http_ingest.stop()
     await server.stop(settings.grace_s)
     for task in (beat, stopped, fatal):
         task.cancel()

@@ -42,19 +42,13 @@ class TlsSettings(_Frozen):
         return self.cert_file is not None
 
 
-class IngestSettings(ServiceSettings):
-    grpc_host: str = "0.0.0.0"  # noqa: S104 - devices reach the pod from outside
-    grpc_port: int = Field(default=50051, ge=0, le=65535)
-    auth: AuthSettings = AuthSettings()
-    tls: TlsSettings = TlsSettings()
-    # A gRPC message larger than this is refused by the transport (RESOURCE_EXHAUSTED).
-    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+class IntakeSettings(ServiceSettings):
+    """What every way into ingest shares: limits, Kafka's confirmation, the event-time window."""
+
     max_batch_events: int = Field(default=10_000, ge=1)
-    # Events produced but not yet confirmed by Kafka, over all calls; beyond it new batches get
-    # RESOURCE_EXHAUSTED. It bounds memory when Kafka slows down or stops.
+    # Events produced but not yet confirmed by Kafka, over all calls; beyond it new batches are
+    # refused (RESOURCE_EXHAUSTED, HTTP 429). It bounds memory when Kafka slows down or stops.
     max_inflight_events: int = Field(default=200_000, ge=1)
-    # Batches of one stream being produced or awaiting Kafka before the server stops reading.
-    stream_window: int = Field(default=16, ge=1)
     # A batch Kafka has not confirmed within this long is answered with UNAVAILABLE.
     ack_timeout_s: float = Field(default=10.0, gt=0)
     # How long librdkafka keeps trying to deliver a record before failing it.
@@ -76,7 +70,31 @@ class IngestSettings(ServiceSettings):
     unknown_vehicles: UnknownVehicles = UnknownVehicles.ACCEPT
 
     @model_validator(mode="after")
-    def _late_within_lateness(self) -> IngestSettings:
+    def _late_within_lateness(self) -> IntakeSettings:
         if self.late_after_s > self.max_lateness_s:
             raise ValueError("late_after_s must not exceed max_lateness_s")
         return self
+
+
+class HttpSettings(_Frozen):
+    """HTTP/JSON ingest (``POST /v1/fleets/{fleet}/telemetry``), served by the ingest process
+    beside gRPC; off unless a port is set."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "0.0.0.0"  # noqa: S104 - devices reach the pod from outside
+    # A body larger than this is refused with 413 before it is parsed.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # What a 429 asks the client to wait, in seconds (the Retry-After header).
+    retry_after_s: int = Field(default=1, ge=1)
+
+
+class IngestSettings(IntakeSettings):
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - devices reach the pod from outside
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    auth: AuthSettings = AuthSettings()
+    tls: TlsSettings = TlsSettings()
+    http: HttpSettings = HttpSettings()
+    # A gRPC message larger than this is refused by the transport (RESOURCE_EXHAUSTED).
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Batches of one stream being produced or awaiting Kafka before the server stops reading.
+    stream_window: int = Field(default=16, ge=1)

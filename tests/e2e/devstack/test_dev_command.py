@@ -47,6 +47,7 @@ def test_dev_up_serves_kcat_and_down_stops_only_what_it_started() -> None:
         "FLEET_DEV_JAEGER_OTLP_HTTP_PORT": str(free_port()),
         "FLEET_DEV_JAEGER_QUERY_PORT": str(free_port()),
         "FLEET_DEV_JAEGER_QUERY_GRPC_PORT": str(free_port()),
+        "FLEET_DEV_MOSQUITTO_PORT": str(free_port()),
         "FLEET_DEV_JAEGER_HEALTH_PORT": str(free_port()),
     }
     bystander = subprocess.Popen(["sleep", "300"])  # something the stack must not touch
@@ -95,6 +96,8 @@ def test_dev_up_serves_kcat_and_down_stops_only_what_it_started() -> None:
 
         status = json.loads(_fleetpipe(env, "dev", "status", "--json").stdout)
         assert status["kafka"]["running"] and status["postgres"]["running"]
+        # The MQTT broker for devices (Debian's mosquitto, installed by scripts/setup.sh).
+        assert status["mosquitto"]["running"], up.stdout
         with psycopg.connect(status["postgres"]["address"]) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         # Jaeger is part of the test environment (scripts/build-go-tools.sh jaeger).

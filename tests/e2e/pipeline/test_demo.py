@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import wait_for
 from fleetpipe_loadtest.scenarios import ScenarioKind
 from support.servers import BrokerHandle, PostgresHandle, Schema
@@ -219,3 +220,61 @@ def test_ctrl_c_stops_every_process_the_demo_started(
     assert "interrupted" in log.read_text()
     assert wait_for(lambda: _processes_with(suffix) == [], timeout=10, what="no service left")
     assert wait_for(lambda: not any(_alive(p) for p in started), timeout=10, what="no child left")
+
+
+def test_demo_over_mqtt_accounts_for_every_event(
+    kafka: BrokerHandle, pg_schema: Schema, tmp_path: Path
+) -> None:
+    """``--protocol mqtt``: the vehicles publish to Mosquitto (the demo's own, from the local
+    stack), the bridge takes them to Kafka, and the summary accounts for every event."""
+    suffix = f"demo{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "dev-home"
+    home.mkdir(mode=0o755)
+    run = subprocess.run(
+        _demo_command(
+            kafka,
+            pg_schema,
+            suffix,
+            tmp_path / "work",
+            *("--protocol", "mqtt", "--vehicles", "100", "--duration", "15"),
+            *("--settle-timeout", "120", "--no-keep-running"),
+        ),
+        env={
+            **os.environ,
+            "COLUMNS": "120",
+            "FLEET_DEV_HOME": str(home),
+            "FLEET_DEV_MOSQUITTO_PORT": str(free_port()),
+        },
+        capture_output=True,
+        text=True,
+        timeout=480,
+        check=False,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-6000:]
+    words = " ".join(re.sub("[│┃┆]", " ", out).split())
+    assert "mqtt: QoS 1 publishes" in words
+    assert "every acknowledged event stored exactly once" in words
+
+    report = json.loads((tmp_path / "work" / "report" / "demo.json").read_text())
+    events, stored = report["events"], report["stored"]
+    assert report["plan"]["protocol"] == "mqtt"
+    assert events["sent"] == 100 * 15 == events["acknowledged"] == events["accepted"]
+    assert stored["stored"] == events["accepted"]
+    assert stored["missing"] == stored["duplicates"] == stored["unexpected"] == 0
+    assert "mqtt-bridge" in report["processes"]
+    for name, pid in report["processes"].items():
+        assert not _alive(pid), f"{name} (pid {pid}) still runs"
+    assert _processes_with(suffix) == []
+    assert not any("mosquitto" in _cmdline(pid) and str(home) in _cmdline(pid) for pid in _pids())
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

@@ -87,7 +87,8 @@ def test_defaults_install_the_operator_its_rbac_and_network_policies_only() -> N
 
 def test_every_pod_runs_as_non_root_with_a_read_only_root_and_no_capabilities() -> None:
     specs = pod_specs(render(*EVERYTHING))
-    assert len(specs) == 5, sorted(specs)  # operator, kafka, postgresql, jaeger, loadtest
+    # operator, kafka, postgresql, jaeger, mosquitto, loadtest
+    assert len(specs) == 6, sorted(specs)
     for where, spec in specs.items():
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, where

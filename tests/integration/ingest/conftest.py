@@ -12,6 +12,7 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
 from support.ingest import TOKEN_A, TOKEN_B, Ingest, StartIngest
+from support.mqtt import DeviceFleet, MosquittoHandle, StartBridge, bridges, device_fleet_on
 
 
 @pytest.fixture
@@ -46,9 +47,26 @@ def start_ingest(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Star
     yield start
     for proc in started:
         if proc.alive():
-            assert proc.stop() == 0, proc.log()[-3000:]
+            # Ingest's shutdown waits up to 30 s for records Kafka has not confirmed (a test
+            # may leave some stuck on purpose), after up to grace_s for calls in progress.
+            assert proc.stop(timeout=60) == 0, proc.log()[-3000:]
 
 
 @pytest.fixture
 def ingest(start_ingest: StartIngest, topics: Topics) -> Ingest:
     return start_ingest(topics)
+
+
+@pytest.fixture
+def device_fleet(mosquitto: MosquittoHandle) -> DeviceFleet:
+    """A fleet of its own for this test (three vehicles), with accounts on the broker."""
+    return device_fleet_on(mosquitto)
+
+
+@pytest.fixture
+def start_bridge(
+    kafka_settings: KafkaSettings, mosquitto: MosquittoHandle, tmp_path: Path
+) -> Iterator[StartBridge]:
+    """MQTT bridge processes in a shared-subscription group of this test's own."""
+    with bridges(kafka_settings, mosquitto, tmp_path) as start:
+        yield start

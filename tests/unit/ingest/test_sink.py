@@ -6,102 +6,10 @@ import asyncio
 
 import pytest
 
-from fleetpipe.core.kafka import DeliveryCallback, Headers, ProducerClient
-from fleetpipe.ingest.sink import KafkaSink, SinkFailed, SinkFull, SinkProducer
+from fleetpipe.ingest.sink import SinkFailed, SinkFull
+from support.sinkfakes import FakeClient, FakeError, settle, sink
 
 pytestmark = pytest.mark.unit
-
-
-class FakeError:
-    def __init__(self, text: str, fatal: bool = False) -> None:
-        self._text, self._fatal = text, fatal
-
-    def str(self) -> str:
-        return self._text
-
-    def fatal(self) -> bool:
-        return self._fatal
-
-
-class FakeMessage:
-    def __init__(self, topic: str) -> None:
-        self._topic = topic
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return 0
-
-
-class FakeClient(ProducerClient):
-    """Records produced messages; ``report`` plays librdkafka's delivery reports."""
-
-    def __init__(self, room: int = 10**9) -> None:
-        self.queued: list[tuple[str, DeliveryCallback]] = []
-        self.room = room
-
-    def produce(
-        self,
-        topic: str,
-        value: str | bytes | None = None,
-        key: str | bytes | None = None,
-        partition: int = -1,
-        callback: DeliveryCallback | None = None,
-        on_delivery: DeliveryCallback | None = None,
-        timestamp: int = 0,
-        headers: Headers | None = None,
-    ) -> None:
-        if len(self.queued) >= self.room:
-            raise BufferError("queue full")
-        # librdkafka takes the callback positionally (``callback``) or by keyword (``on_delivery``).
-        report = on_delivery or callback
-        assert report is not None, "the sink asks a report for every record"
-        self.queued.append((topic, report))
-
-    def poll(self, timeout: float = -1) -> int:
-        return 0
-
-    def flush(self, timeout: float = -1) -> int:
-        return len(self.queued)
-
-    def report(self, n: int | None = None, error: FakeError | None = None) -> None:
-        n = len(self.queued) if n is None else n
-        for topic, cb in self.queued[:n]:
-            cb(error, FakeMessage(topic))
-        del self.queued[:n]
-
-
-class FakeProducer(SinkProducer):
-    def __init__(self, client: FakeClient) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> FakeClient:
-        return self._client
-
-    def open(self, *, init_timeout_s: float = 60.0) -> None:
-        pass
-
-    def in_flight(self) -> int:
-        return len(self._client.queued)
-
-    def close(self, timeout: float = 30.0) -> None:
-        pass
-
-
-def sink(client: FakeClient, limit: int = 100) -> KafkaSink:
-    return KafkaSink(
-        FakeProducer(client),
-        raw_topic="raw",
-        deadletter_topic="dl",
-        max_inflight_events=limit,
-    )
-
-
-async def settle() -> None:
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 def test_a_batch_resolves_when_kafka_has_every_record_and_not_before() -> None:

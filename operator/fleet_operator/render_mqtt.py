@@ -1,0 +1,139 @@
+"""The MQTT bridge's children, when the FleetPipeline has ``spec.mqtt``. Pure, as render.py.
+
+A StatefulSet rather than a Deployment: each replica's MQTT client id is its pod's name, stable
+across restarts, so a replica that crashed resumes its broker session and the broker sends it
+again what it had not acknowledged (see ``fleetpipe.ingest.mqtt.bridge``). Pods start in
+parallel: the replicas share the messages through the broker, not through an order of start.
+"""
+
+from __future__ import annotations
+
+from fleet_operator.render import (
+    HTTP_PORT,
+    REGISTRY_DIR,
+    Manifest,
+    Owner,
+    _metadata,
+    _secret,
+    _value,
+    child_name,
+    env_for,
+    registry_source,
+)
+from fleet_operator.spec import Component, FleetPipelineSpec, MqttSpec
+
+BRIDGE = "mqtt-bridge"
+DEFAULT_RESOURCES: Manifest = {
+    "requests": {"cpu": "500m", "memory": "256Mi"},
+    "limits": {"memory": "1Gi"},
+}
+# What ingest's environment has that the bridge does not read.
+_INGEST_ONLY = {"FLEET_GRPC_PORT", "FLEET_AUTH__TOKENS_FILE", "FLEET_HTTP__PORT"}
+
+
+def bridge_labels(owner: Owner) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "fleetpipe",
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/component": BRIDGE,
+    }
+
+
+def bridge_env(owner: Owner, spec: FleetPipelineSpec, mqtt: MqttSpec) -> list[Manifest]:
+    # Kafka, topics, observability and tracing as ingest has them: the bridge produces the
+    # same records to the same topics.
+    env = [
+        e
+        for e in env_for(owner, spec, Component.INGEST)
+        if e["name"] not in _INGEST_ONLY and e["name"] != "OTEL_SERVICE_NAME"
+    ]
+    env += [
+        _value("OTEL_SERVICE_NAME", f"fleetpipe-{BRIDGE}"),
+        _value("FLEET_MQTT__HOST", mqtt.host),
+        _value("FLEET_MQTT__PORT", mqtt.port),
+        _value("FLEET_MQTT__USERNAME", mqtt.username),
+        _secret("FLEET_MQTT__PASSWORD", mqtt.credentials_secret, "password"),
+        _value("FLEET_MQTT__SHARE_GROUP", mqtt.share_group),
+        _value("FLEET_MQTT__RECEIVE_MAXIMUM", mqtt.receive_maximum),
+    ]
+    return env
+
+
+def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
+    """The bridge's headless Service and StatefulSet; nothing without ``spec.mqtt``."""
+    mqtt = spec.mqtt
+    if mqtt is None:
+        return []
+    name = child_name(owner, BRIDGE)
+    registry_cm, _key = registry_source(owner, spec)
+    selector = bridge_labels(owner)
+    metadata = _metadata(owner, name, BRIDGE)
+    service: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector,
+            "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http"}],
+        },
+    }
+    container: Manifest = {
+        "name": BRIDGE,
+        "image": spec.image.reference,
+        "imagePullPolicy": spec.image.pull_policy,
+        "command": ["fleetpipe-mqtt-bridge"],
+        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "env": bridge_env(owner, spec, mqtt),
+        "resources": mqtt.resources or DEFAULT_RESOURCES,
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - in the pod
+            # The registry, as ingest has it: whose each vehicle is (a gateway account may
+            # name any vehicle id under its own fleet's topics).
+            {"name": "registry", "mountPath": REGISTRY_DIR, "readOnly": True},
+        ],
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    statefulset: Manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata,
+        "spec": {
+            "serviceName": name,
+            "replicas": mqtt.replicas,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": {**metadata["labels"], **selector}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    # SIGTERM finishes the messages in hand; the rest stay in the session.
+                    "terminationGracePeriodSeconds": 60,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "registry", "configMap": {"name": registry_cm}},
+                    ],
+                },
+            },
+        },
+    }
+    return [service, statefulset]

@@ -57,14 +57,20 @@
     const [fleet, alerts] = await Promise.all([api("/api/v1/vehicles", { format: "compact" }), api("/api/v1/alerts", { open: "true" })]);
     const vehicles = fleet.rows; // [vehicle_id, lat, lon, status]
     const added = vehicles.map(([id, lat, lon, status]) => { const m = markerFor(id, lat, lon, status); markers.set(id, m); return m; });
+    // Chunked loading goes on after addLayers returns: the map holds the fleet once the last
+    // chunk is in, and the cluster's bounds are not valid before that.
+    const mapped = new Promise((resolve) => {
+      cluster.options.chunkProgress = (done, total) => { if (done >= total) resolve(); };
+    });
     cluster.addLayers(added);
     document.getElementById("vehicle-count").textContent = vehicles.length;
     const list = document.getElementById("vehicle-ids");
     vehicles.slice(0, 5000).forEach(([id]) => list.append(el("option", { value: id })));
-    if (vehicles.length && !config.tile_url) map.fitBounds(cluster.getBounds(), { maxZoom: config.zoom });
+    if (vehicles.length && !config.tile_url) map.fitBounds(L.latLngBounds(vehicles.map(([, lat, lon]) => [lat, lon])), { maxZoom: config.zoom });
     alerts.forEach(upsertAlert);
     renderAlerts();
     listen();
+    await mapped;
     document.body.dataset.loaded = "true";
   }
 

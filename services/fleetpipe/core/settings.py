@@ -67,6 +67,9 @@ class KafkaSettings(_Frozen):
     # move when partitions grow; the sooner producers and consumers agree, the shorter the
     # window in which a key's records sit on its old partition.
     metadata_max_age_ms: int = Field(default=30_000, ge=1000)
+    # librdkafka's own debug contexts (for example "cgrp,fetch,eos") written to the service's
+    # stderr: what a rebalance or a transaction did, record by record, when diagnosing one.
+    debug: str | None = Field(default=None, pattern=r"^[a-z]+(,[a-z]+)*$")
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """Connection settings shared by producers, consumers and the admin client."""
@@ -82,6 +85,8 @@ class KafkaSettings(_Frozen):
             conf["sasl.password"] = self.sasl_password.get_secret_value()
         if self.ssl_ca_location:
             conf["ssl.ca.location"] = self.ssl_ca_location
+        if self.debug:
+            conf["debug"] = self.debug
         return conf
 
 

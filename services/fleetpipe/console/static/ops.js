@@ -52,7 +52,7 @@
     const total = Math.max(t.duration_us, 1);
     const colour = new Map(t.services.map((s, i) => [s, PALETTE[i % PALETTE.length]]));
     const rows = t.spans.map((s) => {
-      const hop = s.kafka ? " · " + s.kafka.topic + " p" + s.kafka.partition + (s.kafka.offset != null ? " @" + s.kafka.offset : "") : "";
+      const hop = s.kafka ? "kafka " + s.kafka.operation + " " + s.kafka.topic + " p" + s.kafka.partition + (s.kafka.offset != null ? " @" + s.kafka.offset : "") : "";
       const extra = Object.entries(s.tags).map(([k, v]) => k.replace("fleetpipe.", "") + "=" + v).join(" ");
       const bar = el("div", { class: "bar" + (s.error ? " error" : ""), title: s.name + " " + ms(s.duration_us) });
       bar.style.left = (100 * s.offset_us / total) + "%";
@@ -76,22 +76,26 @@
 
   // -- the pipeline's health ---------------------------------------------------------------------
   function lineChart(id, title, history, key, unit) {
-    const w = 640, h = 200, pad = 36;
-    const services = [...new Set(history.flatMap((p) => Object.keys(p[key])))].sort();
+    const w = 720, h = 200, pad = 36, legend = 110; // the legend's room on the right
+    // A service keeps its colour on both charts; only series with a value are drawn: ingest
+    // consumes nothing, so it has no lag line (not a flat zero).
+    const all = [...new Set(history.flatMap((p) => Object.keys(p[key])))].sort();
+    const colourOf = (s) => PALETTE[all.indexOf(s) % PALETTE.length];
+    const services = all.filter((s) => history.some((p) => p[key][s] != null));
     const t0 = history.length ? history[0].at : 0, t1 = history.length ? history[history.length - 1].at : 1;
     const max = Math.max(1, ...history.flatMap((p) => Object.values(p[key]).filter((v) => v != null)));
-    const x = (t) => pad + (w - 2 * pad) * (t1 > t0 ? (t - t0) / (t1 - t0) : 1);
+    const x = (t) => pad + (w - pad - legend) * (t1 > t0 ? (t - t0) / (t1 - t0) : 1);
     const y = (v) => h - pad + (pad * 2 - h) * (v / max);
     const chart = svg("svg", { id, viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": title });
-    chart.append(svg("line", { x1: pad, y1: h - pad, x2: w - pad, y2: h - pad, stroke: "#8a93a3" }),
+    chart.append(svg("line", { x1: pad, y1: h - pad, x2: w - legend, y2: h - pad, stroke: "#8a93a3" }),
       svg("line", { x1: pad, y1: pad, x2: pad, y2: h - pad, stroke: "#8a93a3" }));
     const top = svg("text", { x: 2, y: pad - 4, "font-size": 11 }); top.textContent = num(max) + " " + unit;
-    const span = svg("text", { x: w - pad - 60, y: h - 8, "font-size": 11 }); span.textContent = Math.round(t1 - t0) + " s shown";
+    const span = svg("text", { x: w - legend - 60, y: h - 8, "font-size": 11 }); span.textContent = Math.round(t1 - t0) + " s shown";
     chart.append(top, span);
     services.forEach((s, i) => {
       const pts = history.filter((p) => p[key][s] != null).map((p) => `${x(p.at).toFixed(1)},${y(p[key][s]).toFixed(1)}`);
-      chart.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: PALETTE[i % PALETTE.length], "stroke-width": 2, "data-service": s }));
-      const label = svg("text", { x: w - pad + 2, y: pad + 12 * i, "font-size": 10, fill: PALETTE[i % PALETTE.length] }); label.textContent = s;
+      chart.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: colourOf(s), "stroke-width": 2, "data-service": s }));
+      const label = svg("text", { x: w - legend + 8, y: pad + 13 * i, "font-size": 11, fill: colourOf(s) }); label.textContent = s;
       chart.append(label);
     });
     return el("figure", { class: "chart" }, el("figcaption", {}, title), chart);

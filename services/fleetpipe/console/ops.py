@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
-from fleetpipe.console.api import Caller, _deps
+from fleetpipe.console.api import Caller, Deps
 from fleetpipe.console.health import HealthHistory
 from fleetpipe.console.jaeger import JaegerQuery, TraceStoreUnavailable
 from fleetpipe.console.scrape import Endpoints, MetricsSource, Prometheus
@@ -94,6 +94,11 @@ def _ops(request: Request) -> Ops:
     return ops
 
 
+def _store(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
@@ -107,7 +112,7 @@ async def alert_trace(
     scope: Caller,
     alert_id: Annotated[str, Path(min_length=1, max_length=500)],
 ) -> Any:
-    async with _deps(request).pool.connection() as conn:
+    async with _store(request).pool.connection() as conn:
         found = (await execute.afetch(conn, explaining.alert_statement(alert_id, scope))).rows
     if not found:
         raise NotFound(f"alert {alert_id} is not known")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what FleetPipe's demo or tests need, idempotently:
 #   system packages (Debian): PostgreSQL 15, Maven, a JDK, Mosquitto; for the tests also etcd,
-#   kcat, Chromium with its driver (the console's page) and what the image build and the local
+#   kcat, Chromium with its driver (the console's page), Prometheus (the console's health read
+#   through its HTTP API) and what the image build and the local
 #   cluster use (docker.io, debootstrap, containernetworking-plugins)
 #   the Python environment in .venv (or $FLEETPIPE_VENV): fleetpipe and fleetpipe-dev, editable
 #   Kafka's jars from Maven Central, cached in ~/.cache/fleetpipe
@@ -35,6 +36,8 @@ if ((want_test_packages)); then
   # The console's page is tested in Debian's headless Chromium, driven by Selenium.
   have chromium || missing+=(chromium)
   have chromedriver || missing+=(chromium-driver)
+  # The console's health page read through a real Prometheus's HTTP API.
+  have prometheus || missing+=(prometheus)
   # `make image` and `fleetpipe dev cluster`: Debian's Docker engine (it brings containerd and
   # runc), debootstrap for a base image without a registry, the CNI plugins, iptables for
   # kube-proxy and a C compiler for the pod sandbox's pause binary.

@@ -278,6 +278,11 @@ class ConsoleSpec(_Spec):
     tile_attribution: str = ""
     ingress: ConsoleIngress | None = None
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    # The operations view: Jaeger's query API (alerts' traces) and UI (linked from them), and a
+    # Prometheus HTTP API for the pipeline's health (without one: each service's /metrics).
+    traces_query_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")
+    traces_ui_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")
+    prometheus_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")
 
 
 class ImageSpec(_Spec):

@@ -86,6 +86,16 @@ OUTPUTS = (
         values=("dev.mosquitto.enabled=true",),
     ),
     Output(
+        "monitoring.yaml",
+        ("templates/monitoring/servicemonitors.yaml", "templates/monitoring/prometheusrule.yaml"),
+        "for clusters with the Prometheus operator: a ServiceMonitor per service and the "
+        "pipeline's alerting rules",
+        values=(
+            "monitoring.serviceMonitors.enabled=true",
+            "monitoring.prometheusRule.enabled=true",
+        ),
+    ),
+    Output(
         "loadtest-job.yaml",
         ("templates/loadtest-job.yaml",),
         "the load driver (`fleetpipe loadtest run`) as a Job against the pipeline `fleet` in "

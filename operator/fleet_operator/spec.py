@@ -213,6 +213,11 @@ class StorageSpec(_Spec):
     cold_path: str = Field(default="/var/lib/fleetpipe/cold", pattern=r"^/")
     # A PersistentVolumeClaim mounted at coldPath; without one, an emptyDir (lost with the pod).
     cold_volume_claim: str | None = None
+    # The lake's Parquet files in an S3-compatible bucket (s3://bucket/prefix?endpoint_override=
+    # ...) instead of under coldPath, which then holds only the writer's spools and state.
+    cold_url: str | None = Field(default=None, pattern=r"^s3://[^/?]+")
+    # Keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the bucket's credentials.
+    cold_credentials_secret: str | None = Field(default=None, min_length=1, max_length=253)
 
 
 class RegistrySpec(_Spec):

@@ -292,7 +292,7 @@ class StorageHandler(BaseHandler):
         if self._latest and now - self._latest_flushed >= self.policy.latest_interval_s:
             pending = pa.concat_tables(self._latest) if len(self._latest) > 1 else self._latest[0]
             batch.latest = columns.latest_rows(pending)
-        return with_lineage(table, partitions, offsets)
+        return with_lineage(columns.bronze_rows(decoded, rows), partitions, offsets)
 
     def _events(
         self,

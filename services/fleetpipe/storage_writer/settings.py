@@ -26,7 +26,12 @@ class LakeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
+    # The local folder: the spools and the writer's state, and the Parquet files unless url
+    # says otherwise.
     path: Path = Path("/var/lib/fleetpipe/lake")
+    # Where the Parquet files go when not under path: s3://bucket/prefix?endpoint_override=...
+    # for an S3-compatible store (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+    url: str = ""
     # A file is closed when it has this many rows, this many MiB of spool, or is this old.
     max_file_rows: int = Field(default=1_000_000, ge=1)
     max_file_mib: int = Field(default=256, ge=1)

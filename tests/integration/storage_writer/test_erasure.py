@@ -154,3 +154,37 @@ def test_an_erased_vehicle_is_nowhere_and_every_other_vehicle_is_intact(
     assert (kind, subject, reason) == ("vehicle", target, "erasure request 2025-17")
     assert deleted["telemetry"] == 30 and deleted["alerts"] == 1
     assert sum(f["rows_erased"] for f in files if f["path"].startswith("silver/")) == 30
+
+
+def test_an_erased_driver_is_gone_from_tables_and_lake_and_other_drivers_stay(
+    rig: WriterRig, lake_locations: LakeLocations
+) -> None:
+    url = lake_locations.new()
+    made = events(4, 20, start_us=now_us() - 2 * HOUR_US)
+    drivers = sorted({e.vehicle.driver_id for e in made})
+    target = drivers[1]
+    rig.produce(rig.topics.enriched, made)
+    rig.produce(
+        rig.topics.alerts,
+        [records.alert(e.telemetry.vehicle_id, driver_id=e.vehicle.driver_id) for e in made[:4]],
+    )
+    proc = rig.start("w1", FLEET_LAKE__URL=url)
+    rig.wait_consumed(proc, [rig.topics.enriched, rig.topics.alerts])
+    assert proc.stop() == 0
+    store = LakeStore.from_url(url)
+    Compactor(store).run()
+    telemetry_before = rig.scalar("SELECT count(*) FROM telemetry")
+
+    done = _erase(rig, url, "--driver", target, "--reason", "driver left, request 88")
+    assert done.returncode == 0, done.stderr.decode()
+
+    for table in ("telemetry", "vehicle_latest", "alerts"):
+        assert rig.scalar(f"SELECT count(*) FROM {table} WHERE driver_id = %s", target) == 0
+    assert rig.scalar("SELECT count(*) FROM telemetry") == telemetry_before - 20
+    assert rig.scalar("SELECT count(*) FROM alerts") == 3
+    for path, rows in _lake(store).items():
+        assert not any(target in _strings(r) for r in rows), path
+    silver = store.dataset([p for p, _ in store.files("silver/telemetry")]).to_table()
+    assert silver.num_rows == len(made) - 20
+    ((kind, subject),) = rig.sql("SELECT subject_kind, subject_id FROM erasure_audit")
+    assert (kind, subject) == ("driver", target)

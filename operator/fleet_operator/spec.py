@@ -210,6 +210,11 @@ class StorageSpec(_Spec):
     # Key ``dsn``: a libpq connection string (it may carry a password).
     database_secret: str = Field(min_length=1, max_length=253)
     hot_retention_days: int = Field(default=3, ge=1, le=3650)
+    # How long the small tables keep a row: a quiet vehicle's latest position, a dead letter, a
+    # settled delivery in the ledger (a phone number).
+    latest_retention_days: int = Field(default=30, ge=1, le=3650)
+    dead_letters_retention_days: int = Field(default=90, ge=1, le=3650)
+    ledger_retention_days: int = Field(default=90, ge=1, le=3650)
     cold_path: str = Field(default="/var/lib/fleetpipe/cold", pattern=r"^/")
     # A PersistentVolumeClaim mounted at coldPath; without one, an emptyDir (lost with the pod).
     cold_volume_claim: str | None = None

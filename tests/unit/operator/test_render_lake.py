@@ -48,3 +48,10 @@ def test_without_a_bucket_the_lake_stays_on_the_volume() -> None:
 def test_a_cold_url_that_is_not_s3_is_refused() -> None:
     with pytest.raises(SpecError, match=r"spec\.storage\.coldUrl"):
         _spec({"coldUrl": "/var/lake"})
+
+
+def test_the_small_tables_retention_reaches_the_storage_writer() -> None:
+    env = _env(_spec({"latestRetentionDays": 7, "ledgerRetentionDays": 30}))
+    assert env["FLEET_LATEST_RETENTION_DAYS"] == "7"
+    assert env["FLEET_LEDGER_RETENTION_DAYS"] == "30"
+    assert env["FLEET_DEAD_LETTERS_RETENTION_DAYS"] == "90"

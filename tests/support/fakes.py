@@ -69,8 +69,11 @@ class RecordingProducer(OutputProducer):
         value: bytes | None,
         key: bytes | str | None = None,
         headers: Headers | None = None,
+        partition: int | None = None,
     ) -> None:
-        self._client.produce(topic, value, key, headers=headers)
+        self._client.produce(
+            topic, value, key, -1 if partition is None else partition, headers=headers
+        )
 
     def poll(self, timeout: float = 0.0) -> int:
         return 0

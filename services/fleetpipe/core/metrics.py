@@ -39,7 +39,9 @@ class Metrics:
         self.service = service
         self.registry = registry or CollectorRegistry()
         m = Instruments(self.registry, "fleetpipe")
-        self.consumed = m.counter("records_consumed", "Records consumed", ["topic"])
+        self.consumed = m.counter(
+            "records_consumed", "Records consumed (each event of a pack)", ["topic"]
+        )
         self.produced = m.counter("records_produced", "Records produced", ["topic"])
         self.deadletters = m.counter(
             "deadletters", "Records sent to the dead-letter topic", ["reason"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fleetpipe.core.codecs import RawCodec
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.service import loop_config, run_loop_service
@@ -47,7 +48,7 @@ def main() -> None:
             timeout_s=settings.restore_timeout_s,
         )
         handler = DetectionHandler(
-            Detector(rules),
+            Detector(rules, groups=KeyGroups(settings.kafka.key_groups)),
             store,
             input_topic=topics.enriched,
             topics=topics,

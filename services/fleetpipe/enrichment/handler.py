@@ -77,8 +77,9 @@ class EnrichmentHandler(BaseHandler):
         self._maybe_reload()
         now = self._clock()
         batch = self.enricher.enrich(
-            # The codec refused value-less records, so every value here is bytes.
-            ((r.value, r.msg.value()) for r in records),  # type: ignore[misc]
+            # The codec refused value-less records, so every payload here is bytes: the
+            # record's value, or an event's own bytes in a pack.
+            ((r.value, r.payload) for r in records),  # type: ignore[misc]
             now_us=int(now * 1e6),
         )
         headers = _output_headers(out, batch.invalid) if out.traced else None

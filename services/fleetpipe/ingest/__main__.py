@@ -58,7 +58,10 @@ async def serve(
     )
 
     async def check_topics() -> None:
-        if await asyncio.to_thread(watch.check):
+        changed = await asyncio.to_thread(watch.check)
+        # Before saying ready: batches are placed by the raw topic's partition count.
+        sink.use_partitions(watch.partitions.get(topics.raw))
+        if changed:
             intake.unavailable = watch.problem
             health.set_ready(watch.problem is None, watch.problem or "")
             await health_service.set(watch.problem is None)

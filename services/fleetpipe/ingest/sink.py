@@ -196,6 +196,15 @@ class KafkaSink:
         except (KafkaError, KafkaException) as exc:
             log.warning("%s", exc)
             return False
+        return self.use_partitions(count)
+
+    def use_partitions(self, count: int | None) -> bool:
+        """Place events by ``count`` partitions of the raw topic from now on (None: unknown,
+        keep what is known). The sink reads the count itself at start and every
+        ``refresh_s``; ingest's topic check hands over what it finds too, so that ingest is
+        never ready before it can place a batch."""
+        if count is None:
+            return self.partitions is not None
         try:
             self.groups.check(count)
         except ConfigError as exc:

@@ -68,6 +68,7 @@ async def serve(
         [("FLEET_TOPICS__RAW", topics.raw), ("FLEET_TOPICS__DEADLETTER", topics.deadletter)],
     )
     await asyncio.to_thread(watch.check)
+    sink.use_partitions(watch.partitions.get(settings.topics.raw))
     intake.unavailable = watch.problem
     client_id = settings.mqtt.client_id or f"fleetpipe-bridge-{settings.instance_id}"
     edge = MqttEdge(settings.mqtt, client_id=client_id, loop=loop, deliver=bridge.received)
@@ -91,6 +92,7 @@ async def serve(
             health.beat()
             if time.monotonic() >= next_topic_check:
                 await asyncio.to_thread(watch.check)
+                sink.use_partitions(watch.partitions.get(settings.topics.raw))
                 intake.unavailable = watch.problem
                 next_topic_check = time.monotonic() + every
             problem = watch.problem or edge.problem

@@ -39,15 +39,22 @@ class Placement:
     def __init__(
         self,
         groups: KeyGroups,
-        count: Callable[[str], int],
+        count: Callable[[str, float], int],
         *,
         refresh_s: float,
+        first_timeout_s: float = 5.0,
+        refresh_timeout_s: float = 0.5,
         unplaced: Collection[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.groups = groups
         self._count = count
         self._refresh_s = refresh_s
+        # A topic's first count is needed before anything goes to it; a refresh is not, and
+        # waits little: a broker that does not answer must not hold the stage up for long
+        # (the count is kept and asked again after refresh_s).
+        self._first_timeout_s = first_timeout_s
+        self._refresh_timeout_s = refresh_timeout_s
         self._unplaced = frozenset(unplaced)
         self._clock = clock
         self._counts: dict[str, tuple[int, float]] = {}  # topic -> (partitions, read at)
@@ -61,8 +68,9 @@ class Placement:
         known = self._counts.get(topic)
         if known is not None and now - known[1] < self._refresh_s:
             return known[0]
+        timeout_s = self._first_timeout_s if known is None else self._refresh_timeout_s
         try:
-            count = self._count(topic)
+            count = self._count(topic, timeout_s)
         except (KafkaError, KafkaException) as exc:
             if known is None:
                 raise
@@ -92,10 +100,10 @@ def producer_placement(
     kafka: KafkaSettings, producer: Producer, *, unplaced: Collection[str] = ()
 ) -> Placement:
     """The placement of a stage's producer: the pipeline's key groups, counts from the cluster."""
-    timeout_s = kafka.call_timeout_ms / 1000
     return Placement(
         KeyGroups(kafka.key_groups),
-        lambda topic: producer.partitions(topic, timeout=timeout_s),
+        lambda topic, timeout_s: producer.partitions(topic, timeout=timeout_s),
         refresh_s=kafka.metadata_max_age_ms / 1000,
+        first_timeout_s=kafka.call_timeout_ms / 1000,
         unplaced=unplaced,
     )

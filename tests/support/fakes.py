@@ -19,6 +19,7 @@ class Produced:
     key: bytes | str | None
     value: bytes | None
     headers: Headers | None
+    partition: int = -1  # -1: librdkafka's partitioner would place it
 
 
 @dataclass
@@ -39,7 +40,7 @@ class RecordingClient(ProducerClient):
         headers: Headers | None = None,
     ) -> None:
         payload = value.encode() if isinstance(value, str) else value
-        self.sent.append(Produced(topic, key, payload, headers))
+        self.sent.append(Produced(topic, key, payload, headers, partition))
 
     def poll(self, timeout: float = -1) -> int:
         return 0

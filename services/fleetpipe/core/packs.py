@@ -308,6 +308,54 @@ def _or_minus_one(value: int | None) -> int:
     return -1 if value is None else value
 
 
+def send_packed(
+    out: Output,
+    topic: str,
+    items: list[tuple[bytes | str | None, bytes | None]],
+    limits: PackLimits,
+    headers: Mapping[int, Headers] | None = None,
+) -> None:
+    """Send (vehicle id, event) pairs as packs: the events of each partition (by the key
+    groups of their vehicle ids) in order, a pack closed at ``limits``' event or byte bound.
+
+    A stage's packs close with its batch: the batch is what one transaction commits, so no
+    pack outlives it and ``linger_s`` does not apply. ``headers`` maps positions in ``items``
+    of the sampled events to their trace headers, which travel in the pack."""
+    if not items:
+        return
+    place = out.placer(topic)
+    open_packs: dict[int, _Building] = {}
+    for i, (key, value) in enumerate(items):
+        assert value is not None, "an event of a pack has a value"
+        partition = place(key)
+        pack = open_packs.get(partition)
+        field = event_field(value)
+        if pack is not None and pack.nbytes + len(field) > limits.max_bytes:
+            out.send_to(topic, partition, b"".join(pack.parts), PACK_HEADERS, events=pack.events)
+            pack = None
+        if pack is None:
+            pack = open_packs[partition] = _Building()
+        if headers and i in headers:
+            pack.parts.append(trace_field(pack.events, headers[i]))
+        pack.parts.append(field)
+        pack.events += 1
+        pack.nbytes += len(field)
+        if pack.events >= limits.events:
+            out.send_to(topic, partition, b"".join(pack.parts), PACK_HEADERS, events=pack.events)
+            del open_packs[partition]
+    for partition, pack in open_packs.items():
+        out.send_to(topic, partition, b"".join(pack.parts), PACK_HEADERS, events=pack.events)
+
+
+class _Building:
+    __slots__ = ("events", "nbytes", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.events = 0
+        self.nbytes = 0
+
+
 class Event:
     """One event read from a topic, whatever form its record has, with the accessors of a
     consumed record (``value()``, ``key()``, ``partition()`` ...): for tools and tests that

@@ -196,13 +196,22 @@ class Output:
         self._producer.produce(topic, value, key, headers, partition)
         self._metrics.produced.labels(topic).inc()
 
-    def send_to(self, topic: str, partition: int, value: bytes, headers: Headers) -> None:
+    def placer(self, topic: str) -> Place:
+        """``place(key)``: the partition of a keyed record sent to ``topic`` now (-1 without a
+        placement: librdkafka's partitioner decides)."""
+        placement = self._placement
+        return _unplaced if placement is None else placement.placer(topic)
+
+    def send_to(
+        self, topic: str, partition: int, value: bytes, headers: Headers, *, events: int = 1
+    ) -> None:
         """Send a keyless record to a named partition: a pack (fleetpipe.core.packs), whose
-        producer chose the partition by the key groups of the events in it."""
+        producer chose the partition by the key groups of the events in it; the produced
+        records metric counts its ``events``, as the consumers' counts do."""
         if self._before_send is not None:
             self._before_send()
         self._producer.produce(topic, value, None, headers, partition)
-        self._metrics.produced.labels(topic).inc()
+        self._metrics.produced.labels(topic).inc(events)
 
     def send_many(
         self,
@@ -306,6 +315,10 @@ class Output:
     def poll(self) -> None:
         """Serve delivery callbacks; long handlers call this now and then."""
         self._producer.poll(0)
+
+
+def _unplaced(_key: bytes | str | None) -> int:
+    return -1
 
 
 def _or_minus_one(value: int | None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
-from fleetpipe.core.packs import PackCodec
+from fleetpipe.core.packs import PackCodec, PackLimits
 from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.watch import WatchedFile
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
@@ -53,6 +53,7 @@ def main() -> None:
             watcher=watcher,
             limits=limits_file,
             shared=metrics,
+            packing=PackLimits.from_settings(settings.kafka),
         )
         return config, handler
 

@@ -21,23 +21,28 @@ class PassthroughHandler(BaseHandler):
 
     def handle(self, records: list[Record[Any]], out: Output) -> None:
         topic = self.output_topic
-        singles: list[tuple[bytes | str | None, bytes | None]] = []
-        last_pack = None
+        # The loop gave one record per event; a pack goes on whole, once, on its partition's
+        # number, in order with the single records around it.
+        runs: list[tuple[Record[Any], int] | list[tuple[bytes | str | None, bytes | None]]] = []
         for r in records:
-            msg = r.msg
             if isinstance(r, PackedRecord):
-                # The loop gave one record per event; the pack goes on whole, once, on its
-                # partition's number, in order with the single records around it.
-                if msg is not last_pack:
-                    out.send_many(topic, singles)
-                    singles = []
-                    value = msg.value()
-                    assert value is not None, "a tombstone is never a pack"
-                    out.send_to(topic, r.partition, value, PACK_HEADERS)
-                    last_pack = msg
+                last = runs[-1] if runs else None
+                if isinstance(last, tuple) and last[0].msg is r.msg:
+                    runs[-1] = (last[0], last[1] + 1)
+                else:
+                    runs.append((r, 1))
+            elif runs and isinstance(runs[-1], list):
+                runs[-1].append((r.msg.key(), r.msg.value()))
             else:
-                singles.append((msg.key(), msg.value()))
-        out.send_many(topic, singles)
+                runs.append([(r.msg.key(), r.msg.value())])
+        for run in runs:
+            if isinstance(run, list):
+                out.send_many(topic, run)
+                continue
+            first, events = run
+            value = first.msg.value()
+            assert value is not None, "a tombstone is never a pack"
+            out.send_to(topic, first.partition, value, PACK_HEADERS, events=events)
         if self.hold_s:
             # Everything is produced but nothing committed yet: the window crash drills aim at.
             out.poll()

@@ -20,7 +20,6 @@ from fleetpipe_dev.stack.procs import free_port
 from fleetpipe_dev.testing import (
     ServiceProcess,
     end_offsets,
-    read_all,
     read_events,
     service_env,
     wait_for,
@@ -134,7 +133,7 @@ def test_qos1_events_reach_the_enriched_topic_exactly_as_grpc_events_do(
     def enriched(topics: Topics) -> dict[tuple[str, int], enriched_pb2.EnrichedTelemetry]:
         def enough() -> dict[tuple[str, int], enriched_pb2.EnrichedTelemetry] | None:
             got = {}
-            for m in read_all(kafka_settings, topics.enriched, idle_s=0.5):
+            for m in read_events(kafka_settings, topics.enriched, idle_s=0.5):
                 e = decoded(m, enriched_pb2.EnrichedTelemetry)
                 # What differs by when it ran, not by what came in: the two clocks.
                 e.telemetry.ingest_time_us = 0

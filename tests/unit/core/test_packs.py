@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from fleetpipe.core.packs import PACK_HEADER, event_field, is_pack, scan, trace_field
+from fleetpipe.core.keygroups import KeyGroups
+from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.packs import (
+    PACK_HEADER,
+    PackLimits,
+    event_field,
+    is_pack,
+    scan,
+    send_packed,
+    trace_field,
+)
+from fleetpipe.core.placement import Placement
+from fleetpipe.core.records import Output
 from fleetpipe.core.tracing import TRACEPARENT, TRACESTATE
 from fleetpipe.pb.v1 import pack_pb2, telemetry_pb2
 from fleetpipe_loadtest import synthetic
+from support.fakes import RecordingProducer
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +74,36 @@ def test_the_header_marks_a_pack() -> None:
     assert is_pack([(TRACEPARENT, PARENT), (PACK_HEADER, b"1")])
     assert not is_pack([(TRACEPARENT, PARENT)])
     assert not is_pack(None) and not is_pack([])
+
+
+def test_a_stage_sends_its_batch_as_packs_one_per_partition_with_the_sampled_traces() -> None:
+    groups = KeyGroups()
+    producer = RecordingProducer()
+    out = Output(
+        producer,
+        service="test",
+        deadletter_topic="dl",
+        metrics=Metrics("test"),
+        placement=Placement(groups, lambda _topic, _timeout: 4, refresh_s=30),
+    )
+    events = _events(40)
+    items: list[tuple[bytes | str | None, bytes | None]] = [
+        (f"veh-{i % 10}", e) for i, e in enumerate(events)
+    ]
+    send_packed(out, "enriched", items, PackLimits(15, 1 << 20, 0.0), {3: [(TRACEPARENT, PARENT)]})
+    sent = producer.sent
+    got: dict[int, list[bytes]] = {}
+    for record in sent:
+        assert record.headers == [(PACK_HEADER, b"1")] and record.key is None
+        assert record.value is not None
+        found = scan(record.value)
+        assert len(found.spans) <= 15, "closed at the count bound"
+        got.setdefault(record.partition, []).extend(record.value[a:b] for a, b in found.spans)
+        for index, headers in found.traces.items():
+            assert record.value[slice(*found.spans[index])] == events[3]
+            assert headers == [(TRACEPARENT, PARENT)]
+    expected: dict[int, list[bytes]] = {}
+    for key, value in items:
+        assert isinstance(key, str) and value is not None
+        expected.setdefault(groups.partition(key, 4), []).append(value)
+    assert got == expected, "every event once, on its vehicle's partition, in order"

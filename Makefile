@@ -87,7 +87,7 @@ crd-schema-check: ## fail when the CRD's generated schemas differ from the model
 .PHONY: helm-lint
 helm-lint: ## helm lint --strict the chart, with its defaults and with every option on
 	$(HELM) lint --strict helm/fleetpipe
-	$(HELM) lint --strict helm/fleetpipe --set dev.kafka.enabled=true,dev.postgresql.enabled=true,dev.jaeger.enabled=true,pipeline.create=true,loadtest.enabled=true
+	$(HELM) lint --strict helm/fleetpipe --set dev.kafka.enabled=true,dev.postgresql.enabled=true,dev.jaeger.enabled=true,pipeline.create=true,loadtest.enabled=true,lakeCompaction.enabled=true
 
 .PHONY: skaffold-check
 skaffold-check: ## check skaffold.yaml and its profiles against skaffold's published schema

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build the Go binaries FleetPipe's tests need, pinned and cached:
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm
-#   jaeger coredns
+#   jaeger coredns promql-check
 # into ${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}/bin/, and take skaffold's JSON schema for the
-# skaffold.yaml check (skaffold-schema) from its Go module into .../schemas/.
+# skaffold.yaml check (skaffold-schema) from its Go module into .../schemas/, and the Prometheus
+# operator's ServiceMonitor and PrometheusRule CRDs (prometheus-operator-crds) from its Go module
+# into .../crds/prometheus-operator/.
 #
 # Usage: scripts/build-go-tools.sh [TOOL...]   (default: all; "k8s" = the 6 k8s tools)
 #        FLEETPIPE_FORCE=1 scripts/build-go-tools.sh   (ignore stamps, rebuild)
@@ -39,10 +41,15 @@ JAEGER_BUILD_DATE=2025-11-13T16:44:30Z
 COREDNS_VERSION=v1.15.0
 SKAFFOLD_VERSION=v2.16.1
 SKAFFOLD_SCHEMA=v4beta13
+# promql-check: Prometheus' PromQL parser (github.com/prometheus/prometheus/promql/parser) in a
+# small wrapper module; must match tools/gobuild/promql/go.mod.
+PROMETHEUS_MODULE_VERSION=v0.307.1
+# The Prometheus operator's CRDs, read from its module zip (example/prometheus-operator-crd/).
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
 # ---------------------------------------------------------------------------
 
 K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
-ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger coredns skaffold-schema)
+ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger coredns skaffold-schema promql-check prometheus-operator-crds)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}"
@@ -71,7 +78,7 @@ else
     case "$a" in
       all) want+=("${ALL_TOOLS[@]}") ;;
       k8s|kubernetes) want+=("${K8S_TOOLS[@]}") ;;
-      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy|kwok|helm|jaeger|coredns|skaffold-schema) want+=("$a") ;;
+      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy|kwok|helm|jaeger|coredns|skaffold-schema|promql-check|prometheus-operator-crds) want+=("$a") ;;
       -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) echo "build-go-tools: unknown tool '$a' (known: ${ALL_TOOLS[*]} k8s all)" >&2; exit 2 ;;
     esac
@@ -84,6 +91,8 @@ GO_VERSION="$(go env GOVERSION)"
 K8S_MOD_SUM="$(cat "$ROOT/tools/gobuild/k8s/go.mod" "$ROOT/tools/gobuild/k8s/go.sum" | sha256sum | cut -c1-16)"
 COREDNS_MOD_SUM="$(cat "$ROOT/tools/gobuild/coredns/go.mod" "$ROOT/tools/gobuild/coredns/go.sum" "$ROOT/tools/gobuild/coredns/main.go" | sha256sum | cut -c1-16)"
 JAEGER_MOD_SUM="$(cat "$ROOT/tools/gobuild/jaeger/go.mod" "$ROOT/tools/gobuild/jaeger/go.sum" | sha256sum | cut -c1-16)"
+PROMQL_MOD_SUM="$(cat "$ROOT/tools/gobuild/promql/go.mod" "$ROOT/tools/gobuild/promql/go.sum" "$ROOT/tools/gobuild/promql/main.go" | sha256sum | cut -c1-16)"
+PROMOP_CRDS=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
 
 stamp_for() {
   case "$1" in
@@ -93,11 +102,16 @@ stamp_for() {
     jaeger) echo "jaeger $JAEGER_VERSION ($JAEGER_MODULE_VERSION) $JAEGER_COMMIT mod=$JAEGER_MOD_SUM $GO_VERSION" ;;
     coredns) echo "coredns $COREDNS_VERSION mod=$COREDNS_MOD_SUM $GO_VERSION" ;;
     skaffold-schema) echo "skaffold-schema $SKAFFOLD_VERSION $SKAFFOLD_SCHEMA" ;;
+    promql-check) echo "promql-check $PROMETHEUS_MODULE_VERSION mod=$PROMQL_MOD_SUM $GO_VERSION" ;;
+    prometheus-operator-crds) echo "prometheus-operator-crds $PROMETHEUS_OPERATOR_VERSION" ;;
   esac
 }
 present() {
   case "$1" in
     skaffold-schema) [[ -f "$CACHE/schemas/skaffold-$SKAFFOLD_SCHEMA.json" ]] ;;
+    prometheus-operator-crds)
+      local f
+      for f in "${PROMOP_CRDS[@]}"; do [[ -f "$CACHE/crds/prometheus-operator/$f" ]] || return 1; done ;;
     *) [[ -x "$BIN/$1" ]] ;;
   esac
 }
@@ -240,6 +254,45 @@ if wanted skaffold-schema; then
     cp "$src" "$CACHE/schemas/skaffold-$SKAFFOLD_SCHEMA.json"
     chmod 644 "$CACHE/schemas/skaffold-$SKAFFOLD_SCHEMA.json"
     stamp_for skaffold-schema > "$STAMPS/skaffold-schema"
+    echo "  ok"
+  fi
+fi
+
+# ---- promql-check ---------------------------------------------------------
+if wanted promql-check; then
+  if is_fresh promql-check; then
+    echo "promql-check ($PROMETHEUS_MODULE_VERSION): ok (cached)"
+  else
+    check_pin tools/gobuild/promql/go.mod "^require github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION\$|^[[:space:]]github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION\$" "github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION"
+    echo "building promql-check (prometheus $PROMETHEUS_MODULE_VERSION) …"
+    start=$(date +%s)
+    (cd "$ROOT/tools/gobuild/promql" &&
+      GOFLAGS="$WRAPPER_GOFLAGS" go build -trimpath -ldflags "-s -w" -o "$TMP/promql-check" .)
+    install_built promql-check
+    echo "  ok ($(elapsed "$start"))"
+  fi
+fi
+
+# ---- the Prometheus operator's CRDs ---------------------------------------
+if wanted prometheus-operator-crds; then
+  if is_fresh prometheus-operator-crds; then
+    echo "prometheus-operator CRDs ($PROMETHEUS_OPERATOR_VERSION): ok (cached)"
+  else
+    echo "fetching the prometheus-operator CRDs ($PROMETHEUS_OPERATOR_VERSION) …"
+    # The module zip is read from the Go module cache; nothing is built.
+    dir="$(cd "$TMP" && GOFLAGS= go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    mkdir -p "$CACHE/crds/prometheus-operator"
+    for f in "${PROMOP_CRDS[@]}"; do
+      src="$dir/example/prometheus-operator-crd/$f"
+      if [[ ! -f $src ]]; then
+        echo "build-go-tools: $src not found in prometheus-operator $PROMETHEUS_OPERATOR_VERSION" >&2
+        exit 1
+      fi
+      cp "$src" "$CACHE/crds/prometheus-operator/$f"
+      chmod 644 "$CACHE/crds/prometheus-operator/$f"
+    done
+    stamp_for prometheus-operator-crds > "$STAMPS/prometheus-operator-crds"
     echo "  ok"
   fi
 fi

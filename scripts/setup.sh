@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what FleetPipe's demo or tests need, idempotently:
 #   system packages (Debian): PostgreSQL 15, Maven, a JDK, Mosquitto; for the tests also etcd,
-#   kcat, Chromium with its driver (the console's page) and what the image build and the local
+#   kcat, Chromium with its driver (the console's page), Prometheus (the console's health read
+#   through its HTTP API) and what the image build and the local
 #   cluster use (docker.io, debootstrap, containernetworking-plugins)
 #   the Python environment in .venv (or $FLEETPIPE_VENV): fleetpipe and fleetpipe-dev, editable
 #   Kafka's jars from Maven Central, cached in ~/.cache/fleetpipe
-#   for the tests: the Go-built binaries (Kubernetes, kwok, helm, Jaeger), cached there too
+#   for the tests: the Go-built binaries (Kubernetes, kwok, helm, Jaeger), cached there too, and
+#   an S3-compatible server (moto, from PyPI) in its own environment there
 # The demo needs no Go build (`scripts/setup.sh demo`); `scripts/setup.sh` (or `test`) installs
 # everything. A second run with everything present takes seconds.
 set -euo pipefail
@@ -35,6 +37,8 @@ if ((want_test_packages)); then
   # The console's page is tested in Debian's headless Chromium, driven by Selenium.
   have chromium || missing+=(chromium)
   have chromedriver || missing+=(chromium-driver)
+  # The console's health page read through a real Prometheus's HTTP API.
+  have prometheus || missing+=(prometheus)
   # `make image` and `fleetpipe dev cluster`: Debian's Docker engine (it brings containerd and
   # runc), debootstrap for a base image without a registry, the CNI plugins, iptables for
   # kube-proxy and a C compiler for the pod sandbox's pause binary.
@@ -83,6 +87,20 @@ else
   # fleetpipe-dev (dev/) adds the local stack, the demo, the benchmarks and the test helpers.
   "$venv/bin/python" -m pip install -q -c requirements/constraints.txt -e "$target" -e ./dev
   echo "$hash_now" > "$venv/.fleetpipe-installed-$flavour"
+fi
+
+# --- the S3-compatible server of the lake's tests (moto), in its own environment ---------------
+if ((want_test_packages)); then
+  moto_env="${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}/moto"
+  moto_hash=$(sha256sum requirements/moto-server.txt | cut -c1-16)
+  if [ -x "$moto_env/bin/moto_server" ] && [ "$(cat "$moto_env/.installed" 2>/dev/null)" == "$moto_hash" ]; then
+    say "S3-compatible test server present"
+  else
+    say "installing the S3-compatible test server (moto) into $moto_env"
+    "$python" -m venv "$moto_env"
+    "$moto_env/bin/python" -m pip install -q -r requirements/moto-server.txt
+    echo "$moto_hash" > "$moto_env/.installed"
+  fi
 fi
 
 # --- Kafka's jars ------------------------------------------------------------------------------

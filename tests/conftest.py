@@ -24,8 +24,10 @@ from fleetpipe.core.topics import topic_specs
 from fleetpipe_dev.stack.jaeger import JaegerServer, jaeger_binary
 from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
 from fleetpipe_dev.stack.mosquitto import MosquittoServer
+from fleetpipe_dev.stack.objectstore import S3Server
 from fleetpipe_dev.stack.postgres import PostgresServer
 from fleetpipe_dev.stack.procs import free_port
+from support.lakes import LakeLocations, S3Handle
 from support.mqtt import MosquittoHandle
 from support.servers import BrokerHandle, MakeTopics, PostgresHandle, Schema
 
@@ -96,6 +98,30 @@ def mosquitto(workdir: Path) -> Iterator[MosquittoHandle]:
     yield handle
     if handle.pid is not None:
         server.stop(handle.pid)
+
+
+@pytest.fixture(scope="session")
+def s3(workdir: Path) -> Iterator[S3Handle]:
+    """An S3-compatible server (moto's, from PyPI) on a free loopback port; its credentials are
+    in this process's environment, where the lake's S3 client and the services it starts
+    read them."""
+    server = S3Server(workdir / "s3", free_port())
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in S3Server.credentials.items():
+            env.setenv(name, value)
+        pid = server.start()
+        try:
+            yield S3Handle(server)
+        finally:
+            server.stop(pid)
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake_locations(request: pytest.FixtureRequest, tmp_path: Path) -> LakeLocations:
+    """Lake locations for a test that runs twice: on local folders, then on S3 buckets."""
+    if request.param == "s3":
+        return LakeLocations("s3", tmp_path, request.getfixturevalue("s3"))
+    return LakeLocations("local", tmp_path)
 
 
 @pytest.fixture

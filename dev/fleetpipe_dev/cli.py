@@ -158,6 +158,26 @@ def demo(
             "to Kafka; http (JSON) to ingest"
         ),
     ] = Transport.GRPC,
+    jaeger: Annotated[
+        str | None,
+        typer.Option(
+            help="a running Jaeger as OTLP,QUERY URLs (e.g. http://127.0.0.1:4317,"
+            "http://127.0.0.1:16686) instead of the local stack's"
+        ),
+    ] = None,
+    trace_ratio: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="share of events traced from ingest on (default 0.001)"
+        ),
+    ] = None,
+    stay: Annotated[
+        bool,
+        typer.Option(
+            help="after the summary keep the services and the console running until Ctrl-C, "
+            "to look around in the console"
+        ),
+    ] = False,
 ) -> None:
     """The main job: the whole pipeline on real Kafka and PostgreSQL, locally.
 
@@ -187,6 +207,11 @@ def demo(
         steps = (Step(vehicles, duration),)
     if (kafka is None) != (postgres_dsn is None):
         raise typer.BadParameter("give both --kafka and --postgres-dsn, or neither")
+    otlp, query = "", ""
+    if jaeger is not None:
+        otlp, _, query = jaeger.partition(",")
+        if not (otlp.startswith("http") and query.startswith("http")):
+            raise typer.BadParameter("expected OTLP,QUERY (two URLs)", param_hint="--jaeger")
     options = DemoOptions(
         steps=steps,
         rate_hz=rate,
@@ -202,6 +227,10 @@ def demo(
         keep_running=keep_running,
         settle_timeout_s=settle_timeout,
         protocol=protocol,
+        jaeger_otlp=otlp,
+        jaeger_query=query,
+        trace_ratio=trace_ratio,
+        stay=stay,
     )
     raise typer.Exit(run_demo(_stack(), options, console=console))
 

@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,6 +70,11 @@ class DemoOptions:
     console_port: int = 0  # the fleet console's port (0: a free one)
     # How the simulated vehicles send: gRPC to ingest, MQTT to the broker, HTTP to ingest.
     protocol: Transport = Transport.GRPC
+    # A running Jaeger (OTLP/gRPC and query API URLs) instead of the local stack's.
+    jaeger_otlp: str = ""
+    jaeger_query: str = ""
+    trace_ratio: float | None = None  # share of events traced from ingest on (None: default)
+    stay: bool = False  # keep the services and the console running after the summary
 
 
 def twilio_from_environment() -> dict[str, str] | None:
@@ -118,6 +124,13 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
             "FLEET_TWILIO__SMS_FROM": DEFAULT_SMS_FROM,
         }
         twilio_where = f"{contract.url} (the local Twilio-contract server)"
+    otlp, query = _jaeger(stack, options)
+    overrides = {}
+    if options.trace_ratio is not None:
+        overrides = {
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": f"{options.trace_ratio:g}",
+        }
     config = PipelineConfig(
         kafka=kafka,
         topics=topics,
@@ -128,7 +141,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         tokens={plan.token: FLEET_ID},
         twilio_env=twilio_env,
         group_suffix=options.topic_suffix,
-        otlp_endpoint=_jaeger_otlp(stack, options),
+        otlp_endpoint=otlp,
+        overrides=overrides,
         rules=city.rules,
         speed_limits=city.speed_limits,
         mqtt_env=mqtt_env,
@@ -148,16 +162,22 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
     code = 0
     try:
         console.print(f"twilio     {twilio_where}")
-        if config.otlp_endpoint:
-            console.print(
-                f"tracing    spans to {config.otlp_endpoint}; traces at {stack.jaeger.query_url}"
-            )
         console.print(f"services   starting {', '.join(config.services)}; logs in {config.logs}")
         pipeline.start()
         console.print(f"ingest     gRPC on {pipeline.ingest_address}")
+        # The console reads the services' health from their /metrics, and traces from Jaeger's
+        # query API: the Jaeger built from its Go module has that API but no UI of its own.
+        fleet_console.extra = _console_env(pipeline, query)
         fleet_console.start()
         (console_token,) = fleet_console.tokens
-        console.print(f"console    {fleet_console.url}/#token={console_token}")
+        page = f"{fleet_console.url}/#token={console_token}"
+        console.print(f"console    {page}")
+        console.print(f"health     {page}&page=health (every service's /metrics, live)")
+        if otlp:
+            console.print(
+                f"traces     spans to {otlp}; in the console, an alert's 'trace' button shows "
+                f"its trace, read from Jaeger's query API at {query}"
+            )
         target = pipeline.ingest_address
         if plan.protocol is Transport.HTTP:
             target = pipeline.http_address
@@ -199,6 +219,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
                 machine=machine(),
             )
         report.processes.update(pipeline.pids())
+        if options.stay:
+            _stay(console, pipeline, page)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping everything the demo started[/]")
         code = 130
@@ -280,11 +302,35 @@ def _mqtt_devices(stack: DevStack, plan: LoadPlan, console: Console) -> dict[str
     }
 
 
-def _jaeger_otlp(stack: DevStack, options: DemoOptions) -> str:
-    """The dev stack's Jaeger, when this demo brought the stack up and Jaeger runs in it."""
+def _jaeger(stack: DevStack, options: DemoOptions) -> tuple[str, str]:
+    """Jaeger's OTLP endpoint and query API: the one given, else the dev stack's when this demo
+    brought the stack up and Jaeger runs in it; empty when there is none."""
+    if options.jaeger_otlp:
+        return options.jaeger_otlp, options.jaeger_query
     if options.kafka is not None or not stack.state.running("jaeger"):
-        return ""
-    return str(stack.state.processes["jaeger"].get("otlp", ""))
+        return "", ""
+    return str(stack.state.processes["jaeger"].get("otlp", "")), stack.jaeger.query_url
+
+
+def _console_env(pipeline: LocalPipeline, query: str) -> dict[str, str]:
+    env = {"FLEET_HEALTH__TARGETS": json.dumps(pipeline.metrics_targets())}
+    if query:
+        env["FLEET_TRACES__QUERY_URL"] = query
+    return env
+
+
+def _stay(console: Console, pipeline: LocalPipeline, page: str) -> None:
+    """Keep everything running for a look around in the console, until Ctrl-C (or SIGTERM)."""
+    console.print(
+        f"[bold]staying[/]  the run is over; the services and the console keep running: "
+        f"{page} — Ctrl-C stops them and prints the summary"
+    )
+    try:
+        while True:
+            pipeline.check_alive()  # a service that dies meanwhile ends the demo, with its log
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        return
 
 
 def _servers(

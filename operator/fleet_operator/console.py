@@ -7,8 +7,20 @@ them. Its bearer tokens and its database DSN come from Secrets, never from the s
 
 from __future__ import annotations
 
-from fleet_operator.render import Manifest, Owner, _metadata, _secret, _value, labels, topics_for
-from fleet_operator.spec import FleetPipelineSpec
+import json
+
+from fleet_operator.render import (
+    HTTP_PORT,
+    Manifest,
+    Owner,
+    _metadata,
+    _secret,
+    _value,
+    child_name,
+    labels,
+    topics_for,
+)
+from fleet_operator.spec import Component, FleetPipelineSpec
 
 COMPONENT = "console"
 PORT = 8000
@@ -25,7 +37,14 @@ def console_name(owner: Owner) -> str:
     return f"{owner.name}-{COMPONENT}"
 
 
-def console_env(spec: FleetPipelineSpec) -> list[Manifest]:
+def health_targets(owner: Owner) -> dict[str, str]:
+    """Each service's health port through its Service, for the console's health page when no
+    Prometheus is given (a Service answers from one of its pods at a time: with replicas,
+    ``spec.console.prometheusUrl`` gives every pod's figures)."""
+    return {c.value: f"http://{child_name(owner, c)}:{HTTP_PORT}" for c in Component}
+
+
+def console_env(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
     kafka, console = spec.kafka, spec.console
     env = [
         _value("FLEET_KAFKA__BOOTSTRAP_SERVERS", kafka.bootstrap_servers),
@@ -52,6 +71,16 @@ def console_env(spec: FleetPipelineSpec) -> list[Manifest]:
     if console.tile_url:
         env.append(_value("FLEET_MAP__TILE_URL", console.tile_url))
         env.append(_value("FLEET_MAP__TILE_ATTRIBUTION", console.tile_attribution))
+    # The operations view: alerts' traces from Jaeger's query API, the pipeline's health from
+    # Prometheus or, without one, from each service's /metrics.
+    if console.traces_query_url:
+        env.append(_value("FLEET_TRACES__QUERY_URL", console.traces_query_url))
+    if console.traces_ui_url:
+        env.append(_value("FLEET_TRACES__UI_URL", console.traces_ui_url))
+    if console.prometheus_url:
+        env.append(_value("FLEET_HEALTH__PROMETHEUS_URL", console.prometheus_url))
+    else:
+        env.append(_value("FLEET_HEALTH__TARGETS", json.dumps(health_targets(owner))))
     if spec.tracing.otlp_endpoint:
         env += [
             _value("OTEL_EXPORTER_OTLP_ENDPOINT", spec.tracing.otlp_endpoint),
@@ -73,7 +102,7 @@ def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
         "imagePullPolicy": spec.image.pull_policy,
         "command": ["fleetpipe-console"],
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "env": console_env(spec),
+        "env": console_env(owner, spec),
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - in the pod
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},

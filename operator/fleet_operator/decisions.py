@@ -89,13 +89,23 @@ class Prior:
 
 # ---- validating the spec -----------------------------------------------------------------
 def invalid_spec(prior: Prior, message: str) -> Decision:
-    before = prior.condition(DEGRADED)
-    repeated = before.get("reason") == INVALID_SPEC and before.get("message") == message
+    return _refused(prior, INVALID_SPEC, message)
+
+
+def _refused(
+    prior: Prior, reason: str, message: str, *, also: tuple[Condition, ...] = ()
+) -> Decision:
+    """Nothing was applied for ``reason``: Degraded and not Ready, and a Warning the first time
+    this very message is seen (``also`` adds conditions; the first one decides what is new)."""
+    watched = also[0].type if also else DEGRADED
+    before = prior.condition(watched)
+    repeated = before.get("reason") == reason and before.get("message") == message
     return Decision(
-        events=() if repeated else (Event(WARNING, INVALID_SPEC, message),),
+        events=() if repeated else (Event(WARNING, reason, message),),
         conditions=(
-            Condition.of(DEGRADED, True, INVALID_SPEC, message),
-            Condition.of(READY, False, INVALID_SPEC, message),
+            *also,
+            Condition.of(DEGRADED, True, reason, message),
+            Condition.of(READY, False, reason, message),
         ),
     )
 
@@ -105,29 +115,17 @@ TOPICS_CONFLICT = "TopicsConflict"
 
 def topics_conflict(prior: Prior, message: str) -> Decision:
     """Another pipeline holds this one's topics (claims.py): nothing is applied."""
-    before = prior.condition(TOPICS_CLAIMED)
-    repeated = before.get("reason") == TOPICS_CONFLICT and before.get("message") == message
-    return Decision(
-        events=() if repeated else (Event(WARNING, TOPICS_CONFLICT, message),),
-        conditions=(
-            Condition.of(TOPICS_CLAIMED, False, TOPICS_CONFLICT, message),
-            Condition.of(DEGRADED, True, TOPICS_CONFLICT, message),
-            Condition.of(READY, False, TOPICS_CONFLICT, message),
-        ),
+    return _refused(
+        prior,
+        TOPICS_CONFLICT,
+        message,
+        also=(Condition.of(TOPICS_CLAIMED, False, TOPICS_CONFLICT, message),),
     )
 
 
 def invalid_rules(prior: Prior, message: str) -> Decision:
     """``spec.rules`` detection would refuse: nothing rendered, the last good rules stay."""
-    before = prior.condition(DEGRADED)
-    repeated = before.get("reason") == INVALID_RULES and before.get("message") == message
-    return Decision(
-        events=() if repeated else (Event(WARNING, INVALID_RULES, message),),
-        conditions=(
-            Condition.of(DEGRADED, True, INVALID_RULES, message),
-            Condition.of(READY, False, INVALID_RULES, message),
-        ),
-    )
+    return _refused(prior, INVALID_RULES, message)
 
 
 def topics_claimed(prior: Prior) -> tuple[list[Event], Condition]:
@@ -340,15 +338,7 @@ def scaling_events(
 
 def apply_refused(prior: Prior, message: str) -> Decision:
     """The API server would refuse a child: nothing applied, the spec must change."""
-    before = prior.condition(DEGRADED)
-    repeated = before.get("reason") == APPLY_REFUSED and before.get("message") == message
-    return Decision(
-        events=() if repeated else (Event(WARNING, APPLY_REFUSED, message),),
-        conditions=(
-            Condition.of(DEGRADED, True, APPLY_REFUSED, message),
-            Condition.of(READY, False, APPLY_REFUSED, message),
-        ),
-    )
+    return _refused(prior, APPLY_REFUSED, message)
 
 
 # ---- status ------------------------------------------------------------------------------

@@ -56,7 +56,13 @@ ENV = {
     "channels": "FLEET_ROUTING__CHANNELS",
     "hot_retention_days": "FLEET_HOT_RETENTION_DAYS",
     "cold_path": "FLEET_LAKE__PATH",
+    "cold_url": "FLEET_LAKE__URL",
+    "latest_retention_days": "FLEET_LATEST_RETENTION_DAYS",
+    "dead_letters_retention_days": "FLEET_DEAD_LETTERS_RETENTION_DAYS",
+    "ledger_retention_days": "FLEET_LEDGER_RETENTION_DAYS",
 }
+# The lake bucket's credentials: the names the S3 client reads, from cold_credentials_secret.
+S3_CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # Twilio Secret keys → notification's FLEET_TWILIO__* settings; the first three are required.
 TWILIO_KEYS = (
     ("account_sid", True),
@@ -291,6 +297,17 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
         env.append(_value(ENV["hot_retention_days"], spec.storage.hot_retention_days))
         env.append(_value(ENV["cold_path"], spec.storage.cold_path))
+        for name in (
+            "latest_retention_days",
+            "dead_letters_retention_days",
+            "ledger_retention_days",
+        ):
+            env.append(_value(ENV[name], getattr(spec.storage, name)))
+        if spec.storage.cold_url:
+            env.append(_value(ENV["cold_url"], spec.storage.cold_url))
+        if spec.storage.cold_credentials_secret:
+            for key in S3_CREDENTIAL_KEYS:
+                env.append(_secret(key, spec.storage.cold_credentials_secret, key))
     return env
 
 

@@ -213,9 +213,19 @@ class StorageSpec(_Spec):
     # Key ``dsn``: a libpq connection string (it may carry a password).
     database_secret: str = Field(min_length=1, max_length=253)
     hot_retention_days: int = Field(default=3, ge=1, le=3650)
+    # How long the small tables keep a row: a quiet vehicle's latest position, a dead letter, a
+    # settled delivery in the ledger (a phone number).
+    latest_retention_days: int = Field(default=30, ge=1, le=3650)
+    dead_letters_retention_days: int = Field(default=90, ge=1, le=3650)
+    ledger_retention_days: int = Field(default=90, ge=1, le=3650)
     cold_path: str = Field(default="/var/lib/fleetpipe/cold", pattern=r"^/")
     # A PersistentVolumeClaim mounted at coldPath; without one, an emptyDir (lost with the pod).
     cold_volume_claim: str | None = None
+    # The lake's Parquet files in an S3-compatible bucket (s3://bucket/prefix?endpoint_override=
+    # ...) instead of under coldPath, which then holds only the writer's spools and state.
+    cold_url: str | None = Field(default=None, pattern=r"^s3://[^/?]+")
+    # Keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the bucket's credentials.
+    cold_credentials_secret: str | None = Field(default=None, min_length=1, max_length=253)
 
 
 class RegistrySpec(_Spec):
@@ -281,6 +291,11 @@ class ConsoleSpec(_Spec):
     tile_attribution: str = ""
     ingress: ConsoleIngress | None = None
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    # The operations view: Jaeger's query API (alerts' traces) and UI (linked from them), and a
+    # Prometheus HTTP API for the pipeline's health (without one: each service's /metrics).
+    traces_query_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")
+    traces_ui_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")
+    prometheus_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")
 
 
 class ImageSpec(_Spec):

@@ -11,6 +11,9 @@ from importlib.metadata import entry_points
 
 import typer
 
+from fleetpipe.deadletters.cli import deadletters_app
+from fleetpipe.erasure.cli import erase_command
+from fleetpipe.lake.cli import lake_app
 from fleetpipe.query.cli import query_app
 from fleetpipe.tail import tail_command
 from fleetpipe_loadtest.cli import loadtest_run_command, simulate_command
@@ -31,6 +34,9 @@ def build_app() -> typer.Typer:
     loadtest_app.command("run")(loadtest_run_command)
     app.add_typer(loadtest_app, name="loadtest")
     app.add_typer(query_app, name="query")
+    app.add_typer(lake_app, name="lake")
+    app.add_typer(deadletters_app, name="deadletters")
+    app.command("erase")(erase_command)
     app.command("simulate")(simulate_command)
     app.command("tail")(tail_command)
     for plugin in entry_points(group=PLUGIN_GROUP):

@@ -273,10 +273,11 @@ def _write_report(
             + " | ".join(f"{p:.1f}" for p in per)
             + f" | {total:.1f} | {total / base_total:.2f} |"
         )
-    results = {
-        r.protocol.value: [RunResult(r.protocol.value, r.events, r.wall_s, sum(r.cpu_s.values()))]
-        for r in runs
-    }
+    results: dict[str, list[RunResult]] = {}
+    for r in runs:
+        results.setdefault(r.protocol.value, []).append(
+            RunResult(r.protocol.value, r.events, r.wall_s, sum(r.cpu_s.values()))
+        )
     session.write_report(
         md,
         results,

@@ -35,6 +35,7 @@ EVERY_OPTION = (
     "dev.mosquitto.enabled=true",
     "pipeline.create=true",
     "loadtest.enabled=true",
+    "lakeCompaction.enabled=true",
 )
 
 
@@ -86,11 +87,29 @@ OUTPUTS = (
         values=("dev.mosquitto.enabled=true",),
     ),
     Output(
+        "monitoring.yaml",
+        ("templates/monitoring/servicemonitors.yaml", "templates/monitoring/prometheusrule.yaml"),
+        "for clusters with the Prometheus operator: a ServiceMonitor per service and the "
+        "pipeline's alerting rules",
+        values=(
+            "monitoring.serviceMonitors.enabled=true",
+            "monitoring.prometheusRule.enabled=true",
+        ),
+    ),
+    Output(
         "loadtest-job.yaml",
         ("templates/loadtest-job.yaml",),
         "the load driver (`fleetpipe loadtest run`) as a Job against the pipeline `fleet` in "
         "namespace default, its Kafka at kafka:9092",
         values=("loadtest.enabled=true", "loadtest.kafka=kafka:9092"),
+        namespace="default",
+    ),
+    Output(
+        "lake-compaction.yaml",
+        ("templates/lake-compaction-cronjob.yaml",),
+        "the lake's compaction (`fleetpipe lake compact`) as an hourly CronJob, the lake on the "
+        "claim fleetpipe-lake",
+        values=("lakeCompaction.enabled=true", "lakeCompaction.volumeClaim=fleetpipe-lake"),
         namespace="default",
     ),
 )

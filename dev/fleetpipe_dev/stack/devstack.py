@@ -225,8 +225,10 @@ class DevStack:
             "jaeger",
             jaeger,
             address=jaeger.query_url,
-            running=f", UI and API on {jaeger.query_url}",
-            starting=f", OTLP on {jaeger.otlp_endpoint}, UI on {jaeger.query_url}",
+            # Built from its Go module, Jaeger has its query API but no UI: the console shows
+            # the traces.
+            running=f", query API on {jaeger.query_url}",
+            starting=f", OTLP on {jaeger.otlp_endpoint}, query API on {jaeger.query_url}",
             say=say,
             otlp=jaeger.otlp_endpoint,
         )

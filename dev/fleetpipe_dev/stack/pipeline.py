@@ -143,6 +143,15 @@ class LocalPipeline:
         for p in self.processes.values():
             p.check_alive()
 
+    def metrics_targets(self) -> dict[str, str]:
+        """Each running service's health port (``/metrics``, ``/readyz``), by service name."""
+        found = {}
+        for name, proc in self.processes.items():
+            port = proc.http_port()
+            if port is not None:
+                found[name] = f"http://127.0.0.1:{port}"
+        return found
+
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.processes.items() if p.proc is not None}
 

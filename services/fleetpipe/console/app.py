@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from psycopg_pool import AsyncConnectionPool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from fleetpipe.console import api
+from fleetpipe.console import api, ops
 from fleetpipe.console.auth import Tokens, Unauthorized
 from fleetpipe.console.settings import ConsoleSettings
 from fleetpipe.console.stream import Hub, Positions, TopicTail, alert_event
@@ -64,6 +64,7 @@ def create_app(
     metrics = ConsoleMetrics(registry)
     tokens = Tokens(settings.token_fleets())
     hub = Hub()
+    operations = ops.Ops(settings)
     dsn, kwargs = _conninfo(settings)
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         dsn, kwargs=kwargs, min_size=settings.pool_min, max_size=settings.pool_max, open=False
@@ -75,9 +76,11 @@ def create_app(
         await pool.open(wait=False)
         for tail in tails:
             tail.start()
+        operations.start()
         try:
             yield
         finally:
+            await operations.stop()
             for tail in tails:
                 tail.stop()
             await pool.close()
@@ -92,8 +95,10 @@ def create_app(
         redoc_url=None,
     )
     app.state.deps = api.Deps(pool, tokens, hub)
+    app.state.ops = operations
     tails = _tails(settings, hub)
     app.include_router(api.router)
+    app.include_router(ops.router)
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(_: Request, exc: Unauthorized) -> Response:
@@ -158,7 +163,13 @@ def create_app(
 
     @app.get("/config.json", include_in_schema=False)
     async def page_config() -> dict[str, Any]:
-        return settings.map.model_dump()
+        # What the page needs to know of the operations view: whether traces and health are
+        # there to show (their addresses stay the console's own).
+        return {
+            **settings.map.model_dump(),
+            "traces": bool(settings.traces.query_url),
+            "health": settings.health.configured,
+        }
 
     static = resources.files("fleetpipe.console") / "static"
     app.mount("/", StaticFiles(directory=str(static), html=True), name="page")

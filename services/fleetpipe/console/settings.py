@@ -7,6 +7,7 @@ JSON: ``{"<token>": ["fleet-a"], "<ops token>": ["*"]}``; ``*`` is every fleet.
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -29,6 +30,50 @@ class MapSettings(BaseModel):
     zoom: int = Field(default=11, ge=0, le=20)
 
 
+class TracesSettings(BaseModel):
+    """Where the console reads traces: Jaeger's query API (``/api/traces``), and Jaeger's own UI
+    to link to when there is one (clusters running Jaeger's image have it; the Jaeger built from
+    its Go module has none)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    query_url: str = ""  # e.g. http://jaeger-query:16686; empty: traces are not shown
+    ui_url: str = ""
+    # The service name detection's spans carry (OTEL_SERVICE_NAME, as the operator sets it).
+    detection_service: str = "fleetpipe-detection"
+    max_traces: int = Field(default=20, ge=1, le=200)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class HealthSettings(BaseModel):
+    """Where the console reads the pipeline's health: each service's ``/metrics`` (``targets``:
+    service name -> base URL of its health port) or a Prometheus HTTP API (``prometheus_url``,
+    which wins when both are set; ``service_label`` names the service of each series)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    targets: dict[str, str] = Field(default_factory=dict)
+    prometheus_url: str = ""
+    service_label: str = "job"
+    # The services read from Prometheus (the values of service_label); other jobs are not ours.
+    services: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], ...] = (
+        "ingest",
+        "enrichment",
+        "detection",
+        "notification",
+        "storage-writer",
+    )
+    interval_s: float = Field(default=2.0, gt=0, le=300)
+    # Rates and average times are taken over this window, as Prometheus' rate() does.
+    window_s: float = Field(default=30.0, gt=0, le=3600)
+    history: int = Field(default=300, ge=2, le=10_000)  # samples kept for the charts
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.targets or self.prometheus_url)
+
+
 class ConsoleSettings(ServiceSettings):
     postgres: PostgresSettings = PostgresSettings()
     console_tokens: SecretStr = SecretStr("{}")
@@ -40,6 +85,8 @@ class ConsoleSettings(ServiceSettings):
     stream_positions: bool = True
     positions_period_s: float = Field(default=1.0, gt=0, le=60)
     map: MapSettings = MapSettings()
+    traces: TracesSettings = TracesSettings()
+    health: HealthSettings = HealthSettings()
 
     def token_fleets(self) -> dict[str, frozenset[str] | None]:
         """Token → the fleets it may see (``None``: every fleet)."""

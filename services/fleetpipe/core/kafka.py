@@ -92,6 +92,14 @@ def producer_config(
         # retries never duplicate or reorder (idempotent producer).
         "acks": "all",
         "enable.idempotence": True,
+        # One request in flight per broker. With several, a partition's next batch can be sent
+        # while its previous one is still being refused, as a partition the topic just grew by
+        # is until its leader has created its log ("not leader"). The leader takes the later
+        # batch as the first it sees from this producer, and librdkafka then counts the refused
+        # batch as delivered ("implicitly acked by subsequent batch success"): records
+        # acknowledged and lost. Seen when partitions grew under load; the tests in
+        # tests/integration/core/test_*growth*.py hold the pipeline to it.
+        "max.in.flight.requests.per.connection": 1,
         "compression.type": kafka.compression_type,
         "linger.ms": kafka.linger_ms,
         "batch.size": kafka.batch_size,

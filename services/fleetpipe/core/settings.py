@@ -80,6 +80,9 @@ class KafkaSettings(_Frozen):
     pack_events: int = Field(default=500, ge=1, le=100_000)
     pack_bytes: int = Field(default=256 * 1024, ge=1024, le=8 * 1024 * 1024)
     pack_linger_ms: float = Field(default=5.0, ge=0, le=10_000)
+    # librdkafka's own debug contexts (for example "cgrp,fetch,eos") written to the service's
+    # stderr: what a rebalance or a transaction did, record by record, when diagnosing one.
+    debug: str | None = Field(default=None, pattern=r"^[a-z]+(,[a-z]+)*$")
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """Connection settings shared by producers, consumers and the admin client."""
@@ -95,6 +98,8 @@ class KafkaSettings(_Frozen):
             conf["sasl.password"] = self.sasl_password.get_secret_value()
         if self.ssl_ca_location:
             conf["ssl.ca.location"] = self.ssl_ca_location
+        if self.debug:
+            conf["debug"] = self.debug
         return conf
 
 

@@ -19,7 +19,7 @@ from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector, Outputs
 from fleetpipe.detection.ownership import Ownership
 from fleetpipe.detection.state import VehicleState
-from fleetpipe.pb.v1 import enriched_pb2
+from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
 
 log = logging.getLogger(__name__)
 
@@ -231,16 +231,20 @@ def _alert_traces(result: Outputs, out: Output) -> dict[int, Headers] | None:
 
     An alert gets a span of its own: a child of its event's span when that event is traced
     (one trace from ingest to the driver's phone), else the root of a new trace, so the
-    notification of every alert can be followed even at a tiny sampling ratio.
+    notification of every alert can be followed even at a tiny sampling ratio. The span names
+    the alert's id, which is how the console finds an alert's traces in Jaeger.
     """
     if not out.tracing.enabled:
         return None
     headers = {}
     for position, source in enumerate(result.alert_sources):
         rule, state = result.transitions[position]
+        # Decoded again only when tracing: alerts are few, and this keeps the hot path as is.
+        alert_id = alert_pb2.Alert.FromString(result.alerts[position][1]).alert_id
         found = out.start_trace(
             f"alert {rule}",
             {
+                "fleetpipe.alert.id": alert_id,
                 "fleetpipe.alert.rule": rule,
                 "fleetpipe.alert.state": state,
                 "fleetpipe.vehicle_id": result.alerts[position][0],

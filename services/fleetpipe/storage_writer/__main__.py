@@ -16,8 +16,9 @@ from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.packs import PackCodec
 from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.settings import DeliveryMode
+from fleetpipe.lake.store import LakeStore
 from fleetpipe.pb.v1 import alert_pb2, deadletter_pb2, enriched_pb2, trip_pb2
-from fleetpipe.storage_writer.database import HotStore
+from fleetpipe.storage_writer.database import HotStore, RowRetention
 from fleetpipe.storage_writer.handler import (
     StorageHandler,
     StorageMetrics,
@@ -45,6 +46,9 @@ def main() -> None:
             lake = Lake(
                 settings.lake.path,
                 instance=settings.instance_id,
+                store=LakeStore.from_url(
+                    settings.lake.url or settings.lake.path, fsync=settings.lake.fsync
+                ),
                 max_rows=settings.lake.max_file_rows,
                 max_bytes=settings.lake.max_file_mib * 2**20,
                 max_age_s=settings.lake.max_file_age_s,
@@ -84,6 +88,11 @@ def main() -> None:
                 hot_retention_days=settings.hot_retention_days,
                 partitions_ahead_days=settings.partitions_ahead_days,
                 events_retention_days=settings.events_retention_days,
+                rows=RowRetention(
+                    latest_days=settings.latest_retention_days,
+                    dead_letters_days=settings.dead_letters_retention_days,
+                    ledger_days=settings.ledger_retention_days,
+                ),
                 maintenance_interval_s=settings.maintenance_interval_s,
                 latest_interval_s=settings.latest_interval_s,
                 hold_s=settings.hold_ms / 1000,

@@ -114,6 +114,16 @@ class TelemetryRows:
     invalid: list[tuple[int, str]]  # (index in the batch, why), for the dead-letter topic
 
 
+def bronze_rows(batch: pa.RecordBatch, rows: TelemetryRows) -> pa.Table:
+    """The lake's raw rows: every field of the stored events as they arrived, nested as in the
+    message (vehicle model, driver, electric flag, driving-event reasons...), with the event
+    time beside them to file them by date and hour."""
+    kept = batch if len(rows.kept) == batch.num_rows else batch.take(pa.array(rows.kept))
+    return pa.Table.from_batches([kept]).append_column(
+        "event_time", rows.table.column("event_time")
+    )
+
+
 def telemetry_rows(batch: pa.RecordBatch) -> TelemetryRows:
     """Flatten a decoded batch into table rows; rows that cannot be stored are set aside."""
     n = batch.num_rows

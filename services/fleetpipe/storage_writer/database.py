@@ -45,6 +45,17 @@ class DatabaseUnavailable(db.DatabaseUnavailable):
     """PostgreSQL cannot be reached or lost the connection; the batch waits in Kafka."""
 
 
+@dataclass(frozen=True)
+class RowRetention:
+    """Days the small tables keep a row: the latest position of a vehicle that has gone quiet,
+    a dead letter, a settled delivery (it holds a phone number). A pending delivery is never
+    expired: the notifier still has to settle it."""
+
+    latest_days: float = 30.0
+    dead_letters_days: float = 90.0
+    ledger_days: float = 90.0
+
+
 @dataclass
 class WriteBatch:
     telemetry: pa.Table | None = None
@@ -179,7 +190,11 @@ class HotStore(DatabaseClient):
         return {d for (name,) in rows if (d := partition_day(str(name))) is not None}
 
     def maintain(
-        self, window: HotWindow, *, events_retention_days: float
+        self,
+        window: HotWindow,
+        *,
+        events_retention_days: float,
+        rows: RowRetention | None = None,
     ) -> tuple[list[date], list[date]]:
         """Create the window's partitions, drop those past it, expire old episodes and trips."""
         try:
@@ -205,10 +220,13 @@ class HotStore(DatabaseClient):
                 conn.execute("DELETE FROM trips WHERE start_time < %s", (cutoff,))
                 conn.execute("DELETE FROM driver_scores WHERE window_end < %s", (cutoff,))
                 conn.execute("DELETE FROM alert_transitions WHERE detected_time < %s", (cutoff,))
-                conn.execute("DELETE FROM dead_letters WHERE time < %s", (cutoff,))
+                expired = self._expire_rows(conn, rows or RowRetention(), datetime.now(UTC))
             self._partitions = (existing | set(plan.create)) - set(plan.drop)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise self._fail(exc) from exc
+        for table, count in expired.items():
+            if count:
+                log.info("retention: deleted %d expired row(s) from %s", count, table)
         if plan.create or plan.drop:
             log.info(
                 "telemetry partitions: created %s, dropped %s",
@@ -216,6 +234,30 @@ class HotStore(DatabaseClient):
                 [str(d) for d in plan.drop],
             )
         return plan.create, plan.drop
+
+    @staticmethod
+    def _expire_rows(
+        conn: psycopg.Connection[Any], rows: RowRetention, now: datetime
+    ) -> dict[str, int]:
+        def before(days: float) -> datetime:
+            return now - timedelta(days=days)
+
+        expired = {
+            "vehicle_latest": conn.execute(
+                "DELETE FROM vehicle_latest WHERE event_time < %s", (before(rows.latest_days),)
+            ).rowcount,
+            "dead_letters": conn.execute(
+                "DELETE FROM dead_letters WHERE time < %s", (before(rows.dead_letters_days),)
+            ).rowcount,
+        }
+        # The delivery ledger is the notifier's table; it is here when both share a schema.
+        found = conn.execute("SELECT to_regclass('notification_ledger') IS NOT NULL").fetchone()
+        if found and found[0]:
+            expired["notification_ledger"] = conn.execute(
+                "DELETE FROM notification_ledger WHERE created_at < %s AND status <> 'PENDING'",
+                (before(rows.ledger_days),),
+            ).rowcount
+        return expired
 
     @staticmethod
     def _create_partition(conn: psycopg.Connection[Any], day: date) -> None:

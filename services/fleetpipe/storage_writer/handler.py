@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -30,7 +30,7 @@ from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.pb.v1 import enriched_pb2
 from fleetpipe.storage_writer import columns
-from fleetpipe.storage_writer.database import WriteBatch, WriteResult
+from fleetpipe.storage_writer.database import RowRetention, WriteBatch, WriteResult
 from fleetpipe.storage_writer.deadletters import dead_letter_table
 from fleetpipe.storage_writer.lake import (
     OFFSET_COLUMN,
@@ -50,7 +50,11 @@ _offset = Message.offset
 class StorePort(Protocol):
     def write(self, batch: WriteBatch) -> WriteResult: ...
     def maintain(
-        self, window: HotWindow, *, events_retention_days: float
+        self,
+        window: HotWindow,
+        *,
+        events_retention_days: float,
+        rows: RowRetention | None = None,
     ) -> tuple[list[date], list[date]]: ...
 
 
@@ -69,6 +73,7 @@ class StoragePolicy:
     hot_retention_days: float = 3.0
     partitions_ahead_days: int = 2
     events_retention_days: float = 90.0
+    rows: RowRetention = field(default_factory=RowRetention)
     maintenance_interval_s: float = 600.0
     latest_interval_s: float = 5.0
     hold_s: float = 0.0
@@ -149,7 +154,9 @@ class StorageHandler(BaseHandler):
 
     def _maintain(self, now: float) -> None:
         self.store.maintain(
-            self._window(now), events_retention_days=self.policy.events_retention_days
+            self._window(now),
+            events_retention_days=self.policy.events_retention_days,
+            rows=self.policy.rows,
         )
         self._next_maintenance = now + self.policy.maintenance_interval_s
 
@@ -292,7 +299,7 @@ class StorageHandler(BaseHandler):
         if self._latest and now - self._latest_flushed >= self.policy.latest_interval_s:
             pending = pa.concat_tables(self._latest) if len(self._latest) > 1 else self._latest[0]
             batch.latest = columns.latest_rows(pending)
-        return with_lineage(table, partitions, offsets)
+        return with_lineage(columns.bronze_rows(decoded, rows), partitions, offsets)
 
     def _events(
         self,

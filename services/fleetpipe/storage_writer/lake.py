@@ -1,22 +1,25 @@
-"""The cold path: Parquet files under ``<root>/<table>/dt=YYYY-MM-DD/hour=HH/``.
+"""The cold path's bronze layer: Parquet files under
+``bronze/<table>/dt=YYYY-MM-DD/hour=HH/`` of the lake's location (a local folder or an
+S3-compatible bucket, see :mod:`fleetpipe.lake.store`).
 
 Offsets are committed after every batch, but a good Parquet file holds minutes of data, so
 each batch is first appended to a *spool* — an Arrow IPC stream on local disk, flushed (and by
 default fsynced) before the batch's offsets are committed — one spool per table, day and hour.
 A spool is *rolled* into Parquet when it is big or old enough, on shutdown, or when partitions
 are revoked. The roll closes the spool at once and converts it on a background thread, so the
-batches keep flowing meanwhile (a million rows take seconds). The Parquet file is written to a
-hidden temporary name in its final folder, fsynced and renamed, so a reader sees a whole file
-or none; then the state is saved and the spool deleted. The file is named after its spool, so
-rolling the same spool again after a crash rewrites the same file instead of adding one.
+batches keep flowing meanwhile (a million rows take seconds). The Parquet file appears whole or
+not at all (see the store); then the state is saved and the spool deleted. The file is named
+after its spool, so rolling the same spool again after a crash rewrites the same file instead
+of adding one.
 
-Every row carries its Kafka coordinates (``_kafka_partition``, ``_kafka_offset``). The highest
+Every row carries its Kafka coordinates (``_kafka_topic``, ``_kafka_partition``,
+``_kafka_offset``): any row of any file is traceable to the record it came from. The highest
 offset stored per topic partition — the *watermark* — is kept in memory, saved when a spool
 rolls and recovered from the saved state and the surviving spools at start, so records replayed
 after a crash (their offsets were not committed) are not written twice. Spools and state belong
-to one instance id (stable in a StatefulSet or across restarts of one pod); a partition that a
-crash hands to another instance may repeat that last batch in the lake, and the coordinates say
-which rows are the same.
+to one instance id (stable in a StatefulSet or across restarts of one pod) and stay on local
+disk; a partition that a crash hands to another instance may repeat that last batch in bronze,
+and the coordinates say which rows are the same (silver keeps one of them).
 """
 
 from __future__ import annotations
@@ -28,18 +31,20 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from fleetpipe.core.errors import FleetPipeError
+from fleetpipe.lake import layout
+from fleetpipe.lake.store import LakeStore, LakeStoreError, ParquetOptions
 
 log = logging.getLogger(__name__)
 
+TOPIC_COLUMN = "_kafka_topic"
 PARTITION_COLUMN = "_kafka_partition"
 OFFSET_COLUMN = "_kafka_offset"
 TOPIC_KEY = "fleetpipe.topic"
@@ -80,7 +85,7 @@ class LakeStats:
     files: int = 0
     rows: int = 0
     skipped_replayed: int = 0
-    paths: list[Path] = field(default_factory=list)
+    paths: list[PurePosixPath] = field(default_factory=list)
 
 
 class Lake:
@@ -89,6 +94,7 @@ class Lake:
         root: Path,
         *,
         instance: str,
+        store: LakeStore | None = None,
         max_rows: int = 1_000_000,
         max_bytes: int = 256 * 2**20,
         max_age_s: float = 300.0,
@@ -97,6 +103,8 @@ class Lake:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = root
+        # The Parquet files go to the store; the spools and the state stay under root.
+        self.store = store if store is not None else LakeStore.from_url(root, fsync=fsync)
         self.instance = instance
         self.max_rows = max_rows
         self.max_bytes = max_bytes
@@ -109,7 +117,7 @@ class Lake:
         self._counter = 0
         # One converter thread: rolls finish, and save the state, in the order they started.
         self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-roll")
-        self._rolling: list[Future[list[Path]]] = []
+        self._rolling: list[Future[list[PurePosixPath]]] = []
         self.stats = LakeStats()
 
     @property
@@ -121,7 +129,7 @@ class Lake:
         return self.root / "_state" / f"{self.instance}.json"
 
     # -- start-up ------------------------------------------------------------------------------
-    def open(self) -> list[Path]:
+    def open(self) -> list[PurePosixPath]:
         """Load the saved watermarks and roll what a previous run of this instance left."""
         try:
             self.spool_root.mkdir(parents=True, exist_ok=True)
@@ -141,7 +149,7 @@ class Lake:
             log.info("rolled %d spool(s) left by an earlier run into Parquet", len(rolled))
         return rolled
 
-    def _recover(self, path: Path) -> list[Path]:
+    def _recover(self, path: Path) -> list[PurePosixPath]:
         relative = path.relative_to(self.spool_root)
         table_name, dt_part, hour_part = relative.parts[0], relative.parts[1], relative.parts[2]
         table, topic = _read_complete_batches(path)
@@ -166,6 +174,8 @@ class Lake:
         table = self._drop_replayed(topic, table)
         if table.num_rows == 0:
             return 0
+        if TOPIC_COLUMN not in table.column_names:
+            table = table.append_column(TOPIC_COLUMN, pa.repeat(pa.scalar(topic), table.num_rows))
         hours = pc.divide(table.column(time_column).cast(pa.int64()), US_PER_HOUR).to_numpy()
         touched = []
         try:
@@ -210,8 +220,7 @@ class Lake:
                 marks[int(p)] = top
 
     def _spool(self, table_name: str, topic: str, hour: int, schema: pa.Schema) -> _Spool:
-        t = time.gmtime(hour * 3600)
-        dt, hh = time.strftime("dt=%Y-%m-%d", t), time.strftime("hour=%H", t)
+        dt, hh = layout.hour_dirs(hour)
         key = (table_name, dt, hh)
         spool = self._spools.get(key)
         if spool is not None:
@@ -228,7 +237,7 @@ class Lake:
         return spool
 
     # -- rolling -------------------------------------------------------------------------------
-    def roll(self, *, force: bool = False, wait: bool = False) -> list[Path]:
+    def roll(self, *, force: bool = False, wait: bool = False) -> list[PurePosixPath]:
         """Close full or old spools (every spool when ``force``) and start turning them into
         Parquet files; returns the files finished since the last call. ``force`` and ``wait``
         wait for every roll started so far. A roll that failed raises LakeError here, once;
@@ -256,10 +265,10 @@ class Lake:
             self._rolling.append(self._converter.submit(self._convert, spools, marks))
         return self._finished(wait=force or wait)
 
-    def _finished(self, *, wait: bool) -> list[Path]:
+    def _finished(self, *, wait: bool) -> list[PurePosixPath]:
         done = [f for f in self._rolling if wait or f.done()]
         self._rolling = [f for f in self._rolling if f not in done]
-        written: list[Path] = []
+        written: list[PurePosixPath] = []
         failure: LakeError | None = None
         for future in done:
             try:
@@ -270,7 +279,9 @@ class Lake:
             raise failure
         return written
 
-    def _convert(self, spools: list[_Spool], marks: dict[str, dict[int, int]]) -> list[Path]:
+    def _convert(
+        self, spools: list[_Spool], marks: dict[str, dict[int, int]]
+    ) -> list[PurePosixPath]:
         """On the converter thread: the spools' Parquet files, then the state, then the
         spools are deleted."""
         written = []
@@ -280,7 +291,7 @@ class Lake:
                 final = self._final_path(spool.table, spool.dt, spool.hour, spool.path.stem)
                 if table is not None and table.num_rows:
                     self._write_parquet(table, final)
-            except OSError as exc:
+            except (OSError, LakeError) as exc:
                 raise LakeError(f"cannot roll {spool.path} into Parquet: {exc}") from exc
             written.append(final)
         try:
@@ -291,27 +302,17 @@ class Lake:
             raise LakeError(f"cannot save the lake state {self.state_file}: {exc}") from exc
         return written
 
-    def _final_path(self, table_name: str, dt: str, hour: str, spool_id: str) -> Path:
-        return self.root / table_name / dt / hour / f"part-{spool_id}.parquet"
+    def _final_path(self, table_name: str, dt: str, hour: str, spool_id: str) -> PurePosixPath:
+        return PurePosixPath(layout.bronze(table_name), dt, hour, f"part-{spool_id}.parquet")
 
-    def _write_parquet(self, table: pa.Table, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.tmp")
+    def _write_parquet(self, table: pa.Table, final: PurePosixPath) -> None:
         table = table.replace_schema_metadata(None)
-        # Dictionaries only for strings (ids, zones): on measurements and flags they cost more
-        # CPU than they save once zstd has had its turn.
-        strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        pq.write_table(
-            table,
-            tmp,
-            compression=self.compression,
-            use_dictionary=strings,
-            row_group_size=128 * 1024,
-        )
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        try:
+            self.store.write_parquet(
+                table, final.as_posix(), options=ParquetOptions(compression=self.compression)
+            )
+        except LakeStoreError as exc:
+            raise LakeError(str(exc)) from exc
         self.stats.files += 1
         self.stats.rows += table.num_rows
         self.stats.paths.append(final)
@@ -329,7 +330,7 @@ class Lake:
             os.fsync(f.fileno())
         os.replace(tmp, self.state_file)
 
-    def close(self) -> list[Path]:
+    def close(self) -> list[PurePosixPath]:
         """Roll every spool and wait for it (a graceful stop leaves nothing behind)."""
         return self.roll(force=True)
 
@@ -357,11 +358,3 @@ def _read_complete_batches(path: Path) -> tuple[pa.Table | None, str]:
         return None, ""
     topic = (schema.metadata or {}).get(TOPIC_KEY.encode(), b"").decode()
     return pa.Table.from_batches(batches, schema=schema), topic
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

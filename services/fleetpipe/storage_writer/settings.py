@@ -26,7 +26,12 @@ class LakeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
+    # The local folder: the spools and the writer's state, and the Parquet files unless url
+    # says otherwise.
     path: Path = Path("/var/lib/fleetpipe/lake")
+    # Where the Parquet files go when not under path: s3://bucket/prefix?endpoint_override=...
+    # for an S3-compatible store (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+    url: str = ""
     # A file is closed when it has this many rows, this many MiB of spool, or is this old.
     max_file_rows: int = Field(default=1_000_000, ge=1)
     max_file_mib: int = Field(default=256, ge=1)
@@ -53,6 +58,11 @@ class StorageSettings(ServiceSettings):
     partitions_ahead_days: int = Field(default=2, ge=1, le=31)
     # Alert episodes, trips and scores are small: kept much longer.
     events_retention_days: float = Field(default=90.0, gt=0)
+    # A vehicle's latest position once it has gone quiet, a dead letter's row, a settled
+    # delivery in the notifier's ledger (a phone number): kept this long.
+    latest_retention_days: float = Field(default=30.0, gt=0)
+    dead_letters_retention_days: float = Field(default=90.0, gt=0)
+    ledger_retention_days: float = Field(default=90.0, gt=0)
     maintenance_interval_s: float = Field(default=600.0, gt=0)
     # The latest-position table is refreshed at most this often (every batch when 0).
     latest_interval_s: float = Field(default=5.0, ge=0)

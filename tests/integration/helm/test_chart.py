@@ -78,6 +78,7 @@ def test_defaults_install_the_operator_its_rbac_and_network_policies_only() -> N
         "ClusterRoleBinding/fleetpipe-operator",
         "Deployment/fleetpipe-operator",
         "NetworkPolicy/fleetpipe-console",
+        "NetworkPolicy/fleetpipe-console-reads",
         "NetworkPolicy/fleetpipe-ingest",
         "NetworkPolicy/fleetpipe-operator",
         "NetworkPolicy/fleetpipe-pipelines",

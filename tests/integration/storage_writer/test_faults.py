@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
@@ -19,8 +20,12 @@ pytestmark = pytest.mark.integration
 
 
 def _lake_keys(rig: WriterRig) -> list[tuple[str, int]]:
-    table = ds.dataset(rig.lake / "telemetry", format="parquet", partitioning="hive").to_table(
-        columns=["vehicle_id", "seq"]
+    bronze = ds.dataset(rig.lake / "bronze" / "telemetry", format="parquet", partitioning="hive")
+    table = bronze.to_table(
+        columns={
+            "vehicle_id": pc.field("telemetry", "vehicle_id"),
+            "seq": pc.field("telemetry", "seq"),
+        }
     )
     return list(
         zip(table.column("vehicle_id").to_pylist(), table.column("seq").to_pylist(), strict=True)

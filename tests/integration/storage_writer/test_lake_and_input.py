@@ -31,9 +31,10 @@ def test_parquet_files_are_readable_by_pyarrow_and_duckdb(rig: WriterRig) -> Non
     rig.wait_consumed(proc, [rig.topics.enriched, rig.topics.alerts])
     assert proc.stop() == 0  # a graceful stop rolls every spool into Parquet
 
-    files = sorted((rig.lake / "telemetry").rglob("*.parquet"))
+    bronze = rig.lake / "bronze" / "telemetry"
+    files = sorted(bronze.rglob("*.parquet"))
     assert files, "telemetry files written"
-    hours = {f.parent.relative_to(rig.lake / "telemetry").as_posix() for f in files}
+    hours = {f.parent.relative_to(bronze).as_posix() for f in files}
     expected = {
         datetime.fromtimestamp(e.telemetry.event_time_us / 1e6, UTC).strftime("dt=%Y-%m-%d/hour=%H")
         for e in events
@@ -42,20 +43,22 @@ def test_parquet_files_are_readable_by_pyarrow_and_duckdb(rig: WriterRig) -> Non
     assert not list(rig.lake.rglob("*.tmp")), "no half-written file is left"
     assert not list((rig.lake / "_spool").rglob("*.arrows")), "no spool is left"
 
-    table = ds.dataset(rig.lake / "telemetry", format="parquet", partitioning="hive").to_table()
+    table = ds.dataset(
+        rig.lake / "bronze" / "telemetry", format="parquet", partitioning="hive"
+    ).to_table()
     assert table.num_rows == len(events)
     assert pq.read_schema(files[0]).field("event_time").type.tz == "UTC"
 
     con = duckdb.connect()
-    pattern = str(rig.lake / "telemetry" / "**" / "*.parquet")
+    pattern = str(rig.lake / "bronze" / "telemetry" / "**" / "*.parquet")
     telemetry = con.execute(
-        "SELECT count(*), count(DISTINCT vehicle_id), count(DISTINCT fleet_id), max(seq) "
+        "SELECT count(*), count(DISTINCT telemetry.vehicle_id), "
+        "count(DISTINCT telemetry.fleet_id), max(telemetry.seq) "
         f"FROM read_parquet('{pattern}', hive_partitioning = true)"
     ).fetchone()
     assert telemetry == (len(events), 40, 2, 100)
-    alerts = con.execute(
-        f"SELECT count(*) FROM read_parquet('{rig.lake / 'alerts' / '**' / '*.parquet'}')"
-    ).fetchone()
+    alert_files = rig.lake / "bronze" / "alerts" / "**" / "*.parquet"
+    alerts = con.execute(f"SELECT count(*) FROM read_parquet('{alert_files}')").fetchone()
     assert alerts == (5,)
 
 
@@ -97,7 +100,9 @@ def test_rows_outside_the_hot_window_go_to_parquet_only(rig: WriterRig) -> None:
     rig.wait_consumed(proc)
     assert proc.stop() == 0
     assert rig.sql("SELECT DISTINCT fleet_id FROM telemetry") == [("fleet-2",)]
-    lake = ds.dataset(rig.lake / "telemetry", format="parquet", partitioning="hive").to_table()
+    lake = ds.dataset(
+        rig.lake / "bronze" / "telemetry", format="parquet", partitioning="hive"
+    ).to_table()
     assert lake.num_rows == 100
 
 

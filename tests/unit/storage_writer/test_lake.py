@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +39,9 @@ def _lake(root: Path, *, max_rows: int = 1_000_000) -> Lake:
 
 
 def _read(root: Path) -> pa.Table:
-    return ds.dataset(root / "telemetry", format="parquet", partitioning="hive").to_table()
+    return ds.dataset(
+        root / "bronze" / "telemetry", format="parquet", partitioning="hive"
+    ).to_table()
 
 
 def test_rows_are_filed_by_date_and_hour_and_rolled_atomically(tmp_path: Path) -> None:
@@ -52,7 +54,9 @@ def test_rows_are_filed_by_date_and_hour_and_rolled_atomically(tmp_path: Path) -
     files = lake.roll(force=True)
     assert sorted(f.parent.name for f in files) == ["hour=14", "hour=15"]
     assert all(f.parent.parent.name == "dt=2025-01-15" for f in files)
-    assert _read(tmp_path).num_rows == 20
+    table = _read(tmp_path)
+    assert table.num_rows == 20
+    assert set(table["_kafka_topic"].to_pylist()) == {"t"}, "each row names its topic"
     assert not list(tmp_path.rglob("*.arrows")) and not list(tmp_path.rglob("*.tmp"))
 
 
@@ -78,7 +82,7 @@ def test_a_roll_converts_in_the_background_while_batches_keep_coming(
     release = threading.Event()
     write = lake._write_parquet
 
-    def slow_write(table: pa.Table, final: Path) -> None:
+    def slow_write(table: pa.Table, final: PurePosixPath) -> None:
         assert release.wait(10), "the test releases the converter"
         write(table, final)
 
@@ -91,7 +95,7 @@ def test_a_roll_converts_in_the_background_while_batches_keep_coming(
     assert len(list(tmp_path.rglob("*.arrows"))) == 2, "the full spool stays until it is rolled"
     release.set()
     (first,) = lake.roll(wait=True)
-    assert pq.read_table(first).num_rows == 10
+    assert pq.read_table(tmp_path / first).num_rows == 10
     assert len(list(tmp_path.rglob("*.arrows"))) == 1, "a rolled spool is deleted"
     lake.close()
     assert sorted(_read(tmp_path)["_kafka_offset"].to_pylist()) == list(range(15))
@@ -104,13 +108,14 @@ def test_a_failed_roll_raises_later_and_keeps_its_spool_for_the_next_start(
     lake = _lake(tmp_path)
     lake.append("telemetry", _batch(range(0, 10)), topic="t", time_column="event_time")
     # A file where the table's folder should be: the Parquet file cannot be written.
-    (tmp_path / "telemetry").write_text("in the way")
+    (tmp_path / "bronze").mkdir()
+    (tmp_path / "bronze" / "telemetry").write_text("in the way")
     with pytest.raises(LakeError, match="cannot roll"):
         lake.roll(force=True)
     assert len(list(tmp_path.rglob("*.arrows"))) == 1, "the spool is kept"
     assert lake.roll(force=True) == [], "the failure is reported once"
 
-    (tmp_path / "telemetry").unlink()
+    (tmp_path / "bronze" / "telemetry").unlink()
     rolled = Lake(tmp_path, instance="i1", fsync=False).open()
     assert len(rolled) == 1 and _read(tmp_path).num_rows == 10
 

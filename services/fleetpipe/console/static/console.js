@@ -4,14 +4,20 @@
 (function () {
   "use strict";
 
+  // The address may name a page to open (#page=health) or an alert's trace (#trace=<alert id>).
+  const asked = new URLSearchParams(location.hash.slice(1));
   const token = readToken();
   if (!token) { askToken(); return; }
 
   const api = (path, params) => {
     const url = new URL(path, location.origin);
     Object.entries(params || {}).forEach(([k, v]) => url.searchParams.set(k, v));
-    return fetch(url, { headers: { Authorization: "Bearer " + token } }).then((r) => {
-      if (!r.ok) throw new Error(r.status + " " + r.statusText + " for " + url.pathname);
+    return fetch(url, { headers: { Authorization: "Bearer " + token } }).then(async (r) => {
+      if (!r.ok) {
+        // The console's own errors say what is wrong in "detail": show that, not just the code.
+        const detail = await r.json().then((b) => (typeof b.detail === "string" ? b.detail : ""), () => "");
+        throw new Error(r.status + " " + (detail || r.statusText) + " for " + url.pathname);
+      }
       return r.json();
     });
   };
@@ -31,6 +37,9 @@
       el("tbody", {}, rows.map((r) => el("tr", {}, cols.map((c) => el("td", {}, fmt(r[c])))))));
   };
   const fmt = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : v);
+  // What the operations view (ops.js) builds on: the same API client and helpers, and the pages.
+  const pages = {};
+  window.FleetConsole = { api, el, table, say, pages, show: (page) => showPage(page), showAlert: (id) => showAlert(id) };
 
   // -- the map ---------------------------------------------------------------------------------
   let map, cluster, overlay;
@@ -57,15 +66,23 @@
     const [fleet, alerts] = await Promise.all([api("/api/v1/vehicles", { format: "compact" }), api("/api/v1/alerts", { open: "true" })]);
     const vehicles = fleet.rows; // [vehicle_id, lat, lon, status]
     const added = vehicles.map(([id, lat, lon, status]) => { const m = markerFor(id, lat, lon, status); markers.set(id, m); return m; });
+    // Chunked loading goes on after addLayers returns: the map holds the fleet once the last
+    // chunk is in, and the cluster's bounds are not valid before that.
+    const mapped = new Promise((resolve) => {
+      cluster.options.chunkProgress = (done, total) => { if (done >= total) resolve(); };
+    });
     cluster.addLayers(added);
     document.getElementById("vehicle-count").textContent = vehicles.length;
     const list = document.getElementById("vehicle-ids");
     vehicles.slice(0, 5000).forEach(([id]) => list.append(el("option", { value: id })));
-    if (vehicles.length && !config.tile_url) map.fitBounds(cluster.getBounds(), { maxZoom: config.zoom });
+    if (vehicles.length && !config.tile_url) map.fitBounds(L.latLngBounds(vehicles.map(([, lat, lon]) => [lat, lon])), { maxZoom: config.zoom });
     alerts.forEach(upsertAlert);
     renderAlerts();
     listen();
+    await mapped;
     document.body.dataset.loaded = "true";
+    if (asked.get("trace")) window.FleetConsole.showTrace(asked.get("trace"));
+    else if (asked.get("page") && asked.get("page") !== "map") showPage(asked.get("page")).catch((err) => say(err.message));
   }
 
   // -- open alerts, kept live ------------------------------------------------------------------
@@ -78,7 +95,8 @@
     const ul = document.getElementById("alerts");
     ul.replaceChildren(...items.map((a) => el("li", {},
       el("button", { type: "button", "data-alert-id": a.alert_id, onclick: () => showAlert(a.alert_id) },
-        el("span", { class: "sev-" + a.severity }, a.severity + " " + a.rule), " · " + a.vehicle_id))));
+        el("span", { class: "sev-" + a.severity }, a.severity + " " + a.rule), " · " + a.vehicle_id),
+      window.FleetConsole.traceButton(a.alert_id))));
     document.getElementById("alert-count").textContent = items.length;
   }
 
@@ -133,7 +151,8 @@
       el("h3", {}, "Threshold"), pairs(x.threshold), el("h3", {}, "Observed"), pairs(x.observed),
       el("h3", {}, "Transitions"), table(x.transitions, ["state", "detected_time", "severity"]),
       el("h3", {}, "Notifications"), table(x.notifications, ["phase", "channel", "status", "attempts", "error_code"]),
-      el("h3", {}, "Events around it"), el("p", {}, x.events.length + " events"));
+      el("h3", {}, "Events around it"), el("p", {}, x.events.length + " events"),
+      el("h3", {}, "Trace"), window.FleetConsole.traceButton(id, "Show its trace"));
   }
 
   document.getElementById("find").addEventListener("submit", (e) => {
@@ -161,18 +180,22 @@
     });
     return el("div", { class: "bars" }, svg);
   }
-  const pages = {
+  Object.assign(pages, {
     kpis: () => api("/api/v1/kpis").then((rows) => [el("h2", {}, "Fleet KPIs (24 h)"), bars(rows, "fleet_id", "open_alerts"), table(rows)]),
     trips: () => api("/api/v1/trips", { limit: "50" }).then((rows) => [el("h2", {}, "Trips per vehicle (24 h)"), bars(rows.slice(0, 20), "vehicle_id", "distance_km"), table(rows)]),
     scorecards: () => api("/api/v1/scorecards", { limit: "50" }).then((rows) => [el("h2", {}, "Driver scorecards, worst first"), bars(rows.slice(0, 20), "driver_id", "score"), table(rows)]),
-  };
-  document.querySelectorAll("nav .tab").forEach((tab) => tab.addEventListener("click", async () => {
-    const page = tab.dataset.page;
-    document.querySelectorAll("nav .tab").forEach((t) => t.setAttribute("aria-pressed", String(t === tab)));
+  });
+  async function showPage(page) {
+    document.querySelectorAll("nav .tab").forEach((t) => t.setAttribute("aria-pressed", String(t.dataset.page === page)));
     document.querySelectorAll(".page").forEach((p) => { p.hidden = p.id !== "page-" + page; });
+    document.dispatchEvent(new CustomEvent("fleet-page", { detail: page }));
     if (page === "map") { map.invalidateSize(); return; }
+    if (!pages[page]) return; // a page that draws itself (an alert's trace)
     const section = document.getElementById("page-" + page);
     section.replaceChildren(...(await pages[page]()));
+  }
+  document.querySelectorAll("nav .tab").forEach((tab) => tab.addEventListener("click", () => {
+    showPage(tab.dataset.page).catch((err) => say(err.message));
   }));
 
   start().catch((err) => { console.error(err); say("cannot load the fleet: " + (err.message || err)); });

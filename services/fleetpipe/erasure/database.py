@@ -1,0 +1,79 @@
+"""Erasing a subject from the hot store, and the audit record, in one transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from fleetpipe.erasure.subject import Subject, SubjectKind
+
+# Every table that holds a vehicle's or a driver's rows, naming them by the subject's column
+# (notification_ledger holds the drivers' phone numbers). alert_transitions names neither: its
+# rows go with their alert, so they are deleted first.
+TABLES = (
+    "telemetry",
+    "vehicle_latest",
+    "alerts",
+    "trips",
+    "driver_scores",
+    "notification_ledger",
+)
+
+
+def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])
+
+
+def erase_rows(
+    conn: psycopg.Connection[Any],
+    subject: Subject,
+    *,
+    reason: str,
+    requested_by: str,
+    lake_files: list[dict[str, Any]],
+) -> tuple[int, dict[str, int]]:
+    """Delete the subject's rows from every table that has them and write the audit record;
+    returns the audit record's id and the rows deleted per table."""
+    column = subject.kind.column
+    deleted: dict[str, int] = {}
+    with conn.transaction():
+        if _exists(conn, "alert_transitions") and _exists(conn, "alerts"):
+            cur = conn.execute(
+                sql.SQL(
+                    "DELETE FROM alert_transitions WHERE alert_id IN "
+                    "(SELECT alert_id FROM alerts WHERE {} = %s)"
+                ).format(sql.Identifier(column)),
+                (subject.id,),
+            )
+            deleted["alert_transitions"] = cur.rowcount
+        for table in TABLES:
+            if _exists(conn, table):
+                cur = conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                        sql.Identifier(table), sql.Identifier(column)
+                    ),
+                    (subject.id,),
+                )
+                deleted[table] = cur.rowcount
+        if subject.kind is SubjectKind.VEHICLE and _exists(conn, "dead_letters"):
+            # A dead letter is keyed by its record's key: the vehicle, for telemetry.
+            cur = conn.execute("DELETE FROM dead_letters WHERE record_key = %s", (subject.id,))
+            deleted["dead_letters"] = cur.rowcount
+        row = conn.execute(
+            "INSERT INTO erasure_audit (subject_kind, subject_id, reason, requested_by,"
+            " rows_deleted, lake_files) VALUES (%s, %s, %s, %s, %s, %s) RETURNING erasure_id",
+            (
+                subject.kind.value,
+                subject.id,
+                reason,
+                requested_by,
+                json.dumps(deleted),
+                json.dumps(lake_files),
+            ),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), deleted

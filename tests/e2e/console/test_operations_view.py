@@ -37,6 +37,7 @@ SERVICES = ("ingest", "enrichment", "detection", "notification", "storage-writer
 TRACED = {f"fleetpipe-{s}" for s in SERVICES}
 # Crashes often enough that alerts reach notification within every half minute of driving.
 SCENARIOS = "crash=150,sos=40"
+VEHICLES = 30
 
 
 @dataclass
@@ -72,7 +73,7 @@ def demo(
         "--schema", pg_schema.name,
         "--topic-suffix", suffix,
         "--workdir", str(tmp_path),
-        "--vehicles", "30", "--duration", "45", "--scenarios", SCENARIOS,
+        "--vehicles", str(VEHICLES), "--duration", "45", "--scenarios", SCENARIOS,
         "--jaeger", f"{jaeger.otlp_endpoint},{jaeger.query_url}",
         "--trace-ratio", "1",
         "--stay",
@@ -137,7 +138,50 @@ def test_the_demo_shows_its_health_live_and_a_crash_alerts_trace_across_five_ser
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
-        # While the fleet drives: every service's rate goes above zero on the health page.
+        # While the fleet drives, the map: the demo's vehicles on it, and an injected crash
+        # appearing among the open alerts without a reload; a click shows its explanation.
+        browser.get(page)
+
+        def map_holds_the_fleet() -> bool:
+            if browser.execute_script("return document.body.dataset.loaded") != "true":
+                return False
+            shown = browser.find_element(By.ID, "vehicle-count").text
+            if shown == str(VEHICLES):
+                return True
+            browser.refresh()  # vehicles that had not reported yet when the page loaded
+            return False
+
+        wait_for(map_holds_the_fleet, timeout=120, interval=2.0, what=f"{VEHICLES} on the map")
+        # Found and clicked in the page itself: the list is redrawn on every alert, so element
+        # handles go stale.
+        listed = "[...document.querySelectorAll('#alerts button[data-alert-id]')]"
+        at_load = browser.execute_script(f"return {listed}.map((b) => b.dataset.alertId)")
+        clicked = wait_for(
+            lambda: browser.execute_script(
+                f"const b = {listed}.find((b) => b.textContent.includes(' crash')"
+                " && !arguments[0].includes(b.dataset.alertId));"
+                "if (b) { b.click(); return b.dataset.alertId; } return null;",
+                at_load,
+            ),
+            timeout=120,
+            interval=0.5,
+            what="an injected crash among the open alerts, without a reload",
+        )
+        assert clicked not in at_load
+        explained = wait_for(
+            lambda: (
+                _loaded(browser, "#details #explanation")
+                and browser.find_element(By.CSS_SELECTOR, "#details #explanation").text
+            ),
+            timeout=30,
+            what="the crash's explanation",
+        )
+        assert explained.startswith("crash on "), explained
+        assert browser.save_screenshot(str(OUTPUT / "console-demo-map.png"))
+
+        # While the fleet drives: every service's rate goes above zero on the health page
+        # (away first: the same page with another fragment would not load again).
+        browser.get("about:blank")
         browser.get(page + "&page=health")
         wait_for(
             lambda: _loaded(browser, "#health-table tbody tr"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,8 +90,21 @@ def _send_second_run(
     producer.flush(60)
 
 
+@pytest.fixture
+def workers() -> Iterator[list[ServiceProcess]]:
+    """The test's workers; any still running at the end (a failed assertion) are killed."""
+    started: list[ServiceProcess] = []
+    yield started
+    for w in started:
+        if w.alive():
+            w.kill()
+
+
 def test_exactly_once_through_partition_growth_and_joining_workers(
-    kafka_settings: KafkaSettings, make_topics: MakeTopics, tmp_path: Path
+    kafka_settings: KafkaSettings,
+    make_topics: MakeTopics,
+    tmp_path: Path,
+    workers: list[ServiceProcess],
 ) -> None:
     topics = make_topics(50)
     group = f"pt-{topics.raw}"
@@ -98,7 +112,7 @@ def test_exactly_once_through_partition_growth_and_joining_workers(
         (e.vehicle_id.encode(), e.SerializeToString())
         for e in synthetic.stream(VEHICLES, VEHICLES * FIRST_RUN_S)
     ]
-    workers = [_worker(kafka_settings, topics, f"w{i}", tmp_path / f"w{i}.log") for i in range(2)]
+    workers += [_worker(kafka_settings, topics, f"w{i}", tmp_path / f"w{i}.log") for i in range(2)]
     # Both hold partitions before the run, so that growth moves partitions between them: the
     # range assignor gives one 0-24 and the other 25-49, then 0-49 and 50-99.
     wait_for(

@@ -71,19 +71,20 @@ def test_every_acknowledged_record_is_on_a_topic_grown_while_producing(
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    wait_for(lambda: sent > 5000, timeout=30, what="the producer under way")
-    admin.ensure_topics([TopicSpec(topic, GROWN_TO)])
-    # Until every new partition has taken records: the window in which leaders refuse is over.
-    def everywhere() -> bool:
-        assert sender.is_alive(), "the producer thread ended early"
-        return len(partitions) == GROWN_TO
-
     try:
+        wait_for(lambda: sent > 5000, timeout=30, what="the producer under way")
+        admin.ensure_topics([TopicSpec(topic, GROWN_TO)])
+
+        # Until every new partition has taken records: the window in which leaders refuse is
+        # over.
+        def everywhere() -> bool:
+            assert sender.is_alive(), "the producer thread ended early"
+            return len(partitions) == GROWN_TO
+
         wait_for(everywhere, timeout=120, interval=0.5, what=f"acks on all {GROWN_TO} partitions")
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}: {len(partitions)} partitions have acks, {sent} sent") from exc
-    stop.set()
-    sender.join(30)
+    finally:
+        stop.set()
+        sender.join(30)
     producer.flush(60)
     assert not failed
     assert len(acked) == sent

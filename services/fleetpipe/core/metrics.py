@@ -42,7 +42,9 @@ class Metrics:
         self.consumed = m.counter(
             "records_consumed", "Records consumed (each event of a pack)", ["topic"]
         )
-        self.produced = m.counter("records_produced", "Records produced", ["topic"])
+        self.produced = m.counter(
+            "records_produced", "Events produced (each event of a pack counted)", ["topic"]
+        )
         self.deadletters = m.counter(
             "deadletters", "Records sent to the dead-letter topic", ["reason"]
         )

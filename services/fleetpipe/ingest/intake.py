@@ -113,6 +113,11 @@ class IngestMetrics:
             buckets=_ACK_BUCKETS,
             registry=r,
         )
+        self.confirmed = Counter(
+            "fleetpipe_ingest_confirmed_events",
+            "Accepted events Kafka has confirmed (whatever the records they travel in)",
+            registry=r,
+        )
         self.inflight = Gauge(
             "fleetpipe_ingest_inflight_events", "Events awaiting Kafka's confirmation", registry=r
         )
@@ -372,4 +377,5 @@ class Intake:
         m.ack_seconds.observe(time.monotonic() - pending.received)
         m.inflight.set(self.sink.inflight)
         m.shared.produced.labels(self.sink.raw_topic).inc(pending.ack.accepted)
+        m.confirmed.inc(pending.ack.accepted)
         return pending.ack

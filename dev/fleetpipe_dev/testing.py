@@ -19,8 +19,10 @@ from typing import Literal, TypeVar
 
 from fleetpipe.core.errors import GroupOffsetsUnavailable
 from fleetpipe.core.kafka import Headers, Message, build_admin, build_producer
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.lag import commit_offsets, group_lag
 from fleetpipe.core.lag import end_offsets as topic_end_offsets
+from fleetpipe.core.packs import Event, events_of
 from fleetpipe.core.readers import OFFSET_BEGINNING, build_reader, is_partition_eof
 from fleetpipe.core.settings import KafkaSettings, Topics
 
@@ -56,13 +58,22 @@ def produce_all(
     *,
     headers: Headers | None = None,
     headers_at: Mapping[int, Headers] | None = None,
+    partitions: int | None = None,
 ) -> int:
-    """Produce every (key, value) with ``headers``, or ``headers_at[i]`` for the i-th item."""
+    """Produce every (key, value) with ``headers``, or ``headers_at[i]`` for the i-th item.
+
+    Keyed records go where the pipeline's producers put them: the key's partition by the key
+    groups (fleetpipe.core.keygroups) of a topic of ``partitions`` partitions — by default, as
+    many as the topic has now; a smaller number plays a producer that has not yet noticed that
+    the topic grew."""
     producer = build_producer(kafka, client_id="fleetpipe-testing", overrides={"linger.ms": 20})
+    groups = KeyGroups(kafka.key_groups)
+    count = partitions if partitions is not None else producer.partitions(topic)
     n = 0
     for key, value in items:
         these = headers_at.get(n, headers) if headers_at else headers
-        producer.produce(topic, value, key, these)
+        partition = None if key is None else groups.partition(key, count)
+        producer.produce(topic, value, key, these, partition)
         n += 1
         if n % 10_000 == 0:
             producer.poll(0)
@@ -124,6 +135,24 @@ def read_all(
     finally:
         reader.close()
     return out
+
+
+def read_events(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    read_committed: bool = True,
+    idle_s: float = 2.0,
+    timeout: float = 60.0,
+) -> list[Event]:
+    """Every event of a topic from the beginning: each event of a pack, and single records."""
+    return [
+        event
+        for msg in read_all(
+            kafka, topic, read_committed=read_committed, idle_s=idle_s, timeout=timeout
+        )
+        for event in events_of(msg)
+    ]
 
 
 def committed_total(kafka: KafkaSettings, group_id: str, topic: str) -> int:

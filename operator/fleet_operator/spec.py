@@ -18,14 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.alias_generators import to_camel
 
 from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.keygroups import DEFAULT_KEY_GROUPS
 
 GROUP = "fleetpipe.io"
 VERSION = "v1alpha1"
 PLURAL = "fleetpipelines"
 KIND = "FleetPipeline"
 API_VERSION = f"{GROUP}/{VERSION}"
-# Upper bound of partitions per topic the schema allows (also a CEL rule in the CRD).
-MAX_PARTITIONS = 5000
+# Upper bound of partitions per topic the schema allows (also a CEL rule in the CRD): the
+# pipeline's key groups, as a partition without one would never receive a record
+# (fleetpipe.core.keygroups).
+MAX_PARTITIONS = DEFAULT_KEY_GROUPS
 
 
 class Component(StrEnum):

@@ -1,4 +1,4 @@
-"""The ``fleetpipe`` command: queries, the fleet simulator and the load test.
+"""The ``fleetpipe`` command: queries, the fleet simulator, the load test and ``tail``.
 
 The commands a developer's machine adds (the local stack, the demo, benchmarks) come from the
 ``fleetpipe-dev`` distribution, which registers them through the ``fleetpipe.cli`` entry-point
@@ -15,6 +15,7 @@ from fleetpipe.deadletters.cli import deadletters_app
 from fleetpipe.erasure.cli import erase_command
 from fleetpipe.lake.cli import lake_app
 from fleetpipe.query.cli import query_app
+from fleetpipe.tail import tail_command
 from fleetpipe_loadtest.cli import loadtest_run_command, simulate_command
 
 PLUGIN_GROUP = "fleetpipe.cli"
@@ -37,6 +38,7 @@ def build_app() -> typer.Typer:
     app.add_typer(deadletters_app, name="deadletters")
     app.command("erase")(erase_command)
     app.command("simulate")(simulate_command)
+    app.command("tail")(tail_command)
     for plugin in entry_points(group=PLUGIN_GROUP):
         plugin.load()(app)
     return app

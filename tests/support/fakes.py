@@ -19,6 +19,7 @@ class Produced:
     key: bytes | str | None
     value: bytes | None
     headers: Headers | None
+    partition: int = -1  # -1: librdkafka's partitioner would place it
 
 
 @dataclass
@@ -39,7 +40,7 @@ class RecordingClient(ProducerClient):
         headers: Headers | None = None,
     ) -> None:
         payload = value.encode() if isinstance(value, str) else value
-        self.sent.append(Produced(topic, key, payload, headers))
+        self.sent.append(Produced(topic, key, payload, headers, partition))
 
     def poll(self, timeout: float = -1) -> int:
         return 0
@@ -69,8 +70,11 @@ class RecordingProducer(OutputProducer):
         value: bytes | None,
         key: bytes | str | None = None,
         headers: Headers | None = None,
+        partition: int | None = None,
     ) -> None:
-        self._client.produce(topic, value, key, headers=headers)
+        self._client.produce(
+            topic, value, key, -1 if partition is None else partition, headers=headers
+        )
 
     def poll(self, timeout: float = 0.0) -> int:
         return 0

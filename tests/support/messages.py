@@ -6,13 +6,25 @@ either there or the test fails; these accessors say so once, with the record in 
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message as Proto
 
-from fleetpipe.core.kafka import Message
-
 P = TypeVar("P", bound=Proto)
+
+
+class Message(Protocol):
+    """A consumed record, or one event of a pack (fleetpipe.core.packs.Event)."""
+
+    def value(self) -> bytes | None: ...
+
+    def key(self) -> bytes | None: ...
+
+    def topic(self) -> str | None: ...
+
+    def offset(self) -> int | None: ...
+
+    def headers(self) -> Any: ...
 
 
 def value_of(message: Message) -> bytes:

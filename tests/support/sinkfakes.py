@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from fleetpipe.core.kafka import DeliveryCallback, Headers, ProducerClient
+from fleetpipe.core.packs import PackLimits
 from fleetpipe.ingest.sink import KafkaSink, SinkProducer
 
 
@@ -21,14 +22,19 @@ class FakeError:
 
 
 class FakeMessage:
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, partition: int = 0, offset: int = 0) -> None:
         self._topic = topic
+        self._partition = partition
+        self._offset = offset
 
     def topic(self) -> str:
         return self._topic
 
     def partition(self) -> int:
-        return 0
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
 
 
 class FakeClient(ProducerClient):
@@ -36,6 +42,8 @@ class FakeClient(ProducerClient):
 
     def __init__(self, room: int = 10**9) -> None:
         self.queued: list[tuple[str, DeliveryCallback]] = []
+        # What was produced, in order: (topic, partition, key, value, headers).
+        self.produced: list[tuple[str, int, str | bytes | None, bytes, Headers | None]] = []
         self.room = room
 
     def produce(
@@ -54,7 +62,9 @@ class FakeClient(ProducerClient):
         # librdkafka takes the callback positionally (``callback``) or by keyword (``on_delivery``).
         report = on_delivery or callback
         assert report is not None, "the sink asks a report for every record"
+        assert isinstance(value, bytes)
         self.queued.append((topic, report))
+        self.produced.append((topic, partition, key, value, headers))
 
     def poll(self, timeout: float = -1) -> int:
         return 0
@@ -83,17 +93,28 @@ class FakeProducer(SinkProducer):
     def in_flight(self) -> int:
         return len(self._client.queued)
 
+    def partitions(self, topic: str, *, timeout: float = 10.0) -> int:
+        return PARTITIONS
+
     def close(self, timeout: float = 30.0) -> None:
         pass
 
 
-def sink(client: FakeClient, limit: int = 100) -> KafkaSink:
-    return KafkaSink(
+PARTITIONS = 4
+
+
+def sink(client: FakeClient, limit: int = 100, packing: PackLimits | None = None) -> KafkaSink:
+    """A sink of one record per event, or of packs with ``packing``; the raw topic has
+    ``PARTITIONS`` partitions."""
+    made = KafkaSink(
         FakeProducer(client),
         raw_topic="raw",
         deadletter_topic="dl",
         max_inflight_events=limit,
+        packing=packing if packing is not None else PackLimits.single(),
     )
+    made.partitions = PARTITIONS  # what start() would have read, without its poller thread
+    return made
 
 
 async def settle() -> None:

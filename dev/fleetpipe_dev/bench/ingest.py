@@ -268,7 +268,8 @@ def _write_report(
         "The machine is shared: the 1-minute load average was "
         + ", ".join(f"{x:.1f}" for x in load)
         + " at the start and after each round; medians over the runs are quoted. The raw "
-        f"topic held {stored:,} records at the end (every run's events, warm-ups included).",
+        f"topic held {stored:,} Kafka records at the end (packs of up to 500 events; every "
+        "run's events, warm-ups included).",
         "",
     ]
     session.write_report(

@@ -272,6 +272,17 @@ class Producer:
     def in_flight(self) -> int:
         return len(self.client)
 
+    def partitions(self, topic: str, *, timeout: float = 10.0) -> int:
+        """How many partitions ``topic`` has, asked of the cluster now: producers that place
+        records themselves (fleetpipe.core.keygroups) need it, and it changes as topics grow."""
+        # No broker answering raises the library's KafkaException, which the consume loop
+        # rides through like any other; a missing topic is an error of the project's own.
+        described = self.client.list_topics(topic, timeout=timeout).topics.get(topic)
+        if described is None or described.error is not None or not described.partitions:
+            why = "no such topic" if described is None else described.error or "no partitions"
+            raise KafkaError(f"cannot read the partitions of {topic}: {why}")
+        return len(described.partitions)
+
     def close(self, timeout: float = 30.0) -> None:
         if self._client is not None:
             self._client.flush(timeout)

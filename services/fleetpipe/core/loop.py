@@ -50,6 +50,8 @@ from fleetpipe.core.kafka import (
     build_transactional_producer,
 )
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.packs import PackCodec, is_pack, unpack_into
+from fleetpipe.core.placement import producer_placement
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
 from fleetpipe.core.stopping import StopFlag
@@ -174,6 +176,7 @@ class ConsumeProduceLoop:
             metrics=metrics,
             before_send=self._begin if eos else None,
             tracing=self.tracing,
+            placement=producer_placement(kafka, self.producer, unplaced=(config.deadletter_topic,)),
         )
         self.processed = 0
 
@@ -379,8 +382,16 @@ class ConsumeProduceLoop:
                 continue
             topic = msg.topic() or ""
             counts[topic] = counts.get(topic, 0) + 1
+            codec = codecs[topic]
             try:
-                value = codecs[topic].decode(
+                if isinstance(codec, PackCodec) and is_pack(msg.headers()):
+                    # One record per event of the pack (each counted); offsets stay the pack's.
+                    n = unpack_into(
+                        codec, msg, records, self.out, candidates if traced_on else None
+                    )
+                    counts[topic] += n - 1
+                    continue
+                value = codec.decode(
                     msg.value(), topic=topic, partition=msg.partition(), offset=msg.offset()
                 )
             except CodecError as exc:

@@ -39,8 +39,12 @@ class Metrics:
         self.service = service
         self.registry = registry or CollectorRegistry()
         m = Instruments(self.registry, "fleetpipe")
-        self.consumed = m.counter("records_consumed", "Records consumed", ["topic"])
-        self.produced = m.counter("records_produced", "Records produced", ["topic"])
+        self.consumed = m.counter(
+            "records_consumed", "Records consumed (each event of a pack)", ["topic"]
+        )
+        self.produced = m.counter(
+            "records_produced", "Events produced (each event of a pack counted)", ["topic"]
+        )
         self.deadletters = m.counter(
             "deadletters", "Records sent to the dead-letter topic", ["reason"]
         )

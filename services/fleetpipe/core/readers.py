@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # Where a reader starts a partition: its first retained record.
 OFFSET_BEGINNING: int = confluent_kafka.OFFSET_BEGINNING
+# ... or the next record written after it starts.
+OFFSET_END: int = confluent_kafka.OFFSET_END
 
 
 class ReaderOptions(TypedDict, total=False):

@@ -11,6 +11,7 @@ from google.protobuf.message import DecodeError, Message
 
 from fleetpipe.core.kafka import Headers, ProducerClient
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.placement import Place, Placement
 from fleetpipe.core.tracing import Attributes, Span, Tracing
 from fleetpipe.pb.v1 import deadletter_pb2
 
@@ -51,6 +52,12 @@ class Record(Generic[V]):
     def key(self) -> bytes | None:
         key: bytes | None = self.msg.key()
         return key
+
+    @property
+    def payload(self) -> bytes | None:
+        """The bytes this record's value was decoded from (an event's own, in a pack)."""
+        value: bytes | None = self.msg.value()
+        return value
 
     @property
     def headers(self) -> Headers:
@@ -107,6 +114,7 @@ class OutputProducer(Protocol):
         value: bytes | None,
         key: bytes | str | None = None,
         headers: Headers | None = None,
+        partition: int | None = None,
     ) -> None: ...
 
     def poll(self, timeout: float = 0.0) -> int: ...
@@ -122,6 +130,10 @@ class Output:
     sampled trace context to the consumer span the loop started for it; it is empty for almost
     every record. A handler passes :meth:`trace_headers` of a record on with the records it
     makes from it, so the next service's span becomes a child of this one.
+
+    Placement: with a ``placement``, every keyed record goes to its key's partition by the
+    pipeline's key groups (:mod:`fleetpipe.core.placement`); without one, librdkafka's
+    partitioner places it.
     """
 
     def __init__(
@@ -133,8 +145,10 @@ class Output:
         metrics: Metrics,
         before_send: Callable[[], None] | None = None,
         tracing: Tracing | None = None,
+        placement: Placement | None = None,
     ) -> None:
         self._producer = producer
+        self._placement = placement
         self._service = service
         self._deadletter_topic = deadletter_topic
         self._metrics = metrics
@@ -177,8 +191,27 @@ class Output:
     ) -> None:
         if self._before_send is not None:
             self._before_send()
-        self._producer.produce(topic, value, key, headers)
+        placement = self._placement
+        partition = None if placement is None else placement.placer(topic)(key)
+        self._producer.produce(topic, value, key, headers, partition)
         self._metrics.produced.labels(topic).inc()
+
+    def placer(self, topic: str) -> Place:
+        """``place(key)``: the partition of a keyed record sent to ``topic`` now (-1 without a
+        placement: librdkafka's partitioner decides)."""
+        placement = self._placement
+        return _unplaced if placement is None else placement.placer(topic)
+
+    def send_to(
+        self, topic: str, partition: int, value: bytes, headers: Headers, *, events: int = 1
+    ) -> None:
+        """Send a keyless record to a named partition: a pack (fleetpipe.core.packs), whose
+        producer chose the partition by the key groups of the events in it; the produced
+        records metric counts its ``events``, as the consumers' counts do."""
+        if self._before_send is not None:
+            self._before_send()
+        self._producer.produce(topic, value, None, headers, partition)
+        self._metrics.produced.labels(topic).inc(events)
 
     def send_many(
         self,
@@ -196,16 +229,19 @@ class Output:
         if self._before_send is not None:
             self._before_send()
         produce = self._producer.client.produce
+        placement = self._placement
+        place = None if placement is None else placement.placer(topic)
         if headers:
             start = 0
             for at in sorted(headers):
-                self._run(produce, topic, items[start:at])
+                self._run(produce, topic, items[start:at], place)
                 key, value = items[at]
-                self._producer.produce(topic, value, key, headers[at])
+                partition = None if place is None else place(key)
+                self._producer.produce(topic, value, key, headers[at], partition)
                 start = at + 1
-            self._run(produce, topic, items[start:] if start else items)
+            self._run(produce, topic, items[start:] if start else items, place)
         else:
-            self._run(produce, topic, items)
+            self._run(produce, topic, items, place)
         self._metrics.produced.labels(topic).inc(len(items))
 
     def _run(
@@ -213,12 +249,21 @@ class Output:
         produce: Callable[..., None],
         topic: str,
         items: list[tuple[bytes | str | None, bytes | None]],
+        place: Place | None,
     ) -> None:
+        if place is None:
+            for key, value in items:
+                try:
+                    produce(topic, value, key)
+                except BufferError:
+                    self._producer.produce(topic, value, key)  # waits for room in the queue
+            return
         for key, value in items:
+            partition = place(key)
             try:
-                produce(topic, value, key)
+                produce(topic, value, key, partition)
             except BufferError:
-                self._producer.produce(topic, value, key)  # waits for room in the queue
+                self._producer.produce(topic, value, key, None, partition)
 
     def dead_letter(
         self,
@@ -227,10 +272,13 @@ class Output:
         reason: str,
         error: str,
     ) -> None:
-        msg = record.msg if isinstance(record, Record) else record
+        if isinstance(record, Record):
+            msg, key, payload = record.msg, record.key, record.payload
+        else:
+            msg, key, payload = record, record.key(), record.value()
         self.dead_letter_at(
-            key=msg.key(),
-            payload=msg.value(),
+            key=key,
+            payload=payload,
             topic=msg.topic() or "",
             partition=_or_minus_one(msg.partition()),
             offset=_or_minus_one(msg.offset()),
@@ -267,6 +315,10 @@ class Output:
     def poll(self) -> None:
         """Serve delivery callbacks; long handlers call this now and then."""
         self._producer.poll(0)
+
+
+def _unplaced(_key: bytes | str | None) -> int:
+    return -1
 
 
 def _or_minus_one(value: int | None) -> int:

@@ -67,6 +67,19 @@ class KafkaSettings(_Frozen):
     # move when partitions grow; the sooner producers and consumers agree, the shorter the
     # window in which a key's records sit on its old partition.
     metadata_max_age_ms: int = Field(default=30_000, ge=1000)
+    # Key groups of the pipeline (fleetpipe.core.keygroups): vehicle -> group -> partition.
+    # Fixed for the life of the pipeline's topics; at least their partition count.
+    key_groups: int = Field(default=4096, ge=1, le=1 << 20)
+    # Packs on the high-volume topics (fleetpipe.core.packs): a producer closes a pack at this
+    # many events, before this many bytes, or this long after its first event. The broker's
+    # and every client's cost follow records and requests, not bytes (DESIGN §3a): a few
+    # hundred events a record take most of it away, and more buys little. 256 KiB stays well
+    # under the broker's 1 MB record limit with the largest events; 5 ms is the producer's own
+    # linger, so a small fleet's events wait at most that long more. 1 event: no packs, one
+    # record per event keyed by vehicle id (the per-event baseline); consumers read both.
+    pack_events: int = Field(default=500, ge=1, le=100_000)
+    pack_bytes: int = Field(default=256 * 1024, ge=1024, le=8 * 1024 * 1024)
+    pack_linger_ms: float = Field(default=5.0, ge=0, le=10_000)
     # librdkafka's own debug contexts (for example "cgrp,fetch,eos") written to the service's
     # stderr: what a rebalance or a transaction did, record by record, when diagnosing one.
     debug: str | None = Field(default=None, pattern=r"^[a-z]+(,[a-z]+)*$")

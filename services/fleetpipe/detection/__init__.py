@@ -3,8 +3,8 @@
 Per-vehicle state lives in memory and is mirrored, one record per changed vehicle per batch, to
 the compacted changelog ``fleet.detection.state.v1`` (key vehicle_id) in the same Kafka
 transaction as the batch's outputs and consumed offsets. On assignment a replica reads the
-whole changelog and keeps the vehicles that the producers' partitioner (murmur2) maps to its
-partitions at the current partition count — plus those whose last record arrived on one of
+whole changelog and keeps the vehicles that the pipeline's key groups (``core.keygroups``) map
+to its partitions at the current partition count — plus those whose last record arrived on one of
 them — so state follows vehicles when the input topic's partitions grow (DESIGN §3).
 
 Modules: ``config`` (the rules file), ``readings`` (what the rules read), ``rules`` (pure rule

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fleetpipe.core.codecs import RawCodec
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.packs import PackCodec
 from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.watch import WatchedFile
 from fleetpipe.detection.changelog import Changelog
@@ -36,7 +38,8 @@ def main() -> None:
             settings,
             group_id=settings.group_id,
             # Decoded a batch at a time by the detector (ptars), not record by record.
-            inputs={topics.enriched: RawCodec(enriched_pb2.EnrichedTelemetry)},
+            # Packs and single records alike: one record per event.
+            inputs={topics.enriched: PackCodec(RawCodec(enriched_pb2.EnrichedTelemetry))},
             mode=settings.mode,
         )
         store = Changelog(
@@ -47,7 +50,7 @@ def main() -> None:
             timeout_s=settings.restore_timeout_s,
         )
         handler = DetectionHandler(
-            Detector(rules),
+            Detector(rules, groups=KeyGroups(settings.kafka.key_groups)),
             store,
             input_topic=topics.enriched,
             topics=topics,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fleetpipe.core.geodesy import haversine_km
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.detection.alerts import OFFLINE, STATE_NAME, OfflineAlerts, rule_alert
 from fleetpipe.detection.batch import Batch, BatchDecoder
 from fleetpipe.detection.config import Rules
@@ -68,8 +69,8 @@ class Outputs:
 
 
 class Detector:
-    def __init__(self, rules: Rules) -> None:
-        self.ownership = Ownership()
+    def __init__(self, rules: Rules, *, groups: KeyGroups | None = None) -> None:
+        self.ownership = Ownership(groups if groups is not None else KeyGroups())
         self._reading = Reading()
         self.use_rules(rules)
 

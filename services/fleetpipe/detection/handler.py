@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry
 from fleetpipe.core.kafka import Headers, TopicPartition
 from fleetpipe.core.loop import BaseHandler
 from fleetpipe.core.metrics import Instruments, Metrics
-from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.core.settings import Topics
 from fleetpipe.core.watch import WatchedFile
@@ -86,9 +85,10 @@ class DetectionHandler(BaseHandler):
         mine = frozenset(tp.partition for tp in partitions if tp.topic == self.input_topic)
         started = time.monotonic()
         count = self.store.partition_count()
+        home = self.detector.ownership.groups.partition
 
         def keep(vid: str, st: VehicleState) -> bool:
-            return Ownership.keeps(st, home=partition_for(vid, count), assigned=mine)
+            return Ownership.keeps(st, home=home(vid, count), assigned=mine)
 
         states = self.store.load(keep) if mine else {}
         self.detector.ownership.assign(count, mine, states)

@@ -1,8 +1,10 @@
 """Which vehicles' state this replica holds, and which of them are in transition. No I/O.
 
 Ownership after partitions grow (DESIGN §3): the detector knows each vehicle's *home*
-partition, where the producers' partitioner now sends it. A vehicle whose records still arrive
-on its old partition (producers that have not refreshed their metadata) is *in transition*.
+partition, where the pipeline's key groups (:mod:`fleetpipe.core.keygroups`) now place it:
+growing the partitions moves whole key groups, contiguous ranges of them, to new partitions.
+A vehicle whose records still arrive on its old partition (producers that have not refreshed
+their metadata) is *in transition*.
 When its records first arrive on a different partition than its held state says, the copy
 here may be older than what the other replica wrote since; :meth:`Ownership.stale_arrivals`
 names such vehicles so the handler can re-read them from the changelog first. Offline checks
@@ -13,21 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from fleetpipe.core.partitioner import partition_for
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.detection.state import VehicleState
 
 
 class Ownership:
     """The held vehicle states of the assigned partitions of the input topic."""
 
-    def __init__(self) -> None:
+    def __init__(self, groups: KeyGroups) -> None:
+        self.groups = groups
         self.states: dict[str, VehicleState] = {}
         self.partitions = 0  # of the input topic; 0 while unknown
         self.assigned: frozenset[int] = frozenset()
         self._transition: set[str] = set()
 
     def home_of(self, vehicle_id: str) -> int:
-        return partition_for(vehicle_id, self.partitions) if self.partitions else -1
+        return self.groups.partition(vehicle_id, self.partitions) if self.partitions else -1
 
     def assign(
         self, partitions: int, assigned: Iterable[int], states: dict[str, VehicleState]

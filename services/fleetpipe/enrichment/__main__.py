@@ -5,6 +5,7 @@ from __future__ import annotations
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.packs import PackCodec, PackLimits
 from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.watch import WatchedFile
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
@@ -41,7 +42,8 @@ def main() -> None:
             "enrichment",
             settings,
             group_id=settings.group_id,
-            inputs={settings.topics.raw: ProtoCodec(telemetry_pb2.Telemetry)},
+            # Packs and single records alike: one record per event for the handler.
+            inputs={settings.topics.raw: PackCodec(ProtoCodec(telemetry_pb2.Telemetry))},
             mode=settings.mode,
         )
         handler = EnrichmentHandler(
@@ -51,6 +53,7 @@ def main() -> None:
             watcher=watcher,
             limits=limits_file,
             shared=metrics,
+            packing=PackLimits.from_settings(settings.kafka),
         )
         return config, handler
 

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from fleetpipe.core.kafka import Headers
 from fleetpipe.core.loop import BaseHandler
 from fleetpipe.core.metrics import Instruments, Metrics
+from fleetpipe.core.packs import PackLimits, send_packed
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.watch import WatchedFile
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
@@ -43,7 +44,10 @@ class EnrichmentHandler(BaseHandler):
         limits: WatchedFile[SpeedLimits] | None = None,
         clock: Callable[[], float] = time.time,
         shared: Metrics | None = None,
+        packing: PackLimits | None = None,
     ) -> None:
+        # None (or one event a pack): one record per event, keyed by vehicle id.
+        self.packing = packing if packing is not None and packing.packing else None
         self.enricher = enricher
         self.output_topic = output_topic
         self.metrics = metrics
@@ -77,12 +81,17 @@ class EnrichmentHandler(BaseHandler):
         self._maybe_reload()
         now = self._clock()
         batch = self.enricher.enrich(
-            # The codec refused value-less records, so every value here is bytes.
-            ((r.value, r.msg.value()) for r in records),  # type: ignore[misc]
+            # The codec refused value-less records, so every payload here is bytes: the
+            # record's value, or an event's own bytes in a pack.
+            ((r.value, r.payload) for r in records),  # type: ignore[misc]
             now_us=int(now * 1e6),
         )
         headers = _output_headers(out, batch.invalid) if out.traced else None
-        out.send_many(self.output_topic, batch.values, headers)  # type: ignore[arg-type]
+        if self.packing is not None:
+            # The batch's events as packs, one (or more) per partition, closed with the batch.
+            send_packed(out, self.output_topic, batch.values, self.packing, headers)  # type: ignore[arg-type]
+        else:
+            out.send_many(self.output_topic, batch.values, headers)  # type: ignore[arg-type]
         if self.shared is not None:
             # One observation per batch (its newest event): per event it would cost more than
             # the enrichment of a small event.

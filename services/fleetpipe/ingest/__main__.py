@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from fleetpipe.core.errors import ConfigError
 from fleetpipe.core.health import Health, HealthServer
-from fleetpipe.core.kafka import build_admin, build_producer
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.tracing import Tracing, setup_tracing
@@ -22,7 +22,7 @@ from fleetpipe.ingest.intake import IngestMetrics, Intake
 from fleetpipe.ingest.readiness import TopicWatch
 from fleetpipe.ingest.server import HealthService, IngestServicer, build_server
 from fleetpipe.ingest.settings import IngestSettings
-from fleetpipe.ingest.sink import KafkaSink
+from fleetpipe.ingest.sink import build_sink
 from fleetpipe.ingest.tenancy import Tenancy
 
 log = logging.getLogger("fleetpipe.ingest")
@@ -44,18 +44,7 @@ async def serve(
     http = HealthServer(health, metrics, host=obs.http_host, port=obs.http_port)
     http.start()
     log.info("health and metrics on %s:%d", obs.http_host, http.port)
-    producer = build_producer(
-        settings.kafka,
-        client_id=f"ingest-{settings.instance_id}",
-        overrides={"delivery.timeout.ms": settings.delivery_timeout_ms},
-        report_every_delivery=True,
-    )
-    sink = KafkaSink(
-        producer,
-        raw_topic=settings.topics.raw,
-        deadletter_topic=settings.topics.deadletter,
-        max_inflight_events=settings.max_inflight_events,
-    )
+    sink = build_sink(settings, client_id=f"ingest-{settings.instance_id}")
     sink.start()
     intake = Intake(settings, sink, IngestMetrics(metrics), tracing=tracing, tenancy=tenancy)
     servicer = IngestServicer(settings, intake, tokens)
@@ -69,7 +58,10 @@ async def serve(
     )
 
     async def check_topics() -> None:
-        if await asyncio.to_thread(watch.check):
+        changed = await asyncio.to_thread(watch.check)
+        # Before saying ready: batches are placed by the raw topic's partition count.
+        sink.use_partitions(watch.partitions.get(topics.raw))
+        if changed:
             intake.unavailable = watch.problem
             health.set_ready(watch.problem is None, watch.problem or "")
             await health_service.set(watch.problem is None)
@@ -120,6 +112,7 @@ async def serve(
     await server.stop(settings.grace_s)
     for task in (beat, stopped, fatal):
         task.cancel()
+    sink.flush_packs()
     left = await asyncio.to_thread(sink.close, 30.0)
     if left:
         log.error("%d records were still undelivered at shutdown", left)

@@ -3,8 +3,9 @@
 Per batch: refuse it as a whole when ingest cannot take it now (a missing topic, too much
 awaiting Kafka), when it does not parse, or when it holds an event of another fleet than the
 caller's; else validate each event (``validation.py``), stamp ``ingest_time_us``, produce the
-accepted ones to the raw topic keyed by vehicle id and the rejected ones to the dead-letter
-topic, and tell the caller once Kafka has confirmed every record of the batch. The answer is a
+accepted ones to the raw topic (in packs of many calls' events per partition, or one record per
+event keyed by vehicle id: see ``sink.py``) and the rejected ones to the dead-letter topic, and
+tell the caller once Kafka has confirmed every event of the batch. The answer is a
 ``PublishAck`` (accepted, late, and each rejection with its index, field and reason), which each
 protocol carries in its own way; a refusal is a :class:`Refused` with a :class:`Refusal` kind
 that each protocol maps to its own status (gRPC code, HTTP status, MQTT dead letter).
@@ -12,7 +13,8 @@ that each protocol maps to its own status (gRPC code, HTTP status, MQTT dead let
 Tracing starts here: the head sampler picks a few events in a thousand (the ``OTEL_TRACES_*``
 ratio); each picked event gets a root span (a producer span, ended when Kafka confirms the
 record, with its partition and offset) and its record carries the span's ``traceparent``
-header. The other events get no span, no header and no per-event check.
+header — or, in a pack, the pack carries it beside the event (``PackedTrace``). The other
+events get no span, no header and no per-event check.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Gauge, Histogram
@@ -31,9 +32,16 @@ from prometheus_client import Counter, Gauge, Histogram
 from fleetpipe.core.kafka import Headers
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.records import dead_letter_record
-from fleetpipe.core.tracing import PRODUCER, Span, Tracing, messaging_attributes
+from fleetpipe.core.tracing import PRODUCER, Tracing, messaging_attributes
 from fleetpipe.ingest.settings import IntakeSettings
-from fleetpipe.ingest.sink import BatchDelivery, KafkaSink, SinkFailed, SinkFull, Traced
+from fleetpipe.ingest.sink import (
+    BatchDelivery,
+    KafkaSink,
+    SinkFailed,
+    SinkFull,
+    Traced,
+    TracedDelivery,
+)
 from fleetpipe.ingest.tenancy import Tenancy
 from fleetpipe.ingest.validation import (
     VehicleIdCheck,
@@ -105,6 +113,11 @@ class IngestMetrics:
             buckets=_ACK_BUCKETS,
             registry=r,
         )
+        self.confirmed = Counter(
+            "fleetpipe_ingest_confirmed_events",
+            "Accepted events Kafka has confirmed (whatever the records they travel in)",
+            registry=r,
+        )
         self.inflight = Gauge(
             "fleetpipe_ingest_inflight_events", "Events awaiting Kafka's confirmation", registry=r
         )
@@ -112,28 +125,6 @@ class IngestMetrics:
         self.rejected = self.events.labels("rejected")
         self.late = self.events.labels("late")
         self.ok = self.calls.labels("OK")
-
-
-class _TracedDelivery:
-    """The delivery report of a traced event: completes its span, then counts for the batch."""
-
-    __slots__ = ("delivery", "span")
-
-    def __init__(self, span: Span, delivery: BatchDelivery) -> None:
-        self.span = span
-        self.delivery = delivery
-
-    def __call__(self, err: Any, msg: Any) -> None:
-        span = self.span
-        partition, offset = msg.partition(), msg.offset()
-        if partition is not None and partition >= 0:
-            span.set("messaging.destination.partition.id", str(partition))
-        if offset is not None and offset >= 0:
-            span.set("messaging.kafka.offset", offset)
-        if err is not None:
-            span.fail(err.str())
-        span.end()
-        self.delivery.on_delivery(err, msg)
 
 
 class Intake:
@@ -288,7 +279,7 @@ class Intake:
                 f"{topic} publish", kind=PRODUCER, attributes=attributes, start_ns=start_ns
             )
             if span is not None:
-                traced[position] = (span.headers, _TracedDelivery(span, delivery))
+                traced[position] = TracedDelivery(span, delivery)
         return traced
 
     def _records(
@@ -386,4 +377,5 @@ class Intake:
         m.ack_seconds.observe(time.monotonic() - pending.received)
         m.inflight.set(self.sink.inflight)
         m.shared.produced.labels(self.sink.raw_topic).inc(pending.ack.accepted)
+        m.confirmed.inc(pending.ack.accepted)
         return pending.ack

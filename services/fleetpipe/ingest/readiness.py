@@ -25,6 +25,8 @@ class TopicWatch:
         self._admin = admin
         self._topics = list(topics)  # (setting, topic name)
         self.problem: str | None = "topics not checked yet"
+        # Partition counts of the topics found at the last look (the sink places by them).
+        self.partitions: dict[str, int] = {}
 
     def check(self) -> bool:
         """Look again; True when the verdict changed (it is then logged once)."""
@@ -33,6 +35,7 @@ class TopicWatch:
         except Exception as exc:  # any failure to list is "cannot tell", said plainly
             problem: str | None = f"cannot list Kafka topics: {exc}"
         else:
+            self.partitions = dict(found)
             missing = [(s, name) for s, name in self._topics if name not in found]
             problem = (
                 "; ".join(

@@ -7,6 +7,7 @@ from typing import Any
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.packs import PackCodec
 from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.passthrough.handler import PassthroughHandler
 from fleetpipe.passthrough.settings import PassthroughSettings
@@ -26,7 +27,7 @@ def main() -> None:
             "passthrough",
             settings,
             group_id=settings.group_id,
-            inputs={settings.input_topic: codec},
+            inputs={settings.input_topic: PackCodec(codec)},
             mode=settings.mode,
         )
         return config, PassthroughHandler(settings.output_topic, hold_s=settings.hold_ms / 1000)

@@ -13,6 +13,7 @@ from typing import Any
 from fleetpipe.core.codecs import ProtoCodec, RawCodec
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.packs import PackCodec
 from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.lake.store import LakeStore
@@ -65,7 +66,11 @@ def main() -> None:
         )
         codecs: dict[Input, tuple[str, ProtoCodec[Any]]] = {
             # Decoded a batch at a time by the handler (ptars), not record by record.
-            Input.ENRICHED: (topics.telemetry, RawCodec(enriched_pb2.EnrichedTelemetry)),
+            # Packs and single records alike: one record per event.
+            Input.ENRICHED: (
+                topics.telemetry,
+                PackCodec(RawCodec(enriched_pb2.EnrichedTelemetry)),
+            ),
             Input.ALERTS: (topics.alerts, ProtoCodec(alert_pb2.Alert)),
             Input.TRIPS: (topics.trips, ProtoCodec(trip_pb2.Trip)),
             Input.SCORES: (topics.scores, ProtoCodec(trip_pb2.DriverScore)),

@@ -166,7 +166,7 @@ def test_sample_pipeline_grows_from_50k_to_100k_and_back(
         pytest.param(
             ("vehiclesPerPartition: 1000", "vehiclesPerPartition: 1"),
             "spec.fleet",
-            "more than 5000 partitions",
+            "more than 4096 partitions",
             id="too-many-partitions",
         ),
     ],

@@ -1,4 +1,5 @@
-"""Keys land where fleetpipe.core.partitioner says, on the real broker; changelogs read back."""
+"""Keys land where fleetpipe.core.partitioner (librdkafka) and fleetpipe.core.keygroups (the
+pipeline's producers) say, on the real broker; changelogs read back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import confluent_kafka
 import pytest
 
 from fleetpipe.core.kafka import Admin, Producer
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.partitioner import partition_for
 from fleetpipe.core.readers import read_table
 from fleetpipe.core.settings import KafkaSettings
@@ -35,9 +37,17 @@ def test_producers_place_keys_as_the_partitioner_module_computes(
         what="every record readable",
     )[0]
     assert len(msgs) == 2 * len(keys)
-    placed = {(m.key(), m.partition()) for m in msgs}
-    assert placed == {(k.encode(), partition_for(k, partitions)) for k in keys}
-    assert len({p for _, p in placed}) == partitions, "the keys spread over every partition"
+    placed = {(m.key(), m.value(), m.partition()) for m in msgs}
+    groups = KeyGroups()
+    # librdkafka's own partitioner (records whose producer names no partition: dead letters)
+    # computes murmur2 as the partitioner module does; the pipeline's producers name the
+    # partition by key group, as produce_all does.
+    assert placed == {(k.encode(), b"service", partition_for(k, partitions)) for k in keys} | {
+        (k.encode(), b"testing", groups.partition(k, partitions)) for k in keys
+    }
+    for value in (b"service", b"testing"):
+        spread = {p for _, v, p in placed if v == value}
+        assert len(spread) == partitions, "the keys spread over every partition"
 
 
 def test_read_table_returns_the_newest_committed_value_per_key(

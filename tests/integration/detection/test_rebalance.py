@@ -6,17 +6,16 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import confluent_kafka
 import pytest
 
-from fleetpipe.core.kafka import PARTITIONER, Admin
-from fleetpipe.core.partitioner import partition_for
+from fleetpipe.core.kafka import Admin
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.topics import TopicSpec
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
 from fleetpipe_dev.drills import Timeline, cruise
-from fleetpipe_dev.testing import read_all, wait_for
+from fleetpipe_dev.testing import produce_all, read_all, wait_for
 from support.messages import key_of
 
 from .conftest import Detection, assigned_partitions, expected_alerts, said
@@ -96,12 +95,14 @@ def test_a_second_replica_joining_and_leaving_keeps_every_vehicles_state(
     _assert_one_episode_per_vehicle(run, [e for p in phases for e in p], 40)
 
 
-def _produce_with(producer: confluent_kafka.Producer, topic: str, events: Events) -> int:
-    for e in events:
-        producer.produce(topic, e.SerializeToString(), e.telemetry.vehicle_id)
-        producer.poll(0)
-    assert producer.flush(60) == 0
-    return len(events)
+def _produce_stale(run: Detection, events: Events, partitions: int) -> int:
+    """Produce as a producer that still believes the topic has ``partitions`` partitions."""
+    return produce_all(
+        run.kafka,
+        run.topics.enriched,
+        ((e.telemetry.vehicle_id, e.SerializeToString()) for e in events),
+        partitions=partitions,
+    )
 
 
 def test_growing_the_input_partitions_does_not_reopen_an_ongoing_episode(
@@ -119,7 +120,13 @@ def test_growing_the_input_partitions_does_not_reopen_an_ongoing_episode(
         _merge([tl.emit(20, speed=95.0) for tl in fleet]),
         _merge([cruise(tl, 30) + tl.emit(3, speed=0.0, ignition=False) for tl in fleet]),
     ]
-    moved = [tl.vehicle_id for tl in fleet if partition_for(tl.vehicle_id, 4) >= 2]
+    groups = KeyGroups()
+    # Growing 2 -> 4 splits each partition's key groups in two halves: 0 -> {0, 1}, 1 -> {2, 3}.
+    moved = [
+        v.vehicle_id
+        for v in fleet
+        if groups.partition(v.vehicle_id, 4) != groups.partition(v.vehicle_id, 2)
+    ]
     assert len(moved) >= 10, "enough vehicles change partition"
 
     replicas = [run.start("a"), run.start("b")]
@@ -128,10 +135,7 @@ def test_growing_the_input_partitions_does_not_reopen_an_ongoing_episode(
         timeout=120,
         what="both replicas with one partition each",
     )
-    stale = confluent_kafka.Producer(
-        {**run.kafka.client_config(), "partitioner": PARTITIONER, "enable.idempotence": True}
-    )
-    run.produced += _produce_with(stale, topic, phases[0])
+    run.produced += _produce_stale(run, phases[0], 2)
     run.wait_processed()
 
     Admin(run.kafka).ensure_topics([TopicSpec(topic, 4)])
@@ -140,7 +144,7 @@ def test_growing_the_input_partitions_does_not_reopen_an_ongoing_episode(
         timeout=120,
         what="the replicas to take the new partitions",
     )
-    run.produced += _produce_with(stale, topic, phases[1])
+    run.produced += _produce_stale(run, phases[1], 2)
     run.wait_processed()
     run.produce(phases[2])
     run.produce(phases[3])

@@ -30,7 +30,7 @@ from fleetpipe.detection.engine import Detector
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
 from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
 from fleetpipe_dev.stack.procs import free_port
-from fleetpipe_dev.testing import ServiceProcess, read_all, service_env, wait_for
+from fleetpipe_dev.testing import ServiceProcess, read_all, read_events, service_env, wait_for
 from fleetpipe_loadtest import synthetic
 from support.messages import decoded
 
@@ -311,7 +311,7 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
         )
         enriched = [
             decoded(m, enriched_pb2.EnrichedTelemetry)
-            for m in read_all(kafka, topics.enriched, read_committed=True)
+            for m in read_events(kafka, topics.enriched, read_committed=True)
         ]
         outputs = Counter((e.telemetry.vehicle_id, e.telemetry.seq) for e in enriched)
         assert set(outputs) == set(feeder.sent), "every input enriched"

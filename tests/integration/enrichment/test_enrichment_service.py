@@ -11,7 +11,14 @@ from fleetpipe.core.records import DL_REASON
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe_dev.testing import ServiceProcess, produce_all, read_all, service_env, wait_for
+from fleetpipe_dev.testing import (
+    ServiceProcess,
+    produce_all,
+    read_all,
+    read_events,
+    service_env,
+    wait_for,
+)
 from fleetpipe_loadtest import synthetic
 from support.messages import decoded, headers_of
 
@@ -37,7 +44,7 @@ def _enriched(
     kafka: KafkaSettings, topics: Topics, count: int
 ) -> list[enriched_pb2.EnrichedTelemetry]:
     def enough() -> list[enriched_pb2.EnrichedTelemetry]:
-        msgs = read_all(kafka, topics.enriched, read_committed=True, idle_s=0.5)
+        msgs = read_events(kafka, topics.enriched, read_committed=True, idle_s=0.5)
         return (
             [decoded(m, enriched_pb2.EnrichedTelemetry) for m in msgs] if len(msgs) >= count else []
         )

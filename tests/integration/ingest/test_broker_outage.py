@@ -11,7 +11,7 @@ import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import telemetry_pb2
-from fleetpipe_dev.testing import end_offsets, read_all
+from fleetpipe_dev.testing import read_events
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.sender import Sender
 from fleetpipe_loadtest.wire import Batcher, encode_tick
@@ -86,13 +86,11 @@ def test_with_the_broker_stopped_mid_stream_clients_retry_and_the_raw_topic_has_
     assert stats.resent_batches >= 1
     assert stats.accepted >= VEHICLES * TICKS
 
-    stored = sum(end_offsets(kafka_settings, topics.raw).values())
-    assert stored >= stats.accepted
     seen: dict[str, set[int]] = defaultdict(set)
     copies = 0
     # After a restart the group coordinator takes a while to load: wait longer for records.
-    records = read_all(kafka_settings, topics.raw, idle_s=15, timeout=240)
-    assert len(records) == stored
+    records = read_events(kafka_settings, topics.raw, idle_s=15, timeout=240)
+    assert len(records) >= stats.accepted
     for msg in records:
         e = decoded(msg, telemetry_pb2.Telemetry)
         copies += 1

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, telemetry_pb2
 from fleetpipe_dev.stack.procs import free_port
-from fleetpipe_dev.testing import read_all
+from fleetpipe_dev.testing import read_all, read_events
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.records import now_us
 from support.builders import changed
@@ -91,7 +91,7 @@ def test_each_event_is_accepted_or_rejected_with_its_reason_like_the_grpc_ack(
     status, _, ack = post(http_port, "fleet-a", ndjson, content_type="application/x-ndjson")
     assert (status, ack["accepted"], ack["rejected"]) == (200, 1, [])
 
-    raw = read_all(kafka_settings, topics.raw)
+    raw = read_events(kafka_settings, topics.raw)
     stored = {(e.vehicle_id, e.seq) for e in (decoded(m, telemetry_pb2.Telemetry) for m in raw)}
     assert stored == {(e.vehicle_id, e.seq) for e in (good[0], good[2], good[3])}
     letters = read_all(kafka_settings, topics.deadletter)
@@ -122,7 +122,7 @@ def test_another_fleet_s_vehicle_is_403_and_nothing_of_the_body_is_taken(
     assert status == 403 and "fleet-b" in reply["detail"]
     status, _, _ = post(http_port, "fleet-b", as_json(theirs), token=TOKEN_B)
     assert status == 200
-    raw = read_all(kafka_settings, topics.raw)
+    raw = read_events(kafka_settings, topics.raw)
     assert {decoded(m, telemetry_pb2.Telemetry).fleet_id for m in raw} == {"fleet-b"}
 
 

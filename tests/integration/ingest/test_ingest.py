@@ -12,9 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fleetpipe.core.kafka import Admin
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, ingest_pb2_grpc, telemetry_pb2
-from fleetpipe_dev.testing import end_offsets, read_all
+from fleetpipe_dev.testing import end_offsets, read_all, read_events
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.records import now_us
 from support.builders import changed
@@ -48,13 +49,15 @@ def test_accepted_events_reach_the_raw_topic_keyed_by_vehicle_with_ingest_time(
     assert [(a.batch_id, a.accepted) for a in acks] == [(2, 20), (3, 20), (1, 20)]
     after = now_us()
 
-    records = read_all(kafka_settings, ingest.topics.raw)
+    records = read_events(kafka_settings, ingest.topics.raw)
+    count = len(end_offsets(kafka_settings, ingest.topics.raw))
+    groups = KeyGroups()
     sent = {(e.vehicle_id, e.seq): e for tick in ticks for e in tick}
     got = {}
     partitions: dict[str, set[int | None]] = {}
     for msg in records:
         e = decoded(msg, telemetry_pb2.Telemetry)
-        assert msg.key() == e.vehicle_id.encode()
+        assert msg.partition() == groups.partition(e.vehicle_id, count), "placed by key group"
         assert before <= e.ingest_time_us <= after
         partitions.setdefault(e.vehicle_id, set()).add(msg.partition())
         got[(e.vehicle_id, e.seq)] = e
@@ -108,7 +111,7 @@ def test_each_invalid_event_is_rejected_with_its_reason_and_dead_lettered_while_
     assert all(r.reason for r in ack.rejected)
     assert ack.accepted == len(good)
 
-    raw = read_all(kafka_settings, ingest.topics.raw)
+    raw = read_events(kafka_settings, ingest.topics.raw)
     stored = sorted(decoded(m, telemetry_pb2.Telemetry).vehicle_id for m in raw)
     assert stored == sorted(e.vehicle_id for e in good)
     letters = read_all(kafka_settings, ingest.topics.deadletter)
@@ -135,7 +138,10 @@ def test_a_late_event_is_accepted_and_flagged_and_a_missing_fleet_is_filled_in(
     ack = ingest.stub().Publish(batch(1, [old, fresh]), metadata=ingest.auth())
     assert (ack.accepted, ack.late) == (2, 1)
     stored = sorted(
-        (decoded(m, telemetry_pb2.Telemetry) for m in read_all(kafka_settings, ingest.topics.raw)),
+        (
+            decoded(m, telemetry_pb2.Telemetry)
+            for m in read_events(kafka_settings, ingest.topics.raw)
+        ),
         key=lambda e: e.seq,
     )
     assert [(e.late, e.fleet_id) for e in stored] == [(True, "fleet-a"), (False, "fleet-a")]
@@ -311,7 +317,7 @@ def test_a_malformed_payload_is_refused_and_an_unusual_one_still_stored_correctl
     assert (ack.batch_id, ack.accepted) == (5, 4)
     stored = {
         decoded(m, telemetry_pb2.Telemetry).vehicle_id: m
-        for m in read_all(kafka_settings, ingest.topics.raw)
+        for m in read_events(kafka_settings, ingest.topics.raw)
     }
     assert set(stored) == {e.vehicle_id for e in events}
     for e in events:

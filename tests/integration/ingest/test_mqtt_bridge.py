@@ -14,7 +14,7 @@ from fleetpipe.ingest.mqtt.credentials import gateway_password, gateway_user
 from fleetpipe.ingest.mqtt.topics import Payload, rejections_topic, telemetry_topic
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe_dev.testing import read_all, wait_for
+from fleetpipe_dev.testing import read_all, read_events, wait_for
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.records import now_us
 from support.builders import changed
@@ -37,7 +37,9 @@ def events_of(fleet: DeviceFleet, ticks: int) -> list[list[telemetry_pb2.Telemet
 
 def raw_events(kafka: KafkaSettings, topics: Topics, n: int) -> list[telemetry_pb2.Telemetry]:
     def enough() -> list[telemetry_pb2.Telemetry] | None:
-        got = [decoded(m, telemetry_pb2.Telemetry) for m in read_all(kafka, topics.raw, idle_s=0.5)]
+        got = [
+            decoded(m, telemetry_pb2.Telemetry) for m in read_events(kafka, topics.raw, idle_s=0.5)
+        ]
         return got if len(got) >= n else None
 
     return wait_for(enough, timeout=60, what=f"{n} events on the raw topic")

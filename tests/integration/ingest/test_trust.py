@@ -17,7 +17,7 @@ from fleetpipe.core.kafka import Admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, telemetry_pb2
-from fleetpipe_dev.testing import read_all, wait_for
+from fleetpipe_dev.testing import read_all, read_events, wait_for
 from fleetpipe_loadtest.fleet import Fleet
 from support.ingest import Ingest, StartIngest
 from support.messages import value_of
@@ -52,7 +52,7 @@ def test_impossible_values_are_refused_by_field_and_partial_readings_kept_withou
         e.vehicle_id: e
         for e in (
             telemetry_pb2.Telemetry.FromString(value_of(m))
-            for m in read_all(kafka_settings, ingest.topics.raw)
+            for m in read_events(kafka_settings, ingest.topics.raw)
         )
     }
     assert sorted(stored) == sorted([no_voltage.vehicle_id, fine.vehicle_id])

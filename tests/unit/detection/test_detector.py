@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fleetpipe.core.partitioner import partition_for
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.detection.batch import COLUMNAR_FROM
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector, Outputs
@@ -187,8 +187,13 @@ def test_offline_survives_a_restart_through_the_state() -> None:
     assert not _alerts(again.tick(NOW + 12 * MIN)), "the open episode came back with the state"
 
 
+def _home(vehicle_id: str, partitions: int) -> int:
+    """Where the pipeline's key groups place a vehicle."""
+    return KeyGroups().partition(vehicle_id, partitions)
+
+
 def test_offline_skips_vehicles_in_transition_or_elsewhere() -> None:
-    home = partition_for("v-1", 4)
+    home = _home("v-1", 4)
     tl = Timeline("v-1")
     seen = Detector(Rules())
     out = _run(seen, _cruise(tl, 5), partition=(home + 1) % 4, now_us=NOW)
@@ -209,7 +214,7 @@ def test_ownership_keeps_home_and_last_partition_vehicles() -> None:
 
 def test_records_arriving_on_a_new_partition_ask_for_a_fresh_copy() -> None:
     vid = "v-1"
-    home = partition_for(vid, 4)
+    home = _home(vid, 4)
     old = (home + 1) % 4
     tl = Timeline(vid)
     first = Detector(Rules())
@@ -234,18 +239,18 @@ def test_records_arriving_on_a_new_partition_ask_for_a_fresh_copy() -> None:
 def test_revoking_partitions_forgets_their_vehicles() -> None:
     states = {f"v-{i}": VehicleState(f"v-{i}") for i in range(40)}
     for vid, st in states.items():
-        st.input_partition = partition_for(vid, 2)
+        st.input_partition = _home(vid, 2)
     detector = Detector(Rules())
     detector.ownership.assign(2, [0, 1], states)
     detector.ownership.revoke([1])
-    assert {partition_for(v, 2) for v in detector.states} == {0}
+    assert {_home(v, 2) for v in detector.states} == {0}
     detector.ownership.revoke([0])
     assert detector.states == {}
 
 
 def test_revoking_the_old_partition_of_a_vehicle_in_transition_forgets_it() -> None:
     vid = "v-1"
-    home = partition_for(vid, 4)
+    home = _home(vid, 4)
     old, other = (home + 1) % 4, (home + 2) % 4
     st = VehicleState(vid)
     st.input_partition = old

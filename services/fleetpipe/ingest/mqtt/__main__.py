@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from fleetpipe.core.errors import ConfigError
 from fleetpipe.core.health import Health, HealthServer
-from fleetpipe.core.kafka import build_admin, build_producer
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.tracing import Tracing, setup_tracing
@@ -23,7 +23,7 @@ from fleetpipe.ingest.mqtt.bridge import Bridge, BridgeMetrics
 from fleetpipe.ingest.mqtt.edge import MqttEdge
 from fleetpipe.ingest.mqtt.settings import BridgeSettings
 from fleetpipe.ingest.readiness import TopicWatch
-from fleetpipe.ingest.sink import KafkaSink
+from fleetpipe.ingest.sink import build_sink
 from fleetpipe.ingest.tenancy import Tenancy
 
 log = logging.getLogger("fleetpipe.ingest.mqtt")
@@ -40,18 +40,7 @@ async def serve(
     http = HealthServer(health, metrics, host=obs.http_host, port=obs.http_port)
     http.start()
     log.info("health and metrics on %s:%d", obs.http_host, http.port)
-    producer = build_producer(
-        settings.kafka,
-        client_id=f"{SERVICE}-{settings.instance_id}",
-        overrides={"delivery.timeout.ms": settings.delivery_timeout_ms},
-        report_every_delivery=True,
-    )
-    sink = KafkaSink(
-        producer,
-        raw_topic=settings.topics.raw,
-        deadletter_topic=settings.topics.deadletter,
-        max_inflight_events=settings.max_inflight_events,
-    )
+    sink = build_sink(settings, client_id=f"{SERVICE}-{settings.instance_id}")
     sink.start()
     intake = Intake(
         settings,
@@ -79,6 +68,7 @@ async def serve(
         [("FLEET_TOPICS__RAW", topics.raw), ("FLEET_TOPICS__DEADLETTER", topics.deadletter)],
     )
     await asyncio.to_thread(watch.check)
+    sink.use_partitions(watch.partitions.get(settings.topics.raw))
     intake.unavailable = watch.problem
     client_id = settings.mqtt.client_id or f"fleetpipe-bridge-{settings.instance_id}"
     edge = MqttEdge(settings.mqtt, client_id=client_id, loop=loop, deliver=bridge.received)
@@ -102,6 +92,7 @@ async def serve(
             health.beat()
             if time.monotonic() >= next_topic_check:
                 await asyncio.to_thread(watch.check)
+                sink.use_partitions(watch.partitions.get(settings.topics.raw))
                 intake.unavailable = watch.problem
                 next_topic_check = time.monotonic() + every
             problem = watch.problem or edge.problem
@@ -119,6 +110,7 @@ async def serve(
     edge.stop()
     for task in (beat, stopped, fatal):
         task.cancel()
+    sink.flush_packs()
     undelivered = await asyncio.to_thread(sink.close, 30.0)
     if undelivered:
         log.error("%d records were still undelivered at shutdown", undelivered)

@@ -22,7 +22,7 @@ from fleetpipe.core.kafka import Headers, Message, build_admin, build_producer
 from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.lag import commit_offsets, group_lag
 from fleetpipe.core.lag import end_offsets as topic_end_offsets
-from fleetpipe.core.packs import Event, events_of
+from fleetpipe.core.packs import PACK_HEADERS, Event, event_field, events_of
 from fleetpipe.core.readers import OFFSET_BEGINNING, build_reader, is_partition_eof
 from fleetpipe.core.settings import KafkaSettings, Topics
 
@@ -79,6 +79,40 @@ def produce_all(
             producer.poll(0)
     producer.flush(60)
     return n
+
+
+def produce_packed(
+    kafka: KafkaSettings,
+    topic: str,
+    items: Iterable[tuple[str, bytes]],
+    *,
+    events_per_pack: int = 500,
+) -> int:
+    """Produce (vehicle id, event) pairs as packs, the way ingest writes the raw topic: each
+    partition's events (by the key groups) in order, ``events_per_pack`` to a record. Returns
+    the number of records (packs) produced."""
+    producer = build_producer(kafka, client_id="fleetpipe-testing", overrides={"linger.ms": 20})
+    groups = KeyGroups(kafka.key_groups)
+    count = producer.partitions(topic)
+    open_packs: dict[int, list[bytes]] = {}
+    records = 0
+
+    def close(partition: int) -> None:
+        nonlocal records
+        producer.produce(topic, b"".join(open_packs.pop(partition)), None, PACK_HEADERS, partition)
+        records += 1
+        if records % 100 == 0:
+            producer.poll(0)
+
+    for vehicle, value in items:
+        parts = open_packs.setdefault(groups.partition(vehicle, count), [])
+        parts.append(event_field(value))
+        if len(parts) >= events_per_pack:
+            close(groups.partition(vehicle, count))
+    for partition in list(open_packs):
+        close(partition)
+    producer.flush(60)
+    return records
 
 
 def end_offsets(

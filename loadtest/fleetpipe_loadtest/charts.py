@@ -41,7 +41,7 @@ def throughput_chart(report: LoadReport, path: Path) -> Path:
             label=stage,
             linewidth=1.0,
         )
-    bottom.set_ylabel("consumer lag (records)")
+    bottom.set_ylabel("consumer lag (events; alerts for notification)")
     bottom.set_xlabel("seconds since the load started")
     bottom.grid(alpha=0.3)
     if stages:

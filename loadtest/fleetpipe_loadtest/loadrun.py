@@ -224,6 +224,7 @@ def run_load(
         plan=plan.describe(),
     )
     lags = {stage: GroupLag(watch.kafka, g, t) for stage, (g, t) in watch.groups.items()}
+    packed = {watch.topics.raw, watch.topics.enriched}
     alerts = AlertWatcher(watch.kafka, watch.topics.alerts, plan.id_prefix)
     outcomes = NotificationWatcher(watch.kafka, watch.topics.notifications, plan.id_prefix)
     day0 = (started - timedelta(days=1)).date()
@@ -273,7 +274,8 @@ def run_load(
             # it stalled the very pipeline being measured. The exact count comes when settling.
             done = writer.committed()
             if done >= 0:
-                rows = done - writer_base
+                # Committed offsets count records; packs hold many events each.
+                rows = round((done - writer_base) * writer.events_per_record())
                 if counted["at"]:
                     counted["rate"] = (rows - counted["rows"]) / (now - counted["at"])
                 counted["rows"], counted["at"], counted["next"] = rows, now, now + 1.0
@@ -291,14 +293,20 @@ def run_load(
                 # less often.
                 counted["next"] = now + max(1.0, 20 * (time.monotonic() - now))
         stored = int(counted["rows"])
+        acked = sum(w.sends.acked for w in states)
         s = Sample(
             t=time.monotonic() - t0,
             sent=sum(w.sends.sent for w in states),
-            acked=sum(w.sends.acked for w in states),
+            acked=acked,
             stored=stored,
             alerts=alerts.tally.total,
             notifications=sum(outcomes.by_status.values()),
-            lag={stage: g.lag() for stage, g in lags.items()},
+            # In events on the telemetry topics (their records are packs), in records elsewhere
+            # (one alert a record).
+            lag={
+                stage: g.lag_events(acked) if g.topic in packed else g.lag()
+                for stage, g in lags.items()
+            },
         )
         samples.append(s)
         prev = samples[-2] if len(samples) > 1 else None

@@ -40,6 +40,12 @@ class GroupLag:
         self.group = group
         self.topic = topic
         self._admin = build_admin(kafka, timeout_s=5)
+        # Where the topic ended when watching began: records after it are this run's.
+        try:
+            self._start = sum(end_offsets(self._admin, topic).values())
+        except KafkaError:
+            self._start = 0
+        self._ratio = 1.0
 
     def partitions(self) -> list[PartitionLag] | None:
         """The group's lag per partition; ``None`` when Kafka gives no answer this time."""
@@ -55,6 +61,25 @@ class GroupLag:
     def lag(self) -> int:
         found = self.partitions()
         return -1 if found is None else sum(p.lag for p in found)
+
+    def lag_events(self, events_in: int) -> int:
+        """The lag in events, for a topic whose records may be packs of many events.
+
+        ``events_in`` is how many events the run has put on the topic so far (what ingest
+        acknowledged); the run's records on the topic are counted from its end offsets, and
+        their ratio (events per record so far) converts the group's lag in records. Per-event
+        topics give a ratio of 1."""
+        found = self.partitions()
+        if found is None:
+            return -1
+        records = sum(p.end for p in found) - self._start
+        if records > 0 and events_in > 0:
+            self._ratio = max(1.0, events_in / records)
+        return round(sum(p.lag for p in found) * self._ratio)
+
+    def events_per_record(self) -> float:
+        """The ratio the last :meth:`lag_events` found (1 before any record of the run)."""
+        return self._ratio
 
     def close(self) -> None:
         """Nothing to release: the admin client holds no group membership."""

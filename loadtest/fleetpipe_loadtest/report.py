@@ -148,7 +148,8 @@ class Sample:
     stored: int  # rows of the run in the database
     alerts: int
     notifications: int
-    # Consumer group lag per service: records, plus the markers of transactions not yet read past.
+    # Consumer group lag per service: events on the telemetry topics (whose records are packs),
+    # records elsewhere; markers of transactions not yet read past are counted too.
     lag: Mapping[str, int]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import alert_pb2
-from fleetpipe_dev.testing import commit_to_end, produce_all, wait_for
+from fleetpipe_dev.testing import commit_to_end, produce_all, produce_packed, wait_for
 from fleetpipe_loadtest.observe import AlertWatcher, GroupLag
 
 pytestmark = pytest.mark.integration
@@ -28,6 +28,27 @@ def test_group_lag_counts_every_record_until_the_group_commits_the_end(
 
         assert watch.lag() == 0
         assert watch.committed() == 120
+    finally:
+        watch.close()
+
+
+def test_group_lag_in_events_on_a_topic_of_packs(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    """Lag on a packed topic is counted in events: records × the run's events per record."""
+    watch = GroupLag(kafka_settings, f"watch-{topics.raw}", topics.raw)
+    try:
+        # One vehicle: one partition, so every pack but the last holds exactly 100 events.
+        packs = produce_packed(
+            kafka_settings, topics.raw, (("v1", b"x") for _ in range(1000)), events_per_pack=100
+        )
+        assert packs == 10
+        wait_for(lambda: watch.lag() >= 0, timeout=60, what="the group coordinator")
+        assert watch.lag() == 10
+        assert watch.lag_events(1000) == 1000
+        assert watch.events_per_record() == 100
+        assert commit_to_end(kafka_settings, watch.group, topics.raw) == 10
+        assert watch.lag_events(1000) == 0
     finally:
         watch.close()
 

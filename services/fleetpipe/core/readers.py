@@ -14,6 +14,7 @@ from typing import NamedTuple, TypedDict, Unpack
 
 import confluent_kafka
 from confluent_kafka import TopicPartition
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import BaseConsumer, Config, Message
@@ -60,6 +61,27 @@ def reader_config(
     return conf
 
 
+# The answers of a partition whose leader is not serving yet: worth asking again.
+_NOT_SERVING = frozenset(
+    {
+        confluent_kafka.KafkaError.NOT_LEADER_FOR_PARTITION,
+        confluent_kafka.KafkaError.LEADER_NOT_AVAILABLE,
+        confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
+        confluent_kafka.KafkaError._TIMED_OUT,
+        confluent_kafka.KafkaError._TRANSPORT,
+    }
+)
+
+
+def _leader_not_serving(exc: BaseException) -> bool:
+    if not isinstance(exc, confluent_kafka.KafkaException):
+        return False
+    err = exc.args[0] if exc.args else None
+    return isinstance(err, confluent_kafka.KafkaError) and (
+        err.code() in _NOT_SERVING or err.retriable()
+    )
+
+
 class TopicReader(BaseConsumer):
     """A consumer of explicitly assigned partitions, with no group membership and no commits."""
 
@@ -71,10 +93,24 @@ class TopicReader(BaseConsumer):
         return sorted(meta.partitions)
 
     def watermarks(self, topic: str, partition: int, *, timeout_s: float = 10.0) -> tuple[int, int]:
-        """The partition's first and end offsets (the end as the reader's isolation sees it)."""
-        low, high = self.client.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=timeout_s
+        """The partition's first and end offsets (the end as the reader's isolation sees it).
+
+        A partition whose leader is not serving yet — just created, or its broker restarting —
+        is asked again until ``timeout_s`` has passed; then :class:`KafkaError` names it."""
+        retrying = Retrying(
+            retry=retry_if_exception(_leader_not_serving),
+            stop=stop_after_delay(timeout_s),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            reraise=True,
         )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    low, high = self.client.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=timeout_s
+                    )
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"cannot read the offsets of {topic}[{partition}]: {exc}") from exc
         return int(low), int(high)
 
     def assign(self, topic: str, offsets: Mapping[int, int]) -> None:

@@ -100,6 +100,9 @@ def _way_in(
                 "FLEET_MQTT__PASSWORD": broker.bridge_password,
                 "FLEET_MQTT__SHARE_GROUP": f"bench-{topics.raw}",
                 "FLEET_MQTT__CLIENT_ID": f"bench-{log.stem}",
+                # A run's bridge never comes back: its session (and whatever the broker would
+                # queue for it) goes a minute after it leaves, not a day.
+                "FLEET_MQTT__SESSION_EXPIRY_S": "60",
             },
         )
         proc = ServiceProcess("fleetpipe.ingest.mqtt", env, log).start()

@@ -27,11 +27,13 @@ def loop_config(
     inputs: Mapping[str, ProtoCodec[Any]],
     mode: DeliveryMode,
     max_batch: int | None = None,
+    poll_timeout_s: float | None = None,
 ) -> LoopConfig:
     """The loop of ``service`` as the settings every service shares configure it.
 
     The dead-letter topic, the instance and Kafka's poll timeout come from ``settings``; the
-    batch is Kafka's ``max_batch`` unless the service bounds it further.
+    batch is Kafka's ``max_batch`` and the poll timeout Kafka's ``poll_timeout_s`` unless the
+    service sets its own.
     """
     return LoopConfig(
         service=service,
@@ -41,7 +43,7 @@ def loop_config(
         mode=mode,
         instance_id=settings.instance_id,
         max_batch=settings.kafka.max_batch if max_batch is None else max_batch,
-        poll_timeout_s=settings.kafka.poll_timeout_s,
+        poll_timeout_s=settings.kafka.poll_timeout_s if poll_timeout_s is None else poll_timeout_s,
     )
 
 

@@ -105,6 +105,7 @@ def main() -> None:
             inputs=inputs,
             mode=DeliveryMode.AT_LEAST_ONCE,
             max_batch=settings.max_batch,
+            poll_timeout_s=settings.batch_wait_s,
         )
         return config, handler
 

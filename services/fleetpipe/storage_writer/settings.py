@@ -68,6 +68,11 @@ class StorageSettings(ServiceSettings):
     latest_interval_s: float = Field(default=5.0, ge=0)
     # Big batches: one COPY and one commit per batch.
     max_batch: int = Field(default=10_000, ge=1, le=100_000)
+    # How long a batch gathers (the loop's poll timeout for this service). With packs a batch
+    # never fills up by records (a few hundred packs hold the whole input), so this is what
+    # sizes a batch: the database and the consumer pay per COPY, commit and fetch, and the
+    # stored latency target (2 s) leaves room. None: Kafka's poll timeout.
+    batch_wait_s: float | None = Field(default=None, gt=0, le=5)
     # Fault injection for crash drills: hold each batch after the database commit and the
     # spool append, before the offsets are committed.
     hold_ms: int = Field(default=0, ge=0)

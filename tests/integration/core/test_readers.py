@@ -1,0 +1,43 @@
+"""The topic reader on the real broker: offsets of partitions whose leader has just appeared."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from fleetpipe.core.errors import KafkaError
+from fleetpipe.core.kafka import build_admin
+from fleetpipe.core.readers import build_reader
+from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.topics import TopicSpec
+
+pytestmark = pytest.mark.integration
+
+
+def test_watermarks_of_a_topic_created_a_moment_ago_are_answered(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """A restore right after the topics are created (a fresh pipeline) asks for the offsets
+    of partitions whose leaders may not serve yet: the reader asks again instead of failing."""
+    topic = f"readers-{uuid.uuid4().hex[:10]}"
+    reader = build_reader(kafka_settings, client_id="test-readers", read_committed=True)
+    try:
+        build_admin(kafka_settings).ensure_topics([TopicSpec(topic, 100)])
+        marks = {p: reader.watermarks(topic, p) for p in range(100)}
+        assert marks == {p: (0, 0) for p in range(100)}
+    finally:
+        reader.close()
+
+
+def test_watermarks_of_a_missing_partition_name_it_after_the_timeout(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topic = f"readers-{uuid.uuid4().hex[:10]}"
+    build_admin(kafka_settings).ensure_topics([TopicSpec(topic, 1)])
+    reader = build_reader(kafka_settings, client_id="test-readers", read_committed=True)
+    try:
+        with pytest.raises(KafkaError, match=rf"{topic}\[7\]"):
+            reader.watermarks(topic, 7, timeout_s=1.0)
+    finally:
+        reader.close()

@@ -317,5 +317,52 @@ class ServiceProcess:
         return self.get("/readyz")[0] == 200
 
 
+def start_passthrough(
+    kafka: KafkaSettings,
+    topics: Topics,
+    log_file: Path,
+    *,
+    group: str,
+    mode: str = "exactly-once",
+    extra: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    """The core loop's passthrough (``python -m fleetpipe.passthrough``) from the raw topic to
+    the enriched one in consumer group ``group``, started as a child process; ``extra``
+    adds or overrides FLEET_* settings."""
+    env = service_env(
+        kafka,
+        topics,
+        {
+            "FLEET_INPUT_TOPIC": topics.raw,
+            "FLEET_OUTPUT_TOPIC": topics.enriched,
+            "FLEET_GROUP_ID": group,
+            "FLEET_MODE": mode,
+            **(extra or {}),
+        },
+    )
+    return ServiceProcess("fleetpipe.passthrough", env, log_file).start()
+
+
+def wait_committed(
+    workers: Iterable[ServiceProcess],
+    kafka: KafkaSettings,
+    group: str,
+    topic: str,
+    records: int,
+    *,
+    timeout: float = 120.0,
+) -> None:
+    """Wait until ``group`` has committed ``records`` Kafka records of ``topic``, while every
+    worker stays alive (a crashed one fails the wait with its log)."""
+    alive = list(workers)
+
+    def done() -> bool:
+        for worker in alive:
+            worker.check_alive()
+        return committed_total(kafka, group, topic) >= records
+
+    wait_for(done, timeout=timeout, what=f"{group} to commit {records} records of {topic}")
+
+
 def unique_name(prefix: str) -> str:
     return f"{prefix}{os.getpid():x}{time.monotonic_ns() % 10**10:x}"

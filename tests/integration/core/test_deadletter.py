@@ -9,12 +9,10 @@ import pytest
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2
 from fleetpipe_dev.testing import (
-    ServiceProcess,
-    committed_total,
     produce_all,
     read_all,
-    service_env,
-    wait_for,
+    start_passthrough,
+    wait_committed,
 )
 from fleetpipe_loadtest import synthetic
 from support.messages import decoded, headers_of, value_of
@@ -35,26 +33,8 @@ def test_undecodable_records_are_dead_lettered_and_the_rest_flow(
     produce_all(kafka_settings, topics.raw, items)
 
     group = f"dl-{topics.raw}"
-    worker = ServiceProcess(
-        "fleetpipe.passthrough",
-        service_env(
-            kafka_settings,
-            topics,
-            {
-                "FLEET_INPUT_TOPIC": topics.raw,
-                "FLEET_OUTPUT_TOPIC": topics.enriched,
-                "FLEET_GROUP_ID": group,
-                "FLEET_MODE": "exactly-once",
-            },
-        ),
-        tmp_path / "worker.log",
-    ).start()
-
-    def all_committed() -> bool:
-        worker.check_alive()
-        return committed_total(kafka_settings, group, topics.raw) >= len(items)
-
-    wait_for(all_committed, timeout=90, what="every record to be consumed")
+    worker = start_passthrough(kafka_settings, topics, tmp_path / "worker.log", group=group)
+    wait_committed([worker], kafka_settings, group, topics.raw, len(items), timeout=90)
     assert worker.stop() == 0
 
     passed = [value_of(m) for m in read_all(kafka_settings, topics.enriched)]

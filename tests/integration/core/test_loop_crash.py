@@ -14,7 +14,8 @@ from fleetpipe_dev.testing import (
     end_offsets,
     produce_all,
     read_all,
-    service_env,
+    start_passthrough,
+    wait_committed,
     wait_for,
 )
 from fleetpipe_loadtest import synthetic
@@ -33,29 +34,17 @@ def _preload(kafka: KafkaSettings, topic: str) -> set[bytes]:
 def _worker(
     kafka: KafkaSettings, topics: Topics, mode: str, log: Path, *, hold_ms: int
 ) -> ServiceProcess:
-    env = service_env(
-        kafka,
-        topics,
-        {
-            "FLEET_INPUT_TOPIC": topics.raw,
-            "FLEET_OUTPUT_TOPIC": topics.enriched,
-            "FLEET_GROUP_ID": f"pt-{topics.raw}",
-            "FLEET_MODE": mode,
-            "FLEET_HOLD_MS": str(hold_ms),
-            "FLEET_KAFKA__MAX_BATCH": "1000",
-            # The restarted worker must reuse the transactional id to fence the killed one.
-            "FLEET_INSTANCE_ID": "crash-drill",
-        },
-    )
-    return ServiceProcess("fleetpipe.passthrough", env, log).start()
+    extra = {
+        "FLEET_HOLD_MS": str(hold_ms),
+        "FLEET_KAFKA__MAX_BATCH": "1000",
+        # The restarted worker must reuse the transactional id to fence the killed one.
+        "FLEET_INSTANCE_ID": "crash-drill",
+    }
+    return start_passthrough(kafka, topics, log, group=f"pt-{topics.raw}", mode=mode, extra=extra)
 
 
 def _wait_done(worker: ServiceProcess, kafka: KafkaSettings, topics: Topics) -> None:
-    def done() -> bool:
-        worker.check_alive()
-        return committed_total(kafka, f"pt-{topics.raw}", topics.raw) >= EVENTS
-
-    wait_for(done, timeout=120, what="the restarted worker to finish")
+    wait_committed([worker], kafka, f"pt-{topics.raw}", topics.raw, EVENTS)
 
 
 def _kill_mid_batch(

@@ -27,7 +27,8 @@ from fleetpipe_dev.testing import (
     end_offsets,
     produce_all,
     read_all,
-    service_env,
+    start_passthrough,
+    wait_committed,
     wait_for,
 )
 from fleetpipe_loadtest import synthetic
@@ -41,20 +42,12 @@ SECOND_RUN_S = 40
 
 
 def _worker(kafka: KafkaSettings, topics: Topics, name: str, log: Path) -> ServiceProcess:
-    env = service_env(
-        kafka,
-        topics,
-        {
-            "FLEET_INPUT_TOPIC": topics.raw,
-            "FLEET_OUTPUT_TOPIC": topics.enriched,
-            "FLEET_GROUP_ID": f"pt-{topics.raw}",
-            "FLEET_MODE": "exactly-once",
-            "FLEET_INSTANCE_ID": name,
-            # As in the pods: new partitions are seen within seconds.
-            "FLEET_KAFKA__METADATA_MAX_AGE_MS": "5000",
-        },
-    )
-    return ServiceProcess("fleetpipe.passthrough", env, log).start()
+    extra = {
+        "FLEET_INSTANCE_ID": name,
+        # As in the pods: new partitions are seen within seconds.
+        "FLEET_KAFKA__METADATA_MAX_AGE_MS": "5000",
+    }
+    return start_passthrough(kafka, topics, log, group=f"pt-{topics.raw}", extra=extra)
 
 
 def _send_second_run(
@@ -151,12 +144,7 @@ def test_exactly_once_through_partition_growth_and_joining_workers(
     assert not gone, f"acknowledged but not on the input topic: {gone[:20]}"
     assert sum(end_offsets(kafka_settings, topics.raw).values()) == total
 
-    def consumed() -> bool:
-        for w in workers:
-            w.check_alive()
-        return committed_total(kafka_settings, group, topics.raw) >= total
-
-    wait_for(consumed, timeout=180, what="every record consumed")
+    wait_committed(workers, kafka_settings, group, topics.raw, total, timeout=180)
     for w in workers:
         assert w.stop() == 0
 

@@ -23,12 +23,12 @@ from fleetpipe.core.settings import DeliveryMode, KafkaSettings, Topics
 from fleetpipe.core.stopping import StopFlag
 from fleetpipe.pb.v1 import deadletter_pb2, telemetry_pb2
 from fleetpipe_dev.testing import (
-    ServiceProcess,
     committed_total,
     end_offsets,
     read_all,
     read_events,
-    service_env,
+    start_passthrough,
+    wait_committed,
     wait_for,
 )
 from fleetpipe_loadtest import synthetic
@@ -82,26 +82,8 @@ def test_an_unreadable_pack_is_dead_lettered_whole_with_its_coordinates_and_the_
     _write(kafka_settings, topics.raw, records)
 
     group = f"packs-{topics.raw}"
-    worker = ServiceProcess(
-        "fleetpipe.passthrough",
-        service_env(
-            kafka_settings,
-            topics,
-            {
-                "FLEET_INPUT_TOPIC": topics.raw,
-                "FLEET_OUTPUT_TOPIC": topics.enriched,
-                "FLEET_GROUP_ID": group,
-                "FLEET_MODE": "exactly-once",
-            },
-        ),
-        tmp_path / "worker.log",
-    ).start()
-
-    def all_committed() -> bool:
-        worker.check_alive()
-        return committed_total(kafka_settings, group, topics.raw) >= len(records)
-
-    wait_for(all_committed, timeout=90, what="every record to be consumed")
+    worker = start_passthrough(kafka_settings, topics, tmp_path / "worker.log", group=group)
+    wait_committed([worker], kafka_settings, group, topics.raw, len(records), timeout=90)
     assert worker.stop() == 0
 
     passed = [

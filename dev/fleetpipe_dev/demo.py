@@ -26,7 +26,7 @@ from rich.table import Table
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
-from fleetpipe_dev.scenarios import ScenarioRow, scenario_rows, write_city_files
+from fleetpipe_dev.scenarios import ScenarioRow, missed_kinds, scenario_rows, write_city_files
 from fleetpipe_dev.stack.console import LocalConsole
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import (
@@ -259,7 +259,10 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
     paths["scenarios"].write_text(json.dumps([r.as_dict() for r in rows], indent=2))
     _summary(console, report, paths)
     _scenarios(console, rows)
-    if report.seq is None or not report.seq.exact or report.interrupted:
+    missed = missed_kinds(rows)
+    if missed:
+        console.print(f"[red]detection missed injected scenarios[/]: {', '.join(missed)}")
+    if report.seq is None or not report.seq.exact or report.interrupted or missed:
         code = code or 1
     return code
 

@@ -91,3 +91,9 @@ def scenario_rows(report: LoadReport, rules: Rules) -> list[ScenarioRow]:
             ok = False
         rows.append(ScenarioRow(kind.value, injected, len(held), due, opened, min_s, note, ok))
     return rows
+
+
+def missed_kinds(rows: list[ScenarioRow]) -> list[str]:
+    """The kinds with an injected episode that lasted long enough and raised no alert: each
+    fails the demo's run (its exit code), as a lost event does."""
+    return [r.kind for r in rows if not r.ok]

@@ -10,6 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleetpipe.core.errors import GroupOffsetsUnavailable
+from fleetpipe.core.kafka import build_admin
+from fleetpipe.core.lag import group_lag
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import alert_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
@@ -122,18 +125,38 @@ class Stages:
     def processed(self, *, timeout: float = 120) -> list[alert_pb2.Alert]:
         """Every alert, once detection has committed every event sent so far.
 
-        Enrichment passes each event on once, so detection is done when its committed offsets
-        add up to what was sent: nothing it still holds can add an alert after that.
+        Enrichment passes each event on once, in packs: it is done when its committed offsets
+        on the raw topic add up to what was sent (one record an event there), and detection is
+        done when its committed offsets are past the last record enrichment wrote to each
+        partition. Nothing either still holds can add an alert after that.
         """
 
-        def done() -> bool:
+        def enriched() -> bool:
             for proc in self.processes:
                 proc.check_alive()
-            return committed_total(self.kafka, self.detection_group, self.topics.enriched) >= (
+            return committed_total(self.kafka, f"enrich-{self.topics.raw}", self.topics.raw) >= (
                 self.sent
             )
 
-        wait_for(done, timeout=timeout, what=f"detection to commit {self.sent} events")
+        wait_for(enriched, timeout=timeout, what=f"enrichment to commit {self.sent} events")
+        last: dict[int, int] = {}
+        for m in read_all(self.kafka, self.topics.enriched, read_committed=True, idle_s=0.5):
+            partition, offset = m.partition(), m.offset()
+            assert partition is not None and offset is not None, "a consumed record has both"
+            last[partition] = max(last.get(partition, -1), offset)
+        admin = build_admin(self.kafka, timeout_s=10)
+
+        def detected() -> bool:
+            for proc in self.processes:
+                proc.check_alive()
+            try:
+                found = group_lag(admin, self.detection_group, [self.topics.enriched])
+            except GroupOffsetsUnavailable:
+                return False
+            committed = {p.partition: p.committed or 0 for p in found}
+            return all(committed.get(p, 0) > offset for p, offset in last.items())
+
+        wait_for(detected, timeout=timeout, what=f"detection to commit {self.sent} events")
         return [
             decoded(m, alert_pb2.Alert)
             for m in read_all(self.kafka, self.topics.alerts, read_committed=True, idle_s=0.5)

@@ -12,7 +12,7 @@ import geohash
 from fleetpipe.detection.episodes import OPENED, RESOLVED, UPDATED, alert_id
 from fleetpipe.detection.readings import Columns, Reading
 from fleetpipe.detection.rules import Rule
-from fleetpipe.detection.state import Episode, VehicleState
+from fleetpipe.detection.state import CLEARING, Episode, VehicleState
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, telemetry_pb2
 
 OFFLINE = "offline"
@@ -62,6 +62,38 @@ def rule_alert(
         location=t.location,
         message=_message(st.vehicle_id, _described(rule, values, e), what),
         geohash6=e.geohash6,
+    )
+
+
+def switched_off_alert(st: VehicleState, rule: Rule, ep: Episode, now_us: int) -> alert_pb2.Alert:
+    """``rule`` was switched off (or its fence removed) by a rules change while ``ep`` was
+    announced: the episode is resolved at the vehicle's last known state, so no alert stays
+    open forever. Its end is when the condition was last seen gone (a clearing episode) or the
+    vehicle's last event."""
+    end_us = ep.since_us if ep.phase == CLEARING else max(st.last_event_us, ep.start_us)
+    values = {
+        "duration_s": (end_us - ep.start_us) / 1e6,
+        "peak": ep.peak,
+        "switched_off": 1.0,
+    }
+    return alert_pb2.Alert(
+        alert_id=alert_id(st.vehicle_id, rule.key, ep.start_us),
+        vehicle_id=st.vehicle_id,
+        fleet_id=st.fleet_id,
+        driver_id=st.driver_id,
+        rule=rule.name,
+        severity=rule.severity,
+        state=alert_pb2.ALERT_STATE_RESOLVED,
+        episode_start_us=ep.start_us,
+        episode_end_us=end_us,
+        values=values,
+        event_time_us=st.last_event_us,
+        ingest_time_us=0,
+        detected_time_us=now_us,
+        seq=st.last_seq,
+        location=telemetry_pb2.Location(lat=st.lat, lon=st.lon),
+        message=_message(st.vehicle_id, f"{rule.name} no longer checked (rules changed)", RESOLVED),
+        geohash6=_cell(st.lat, st.lon),
     )
 
 

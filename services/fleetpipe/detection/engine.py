@@ -29,7 +29,13 @@ import numpy as np
 
 from fleetpipe.core.geodesy import haversine_km
 from fleetpipe.core.keygroups import KeyGroups
-from fleetpipe.detection.alerts import OFFLINE, STATE_NAME, OfflineAlerts, rule_alert
+from fleetpipe.detection.alerts import (
+    OFFLINE,
+    STATE_NAME,
+    OfflineAlerts,
+    rule_alert,
+    switched_off_alert,
+)
 from fleetpipe.detection.batch import Batch, BatchDecoder
 from fleetpipe.detection.config import Rules
 from fleetpipe.detection.episodes import OPENED, RESOLVED, advance
@@ -74,15 +80,22 @@ class Detector:
         self._reading = Reading()
         self.use_rules(rules)
 
-    def use_rules(self, rules: Rules) -> None:
+    def use_rules(self, rules: Rules, *, now_us: int = 0) -> Outputs:
         """Apply a new rules file; every vehicle's state and open episodes are kept.
 
         An open episode is judged by the new thresholds from the next event on: it resolves
         (once, through its clearing time) when the condition no longer holds, and carries on
         under the same alert id when it still does, so a change neither loses nor repeats one.
+        An episode of a rule the new file switches off (or of a fence it removes) can never
+        resolve that way: it is resolved now, in the returned outputs, and a pending one that
+        was never announced is dropped.
         """
+        old = {rule.key: rule for rule in getattr(self, "rules", [])}
         self.config = rules
         self.rules: list[Rule] = build_rules(rules)
+        out = self._switch_off(
+            [r for key, r in old.items() if key not in {rule.key for rule in self.rules}], now_us
+        )
         self._rule_index = {rule.key: j for j, rule in enumerate(self.rules)}
         self._harsh_brake_key = "harsh_braking" if rules.harsh_braking.enabled else ""
         self._harsh_accel_key = "harsh_acceleration" if rules.harsh_acceleration.enabled else ""
@@ -106,6 +119,29 @@ class Detector:
         self._max_skew_us = int(off.max_clock_skew_s * 1e6)
         self._next_offline_check_us = 0
         self.decoder = BatchDecoder(self.fences)
+        return out
+
+    def _switch_off(self, gone: list[Rule], now_us: int) -> Outputs:
+        out = Outputs()
+        if not gone:
+            return out
+        assigned = self.ownership.assigned
+        dirty = []
+        for st in self.ownership.states.values():
+            if st.input_partition != st.home_partition or st.home_partition not in assigned:
+                continue  # another replica owns the vehicle's episodes
+            changed = False
+            for rule in gone:
+                ep = st.episodes.pop(rule.key, None)
+                if ep is None:
+                    continue
+                changed = True
+                if ep.phase != PENDING:
+                    out.add_alert(switched_off_alert(st, rule, ep, now_us), RESOLVED, -1)
+            if changed:
+                dirty.append(st)
+        out.states = [(st.vehicle_id, st.to_bytes()) for st in dirty]
+        return out
 
     @property
     def states(self) -> dict[str, VehicleState]:
@@ -200,20 +236,21 @@ class Detector:
             r.has_engine = batch.has_engine[i]
 
             episodes = st.episodes
-            if offline_us:
-                off = episodes.get(OFFLINE)
-                if off is not None:
-                    del episodes[OFFLINE]
-                    off.since_us = ev_t
-                    alert = self._offline.alert(st, off, RESOLVED, batch.message(i), r, now_us)
-                    out.add_alert(alert, RESOLVED, i)
-                elif prev_t and ev_t - prev_t >= offline_us:
-                    # The silence is in the data itself: announce and close it together.
-                    off = Episode(OPEN, prev_t, prev_t, (ev_t - prev_t) / 1e6, st.last_seq, prev_t)
-                    e = batch.message(i)
-                    out.add_alert(self._offline.alert(st, off, OPENED, e, r, now_us), OPENED, i)
-                    off.since_us = ev_t
-                    out.add_alert(self._offline.alert(st, off, RESOLVED, e, r, now_us), RESOLVED, i)
+            # An offline episode ends at the vehicle's next event, even one opened before a
+            # rules change switched the rule off.
+            off = episodes.get(OFFLINE) if episodes else None
+            if off is not None:
+                del episodes[OFFLINE]
+                off.since_us = ev_t
+                alert = self._offline.alert(st, off, RESOLVED, batch.message(i), r, now_us)
+                out.add_alert(alert, RESOLVED, i)
+            elif offline_us and prev_t and ev_t - prev_t >= offline_us:
+                # The silence is in the data itself: announce and close it together.
+                off = Episode(OPEN, prev_t, prev_t, (ev_t - prev_t) / 1e6, st.last_seq, prev_t)
+                e = batch.message(i)
+                out.add_alert(self._offline.alert(st, off, OPENED, e, r, now_us), OPENED, i)
+                off.since_us = ev_t
+                out.add_alert(self._offline.alert(st, off, RESOLVED, e, r, now_us), RESOLVED, i)
 
             dt_s = 0.0
             d_km = 0.0

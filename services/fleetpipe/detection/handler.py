@@ -114,21 +114,23 @@ class DetectionHandler(BaseHandler):
         self.metrics.vehicles.set(len(self.detector.states))
 
     # -- rules -------------------------------------------------------------------------------
-    def _maybe_reload(self) -> None:
+    def _maybe_reload(self, out: Output) -> None:
         watcher = self.rules
         if watcher is None:
             return
         failed = watcher.failed_reloads
         if watcher.maybe_reload():
-            # Between batches: every event of a batch is judged by one set of rules.
-            self.detector.use_rules(watcher.current)
+            # Between batches: every event of a batch is judged by one set of rules. Episodes
+            # of rules the change switched off are resolved in this batch's transaction.
+            now_us = int(self._clock() * 1e6)
+            self._ship(self.detector.use_rules(watcher.current, now_us=now_us), out)
             self.metrics.rules_reloads.labels("ok").inc()
         elif watcher.failed_reloads != failed:
             self.metrics.rules_reloads.labels("failed").inc()
 
     # -- records -----------------------------------------------------------------------------
     def handle(self, records: list[Record[bytes]], out: Output) -> None:
-        self._maybe_reload()
+        self._maybe_reload(out)
         detector = self.detector
         try:
             batch = detector.decode([r.value for r in records])
@@ -167,7 +169,7 @@ class DetectionHandler(BaseHandler):
             time.sleep(self.hold_s)
 
     def on_tick(self, now: float, out: Output) -> None:
-        self._maybe_reload()  # a quiet input still picks up a rules change
+        self._maybe_reload(out)  # a quiet input still picks up a rules change
         # While catching up (after a restart, under a backlog), silence proves nothing: the
         # vehicles' newer records are still queued.
         caught_up = self._batches_since_tick == 0 or not self._behind

@@ -501,6 +501,38 @@ def test_new_rules_open_what_the_old_ones_did_not() -> None:
     assert said == [("speeding", "OPEN"), ("speeding", "RESOLVED")]
 
 
+def test_switching_a_rule_off_resolves_its_open_episodes_once() -> None:
+    tl = Timeline("v-1")
+    detector = Detector(Rules())
+    detector.ownership.assign(1, [0], {})
+    before = _alerts(_run(detector, _cruise(tl, 5) + tl.emit(20, speed=95.0)))
+    assert _said(before) == [("speeding", "OPEN")]
+    change = detector.use_rules(Rules.parse({"speeding": {"enabled": False}}), now_us=NOW + MIN)
+    (resolved,) = _alerts(change)
+    assert _said([resolved]) == [("speeding", "RESOLVED")]
+    assert resolved.alert_id == before[0].alert_id
+    assert resolved.values["switched_off"] == 1.0
+    state = VehicleState.from_bytes(dict(change.states)["v-1"])
+    assert resolved.episode_end_us == state.last_event_us, "at the vehicle's last event"
+    assert resolved.episode_end_us > resolved.episode_start_us
+    assert "speeding" not in {k.split(":")[0] for k in state.episodes}
+    # Still at 95 after the change: nothing more from the switched-off rule.
+    assert _said(_alerts(_run(detector, tl.emit(30, speed=95.0) + _cruise(tl, 30)))) == []
+
+
+def test_switching_offline_off_still_resolves_an_open_offline_episode_at_the_next_event() -> None:
+    tl = Timeline("v-1")
+    detector = Detector(Rules())
+    detector.ownership.assign(1, [0], {})
+    _run(detector, _cruise(tl, 5))
+    ticked = _alerts(detector.tick(NOW + 60 * MIN))
+    assert _said(ticked) == [("offline", "OPEN")]
+    detector.use_rules(Rules.parse({"offline": {"enabled": False}}))
+    back = _alerts(_run(detector, _cruise(tl, 3), now_us=NOW + 61 * MIN))
+    assert _said(back) == [("offline", "RESOLVED")]
+    assert back[0].alert_id == ticked[0].alert_id
+
+
 def test_a_trouble_code_alert_names_the_codes() -> None:
     tl = Timeline("v-1")
     events = _cruise(tl, 5) + tl.emit(15, coolant=90.0) + _cruise(tl, 80)

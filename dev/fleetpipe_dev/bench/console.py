@@ -10,7 +10,6 @@ number, all on loopback. Not a test: run it on a quiet machine.
 from __future__ import annotations
 
 import secrets
-import shutil
 import statistics
 import time
 import uuid
@@ -30,6 +29,7 @@ from fleetpipe.storage_writer import columns
 from fleetpipe.storage_writer.database import HotStore, WriteBatch
 from fleetpipe.storage_writer.partitions import hot_window
 from fleetpipe_dev.bench.session import BenchSession
+from fleetpipe_dev.browser import chromium
 from fleetpipe_dev.cliopts import Report
 from fleetpipe_dev.stack.console import LocalConsole
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
@@ -103,20 +103,8 @@ def _api(url: str, token: str, *, requests: int, console: Console) -> dict[str, 
 
 
 def _page(url: str, token: str, *, loads: int) -> dict[str, float]:
-    # Imported here: only this benchmark drives a browser.
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.add_argument("--window-size=1400,900")
-    browser = webdriver.Chrome(
-        options=options, service=Service(executable_path=shutil.which("chromedriver"))
-    )
     samples = []
-    try:
+    with chromium() as browser:
         for _ in range(loads):
             # Away first: the same URL again would only move to its fragment, not load.
             browser.get("about:blank")
@@ -130,8 +118,6 @@ def _page(url: str, token: str, *, loads: int) -> dict[str, float]:
                 time.sleep(0.05)
             samples.append(time.perf_counter() - started)
             browser.execute_script("sessionStorage.clear()")
-    finally:
-        browser.quit()
     return {
         "median_s": statistics.median(samples),
         "min_s": min(samples),

@@ -24,9 +24,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from fleetpipe_dev.browser import chromium
 from fleetpipe_dev.stack.jaeger import JaegerServer
 from fleetpipe_dev.testing import wait_for
-from support.browser import chromium
 from support.servers import BrokerHandle, Schema
 
 pytestmark = pytest.mark.e2e

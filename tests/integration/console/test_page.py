@@ -6,17 +6,15 @@ default build/test-output/)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from fleetpipe_dev.browser import chromium
 from fleetpipe_dev.testing import produce_all, wait_for
 from fleetpipe_loadtest import records
 from support.console import TOKEN_ALL, Console
@@ -27,31 +25,10 @@ pytestmark = pytest.mark.integration
 OUTPUT = Path(os.environ.get("FLEET_TEST_OUTPUT", "build/test-output"))
 
 
-def _chromium() -> tuple[str, str]:
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    # A missing browser is a setup error (scripts/setup.sh installs both), never a skip.
-    assert browser and driver, "Debian's chromium and chromium-driver are needed: scripts/setup.sh"
-    return browser, driver
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    binary, driver = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",  # tests run as root in CI
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,900",
-    ):
-        options.add_argument(flag)
-    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
-    try:
+    with chromium() as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 def _text(browser: WebDriver, css: str) -> str:

@@ -57,14 +57,19 @@ async def serve(
         [("FLEET_TOPICS__RAW", topics.raw), ("FLEET_TOPICS__DEADLETTER", topics.deadletter)],
     )
 
+    said: list[str | None] = ["not checked yet"]
+
     async def check_topics() -> None:
-        changed = await asyncio.to_thread(watch.check)
-        # Before saying ready: batches are placed by the raw topic's partition count.
+        await asyncio.to_thread(watch.check)
+        # Before saying ready: batches are placed by the raw topic's partition count, which
+        # the key groups must be able to cover.
         sink.use_partitions(watch.partitions.get(topics.raw))
-        if changed:
-            intake.unavailable = watch.problem
-            health.set_ready(watch.problem is None, watch.problem or "")
-            await health_service.set(watch.problem is None)
+        problem = watch.problem or sink.unplaceable
+        if problem != said[0]:
+            said[0] = problem
+            intake.unavailable = problem
+            health.set_ready(problem is None, problem or "")
+            await health_service.set(problem is None)
 
     http_ingest = None
     if settings.http.port is not None:

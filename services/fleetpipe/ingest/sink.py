@@ -221,6 +221,12 @@ class KafkaSink:
             self.partitions = count
         return True
 
+    @property
+    def unplaceable(self) -> str | None:
+        """Why no batch can be placed now (the raw topic has more partitions than the key
+        groups), or None."""
+        return self._unplaceable
+
     def _poll(self) -> None:
         client = self.producer.client
         next_read = time.monotonic() + self._refresh_s

@@ -271,6 +271,21 @@ def test_unconfirmed_batches_give_unavailable_and_the_in_flight_bound_resource_e
     assert streamed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_a_raw_topic_the_key_groups_cannot_cover_keeps_ingest_not_ready_and_says_why(
+    start_ingest: StartIngest, topics: Topics
+) -> None:
+    """Three partitions and two key groups: no batch can be placed, so ingest is not ready,
+    its readiness and its refusals name the setting, and nothing reaches the topic."""
+    ingest = start_ingest(topics, wait_ready=False, FLEET_KAFKA__KEY_GROUPS="2")
+    status, body = ingest.process.get("/readyz")
+    assert status == 503
+    assert "FLEET_KAFKA__KEY_GROUPS" in body
+    with pytest.raises(grpc.RpcError) as refused:
+        ingest.stub().Publish(batch(1, fleet_events(5, 1)[0]), metadata=ingest.auth())
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "FLEET_KAFKA__KEY_GROUPS" in (refused.value.details() or "")
+
+
 def test_with_tls_configured_only_verified_clients_get_through(
     start_ingest: StartIngest, topics: Topics, tmp_path: Path
 ) -> None:

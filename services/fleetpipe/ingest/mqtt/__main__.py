@@ -69,7 +69,8 @@ async def serve(
     )
     await asyncio.to_thread(watch.check)
     sink.use_partitions(watch.partitions.get(settings.topics.raw))
-    intake.unavailable = watch.problem
+    # The key groups must cover the raw topic's partitions for a batch to be placed.
+    intake.unavailable = watch.problem or sink.unplaceable
     client_id = settings.mqtt.client_id or f"fleetpipe-bridge-{settings.instance_id}"
     edge = MqttEdge(settings.mqtt, client_id=client_id, loop=loop, deliver=bridge.received)
     edge.start()
@@ -93,9 +94,9 @@ async def serve(
             if time.monotonic() >= next_topic_check:
                 await asyncio.to_thread(watch.check)
                 sink.use_partitions(watch.partitions.get(settings.topics.raw))
-                intake.unavailable = watch.problem
+                intake.unavailable = watch.problem or sink.unplaceable
                 next_topic_check = time.monotonic() + every
-            problem = watch.problem or edge.problem
+            problem = intake.unavailable or edge.problem
             health.set_ready(problem is None, problem or "")
             await asyncio.sleep(0.5)
 

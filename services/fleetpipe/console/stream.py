@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetpipe.core.packs import events_of
 from fleetpipe.core.readers import build_reader, is_partition_eof
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
@@ -157,11 +158,12 @@ class TopicTail(threading.Thread):
                         if not is_partition_eof(msg):
                             log.warning("reading %s: %s", self._topic, msg.error())
                         continue
-                    value = msg.value()
-                    if value is None:
-                        continue
                     try:
-                        self._handle(value)
+                        # A pack holds many vehicles' events: each is taken on its own.
+                        for event in events_of(msg):
+                            value = event.value()
+                            if value is not None:
+                                self._handle(value)
                     except Exception as exc:  # a record the console cannot read is skipped
                         log.warning("skipped a record of %s: %s", self._topic, exc)
                 if self._on_idle is not None:

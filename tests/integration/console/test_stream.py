@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from fleetpipe_dev.testing import produce_all
+from fleetpipe_dev.testing import produce_all, produce_packed
 from fleetpipe_loadtest import records
 from support.console import TOKEN_A, Console
 from support.hotstore import HotStoreData
@@ -56,8 +56,9 @@ def test_an_alert_on_kafka_reaches_the_stream_within_a_second(
     assert (alert["rule"], alert["state"], alert["fleet_id"]) == ("crash", "OPEN", "fleet-a")
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["single records", "packs"])
 def test_positions_stream_in_batches_of_the_callers_fleet(
-    console: Console, hot: HotStoreData
+    console: Console, hot: HotStoreData, packed: bool
 ) -> None:
     now = records.now_us()
     events = [
@@ -71,7 +72,9 @@ def test_positions_stream_in_batches_of_the_callers_fleet(
     ):
         stream = _events(response)
         assert next(stream)[0] == "hello"
-        produce_all(
+        # Enrichment writes packs; a record of another producer may be a single event.
+        produce = produce_packed if packed else produce_all
+        produce(
             hot.kafka,
             hot.topics.enriched,
             [(e.telemetry.vehicle_id, e.SerializeToString()) for e in events],

@@ -97,7 +97,7 @@ async def _fleets_of(request: Request, subject: Subject) -> set[str]:
         return {str(fleet) for (fleet,) in await cur.fetchall() if fleet is not None}
 
 
-def _check_scope(scope: Scope, subject: Subject, fleets: set[str]) -> None:
+def check_scope(scope: Scope, subject: Subject, fleets: set[str]) -> None:
     inside = fleets if scope.fleets is None else fleets & scope.fleets
     if not inside:
         raise NotFound(f"no {subject} in this token's fleets")
@@ -109,7 +109,7 @@ async def _erase(
     request: Request, scope: Scope, subject: Subject, body: ErasureRequest
 ) -> dict[str, Any]:
     eraser = _eraser(request)
-    _check_scope(scope, subject, await _fleets_of(request, subject))
+    check_scope(scope, subject, await _fleets_of(request, subject))
     fleets = "all fleets" if scope.fleets is None else ", ".join(sorted(scope.fleets))
     requested_by = f"console ({fleets})" + (f": {body.requested_by}" if body.requested_by else "")
     async with eraser.lock:

@@ -49,6 +49,7 @@ from fleet_operator.render import (
     render,
     topics_for,
 )
+from fleet_operator.render_compaction import lake_compaction
 from fleet_operator.render_mqtt import mqtt_bridge
 from fleet_operator.rules import InvalidRules, checked_rules
 from fleet_operator.settings import OperatorSettings
@@ -473,7 +474,10 @@ class Reconciler:
         generations: dict[Component, int] = {}
         names = {name: c for c, name in deployment_names(owner).items()}
         manifests = (
-            render(owner, spec, plan) + console_manifests(owner, spec) + mqtt_bridge(owner, spec)
+            render(owner, spec, plan)
+            + console_manifests(owner, spec)
+            + mqtt_bridge(owner, spec)
+            + lake_compaction(owner, spec)
         )
         # Every child past the API server's validation first: a spec the server refuses for
         # one child (a bad quantity, an invalid path) applies none, never half a pipeline.

@@ -298,6 +298,35 @@ class ConsoleSpec(_Spec):
     prometheus_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")
 
 
+# ---- the lake's compaction and retention ------------------------------------------------
+# A cron line of five fields, or one of the @ shorthands the CronJob controller knows.
+CRON_SCHEDULE = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$"
+
+
+class LakeSpec(_Spec):
+    """The lake's compaction job (a CronJob the operator owns) and how long each layer keeps
+    its partitions; the job also enforces the retention. The job reads the lake where the
+    storage writer files it: storage.coldUrl, or storage.coldVolumeClaim (ReadWriteMany)."""
+
+    compaction_schedule: str = Field(default="17 * * * *", pattern=CRON_SCHEDULE)
+    bronze_retention_days: int = Field(default=90, ge=1, le=36500)
+    silver_retention_days: int = Field(default=730, ge=1, le=36500)
+    gold_retention_days: int = Field(default=1825, ge=1, le=36500)
+    suspend: bool = False
+    resources: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _silver_outlives_bronze(self) -> LakeSpec:
+        # Silver is rebuilt from bronze: a silver hour dropped while its bronze is kept would
+        # be compacted again by the next run, and dropped again.
+        if self.silver_retention_days < self.bronze_retention_days:
+            raise ValueError(
+                "lake.silverRetentionDays must not be below lake.bronzeRetentionDays: silver "
+                "is rebuilt from the bronze still kept"
+            )
+        return self
+
+
 class ImageSpec(_Spec):
     repository: str = Field(default="fleetpipe", min_length=1)
     tag: str = Field(default="0.1.0", min_length=1)
@@ -327,6 +356,17 @@ class FleetPipelineSpec(_Spec):
     image: ImageSpec = ImageSpec()
     paused: bool = False
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    lake: LakeSpec | None = None
+
+    @model_validator(mode="after")
+    def _lake_is_shared(self) -> FleetPipelineSpec:
+        # The compaction job runs in its own pod: an emptyDir is the writer's alone.
+        if self.lake is not None and not (self.storage.cold_url or self.storage.cold_volume_claim):
+            raise ValueError(
+                "lake needs storage.coldUrl or storage.coldVolumeClaim: the compaction job "
+                "reads the lake from its own pod"
+            )
+        return self
 
 
 class SpecError(ConfigError):

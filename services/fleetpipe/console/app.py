@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from psycopg_pool import AsyncConnectionPool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from fleetpipe.console import api, ops
+from fleetpipe.console import api, erasure, ops
 from fleetpipe.console.auth import Tokens, Unauthorized
 from fleetpipe.console.settings import ConsoleSettings
 from fleetpipe.console.stream import Hub, Positions, TopicTail, alert_event
@@ -88,7 +88,8 @@ def create_app(
     app = FastAPI(
         title="FleetPipe console",
         version="1",
-        description="Read-only API over the hot store; bearer tokens scoped to fleets.",
+        description="API over the hot store (read-only, but for erasure when enabled); bearer "
+        "tokens scoped to fleets.",
         lifespan=lifespan,
         # FastAPI's /docs and /redoc pages load their scripts from a CDN: only the document.
         docs_url=None,
@@ -99,6 +100,10 @@ def create_app(
     tails = _tails(settings, hub)
     app.include_router(api.router)
     app.include_router(ops.router)
+    app.state.eraser = (
+        erasure.Eraser(settings.erasure, settings.postgres) if settings.erasure.enabled else None
+    )
+    app.include_router(erasure.router)
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(_: Request, exc: Unauthorized) -> Response:

@@ -7,6 +7,7 @@ JSON: ``{"<token>": ["fleet-a"], "<ops token>": ["*"]}``; ``*`` is every fleet.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -74,6 +75,21 @@ class HealthSettings(BaseModel):
         return bool(self.targets or self.prometheus_url)
 
 
+class ErasureSettings(BaseModel):
+    """Erasure from the console (``fleetpipe.console.erasure``), off unless enabled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    # A role that may delete; None: the console's own DSN and schema (the console's API
+    # sessions stay read-only either way).
+    postgres: PostgresSettings | None = None
+    # The lake, as the storage writer's FLEET_LAKE__URL / FLEET_LAKE__PATH; neither: the hot
+    # store only (the audit record then lists no lake file).
+    lake_url: str = ""
+    lake_path: Path | None = None
+
+
 class ConsoleSettings(ServiceSettings):
     postgres: PostgresSettings = PostgresSettings()
     console_tokens: SecretStr = SecretStr("{}")
@@ -87,6 +103,7 @@ class ConsoleSettings(ServiceSettings):
     map: MapSettings = MapSettings()
     traces: TracesSettings = TracesSettings()
     health: HealthSettings = HealthSettings()
+    erasure: ErasureSettings = ErasureSettings()
 
     def token_fleets(self) -> dict[str, frozenset[str] | None]:
         """Token → the fleets it may see (``None``: every fleet)."""

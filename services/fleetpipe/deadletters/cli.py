@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime
 from typing import Annotated
 
+import psycopg
 import typer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Table
 
+from fleetpipe.core.db import DatabaseUnavailable, PostgresSettings, connect
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.deadletters import inbox
+from fleetpipe.deadletters import inbox, replays
 from fleetpipe.deadletters.inbox import DeadLetter, DeadLetterError
 
 deadletters_app = typer.Typer(
@@ -30,6 +33,8 @@ class _Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     topics: Topics = Topics()
+    # Where replays are recorded (replay only).
+    postgres: PostgresSettings = PostgresSettings()
 
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Only this reason.")]
@@ -142,24 +147,44 @@ def replay_command(
     source: SourceOption = "",
     to: Annotated[str, typer.Option("--to", help="Send to this topic, not the source.")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be sent.")] = False,
+    again: Annotated[
+        bool,
+        typer.Option("--again", help="Replay also those replayed before (after another fix)."),
+    ] = False,
 ) -> None:
     """Send chosen dead letters back to their source topic (after the fix that makes them
-    pass). Safe to repeat: an event already stored is not stored again."""
+    pass). Each replay is recorded in PostgreSQL: the dead letters replayed before are not
+    sent again (unless --again), and an event already stored is not stored twice."""
     if not at and not reason and not source:
         raise _fail(DeadLetterError("choose what to replay: --at, --reason or --source"))
     settings = _Settings()
     try:
         positions = [inbox.parse_at(a) for a in at] if at else None
         letters = inbox.read(settings.kafka, settings.topics.deadletter, at=positions)
-        replays = inbox.plan(settings.topics, _chosen(letters, reason, source), to=to)
-        if not replays:
+        planned = inbox.plan(settings.topics, _chosen(letters, reason, source), to=to)
+        if not planned:
             raise DeadLetterError("no dead letter matches")
-        for r in replays:
+        for r in planned:
             typer.echo(f"{r.letter.at} ({r.letter.letter.reason}) -> {r.topic}")
         if dry_run:
-            typer.echo(f"{len(replays)} dead letter(s) would be replayed")
+            typer.echo(f"{len(planned)} dead letter(s) would be replayed")
             return
-        sent = inbox.replay(settings.kafka, settings.topics.deadletter, replays)
-    except DeadLetterError as exc:
+        topic = settings.topics.deadletter
+        replays.migrate(settings.postgres)
+        with (
+            connect(settings.postgres, application_name="fleetpipe-deadletters") as conn,
+            conn.transaction(),
+        ):
+            # Recorded when the transaction commits: after Kafka has every record sent.
+            send, earlier = replays.claim(conn, topic, planned, by=getpass.getuser(), again=again)
+            sent = inbox.replay(settings.kafka, topic, send) if send else 0
+    except (DeadLetterError, DatabaseUnavailable, psycopg.Error) as exc:
         raise _fail(exc) from exc
+    for e in earlier:
+        typer.echo(
+            f"{e.at} was replayed before ({e.replays} time(s), last {e.replayed_at.isoformat()}"
+            f" by {e.replayed_by or '-'})" + ("" if again else ": not sent again")
+        )
+    if earlier and not again:
+        typer.echo(f"{len(earlier)} dead letter(s) already replayed: nothing sent for them")
     typer.echo(f"{sent} dead letter(s) replayed")

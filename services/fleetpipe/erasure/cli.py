@@ -10,9 +10,8 @@ from typing import Annotated
 import typer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fleetpipe.core.db import PostgresSettings, connect, load_migrations, migrate_when_ready
-from fleetpipe.erasure.database import erase_rows
-from fleetpipe.erasure.lake import erase_from_lake
+from fleetpipe.core.db import PostgresSettings
+from fleetpipe.erasure.run import erase, migrate
 from fleetpipe.erasure.subject import ErasureError, subject_of
 from fleetpipe.lake.store import LakeStore, LakeStoreError
 
@@ -44,33 +43,15 @@ def erase_command(
     try:
         subject = subject_of(vehicle=vehicle, driver=driver, reason=reason)
         settings = _Settings()
-        migrate_when_ready(
+        migrate(settings.postgres, application_name="fleetpipe-erase", timeout_s=30)
+        record = erase(
             settings.postgres,
-            application_name="fleetpipe-erase",
-            component="erasure",
-            migrations=load_migrations("fleetpipe.erasure"),
-            timeout_s=30,
+            subject,
+            reason=reason,
+            requested_by=getpass.getuser(),
+            store=LakeStore.from_url(url or path) if lake else None,
         )
-        files = erase_from_lake(LakeStore.from_url(url or path), subject) if lake else []
-        with connect(settings.postgres, application_name="fleetpipe-erase") as conn:
-            erasure_id, deleted = erase_rows(
-                conn,
-                subject,
-                reason=reason,
-                requested_by=getpass.getuser(),
-                lake_files=[f.as_record() for f in files],
-            )
     except (ErasureError, LakeStoreError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(
-        json.dumps(
-            {
-                "erasure_id": erasure_id,
-                "subject": {"kind": subject.kind.value, "id": subject.id},
-                "rows_deleted": deleted,
-                "lake_files": [f.as_record() for f in files],
-            },
-            indent=2,
-        )
-    )
+    typer.echo(json.dumps(record, indent=2))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from fleetpipe.erasure.audit import complete
 from fleetpipe.erasure.subject import Subject, SubjectKind
 
 # Every table that holds a vehicle's or a driver's rows, naming them by the subject's column
@@ -32,12 +32,11 @@ def erase_rows(
     conn: psycopg.Connection[Any],
     subject: Subject,
     *,
-    reason: str,
-    requested_by: str,
+    erasure_id: int,
     lake_files: list[dict[str, Any]],
-) -> tuple[int, dict[str, int]]:
-    """Delete the subject's rows from every table that has them and write the audit record;
-    returns the audit record's id and the rows deleted per table."""
+) -> dict[str, int]:
+    """Delete the subject's rows from every table that has them and complete the audit record,
+    in one transaction; returns the rows deleted per table."""
     column = subject.kind.column
     deleted: dict[str, int] = {}
     with conn.transaction():
@@ -63,17 +62,5 @@ def erase_rows(
             # A dead letter is keyed by its record's key: the vehicle, for telemetry.
             cur = conn.execute("DELETE FROM dead_letters WHERE record_key = %s", (subject.id,))
             deleted["dead_letters"] = cur.rowcount
-        row = conn.execute(
-            "INSERT INTO erasure_audit (subject_kind, subject_id, reason, requested_by,"
-            " rows_deleted, lake_files) VALUES (%s, %s, %s, %s, %s, %s) RETURNING erasure_id",
-            (
-                subject.kind.value,
-                subject.id,
-                reason,
-                requested_by,
-                json.dumps(deleted),
-                json.dumps(lake_files),
-            ),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), deleted
+        complete(conn, erasure_id, rows_deleted=deleted, lake_files=lake_files)
+    return deleted

@@ -19,6 +19,7 @@ from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.lake.store import LakeStore
 from fleetpipe.pb.v1 import alert_pb2, deadletter_pb2, enriched_pb2, trip_pb2
 from fleetpipe.storage_writer.database import HotStore, RowRetention
+from fleetpipe.storage_writer.erased import PostgresErasureLog
 from fleetpipe.storage_writer.handler import (
     StorageHandler,
     StorageMetrics,
@@ -54,6 +55,11 @@ def main() -> None:
                 max_age_s=settings.lake.max_file_age_s,
                 fsync=settings.lake.fsync,
                 compression=settings.lake.compression,
+                # Spooled rows of a subject erased meanwhile stay out of the lake.
+                erasures=PostgresErasureLog(
+                    settings.postgres,
+                    application_name=f"storage-writer-{settings.instance_id}-erasures",
+                ),
             )
             lake.open()
             lakes.append(lake)

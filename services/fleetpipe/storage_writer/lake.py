@@ -41,6 +41,13 @@ import pyarrow.compute as pc
 from fleetpipe.core.errors import FleetPipeError
 from fleetpipe.lake import layout
 from fleetpipe.lake.store import LakeStore, LakeStoreError, ParquetOptions
+from fleetpipe.storage_writer.erased import (
+    ErasureLog,
+    ErasureLogError,
+    append_times,
+    erased_rows,
+    row_moments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,10 @@ TOPIC_COLUMN = "_kafka_topic"
 PARTITION_COLUMN = "_kafka_partition"
 OFFSET_COLUMN = "_kafka_offset"
 TOPIC_KEY = "fleetpipe.topic"
+# When the spool was opened (its writer's clock): a spool recovered after a crash has lost its
+# appends' times, and its rows count as appended then.
+CREATED_KEY = "fleetpipe.spool_created"
+TIME_COLUMN_KEY = "fleetpipe.time_column"
 US_PER_HOUR = 3_600_000_000
 
 
@@ -73,7 +84,10 @@ class _Spool:
     created: float
     file: IO[bytes]
     writer: pa.ipc.RecordBatchStreamWriter
+    time_column: str = ""
     rows: int = 0
+    # (rows so far, time) after each append: which rows an erasure started later concerns.
+    appends: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -85,6 +99,7 @@ class LakeStats:
     files: int = 0
     rows: int = 0
     skipped_replayed: int = 0
+    erased_rows: int = 0
     paths: list[PurePosixPath] = field(default_factory=list)
 
 
@@ -101,8 +116,11 @@ class Lake:
         fsync: bool = True,
         compression: str = "zstd",
         clock: Callable[[], float] = time.time,
+        erasures: ErasureLog | None = None,
     ) -> None:
         self.root = root
+        # The erasure audit, asked at every roll (None: no erasure is ever applied to spools).
+        self.erasures = erasures
         # The Parquet files go to the store; the spools and the state stay under root.
         self.store = store if store is not None else LakeStore.from_url(root, fsync=fsync)
         self.instance = instance
@@ -158,7 +176,10 @@ class Lake:
             return []
         self._raise_watermarks(topic, table)
         final = self._final_path(table_name, dt_part, hour_part, path.stem)
-        self._write_parquet(table, final)
+        meta = table.schema.metadata or {}
+        created = float(meta.get(CREATED_KEY.encode(), b"0"))
+        time_column = meta.get(TIME_COLUMN_KEY.encode(), b"").decode()
+        self._file(table, [(table.num_rows, created)], final, time_column)
         self._save_state(self._watermarks)
         path.unlink()
         return [final]
@@ -178,12 +199,14 @@ class Lake:
             table = table.append_column(TOPIC_COLUMN, pa.repeat(pa.scalar(topic), table.num_rows))
         hours = pc.divide(table.column(time_column).cast(pa.int64()), US_PER_HOUR).to_numpy()
         touched = []
+        now = self._clock()
         try:
             for hour in np.unique(hours):
                 part = table if len(hours) == 1 else table.filter(pa.array(hours == hour))
-                spool = self._spool(table_name, topic, int(hour), part.schema)
+                spool = self._spool(table_name, topic, int(hour), part.schema, time_column)
                 spool.writer.write_table(part)
                 spool.rows += part.num_rows
+                spool.appends.append((spool.rows, now))
                 touched.append(spool)
             for spool in touched:
                 spool.file.flush()
@@ -219,7 +242,9 @@ class Lake:
             if top > marks.get(int(p), -1):
                 marks[int(p)] = top
 
-    def _spool(self, table_name: str, topic: str, hour: int, schema: pa.Schema) -> _Spool:
+    def _spool(
+        self, table_name: str, topic: str, hour: int, schema: pa.Schema, time_column: str
+    ) -> _Spool:
         dt, hh = layout.hour_dirs(hour)
         key = (table_name, dt, hh)
         spool = self._spools.get(key)
@@ -231,8 +256,11 @@ class Lake:
         path = self.spool_root / table_name / dt / hh / f"{spool_id}.arrows"
         path.parent.mkdir(parents=True, exist_ok=True)
         file = path.open("wb")
-        schema = schema.with_metadata({TOPIC_KEY: topic})
-        spool = _Spool(table_name, topic, dt, hh, path, now, file, pa.ipc.new_stream(file, schema))
+        schema = schema.with_metadata(
+            {TOPIC_KEY: topic, CREATED_KEY: repr(now), TIME_COLUMN_KEY: time_column}
+        )
+        writer = pa.ipc.new_stream(file, schema)
+        spool = _Spool(table_name, topic, dt, hh, path, now, file, writer, time_column)
         self._spools[key] = spool
         return spool
 
@@ -290,7 +318,7 @@ class Lake:
                 table, _topic = _read_complete_batches(spool.path)
                 final = self._final_path(spool.table, spool.dt, spool.hour, spool.path.stem)
                 if table is not None and table.num_rows:
-                    self._write_parquet(table, final)
+                    self._file(table, spool.appends, final, spool.time_column)
             except (OSError, LakeError) as exc:
                 raise LakeError(f"cannot roll {spool.path} into Parquet: {exc}") from exc
             written.append(final)
@@ -301,6 +329,61 @@ class Lake:
         except OSError as exc:
             raise LakeError(f"cannot save the lake state {self.state_file}: {exc}") from exc
         return written
+
+    def _file(
+        self,
+        table: pa.Table,
+        appends: list[tuple[int, float]],
+        final: PurePosixPath,
+        time_column: str,
+    ) -> None:
+        """A spool's rows as the Parquet file ``final``, without the rows erased meanwhile:
+        the audit is asked before the write and again after it, and an erasure that started
+        in between has the file rewritten (its own scan of the lake may have missed it)."""
+        moments = row_moments(table, append_times(appends, table.num_rows), time_column)
+        seen: set[int] = set()
+        table, moments = self._without_erased(table, moments, seen)
+        if not table.num_rows:
+            return
+        self._write_parquet(table, final)
+        rest, _ = self._without_erased(table, moments, seen)
+        if rest.num_rows == table.num_rows:
+            return
+        try:
+            if rest.num_rows:
+                self.store.write_parquet(
+                    rest.replace_schema_metadata(None),
+                    final.as_posix(),
+                    options=ParquetOptions(compression=self.compression),
+                )
+            else:
+                self.store.delete(final.as_posix())
+        except LakeStoreError as exc:
+            raise LakeError(str(exc)) from exc
+
+    def _without_erased(
+        self, table: pa.Table, moments: np.ndarray[Any, Any], seen: set[int]
+    ) -> tuple[pa.Table, np.ndarray[Any, Any]]:
+        if self.erasures is None or not table.num_rows:
+            return table, moments
+        try:
+            found = self.erasures.started_since(float(np.nanmin(moments)))
+        except ErasureLogError as exc:
+            raise LakeError(f"cannot check the spool against erasures: {exc}") from exc
+        fresh = [e for e in found if e.erasure_id not in seen]
+        seen.update(e.erasure_id for e in fresh)
+        drop = erased_rows(table, moments, fresh)
+        if drop is None or not drop.any():
+            return table, moments
+        dropped = int(drop.sum())
+        self.stats.erased_rows += dropped
+        log.info(
+            "left %d spooled row(s) of %s out of the lake: erased",
+            dropped,
+            ", ".join(str(e.subject) for e in fresh),
+        )
+        keep = ~drop
+        return table.filter(pa.array(keep)), moments[keep]
 
     def _final_path(self, table_name: str, dt: str, hour: str, spool_id: str) -> PurePosixPath:
         return PurePosixPath(layout.bronze(table_name), dt, hour, f"part-{spool_id}.parquet")

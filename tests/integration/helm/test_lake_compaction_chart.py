@@ -45,6 +45,13 @@ def test_on_a_claim_the_lake_folder_is_mounted() -> None:
     assert env == {"FLEET_LAKE__PATH": "/var/lib/fleetpipe/lake"}
 
 
+def test_the_retention_values_become_the_jobs_arguments() -> None:
+    docs = _render("lakeCompaction.enabled=true", "lakeCompaction.retention.bronzeDays=14")
+    (cron,) = [d for d in docs if d["kind"] == "CronJob"]
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["--bronze-days=14", "--silver-days=730", "--gold-days=1825"]
+
+
 def test_off_by_default() -> None:
     assert not [d for d in _render() if d["kind"] == "CronJob"]
 

@@ -1,5 +1,6 @@
 """``fleetpipe deadletters``: a dead letter listed, shown decoded and replayed, end to end on
-Kafka: the replayed event is stored exactly once, however often it is replayed."""
+Kafka: the replay is recorded, so a second one sends nothing and says so, and the replayed event
+is stored exactly once, however often it is replayed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from fleetpipe.core.records import DL_REASON, dead_letter_record
 from fleetpipe.lake.compaction import Compactor
 from fleetpipe.lake.store import LakeStore
-from fleetpipe_dev.testing import produce_all, service_env
+from fleetpipe_dev.testing import end_offsets, produce_all, service_env
 from fleetpipe_loadtest.records import now_us
 from support.lakes import events
 
@@ -23,10 +24,19 @@ from .conftest import WriterRig
 pytestmark = pytest.mark.integration
 
 
+def _env(rig: WriterRig) -> dict[str, str]:
+    return {
+        **os.environ,
+        **service_env(rig.kafka, rig.topics),
+        "FLEET_POSTGRES__DSN": rig.dsn,
+        "FLEET_POSTGRES__SCHEMA_NAME": rig.schema,
+    }
+
+
 def _fleetpipe(rig: WriterRig, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "fleetpipe.cli", "deadletters", *args],
-        env={**os.environ, **service_env(rig.kafka, rig.topics)},
+        env=_env(rig),
         capture_output=True,
         timeout=120,
         check=False,
@@ -77,7 +87,7 @@ def test_a_replayed_dead_letter_is_stored_exactly_once(rig: WriterRig) -> None:
 
     refused = subprocess.run(
         [sys.executable, "-m", "fleetpipe.cli", "deadletters", "replay", "--reason", "undecodable"],
-        env={**os.environ, **service_env(rig.kafka, rig.topics)},
+        env=_env(rig),
         capture_output=True,
         timeout=120,
         check=False,
@@ -85,8 +95,26 @@ def test_a_replayed_dead_letter_is_stored_exactly_once(rig: WriterRig) -> None:
     assert refused.returncode == 1
     assert "names no source topic" in refused.stderr.decode()
 
-    for _ in range(2):  # replayed twice: by mistake, or by a retried job
-        assert "1 dead letter(s) replayed" in _fleetpipe(rig, "replay", "--at", listed["at"])
+    def source_records() -> int:
+        return sum(end_offsets(rig.kafka, rig.topics.enriched).values())
+
+    before = source_records()
+    assert "1 dead letter(s) replayed" in _fleetpipe(rig, "replay", "--at", listed["at"])
+    assert source_records() == before + 1
+    # Replayed again, by mistake or by a retried job: recorded, so nothing is sent.
+    second = _fleetpipe(rig, "replay", "--reason", "invalid")
+    assert f"{listed['at']} was replayed before (1 time(s)" in second, second
+    assert "1 dead letter(s) already replayed: nothing sent" in second, second
+    assert "0 dead letter(s) replayed" in second, second
+    assert source_records() == before + 1
+    # Asked for on purpose (--again), it is sent, and still stored once.
+    assert "1 dead letter(s) replayed" in _fleetpipe(rig, "replay", "--at", listed["at"], "--again")
+    assert source_records() == before + 2
+    ((target, replays_done),) = rig.sql(
+        "SELECT target_topic, replays FROM dead_letter_replays WHERE dead_letter_topic = %s",
+        rig.topics.deadletter,
+    )
+    assert (target, replays_done) == (rig.topics.enriched, 2)
     rig.wait_consumed(proc)
     assert proc.stop() == 0
 

@@ -1,0 +1,122 @@
+"""The lake's compaction CronJob, when the FleetPipeline has ``spec.lake``. Pure, as render.py.
+
+The job is ``fleetpipe lake compact`` with the spec's retention as its arguments (visible on
+the CronJob, and changed by a patch of the pipeline like any other child). It reads the lake
+where the storage writer files it: the bucket of ``storage.coldUrl`` with its credentials by
+Secret reference, or the claim of ``storage.coldVolumeClaim`` mounted at the same path.
+"""
+
+from __future__ import annotations
+
+from fleet_operator.render import (
+    S3_CREDENTIAL_KEYS,
+    Manifest,
+    Owner,
+    _metadata,
+    _secret,
+    _value,
+    child_name,
+    labels,
+)
+from fleet_operator.spec import FleetPipelineSpec, LakeSpec
+
+COMPONENT = "lake-compaction"
+DEFAULT_RESOURCES: Manifest = {
+    "requests": {"cpu": "500m", "memory": "1Gi"},
+    "limits": {"memory": "4Gi"},
+}
+# A day's compaction of a large fleet takes minutes; a run stuck for an hour is ended, and the
+# next one finishes its work (the job is resumable).
+ACTIVE_DEADLINE_S = 3600
+
+
+def compaction_args(lake: LakeSpec) -> list[str]:
+    return [
+        "lake",
+        "compact",
+        "--bronze-days",
+        str(lake.bronze_retention_days),
+        "--silver-days",
+        str(lake.silver_retention_days),
+        "--gold-days",
+        str(lake.gold_retention_days),
+    ]
+
+
+def _env(spec: FleetPipelineSpec) -> list[Manifest]:
+    storage = spec.storage
+    env = [_value("FLEET_LAKE__PATH", storage.cold_path)]
+    if storage.cold_url:
+        env.append(_value("FLEET_LAKE__URL", storage.cold_url))
+    if storage.cold_credentials_secret:
+        env += [_secret(key, storage.cold_credentials_secret, key) for key in S3_CREDENTIAL_KEYS]
+    return env
+
+
+def lake_compaction(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
+    """The CronJob, or none without ``spec.lake``."""
+    lake = spec.lake
+    if lake is None:
+        return []
+    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 - in the pod
+    claim = spec.storage.cold_volume_claim
+    if claim:
+        volumes.append({"name": "cold", "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": "cold", "mountPath": spec.storage.cold_path})
+    container: Manifest = {
+        "name": "compact",
+        "image": spec.image.reference,
+        "imagePullPolicy": spec.image.pull_policy,
+        "command": ["fleetpipe"],
+        "args": compaction_args(lake),
+        "env": _env(spec),
+        "resources": lake.resources or DEFAULT_RESOURCES,
+        "volumeMounts": mounts,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    pod: Manifest = {
+        "restartPolicy": "Never",
+        # The job never talks to the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    return [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": _metadata(owner, child_name(owner, COMPONENT), COMPONENT),
+            "spec": {
+                "schedule": lake.compaction_schedule,
+                "timeZone": "Etc/UTC",
+                "suspend": lake.suspend,
+                # Runs never overlap: a slow run is finished, not raced.
+                "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 1,
+                "failedJobsHistoryLimit": 3,
+                "jobTemplate": {
+                    "spec": {
+                        "backoffLimit": 2,
+                        "activeDeadlineSeconds": ACTIVE_DEADLINE_S,
+                        "template": {
+                            "metadata": {"labels": labels(owner, COMPONENT)},
+                            "spec": pod,
+                        },
+                    }
+                },
+            },
+        }
+    ]

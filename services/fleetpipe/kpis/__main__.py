@@ -44,6 +44,7 @@ def main() -> None:
             kpis_topic=topics.kpis,
             state_topic=topics.kpi_state,
             metrics=KpiMetrics(metrics.registry),
+            max_batch=settings.kafka.max_batch,
             hold_s=settings.hold_ms / 1000,
         )
         return config, handler

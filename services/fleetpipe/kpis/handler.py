@@ -71,6 +71,7 @@ class KpiHandler(BaseHandler):
         kpis_topic: str,
         state_topic: str,
         metrics: KpiMetrics,
+        max_batch: int = 0,
         clock: Callable[[], float] = time.monotonic,
         hold_s: float = 0.0,
     ) -> None:
@@ -81,6 +82,7 @@ class KpiHandler(BaseHandler):
         self.kpis_topic = kpis_topic
         self.state_topic = state_topic
         self.metrics = metrics
+        self.max_batch = max_batch
         self.hold_s = hold_s
         self._clock = clock
         self.partitions: dict[int, PartitionWindows] = {}
@@ -146,6 +148,11 @@ class KpiHandler(BaseHandler):
                 self._alert(windows, record, out)
             else:
                 self._telemetry(windows, record, out, now)
+        if self.max_batch and len(records) >= self.max_batch:
+            # A full batch: the stage is reading a backlog, in which a partition may wait
+            # behind the others. Its silence proves nothing, so it is not quiet time.
+            for windows in self.partitions.values():
+                windows.progress.quiet_since = now
         self._ship(out)
         if self.hold_s:
             # Everything is produced but nothing committed yet: the window crash drills aim at.

@@ -60,6 +60,19 @@ VEHICLE_TYPES: tuple[VehicleType, ...] = (
 VEHICLE_TYPE_INDEX = {t.name: i for i, t in enumerate(VEHICLE_TYPES)}
 
 
+COLOURS = ("white", "black", "silver", "grey", "blue", "red", "green", "yellow")
+
+
+def fuel_of(num: int, vtype: VehicleType) -> str:
+    """Electric types run on electricity, heavy ones on diesel, one car or van in five is a
+    hybrid and the rest run on petrol."""
+    if vtype.electric:
+        return "electric"
+    if vtype.heavy:
+        return "diesel"
+    return "hybrid" if num % 5 == 0 else "petrol"
+
+
 def registry_entry(num: int, vtype: VehicleType, *, fleet_id: str, id_prefix: str) -> Vehicle:
     """The registry row of vehicle ``num``: its model and a driver with E.164 numbers."""
     phone = f"+1555{num:07d}"
@@ -76,4 +89,6 @@ def registry_entry(num: int, vtype: VehicleType, *, fleet_id: str, id_prefix: st
         driver_whatsapp=phone if num % 2 == 0 else "",
         speed_profile=vtype.speed_profile,
         electric=vtype.electric,
+        colour=COLOURS[(num * 7) % len(COLOURS)],
+        fuel=fuel_of(num, vtype),
     )

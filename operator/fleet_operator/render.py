@@ -295,6 +295,8 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         env.append(_value(ENV["channels"], json.dumps(channels, sort_keys=True)))
     elif component is Component.STORAGE_WRITER:
         env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
+        # The vehicles table follows the registry.
+        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
         env.append(_value(ENV["hot_retention_days"], spec.storage.hot_retention_days))
         env.append(_value(ENV["cold_path"], spec.storage.cold_path))
         for name in (
@@ -318,7 +320,12 @@ def _volumes(
     # A writable /tmp: the root filesystem is read-only.
     volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
     mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 - in the pod
-    if component in (Component.INGEST, Component.ENRICHMENT, Component.NOTIFICATION):
+    if component in (
+        Component.INGEST,
+        Component.ENRICHMENT,
+        Component.NOTIFICATION,
+        Component.STORAGE_WRITER,
+    ):
         # The whole folder, not a subPath: kubelet updates a mounted ConfigMap folder in place,
         # which is how the registry reloads without a restart.
         registry_cm, _key = registry_source(owner, spec)

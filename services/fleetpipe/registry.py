@@ -5,7 +5,7 @@ file changes, without a restart. CSV is the format for large fleets: 100K vehicl
 under a second. Both formats have the same fields:
 
     vehicle_id, fleet_id, vehicle_type, model, driver_id, driver_name, driver_phone,
-    driver_whatsapp, speed_profile, electric
+    driver_whatsapp, speed_profile, electric, last_service_km, colour, fuel
 
 YAML is ``{"vehicles": [{...}, ...]}``. Only ``vehicle_id`` and ``fleet_id`` are required.
 """
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 VEHICLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164, as Twilio expects
 VEHICLE_TYPES = frozenset({"car", "van", "truck", "bus", "motorcycle", "ev", "robotaxi"})
+FUELS = frozenset({"petrol", "diesel", "electric", "hybrid", "cng", "lpg", "hydrogen"})
 
 
 class RegistryError(ConfigError):
@@ -50,6 +51,14 @@ class Vehicle:
     electric: bool = False
     # The odometer reading (km) at the last service; 0: not recorded (no service-due alert).
     last_service_km: float = 0.0
+    # Dimensions for analytics (the vehicles table): free text, and one of FUELS or empty.
+    colour: str = ""
+    fuel: str = ""
+
+    @property
+    def fuel_kind(self) -> str:
+        """The fuel, or "electric" for an electric vehicle that names none."""
+        return self.fuel or ("electric" if self.electric else "")
 
 
 FIELDS = tuple(f.name for f in fields(Vehicle))
@@ -83,6 +92,9 @@ def _vehicle(row: Mapping[str, Any], where: str) -> Vehicle:
         ) from None
     if not 0 <= last_service_km < 10_000_000:
         raise RegistryError(f"{where}: last_service_km {last_service_km} is out of range")
+    fuel = str(row.get("fuel") or "").strip().lower()
+    if fuel and fuel not in FUELS:
+        raise RegistryError(f"{where}: fuel {fuel!r} is not one of {', '.join(sorted(FUELS))}")
     electric = row.get("electric", False)
     if isinstance(electric, str):
         electric = electric.strip().lower() in {"1", "true", "yes", "y"}
@@ -98,6 +110,8 @@ def _vehicle(row: Mapping[str, Any], where: str) -> Vehicle:
         speed_profile=str(row.get("speed_profile") or "urban"),
         electric=bool(electric),
         last_service_km=last_service_km,
+        colour=str(row.get("colour") or "").strip(),
+        fuel=fuel,
     )
 
 

@@ -116,3 +116,18 @@ def test_the_last_service_is_read_and_a_bad_one_named(tmp_path: Path) -> None:
     path.write_text("vehicle_id,fleet_id,last_service_km\nv-1,f,soon\n")
     with pytest.raises(RegistryError, match="last_service_km 'soon'"):
         VehicleRegistry.load(path)
+
+
+def test_colour_and_fuel_are_read_and_an_unknown_fuel_named(tmp_path: Path) -> None:
+    path = tmp_path / "vehicles.csv"
+    path.write_text(
+        "vehicle_id,fleet_id,colour,fuel,electric\nv-1,f,red,Diesel,\nv-2,f,,,true\nv-3,f,,,\n"
+    )
+    registry = VehicleRegistry.load(path)
+    diesel, electric, unnamed = registry.get("v-1"), registry.get("v-2"), registry.get("v-3")
+    assert diesel is not None and (diesel.colour, diesel.fuel_kind) == ("red", "diesel")
+    assert electric is not None and electric.fuel_kind == "electric"
+    assert unnamed is not None and (unnamed.colour, unnamed.fuel_kind) == ("", "")
+    path.write_text("vehicle_id,fleet_id,fuel\nv-1,f,steam\n")
+    with pytest.raises(RegistryError, match="fuel 'steam'"):
+        VehicleRegistry.load(path)

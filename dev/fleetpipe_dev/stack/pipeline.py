@@ -50,9 +50,13 @@ class PipelineConfig:
     # Devices over HTTP: ingest's HTTP/JSON listener on this port (0: a free one; None: off).
     http_port: int | None = None
 
+    # The windowed fleet KPIs stage (fleetpipe.kpis) beside the five services.
+    kpis: bool = False
+
     @property
     def services(self) -> tuple[str, ...]:
-        return (*SERVICES, "mqtt-bridge") if self.mqtt_env else SERVICES
+        extra = ("mqtt-bridge",) if self.mqtt_env else ()
+        return (*SERVICES, *extra, *(("kpis",) if self.kpis else ()))
 
     def group(self, service: str) -> str:
         base = f"fleetpipe-{service}"
@@ -98,7 +102,12 @@ class LocalPipeline:
             },
             "enrichment": {"FLEET_REGISTRY_PATH": str(c.registry)},
             "detection": {},
-            "storage-writer": {**db, "FLEET_LAKE__PATH": str(c.lake)},
+            "storage-writer": {
+                **db,
+                "FLEET_LAKE__PATH": str(c.lake),
+                "FLEET_REGISTRY_PATH": str(c.registry),
+            },
+            "kpis": {},
             "notification": {**db, "FLEET_REGISTRY_PATH": str(c.registry), **c.twilio_env},
             "mqtt-bridge": {
                 **c.mqtt_env,

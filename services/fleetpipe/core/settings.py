@@ -20,6 +20,8 @@ from fleetpipe.core.topics import (
     DEADLETTER,
     DETECTION_STATE,
     ENRICHED,
+    KPI_STATE,
+    KPIS,
     NOTIFICATIONS,
     RAW,
     SCORES,
@@ -114,6 +116,8 @@ class Topics(_Frozen):
     notifications: str = NOTIFICATIONS.name
     deadletter: str = DEADLETTER.name
     detection_state: str = DETECTION_STATE.name
+    kpis: str = KPIS.name
+    kpi_state: str = KPI_STATE.name
 
     @classmethod
     def with_suffix(cls, suffix: str) -> Topics:

@@ -22,6 +22,7 @@ from fleetpipe.pb.v1 import (
     alert_pb2,
     deadletter_pb2,
     enriched_pb2,
+    kpi_pb2,
     notification_pb2,
     state_pb2,
     telemetry_pb2,
@@ -107,6 +108,19 @@ DETECTION_STATE = TopicContract(
     cleanup=Cleanup.COMPACT,
 )
 
+# Windowed fleet KPIs: a record per window, group and input partition, a few a minute per
+# fleet; read by the storage writer. A handful of partitions do.
+KPIS = TopicContract("kpis", "fleet.kpis.v1", kpi_pb2.FleetKpi, "fleet_id", max_partitions=6)
+# The KPI stage's state: per vehicle its panes of open windows, per input partition its
+# progress (key "#partition/<n>"); only the latest record of a key matters.
+KPI_STATE = TopicContract(
+    "kpi_state",
+    "fleet.kpis.state.v1",
+    kpi_pb2.KpiState,
+    "vehicle_id, or #partition/<n>",
+    cleanup=Cleanup.COMPACT,
+)
+
 CONTRACTS: tuple[TopicContract, ...] = (
     RAW,
     ENRICHED,
@@ -116,6 +130,8 @@ CONTRACTS: tuple[TopicContract, ...] = (
     NOTIFICATIONS,
     DEADLETTER,
     DETECTION_STATE,
+    KPIS,
+    KPI_STATE,
 )
 
 

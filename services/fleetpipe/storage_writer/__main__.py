@@ -17,7 +17,10 @@ from fleetpipe.core.packs import PackCodec
 from fleetpipe.core.service import loop_config, run_loop_service
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.lake.store import LakeStore
-from fleetpipe.pb.v1 import alert_pb2, deadletter_pb2, enriched_pb2, trip_pb2
+from fleetpipe.pb.v1 import alert_pb2, deadletter_pb2, enriched_pb2, kpi_pb2, trip_pb2
+from fleetpipe.registry import RegistryWatcher
+from fleetpipe.storage_writer.analytics import AnalyticsStore
+from fleetpipe.storage_writer.analytics_handler import AnalyticsHandler, AnalyticsMetrics
 from fleetpipe.storage_writer.database import HotStore, RowRetention
 from fleetpipe.storage_writer.erased import PostgresErasureLog
 from fleetpipe.storage_writer.handler import (
@@ -81,11 +84,14 @@ def main() -> None:
             Input.TRIPS: (topics.trips, ProtoCodec(trip_pb2.Trip)),
             Input.SCORES: (topics.scores, ProtoCodec(trip_pb2.DriverScore)),
             Input.DEADLETTER: (settings.topics.deadletter, ProtoCodec(deadletter_pb2.DeadLetter)),
+            Input.KPIS: (settings.topics.kpis, ProtoCodec(kpi_pb2.FleetKpi)),
         }
         inputs = dict(codecs[i] for i in settings.inputs)
+        # The KPI records are the analytics handler's: the hot store sees the rest.
+        stored = [topic for topic in inputs if topic != settings.topics.kpis]
         handler = StorageHandler(
             topics=topics,
-            single_input=next(iter(inputs)) if len(inputs) == 1 else None,
+            single_input=stored[0] if len(stored) == 1 else None,
             store=store,
             lake=lake,
             metrics=StorageMetrics(metrics.registry),
@@ -104,6 +110,23 @@ def main() -> None:
                 hold_s=settings.hold_ms / 1000,
             ),
         )
+        analytics = AnalyticsHandler(
+            handler,
+            store=AnalyticsStore(
+                settings.postgres, application_name=f"storage-writer-{settings.instance_id}"
+            ),
+            kpis_topic=settings.topics.kpis,
+            registry=(
+                RegistryWatcher(
+                    settings.registry_path, check_interval_s=settings.registry_check_interval_s
+                )
+                if settings.registry_path
+                else None
+            ),
+            metrics=AnalyticsMetrics(metrics.registry),
+            retention_days=settings.events_retention_days,
+            expire_interval_s=settings.maintenance_interval_s,
+        )
         config = loop_config(
             "storage-writer",
             settings,
@@ -113,7 +136,7 @@ def main() -> None:
             max_batch=settings.max_batch,
             poll_timeout_s=settings.batch_wait_s,
         )
-        return config, handler
+        return config, analytics
 
     try:
         run_loop_service("storage-writer", settings, build)

@@ -18,6 +18,7 @@ class Input(StrEnum):
     TRIPS = "trips"
     SCORES = "scores"
     DEADLETTER = "deadletter"
+    KPIS = "kpis"
 
 
 class LakeSettings(BaseModel):
@@ -50,6 +51,7 @@ class StorageSettings(ServiceSettings):
         Input.TRIPS,
         Input.SCORES,
         Input.DEADLETTER,
+        Input.KPIS,
     )
     postgres: PostgresSettings = PostgresSettings()
     lake: LakeSettings = LakeSettings()
@@ -76,3 +78,7 @@ class StorageSettings(ServiceSettings):
     # Fault injection for crash drills: hold each batch after the database commit and the
     # spool append, before the offsets are committed.
     hold_ms: int = Field(default=0, ge=0)
+    # The vehicle registry (the file enrichment reads): the vehicles table follows it. None:
+    # the table is left as it is.
+    registry_path: Path | None = None
+    registry_check_interval_s: float = Field(default=5.0, gt=0)

@@ -9,6 +9,8 @@ from fleetpipe.core.topics import (
     CONTRACTS,
     DEADLETTER,
     DETECTION_STATE,
+    KPI_STATE,
+    KPIS,
     Cleanup,
     TopicAction,
     TopicChange,
@@ -43,7 +45,9 @@ def test_suffixed_names_keep_the_contract() -> None:
         "segment.ms": "600000",
     }
     assert "fleet.deadletter.v1.t1" not in co_partitioned(topics)
-    assert len(co_partitioned(topics)) == len(CONTRACTS) - 1
+    assert "fleet.kpis.v1.t1" not in co_partitioned(topics)
+    assert len(co_partitioned(topics)) == len(CONTRACTS) - 2
+    assert KPIS.partitions(50) == 6
 
 
 @pytest.mark.parametrize(
@@ -66,7 +70,7 @@ def test_retention_and_replication_apply_to_deleted_topics_only() -> None:
     assert {s.replication_factor for s in specs} == {3}
     for spec in specs:
         config = dict(spec.config or {})
-        if spec.name == topics.detection_state:
+        if spec.name in (topics.detection_state, topics.kpi_state):
             assert "retention.ms" not in config
             assert config["cleanup.policy"] == Cleanup.COMPACT
         else:
@@ -75,7 +79,10 @@ def test_retention_and_replication_apply_to_deleted_topics_only() -> None:
 
 def test_without_retention_deleted_topics_take_the_broker_defaults() -> None:
     specs = {s.name: s for s in topic_specs(Topics(), 3)}
-    assert [n for n, s in specs.items() if s.config is not None] == [DETECTION_STATE.name]
+    assert [n for n, s in specs.items() if s.config is not None] == [
+        DETECTION_STATE.name,
+        KPI_STATE.name,
+    ]
 
 
 @pytest.mark.parametrize(

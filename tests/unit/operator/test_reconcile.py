@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from fleet_operator.ports import Backoff, InvalidSpec
+from fleetpipe.core.topics import CONTRACTS
 
 pytestmark = pytest.mark.unit
 
@@ -244,7 +245,7 @@ def test_rules_detection_would_refuse_are_reported_and_keep_the_last_good_ones(
     ("policy", "deleted", "reason"),
     [
         pytest.param("Retain", 0, "TopicsRetained", id="retain-keeps-the-data"),
-        pytest.param("Delete", 8, "TopicsDeleted", id="delete-removes-every-topic"),
+        pytest.param("Delete", len(CONTRACTS), "TopicsDeleted", id="delete-removes-every-topic"),
     ],
 )
 def test_deletion_follows_the_deletion_policy(

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from fleet_operator.render_recipients import recipient_secrets, recipients_env
 from fleet_operator.rules import limits_document, rules_document
 from fleet_operator.sizing import CONSUMERS, INPUT_TOPICS, SizingPlan
 from fleet_operator.spec import API_VERSION, KIND, Component, FleetPipelineSpec
@@ -293,6 +294,7 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         env.append(_value(ENV["min_severity"], note.min_severity.value))
         channels = note.channels.model_dump()
         env.append(_value(ENV["channels"], json.dumps(channels, sort_keys=True)))
+        env += recipients_env(spec.recipients)
     elif component is Component.STORAGE_WRITER:
         env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
         # The vehicles table follows the registry.
@@ -478,6 +480,7 @@ def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:
             found[spec.console.database_secret] = "spec.console.databaseSecret"
     if spec.mqtt is not None:
         found[spec.mqtt.credentials_secret] = "spec.mqtt.credentialsSecret"
+    found.update({k: v for k, v in recipient_secrets(spec.recipients).items() if k not in found})
     return found
 
 

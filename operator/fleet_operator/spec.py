@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from fleetpipe.core.errors import ConfigError
 from fleetpipe.core.keygroups import DEFAULT_KEY_GROUPS
+from fleetpipe.notification.recipients import Recipients
 
 GROUP = "fleetpipe.io"
 VERSION = "v1alpha1"
@@ -348,6 +349,9 @@ class FleetPipelineSpec(_Spec):
     rules: dict[str, Any] = Field(default_factory=dict)
     # Speed zones and geofences (fleetpipe.core.zones), checked in fleet_operator.rules.
     zones: list[dict[str, Any]] = Field(default_factory=list)
+    # Operations recipients and webhook sinks: notification's own model, whose schema the CRD's
+    # spec.recipients is generated from (fleetpipe_dev.devtools.crdschema).
+    recipients: Recipients = Recipients()
     registry: RegistrySpec | None = None
     ingest: IngestSpec = IngestSpec()
     mqtt: MqttSpec | None = None

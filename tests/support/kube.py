@@ -81,6 +81,15 @@ class Kube:
             "--from-literal=auth_token=secret",
             "--from-literal=sms_from=+15550100",
         )
+        self.run(
+            "create",
+            "secret",
+            "generic",
+            "fleetpipe-webhook",
+            "-n",
+            name,
+            "--from-literal=hmac_key=sample-signing-key",
+        )
 
     def replicas(self, namespace: str, name: str) -> dict[str, int]:
         """Deployment name suffix → spec.replicas."""

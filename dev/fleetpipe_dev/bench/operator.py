@@ -135,6 +135,7 @@ def _one_run(cluster: KubeCluster, poller: _Poller, bootstrap: str, run: int) ->
                 "--from-literal=sms_from=+15550100",
             ],
         ),
+        ("fleetpipe-webhook", ["--from-literal=hmac_key=x"]),
     ):
         cluster.kubectl_run("create", "secret", "generic", secret, "-n", namespace, *literals)
     doc = yaml.safe_load((SAMPLES / "fleetpipeline-50k.yaml").read_text())

@@ -1,5 +1,5 @@
-"""The CRD's schemas for ``spec.rules`` and ``spec.zones``, generated from the models the
-services parse.
+"""The CRD's schemas for ``spec.rules``, ``spec.zones`` and ``spec.recipients``, generated from
+the models the services parse.
 
 ``python -m fleetpipe_dev.devtools.crdschema generate`` rewrites the blocks of
 ``helm/fleetpipe/crds/fleetpipelines.yaml`` between the ``BEGIN generated`` and
@@ -35,6 +35,7 @@ from pydantic import TypeAdapter
 
 from fleetpipe.core.zones import Zone
 from fleetpipe.detection.config import Rules
+from fleetpipe.notification.recipients import Recipients
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD = ROOT / "helm" / "fleetpipe" / "crds" / "fleetpipelines.yaml"
@@ -66,6 +67,14 @@ BLOCKS = (
         "speed_limit_kmh (enrichment's limit inside them), a geofence (keep_in alerts "
         "geofence_exit, keep_out geofence_entry) or both. Generated from "
         "fleetpipe.core.zones.Zone.",
+    ),
+    Block(
+        "recipients",
+        Recipients,
+        "Who besides the driver hears of an alert: operations recipients (SMS, WhatsApp or a "
+        "call by severity) and webhook sinks (signed JSON), per fleet. Rendered into "
+        "notification's FLEET_RECIPIENTS; a sink's signing key only from the Secret it names. "
+        "Generated from fleetpipe.notification.recipients.Recipients.",
     ),
 )
 

@@ -18,6 +18,8 @@ from fleetpipe.notification.ledger import Ledger
 from fleetpipe.notification.provider import TwilioGateway, twilio_client
 from fleetpipe.notification.routing import Channel
 from fleetpipe.notification.settings import NotificationSettings
+from fleetpipe.notification.webhook import WebhookGateway
+from fleetpipe.notification.webhook_delivery import WebhookRetry
 from fleetpipe.pb.v1 import alert_pb2
 from fleetpipe.registry import RegistryWatcher, VehicleRegistry
 
@@ -51,7 +53,7 @@ def main() -> None:
         )
         delivery = DeliveryConfig(
             policy=settings.routing,
-            senders={c: tw.sender(c) for c in Channel},
+            senders={c: tw.sender(c) for c in Channel if c.by_phone},
             tz=ZoneInfo(settings.timezone),
             attempts=settings.retry.attempts,
             initial_backoff_s=settings.retry.initial_backoff_s,
@@ -60,12 +62,20 @@ def main() -> None:
             reconcile_skew_s=settings.reconcile_skew_s,
             reconcile_scan_limit=settings.reconcile_scan_limit,
             hold_s=settings.hold_ms / 1000,
+            recipients=settings.recipients,
+            webhook_retry=WebhookRetry(
+                attempts=settings.webhook_retry.attempts,
+                initial_backoff_s=settings.webhook_retry.initial_backoff_s,
+                max_backoff_s=settings.webhook_retry.max_backoff_s,
+                deadline_s=settings.webhook_retry.deadline_s,
+            ),
         )
         handler = NotificationHandler(
             config=delivery,
             contacts=contacts,
             ledger=ledger,
             gateway=TwilioGateway(client),
+            webhooks=WebhookGateway(settings.webhook_secrets),
             outcomes_topic=settings.topics.notifications,
             metrics=own,
             shared=metrics,

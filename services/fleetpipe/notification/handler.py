@@ -1,7 +1,9 @@
-"""Alerts in, driver notifications and delivery outcomes out.
+"""Alerts in, notifications (driver, operations recipients, webhooks) and outcomes out.
 
-For each alert that notifies (see :mod:`routing`), the decisions for every channel are written
-to the ledger first — PENDING, RATE_LIMITED or SKIPPED — then each PENDING delivery is sent:
+For each alert that notifies (see :mod:`routing` for the driver, :mod:`recipients` for the
+others), the decisions for every recipient and channel are written to the ledger first —
+PENDING, RATE_LIMITED or SKIPPED — then each PENDING delivery is sent (a webhook's by
+:mod:`webhook_delivery`, the others as follows):
 
 1. take the delivery's advisory lock (another replica may be on it after a rebalance);
 2. if an earlier attempt may have reached Twilio (the ledger counted one, or the last one failed
@@ -39,14 +41,23 @@ from fleetpipe.core.loop import BaseHandler, RetryLater
 from fleetpipe.core.metrics import Instruments, Metrics
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.tracing import CLIENT, Span, Tracing
-from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Status
+from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Slot, Status
 from fleetpipe.notification.messages import reference, text_body, voice_twiml
 from fleetpipe.notification.provider import ProviderError, Sent
 from fleetpipe.notification.ratelimit import DriverRateLimiter
+from fleetpipe.notification.recipients import (
+    Recipients,
+    episode_phase,
+    plan_operations,
+    plan_webhooks,
+)
+from fleetpipe.notification.redact import redact
 from fleetpipe.notification.routing import (
+    DRIVER,
     Channel,
     Contact,
     Phase,
+    PlannedDelivery,
     RoutingPolicy,
     Severity,
     alert_phase,
@@ -56,6 +67,7 @@ from fleetpipe.notification.routing import (
     plan,
     skip_reason,
 )
+from fleetpipe.notification.webhook_delivery import WebhookDelivery, WebhookPort, WebhookRetry
 from fleetpipe.pb.v1 import alert_pb2, notification_pb2
 from fleetpipe.registry import Vehicle
 
@@ -65,6 +77,7 @@ CHANNEL_PB = {
     Channel.SMS: notification_pb2.CHANNEL_SMS,
     Channel.WHATSAPP: notification_pb2.CHANNEL_WHATSAPP,
     Channel.VOICE: notification_pb2.CHANNEL_VOICE,
+    Channel.WEBHOOK: notification_pb2.CHANNEL_WEBHOOK,
 }
 STATUS_PB = {
     Status.SENT: notification_pb2.DELIVERY_STATUS_SENT,
@@ -75,8 +88,8 @@ STATUS_PB = {
 
 
 class LedgerPort(Protocol):
-    def entries(self, alert_id: str, phase: Phase) -> dict[Channel, Entry]: ...
-    def record(self, entries: list[Entry]) -> dict[Channel, Entry]: ...
+    def entries(self, alert_id: str, phase: Phase) -> dict[Slot, Entry]: ...
+    def record(self, entries: list[Entry]) -> dict[Slot, Entry]: ...
     def try_lock(self, entry: Entry) -> bool: ...
     def unlock(self, entry: Entry) -> None: ...
     def count_attempt(self, entry: Entry) -> Entry: ...
@@ -116,6 +129,8 @@ class DeliveryConfig:
     reconcile_skew_s: float = 120.0
     reconcile_scan_limit: int = 200
     hold_s: float = 0.0
+    recipients: Recipients = field(default_factory=Recipients)
+    webhook_retry: WebhookRetry = field(default_factory=WebhookRetry)
 
 
 class NotificationMetrics:
@@ -153,6 +168,7 @@ class NotificationHandler(BaseHandler):
         gateway: GatewayPort,
         outcomes_topic: str,
         metrics: NotificationMetrics,
+        webhooks: WebhookPort | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         shared: Metrics | None = None,
@@ -169,6 +185,19 @@ class NotificationHandler(BaseHandler):
         self._sleep = sleep
         self.limiter = DriverRateLimiter(config.policy.limits)
         self._limiter_loaded = False
+        self._webhooks = (
+            None
+            if webhooks is None
+            else WebhookDelivery(
+                recipients=config.recipients,
+                gateway=webhooks,
+                ledger=ledger,
+                retry=config.webhook_retry,
+                on_call=lambda result: metrics.provider_calls.labels("webhook", result).inc(),
+                sleep=sleep,
+                hold_s=config.hold_s,
+            )
+        )
 
     # -- partitions --------------------------------------------------------------------------
     def on_assign(self, partitions: list[TopicPartition]) -> None:
@@ -202,18 +231,25 @@ class NotificationHandler(BaseHandler):
     def _alert(self, alert: alert_pb2.Alert, out: Output, span: Span | None = None) -> None:
         headers = None if span is None else span.headers
         policy = self.config.policy
-        phase = alert_phase(alert, policy)
+        phase = episode_phase(alert)
         if phase is None:
             return
         entries = self.ledger.entries(alert.alert_id, phase)
         if not entries:
-            reason = skip_reason(alert, policy, int(self._clock() * 1_000_000))
-            if reason:
-                # Decided from the alert and the configuration alone: not worth a ledger row,
-                # a replay decides the same way.
-                self._publish_skip(alert, reason, out, headers)
+            now_us = int(self._clock() * 1_000_000)
+            planned: list[Entry] = []
+            if alert_phase(alert, policy) is phase:
+                reason = skip_reason(alert, policy, now_us)
+                if reason:
+                    # Decided from the alert and the configuration alone: not worth a ledger
+                    # row, a replay decides the same way.
+                    self._publish_skip(alert, reason, out, headers)
+                else:
+                    planned = self._decide(alert, phase)
+            planned += self._decide_others(alert, phase, now_us)
+            if not planned:
                 return
-            entries = self.ledger.record(self._decide(alert, phase))
+            entries = self.ledger.record(planned)
         for entry in self._in_routing_order(alert, entries):
             settled = self._deliver(alert, entry, span) if entry.status is Status.PENDING else entry
             self._publish(settled, out, headers)
@@ -221,12 +257,62 @@ class NotificationHandler(BaseHandler):
             # From the triggering event's arrival at ingest to the driver being notified.
             self.shared.end_to_end.observe(max(0.0, self._clock() - alert.ingest_time_us / 1e6))
 
-    def _in_routing_order(
-        self, alert: alert_pb2.Alert, entries: dict[Channel, Entry]
-    ) -> list[Entry]:
+    def _in_routing_order(self, alert: alert_pb2.Alert, entries: dict[Slot, Entry]) -> list[Entry]:
+        """The driver first, in the routing's channel order, then operations, then webhooks."""
         severity = Severity.from_pb(alert.severity) or Severity.INFO
         order = {c: i for i, c in enumerate(channels_for(alert.rule, severity, self.config.policy))}
-        return sorted(entries.values(), key=lambda e: (order.get(e.channel, 99), e.channel.value))
+        kinds = {DRIVER: 0, "ops": 1, "webhook": 2}
+
+        def rank(e: Entry) -> tuple[int, str, int, str]:
+            kind = kinds.get(e.recipient.split(":", 1)[0], 3)
+            return (kind, e.recipient, order.get(e.channel, 99), e.channel.value)
+
+        return sorted(entries.values(), key=rank)
+
+    def _decide_others(self, alert: alert_pb2.Alert, phase: Phase, now_us: int) -> list[Entry]:
+        """Operations recipients' and webhooks' deliveries: not rate limited, but never for a
+        stale alert (a backlog after an outage) nor one without a severity."""
+        recipients = self.config.recipients
+        if not (recipients.operations or recipients.webhooks):
+            return []
+        age_s = (now_us - alert_time_us(alert)) / 1e6
+        if age_s > self.config.policy.max_alert_age_s:
+            return []
+        planned = [*plan_operations(alert, phase, recipients)]
+        if self._webhooks is not None:
+            planned += plan_webhooks(alert, phase, recipients)
+        return [self._entry(alert, phase, p, Status.PENDING) for p in planned]
+
+    def _entry(
+        self,
+        alert: alert_pb2.Alert,
+        phase: Phase,
+        p: PlannedDelivery,
+        status: Status,
+        *,
+        driver_key: str = "",
+        driver_id: str = "",
+        why: str = "",
+    ) -> Entry:
+        severity = Severity.from_pb(alert.severity)
+        return Entry(
+            alert_id=alert.alert_id,
+            phase=phase,
+            channel=p.channel,
+            status=status,
+            vehicle_id=alert.vehicle_id,
+            driver_id=driver_id or alert.driver_id,
+            driver_key=driver_key or p.recipient,
+            rule=alert.rule,
+            severity=severity.value if severity else "",
+            to_address=p.to,
+            from_address=self.config.senders.get(p.channel, ""),
+            reference=reference(alert.alert_id, phase, p.channel, p.recipient),
+            alert_time_us=alert_time_us(alert),
+            error_message=why,
+            decided_at=None if status is Status.PENDING else datetime.now(UTC),
+            recipient=p.recipient,
+        )
 
     def _decide(self, alert: alert_pb2.Alert, phase: Phase) -> list[Entry]:
         vehicle = self._contacts().get(alert.vehicle_id)
@@ -241,7 +327,6 @@ class NotificationHandler(BaseHandler):
         )
         if sendable and not limited:
             self.limiter.record(contact.driver_key, alert.rule, at_us)
-        severity = Severity.from_pb(alert.severity)
         entries = []
         for p in planned:
             status, why = Status.PENDING, ""
@@ -249,23 +334,16 @@ class NotificationHandler(BaseHandler):
                 status, why = Status.SKIPPED, p.skip_reason
             elif limited:
                 status, why = Status.RATE_LIMITED, limited
+            driver_id = alert.driver_id or (vehicle.driver_id if vehicle else "")
             entries.append(
-                Entry(
-                    alert_id=alert.alert_id,
-                    phase=phase,
-                    channel=p.channel,
-                    status=status,
-                    vehicle_id=alert.vehicle_id,
-                    driver_id=alert.driver_id or (vehicle.driver_id if vehicle else ""),
+                self._entry(
+                    alert,
+                    phase,
+                    p,
+                    status,
                     driver_key=contact.driver_key,
-                    rule=alert.rule,
-                    severity=severity.value if severity else "",
-                    to_address=p.to,
-                    from_address=self.config.senders.get(p.channel, ""),
-                    reference=reference(alert.alert_id, phase, p.channel),
-                    alert_time_us=at_us,
-                    error_message=why,
-                    decided_at=None if status is Status.PENDING else datetime.now(UTC),
+                    driver_id=driver_id,
+                    why=why,
                 )
             )
         return entries
@@ -274,25 +352,47 @@ class NotificationHandler(BaseHandler):
     def _content(self, alert: alert_pb2.Alert, entry: Entry) -> str:
         if entry.channel is Channel.VOICE:
             return voice_twiml(alert, entry.phase, tz=self.config.tz)
-        return text_body(alert, entry.phase, entry.channel, tz=self.config.tz)
+        return text_body(
+            alert, entry.phase, entry.channel, tz=self.config.tz, recipient=entry.recipient
+        )
 
     def _deliver(self, alert: alert_pb2.Alert, entry: Entry, span: Span | None = None) -> Entry:
         if not self.ledger.try_lock(entry):
             raise RetryLater(f"delivery {'/'.join(entry.key)} is in progress elsewhere")
         try:
             with self._tracing.child(
-                f"twilio {entry.channel.value}",
+                "webhook" if entry.channel is Channel.WEBHOOK else f"twilio {entry.channel.value}",
                 span,
                 kind=CLIENT,
-                attributes={"fleetpipe.alert_id": entry.alert_id, "fleetpipe.rule": entry.rule},
+                attributes={
+                    "fleetpipe.alert_id": entry.alert_id,
+                    "fleetpipe.rule": entry.rule,
+                    "fleetpipe.recipient": entry.recipient,
+                },
             ) as call:
-                settled = self._deliver_locked(alert, entry)
+                if entry.channel is Channel.WEBHOOK:
+                    settled = self._deliver_webhook(alert, entry)
+                else:
+                    settled = self._deliver_locked(alert, entry)
                 if call is not None:
                     call.set("fleetpipe.delivery.status", settled.status.value)
                     call.set("fleetpipe.delivery.attempts", settled.attempts)
                 return settled
         finally:
             self.ledger.unlock(entry)
+
+    def _deliver_webhook(self, alert: alert_pb2.Alert, entry: Entry) -> Entry:
+        if self._webhooks is None:
+            # A row another process planned: this one cannot send it, and must not hold the
+            # batch up for it.
+            return self.ledger.settle(
+                entry.settled(
+                    Status.FAILED,
+                    error_code="no_sink",
+                    error_message="this process has no webhook client",
+                )
+            )
+        return self._webhooks.deliver(alert, entry)
 
     def _deliver_locked(self, alert: alert_pb2.Alert, entry: Entry) -> Entry:
         cfg = self.config
@@ -315,7 +415,7 @@ class NotificationHandler(BaseHandler):
                 "delivery %s attempt %d failed, retrying: %s",
                 "/".join(entry.key),
                 state.attempt_number,
-                state.outcome.exception() if state.outcome else "",
+                redact(str(state.outcome.exception())) if state.outcome else "",
             ),
         )
         try:
@@ -339,10 +439,14 @@ class NotificationHandler(BaseHandler):
         except ProviderError as exc:
             if exc.transient:
                 raise RetryLater(
-                    f"provider unavailable for {'/'.join(entry.key)}: {exc.code} {exc.message}"
+                    f"provider unavailable for {'/'.join(entry.key)}: {exc.code} "
+                    f"{redact(exc.message)}"
                 ) from exc
             log.warning(
-                "delivery %s failed permanently: %s %s", "/".join(entry.key), exc.code, exc.message
+                "delivery %s failed permanently: %s %s",
+                "/".join(entry.key),
+                exc.code,
+                redact(exc.message),
             )
             return self.ledger.settle(
                 entry.settled(Status.FAILED, error_code=exc.code, error_message=exc.message)
@@ -397,6 +501,8 @@ class NotificationHandler(BaseHandler):
             attempts=entry.attempts,
             decided_time_us=int(decided.timestamp() * 1_000_000),
             rule=entry.rule,
+            recipient=entry.recipient,
+            delivery_id=entry.delivery_id,
         )
         out.send(self.outcomes_topic, outcome.SerializeToString(), entry.vehicle_id, headers)
         self.metrics.outcomes.labels(entry.channel.value, entry.status.value).inc()

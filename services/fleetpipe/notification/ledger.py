@@ -1,4 +1,8 @@
-"""The delivery ledger in PostgreSQL: one row per (alert, phase, channel).
+"""The delivery ledger in PostgreSQL: one row per (alert, phase, recipient, channel).
+
+The recipient is the driver, an operations recipient (``ops:<name>``) or a webhook sink
+(``webhook:<name>``); every row has a ``delivery_id`` (a UUID the database assigns once), which a
+webhook delivery sends as its idempotency key.
 
 A row is written PENDING (and committed) before the provider is called and settled SENT or
 FAILED afterwards. A row found PENDING later means a process died in between: the handler looks
@@ -32,7 +36,9 @@ from fleetpipe.core.db import (
     load_migrations,
     migrate_when_ready,
 )
-from fleetpipe.notification.routing import Channel, Phase
+from fleetpipe.notification.routing import DRIVER, Channel, Phase
+
+Slot = tuple[str, Channel]  # (recipient, channel)
 
 
 class Status(StrEnum):
@@ -68,10 +74,25 @@ class Entry:
     attempts: int = 0
     created_at: datetime | None = None
     decided_at: datetime | None = None
+    recipient: str = DRIVER
+    delivery_id: str = ""  # assigned by the database when the row is written
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.alert_id, self.phase.value, self.channel.value)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.alert_id, self.phase.value, self.recipient, self.channel.value)
+
+    @property
+    def slot(self) -> Slot:
+        """The delivery among its alert phase's."""
+        return (self.recipient, self.channel)
+
+    @property
+    def lock_name(self) -> str:
+        # A driver's deliveries keep the name they had before recipients existed, so a process
+        # of the previous version and one of this version exclude each other during an upgrade.
+        if self.recipient == DRIVER:
+            return "|".join((self.alert_id, self.phase.value, self.channel.value))
+        return "|".join(self.key)
 
     def settled(self, status: Status, **changes: Any) -> Entry:
         return replace(self, status=status, decided_at=datetime.now(UTC), **changes)
@@ -96,6 +117,7 @@ _INSERT_COLUMNS = (
     "attempts",
     "alert_time",
     "decided_at",
+    "recipient",
 )
 
 
@@ -121,6 +143,8 @@ def _from_row(row: dict[str, Any]) -> Entry:
         attempts=row["attempts"],
         created_at=row["created_at"],
         decided_at=row["decided_at"],
+        recipient=row["recipient"],
+        delivery_id=str(row["delivery_id"]),
     )
 
 
@@ -165,15 +189,15 @@ class Ledger(DatabaseClient):
             timeout_s=timeout_s,
         )
 
-    def entries(self, alert_id: str, phase: Phase) -> dict[Channel, Entry]:
+    def entries(self, alert_id: str, phase: Phase) -> dict[Slot, Entry]:
         with self._db() as conn:
             rows = conn.execute(
                 "SELECT * FROM notification_ledger WHERE alert_id = %s AND phase = %s",
                 (alert_id, phase.value),
             ).fetchall()
-        return {e.channel: e for e in map(_from_row, rows)}
+        return {e.slot: e for e in map(_from_row, rows)}
 
-    def record(self, entries: Sequence[Entry]) -> dict[Channel, Entry]:
+    def record(self, entries: Sequence[Entry]) -> dict[Slot, Entry]:
         """Write the decisions for one alert phase; a row already there wins (a replica or an
         earlier run decided first). Returns what the ledger holds afterwards."""
         if not entries:
@@ -206,6 +230,7 @@ class Ledger(DatabaseClient):
                         e.attempts,
                         datetime.fromtimestamp(e.alert_time_us / 1e6, UTC),
                         e.decided_at,
+                        e.recipient,
                     ),
                 )
         return self.entries(entries[0].alert_id, entries[0].phase)
@@ -214,21 +239,19 @@ class Ledger(DatabaseClient):
         with self._db() as conn:
             row = conn.execute(
                 "SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS locked",
-                ("|".join(entry.key),),
+                (entry.lock_name,),
             ).fetchone()
         return bool(row and row["locked"])
 
     def unlock(self, entry: Entry) -> None:
         with self._db() as conn:
-            conn.execute(
-                "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", ("|".join(entry.key),)
-            )
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (entry.lock_name,))
 
     def count_attempt(self, entry: Entry) -> Entry:
         with self._db() as conn:
             conn.execute(
                 "UPDATE notification_ledger SET attempts = attempts + 1 "
-                "WHERE alert_id = %s AND phase = %s AND channel = %s",
+                "WHERE alert_id = %s AND phase = %s AND recipient = %s AND channel = %s",
                 entry.key,
             )
         return replace(entry, attempts=entry.attempts + 1)
@@ -239,7 +262,8 @@ class Ledger(DatabaseClient):
             conn.execute(
                 "UPDATE notification_ledger SET status = %s, provider_sid = %s, error_code = %s, "
                 "error_message = %s, attempts = %s, decided_at = now() "
-                "WHERE alert_id = %s AND phase = %s AND channel = %s AND status = 'PENDING'",
+                "WHERE alert_id = %s AND phase = %s AND recipient = %s AND channel = %s "
+                "AND status = 'PENDING'",
                 (
                     entry.status.value,
                     entry.provider_sid,
@@ -252,12 +276,13 @@ class Ledger(DatabaseClient):
         return entry
 
     def recent_deliveries(self, since: datetime) -> list[tuple[str, str, int]]:
-        """(driver_key, rule, alert time µs) of every alert phase notified since ``since``."""
+        """(driver_key, rule, alert time µs) of every alert phase notified to its driver since
+        ``since`` (the rate limit is the driver's alone)."""
         with self._db() as conn:
             rows = conn.execute(
                 "SELECT DISTINCT alert_id, phase, driver_key, rule, alert_time "
                 "FROM notification_ledger "
-                "WHERE status IN ('PENDING', 'SENT') AND alert_time >= %s",
+                "WHERE status IN ('PENDING', 'SENT') AND alert_time >= %s AND recipient = 'driver'",
                 (since,),
             ).fetchall()
         return [

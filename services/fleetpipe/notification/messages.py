@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from fleetpipe.notification.routing import Channel, Phase, Severity, alert_time_us
+from fleetpipe.notification.routing import DRIVER, Channel, Phase, Severity, alert_time_us
 from fleetpipe.pb.v1 import alert_pb2
 
 RULE_TITLES = {
@@ -54,9 +54,11 @@ VALUE_FORMATS: dict[str, tuple[str, str, str]] = {
 MAX_VALUES = 3
 
 
-def reference(alert_id: str, phase: Phase, channel: Channel) -> str:
+def reference(alert_id: str, phase: Phase, channel: Channel, recipient: str = DRIVER) -> str:
     """A short, stable tag for one delivery: ``FP-`` and 10 base32 characters."""
-    digest = hashlib.sha256(f"{alert_id}|{phase.value}|{channel.value}".encode()).digest()
+    # A driver's tag is what it was before other recipients existed (pending rows match).
+    who = "" if recipient == DRIVER else f"|{recipient}"
+    digest = hashlib.sha256(f"{alert_id}|{phase.value}|{channel.value}{who}".encode()).digest()
     return "FP-" + base64.b32encode(digest).decode()[:10]
 
 
@@ -99,8 +101,9 @@ def text_body(
     *,
     tz: ZoneInfo,
     brand: str = "FleetPipe",
+    recipient: str = DRIVER,
 ) -> str:
-    """The SMS / WhatsApp text."""
+    """The SMS / WhatsApp text (an operations recipient reads the driver's)."""
     severity = Severity.from_pb(alert.severity)
     level = severity.value.upper() if severity else "ALERT"
     title = rule_title(alert.rule)
@@ -114,7 +117,7 @@ def text_body(
     info = details(alert) if phase is Phase.OPEN else ""
     if info:
         text += f" {info[0].upper()}{info[1:]}."
-    return f"{text} Ref {reference(alert.alert_id, phase, channel)}"
+    return f"{text} Ref {reference(alert.alert_id, phase, channel, recipient)}"
 
 
 def voice_twiml(

@@ -15,10 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fleetpipe.pb.v1 import alert_pb2
 from fleetpipe.registry import Vehicle
+
+# The recipient of a driver's deliveries in the ledger; recipients.py names the others.
+DRIVER = "driver"
 
 
 class Severity(StrEnum):
@@ -47,6 +50,12 @@ class Channel(StrEnum):
     SMS = "sms"
     WHATSAPP = "whatsapp"
     VOICE = "voice"
+    # Only for webhook sinks (fleetpipe.notification.recipients), never a driver's channel.
+    WEBHOOK = "webhook"
+
+    @property
+    def by_phone(self) -> bool:
+        return self is not Channel.WEBHOOK
 
 
 class Phase(StrEnum):
@@ -86,6 +95,13 @@ class RoutingPolicy(BaseModel):
     max_alert_age_s: float = Field(default=900.0, gt=0)
     limits: RateLimitPolicy = RateLimitPolicy()
 
+    @model_validator(mode="after")
+    def _drivers_by_phone(self) -> RoutingPolicy:
+        chosen = [*self.channels.values(), *self.rule_channels.values()]
+        if any(not c.by_phone for channels in chosen for c in channels):
+            raise ValueError("a driver is reached by sms, whatsapp or voice, not by webhook")
+        return self
+
 
 @dataclass(frozen=True, slots=True)
 class Contact:
@@ -108,8 +124,9 @@ class Contact:
 @dataclass(frozen=True, slots=True)
 class PlannedDelivery:
     channel: Channel
-    to: str  # the provider address, with the "whatsapp:" prefix where it applies
+    to: str  # the provider address, with the "whatsapp:" prefix where it applies; or a URL
     skip_reason: str = ""  # set: recorded as SKIPPED, nothing sent
+    recipient: str = DRIVER  # or "ops:<name>", "webhook:<name>" (recipients.py)
 
 
 def alert_phase(alert: alert_pb2.Alert, policy: RoutingPolicy) -> Phase | None:

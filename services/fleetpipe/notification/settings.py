@@ -2,6 +2,8 @@
 
 Routing tables are JSON in the environment, for example
 ``FLEET_ROUTING__CHANNELS='{"warning": ["whatsapp"], "critical": ["sms", "voice"]}'``.
+Operations recipients and webhook sinks too (``FLEET_RECIPIENTS``, see recipients.py); each
+sink's signing key comes from a Secret as ``FLEET_WEBHOOK_SECRETS__<NAME>``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from fleetpipe.core.db import PostgresSettings
 from fleetpipe.core.settings import ServiceSettings
+from fleetpipe.notification.recipients import Recipients
 from fleetpipe.notification.routing import Channel, RoutingPolicy, Severity
 
 
@@ -74,6 +77,12 @@ class NotificationSettings(ServiceSettings):
     # entry was written: covers clock skew between the database and Twilio.
     reconcile_skew_s: float = Field(default=120.0, ge=0)
     reconcile_scan_limit: int = Field(default=200, ge=1, le=10_000)
+    # Who besides the driver hears of an alert, and the webhooks' signing keys by sink name.
+    recipients: Recipients = Recipients()
+    webhook_secrets: dict[str, SecretStr] = {}
+    # A webhook sink that stays down is given up on after this (each alert costs at most
+    # deadline_s), so that it never holds up the other deliveries.
+    webhook_retry: RetrySettings = RetrySettings(attempts=4, deadline_s=20.0)
     # Times in messages are shown in this zone (an IANA name such as Europe/Amsterdam).
     timezone: str = "UTC"
     # Small batches: a crash replays little, and outcomes follow their alerts closely.
@@ -91,10 +100,28 @@ class NotificationSettings(ServiceSettings):
             raise ValueError(f"timezone {value!r} is not a known IANA time zone") from exc
         return value
 
+    @model_validator(mode="after")
+    def _every_webhook_signed(self) -> NotificationSettings:
+        # An unsigned delivery would be refused by every receiver: refuse to start instead,
+        # naming the variable, while the alerts wait in Kafka.
+        missing = [
+            w.name
+            for w in self.recipients.webhooks
+            if not self.webhook_secrets.get(w.name, SecretStr("")).get_secret_value()
+        ]
+        if missing:
+            names = ", ".join(f"FLEET_WEBHOOK_SECRETS__{n.upper()}" for n in missing)
+            raise ValueError(
+                f"webhook sink(s) {', '.join(missing)} have no signing key: set {names} "
+                "(from the Kubernetes Secret the sink names)"
+            )
+        return self
+
 
 __all__ = [
     "Channel",
     "NotificationSettings",
+    "Recipients",
     "RetrySettings",
     "RoutingPolicy",
     "Severity",

@@ -35,6 +35,8 @@ VEHICLES = [
         driver_whatsapp="+31622222222",
     ),
     Vehicle("v-bad", "fleet-1", "van", driver_id="d-3", driver_phone=INVALID),
+    # No number to reach its driver: only operations recipients and webhooks hear of it.
+    Vehicle("v-nophone", "fleet-1", "van", driver_id="d-4"),
 ]
 
 

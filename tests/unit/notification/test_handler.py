@@ -16,9 +16,21 @@ from fleetpipe.notification.handler import (
     NotificationHandler,
     NotificationMetrics,
 )
-from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Status
+from fleetpipe.notification.ledger import Entry, LedgerUnavailable, Slot, Status
 from fleetpipe.notification.provider import ProviderError, Sent
-from fleetpipe.notification.routing import Channel, Phase, RateLimitPolicy, RoutingPolicy
+from fleetpipe.notification.recipients import (
+    OperationsRecipient,
+    Recipients,
+    WebhookSink,
+)
+from fleetpipe.notification.routing import (
+    DRIVER,
+    Channel,
+    Phase,
+    RateLimitPolicy,
+    RoutingPolicy,
+)
+from fleetpipe.notification.webhook_delivery import WebhookPort, WebhookRetry
 from fleetpipe.pb.v1 import alert_pb2, notification_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry
 from fleetpipe_loadtest import records
@@ -33,23 +45,26 @@ NOW_S = 1_750_000_000.0
 
 class FakeLedger(LedgerPort):
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str, str], Entry] = {}
-        self.locked: set[tuple[str, str, str]] = set()
-        self.foreign_locks: set[tuple[str, str, str]] = set()
+        self.rows: dict[tuple[str, str, str, str], Entry] = {}
+        self.locked: set[tuple[str, str, str, str]] = set()
+        self.foreign_locks: set[tuple[str, str, str, str]] = set()
         self.down = False
 
     def _check(self) -> None:
         if self.down:
             raise LedgerUnavailable("database down")
 
-    def entries(self, alert_id: str, phase: Phase) -> dict[Channel, Entry]:
+    def entries(self, alert_id: str, phase: Phase) -> dict[Slot, Entry]:
         self._check()
-        return {e.channel: e for k, e in self.rows.items() if k[:2] == (alert_id, phase.value)}
+        return {e.slot: e for k, e in self.rows.items() if k[:2] == (alert_id, phase.value)}
 
-    def record(self, entries: list[Entry]) -> dict[Channel, Entry]:
+    def record(self, entries: list[Entry]) -> dict[Slot, Entry]:
         self._check()
         for e in entries:
-            self.rows.setdefault(e.key, replace(e, created_at=datetime.fromtimestamp(NOW_S, UTC)))
+            created = datetime.fromtimestamp(NOW_S, UTC)
+            self.rows.setdefault(
+                e.key, replace(e, created_at=created, delivery_id=f"id-{len(self.rows)}")
+            )
         return self.entries(entries[0].alert_id, entries[0].phase)
 
     def try_lock(self, entry: Entry) -> bool:
@@ -77,7 +92,7 @@ class FakeLedger(LedgerPort):
         return [
             (e.driver_key, e.rule, e.alert_time_us)
             for e in self.rows.values()
-            if e.status in (Status.PENDING, Status.SENT)
+            if e.status in (Status.PENDING, Status.SENT) and e.recipient == DRIVER
         ]
 
     def claimed_sids(self, to_address: str) -> set[str]:
@@ -142,12 +157,29 @@ TOO_MANY = ProviderError("Too Many Requests", code="20429", status=429, transien
 INVALID = ProviderError("Invalid 'To' Phone Number", code="21211", status=400, transient=False)
 
 
+class FakeWebhooks(WebhookPort):
+    """Answers POSTs from a script of errors; remembers every POST."""
+
+    def __init__(self, script: list[ProviderError | None] | None = None) -> None:
+        self.script = list(script or [])
+        self.posts: list[tuple[str, bytes, str]] = []  # sink, body, delivery id
+
+    def post(self, sink: WebhookSink, body: bytes, *, delivery_id: str) -> Sent:
+        self.posts.append((sink.name, body, delivery_id))
+        outcome = self.script.pop(0) if self.script else None
+        if outcome is not None:
+            raise outcome
+        return Sent("", "200")
+
+
 def _handler(
     ledger: FakeLedger,
     gateway: FakeGateway,
     *,
     policy: RoutingPolicy | None = None,
     attempts: int = 4,
+    recipients: Recipients | None = None,
+    webhooks: FakeWebhooks | None = None,
 ) -> NotificationHandler:
     registry = VehicleRegistry(
         [
@@ -166,10 +198,13 @@ def _handler(
             attempts=attempts,
             initial_backoff_s=0.01,
             max_backoff_s=0.01,
+            recipients=recipients or Recipients(),
+            webhook_retry=WebhookRetry(attempts=3, initial_backoff_s=0.01, max_backoff_s=0.01),
         ),
         contacts=lambda: registry,
         ledger=ledger,
         gateway=gateway,
+        webhooks=webhooks,
         outcomes_topic="outcomes",
         metrics=NotificationMetrics(CollectorRegistry()),
         clock=lambda: NOW_S,
@@ -337,7 +372,7 @@ def test_an_unknown_vehicle_is_skipped_with_the_reason() -> None:
 def test_a_delivery_locked_elsewhere_waits() -> None:
     ledger, gateway = FakeLedger(), FakeGateway()
     alert = _alert()
-    ledger.foreign_locks.add((alert.alert_id, "open", "sms"))
+    ledger.foreign_locks.add((alert.alert_id, "open", DRIVER, "sms"))
     with pytest.raises(RetryLater, match="in progress elsewhere"):
         _run(_handler(ledger, gateway), alert)
     assert gateway.sends == []
@@ -349,3 +384,150 @@ def test_a_database_outage_makes_the_batch_wait() -> None:
     with pytest.raises(RetryLater, match="database down"):
         _run(_handler(ledger, gateway), _alert())
     assert gateway.sends == []
+
+
+# -- operations recipients and webhooks ----------------------------------------------------------
+DESK = "+31201234567"
+RECIPIENTS = Recipients(
+    operations=(
+        OperationsRecipient.model_validate(
+            {
+                "name": "desk",
+                "phone": DESK,
+                "fleets": ["fleet-1"],
+                "channels": {"warning": ["sms"], "critical": ["voice", "sms"]},
+            }
+        ),
+        OperationsRecipient.model_validate(
+            {"name": "other_fleet", "phone": "+31207654321", "fleets": ["fleet-2"]}
+        ),
+    ),
+    webhooks=(
+        WebhookSink(name="dispatch", url="https://hooks.example.com/x", secret="s"),
+        WebhookSink.model_validate(
+            {"name": "crashes", "url": "https://c.example.com/", "secret": "s", "rules": ["crash"]}
+        ),
+    ),
+)
+SERVER_DOWN = ProviderError("webhook dispatch answered 503", code="503", transient=True)
+REFUSED = ProviderError("webhook dispatch refused the request (401)", code="401", transient=False)
+
+
+def _recipients_of(out: Published) -> list[tuple[str, int, int]]:
+    return [(o.recipient, o.channel, o.status) for o in out.outcomes()]
+
+
+def test_the_desk_and_the_webhook_hear_of_an_alert_after_the_driver() -> None:
+    ledger, gateway, hooks = FakeLedger(), FakeGateway(), FakeWebhooks()
+    handler = _handler(ledger, gateway, recipients=RECIPIENTS, webhooks=hooks)
+    out = _run(handler, _alert("crash", severity=alert_pb2.SEVERITY_CRITICAL))
+    sent = notification_pb2.DELIVERY_STATUS_SENT
+    voice, sms = notification_pb2.CHANNEL_VOICE, notification_pb2.CHANNEL_SMS
+    webhook = notification_pb2.CHANNEL_WEBHOOK
+    assert _recipients_of(out) == [
+        ("driver", voice, sent),
+        ("driver", sms, sent),
+        ("ops:desk", voice, sent),
+        ("ops:desk", sms, sent),
+        ("webhook:crashes", webhook, sent),
+        ("webhook:dispatch", webhook, sent),
+    ]
+    assert [to for _c, to, _b in gateway.sends] == [PHONE, PHONE, DESK, DESK]
+    assert [name for name, _b, _k in hooks.posts] == ["crashes", "dispatch"]
+    ids = {o.recipient: o.delivery_id for o in out.outcomes() if o.channel == webhook}
+    assert [key for _n, _b, key in hooks.posts] == [ids["webhook:crashes"], ids["webhook:dispatch"]]
+
+
+def test_the_desk_is_not_rate_limited_with_the_driver() -> None:
+    ledger, gateway = FakeLedger(), FakeGateway()
+    handler = _handler(ledger, gateway, recipients=RECIPIENTS)
+    out = _run(handler, _alert("speeding", at_s=NOW_S - 90), _alert("speeding", at_s=NOW_S - 80))
+    limited = notification_pb2.DELIVERY_STATUS_RATE_LIMITED
+    sent = notification_pb2.DELIVERY_STATUS_SENT
+    assert [(o.recipient, o.status) for o in out.outcomes()] == [
+        ("driver", sent),
+        ("ops:desk", sent),
+        ("driver", limited),
+        ("ops:desk", sent),
+    ]
+
+
+def test_a_driver_skip_still_reaches_the_others() -> None:
+    ledger, gateway, hooks = FakeLedger(), FakeGateway(), FakeWebhooks()
+    recipients = Recipients(
+        webhooks=(
+            WebhookSink.model_validate(
+                {
+                    "name": "all",
+                    "url": "https://h.example.com",
+                    "secret": "s",
+                    "min_severity": "info",
+                }
+            ),
+        )
+    )
+    handler = _handler(ledger, gateway, recipients=recipients, webhooks=hooks)
+    out = _run(handler, _alert(severity=alert_pb2.SEVERITY_INFO))
+    assert [(o.recipient, o.status, o.error_message) for o in out.outcomes()] == [
+        ("", notification_pb2.DELIVERY_STATUS_SKIPPED, "below minimum severity warning"),
+        ("webhook:all", notification_pb2.DELIVERY_STATUS_SENT, ""),
+    ]
+    assert gateway.sends == [] and len(hooks.posts) == 1
+
+
+def test_a_resolved_episode_reaches_the_webhook_only() -> None:
+    ledger, gateway, hooks = FakeLedger(), FakeGateway(), FakeWebhooks()
+    handler = _handler(ledger, gateway, recipients=RECIPIENTS, webhooks=hooks)
+    alert = _alert()
+    alert.state = alert_pb2.ALERT_STATE_RESOLVED
+    out = _run(handler, alert)
+    assert [(o.recipient, o.channel) for o in out.outcomes()] == [
+        ("webhook:dispatch", notification_pb2.CHANNEL_WEBHOOK)
+    ]
+    assert b'"phase":"resolved"' in hooks.posts[0][1]
+    assert gateway.sends == []
+
+
+def test_a_webhook_5xx_is_retried_with_the_same_key_and_body() -> None:
+    ledger, gateway, hooks = FakeLedger(), FakeGateway(), FakeWebhooks([SERVER_DOWN])
+    handler = _handler(ledger, gateway, recipients=RECIPIENTS, webhooks=hooks)
+    out = _run(handler, _alert())
+    (hook,) = [o for o in out.outcomes() if o.recipient == "webhook:dispatch"]
+    assert (hook.status, hook.attempts) == (notification_pb2.DELIVERY_STATUS_SENT, 2)
+    (first, second) = hooks.posts
+    assert first == second
+
+
+def test_a_webhook_that_stays_down_fails_after_its_budget_and_holds_nothing_up() -> None:
+    ledger, gateway, hooks = FakeLedger(), FakeGateway(), FakeWebhooks([SERVER_DOWN] * 10)
+    handler = _handler(ledger, gateway, recipients=RECIPIENTS, webhooks=hooks)
+    out = _run(handler, _alert(), _alert("low_fuel"))
+    hooks_out = [o for o in out.outcomes() if o.recipient == "webhook:dispatch"]
+    assert [(o.status, o.attempts, o.error_code) for o in hooks_out] == [
+        (notification_pb2.DELIVERY_STATUS_FAILED, 3, "503")
+    ] * 2
+    assert hooks_out[0].error_message == "gave up after retries: webhook dispatch answered 503"
+    assert len(gateway.sends) == 4, "the driver's and the desk's messages went out"
+
+
+def test_a_refused_webhook_fails_at_once_and_a_replay_does_not_post_again() -> None:
+    ledger, gateway, hooks = FakeLedger(), FakeGateway(), FakeWebhooks([REFUSED])
+    handler = _handler(ledger, gateway, recipients=RECIPIENTS, webhooks=hooks)
+    _run(handler, _alert())
+    replay = _run(handler, _alert())
+    (hook,) = [o for o in replay.outcomes() if o.recipient == "webhook:dispatch"]
+    assert (hook.status, hook.error_code) == (notification_pb2.DELIVERY_STATUS_FAILED, "401")
+    assert len(hooks.posts) == 1
+
+
+def test_a_webhook_pending_after_a_crash_is_posted_again_with_its_key() -> None:
+    ledger, gateway, hooks = FakeLedger(), FakeGateway(), FakeWebhooks()
+    _run(_handler(ledger, gateway, recipients=RECIPIENTS, webhooks=hooks), _alert())
+    # Rewind to what a kill between the POST and the settle leaves behind.
+    key = next(k for k, e in ledger.rows.items() if e.channel is Channel.WEBHOOK)
+    ledger.rows[key] = replace(ledger.rows[key], status=Status.PENDING)
+    out = _run(_handler(ledger, gateway, recipients=RECIPIENTS, webhooks=hooks), _alert())
+    (hook,) = [o for o in out.outcomes() if o.recipient == "webhook:dispatch"]
+    assert hook.status == notification_pb2.DELIVERY_STATUS_SENT
+    assert len(hooks.posts) == 2 and hooks.posts[0] == hooks.posts[1]
+    assert len(gateway.sends) == 2, "the driver's and the desk's settled rows are not resent"

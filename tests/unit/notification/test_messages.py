@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import xml.etree.ElementTree as ET
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -70,11 +72,22 @@ def test_resolved_text_says_it_is_over() -> None:
     assert "14:33:05" in body
 
 
-def test_references_differ_by_alert_phase_and_channel() -> None:
-    refs = {reference(a, p, c) for a in ("a1", "a2") for p in Phase for c in Channel}
-    assert len(refs) == 12
+def test_references_differ_by_alert_phase_channel_and_recipient() -> None:
+    refs = {
+        reference(a, p, c, who)
+        for a in ("a1", "a2")
+        for p in Phase
+        for c in Channel
+        for who in ("driver", "ops:desk")
+    }
+    assert len(refs) == 2 * 2 * len(Channel) * 2
     assert all(r.startswith("FP-") and len(r) == 13 for r in refs)
     assert reference("a1", Phase.OPEN, Channel.SMS) == reference("a1", Phase.OPEN, Channel.SMS)
+    # A driver's reference is the one it had before other recipients: pending rows still match.
+    assert (
+        reference("a1", Phase.OPEN, Channel.SMS, "driver")
+        == "FP-" + base64.b32encode(hashlib.sha256(b"a1|open|sms").digest()).decode()[:10]
+    )
 
 
 def test_voice_twiml_says_the_alert_twice() -> None:

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66leetpipe/v1/notification.proto\x12\x0c\x66leetpipe.v1\"\x9e\x02\n\x13NotificationOutcome\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12&\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x15.fleetpipe.v1.Channel\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.fleetpipe.v1.DeliveryStatus\x12\x12\n\nvehicle_id\x18\x04 \x01(\t\x12\x11\n\tdriver_id\x18\x05 \x01(\t\x12\x14\n\x0cprovider_sid\x18\x06 \x01(\t\x12\x12\n\nerror_code\x18\x07 \x01(\t\x12\x15\n\rerror_message\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\r\x12\x17\n\x0f\x64\x65\x63ided_time_us\x18\n \x01(\x03\x12\x0c\n\x04rule\x18\x0b \x01(\t*\\\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x01\x12\x14\n\x10\x43HANNEL_WHATSAPP\x10\x02\x12\x11\n\rCHANNEL_VOICE\x10\x03*\xa6\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x02\x12 \n\x1c\x44\x45LIVERY_STATUS_RATE_LIMITED\x10\x03\x12\x1b\n\x17\x44\x45LIVERY_STATUS_SKIPPED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66leetpipe/v1/notification.proto\x12\x0c\x66leetpipe.v1\"\xc6\x02\n\x13NotificationOutcome\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12&\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x15.fleetpipe.v1.Channel\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.fleetpipe.v1.DeliveryStatus\x12\x12\n\nvehicle_id\x18\x04 \x01(\t\x12\x11\n\tdriver_id\x18\x05 \x01(\t\x12\x14\n\x0cprovider_sid\x18\x06 \x01(\t\x12\x12\n\nerror_code\x18\x07 \x01(\t\x12\x15\n\rerror_message\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\r\x12\x17\n\x0f\x64\x65\x63ided_time_us\x18\n \x01(\x03\x12\x0c\n\x04rule\x18\x0b \x01(\t\x12\x11\n\trecipient\x18\x0c \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\r \x01(\t*q\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x01\x12\x14\n\x10\x43HANNEL_WHATSAPP\x10\x02\x12\x11\n\rCHANNEL_VOICE\x10\x03\x12\x13\n\x0f\x43HANNEL_WEBHOOK\x10\x04*\xa6\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x02\x12 \n\x1c\x44\x45LIVERY_STATUS_RATE_LIMITED\x10\x03\x12\x1b\n\x17\x44\x45LIVERY_STATUS_SKIPPED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleetpipe.v1.notification_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANNEL']._serialized_start=338
-  _globals['_CHANNEL']._serialized_end=430
-  _globals['_DELIVERYSTATUS']._serialized_start=433
-  _globals['_DELIVERYSTATUS']._serialized_end=599
+  _globals['_CHANNEL']._serialized_start=378
+  _globals['_CHANNEL']._serialized_end=491
+  _globals['_DELIVERYSTATUS']._serialized_start=494
+  _globals['_DELIVERYSTATUS']._serialized_end=660
   _globals['_NOTIFICATIONOUTCOME']._serialized_start=50
-  _globals['_NOTIFICATIONOUTCOME']._serialized_end=336
+  _globals['_NOTIFICATIONOUTCOME']._serialized_end=376
 # @@protoc_insertion_point(module_scope)

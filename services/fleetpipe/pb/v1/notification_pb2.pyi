@@ -11,6 +11,7 @@ class Channel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANNEL_SMS: _ClassVar[Channel]
     CHANNEL_WHATSAPP: _ClassVar[Channel]
     CHANNEL_VOICE: _ClassVar[Channel]
+    CHANNEL_WEBHOOK: _ClassVar[Channel]
 
 class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -23,6 +24,7 @@ CHANNEL_UNSPECIFIED: Channel
 CHANNEL_SMS: Channel
 CHANNEL_WHATSAPP: Channel
 CHANNEL_VOICE: Channel
+CHANNEL_WEBHOOK: Channel
 DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus
 DELIVERY_STATUS_SENT: DeliveryStatus
 DELIVERY_STATUS_FAILED: DeliveryStatus
@@ -30,7 +32,7 @@ DELIVERY_STATUS_RATE_LIMITED: DeliveryStatus
 DELIVERY_STATUS_SKIPPED: DeliveryStatus
 
 class NotificationOutcome(_message.Message):
-    __slots__ = ("alert_id", "channel", "status", "vehicle_id", "driver_id", "provider_sid", "error_code", "error_message", "attempts", "decided_time_us", "rule")
+    __slots__ = ("alert_id", "channel", "status", "vehicle_id", "driver_id", "provider_sid", "error_code", "error_message", "attempts", "decided_time_us", "rule", "recipient", "delivery_id")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +44,8 @@ class NotificationOutcome(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     DECIDED_TIME_US_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     alert_id: str
     channel: Channel
     status: DeliveryStatus
@@ -53,4 +57,6 @@ class NotificationOutcome(_message.Message):
     attempts: int
     decided_time_us: int
     rule: str
-    def __init__(self, alert_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., vehicle_id: _Optional[str] = ..., driver_id: _Optional[str] = ..., provider_sid: _Optional[str] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., attempts: _Optional[int] = ..., decided_time_us: _Optional[int] = ..., rule: _Optional[str] = ...) -> None: ...
+    recipient: str
+    delivery_id: str
+    def __init__(self, alert_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., vehicle_id: _Optional[str] = ..., driver_id: _Optional[str] = ..., provider_sid: _Optional[str] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., attempts: _Optional[int] = ..., decided_time_us: _Optional[int] = ..., rule: _Optional[str] = ..., recipient: _Optional[str] = ..., delivery_id: _Optional[str] = ...) -> None: ...

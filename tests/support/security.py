@@ -48,7 +48,8 @@ class RoleSchema:
             try:
                 conn.execute(statement.encode())
             except psycopg.errors.InsufficientPrivilege as exc:
-                return str(exc).strip()
+                # The server's own one-line message, without the statement echoed under it.
+                return exc.diag.message_primary or str(exc)
         raise AssertionError(f"{role} was allowed: {statement}")
 
     def run(self, role: str, statement: str) -> list[tuple[object, ...]]:

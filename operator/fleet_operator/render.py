@@ -15,6 +15,12 @@ from typing import Any
 
 import yaml
 
+from fleet_operator.credentials import (
+    database_secret,
+    kafka_ca_volume,
+    kafka_login_env,
+)
+from fleet_operator.credentials import referenced as login_secrets
 from fleet_operator.rules import limits_document, rules_document
 from fleet_operator.sizing import CONSUMERS, INPUT_TOPICS, SizingPlan
 from fleet_operator.spec import API_VERSION, KIND, Component, FleetPipelineSpec
@@ -241,9 +247,8 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
     ]
     if kafka.sasl_mechanism:
         env.append(_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
-    if kafka.credentials_secret:
-        env.append(_secret("FLEET_KAFKA__SASL_USERNAME", kafka.credentials_secret, "username"))
-        env.append(_secret("FLEET_KAFKA__SASL_PASSWORD", kafka.credentials_secret, "password"))
+    # The service's own Kafka principal (or the shared one), and the brokers' CA.
+    env += kafka_login_env(spec, component.value)
     for field, topic in topics_for(spec).model_dump().items():
         env.append(_value(f"FLEET_TOPICS__{field.upper()}", topic))
     env += [
@@ -280,7 +285,7 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
     elif component is Component.NOTIFICATION:
         note = spec.notification
         env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
-        env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
+        env.append(_secret(ENV["postgres_dsn"], database_secret(spec, component.value), "dsn"))
         for key, required in TWILIO_KEYS:
             env.append(
                 _secret(
@@ -294,7 +299,7 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         channels = note.channels.model_dump()
         env.append(_value(ENV["channels"], json.dumps(channels, sort_keys=True)))
     elif component is Component.STORAGE_WRITER:
-        env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
+        env.append(_secret(ENV["postgres_dsn"], database_secret(spec, component.value), "dsn"))
         env.append(_value(ENV["hot_retention_days"], spec.storage.hot_retention_days))
         env.append(_value(ENV["cold_path"], spec.storage.cold_path))
         for name in (
@@ -330,6 +335,9 @@ def _volumes(
     if component is Component.DETECTION:
         volumes.append({"name": "rules", "configMap": {"name": child_name(owner, "rules")}})
         mounts.append({"name": "rules", "mountPath": RULES_DIR, "readOnly": True})
+    ca_volumes, ca_mounts = kafka_ca_volume(spec)
+    volumes += ca_volumes
+    mounts += ca_mounts
     if component is Component.INGEST and spec.ingest.tokens_secret:
         volumes.append({"name": "auth", "secret": {"secretName": spec.ingest.tokens_secret}})
         mounts.append({"name": "auth", "mountPath": INGEST_AUTH_DIR, "readOnly": True})
@@ -471,6 +479,8 @@ def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:
             found[spec.console.database_secret] = "spec.console.databaseSecret"
     if spec.mqtt is not None:
         found[spec.mqtt.credentials_secret] = "spec.mqtt.credentialsSecret"
+    for secret, field in login_secrets(spec).items():
+        found.setdefault(secret, field)
     return found
 
 

@@ -48,8 +48,13 @@ def kafka(workdir: Path) -> Iterator[BrokerHandle]:
     if external:
         yield BrokerHandle(None, external)
         return
+    # With a SASL_SSL listener beside the plaintext one: SCRAM users and ACLs per service.
     broker = KafkaBroker(
-        home=workdir / "kafka", port=free_port(), controller_port=free_port(), libs=kafka_libs()
+        home=workdir / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        libs=kafka_libs(),
+        sasl_port=free_port(),
     )
     handle = BrokerHandle(broker, broker.bootstrap)
     handle.start()

@@ -125,6 +125,9 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         }
         twilio_where = f"{contract.url} (the local Twilio-contract server)"
     otlp, query = _jaeger(stack, options)
+    # On the local stack every service logs in as itself (least privilege); servers given
+    # with --kafka/--postgres-dsn are used with the one login given.
+    logins = stack.service_logins(options.schema) if options.kafka is None else {}
     overrides = {}
     if options.trace_ratio is not None:
         overrides = {
@@ -147,6 +150,7 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         speed_limits=city.speed_limits,
         mqtt_env=mqtt_env,
         http_port=0 if plan.protocol is Transport.HTTP else None,
+        logins=logins,
     )
     pipeline = LocalPipeline(config)
     fleet_console = LocalConsole(
@@ -167,7 +171,7 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         console.print(f"ingest     gRPC on {pipeline.ingest_address}")
         # The console reads the services' health from their /metrics, and traces from Jaeger's
         # query API: the Jaeger built from its Go module has that API but no UI of its own.
-        fleet_console.extra = _console_env(pipeline, query)
+        fleet_console.extra = {**_console_env(pipeline, query), **logins.get("console", {})}
         fleet_console.start()
         (console_token,) = fleet_console.tokens
         page = f"{fleet_console.url}/#token={console_token}"

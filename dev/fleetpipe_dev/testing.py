@@ -25,6 +25,7 @@ from fleetpipe.core.lag import end_offsets as topic_end_offsets
 from fleetpipe.core.packs import PACK_HEADERS, Event, event_field, events_of
 from fleetpipe.core.readers import OFFSET_BEGINNING, build_reader, is_partition_eof
 from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe_dev.stack.kafka_security import kafka_env
 
 T = TypeVar("T")
 
@@ -212,7 +213,8 @@ def service_env(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     env = {
-        "FLEET_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        # The listener and, on a secure one, the login (kafka_security.py).
+        **kafka_env(kafka),
         "FLEET_OBSERVABILITY__HTTP_HOST": "127.0.0.1",
         "FLEET_OBSERVABILITY__HTTP_PORT": "0",
         "FLEET_OBSERVABILITY__LOG_FORMAT": "text",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from fleet_operator.credentials import CONSOLE, kafka_ca_volume, kafka_login_env
 from fleet_operator.render import (
     HTTP_PORT,
     Manifest,
@@ -52,9 +53,8 @@ def console_env(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
     ]
     if kafka.sasl_mechanism:
         env.append(_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
-    if kafka.credentials_secret:
-        env.append(_secret("FLEET_KAFKA__SASL_USERNAME", kafka.credentials_secret, "username"))
-        env.append(_secret("FLEET_KAFKA__SASL_PASSWORD", kafka.credentials_secret, "password"))
+    # The console's own Kafka principal (or the shared one), and the brokers' CA.
+    env += kafka_login_env(spec, CONSOLE)
     topics = topics_for(spec)
     env += [
         _value("FLEET_TOPICS__ALERTS", topics.alerts),
@@ -96,6 +96,7 @@ def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
     if not console.enabled:
         return []
     name = console_name(owner)
+    ca_volumes, ca_mounts = kafka_ca_volume(spec)
     container: Manifest = {
         "name": COMPONENT,
         "image": spec.image.reference,
@@ -104,7 +105,8 @@ def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": console_env(owner, spec),
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - in the pod
+        # /tmp, and the brokers' CA when the spec names one.
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *ca_mounts],  # noqa: S108
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
         "securityContext": {
@@ -134,7 +136,7 @@ def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
                         "containers": [container],
-                        "volumes": [{"name": "tmp", "emptyDir": {}}],
+                        "volumes": [{"name": "tmp", "emptyDir": {}}, *ca_volumes],
                     },
                 },
             },

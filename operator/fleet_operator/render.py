@@ -15,6 +15,12 @@ from typing import Any
 
 import yaml
 
+from fleet_operator.credentials import (
+    database_secret,
+    kafka_ca_volume,
+    kafka_login_env,
+)
+from fleet_operator.credentials import referenced as login_secrets
 from fleet_operator.render_recipients import recipient_secrets, recipients_env
 from fleet_operator.rules import limits_document, rules_document
 from fleet_operator.sizing import CONSUMERS, INPUT_TOPICS, SizingPlan
@@ -242,9 +248,8 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
     ]
     if kafka.sasl_mechanism:
         env.append(_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
-    if kafka.credentials_secret:
-        env.append(_secret("FLEET_KAFKA__SASL_USERNAME", kafka.credentials_secret, "username"))
-        env.append(_secret("FLEET_KAFKA__SASL_PASSWORD", kafka.credentials_secret, "password"))
+    # The service's own Kafka principal (or the shared one), and the brokers' CA.
+    env += kafka_login_env(spec, component.value)
     for field, topic in topics_for(spec).model_dump().items():
         env.append(_value(f"FLEET_TOPICS__{field.upper()}", topic))
     env += [
@@ -281,7 +286,7 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
     elif component is Component.NOTIFICATION:
         note = spec.notification
         env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
-        env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
+        env.append(_secret(ENV["postgres_dsn"], database_secret(spec, component.value), "dsn"))
         for key, required in TWILIO_KEYS:
             env.append(
                 _secret(
@@ -296,7 +301,7 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         env.append(_value(ENV["channels"], json.dumps(channels, sort_keys=True)))
         env += recipients_env(spec.recipients)
     elif component is Component.STORAGE_WRITER:
-        env.append(_secret(ENV["postgres_dsn"], spec.storage.database_secret, "dsn"))
+        env.append(_secret(ENV["postgres_dsn"], database_secret(spec, component.value), "dsn"))
         # The vehicles table follows the registry.
         env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
         env.append(_value(ENV["hot_retention_days"], spec.storage.hot_retention_days))
@@ -339,6 +344,9 @@ def _volumes(
     if component is Component.DETECTION:
         volumes.append({"name": "rules", "configMap": {"name": child_name(owner, "rules")}})
         mounts.append({"name": "rules", "mountPath": RULES_DIR, "readOnly": True})
+    ca_volumes, ca_mounts = kafka_ca_volume(spec)
+    volumes += ca_volumes
+    mounts += ca_mounts
     if component is Component.INGEST and spec.ingest.tokens_secret:
         volumes.append({"name": "auth", "secret": {"secretName": spec.ingest.tokens_secret}})
         mounts.append({"name": "auth", "mountPath": INGEST_AUTH_DIR, "readOnly": True})
@@ -481,6 +489,8 @@ def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:
     if spec.mqtt is not None:
         found[spec.mqtt.credentials_secret] = "spec.mqtt.credentialsSecret"
     found.update({k: v for k, v in recipient_secrets(spec.recipients).items() if k not in found})
+    for secret, field in login_secrets(spec).items():
+        found.setdefault(secret, field)
     return found
 
 

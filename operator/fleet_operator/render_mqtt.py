@@ -8,6 +8,7 @@ parallel: the replicas share the messages through the broker, not through an ord
 
 from __future__ import annotations
 
+from fleet_operator.credentials import kafka_ca_volume
 from fleet_operator.render import (
     HTTP_PORT,
     REGISTRY_DIR,
@@ -91,6 +92,7 @@ def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
             # The registry, as ingest has it: whose each vehicle is (a gateway account may
             # name any vehicle id under its own fleet's topics).
             {"name": "registry", "mountPath": REGISTRY_DIR, "readOnly": True},
+            *kafka_ca_volume(spec)[1],
         ],
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "http"},
@@ -131,6 +133,7 @@ def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
                     "volumes": [
                         {"name": "tmp", "emptyDir": {}},
                         {"name": "registry", "configMap": {"name": registry_cm}},
+                        *kafka_ca_volume(spec)[0],
                     ],
                 },
             },

@@ -88,6 +88,28 @@ class FleetSize(_Spec):
         return self
 
 
+# ---- least privilege: a login per service, named by Secret (see fleet_operator.credentials) --
+class ServiceKafkaSecrets(_Spec):
+    """A Secret per service's Kafka principal (keys ``username`` and ``password``); a service
+    not named here logs in with ``kafka.credentialsSecret``. The MQTT bridge is a way into
+    ingest and uses ingest's."""
+
+    ingest: str | None = Field(default=None, min_length=1, max_length=253)
+    enrichment: str | None = Field(default=None, min_length=1, max_length=253)
+    detection: str | None = Field(default=None, min_length=1, max_length=253)
+    notification: str | None = Field(default=None, min_length=1, max_length=253)
+    storage_writer: str | None = Field(default=None, min_length=1, max_length=253)
+    console: str | None = Field(default=None, min_length=1, max_length=253)
+
+
+class ServiceDatabaseSecrets(_Spec):
+    """A Secret per service's PostgreSQL role (key ``dsn``); a service not named here uses
+    ``storage.databaseSecret``."""
+
+    storage_writer: str | None = Field(default=None, min_length=1, max_length=253)
+    notification: str | None = Field(default=None, min_length=1, max_length=253)
+
+
 class KafkaSpec(_Spec):
     bootstrap_servers: str = Field(min_length=1, pattern=r"^[^,\s]+:[0-9]+(,[^,\s]+:[0-9]+)*$")
     replication_factor: int = Field(default=3, ge=1, le=7)
@@ -98,16 +120,33 @@ class KafkaSpec(_Spec):
     # A Secret with the keys ``username`` and ``password``; never a value in the spec.
     credentials_secret: str | None = Field(default=None, min_length=1, max_length=253)
     topic_suffix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$")
+    # A login per service instead of (or over) credentialsSecret.
+    service_credentials: ServiceKafkaSecrets | None = None
+    # A Secret with the key ``ca.crt``: the CA that signed the brokers' certificates (TLS).
+    ca_secret: str | None = Field(default=None, min_length=1, max_length=253)
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSpec:
         if self.security_protocol.startswith("SASL") and not (
-            self.sasl_mechanism and self.credentials_secret
+            self.sasl_mechanism and (self.credentials_secret or self.service_credentials)
         ):
             raise ValueError(
                 "kafka.securityProtocol SASL_* needs kafka.saslMechanism and "
-                "kafka.credentialsSecret"
+                "kafka.credentialsSecret (or kafka.serviceCredentials)"
             )
+        logins = self.service_credentials
+        if self.security_protocol.startswith("SASL") and not self.credentials_secret and logins:
+            # Without a shared login, every service of the data path needs its own.
+            missing = [
+                name
+                for name, secret in logins.model_dump(by_alias=True).items()
+                if secret is None and name != "console"
+            ]
+            if missing:
+                raise ValueError(
+                    "kafka.serviceCredentials without kafka.credentialsSecret must name a "
+                    f"Secret for every service; missing: {', '.join(missing)}"
+                )
         return self
 
 
@@ -227,6 +266,8 @@ class StorageSpec(_Spec):
     cold_url: str | None = Field(default=None, pattern=r"^s3://[^/?]+")
     # Keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the bucket's credentials.
     cold_credentials_secret: str | None = Field(default=None, min_length=1, max_length=253)
+    # A role per service instead of databaseSecret's (see fleetpipe.core.dbroles).
+    service_database_secrets: ServiceDatabaseSecrets | None = None
 
 
 class RegistrySpec(_Spec):

@@ -13,6 +13,8 @@ from pydantic import SecretStr
 from fleetpipe.core.db import PostgresSettings
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe_dev.stack.kafka import KafkaBroker
+from fleetpipe_dev.stack.kafka_security import BrokerSecurity
+from fleetpipe_dev.stack.pg_roles import ServiceLogins
 from fleetpipe_dev.stack.postgres import PostgresServer
 
 
@@ -27,6 +29,13 @@ class BrokerHandle:
     @property
     def settings(self) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.bootstrap)
+
+    @property
+    def security(self) -> BrokerSecurity:
+        """The SASL_SSL listener's side: logins per service (the session's broker has it)."""
+        security = None if self.broker is None else self.broker.security
+        assert security is not None, "the broker has no SASL_SSL listener (an external one?)"
+        return security
 
     def stop(self, *, kill: bool = False) -> None:
         assert self.broker is not None and self.pid is not None, "external broker: cannot stop"
@@ -56,6 +65,12 @@ class PostgresHandle:
         assert self.server is not None, "external database: cannot start"
         if self.pid is None:
             self.pid = self.server.start()
+
+    @property
+    def logins(self) -> ServiceLogins:
+        """The services' roles and passwords (the session's own server makes them)."""
+        assert self.server is not None, "external database: no service roles of the tests'"
+        return self.server.logins
 
 
 @dataclass(frozen=True)

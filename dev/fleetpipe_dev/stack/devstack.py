@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleetpipe.core.db import PostgresSettings
 from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
 from fleetpipe_dev.stack.jaeger import BUILD_HINT, JaegerServer, jaeger_binary
 from fleetpipe_dev.stack.kafka import KafkaBroker, default_cache, kafka_libs
+from fleetpipe_dev.stack.logins import prepare_schema, service_logins
 from fleetpipe_dev.stack.mosquitto import MosquittoServer, mosquitto_binary
 from fleetpipe_dev.stack.postgres import PostgresServer
 from fleetpipe_dev.stack.procs import StartError, is_ours, stop_pid
@@ -47,6 +49,8 @@ class DevStackSettings(BaseSettings):
     home: Path = Field(default_factory=lambda: default_cache() / "dev")
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    # The broker's SASL_SSL listener: a login per service (kafka_security.py).
+    kafka_sasl_port: int = 19094
     postgres_port: int = 15432
     postgres_home: Path | None = None
     kafka_heap: str = "1g"
@@ -148,8 +152,19 @@ class DevStack:
                 controller_port=self.settings.kafka_controller_port,
                 libs=kafka_libs(),
                 heap=self.settings.kafka_heap,
+                sasl_port=self.settings.kafka_sasl_port,
             )
         return self._broker
+
+    def service_logins(self, schema: str) -> dict[str, dict[str, str]]:
+        """Each local process's own logins on the stack's Kafka and PostgreSQL, once ``schema``
+        is migrated by its owner and the service roles are granted their share."""
+        security = self.broker.security
+        assert security is not None  # the stack's broker always has its SASL_SSL listener
+        logins = self.postgres.logins
+        owner = PostgresSettings(dsn=SecretStr(self.postgres.dsn), schema_name=schema)
+        prepare_schema(owner, logins.roles)
+        return service_logins(security, logins)
 
     @property
     def kafka_settings(self) -> KafkaSettings:
@@ -165,7 +180,8 @@ class DevStack:
             self.broker,
             address=self.broker.bootstrap,
             running=f" on {self.broker.bootstrap}",
-            starting=f" on {self.broker.bootstrap} (jars: {self.broker.libs})",
+            starting=f" on {self.broker.bootstrap}, SASL_SSL with a login per service on "
+            f"127.0.0.1:{self.settings.kafka_sasl_port} (jars: {self.broker.libs})",
             say=say,
         )
         where = f" on 127.0.0.1:{self.postgres.port}"

@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetpipe.core.settings import KafkaSettings
+from fleetpipe_dev.stack.kafka_security import BrokerSecurity
 from fleetpipe_dev.stack.procs import StartError, port_open
 from fleetpipe_dev.stack.server import LocalServer
 
@@ -114,6 +116,15 @@ class KafkaBroker(LocalServer):
     controller_port: int
     libs: Path
     heap: str = "768m"
+    # A SASL_SSL listener with SCRAM users and ACLs per service (kafka_security.py) on this
+    # port, beside the plaintext one; none without.
+    sasl_port: int | None = None
+
+    @property
+    def security(self) -> BrokerSecurity | None:
+        if self.sasl_port is None:
+            return None
+        return BrokerSecurity(self.home / "security", self.sasl_port)
 
     @property
     def bootstrap(self) -> str:
@@ -148,18 +159,27 @@ class KafkaBroker(LocalServer):
     def write_config(self) -> None:
         data = self.home / "data"
         self.home.mkdir(parents=True, exist_ok=True)
+        advertised = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        secure: list[str] = []
+        if self.security is not None:
+            self.security.prepare()
+            advertised.append(f"SASL_SSL://{self.security.bootstrap}")
+            protocols.append("SASL_SSL:SASL_SSL")
+            secure = self.security.broker_config()
         self.config_file.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"listeners={','.join([*advertised, controller])}",
+                    f"advertised.listeners={','.join(advertised)}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"listener.security.protocol.map={','.join(protocols)}",
+                    *secure,
                     f"log.dirs={data}",
                     "num.partitions=1",
                     "auto.create.topics.enable=false",
@@ -206,20 +226,25 @@ class KafkaBroker(LocalServer):
     def start(self, *, timeout: float = 90.0) -> int:
         self.write_config()
         self.format()
-        return self._launch(
+        pid = self._launch(
             self._java("kafka.Kafka", str(self.config_file)),
             ready=self.ready,
             what=f"Kafka broker on {self.bootstrap}",
             timeout=timeout,
         )
+        if self.security is not None:
+            self.security.provision(self.admin_settings)
+        return pid
+
+    @property
+    def admin_settings(self) -> KafkaSettings:
+        """The plaintext listener's settings (a super user's: see kafka_security.py)."""
+        return KafkaSettings(bootstrap_servers=self.bootstrap)
 
     def ready(self) -> bool:
         from fleetpipe.core.kafka import build_admin
-        from fleetpipe.core.settings import KafkaSettings
 
         if not port_open(self.port):
             return False  # asking librdkafka before the port opens only fills the terminal
-        admin = build_admin(
-            KafkaSettings(bootstrap_servers=self.bootstrap), timeout_s=2, overrides={"log_level": 0}
-        )
+        admin = build_admin(self.admin_settings, timeout_s=2, overrides={"log_level": 0})
         return admin.brokers() > 0

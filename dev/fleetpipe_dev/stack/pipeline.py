@@ -49,6 +49,9 @@ class PipelineConfig:
     mqtt_env: Mapping[str, str] = field(default_factory=dict)
     # Devices over HTTP: ingest's HTTP/JSON listener on this port (0: a free one; None: off).
     http_port: int | None = None
+    # Per process, FLEET_* settings over all the others: each service's own logins on Kafka
+    # and PostgreSQL (fleetpipe_dev.stack.logins).
+    logins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     # The windowed fleet KPIs stage (fleetpipe.kpis) beside the five services.
     kpis: bool = False
@@ -132,6 +135,7 @@ class LocalPipeline:
                 **env[service],
                 "FLEET_INSTANCE_ID": f"{instance}-{service}",
                 "OTEL_SERVICE_NAME": f"fleetpipe-{service}",
+                **c.logins.get(service, {}),
             }
             if service not in ("ingest", "mqtt-bridge"):
                 extra["FLEET_GROUP_ID"] = c.group(service)

@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetpipe_dev.stack.pg_roles import ServiceLogins, write_hba
 from fleetpipe_dev.stack.procs import StartError
 from fleetpipe_dev.stack.server import LocalServer
 
@@ -123,10 +124,16 @@ class PostgresServer(LocalServer):
         if result.returncode != 0:
             raise StartError(f"initdb failed:\n{result.stdout}{result.stderr}")
 
+    @property
+    def logins(self) -> ServiceLogins:
+        """The services' roles and their passwords (made at start)."""
+        return ServiceLogins(self.home, self.port, DB_NAME)
+
     def start(self, *, timeout: float = 60.0) -> int:
         self.init()
         user = server_user()
         self._prepare_home(user)
+        write_hba(self.data_dir, owner=DB_USER, server_user=user)
         if user is not None and self.log_file.exists():
             entry = pwd.getpwnam(user)
             os.chown(self.log_file, entry.pw_uid, entry.pw_gid)
@@ -160,6 +167,7 @@ class PostgresServer(LocalServer):
             user=user,
         )
         self._ensure_database()
+        self.logins.ensure(self.dsn)
         return pid
 
     def _accepting(self) -> bool:

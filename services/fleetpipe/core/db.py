@@ -142,6 +142,46 @@ def apply_migrations(
     """Create the schema if needed and apply the missing migrations; returns those applied."""
     if not SCHEMA_RE.match(schema):
         raise ConfigError(f"schema {schema!r} is not a plain lower-case identifier")
+    if _current(conn, schema=schema, component=component, migrations=migrations):
+        return []
+    try:
+        return _apply(conn, schema=schema, component=component, migrations=migrations)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        pending = ", ".join(f"{m.version:04d}_{m.name}" for m in migrations)
+        raise MigrationError(
+            f"schema {schema} lacks {component} migrations ({pending} or some of them) and "
+            f"this role may not apply them ({str(exc).strip()}): run them as the schema's "
+            "owner first"
+        ) from exc
+
+
+def _current(
+    conn: psycopg.Connection[Any], *, schema: str, component: str, migrations: list[Migration]
+) -> bool:
+    """Whether every migration of ``component`` ran on ``schema`` as shipped: then nothing is
+    to change, and a service's role, which may not create or alter anything (see
+    ``fleetpipe.core.dbroles``), starts as well as the owner's."""
+    try:
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+            table = f"{schema}.schema_migrations"
+            found = cur.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+            if found is None or found[0] is None:
+                return False
+            rows = cur.execute(
+                sql.SQL(
+                    "SELECT version, checksum FROM {}.schema_migrations WHERE component = %s"
+                ).format(sql.Identifier(schema)),
+                (component,),
+            ).fetchall()
+    except psycopg.errors.InsufficientPrivilege:
+        return False  # the full path says what is missing, and whose rights it needs
+    done = {int(str(v)): str(c) for v, c in rows}
+    return all(done.get(m.version) == m.checksum for m in migrations)
+
+
+def _apply(
+    conn: psycopg.Connection[Any], *, schema: str, component: str, migrations: list[Migration]
+) -> list[Migration]:
     applied: list[Migration] = []
     with conn.transaction():
         # One lock per schema: replicas of every component starting at once apply in turn.

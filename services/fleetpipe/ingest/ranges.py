@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from google.protobuf.descriptor import EnumDescriptor
 from ptars import HandlerPool
 
 from fleetpipe.pb.v1 import ingest_pb2, telemetry_pb2
@@ -58,6 +59,12 @@ class Bound:
 
 U64_MAX = 2**64 - 1
 
+
+def _enum_max(enum: EnumDescriptor) -> int:
+    """The highest number an enum declares (its values start at 0, UNSPECIFIED)."""
+    return max(value.number for value in enum.values)
+
+
 # In checking order: the first field of a rejected event that fails names its rejection.
 BOUNDS: tuple[Bound, ...] = (
     Bound("seq", 1, U64_MAX, "", "special", "0 means missing"),
@@ -81,6 +88,16 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("odometer_km", 0.0, 10_000_000.0, "km", "drop"),
     Bound("perception.nearest_object_distance_m", 0.0, 1_000.0, "m", "drop", "drops perception"),
     Bound("perception.closing_speed_ms", -150.0, 150.0, "m/s", "drop", "drops perception"),
+    # An enum: proto3 parses any number into it, so a value no release defines passes the
+    # decoder and must be caught here. Its range follows the enum's declared values.
+    Bound(
+        "perception.nearest_object_class",
+        0,
+        _enum_max(telemetry_pb2.ObjectClass.DESCRIPTOR),
+        "",
+        "drop",
+        "an ObjectClass value; drops perception",
+    ),
 )
 
 CHECKED = tuple(b for b in BOUNDS if b.policy != "special")

@@ -33,7 +33,6 @@ from fleetpipe.storage_writer.partitions import (
     PREFIX,
     HotWindow,
     partition_day,
-    partition_name,
     plan_partitions,
 )
 from fleetpipe.storage_writer.pgcopy import CopyColumn, encode
@@ -210,11 +209,8 @@ class HotStore(DatabaseClient):
                 for day in plan.create:
                     self._create_partition(conn, day)
                 for day in plan.drop:
-                    conn.execute(
-                        sql.SQL("DROP TABLE IF EXISTS {}").format(
-                            sql.Identifier(partition_name(day))
-                        )
-                    )
+                    # The owner's function (migration 0010): the writer drops no table itself.
+                    conn.execute("SELECT telemetry_partition_drop(%s)", (day,))
                 cutoff = datetime.now(UTC) - timedelta(days=events_retention_days)
                 conn.execute("DELETE FROM alerts WHERE episode_start < %s", (cutoff,))
                 conn.execute("DELETE FROM trips WHERE start_time < %s", (cutoff,))
@@ -261,21 +257,9 @@ class HotStore(DatabaseClient):
 
     @staticmethod
     def _create_partition(conn: psycopg.Connection[Any], day: date) -> None:
-        # A day's partition only ever receives inserts and is dropped after the retention
-        # period. Autovacuum's insert-triggered vacuum (PostgreSQL 13+) rescanned the whole
-        # growing partition about once a minute under load, competing with the writer for CPU
-        # and disk, for nothing an append-only table needs. Statistics (autoanalyze) and
-        # anti-wraparound vacuums still run.
-        conn.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} PARTITION OF telemetry FOR VALUES FROM ({}) TO ({})"
-                " WITH (autovacuum_vacuum_insert_threshold = -1)"
-            ).format(
-                sql.Identifier(partition_name(day)),
-                sql.Literal(day.isoformat()),
-                sql.Literal((day + timedelta(days=1)).isoformat()),
-            )
-        )
+        # Through the owner's function (migration 0010, where the partition's settings are
+        # explained): the writer's role may not create tables.
+        conn.execute("SELECT telemetry_partition_create(%s)", (day,))
 
     def _ensure_partitions(self, conn: psycopg.Connection[Any], days: set[date]) -> None:
         if self._partitions is None:

@@ -40,6 +40,7 @@ def test_dev_up_serves_kcat_and_down_stops_only_what_it_started() -> None:
         "FLEET_DEV_HOME": str(home),
         "FLEET_DEV_KAFKA_PORT": str(port),
         "FLEET_DEV_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "FLEET_DEV_KAFKA_SASL_PORT": str(free_port()),
         "FLEET_DEV_POSTGRES_PORT": str(free_port()),
         "FLEET_DEV_POSTGRES_HOME": str(home / "pg"),
         "FLEET_DEV_KAFKA_HEAP": "512m",

@@ -38,6 +38,8 @@ _NUMERIC = {
     FieldDescriptor.TYPE_UINT64,
     FieldDescriptor.TYPE_SINT32,
     FieldDescriptor.TYPE_SINT64,
+    # proto3 enums are open: any number parses, so they need a range like numbers do.
+    FieldDescriptor.TYPE_ENUM,
 }
 
 
@@ -127,7 +129,7 @@ def test_a_value_outside_its_range_is_rejected_or_dropped_by_name(bound: object)
     from fleetpipe.ingest.ranges import Bound
 
     assert isinstance(bound, Bound)
-    integer = bound.path in ("engine.rpm", "engine.gear")
+    integer = bound.path in ("engine.rpm", "engine.gear", "perception.nearest_object_class")
     for value in _outside(bound.path, bound.high, integer):
         verdict = _check(_event(**{bound.path: value}))
         if bound.policy == "reject":
@@ -148,6 +150,36 @@ def test_a_dropped_field_is_removed_and_listed_in_the_event() -> None:
     assert list(e.dropped_fields) == ["battery.voltage", "perception"]
     assert not e.HasField("perception")
     assert (e.battery.voltage, e.battery.pct) == (0.0, 50.0)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "rejected"),
+    [
+        pytest.param("engine.gear", -2, True, id="gear-below-reverse"),
+        pytest.param("engine.gear", 21, True, id="gear-above-twenty"),
+        pytest.param("perception.nearest_object_class", 99, False, id="object-class-undeclared"),
+        pytest.param("perception.nearest_object_class", -1, False, id="object-class-negative"),
+    ],
+)
+def test_an_enumerated_value_outside_its_declared_set_is_caught_by_name(
+    path: str, value: int, rejected: bool
+) -> None:
+    # proto3 parses any number into an enum field: the wire gives no such guarantee.
+    wire = _event(**{path: value}).SerializeToString()
+    verdict = _check(telemetry_pb2.Telemetry.FromString(wire))
+    if rejected:
+        assert [r.field for r in verdict.rejected] == [path]
+        assert path in verdict.rejected[0].reason
+    else:
+        assert verdict.dropped == {0: ("perception",)}
+    assert (
+        batch_ranges().within(
+            ingest_pb2.TelemetryBatch(
+                events=[telemetry_pb2.Telemetry.FromString(wire)] * 300
+            ).SerializeToString()
+        )
+        == [False] * 300
+    )
 
 
 @pytest.mark.parametrize(

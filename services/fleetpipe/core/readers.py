@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple, TypedDict, Unpack
 
 import confluent_kafka
@@ -180,10 +180,16 @@ def read_latest(
     read_committed: bool = True,
     timeout_s: float = 120.0,
     batch: int = 10_000,
+    newer: Callable[[bytes, bytes], bool] | None = None,
 ) -> dict[bytes, Latest]:
     """The latest value of every key of a (compacted) topic, as of the call, with the partition
     and offset it was read at (so a value that turns out unreadable can be dead-lettered with
     its coordinates).
+
+    Within a partition the later record wins. A key found in two partitions (the topic grew and
+    its keys moved) has no order between them that the read can see: ``newer(candidate, held)``
+    decides from the values (without it, whichever was read last wins), and a tombstone removes
+    only a value of its own partition.
 
     Every partition is read from its beginning up to the end offset it had when the call began,
     in large batches; a tombstone (a record without value) removes its key. With
@@ -244,12 +250,15 @@ def read_latest(
                 if key is None:
                     continue
                 value = msg.value()
-                if value is None:
-                    table.pop(key, None)
-                else:
-                    table[key] = Latest(
-                        value, _or_minus_one(msg.partition()), _or_minus_one(msg.offset())
-                    )
+                partition = _or_minus_one(msg.partition())
+                held = table.get(key)
+                if held is None or held.partition == partition:
+                    if value is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = Latest(value, partition, _or_minus_one(msg.offset()))
+                elif value is not None and (newer is None or newer(value, held.value)):
+                    table[key] = Latest(value, partition, _or_minus_one(msg.offset()))
             if not msgs and ends:
                 # Transaction markers at a partition's tail are never returned as messages: the
                 # reader's position says whether it has passed them.

@@ -71,7 +71,11 @@ class Changelog:
 
     def load(self, keep: Keep) -> dict[str, VehicleState]:
         table = read_latest(
-            self.kafka, self.topic, client_id=self.client_id, timeout_s=self.timeout_s
+            self.kafka,
+            self.topic,
+            client_id=self.client_id,
+            timeout_s=self.timeout_s,
+            newer=later_state,
         )
         states: dict[str, VehicleState] = {}
         for key, found in table.items():
@@ -102,3 +106,19 @@ class Changelog:
         taken = list(self._unreadable.values())
         self._unreadable.clear()
         return taken
+
+
+def later_state(candidate: bytes, held: bytes) -> bool:
+    """Whether ``candidate`` is a later state of the vehicle than ``held``, when the changelog
+    holds both in different partitions (it grew, and the vehicle's key moved). A vehicle's state
+    is written after its events in seq order, so the higher last seq is the later one; an
+    unreadable candidate never displaces a readable state."""
+    try:
+        new = VehicleState.from_bytes(candidate)
+    except DecodeError:
+        return False
+    try:
+        old = VehicleState.from_bytes(held)
+    except DecodeError:
+        return True
+    return (new.last_seq, new.last_seen_us) >= (old.last_seq, old.last_seen_us)

@@ -164,6 +164,14 @@ def loadtest_run_command(
         str, typer.Option(help="injected scenarios, episodes per vehicle-hour")
     ] = "all=0.2",
     seed: Annotated[int, typer.Option(help="same seed, same fleet")] = 1,
+    run_id: Annotated[
+        str,
+        typer.Option(
+            help="the vehicles are <fleet>-<run id>-veh-NNNNNN (a registry can be written for "
+            "them beforehand); default: a new id. One id per run: the loss and duplicate "
+            "accounting counts the run's vehicles",
+        ),
+    ] = "",
     settle_timeout: Annotated[
         float, typer.Option(min=1.0, help="seconds to wait for the pipeline to catch up")
     ] = 180.0,
@@ -221,7 +229,7 @@ def loadtest_run_command(
         target=target,
         token=token,
         fleet_id=fleet,
-        run_id=new_run_id(),
+        run_id=run_id or new_run_id(),
         steps=steps,
         rate_hz=rate,
         processes=processes,

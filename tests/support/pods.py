@@ -1,5 +1,6 @@
-"""The chart installed on the local cluster (``fleetpipe dev cluster``), as a user installs it:
-its Secrets, the values of a small FleetPipeline, and reading pods, Jobs and the database.
+"""The chart on the local cluster (installed by ``fleetpipe dev cluster install``):
+the load-test Job, reading pods, Jobs, the database and the Twilio stand-in, and crashing a
+dev server's container.
 
 Every call goes through :class:`LocalCluster`, so it runs inside the cluster's network
 namespace, the only place its API server and Services can be reached.
@@ -9,118 +10,22 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from fleet_operator.spec import Component
 from fleetpipe_dev.cluster import netns
+from fleetpipe_dev.cluster.install import (
+    FLEET,
+    LOAD_JOB,
+    NAMESPACE,
+    PIPELINE,
+    RELEASE,
+    TwilioAccount,
+)
 from fleetpipe_dev.cluster.node import LocalCluster
-from fleetpipe_dev.devtools.manifests import CHART, REPO
-
-RELEASE = "fleetpipe"
-NAMESPACE = "fleetpipe"
-PIPELINE = "fleet"
-FLEET = "fleet-1"
-LOCAL_VALUES = REPO / "helm" / "local-cluster.values.yaml"
-LOAD_JOB = f"{RELEASE}-loadtest"
-# Small requests: up to twenty service pods, the dev servers and the load driver share two cores.
-SMALL = {"requests": {"cpu": "20m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
-
-
-def camel(field: str) -> str:
-    head, *rest = field.split("_")
-    return head + "".join(word.title() for word in rest)
-
-
-def pipeline_values(
-    workdir: Path, *, vehicles: int, events_per_vehicle: float, capacity_per_replica: int
-) -> Path:
-    """Values creating the FleetPipeline: 1,000 vehicles a partition (the design's), a scaled
-    down event rate, and a per-replica capacity sized to that rate so replicas still follow
-    the fleet's size."""
-    services = {
-        camel(c.field): {
-            "minReplicas": 1,
-            "capacityPerReplica": capacity_per_replica,
-            "resources": SMALL,
-        }
-        for c in Component
-    }
-    values = {
-        "pipeline": {
-            "create": True,
-            "name": PIPELINE,
-            "spec": {
-                "fleet": {
-                    "vehicles": vehicles,
-                    "eventsPerVehiclePerSecond": events_per_vehicle,
-                    "vehiclesPerPartition": 1000,
-                },
-                "kafka": {},
-                "services": services,
-                "ingest": {"tokensSecret": "fleetpipe-ingest-tokens"},
-                "notification": {"twilioSecret": "fleetpipe-twilio"},
-                "storage": {"databaseSecret": "fleetpipe-db"},
-                # One event in five traced from ingest on: some alerts' traces then cross all
-                # five services (the chart points the exporter at its dev Jaeger).
-                "tracing": {"samplingRatio": 0.2},
-            },
-        },
-        "loadtest": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}},
-    }
-    path = workdir / "pipeline-values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    return path
-
-
-def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "stringData": data,
-    }
-
-
-def create_secrets(cluster: LocalCluster) -> None:
-    """The namespace and the Secrets the chart's notes list, with fresh values."""
-    password = secrets.token_hex(12)
-    token = secrets.token_hex(16)
-    host = f"{RELEASE}-postgresql.{NAMESPACE}.svc"
-    docs = [
-        _secret(
-            "fleetpipe-db",
-            {
-                "password": password,
-                "dsn": f"postgresql://fleetpipe:{password}@{host}:5432/fleetpipe",
-            },
-        ),
-        # Twilio itself is out of reach here: notification's sends fail fast and are retried;
-        # these tests count stored events and alert episodes, not messages.
-        _secret(
-            "fleetpipe-twilio",
-            {
-                "account_sid": "AC" + "0" * 32,
-                "auth_token": secrets.token_hex(16),
-                "sms_from": "+15550100",
-                "api_base_url": "http://127.0.0.1:9",
-            },
-        ),
-        _secret("fleetpipe-ingest-tokens", {"tokens.yaml": json.dumps({token: FLEET})}),
-        _secret("fleetpipe-loadtest", {"token": token}),
-    ]
-    cluster.kubectl("create", "namespace", NAMESPACE)
-    cluster.kubectl_apply({"apiVersion": "v1", "kind": "List", "items": docs})
-
-
-def helm_install(cluster: LocalCluster, values: Path) -> str:
-    return cluster.helm(
-        "install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(LOCAL_VALUES), "-f", str(values)
-    )
+from fleetpipe_dev.devtools.manifests import CHART
+from fleetpipe_dev.testing import wait_for
 
 
 def get_json(cluster: LocalCluster, *args: str) -> Any:
@@ -183,14 +88,18 @@ def services_ready(
     return pods
 
 
-def start_load_job(cluster: LocalCluster, *, profile: str) -> None:
-    """The chart's load-test Job (its name is fixed: a finished one is deleted first)."""
+def start_load_job(
+    cluster: LocalCluster, *, profile: str, run_id: str = "", scenarios: str = "all=0.2"
+) -> None:
+    """The chart's load-test Job (its name is fixed: a finished one is deleted first).
+    ``run_id``: the vehicles' id prefix is ``<fleet>-<run_id>`` (default: a new one)."""
     cluster.kubectl("delete", "job", LOAD_JOB, "-n", NAMESPACE, "--ignore-not-found", "--wait")
     cluster.helm(
         "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
         "--set", "loadtest.enabled=true", "--set", f"loadtest.fleet={FLEET}",
         "--set", f"loadtest.profile={profile}", "--set", "loadtest.processes=1",
         "--set", "loadtest.streams=2", "--set", "loadtest.batchSize=100",
+        "--set", f"loadtest.runId={run_id}", "--set", f"loadtest.scenarios={scenarios}",
     )  # fmt: skip
 
 
@@ -223,6 +132,21 @@ def stored_counts(log: str) -> Stored | None:
     return Stored(*(int(g.replace(",", "")) for g in found.groups()))
 
 
+def wait_load_job(cluster: LocalCluster) -> str:
+    """The finished Job's log, asserting it completed with every event stored once."""
+    result = wait_for(
+        lambda: job_finished(cluster), timeout=900, interval=2.0, what="the load Job finished"
+    )
+    log = job_log(cluster)
+    print(log)
+    assert result == "Complete", log
+    counts = stored_counts(log)
+    assert counts is not None, log
+    assert counts.expected > 0
+    assert (counts.stored, counts.missing, counts.duplicates) == (counts.expected, 0, 0)
+    return log
+
+
 def alert_trace_services(cluster: LocalCluster) -> set[str] | None:
     """The services of a trace in the dev Jaeger that holds an alert and spans of all five
     services, or None yet. Asked through the Jaeger Service's ClusterIP, as a pod would."""
@@ -241,12 +165,67 @@ def alert_trace_services(cluster: LocalCluster) -> set[str] | None:
     return None
 
 
-def psql(cluster: LocalCluster, query: str) -> str:
-    """One query in the dev PostgreSQL pod (its local socket trusts the database user)."""
+def psql(cluster: LocalCluster, query: str, *, check: bool = True) -> str:
+    """One query in the dev PostgreSQL pod (its local socket trusts the database user);
+    with ``check=False`` an empty answer while the pod or the server is down."""
     return cluster.kubectl(
         "exec", "-n", NAMESPACE, f"{RELEASE}-postgresql-0", "--",
-        "psql", "-U", "fleetpipe", "-d", "fleetpipe", "-tAc", query,
+        "psql", "-U", "fleetpipe", "-d", "fleetpipe", "-tAc", query, check=check,
     ).strip()  # fmt: skip
+
+
+def stored_behind_s(cluster: LocalCluster, prefix: str) -> float | None:
+    """How far behind now the newest stored event of vehicles ``prefix``-* was ingested (of
+    the rows stored in the last 20 s), or None when nothing was stored then or the database
+    does not answer: while events flow this is the pipeline's ingest → stored latency."""
+    found = psql(
+        cluster,
+        "SELECT extract(epoch FROM now() - max(ingest_time)) FROM fleetpipe.telemetry "
+        f"WHERE vehicle_id LIKE '{prefix}-%' AND stored_time > now() - interval '20 seconds'",
+        check=False,
+    )
+    try:
+        return float(found)
+    except ValueError:
+        return None
+
+
+def kill_container(cluster: LocalCluster, pod: str) -> int:
+    """SIGKILL the pod's container through containerd, as a crash would: the kubelet starts it
+    again in the same pod, whose emptyDir data stays (deleting the pod would erase a dev
+    server's data). The container's restart count before the kill."""
+    status = get_json(cluster, "pod", pod)["status"]["containerStatuses"][0]
+    container_id = status["containerID"].split("://", 1)[1]
+    cluster.ctr("tasks", "kill", "--signal", "SIGKILL", container_id)
+    return int(status["restartCount"])
+
+
+def restarted_and_ready(cluster: LocalCluster, pod: str, restarts: int) -> bool:
+    found = get_json(cluster, "pod", pod)
+    statuses = (found.get("status") or {}).get("containerStatuses") or [{}]
+    return int(statuses[0].get("restartCount", 0)) > restarts and running_and_ready(found)
+
+
+def twilio_records(cluster: LocalCluster, account: TwilioAccount, kind: str) -> list[Any]:
+    """The stand-in's ``messages`` or ``calls``, through its control API (the password goes
+    to curl on stdin, not on its command line)."""
+    url = f"{account.api_base_url}/_contract/{kind}"
+    config = f'user = "{account.account_sid}:{account.auth_token}"\n'
+    out = netns.run(cluster.ns("curl", "-sf", "-K", "-", url), stdin=config, timeout=30)
+    found: list[Any] = json.loads(out)
+    return found
+
+
+def ledger_sids(cluster: LocalCluster) -> list[str] | None:
+    """Every provider sid notification's ledger claims, or None while a delivery is in
+    flight (a PENDING row)."""
+    rows = psql(
+        cluster, "SELECT status, coalesce(provider_sid, '') FROM fleetpipe.notification_ledger"
+    )
+    pairs = [line.split("|", 1) for line in rows.splitlines() if line]
+    if any(status == "PENDING" for status, _ in pairs):
+        return None
+    return [sid for _, sid in pairs if sid]
 
 
 def overlapping_episodes(since: str) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import threading
 import time
@@ -45,6 +44,7 @@ from fleetpipe_dev.bench.session import BenchSession
 from fleetpipe_dev.stack.devstack import DevStack
 from fleetpipe_dev.stack.pipeline import SERVICES
 from fleetpipe_dev.testing import read_all, wait_for
+from fleetpipe_dev.twilio.audit import audit_deliveries
 from fleetpipe_dev.twilio.store import ContractStore
 from fleetpipe_loadtest.loadrun import LiveView, LoadPlan, new_run_id, run_load, summary_lines
 from fleetpipe_loadtest.machine import machine
@@ -53,7 +53,6 @@ from fleetpipe_loadtest.report import LoadReport, Step
 MAX_LAG_S = 2.0
 PG_DOWN_S = 30.0
 BROKER_DOWN_S = 5.0
-REFERENCE = re.compile(r"FP-[A-Z2-7]{10}")
 
 log = logging.getLogger(__name__)
 
@@ -299,17 +298,8 @@ def _notification_repeats(running: RunningPipeline) -> tuple[int, int, list[dict
 
     rows = wait_for(settled, timeout=180, interval=1.0, what="every delivery settled")
     contract = running.twilio.contract
-    found = [(m, str(m.get("body") or "")) for m in contract.messages()] + [
-        (c, "") for c in contract.calls()
-    ]
-    claimed = {sid for sid, _ in rows if sid}
-    unclaimed = [
-        {k: m.get(k) for k in ("sid", "to", "status", "date_created")}
-        for m, _ in found
-        if m.get("sid") not in claimed
-    ]
-    references = Counter(ref for _, body in found for ref in REFERENCE.findall(body))
-    return len(unclaimed), sum(n - 1 for n in references.values() if n > 1), unclaimed
+    found = audit_deliveries([sid for sid, _ in rows], contract.messages(), contract.calls())
+    return len(found.unclaimed), found.repeated_references, found.unclaimed
 
 
 def _recoveries(faults: list[Fault], load: LoadReport, *, bound: float) -> None:

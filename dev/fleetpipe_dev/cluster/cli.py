@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -64,3 +64,50 @@ def cluster_status(as_json: AsJson = False) -> None:
     print_status(console, status, as_json=as_json, extra=extra)
     if not as_json and status and all(p["running"] for p in status.values()):
         console.print(cluster.kubectl("get", "nodes,pods", "-A", "-o", "wide", check=False))
+
+
+@cluster_app.command("install")
+def cluster_install(
+    vehicles: Annotated[
+        int, typer.Option(min=1000, help="the FleetPipeline's fleet (1,000 vehicles a partition)")
+    ] = 50_000,
+    build: Annotated[
+        bool, typer.Option(help="build the images first (cached: seconds when nothing changed)")
+    ] = True,
+) -> None:
+    """Everything in one go: images, cluster, the chart with the dev Kafka, PostgreSQL and
+    Jaeger, Secrets, and a FleetPipeline sized for two cores; waits until it is Ready."""
+    from fleetpipe_dev.cluster.install import (
+        FLEET,
+        LOAD_JOB,
+        NAMESPACE,
+        RELEASE,
+        Installer,
+        InstallSettings,
+        PipelineSize,
+    )
+    from fleetpipe_dev.devtools.manifests import REPO
+    from fleetpipe_dev.image.build import build_images, read_archives
+    from fleetpipe_dev.image.settings import ImageSettings
+
+    if build:
+        archives = build_images(ImageSettings(), REPO, say=console.print)
+    else:
+        archives = read_archives(ImageSettings())
+    if not archives:
+        raise typer.BadParameter("no images: run `make image` first, or leave out --no-build")
+    cluster = _cluster()
+    cluster.up(archives, say=console.print)
+    installer = Installer(cluster, InstallSettings(), say=console.print)
+    done = installer.install(PipelineSize(vehicles=vehicles))
+    ns = f"nsenter --net={cluster.settings.netns_path} --"
+    console.print(
+        f"[green]ready[/] in {done.ready_s:.0f}s: FleetPipeline {NAMESPACE}/fleet, "
+        f"notifications to {done.twilio.api_base_url or 'Twilio'}\n"
+        f"  export KUBECONFIG={cluster.kubeconfig}\n"
+        f"  {ns} kubectl get fp,pods -n {NAMESPACE}\n"
+        f"  a load run (fleet {FLEET}, its token in Secret fleetpipe-loadtest):\n"
+        f"  {ns} helm upgrade {RELEASE} helm/fleetpipe -n {NAMESPACE} --reuse-values "
+        f"--set loadtest.enabled=true --set loadtest.profile=300:60 --set loadtest.processes=1\n"
+        f"  {ns} kubectl logs -n {NAMESPACE} -f job/{LOAD_JOB}"
+    )

@@ -276,9 +276,15 @@ class LocalCluster:
     def down(self, *, say: Say = print) -> None:
         """Stop everything and remove what the cluster put on the host: processes, mounts,
         network namespaces, cgroup folders and etcd's data."""
+        # Read the record again: another process (`install`) may have added to it.
+        self.state = StackState.load(self.home / "state.json")
         pids = {name: int(proc["pid"]) for name, proc in self.state.processes.items()}
         marker = str(self.home)
         stopped: dict[str, bool] = {}
+        # What `install` added beside the cluster (the Twilio stand-in) goes first.
+        for extra in [name for name in pids if name not in COMPONENTS]:
+            stopped[extra] = stop_pid(pids[extra], marker, timeout=10)
+            say(f"{extra:<24} {'stopped' if stopped[extra] else 'was not running'}")
         # No new pods while the old ones go: the scheduler and the controllers stop first.
         for component in ("kube-scheduler", "kube-controller-manager"):
             if component in pids:

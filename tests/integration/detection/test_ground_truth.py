@@ -20,7 +20,14 @@ import pytest
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import alert_pb2
 from fleetpipe_dev.scenarios import write_city_files
-from fleetpipe_dev.testing import ServiceProcess, produce_all, service_env
+from fleetpipe_dev.testing import (
+    ServiceProcess,
+    committed_total,
+    produce_all,
+    read_all,
+    service_env,
+    wait_for,
+)
 from fleetpipe_loadtest.fleet import DEFAULT_CENTER, Fleet
 from fleetpipe_loadtest.scenarios import (
     COMBUSTION_ONLY,
@@ -117,7 +124,19 @@ def test_simulated_scenarios_produce_exactly_their_episodes(
     run.processes.append(enrichment)
     run.start("truth", FLEET_RULES_PATH=str(city.rules), FLEET_KAFKA__MAX_BATCH="2000")
     produce_all(kafka_settings, topics.raw, events)
-    run.produced = len(events)
+    # Enrichment writes packs: wait for it on the raw topic (one record an event), then for
+    # detection past the last record of each enriched partition.
+    wait_for(
+        lambda: committed_total(kafka_settings, f"enrich-{topics.raw}", topics.raw) >= len(events),
+        timeout=600,
+        what="enrichment to commit every event",
+    )
+    last: dict[int, int] = {}
+    for m in read_all(kafka_settings, topics.enriched, read_committed=True, idle_s=0.5):
+        partition, offset = m.partition(), m.offset()
+        assert partition is not None and offset is not None
+        last[partition] = max(last.get(partition, -1), offset)
+    run.produced = sum(o + 1 for o in last.values())
     run.wait_processed(timeout=600)
 
     alerts = run.alerts()

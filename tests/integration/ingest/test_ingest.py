@@ -15,7 +15,7 @@ from fleetpipe.core.kafka import Admin
 from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, ingest_pb2_grpc, telemetry_pb2
-from fleetpipe_dev.testing import end_offsets, read_all, read_events
+from fleetpipe_dev.testing import end_offsets, read_all, read_events, wait_for
 from fleetpipe_loadtest.fleet import Fleet
 from fleetpipe_loadtest.records import now_us
 from support.builders import changed
@@ -277,6 +277,12 @@ def test_a_raw_topic_the_key_groups_cannot_cover_keeps_ingest_not_ready_and_says
     """Three partitions and two key groups: no batch can be placed, so ingest is not ready,
     its readiness and its refusals name the setting, and nothing reaches the topic."""
     ingest = start_ingest(topics, wait_ready=False, FLEET_KAFKA__KEY_GROUPS="2")
+    # Readiness answers before the first topic check has run: wait for the check's verdict.
+    wait_for(
+        lambda: "KEY_GROUPS" in ingest.process.get("/readyz")[1],
+        timeout=60,
+        what="ingest's topic check",
+    )
     status, body = ingest.process.get("/readyz")
     assert status == 503
     assert "FLEET_KAFKA__KEY_GROUPS" in body

@@ -161,11 +161,12 @@ def test_kpi_windows_equal_a_duckdb_reference_with_late_events(rig: KpiRig) -> N
 
 
 def test_sigkill_of_the_kpi_stage_mid_run_gives_the_same_windows_once(rig: KpiRig) -> None:
-    # One record per event on the enriched topic and small held batches: many transactions,
-    # and a kill that lands inside one.
+    # One record per event on the enriched topic and small held batches: many transactions
+    # (about 55 of a quarter second each for the ~1,100 events), so half the input leaves
+    # seconds of batches to catch one open and kill the stage inside it.
     recorded = _prepare(rig, FLEET_KAFKA__PACK_EVENTS="1")
     total = len(recorded.events)
-    proc = rig.start_kpis(FLEET_KAFKA__MAX_BATCH="60", FLEET_HOLD_MS="100")
+    proc = rig.start_kpis(FLEET_KAFKA__MAX_BATCH="20", FLEET_HOLD_MS="250")
 
     def halfway() -> bool:
         proc.check_alive()

@@ -97,7 +97,13 @@ def test_a_second_run_changes_nothing_and_new_bronze_rebuilds_only_its_hour(
 def _compact_process(url: str, *, hold_ms: int = 0) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "fleetpipe.cli", "lake", "compact", "--url", url],
-        env={**os.environ, "FLEET_LAKE_COMPACT_HOLD_MS": str(hold_ms)},
+        env={
+            **os.environ,
+            "FLEET_LAKE_COMPACT_HOLD_MS": str(hold_ms),
+            # The drill's days are in January 2025: past the default bronze retention, which
+            # would delete the bronze files under the reader. Compaction alone is under test.
+            "FLEET_LAKE__BRONZE_RETENTION_DAYS": "36500",
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -27,6 +27,7 @@ from confluent_kafka.admin import (
     NewTopic,
     ResourceType,
 )
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from fleetpipe.core.errors import DeliveryError, KafkaError, ProducerQueueFull
 from fleetpipe.core.settings import KafkaSettings
@@ -405,19 +406,51 @@ def build_admin(
     return Admin(kafka, timeout_s=timeout_s, overrides=overrides)
 
 
+# Answers that mean "not yet" rather than "no": a leader moving or not yet elected (a topic
+# just created or grown, a broker restarting), a coordinator loading, a request timing out.
+# librdkafka flags most as retriable, but the per-partition errors in an admin request's results
+# (list_offsets) carry no flag, so the codes are named as well.
+TRANSIENT_CODES = frozenset(
+    {
+        confluent_kafka.KafkaError.NOT_LEADER_FOR_PARTITION,
+        confluent_kafka.KafkaError.LEADER_NOT_AVAILABLE,
+        confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
+        confluent_kafka.KafkaError.NOT_COORDINATOR,
+        confluent_kafka.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        confluent_kafka.KafkaError.COORDINATOR_NOT_AVAILABLE,
+        confluent_kafka.KafkaError.REQUEST_TIMED_OUT,
+        confluent_kafka.KafkaError._TIMED_OUT,
+        confluent_kafka.KafkaError._TRANSPORT,
+    }
+)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a Kafka exception is worth asking again (see ``TRANSIENT_CODES``)."""
+    if not isinstance(exc, confluent_kafka.KafkaException):
+        return False
+    err = exc.args[0] if exc.args else None
+    if not isinstance(err, confluent_kafka.KafkaError):
+        return False
+    return err.code() in TRANSIENT_CODES or bool(err.retriable())
+
+
 def _retry_kafka(call: Callable[[], Any], what: str, attempts: int = 10) -> Any:
-    delay = 0.5
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except KafkaException as exc:
-            err = exc.args[0]
-            if attempt == attempts or not getattr(err, "retriable", lambda: False)():
-                raise KafkaError(f"{what} failed: {err}") from exc
-            log.warning("%s failed (%s), retrying in %.1fs", what, err, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10)
-    raise AssertionError("unreachable")
+    """``call`` again while it fails transiently (backing off 0.5 s doubling to 10 s, about a
+    minute in all); then, or on any other failure, :class:`KafkaError` naming ``what``."""
+    retrying = Retrying(
+        retry=retry_if_exception(transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        before_sleep=lambda state: log.warning(
+            "%s failed (%s), retrying", what, state.outcome.exception() if state.outcome else "?"
+        ),
+        reraise=True,
+    )
+    try:
+        return retrying(call)
+    except confluent_kafka.KafkaException as exc:
+        raise KafkaError(f"{what} failed: {exc.args[0] if exc.args else exc}") from exc
 
 
 class Admin:

@@ -17,7 +17,7 @@ from confluent_kafka import TopicPartition
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from fleetpipe.core.errors import KafkaError
-from fleetpipe.core.kafka import BaseConsumer, Config, Message
+from fleetpipe.core.kafka import BaseConsumer, Config, Message, transient
 from fleetpipe.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -61,27 +61,6 @@ def reader_config(
     return conf
 
 
-# The answers of a partition whose leader is not serving yet: worth asking again.
-_NOT_SERVING = frozenset(
-    {
-        confluent_kafka.KafkaError.NOT_LEADER_FOR_PARTITION,
-        confluent_kafka.KafkaError.LEADER_NOT_AVAILABLE,
-        confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
-        confluent_kafka.KafkaError._TIMED_OUT,
-        confluent_kafka.KafkaError._TRANSPORT,
-    }
-)
-
-
-def _leader_not_serving(exc: BaseException) -> bool:
-    if not isinstance(exc, confluent_kafka.KafkaException):
-        return False
-    err = exc.args[0] if exc.args else None
-    return isinstance(err, confluent_kafka.KafkaError) and (
-        err.code() in _NOT_SERVING or err.retriable()
-    )
-
-
 class TopicReader(BaseConsumer):
     """A consumer of explicitly assigned partitions, with no group membership and no commits."""
 
@@ -98,7 +77,7 @@ class TopicReader(BaseConsumer):
         A partition whose leader is not serving yet — just created, or its broker restarting —
         is asked again until ``timeout_s`` has passed; then :class:`KafkaError` names it."""
         retrying = Retrying(
-            retry=retry_if_exception(_leader_not_serving),
+            retry=retry_if_exception(transient),
             stop=stop_after_delay(timeout_s),
             wait=wait_exponential_jitter(initial=0.05, max=1.0),
             reraise=True,

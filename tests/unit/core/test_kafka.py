@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import confluent_kafka
 import pytest
 
+from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import (
     KafkaException,
+    _retry_kafka,
     build_admin,
     build_consumer,
     build_producer,
     build_transactional_producer,
+    transient,
 )
 from fleetpipe.core.lag import PartitionLag
 from fleetpipe.core.readers import build_reader, reader_config
@@ -77,3 +81,34 @@ def test_partition_lag_is_a_value() -> None:
     assert lag == PartitionLag(topic="t", partition=0, committed=None, end=5, lag=5)
     with pytest.raises(AttributeError):
         lag.lag = 0  # type: ignore[misc]
+
+
+def test_a_partition_answer_without_the_retriable_flag_is_still_transient() -> None:
+    # list_offsets' per-partition errors carry no retriable flag: a topic just grown answers
+    # NOT_LEADER_FOR_PARTITION for its new partitions until their leaders are known.
+    not_leader = confluent_kafka.KafkaError(confluent_kafka.KafkaError.NOT_LEADER_FOR_PARTITION)
+    assert not not_leader.retriable()
+    assert transient(confluent_kafka.KafkaException(not_leader))
+    refused = confluent_kafka.KafkaError(confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    assert not transient(confluent_kafka.KafkaException(refused))
+    assert not transient(ValueError("not Kafka's"))
+
+
+def test_kafka_calls_are_repeated_while_transient_and_then_named() -> None:
+    answers = iter([confluent_kafka.KafkaError.NOT_LEADER_FOR_PARTITION, None])
+
+    def call() -> str:
+        code = next(answers)
+        if code is not None:
+            raise confluent_kafka.KafkaException(confluent_kafka.KafkaError(code))
+        return "offsets"
+
+    assert _retry_kafka(call, "listing offsets") == "offsets"
+
+    def refused() -> None:
+        raise confluent_kafka.KafkaException(
+            confluent_kafka.KafkaError(confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED)
+        )
+
+    with pytest.raises(KafkaError, match="listing offsets failed"):
+        _retry_kafka(refused, "listing offsets")

@@ -190,13 +190,13 @@ def stored_behind_s(cluster: LocalCluster, prefix: str) -> float | None:
         return None
 
 
-def kill_container(cluster: LocalCluster, pod: str) -> int:
-    """SIGKILL the pod's container through containerd, as a crash would: the kubelet starts it
-    again in the same pod, whose emptyDir data stays (deleting the pod would erase a dev
-    server's data). The container's restart count before the kill."""
+def kill_container(cluster: LocalCluster, pod: str, *, signal: str = "SIGKILL") -> int:
+    """Signal the pod's container through containerd — SIGKILL as a crash would, SIGTERM as a
+    graceful stop: the kubelet starts it again in the same pod, whose emptyDir data stays
+    (deleting the pod would erase a dev server's data). The container's restart count before."""
     status = get_json(cluster, "pod", pod)["status"]["containerStatuses"][0]
     container_id = status["containerID"].split("://", 1)[1]
-    cluster.ctr("tasks", "kill", "--signal", "SIGKILL", container_id)
+    cluster.ctr("tasks", "kill", "--signal", signal, container_id)
     return int(status["restartCount"])
 
 

@@ -1,14 +1,16 @@
 """Faults in the cluster under load: the chart's load-test Job runs while, one after another,
 a pod of each of the five services is deleted with ``--grace-period=0 --force``, the Kafka
-broker is killed and restarted, and so is PostgreSQL. Then nothing may be lost or stored twice
+broker is killed and restarted, then stopped gracefully and restarted, and PostgreSQL is killed
+and restarted. Then nothing may be lost or stored twice
 (the Job's own accounting), no alert episode reopened or stored twice, and no notification
 sent twice (the Twilio stand-in's messages and calls against notification's ledger).
 
 The dev Kafka and PostgreSQL keep their data on an emptyDir, which goes with the pod: deleting
 their pod would start an empty broker or database, not restart one. Their restart is their
 container SIGKILLed through containerd, as a crash does; the kubelet starts it again in the
-same pod, on the same data (for the single-broker dev Kafka, the restart a rolling upgrade
-does, without the grace).
+same pod, on the same data. The graceful one (SIGTERM: Kafka's controlled shutdown) is the
+restart a rolling upgrade does to each broker; after either, the stages must store fresh events
+within ``BROKER_BOUND_S`` of the broker's pod Ready again, without a restart of their own.
 
 Each fault waits for the one before to be over: its pod (or container) Running and Ready again
 and the load's events stored within ``FRESH_S`` of their ingest again. Both times are printed
@@ -61,11 +63,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 RUN_ID = "faults"
 VEHICLES = 300
-# Long enough for the seven faults and their recoveries; the Job runs to its end regardless.
-LOAD_S = 300
+# Long enough for the eight faults and their recoveries; the Job runs to its end regardless.
+LOAD_S = 360
 # 6 injected episodes per vehicle-hour: about 30 a minute, so there are notifications to count.
 SCENARIOS = "all=6"
 FRESH_S = 5.0
+# From the broker serving again (its pod Ready: the readiness probe is its port open, every 5 s)
+# to the load's events stored fresh again.
+BROKER_BOUND_S = 30.0
 SERVICES = [c.value for c in Component]
 
 
@@ -142,8 +147,19 @@ def delete_a_pod(cluster: LocalCluster, service: str) -> Callable[[], bool]:
     return replaced
 
 
-def crash(cluster: LocalCluster, pod: str) -> Callable[[], bool]:
-    restarts = kill_container(cluster, pod)
+def service_restarts(cluster: LocalCluster) -> dict[str, int]:
+    """Each service pod's container restarts (a liveness probe's restart counts here)."""
+    return {
+        p["metadata"]["name"]: sum(
+            int(c.get("restartCount", 0)) for c in p["status"].get("containerStatuses") or []
+        )
+        for pods in service_pods(cluster).values()
+        for p in pods
+    }
+
+
+def crash(cluster: LocalCluster, pod: str, signal: str = "SIGKILL") -> Callable[[], bool]:
+    restarts = kill_container(cluster, pod, signal=signal)
     return lambda: restarted_and_ready(cluster, pod, restarts)
 
 
@@ -176,9 +192,14 @@ def test_the_pipeline_in_pods_rides_out_deleted_pods_and_broker_and_database_res
         for s in SERVICES
     ]
     kafka, postgres = f"{RELEASE}-kafka-0", f"{RELEASE}-postgresql-0"
+    restarts_before = service_restarts(cluster)
     recoveries.append(
         recover(cluster, "Kafka broker SIGKILL, restart", prefix, partial(crash, cluster, kafka))
     )
+    graceful = partial(crash, cluster, kafka, "SIGTERM")
+    recoveries.append(recover(cluster, "Kafka broker SIGTERM, restart", prefix, graceful))
+    broker = recoveries[-2:]
+    restarts_after = service_restarts(cluster)
     recoveries.append(
         recover(cluster, "PostgreSQL SIGKILL, restart", prefix, partial(crash, cluster, postgres))
     )
@@ -219,6 +240,10 @@ def test_the_pipeline_in_pods_rides_out_deleted_pods_and_broker_and_database_res
     assert overlapping == ""
     assert audit.sent > 0, "no notification was sent: the check would prove nothing"
     assert audit.unclaimed == [] and audit.repeated_references == 0
+    # A broker restart, crashed or graceful, costs the stages no more than the bound.
+    for recovery in broker:
+        assert recovery.flowing_s - recovery.back_s <= BROKER_BOUND_S, recovery.line()
+    assert restarts_after == restarts_before, "a stage was restarted to get past the broker"
     # The status said it: each service's missing pod, while it was missing.
     for recovery, service in zip(recoveries, SERVICES, strict=False):
         missing = f"{SERVICES_READY}=False"

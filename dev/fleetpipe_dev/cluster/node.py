@@ -156,13 +156,15 @@ class LocalCluster:
 
     # ---- up ------------------------------------------------------------------------------
     def up(self, archives: list[ImageArchive], *, say: Say = print) -> None:
-        """Start everything that is not running; a half-running cluster is restarted whole."""
+        """Start everything that is not running; a half-running cluster is restarted whole,
+        and what a killed run left on the host (containers, mounts, its network namespace)
+        is swept first."""
         running = [c for c in COMPONENTS if self.state.running(c)]
         if len(running) == len(COMPONENTS):
             netns_name = self.settings.netns
             say(f"cluster already running (KUBECONFIG={self.kubeconfig}, netns {netns_name})")
             return
-        if running:
+        if running or any(self.leftovers().values()):
             self.down(say=say)
         start = time.monotonic()
         step = _Steps(say, start)

@@ -19,7 +19,7 @@ from fleetpipe.core.tracing import Tracing, setup_tracing
 from fleetpipe.ingest.auth import TokenStore
 from fleetpipe.ingest.http_api import HttpIngest, build_app
 from fleetpipe.ingest.intake import IngestMetrics, Intake
-from fleetpipe.ingest.readiness import TopicWatch
+from fleetpipe.ingest.readiness import IntakeReadiness
 from fleetpipe.ingest.server import HealthService, IngestServicer, build_server
 from fleetpipe.ingest.settings import IngestSettings
 from fleetpipe.ingest.sink import build_sink
@@ -51,20 +51,12 @@ async def serve(
     health_service = HealthService()
     server, port = build_server(settings, servicer, health_service)
     await server.start()
-    topics = settings.topics
-    watch = TopicWatch(
-        build_admin(settings.kafka, timeout_s=10.0),
-        [("FLEET_TOPICS__RAW", topics.raw), ("FLEET_TOPICS__DEADLETTER", topics.deadletter)],
-    )
+    readiness = IntakeReadiness(build_admin(settings.kafka, timeout_s=10.0), settings.topics, sink)
 
     said: list[str | None] = ["not checked yet"]
 
     async def check_topics() -> None:
-        await asyncio.to_thread(watch.check)
-        # Before saying ready: batches are placed by the raw topic's partition count, which
-        # the key groups must be able to cover.
-        sink.use_partitions(watch.partitions.get(topics.raw))
-        problem = watch.problem or sink.unplaceable
+        problem = await readiness.check()
         if problem != said[0]:
             said[0] = problem
             intake.unavailable = problem
@@ -117,10 +109,7 @@ async def serve(
     await server.stop(settings.grace_s)
     for task in (beat, stopped, fatal):
         task.cancel()
-    sink.flush_packs()
-    left = await asyncio.to_thread(sink.close, 30.0)
-    if left:
-        log.error("%d records were still undelivered at shutdown", left)
+    await sink.finish(30.0)
     http.stop()
     return 1 if sink.fatal_error else 0
 

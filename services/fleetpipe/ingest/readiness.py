@@ -7,9 +7,12 @@ metadata, which never creates a topic, at start and then every ``interval_s``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Protocol
+
+from fleetpipe.core.settings import Topics
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +55,32 @@ class TopicWatch:
         else:
             log.error("not ready: %s", problem)
         return True
+
+
+class Placing(Protocol):
+    """What the readiness check needs of the sink (:class:`fleetpipe.ingest.sink.KafkaSink`)."""
+
+    def use_partitions(self, count: int | None) -> bool: ...
+
+    @property
+    def unplaceable(self) -> str | None: ...
+
+
+class IntakeReadiness:
+    """Why ingest (or the MQTT bridge) cannot take a batch now, as one line, or None: its
+    topics must exist, and the key groups must cover the raw topic's partitions, since batches
+    are placed by that count."""
+
+    def __init__(self, admin: TopicLister, topics: Topics, sink: Placing) -> None:
+        self._raw = topics.raw
+        self._sink = sink
+        self.watch = TopicWatch(
+            admin,
+            [("FLEET_TOPICS__RAW", topics.raw), ("FLEET_TOPICS__DEADLETTER", topics.deadletter)],
+        )
+
+    async def check(self) -> str | None:
+        """Look at the topics again (off the event loop) and hand the sink what was found."""
+        await asyncio.to_thread(self.watch.check)
+        self._sink.use_partitions(self.watch.partitions.get(self._raw))
+        return self.watch.problem or self._sink.unplaceable

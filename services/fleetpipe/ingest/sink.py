@@ -378,6 +378,15 @@ class KafkaSink:
         if self.packer is not None:
             self.packer.flush()
 
+    async def finish(self, timeout: float) -> int:
+        """Produce the open packs (on the event loop's thread), then :meth:`close` off it;
+        the records left undelivered are logged and counted."""
+        self.flush_packs()
+        left = await asyncio.to_thread(self.close, timeout)
+        if left:
+            log.error("%d records were still undelivered at shutdown", left)
+        return left
+
     def close(self, timeout: float) -> int:
         """Stop the poller and wait for outstanding deliveries; returns those left undelivered.
 

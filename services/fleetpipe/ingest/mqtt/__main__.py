@@ -22,7 +22,7 @@ from fleetpipe.ingest.intake import IngestMetrics, Intake
 from fleetpipe.ingest.mqtt.bridge import Bridge, BridgeMetrics
 from fleetpipe.ingest.mqtt.edge import MqttEdge
 from fleetpipe.ingest.mqtt.settings import BridgeSettings
-from fleetpipe.ingest.readiness import TopicWatch
+from fleetpipe.ingest.readiness import IntakeReadiness
 from fleetpipe.ingest.sink import build_sink
 from fleetpipe.ingest.tenancy import Tenancy
 
@@ -62,15 +62,8 @@ async def serve(
         edge.publish(topic, payload, content_type)
 
     bridge = Bridge(settings, intake, BridgeMetrics(metrics), ack=ack, publish=publish)
-    topics = settings.topics
-    watch = TopicWatch(
-        build_admin(settings.kafka, timeout_s=10.0),
-        [("FLEET_TOPICS__RAW", topics.raw), ("FLEET_TOPICS__DEADLETTER", topics.deadletter)],
-    )
-    await asyncio.to_thread(watch.check)
-    sink.use_partitions(watch.partitions.get(settings.topics.raw))
-    # The key groups must cover the raw topic's partitions for a batch to be placed.
-    intake.unavailable = watch.problem or sink.unplaceable
+    readiness = IntakeReadiness(build_admin(settings.kafka, timeout_s=10.0), settings.topics, sink)
+    intake.unavailable = await readiness.check()
     client_id = settings.mqtt.client_id or f"fleetpipe-bridge-{settings.instance_id}"
     edge = MqttEdge(settings.mqtt, client_id=client_id, loop=loop, deliver=bridge.received)
     edge.start()
@@ -80,7 +73,7 @@ async def serve(
         settings.mqtt.port,
         settings.mqtt.share_group,
         client_id,
-        topics.raw,
+        settings.topics.raw,
     )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,9 +85,7 @@ async def serve(
         while True:
             health.beat()
             if time.monotonic() >= next_topic_check:
-                await asyncio.to_thread(watch.check)
-                sink.use_partitions(watch.partitions.get(settings.topics.raw))
-                intake.unavailable = watch.problem or sink.unplaceable
+                intake.unavailable = await readiness.check()
                 next_topic_check = time.monotonic() + every
             problem = intake.unavailable or edge.problem
             health.set_ready(problem is None, problem or "")
@@ -111,10 +102,7 @@ async def serve(
     edge.stop()
     for task in (beat, stopped, fatal):
         task.cancel()
-    sink.flush_packs()
-    undelivered = await asyncio.to_thread(sink.close, 30.0)
-    if undelivered:
-        log.error("%d records were still undelivered at shutdown", undelivered)
+    await sink.finish(30.0)
     http.stop()
     return 1 if sink.fatal_error else 0
 

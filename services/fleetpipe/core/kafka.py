@@ -406,21 +406,18 @@ def build_admin(
     return Admin(kafka, timeout_s=timeout_s, overrides=overrides)
 
 
-# Answers that mean "not yet" rather than "no": a leader moving or not yet elected (a topic
-# just created or grown, a broker restarting), a coordinator loading, a request timing out.
-# librdkafka flags most as retriable, but the per-partition errors in an admin request's results
-# (list_offsets) carry no flag, so the codes are named as well.
+# Answers that mean "not yet" rather than "no": a partition's leader or a group's coordinator
+# moving, or not yet elected (a topic just created or grown, a broker restarting). librdkafka
+# flags most errors it would retry, but the per-partition errors in an admin request's results
+# (list_offsets) carry no flag, so these codes are named. A missing topic is not among them:
+# a caller that expects one to appear bounds its own wait (``readers``).
 TRANSIENT_CODES = frozenset(
     {
         confluent_kafka.KafkaError.NOT_LEADER_FOR_PARTITION,
         confluent_kafka.KafkaError.LEADER_NOT_AVAILABLE,
-        confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
         confluent_kafka.KafkaError.NOT_COORDINATOR,
         confluent_kafka.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         confluent_kafka.KafkaError.COORDINATOR_NOT_AVAILABLE,
-        confluent_kafka.KafkaError.REQUEST_TIMED_OUT,
-        confluent_kafka.KafkaError._TIMED_OUT,
-        confluent_kafka.KafkaError._TRANSPORT,
     }
 )
 

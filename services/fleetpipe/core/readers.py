@@ -61,6 +61,24 @@ def reader_config(
     return conf
 
 
+# Besides a leader moving: a topic not yet known to the broker answering (just created), or no
+# answer in time. Asked again only until the caller's timeout.
+_NOT_YET = frozenset(
+    {
+        confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
+        confluent_kafka.KafkaError._TIMED_OUT,
+        confluent_kafka.KafkaError._TRANSPORT,
+    }
+)
+
+
+def _not_serving_yet(exc: BaseException) -> bool:
+    if transient(exc):
+        return True
+    err = exc.args[0] if isinstance(exc, confluent_kafka.KafkaException) and exc.args else None
+    return isinstance(err, confluent_kafka.KafkaError) and err.code() in _NOT_YET
+
+
 class TopicReader(BaseConsumer):
     """A consumer of explicitly assigned partitions, with no group membership and no commits."""
 
@@ -77,9 +95,9 @@ class TopicReader(BaseConsumer):
         A partition whose leader is not serving yet — just created, or its broker restarting —
         is asked again until ``timeout_s`` has passed; then :class:`KafkaError` names it."""
         retrying = Retrying(
-            retry=retry_if_exception(transient),
+            retry=retry_if_exception(_not_serving_yet),
             stop=stop_after_delay(timeout_s),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0),
             reraise=True,
         )
         try:

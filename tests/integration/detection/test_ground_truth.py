@@ -1,5 +1,7 @@
 """The simulator's injected scenarios, through enrichment and detection with the simulated
-city's zones (as the demo and the samples ship them): exactly their episodes.
+city's zones (as the demo and the samples ship them): exactly their episodes — with the
+telemetry topics carrying packs, as ingest and enrichment write them, and with one record per
+event, as before packs: the same alerts (ids, rules, states, episodes) either way.
 
 Each ground-truth episode must show as one OPEN and one RESOLVED alert of its rule on its vehicle
 (same alert id, the episode overlapping the truth), and nothing else may alert: normal driving
@@ -17,13 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.pb.v1 import alert_pb2
-from fleetpipe_dev.scenarios import write_city_files
+from fleetpipe_dev.scenarios import CityFiles, write_city_files
 from fleetpipe_dev.testing import (
     ServiceProcess,
     committed_total,
     produce_all,
+    produce_packed,
     read_all,
     service_env,
     wait_for,
@@ -78,12 +81,10 @@ def _injections(fleet: Fleet, per_kind: int = 2) -> list[Injection]:
     return out
 
 
-def _simulate() -> tuple[Fleet, list[GroundTruth], list[tuple[bytes | str | None, bytes | None]]]:
+def _simulate() -> tuple[Fleet, list[GroundTruth], list[tuple[str, bytes]]]:
     probe = Fleet(VEHICLES, seed=7, mix=MIX)
     fleet = Fleet(VEHICLES, seed=7, mix=MIX, injections=_injections(probe))
-    events: list[tuple[bytes | str | None, bytes | None]] = [
-        (t.vehicle_id, t.SerializeToString()) for t in fleet.events(SECONDS)
-    ]
+    events = [(t.vehicle_id, t.SerializeToString()) for t in fleet.events(SECONDS)]
     truths = fleet.ground_truth()
     assert fleet.missed == []
     assert truths == fleet.ground_truth(include_active=True), "every scenario has finished"
@@ -91,22 +92,31 @@ def _simulate() -> tuple[Fleet, list[GroundTruth], list[tuple[bytes | str | None
     return fleet, truths, events
 
 
-def test_simulated_scenarios_produce_exactly_their_episodes(
-    kafka_settings: KafkaSettings,
-    make_topics: Callable[..., Topics],
-    detection: Callable[..., Detection],
-    tmp_path: Path,
-) -> None:
-    fleet, truths, events = _simulate()
-    run = detection(4)
-    topics = run.topics
-    registry = tmp_path / "vehicles.csv"
-    fleet.write_registry(registry)
-    # The city the demo and the samples ship: the operating area as a keep-in fence and a
-    # 60 km/h speed zone, through enrichment's speed-limit table and detection's rules.
-    assert fleet.center == DEFAULT_CENTER
-    city = write_city_files(tmp_path)
+def _records_on(kafka: KafkaSettings, topic: str) -> int:
+    """Offsets up to each partition's last record: what a consumer has committed once it has
+    read them all (a transaction's marker after the last record is not counted)."""
+    last: dict[int, int] = {}
+    for m in read_all(kafka, topic, read_committed=True, idle_s=0.5):
+        partition, offset = m.partition(), m.offset()
+        assert partition is not None and offset is not None
+        last[partition] = max(last.get(partition, -1), offset)
+    return sum(o + 1 for o in last.values())
 
+
+def _drill(
+    kafka_settings: KafkaSettings,
+    run: Detection,
+    events: list[tuple[str, bytes]],
+    files: tuple[Path, CityFiles],
+    *,
+    packed: bool,
+) -> list[alert_pb2.Alert]:
+    """The events through real enrichment and detection; the alerts detection committed."""
+    topics = run.topics
+    registry, city = files
+    mode = "packed" if packed else "per-event"
+    # PACK_EVENTS=1 is the one-record-per-event form of the telemetry topics.
+    form = {} if packed else {"FLEET_KAFKA__PACK_EVENTS": "1"}
     enrichment = ServiceProcess(
         "fleetpipe.enrichment",
         service_env(
@@ -116,30 +126,32 @@ def test_simulated_scenarios_produce_exactly_their_episodes(
                 "FLEET_REGISTRY_PATH": str(registry),
                 "FLEET_SPEED_LIMITS_PATH": str(city.speed_limits),
                 "FLEET_GROUP_ID": f"enrich-{topics.raw}",
-                "FLEET_INSTANCE_ID": "truth",
+                "FLEET_INSTANCE_ID": f"truth-{mode}",
+                **form,
             },
         ),
-        tmp_path / "enrichment.log",
+        run.logs / f"enrichment-{mode}.log",
     ).start()
     run.processes.append(enrichment)
-    run.start("truth", FLEET_RULES_PATH=str(city.rules), FLEET_KAFKA__MAX_BATCH="2000")
-    produce_all(kafka_settings, topics.raw, events)
-    # Enrichment writes packs: wait for it on the raw topic (one record an event), then for
-    # detection past the last record of each enriched partition.
+    run.start(f"truth-{mode}", FLEET_RULES_PATH=str(city.rules), FLEET_KAFKA__MAX_BATCH="2000")
+    if packed:
+        produce_packed(kafka_settings, topics.raw, events)
+    else:
+        produce_all(kafka_settings, topics.raw, events)
+    # Wait for enrichment past the raw topic's last records, then for detection past the
+    # enriched topic's: packs make the record counts smaller than the event counts.
+    raw = _records_on(kafka_settings, topics.raw)
     wait_for(
-        lambda: committed_total(kafka_settings, f"enrich-{topics.raw}", topics.raw) >= len(events),
+        lambda: committed_total(kafka_settings, f"enrich-{topics.raw}", topics.raw) >= raw,
         timeout=600,
-        what="enrichment to commit every event",
+        what=f"enrichment to commit every event ({mode})",
     )
-    last: dict[int, int] = {}
-    for m in read_all(kafka_settings, topics.enriched, read_committed=True, idle_s=0.5):
-        partition, offset = m.partition(), m.offset()
-        assert partition is not None and offset is not None
-        last[partition] = max(last.get(partition, -1), offset)
-    run.produced = sum(o + 1 for o in last.values())
+    run.produced = _records_on(kafka_settings, topics.enriched)
     run.wait_processed(timeout=600)
+    return run.alerts()
 
-    alerts = run.alerts()
+
+def _assert_episodes(alerts: list[alert_pb2.Alert], truths: list[GroundTruth]) -> None:
     expected = [g for g in truths if g.cause != "crash"]
     # The overheating scenario reports DTC P0217 while the coolant is above 110 °C: the trouble
     # code rule has an episode of its own over the same window.
@@ -176,3 +188,30 @@ def test_simulated_scenarios_produce_exactly_their_episodes(
     assert problems == [], "\n".join(problems)
     assert unexpected == [], "alerts without an injected episode (normal driving must be quiet)"
     assert len(alerts) == 2 * len(expected)
+
+
+def _alert_set(alerts: list[alert_pb2.Alert]) -> set[tuple[str, str, str, int, int, int]]:
+    return {
+        (a.alert_id, a.vehicle_id, a.rule, a.state, a.episode_start_us, a.episode_end_us)
+        for a in alerts
+    }
+
+
+def test_simulated_scenarios_produce_exactly_their_episodes_packed_or_per_event(
+    kafka_settings: KafkaSettings,
+    detection: Callable[..., Detection],
+    tmp_path: Path,
+) -> None:
+    fleet, truths, events = _simulate()
+    registry = tmp_path / "vehicles.csv"
+    fleet.write_registry(registry)
+    # The city the demo and the samples ship: the operating area as a keep-in fence and a
+    # 60 km/h speed zone, through enrichment's speed-limit table and detection's rules.
+    assert fleet.center == DEFAULT_CENTER
+    files = (registry, write_city_files(tmp_path))
+
+    packed = _drill(kafka_settings, detection(4), events, files, packed=True)
+    _assert_episodes(packed, truths)
+    per_event = _drill(kafka_settings, detection(4), events, files, packed=False)
+    _assert_episodes(per_event, truths)
+    assert _alert_set(packed) == _alert_set(per_event)

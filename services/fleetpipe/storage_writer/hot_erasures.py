@@ -82,7 +82,14 @@ def without_erased(table: pa.Table | None, name: str, erasures: Sequence[Erasure
     if table is None or not table.num_rows or not erasures:
         return LeftOut(table, 0)
     probe = _keyed_by_vehicle(table, erasures)
-    drop = erased_rows(probe, data_moments(probe, HOT_TABLES[name]), erasures)
+    moments = data_moments(probe, HOT_TABLES[name])
+    if np.isnan(moments).all():
+        return LeftOut(table, 0)
+    # Only erasures after the batch's oldest row can concern it: the audit's old erasures
+    # (their rows long gone from the hot store) cost nothing per batch.
+    oldest = float(np.nanmin(moments))
+    concerned = [e for e in erasures if e.erased_at.timestamp() >= oldest]
+    drop = erased_rows(probe, moments, concerned)
     if drop is None or not drop.any():
         return LeftOut(table, 0)
     return LeftOut(table.filter(pa.array(~drop)), int(drop.sum()))

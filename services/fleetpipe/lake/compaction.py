@@ -268,8 +268,9 @@ class Compactor:
 
 
 def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {name}").fetchone()  # noqa: S608 - a fixed name
-    return int(row[0]) if row else 0
+    # fetchall: the result is finished, and the connection free for the next query.
+    rows = con.execute(f"SELECT count(*) FROM {name}").fetchall()  # noqa: S608 - a fixed name
+    return int(rows[0][0]) if rows else 0
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> pa.Table:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fleetpipe.core.db import PostgresSettings
+from fleetpipe.core.db import DatabaseUnavailable, PostgresSettings
 from fleetpipe.core.errors import ConfigError
 from fleetpipe.core.operators import OPERATOR_ENV, operator_name
 from fleetpipe.erasure.run import erase, migrate
@@ -61,7 +61,7 @@ def erase_command(
             requested_by=requested_by,
             store=LakeStore.from_url(url or path) if lake else None,
         )
-    except (ErasureError, LakeStoreError, ConfigError) as exc:
+    except (ErasureError, LakeStoreError, ConfigError, DatabaseUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(record, indent=2))

@@ -322,7 +322,14 @@ class HotStore(DatabaseClient):
         recorded since the last batch, and take their subjects' rows out of ``batch``."""
         hold_off_starts(conn)
         last = self._erasures[-1].erasure_id if self._erasures else 0
-        self._erasures.extend(recorded_after(conn, last))
+        try:
+            self._erasures.extend(recorded_after(conn, last))
+        except errors.InsufficientPrivilege as exc:
+            # Rows are not written unchecked: the batch waits in Kafka until the grant is
+            # there (the owner's grants run after the erasure's migrations).
+            raise DatabaseUnavailable(
+                f"cannot read the erasure audit, the batch waits: {exc.diag.message_primary}"
+            ) from exc
         if not self._erasures:
             return
         for f in fields(batch):

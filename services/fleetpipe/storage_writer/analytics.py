@@ -147,6 +147,9 @@ class AnalyticsStore(DatabaseClient):
                     erased = cur.execute(_VEHICLES_ERASED).rowcount if found and found[0] else 0
                     changed = cur.execute(_VEHICLES_SYNC).rowcount
                     removed = cur.execute(_VEHICLES_REMOVED).rowcount
+        except psycopg.errors.InsufficientPrivilege as exc:
+            # No sync that cannot check the erasures: tried again at the next tick.
+            raise DatabaseUnavailable(f"vehicles not synced: {exc.diag.message_primary}") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
             raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc

@@ -8,6 +8,7 @@ Secret reference, or the claim of ``storage.coldVolumeClaim`` mounted at the sam
 
 from __future__ import annotations
 
+from fleet_operator.credentials import database_secret
 from fleet_operator.render import (
     S3_CREDENTIAL_KEYS,
     Manifest,
@@ -50,6 +51,9 @@ def _env(spec: FleetPipelineSpec) -> list[Manifest]:
         env.append(_value("FLEET_LAKE__URL", storage.cold_url))
     if storage.cold_credentials_secret:
         env += [_secret(key, storage.cold_credentials_secret, key) for key in S3_CREDENTIAL_KEYS]
+    # The erasure audit, so that no erased subject's rows reach silver or gold: read with the
+    # storage writer's login, which may read the audit (and honours it itself).
+    env.append(_secret("FLEET_POSTGRES__DSN", database_secret(spec, "storage-writer"), "dsn"))
     return env
 
 

@@ -13,6 +13,7 @@ import typer
 
 from fleetpipe.deadletters.cli import deadletters_app
 from fleetpipe.erasure.cli import erase_command
+from fleetpipe.erasure.compaction import audit_from_env
 from fleetpipe.lake.cli import lake_app
 from fleetpipe.query.cli import query_app
 from fleetpipe.tail import tail_command
@@ -34,7 +35,8 @@ def build_app() -> typer.Typer:
     loadtest_app.command("run")(loadtest_run_command)
     app.add_typer(loadtest_app, name="loadtest")
     app.add_typer(query_app, name="query")
-    app.add_typer(lake_app, name="lake")
+    # The compaction consults the erasure audit, a layer above the lake's own commands.
+    app.add_typer(lake_app(audit_from_env), name="lake")
     app.add_typer(deadletters_app, name="deadletters")
     app.command("erase")(erase_command)
     app.command("simulate")(simulate_command)

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 import confluent_kafka
 from google.protobuf.message import DecodeError, Message
 
+from fleetpipe.core import records
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.errors import CodecError
 from fleetpipe.core.kafka import Headers
@@ -36,7 +37,8 @@ from fleetpipe.pb.v1 import enriched_pb2, pack_pb2
 
 V = TypeVar("V")
 
-PACK_HEADER = "fp-pack"
+# Defined beside the dead letters, which carry it for a replay (core.records).
+PACK_HEADER = records.PACK_HEADER
 PACK_VERSION = b"1"
 PACK_HEADERS: Headers = [(PACK_HEADER, PACK_VERSION)]
 

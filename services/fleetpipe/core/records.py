@@ -23,6 +23,32 @@ DL_SOURCE_TOPIC = "fp-source-topic"
 DL_SOURCE_PARTITION = "fp-source-partition"
 DL_SOURCE_OFFSET = "fp-source-offset"
 DL_SERVICE = "fp-service"
+# A record whose value is a pack of events, not one event (see fleetpipe.core.packs).
+PACK_HEADER = "fp-pack"
+# The failed record's headers that say how its payload is framed: a dead letter carries them
+# under this prefix (not as themselves: the dead letter is not a pack), and a replay puts them
+# back, so a pack goes back as a pack.
+FORMAT_HEADERS = (PACK_HEADER,)
+DL_SOURCE_HEADER = "fp-source-header."
+
+
+def source_format_headers(headers: Headers | Mapping[str, Any] | None) -> Headers:
+    """The format headers of a failed record, as its dead letter carries them."""
+    if isinstance(headers, Mapping):
+        headers = list(headers.items())
+    return [
+        (DL_SOURCE_HEADER + name, value) for name, value in headers or [] if name in FORMAT_HEADERS
+    ]
+
+
+def replayed_format_headers(dead_letter_headers: Headers) -> Headers:
+    """The failed record's format headers, back under their own names."""
+    return [
+        (name.removeprefix(DL_SOURCE_HEADER), value)
+        for name, value in dead_letter_headers
+        if name.startswith(DL_SOURCE_HEADER)
+        and name.removeprefix(DL_SOURCE_HEADER) in FORMAT_HEADERS
+    ]
 
 
 class Record(Generic[V]):
@@ -79,8 +105,10 @@ def dead_letter_record(
     source_topic: str = "",
     source_partition: int = -1,
     source_offset: int = -1,
+    source_headers: Headers | Mapping[str, Any] | None = None,
 ) -> tuple[bytes, Headers]:
-    """The value and headers of a dead letter (see protos/fleetpipe/v1/deadletter.proto)."""
+    """The value and headers of a dead letter (see protos/fleetpipe/v1/deadletter.proto);
+    ``source_headers`` are the failed record's, of which the format headers are kept."""
     value = deadletter_pb2.DeadLetter(
         reason=reason,
         error=error,
@@ -98,6 +126,7 @@ def dead_letter_record(
         (DL_SOURCE_PARTITION, str(source_partition).encode()),
         (DL_SOURCE_OFFSET, str(source_offset).encode()),
         (DL_SERVICE, service.encode()),
+        *source_format_headers(source_headers),
     ]
     return value, headers
 
@@ -273,9 +302,13 @@ class Output:
         error: str,
     ) -> None:
         if isinstance(record, Record):
-            msg, key, payload = record.msg, record.key, record.payload
+            # One event (of a pack too: then its own headers, without the pack's).
+            msg, key, payload, headers = record.msg, record.key, record.payload, record.headers
         else:
+            # A whole record as Kafka gave it (a pack that does not scan, for one).
             msg, key, payload = record, record.key(), record.value()
+            raw = record.headers() or []
+            headers = list(raw.items()) if isinstance(raw, dict) else list(raw)
         self.dead_letter_at(
             key=key,
             payload=payload,
@@ -284,6 +317,7 @@ class Output:
             offset=_or_minus_one(msg.offset()),
             reason=reason,
             error=error,
+            source_headers=headers,
         )
 
     def dead_letter_at(
@@ -296,6 +330,7 @@ class Output:
         offset: int,
         reason: str,
         error: str,
+        source_headers: Headers | None = None,
     ) -> None:
         """Dead-letter a record read outside the loop's batches (a state changelog), by its
         coordinates."""
@@ -308,6 +343,7 @@ class Output:
             source_topic=topic,
             source_partition=partition,
             source_offset=offset,
+            source_headers=source_headers,
         )
         self.send(self._deadletter_topic, value, key, headers)
         self._metrics.deadletters.labels(reason).inc()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import UTC, datetime
 from typing import Annotated
@@ -14,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetpipe.core.db import DatabaseUnavailable, PostgresSettings, connect
+from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.operators import OPERATOR_ENV, operator_name
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.deadletters import inbox, replays
 from fleetpipe.deadletters.inbox import DeadLetter, DeadLetterError
@@ -151,6 +152,14 @@ def replay_command(
         bool,
         typer.Option("--again", help="Replay also those replayed before (after another fix)."),
     ] = False,
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            envvar=OPERATOR_ENV,
+            help="Who replays (recorded); default: the system's name for the user.",
+        ),
+    ] = "",
 ) -> None:
     """Send chosen dead letters back to their source topic (after the fix that makes them
     pass). Each replay is recorded in PostgreSQL: the dead letters replayed before are not
@@ -159,6 +168,7 @@ def replay_command(
         raise _fail(DeadLetterError("choose what to replay: --at, --reason or --source"))
     settings = _Settings()
     try:
+        replayed_by = operator_name(by) if not dry_run else ""
         positions = [inbox.parse_at(a) for a in at] if at else None
         letters = inbox.read(settings.kafka, settings.topics.deadletter, at=positions)
         planned = inbox.plan(settings.topics, _chosen(letters, reason, source), to=to)
@@ -176,9 +186,9 @@ def replay_command(
             conn.transaction(),
         ):
             # Recorded when the transaction commits: after Kafka has every record sent.
-            send, earlier = replays.claim(conn, topic, planned, by=getpass.getuser(), again=again)
+            send, earlier = replays.claim(conn, topic, planned, by=replayed_by, again=again)
             sent = inbox.replay(settings.kafka, topic, send) if send else 0
-    except (DeadLetterError, DatabaseUnavailable, psycopg.Error) as exc:
+    except (DeadLetterError, DatabaseUnavailable, psycopg.Error, ConfigError) as exc:
         raise _fail(exc) from exc
     for e in earlier:
         typer.echo(

@@ -1,7 +1,10 @@
 """Reading the dead-letter topic and sending chosen records back where they failed.
 
 A replay produces the failed record's own key and payload to its source topic, with a
-``fp-replayed-from`` header naming the dead letter (``topic/partition/offset``). Replaying is
+``fp-replayed-from`` header naming the dead letter (``topic/partition/offset``) and the failed
+record's headers that say how its payload is framed: a whole pack goes back as a pack
+(``fp-pack``), to the partition it came from (a pack has no key to place it by, and its events
+are that partition's vehicles). Replaying is
 safe to repeat: every consumer of a source topic is idempotent on the event's identity (the
 storage writer's primary keys, the lake's silver on vehicle and seq), so an event replayed
 twice, or replayed after it was stored another way, is stored once.
@@ -19,7 +22,9 @@ from google.protobuf.message import DecodeError, Message
 
 from fleetpipe.core.errors import FleetPipeError
 from fleetpipe.core.kafka import Headers, build_producer
+from fleetpipe.core.packs import is_pack, scan
 from fleetpipe.core.readers import OFFSET_BEGINNING, build_reader, is_partition_eof
+from fleetpipe.core.records import replayed_format_headers
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import CONTRACTS
 from fleetpipe.pb.v1 import deadletter_pb2
@@ -42,6 +47,11 @@ class DeadLetter:
     @property
     def at(self) -> str:
         return f"{self.partition}:{self.offset}"
+
+    @property
+    def format_headers(self) -> Headers:
+        """The failed record's headers that frame its payload (``fp-pack`` for a pack)."""
+        return replayed_format_headers(self.headers)
 
 
 def parse_at(text: str) -> tuple[int, int]:
@@ -165,10 +175,16 @@ def plan(topics: Topics, letters: Iterable[DeadLetter], *, to: str = "") -> list
         if message_type is None:
             raise DeadLetterError(f"dead letter {d.at}: {target} is not a pipeline topic")
         try:
-            message_type.FromString(d.letter.payload)
-        except DecodeError as exc:
+            if is_pack(d.format_headers):
+                data = d.letter.payload
+                for start, end in scan(data).spans:
+                    message_type.FromString(data[start:end])
+            else:
+                message_type.FromString(d.letter.payload)
+        except (DecodeError, ValueError) as exc:
+            what = "pack of " if is_pack(d.format_headers) else ""
             raise DeadLetterError(
-                f"dead letter {d.at}: its payload is not a {message_type.__name__}"
+                f"dead letter {d.at}: its payload is not a {what}{message_type.__name__}"
                 f" ({exc}); it cannot be replayed to {target}"
             ) from exc
         replays.append(Replay(d, target))
@@ -182,11 +198,17 @@ def replay(kafka: KafkaSettings, dead_letter_topic: str, replays: list[Replay]) 
         for r in replays:
             letter = r.letter.letter
             origin = f"{dead_letter_topic}/{r.letter.partition}/{r.letter.offset}"
+            framing = r.letter.format_headers
+            # A pack back to its own partition, when it goes back to its own topic.
+            back = is_pack(framing) and r.topic == letter.source_topic
             producer.produce(
                 r.topic,
                 letter.payload,
                 letter.key or None,
-                [(REPLAYED_FROM, origin.encode())],
+                [(REPLAYED_FROM, origin.encode()), *framing],
+                partition=letter.source_partition
+                if back and letter.source_partition >= 0
+                else None,
             )
         producer.flush()
         producer.raise_for_failures()

@@ -1,6 +1,11 @@
 """The erasure audit log: an erasure is started (recorded before any data is touched), then
 completed with what it took; the erasures started since a time are what the storage writer
-keeps out of the lake's spools."""
+keeps out of the lake's spools and out of PostgreSQL.
+
+An erasure starts under an exclusive advisory lock that every write to the hot store holds
+shared (:func:`hold_off_starts`): a write either commits before the erasure is recorded (and the
+erasure's delete, later, takes its rows) or reads the audit after it (and leaves the subject's
+rows out). No interleaving lets a row of the subject in behind the erasure."""
 
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from fleetpipe.erasure.subject import Subject, SubjectKind
 
 COMPONENT = "erasure"
 
+# One lock per schema: the audit, and the hot store it guards, are a schema's.
+_LOCK_KEY = "hashtext('fleetpipe-erasure:' || current_schema())"
+
 
 @dataclass(frozen=True)
 class Erasure:
@@ -30,6 +38,8 @@ def start(
     """Record the erasure as started, committed at once: from then on a storage writer rolling
     a spool leaves the subject's rows out, so none reaches the lake behind the erasure."""
     with conn.transaction():
+        # Waits for the hot-store writes under way: they commit before the erasure starts.
+        conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
         row = conn.execute(
             "INSERT INTO erasure_audit (subject_kind, subject_id, reason, requested_by,"
             " rows_deleted, lake_files) VALUES (%s, %s, %s, %s, '{}', '[]')"
@@ -80,6 +90,28 @@ def started_since(conn: psycopg.Connection[Any], since: datetime) -> list[Erasur
         "SELECT erasure_id, subject_kind, subject_id, erased_at FROM erasure_audit"
         " WHERE erased_at >= %s ORDER BY erasure_id",
         (since,),
+    ).fetchall()
+    return [
+        Erasure(int(i), Subject(SubjectKind(str(kind)), str(sid)), at) for i, kind, sid, at in rows
+    ]
+
+
+def hold_off_starts(conn: psycopg.Connection[Any]) -> None:
+    """Within the caller's transaction: no erasure starts until it ends (shared with every
+    other writer; an erasure starting now is waited for)."""
+    conn.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK_KEY})")
+
+
+def recorded_after(conn: psycopg.Connection[Any], erasure_id: int) -> list[Erasure]:
+    """Every erasure recorded after ``erasure_id`` (0: all), oldest first; none when no
+    erasure ever ran here."""
+    exists = conn.execute("SELECT to_regclass('erasure_audit') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return []
+    rows = conn.execute(
+        "SELECT erasure_id, subject_kind, subject_id, erased_at FROM erasure_audit"
+        " WHERE erasure_id > %s ORDER BY erasure_id",
+        (erasure_id,),
     ).fetchall()
     return [
         Erasure(int(i), Subject(SubjectKind(str(kind)), str(sid)), at) for i, kind, sid, at in rows

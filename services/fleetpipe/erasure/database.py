@@ -21,6 +21,9 @@ TABLES = (
     "driver_scores",
     "notification_ledger",
 )
+# Tables that name a vehicle only: the registry-derived vehicles dimension (the storage
+# writer's registry sync leaves an erased vehicle out of it afterwards).
+VEHICLE_TABLES = ("vehicles",)
 
 
 def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
@@ -49,7 +52,8 @@ def erase_rows(
                 (subject.id,),
             )
             deleted["alert_transitions"] = cur.rowcount
-        for table in TABLES:
+        tables = TABLES + (VEHICLE_TABLES if subject.kind is SubjectKind.VEHICLE else ())
+        for table in tables:
             if _exists(conn, table):
                 cur = conn.execute(
                     sql.SQL("DELETE FROM {} WHERE {} = %s").format(

@@ -8,6 +8,11 @@ the day's manifest, written when the day was last compacted:
 2. the day's gold files are rebuilt from the day's silver;
 3. the manifest is written, last.
 
+Given the erasure audit (an :class:`~fleetpipe.lake.erased.ErasureSource`), silver and gold
+are built without the rows of erased subjects, and the audit is asked again before the
+manifest: an erasure recorded while the day was being built (its own scan of the lake may have
+missed the files written since) has the day's silver and gold built again without its subject.
+
 Every output is written whole or not at all (see :mod:`fleetpipe.lake.store`) and depends only
 on its inputs, sorted: a run killed anywhere leaves the previous files or the new ones, never a
 part of one, and the next run redoes the days whose manifest it did not write, producing the
@@ -24,12 +29,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fleetpipe.lake import layout, queries
+from fleetpipe.lake import erased, layout, queries
 from fleetpipe.lake.store import LakeStore, LakeStoreError, ParquetOptions
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,15 @@ UTC_US = pa.timestamp("us", tz="UTC")
 COMPACTED = ParquetOptions(compression="zstd", row_group_size=1024 * 1024)
 
 
+class HoldAt(StrEnum):
+    """Where a crash drill's pause falls: after a day's silver is written, before its gold
+    (``gold``), or after an hour's bronze is read and its silver computed, before it is written
+    (``silver``)."""
+
+    GOLD = "gold"
+    SILVER = "silver"
+
+
 class CompactionError(LakeStoreError):
     """Bronze cannot be compacted (files of different shapes, a query that fails)."""
 
@@ -54,6 +69,8 @@ class DayResult:
     silver_rows: int = 0
     rejected_rows: int = 0
     duplicates: int = 0
+    # How many times the day was built again for an erasure recorded meanwhile.
+    rebuilt_for_erasures: int = 0
 
 
 @dataclass
@@ -86,13 +103,29 @@ class Compactor:
         store: LakeStore,
         *,
         hold_s: float = 0.0,
+        hold_at: HoldAt = HoldAt.GOLD,
         sleep: Callable[[float], None] = time.sleep,
+        erasures: erased.ErasureSource | None = None,
     ) -> None:
         self.store = store
-        # Fault injection for crash drills: a pause after each day's silver, before its gold
-        # and its manifest are written.
+        # Fault injection for crash drills: a pause at ``hold_at`` (see HoldAt).
         self.hold_s = hold_s
+        self.hold_at = hold_at
         self._sleep = sleep
+        # None: no audit to consult (a lake without erasures, or a test of compaction alone).
+        self.erasures = erasures
+        self._erased: list[erased.ErasedSubject] = []
+
+    def _new_erasures(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Read the erasures recorded since the last look into the connection's table; True
+        when there were any."""
+        if self.erasures is None:
+            return False
+        last = self._erased[-1].erasure_id if self._erased else 0
+        found = self.erasures.recorded_after(last)
+        self._erased.extend(found)
+        erased.register(con, self._erased)
+        return bool(found)
 
     def run(self) -> CompactionReport:
         report = CompactionReport()
@@ -100,6 +133,7 @@ class Compactor:
             report.leftovers_removed += self.store.remove_leftovers(folder)
         con = duckdb.connect()
         try:
+            self._new_erasures(con)
             for day, hours in sorted(bronze_hours(self.store).items()):
                 result = self._day(con, day, hours)
                 if result is None:
@@ -120,11 +154,27 @@ class Compactor:
         if not stale:
             return None
         result = DayResult(day)
-        for hour in stale:
-            self._silver_hour(con, day, hour, [p for p, _ in hours[hour]], result)
-        if self.hold_s:
-            self._sleep(self.hold_s)
-        self.rebuild_gold(con, day)
+        while True:
+            for hour in stale:
+                self._silver_hour(con, day, hour, [p for p, _ in hours[hour]], result)
+            if self.hold_s and self.hold_at is HoldAt.GOLD:
+                self._sleep(self.hold_s)
+            self.rebuild_gold(con, day)
+            if not self._new_erasures(con):
+                break
+            # An erasure started while the day was built: its scan of the lake may have come
+            # before these files were written. The day's bronze is listed again (the erasure
+            # rewrites or deletes files) and its stale hours built again, without its subject.
+            log.info("an erasure was recorded while %s was compacted: building it again", day)
+            result.rebuilt_for_erasures += 1
+            hours = bronze_hours(self.store).get(day, {})
+            for hour in stale:
+                if hour not in hours:
+                    self.store.delete(layout.silver_hour(TELEMETRY, day, hour))
+                    self.store.delete(layout.silver_hour(REJECTED, day, hour))
+            wanted = {hour: fingerprint(files) for hour, files in sorted(hours.items())}
+            stale = [h for h in stale if h in hours]
+            result = DayResult(day, rebuilt_for_erasures=result.rebuilt_for_erasures)
         manifest = {"day": day, "hours": {**done, **wanted}}
         self.store.write_bytes(
             layout.manifest(TELEMETRY, day), json.dumps(manifest, indent=1).encode()
@@ -151,13 +201,16 @@ class Compactor:
             bronze = self.store.dataset(files)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise CompactionError(f"the bronze files of {day} {hour}h differ: {exc}") from exc
-        con.register("bronze", bronze)
+        self._source(con, "bronze", bronze, erased.BRONZE)
         try:
-            total = bronze.count_rows()
+            # Rows the view leaves out are erased, not duplicates: counted through it.
+            total = bronze.count_rows() if self.erasures is None else _count(con, "bronze")
             silver = _with_times(_query(con, queries.SILVER, f"silver {day} {hour}h"))
             rejected = _with_times(_query(con, queries.REJECTED, f"rejected {day} {hour}h"))
         finally:
-            con.unregister("bronze")
+            self._drop_source(con, "bronze")
+        if self.hold_s and self.hold_at is HoldAt.SILVER:
+            self._sleep(self.hold_s)
         self.store.write_parquet(
             silver, layout.silver_hour(TELEMETRY, day, hour), options=COMPACTED
         )
@@ -178,18 +231,46 @@ class Compactor:
             self.store.delete(layout.gold_day(VEHICLE_HOUR, day))
             self.store.delete(layout.gold_day(FLEET_DAY, day))
             return
-        con.register("silver", self.store.dataset(files))
+        self._source(con, "silver", self.store.dataset(files), erased.SILVER)
         try:
             vehicle_hour = _query(con, queries.VEHICLE_HOUR, f"vehicle-hours of {day}")
             fleet_day = _query(con, queries.FLEET_DAY, f"fleet-days of {day}")
         finally:
-            con.unregister("silver")
+            self._drop_source(con, "silver")
         vehicle_hour = _us_column(vehicle_hour, "hour_us", "hour", UTC_US)
         fleet_day = _us_column(fleet_day, "day_us", "day", pa.date32())
         self.store.write_parquet(
             vehicle_hour, layout.gold_day(VEHICLE_HOUR, day), options=COMPACTED
         )
         self.store.write_parquet(fleet_day, layout.gold_day(FLEET_DAY, day), options=COMPACTED)
+
+    def _source(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        data: object,
+        columns: erased.RowColumns,
+    ) -> None:
+        """``data`` under ``name`` for the queries: as it is, or through a view that leaves
+        out the erased subjects' rows when there is an audit."""
+        if self.erasures is None:
+            con.register(name, data)
+            return
+        con.register(f"{name}_files", data)
+        erased.filtered_view(con, name, f"{name}_files", columns)
+
+    def _drop_source(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        if self.erasures is None:
+            con.unregister(name)
+            return
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+        con.unregister(f"{name}_files")
+
+
+def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    # fetchall: the result is finished, and the connection free for the next query.
+    rows = con.execute(f"SELECT count(*) FROM {name}").fetchall()  # noqa: S608 - a fixed name
+    return int(rows[0][0]) if rows else 0
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> pa.Table:

@@ -4,7 +4,9 @@
 it is synced when the writer starts and whenever the file changes, as part of the writer's
 periodic work. A sync is one transaction that upserts every vehicle whose fields changed and
 marks the ones the registry no longer names (``removed_at``), so history still joins to them;
-run twice, the second changes nothing.
+run twice, the second changes nothing. A vehicle with an erasure on record is left out, however
+the registry names it: its erasure deleted its row, and the sync does not bring it back (the
+sync holds erasures off while it runs, so one cannot slip in between its look and its commit).
 
 ``kpi_window_parts`` takes the KPI stage's records (``FleetKpi``), one row each; a replayed
 record hits the primary key and is ignored.
@@ -22,12 +24,21 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from fleetpipe.core.db import DatabaseClient, DatabaseUnavailable, connect
+from fleetpipe.erasure.audit import hold_off_starts
 from fleetpipe.pb.v1 import kpi_pb2
 from fleetpipe.registry import VehicleRegistry
 
 log = logging.getLogger(__name__)
 
 VEHICLE_COLUMNS = ("vehicle_id", "fleet_id", "vehicle_type", "model", "colour", "fuel", "electric")
+
+# The registry's erased vehicles, taken out of the stage before the sync (when the erasure
+# audit exists in the schema).
+_VEHICLES_ERASED = """
+DELETE FROM vehicles_stage s
+WHERE EXISTS (SELECT 1 FROM erasure_audit a
+              WHERE a.subject_kind = 'vehicle' AND a.subject_id = s.vehicle_id)
+"""
 
 _VEHICLES_SYNC = """
 INSERT INTO vehicles (vehicle_id, fleet_id, vehicle_type, model, colour, fuel, electric)
@@ -120,6 +131,7 @@ class AnalyticsStore(DatabaseClient):
                 # Writers of one database sync in turn: a replica on an older registry file
                 # must not interleave its removals with a newer one's.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleetpipe-vehicles-sync'))")
+                hold_off_starts(conn)
                 conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS vehicles_stage "
                     "(LIKE vehicles INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -130,13 +142,21 @@ class AnalyticsStore(DatabaseClient):
                     with cur.copy(statement) as copy:
                         for row in rows:
                             copy.write_row(row)
+                    audit = cur.execute("SELECT to_regclass('erasure_audit') IS NOT NULL")
+                    found = audit.fetchone()
+                    erased = cur.execute(_VEHICLES_ERASED).rowcount if found and found[0] else 0
                     changed = cur.execute(_VEHICLES_SYNC).rowcount
                     removed = cur.execute(_VEHICLES_REMOVED).rowcount
+        except psycopg.errors.InsufficientPrivilege as exc:
+            # No sync that cannot check the erasures: tried again at the next tick.
+            raise DatabaseUnavailable(f"vehicles not synced: {exc.diag.message_primary}") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
             raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
         if changed or removed:
             log.info("vehicles table: %d added or changed, %d marked removed", changed, removed)
+        if erased:
+            log.info("vehicles table: %d erased vehicle(s) of the registry left out", erased)
         return max(changed, 0) + max(removed, 0)
 
     def expire_kpis(self, *, older_than_days: float) -> int:

@@ -11,7 +11,7 @@ guards so that a replayed older state never overwrites a newer one.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -27,8 +27,10 @@ from fleetpipe.core.db import (
     load_migrations,
     migrate_when_ready,
 )
+from fleetpipe.erasure.audit import Erasure, hold_off_starts, recorded_after
 from fleetpipe.storage_writer.columns import LATEST_COPY, TELEMETRY_COPY
 from fleetpipe.storage_writer.deadletters import DEAD_LETTER_INSERT
+from fleetpipe.storage_writer.hot_erasures import without_erased
 from fleetpipe.storage_writer.partitions import (
     PREFIX,
     HotWindow,
@@ -69,6 +71,8 @@ class WriteBatch:
 class WriteResult:
     telemetry_rows: int = 0
     replayed: bool = False  # the batch repeated stored rows and went through the staging table
+    # Rows of erased subjects left out, per table of the batch.
+    erased: dict[str, int] = field(default_factory=dict)
 
 
 _ALERT_UPSERT = """
@@ -141,6 +145,8 @@ class HotStore(DatabaseClient):
     def __init__(self, settings: PostgresSettings, *, application_name: str) -> None:
         super().__init__(settings, application_name=application_name)
         self._partitions: set[date] | None = None
+        # The erasures on record, read as they are added (an erasure is never taken back).
+        self._erasures: list[Erasure] = []
 
     # -- connection ----------------------------------------------------------------------------
     def _db(self) -> psycopg.Connection[Any]:
@@ -288,6 +294,8 @@ class HotStore(DatabaseClient):
                 days = set(telemetry.column("event_day").unique().to_pylist())
                 self._ensure_partitions(conn, days)
             with conn.transaction():
+                self._leave_out_erased(conn, batch, result)
+                telemetry = batch.telemetry
                 if telemetry is not None and telemetry.num_rows:
                     result.replayed = self._copy_telemetry(conn, telemetry)
                     result.telemetry_rows = telemetry.num_rows
@@ -306,6 +314,29 @@ class HotStore(DatabaseClient):
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise self._fail(exc) from exc
         return result
+
+    def _leave_out_erased(
+        self, conn: psycopg.Connection[Any], batch: WriteBatch, result: WriteResult
+    ) -> None:
+        """First in the batch's transaction: hold erasures off until it commits, read those
+        recorded since the last batch, and take their subjects' rows out of ``batch``."""
+        hold_off_starts(conn)
+        last = self._erasures[-1].erasure_id if self._erasures else 0
+        try:
+            self._erasures.extend(recorded_after(conn, last))
+        except errors.InsufficientPrivilege as exc:
+            # Rows are not written unchecked: the batch waits in Kafka until the grant is
+            # there (the owner's grants run after the erasure's migrations).
+            raise DatabaseUnavailable(
+                f"cannot read the erasure audit, the batch waits: {exc.diag.message_primary}"
+            ) from exc
+        if not self._erasures:
+            return
+        for f in fields(batch):
+            left = without_erased(getattr(batch, f.name), f.name, self._erasures)
+            if left.rows:
+                setattr(batch, f.name, left.table)
+                result.erased[f.name] = left.rows
 
     def _copy_telemetry(self, conn: psycopg.Connection[Any], table: pa.Table) -> bool:
         """COPY the rows in; True when they went through the staging table (duplicates)."""

@@ -91,6 +91,11 @@ class StorageMetrics:
             "replayed_batches",
             "Batches that repeated stored rows (after a crash) and were de-duplicated",
         )
+        self.erased_rows = m.counter(
+            "erased_rows",
+            "Rows of erased vehicles or drivers left out of PostgreSQL (arrived after the erasure)",
+            ["table"],
+        )
         self.lake_rows = m.counter("lake_rows", "Rows appended to the Parquet spools", ["table"])
         self.lake_files = m.counter("lake_files", "Parquet files written")
         self.db_seconds = m.histogram(
@@ -229,6 +234,15 @@ class StorageHandler(BaseHandler):
         if batch.latest is not None:
             self._latest.clear()
             self._latest_flushed = now
+        if result.erased:
+            for name, count in result.erased.items():
+                self.metrics.erased_rows.labels(name).inc(count)
+            # Counts only: the subjects are named in the erasure audit, not in the log.
+            log.info(
+                "left %d row(s) of erased subjects out of PostgreSQL (%s)",
+                sum(result.erased.values()),
+                ", ".join(f"{name}: {count}" for name, count in sorted(result.erased.items())),
+            )
         if result.replayed:
             self.metrics.replayed.inc()
             log.info("a batch repeated stored rows (a replay): de-duplicated on the primary key")

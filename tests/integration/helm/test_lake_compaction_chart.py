@@ -45,6 +45,14 @@ def test_on_a_claim_the_lake_folder_is_mounted() -> None:
     assert env == {"FLEET_LAKE__PATH": "/var/lib/fleetpipe/lake"}
 
 
+def test_with_a_database_secret_the_job_reads_the_erasure_audit() -> None:
+    docs = _render("lakeCompaction.enabled=true", "lakeCompaction.databaseSecret=fleet-db")
+    (cron,) = [d for d in docs if d["kind"] == "CronJob"]
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["FLEET_POSTGRES__DSN"] == {"secretKeyRef": {"name": "fleet-db", "key": "dsn"}}
+
+
 def test_the_retention_values_become_the_jobs_arguments() -> None:
     docs = _render("lakeCompaction.enabled=true", "lakeCompaction.retention.bronzeDays=14")
     (cron,) = [d for d in docs if d["kind"] == "CronJob"]

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 
+from fleetpipe.core.packs import events_of, is_pack
 from fleetpipe.core.records import DL_REASON, dead_letter_record
+from fleetpipe.deadletters.inbox import REPLAYED_FROM
 from fleetpipe.lake.compaction import Compactor
 from fleetpipe.lake.store import LakeStore
-from fleetpipe_dev.testing import end_offsets, produce_all, service_env
+from fleetpipe.pb.v1 import telemetry_pb2
+from fleetpipe_dev.testing import end_offsets, produce_all, produce_packed, read_all, service_env
 from fleetpipe_loadtest.records import now_us
 from support.lakes import events
 
@@ -127,3 +130,46 @@ def test_a_replayed_dead_letter_is_stored_exactly_once(rig: WriterRig) -> None:
     silver = store.dataset([p for p, _ in store.files("silver/telemetry")]).to_table()
     assert silver.num_rows == len(good) + 1
     assert silver["fleet_id"].to_pylist().count("fleet-9") == 1
+
+
+def _names(msg: Any) -> set[str]:
+    raw = msg.headers() or []
+    return set(raw) if isinstance(raw, dict) else {name for name, _ in raw}
+
+
+def test_a_dead_lettered_pack_goes_back_as_a_pack_to_its_partition(rig: WriterRig) -> None:
+    made = [e.telemetry for e in events(4, 5, start_us=now_us() - 600_000_000)]
+    produce_packed(
+        rig.kafka,
+        rig.topics.raw,
+        [(t.vehicle_id, t.SerializeToString()) for t in made],
+        events_per_pack=1000,
+    )
+    pack = read_all(rig.kafka, rig.topics.raw)[0]
+    assert is_pack(pack.headers())
+    # A whole pack refused by a consumer (its bytes kept untouched), as the core dead-letters
+    # a record: with the failed record's headers.
+    value, headers = dead_letter_record(
+        reason="undecodable",
+        error="a release that could not read it, fixed since",
+        service="enrichment",
+        key=None,
+        payload=pack.value(),
+        source_topic=rig.topics.raw,
+        source_partition=pack.partition() or 0,
+        source_offset=pack.offset() or 0,
+        source_headers=pack.headers(),
+    )
+    assert not is_pack(headers), "the dead letter itself is not a pack"
+    produce_all(rig.kafka, rig.topics.deadletter, [(None, value)], headers=headers)
+    (listed,) = _json_lines(_fleetpipe(rig, "list", "--records", "--json"))
+
+    assert "1 dead letter(s) replayed" in _fleetpipe(rig, "replay", "--at", listed["at"])
+
+    replayed = [m for m in read_all(rig.kafka, rig.topics.raw) if REPLAYED_FROM in _names(m)]
+    (back,) = replayed
+    assert is_pack(back.headers()), "it carries its pack header again"
+    assert (back.partition(), back.key(), back.value()) == (pack.partition(), None, pack.value())
+    events_back = [telemetry_pb2.Telemetry.FromString(e.value() or b"") for e in events_of(back)]
+    originals = [telemetry_pb2.Telemetry.FromString(e.value() or b"") for e in events_of(pack)]
+    assert len(events_back) > 1 and events_back == originals

@@ -56,6 +56,8 @@ def test_the_retention_and_schedule_become_the_cronjobs_arguments() -> None:
     env = {e["name"]: e for e in container["env"]}
     assert env["FLEET_LAKE__PATH"]["value"] == "/lake"
     assert "FLEET_LAKE__URL" not in env
+    # The erasure audit, read with the storage writer's login.
+    assert env["FLEET_POSTGRES__DSN"]["valueFrom"]["secretKeyRef"]["key"] == "dsn"
 
 
 def test_a_bucket_lake_is_read_with_the_secrets_credentials() -> None:

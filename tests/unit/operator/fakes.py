@@ -100,6 +100,14 @@ class FakeKube(KubeApi):
         self.objects[key] = obj
         return obj
 
+    def delete_child(
+        self, api_version: str, kind: str, namespace: str, name: str, *, pipeline: str
+    ) -> None:
+        obj = self.objects.get((kind, name))
+        if obj is not None and obj["metadata"]["labels"].get("fleetpipe.io/pipeline") == pipeline:
+            self.journal.calls.append(f"delete {kind}/{name}")
+            del self.objects[(kind, name)]
+
     def roll_out(self) -> None:
         """What the Deployment controller and kwok do: every replica up and ready."""
         for (kind, _name), obj in self.objects.items():

@@ -38,6 +38,7 @@ def test_without_prometheus_the_console_reads_each_services_metrics_through_its_
         "detection": "http://fleet-detection:8080",
         "notification": "http://fleet-notification:8080",
         "storage-writer": "http://fleet-storage-writer:8080",
+        "kpis": "http://fleet-kpis:8080",
     }
     assert "FLEET_HEALTH__PROMETHEUS_URL" not in env
     assert "FLEET_TRACES__QUERY_URL" not in env, "no trace store named: traces are not shown"

@@ -518,7 +518,11 @@ class Reconciler:
         fields: dict[str, Any] = {
             "observedGeneration": prior.generation,
             "partitions": {"desired": outcome.desired, "current": outcome.current},
-            "replicas": replicas_status(plan, children.after),
+            # A merge patch keeps keys it does not name: a stage turned off is named as null.
+            "replicas": {
+                **{c.key: None for c in Component if c not in plan.services},
+                **replicas_status(plan, children.after),
+            },
         }
         memory = self._mem(ref.uid)
         if memory.lag:

@@ -1,5 +1,6 @@
 # One image for all of FleetPipe: the five services (fleetpipe-ingest, -enrichment, -detection,
-# -notification, -storage-writer), the operator (fleetpipe-operator) and the load test
+# -notification, -storage-writer), the KPI stage (fleetpipe-kpis), the operator
+# (fleetpipe-operator) and the load test
 # (fleetpipe simulate). They are one Python distribution sharing fleetpipe.core and the generated
 # protobuf code, so one image means one build, one dependency set to patch and one digest that
 # the chart, the operator's FleetPipeline spec.image and skaffold all refer to; each Deployment

@@ -2,11 +2,11 @@
 
 ``fleetpipe demo`` brings up the local Kafka and PostgreSQL (or uses running ones), starts the
 Twilio-contract server unless real Twilio credentials are in the environment, starts the five
-services as child processes, and drives the fleet simulator through ingest with the load
-driver (:mod:`fleetpipe_loadtest.loadrun`), showing live progress. It ends with a summary —
-events sent, acknowledged and stored exactly once, alerts by rule, notifications, latency
-percentiles — and writes the report (JSON, Markdown, PNG charts) beside the services' logs.
-Ctrl-C stops every process it started.
+services and the KPI stage as child processes, and drives the fleet simulator through ingest
+with the load driver (:mod:`fleetpipe_loadtest.loadrun`), showing live progress. It ends with a
+summary — events sent, acknowledged and stored exactly once, alerts by rule, notifications,
+latency percentiles, the latest fleet KPI windows read from PostgreSQL — and writes the report
+(JSON, Markdown, PNG charts) beside the services' logs. Ctrl-C stops every process it started.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import secrets
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -26,6 +27,7 @@ from rich.table import Table
 
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
+from fleetpipe_dev.demo_kpis import DemoWindows, kpi_table, latest_windows
 from fleetpipe_dev.scenarios import ScenarioRow, missed_kinds, scenario_rows, write_city_files
 from fleetpipe_dev.stack.console import LocalConsole
 from fleetpipe_dev.stack.devstack import DevStack
@@ -75,6 +77,8 @@ class DemoOptions:
     jaeger_query: str = ""
     trace_ratio: float | None = None  # share of events traced from ingest on (None: default)
     stay: bool = False  # keep the services and the console running after the summary
+    # The KPI stage's windows, short enough for windows of the run to be stored before it ends.
+    kpi_windows: DemoWindows = field(default_factory=DemoWindows)
 
 
 def twilio_from_environment() -> dict[str, str] | None:
@@ -151,6 +155,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         mqtt_env=mqtt_env,
         http_port=0 if plan.protocol is Transport.HTTP else None,
         logins=logins,
+        kpis=True,
+        kpi_env=options.kpi_windows.env(),
     )
     pipeline = LocalPipeline(config)
     fleet_console = LocalConsole(
@@ -163,6 +169,7 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         port=options.console_port,
     )
     report: LoadReport | None = None
+    kpis: list[dict[str, Any]] = []
     code = 0
     try:
         console.print(f"twilio     {twilio_where}")
@@ -223,6 +230,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
                 machine=machine(),
             )
         report.processes.update(pipeline.pids())
+        # While the KPI stage still runs: the windows of the run close once its input is idle.
+        kpis = latest_windows(dsn, options.schema, FLEET_ID, timeout_s=options.kpi_windows.wait_s)
         if options.stay:
             _stay(console, pipeline, page)
     except KeyboardInterrupt:
@@ -262,6 +271,7 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
     paths["scenarios"] = workdir / "report" / "demo-scenarios.json"
     paths["scenarios"].write_text(json.dumps([r.as_dict() for r in rows], indent=2))
     _summary(console, report, paths)
+    console.print(kpi_table(kpis, options.kpi_windows))
     _scenarios(console, rows)
     missed = missed_kinds(rows)
     if missed:

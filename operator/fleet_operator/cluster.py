@@ -153,6 +153,32 @@ class KubeGateway:
         result: dict[str, Any] = obj.to_dict()
         return result
 
+    def delete_child(
+        self, api_version: str, kind: str, namespace: str, name: str, *, pipeline: str
+    ) -> None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        resource = self._resource(api_version, kind)
+        what = f"{kind} {namespace}/{name}"
+        try:
+            with _kube_call(f"reading {what}"):
+                found = resource.get(name=name, namespace=namespace).to_dict()
+            labels = found["metadata"].get("labels") or {}
+            if labels.get(PIPELINE_LABEL) != pipeline:
+                return
+            # The uid as a precondition: an object recreated meanwhile is not ours to delete.
+            uid = found["metadata"]["uid"]
+            with _kube_call(f"deleting {what}"):
+                resource.delete(
+                    name=name,
+                    namespace=namespace,
+                    body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
+                )
+        except KubeApiError as exc:
+            if isinstance(exc.__cause__, NotFoundError):
+                return
+            raise
+
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         with _kube_call(f"patching the status of {namespace}/{name}"):
             self._resource(API_VERSION, KIND).status.patch(

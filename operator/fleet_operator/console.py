@@ -21,7 +21,7 @@ from fleet_operator.render import (
     labels,
     topics_for,
 )
-from fleet_operator.spec import Component, FleetPipelineSpec
+from fleet_operator.spec import FleetPipelineSpec
 
 COMPONENT = "console"
 PORT = 8000
@@ -38,11 +38,11 @@ def console_name(owner: Owner) -> str:
     return f"{owner.name}-{COMPONENT}"
 
 
-def health_targets(owner: Owner) -> dict[str, str]:
+def health_targets(owner: Owner, spec: FleetPipelineSpec) -> dict[str, str]:
     """Each service's health port through its Service, for the console's health page when no
     Prometheus is given (a Service answers from one of its pods at a time: with replicas,
     ``spec.console.prometheusUrl`` gives every pod's figures)."""
-    return {c.value: f"http://{child_name(owner, c)}:{HTTP_PORT}" for c in Component}
+    return {c.value: f"http://{child_name(owner, c)}:{HTTP_PORT}" for c in spec.components()}
 
 
 def console_env(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
@@ -80,7 +80,7 @@ def console_env(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
     if console.prometheus_url:
         env.append(_value("FLEET_HEALTH__PROMETHEUS_URL", console.prometheus_url))
     else:
-        env.append(_value("FLEET_HEALTH__TARGETS", json.dumps(health_targets(owner))))
+        env.append(_value("FLEET_HEALTH__TARGETS", json.dumps(health_targets(owner, spec))))
     if spec.tracing.otlp_endpoint:
         env += [
             _value("OTEL_EXPORTER_OTLP_ENDPOINT", spec.tracing.otlp_endpoint),

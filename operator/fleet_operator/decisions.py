@@ -353,7 +353,7 @@ def reconciled(
     problems: Sequence[Problem],
 ) -> Decision:
     """The conditions once topics and children are in place, and a Warning for new problems."""
-    desired = {c: plan.desired(c) for c in Component}
+    desired = {c: plan.desired(c) for c in plan.services}
     topics_c = topics_condition(outcome)
     services_c = services_condition(after, desired)
     degraded_c = degraded_condition(problems)
@@ -410,7 +410,10 @@ def drifted(
     states: Mapping[Component, DeploymentState | None], desired: Mapping[Component, int]
 ) -> bool:
     """A Deployment deleted, or scaled to other than what the status says we asked."""
-    return any(state is None or state.spec_replicas != desired[c] for c, state in states.items())
+    return any(
+        (state := states.get(c)) is None or state.spec_replicas != want
+        for c, want in desired.items()
+    )
 
 
 def ready_event(

@@ -47,6 +47,7 @@ from fleet_operator.render import (
     pipeline_topics,
     referenced_secrets,
     render,
+    retired,
     topics_for,
 )
 from fleet_operator.render_compaction import lake_compaction
@@ -436,6 +437,7 @@ class Reconciler:
             return {
                 c: self.kafka.lag(kafka, group_id(spec, c), input_topics(spec, c))
                 for c in CONSUMERS
+                if c in spec.components()
             }
         except (TopicsFailed, KafkaUnavailable) as exc:
             # The topics were just ensured, so the brokers answer; a group coordinator slow to
@@ -493,6 +495,8 @@ class Reconciler:
             # The console's Deployment is not one of the sized services: not tracked here.
             if manifest["kind"] == "Deployment" and sized is not None:
                 generations[sized] = int(applied["metadata"].get("generation") or 0)
+        for api_version, kind, name in retired(owner, spec):
+            self.kube.delete_child(api_version, kind, ref.namespace, name, pipeline=ref.name)
         edited = memory.edited_by_others(generations)
         self._post(
             ref,
@@ -514,7 +518,11 @@ class Reconciler:
         fields: dict[str, Any] = {
             "observedGeneration": prior.generation,
             "partitions": {"desired": outcome.desired, "current": outcome.current},
-            "replicas": replicas_status(plan, children.after),
+            # A merge patch keeps keys it does not name: a stage turned off is named as null.
+            "replicas": {
+                **{c.key: None for c in Component if c not in plan.services},
+                **replicas_status(plan, children.after),
+            },
         }
         memory = self._mem(ref.uid)
         if memory.lag:
@@ -554,9 +562,10 @@ class Reconciler:
                 spec = parse_spec(obj.get("spec") or {})
             except SpecError:
                 return
-            if spec.paused or any(c.key not in prior.replicas for c in Component):
+            running = spec.components()
+            if spec.paused or any(c.key not in prior.replicas for c in running):
                 return
-            desired = {c: int(prior.replicas[c.key]["desired"]) for c in Component}
+            desired = {c: int(prior.replicas[c.key]["desired"]) for c in running}
             states = _states(
                 Owner(name, namespace, ref.uid), self.kube.deployments(namespace, name)
             )

@@ -67,6 +67,11 @@ ENV = {
     "latest_retention_days": "FLEET_LATEST_RETENTION_DAYS",
     "dead_letters_retention_days": "FLEET_DEAD_LETTERS_RETENTION_DAYS",
     "ledger_retention_days": "FLEET_LEDGER_RETENTION_DAYS",
+    # The KPI stage's windows (fleetpipe.kpis.settings), from spec.kpis.
+    "window_seconds": "FLEET_WINDOW_S",
+    "hop_seconds": "FLEET_HOP_S",
+    "allowed_lateness_seconds": "FLEET_ALLOWED_LATENESS_S",
+    "idle_seconds": "FLEET_IDLE_S",
 }
 # The lake bucket's credentials: the names the S3 client reads, from cold_credentials_secret.
 S3_CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -98,6 +103,11 @@ DEFAULT_RESOURCES: dict[Component, Manifest] = {
     },
     Component.STORAGE_WRITER: {
         "requests": {"cpu": "1", "memory": "512Mi"},
+        "limits": {"memory": "2Gi"},
+    },
+    # Its state is the open windows' panes of the vehicles of its partitions.
+    Component.KPIS: {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
         "limits": {"memory": "2Gi"},
     },
 }
@@ -317,6 +327,14 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
         if spec.storage.cold_credentials_secret:
             for key in S3_CREDENTIAL_KEYS:
                 env.append(_secret(key, spec.storage.cold_credentials_secret, key))
+    elif component is Component.KPIS:
+        for name in (
+            "window_seconds",
+            "hop_seconds",
+            "allowed_lateness_seconds",
+            "idle_seconds",
+        ):
+            env.append(_value(ENV[name], getattr(spec.kpis, name)))
     return env
 
 
@@ -461,7 +479,7 @@ def render(owner: Owner, spec: FleetPipelineSpec, plan: SizingPlan) -> list[Mani
     manifests = [rules_config_map(owner, spec), limits_config_map(owner, spec)]
     if spec.registry is None:
         manifests.append(registry_config_map(owner))
-    for component in Component:
+    for component in spec.components():
         manifests.append(deployment(owner, spec, component, plan.desired(component)))
         manifests.append(service(owner, spec, component))
     return manifests
@@ -469,6 +487,17 @@ def render(owner: Owner, spec: FleetPipelineSpec, plan: SizingPlan) -> list[Mani
 
 def deployment_names(owner: Owner) -> dict[Component, str]:
     return {c: child_name(owner, c) for c in Component}
+
+
+def retired(owner: Owner, spec: FleetPipelineSpec) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of the children of services the spec turned off: a disabled
+    stage's Deployment and Service go, not merely scale to zero."""
+    return [
+        (api_version, kind, child_name(owner, c))
+        for c in Component
+        if c not in spec.components()
+        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"))
+    ]
 
 
 def referenced_secrets(spec: FleetPipelineSpec) -> dict[str, str]:

@@ -23,6 +23,7 @@ INPUT_TOPICS: dict[Component, tuple[str, ...]] = {
     Component.DETECTION: ("enriched",),
     Component.NOTIFICATION: ("alerts",),
     Component.STORAGE_WRITER: ("enriched", "alerts", "trips", "scores"),
+    Component.KPIS: ("enriched", "alerts"),
 }
 CONSUMERS = tuple(c for c in Component if INPUT_TOPICS[c])
 
@@ -181,7 +182,7 @@ def plan(
     cap = consumer_cap(spec, topic_partitions)
     mode = spec.autoscaling.mode
     services: dict[Component, ServicePlan] = {}
-    for component in Component:
+    for component in spec.components():
         sized = sized_replicas(spec, component, cap)
         decision = None if mode is AutoscalingMode.OFF else (lag or {}).get(component)
         desired = sized

@@ -40,6 +40,8 @@ class Component(StrEnum):
     DETECTION = "detection"
     NOTIFICATION = "notification"
     STORAGE_WRITER = "storage-writer"
+    # Windowed fleet KPIs (spec.kpis); the one stage a pipeline may go without.
+    KPIS = "kpis"
 
     @property
     def field(self) -> str:
@@ -100,6 +102,7 @@ class ServiceKafkaSecrets(_Spec):
     notification: str | None = Field(default=None, min_length=1, max_length=253)
     storage_writer: str | None = Field(default=None, min_length=1, max_length=253)
     console: str | None = Field(default=None, min_length=1, max_length=253)
+    kpis: str | None = Field(default=None, min_length=1, max_length=253)
 
 
 class ServiceDatabaseSecrets(_Spec):
@@ -140,7 +143,8 @@ class KafkaSpec(_Spec):
             missing = [
                 name
                 for name, secret in logins.model_dump(by_alias=True).items()
-                if secret is None and name != "console"
+                # The KPI stage may be disabled: FleetPipelineSpec checks its login.
+                if secret is None and name not in ("console", "kpis")
             ]
             if missing:
                 raise ValueError(
@@ -188,6 +192,7 @@ DEFAULT_SCALING: dict[Component, ServiceScaling] = {
     Component.STORAGE_WRITER: ServiceScaling(
         capacity_per_replica=10000, min_replicas=1, max_replicas=100
     ),
+    Component.KPIS: ServiceScaling(capacity_per_replica=20000, min_replicas=1, max_replicas=100),
 }
 
 
@@ -197,6 +202,7 @@ class Services(_Spec):
     detection: ServiceScaling = DEFAULT_SCALING[Component.DETECTION]
     notification: ServiceScaling = DEFAULT_SCALING[Component.NOTIFICATION]
     storage_writer: ServiceScaling = DEFAULT_SCALING[Component.STORAGE_WRITER]
+    kpis: ServiceScaling = DEFAULT_SCALING[Component.KPIS]
 
     @model_validator(mode="before")
     @classmethod
@@ -369,6 +375,38 @@ class LakeSpec(_Spec):
         return self
 
 
+# Windows an event falls in (windowSeconds / hopSeconds): the KPI stage's work per event.
+MAX_KPI_HOPS = 360
+
+
+class KpisSpec(_Spec):
+    """The KPI stage's sliding windows of event time (fleetpipe.kpis.settings.KpiSettings)."""
+
+    enabled: bool = True
+    # A window window_seconds long every hop_seconds (a divisor of it).
+    window_seconds: int = Field(default=900, ge=60, le=86_400)
+    hop_seconds: int = Field(default=60, ge=10, le=3600)
+    # A window is emitted once event time is this far past its end; later events are dropped.
+    allowed_lateness_seconds: int = Field(default=120, ge=0, le=3600)
+    # A partition quiet this long lets its event time follow the clock.
+    idle_seconds: int = Field(default=30, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _whole_hops(self) -> KpisSpec:
+        if self.window_seconds % self.hop_seconds:
+            raise ValueError(
+                f"kpis.windowSeconds ({self.window_seconds}) must be a whole number of "
+                f"kpis.hopSeconds ({self.hop_seconds})"
+            )
+        # Each event lands in window/hop windows: bounded, so one event costs bounded work.
+        if self.window_seconds // self.hop_seconds > MAX_KPI_HOPS:
+            raise ValueError(
+                f"kpis.windowSeconds / kpis.hopSeconds must not exceed {MAX_KPI_HOPS} "
+                "windows per event: raise kpis.hopSeconds"
+            )
+        return self
+
+
 class ImageSpec(_Spec):
     repository: str = Field(default="fleetpipe", min_length=1)
     tag: str = Field(default="0.1.0", min_length=1)
@@ -402,6 +440,28 @@ class FleetPipelineSpec(_Spec):
     paused: bool = False
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     lake: LakeSpec | None = None
+    kpis: KpisSpec = KpisSpec()
+
+    def components(self) -> tuple[Component, ...]:
+        """The services this pipeline runs: every one, less the KPI stage when disabled."""
+        return tuple(c for c in Component if c is not Component.KPIS or self.kpis.enabled)
+
+    @model_validator(mode="after")
+    def _kpis_login(self) -> FleetPipelineSpec:
+        kafka = self.kafka
+        logins = kafka.service_credentials
+        if (
+            self.kpis.enabled
+            and kafka.security_protocol.startswith("SASL")
+            and not kafka.credentials_secret
+            and logins is not None
+            and logins.kpis is None
+        ):
+            raise ValueError(
+                "kafka.serviceCredentials.kpis is needed without kafka.credentialsSecret while "
+                "kpis.enabled (the KPI stage logs in to Kafka)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lake_is_shared(self) -> FleetPipelineSpec:

@@ -166,7 +166,8 @@ def services_condition(
     states: Mapping[Component, DeploymentState | None], desired: Mapping[Component, int]
 ) -> Condition:
     waiting = []
-    for component in Component:
+    # The services the plan runs (a disabled KPI stage is not waited for).
+    for component in desired:
         state = states.get(component)
         want = desired[component]
         if state is None:
@@ -177,7 +178,7 @@ def services_condition(
             waiting.append(f"{component.value} {state.ready}/{want} ready")
     if waiting:
         return Condition.of(SERVICES_READY, False, "ReplicasNotReady", ", ".join(waiting))
-    total = sum(desired[c] for c in Component)
+    total = sum(desired.values())
     return Condition.of(SERVICES_READY, True, "AllReplicasReady", f"{total} replicas ready")
 
 
@@ -189,7 +190,7 @@ def scaling_condition(
 ) -> Condition:
     moves = []
     directions = set()
-    for component in Component:
+    for component in desired:
         state = states.get(component)
         want = desired[component]
         if state is not None and state.replicas != want:

@@ -25,7 +25,7 @@ from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
 from fleetpipe.notification.ledger import Entry, Ledger, Status
 from fleetpipe.notification.routing import Channel, Phase
-from fleetpipe.pb.v1 import alert_pb2, deadletter_pb2, enriched_pb2, trip_pb2
+from fleetpipe.pb.v1 import alert_pb2, deadletter_pb2, enriched_pb2, kpi_pb2, trip_pb2
 from fleetpipe_dev.testing import (
     ServiceProcess,
     committed_total,
@@ -108,6 +108,42 @@ def _telemetry(now: int) -> tuple[list[enriched_pb2.EnrichedTelemetry], dict[str
 def _alert(vehicle: str, rule: str, start: int, **kw: Any) -> alert_pb2.Alert:
     kw.setdefault("fleet_id", vehicle.split("-veh-", maxsplit=1)[0])
     return records.alert(vehicle, rule, episode_start_us=start, **kw)
+
+
+# The KPI stage's windows (fleet.kpis.v1): (fleet, dimension, value, seconds before now the
+# window ends, partition, vehicles, km, max km/h, speed sum, samples, alerts by rule).
+KPI_WINDOW_S = 60
+KpiPart = tuple[str, str, str, int, int, int, float, float, float, int, dict[str, int]]
+KPI_PARTS: tuple[KpiPart, ...] = (
+    ("fleet-a", "fleet", "fleet-a", 60, 0, 2, 4.0, 90.0, 1200.0, 20, {}),
+    ("fleet-a", "fleet", "fleet-a", 60, 1, 1, 2.5, 70.0, 600.0, 10, {"speeding": 1}),
+    ("fleet-a", "model", "Model-X", 60, 0, 2, 4.0, 90.0, 1200.0, 20, {}),
+    ("fleet-a", "fleet", "fleet-a", 7200, 0, 1, 1.0, 50.0, 300.0, 10, {}),
+    ("fleet-b", "fleet", "fleet-b", 60, 2, 2, 3.0, 80.0, 500.0, 10, {}),
+)
+
+
+def _kpis(now: int) -> list[kpi_pb2.FleetKpi]:
+    found = []
+    for fleet, dim, value, ago_s, part, vehicles, km, top, speed_sum, samples, alerts in KPI_PARTS:
+        end = now - ago_s * S
+        found.append(
+            kpi_pb2.FleetKpi(
+                window_start_us=end - KPI_WINDOW_S * S,
+                window_end_us=end,
+                fleet_id=fleet,
+                dimension=dim,
+                dimension_value=value,
+                source_partition=part,
+                active_vehicles=vehicles,
+                distance_km=km,
+                max_speed_kmh=top,
+                speed_sum_kmh=speed_sum,
+                speed_samples=samples,
+                alerts_by_rule=alerts,
+            )
+        )
+    return found
 
 
 def writer_group(topics: Topics) -> str:
@@ -241,10 +277,18 @@ def fill(
     produce_all(kafka, topics.trips, ((t.vehicle_id, t.SerializeToString()) for t in trips))
     produce_all(kafka, topics.scores, ((s.vehicle_id, s.SerializeToString()) for s in scores))
     produce_all(kafka, topics.deadletter, dead)
+    produce_all(kafka, topics.kpis, ((k.fleet_id, k.SerializeToString()) for k in _kpis(now)))
 
     writer = start_writer(kafka, topics, postgres_dsn, schema, workdir)
     try:
-        wanted = [topics.enriched, topics.alerts, topics.trips, topics.scores, topics.deadletter]
+        wanted = [
+            topics.enriched,
+            topics.alerts,
+            topics.trips,
+            topics.scores,
+            topics.deadletter,
+            topics.kpis,
+        ]
         totals = {t: sum(end_offsets(kafka, t).values()) for t in wanted}
 
         def stored() -> bool:

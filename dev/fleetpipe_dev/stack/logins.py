@@ -25,6 +25,7 @@ PRINCIPALS = {
     "notification": Principal.NOTIFICATION,
     "storage-writer": Principal.STORAGE_WRITER,
     "console": Principal.CONSOLE,
+    "kpis": Principal.KPIS,
 }
 # The components whose migrations a pipeline's schema holds.
 COMPONENTS = (("storage", "fleetpipe.storage_writer"), ("notification", "fleetpipe.notification"))

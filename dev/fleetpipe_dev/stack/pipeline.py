@@ -53,8 +53,10 @@ class PipelineConfig:
     # and PostgreSQL (fleetpipe_dev.stack.logins).
     logins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
-    # The windowed fleet KPIs stage (fleetpipe.kpis) beside the five services.
+    # The windowed fleet KPIs stage (fleetpipe.kpis) beside the five services, and its
+    # settings (FLEET_WINDOW_S, FLEET_HOP_S, ...) over its defaults.
     kpis: bool = False
+    kpi_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -110,7 +112,7 @@ class LocalPipeline:
                 "FLEET_LAKE__PATH": str(c.lake),
                 "FLEET_REGISTRY_PATH": str(c.registry),
             },
-            "kpis": {},
+            "kpis": dict(c.kpi_env),
             "notification": {**db, "FLEET_REGISTRY_PATH": str(c.registry), **c.twilio_env},
             "mqtt-bridge": {
                 **c.mqtt_env,

@@ -9,7 +9,8 @@ the cluster's own accounts elsewhere) and is allowed only what its place in the 
 | enrichment | raw | enriched, dead letters | its group, its transactional ids |
 | detection | enriched, its changelog | alerts, trips, scores, changelog, dead letters | same |
 | notification | alerts | notifications, dead letters | its group |
-| storage-writer | enriched, alerts, trips, scores, dead letters | dead letters | its group |
+| storage-writer | enriched, alerts, trips, scores, KPIs, dead letters | dead letters | its group |
+| kpis | enriched, alerts, its state | KPIs, its state, dead letters | same as enrichment |
 | console | alerts, enriched (live positions), notifications | — | — (assigned partitions) |
 | operator | topics' metadata and configs, groups' offsets | creates and grows topics | — |
 
@@ -63,6 +64,7 @@ class Principal(StrEnum):
     STORAGE_WRITER = "storage-writer"
     CONSOLE = "console"
     OPERATOR = "operator"
+    KPIS = "kpis"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +87,9 @@ _READS: dict[Principal, tuple[str, ...]] = {
     Principal.ENRICHMENT: ("raw",),
     Principal.DETECTION: ("enriched", "detection_state"),
     Principal.NOTIFICATION: ("alerts",),
-    Principal.STORAGE_WRITER: ("enriched", "alerts", "trips", "scores", "deadletter"),
+    Principal.STORAGE_WRITER: ("enriched", "alerts", "trips", "scores", "deadletter", "kpis"),
     Principal.CONSOLE: ("alerts", "enriched", "notifications"),
+    Principal.KPIS: ("enriched", "alerts", "kpi_state"),
 }
 _WRITES: dict[Principal, tuple[str, ...]] = {
     Principal.INGEST: ("raw", "deadletter"),
@@ -94,6 +97,7 @@ _WRITES: dict[Principal, tuple[str, ...]] = {
     Principal.DETECTION: ("alerts", "trips", "scores", "detection_state", "deadletter"),
     Principal.NOTIFICATION: ("notifications", "deadletter"),
     Principal.STORAGE_WRITER: ("deadletter",),
+    Principal.KPIS: ("kpis", "kpi_state", "deadletter"),
 }
 # The stages that run a consumer group, and those of them that write in Kafka transactions.
 _GROUPS = (
@@ -101,8 +105,9 @@ _GROUPS = (
     Principal.DETECTION,
     Principal.NOTIFICATION,
     Principal.STORAGE_WRITER,
+    Principal.KPIS,
 )
-_TRANSACTIONAL = (Principal.ENRICHMENT, Principal.DETECTION)
+_TRANSACTIONAL = (Principal.ENRICHMENT, Principal.DETECTION, Principal.KPIS)
 _OPERATOR_TOPICS = (
     Operation.DESCRIBE,
     Operation.CREATE,

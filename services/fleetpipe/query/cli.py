@@ -349,6 +349,44 @@ def alerts_command(
     )
 
 
+@query_app.command("kpi-windows")
+def kpi_windows_command(
+    dimension: Annotated[
+        str,
+        typer.Option(help="fleet, model or vehicle_type; 'all' for every one"),
+    ] = "fleet",
+    hours: Hours = None,
+    since: Since = None,
+    until: Until = None,
+    fleet: Fleets = None,
+    limit: Limit = 50,
+    fmt: Fmt = Format.TABLE,
+    as_json: AsJson = False,
+    dsn: Dsn = None,
+    schema: Schema = None,
+) -> None:
+    """The KPI stage's windows, newest first (default: the last 1 h)."""
+
+    def build(window: Window, scope: Scope) -> Statement:
+        wanted = None if dimension == "all" else dimension
+        return statements.kpi_windows(window, scope, dimension=wanted, limit=limit)
+
+    build.__doc__ = statements.kpi_windows.__doc__
+    _run(
+        "kpi-windows",
+        build,
+        hours=hours,
+        since=since,
+        until=until,
+        fleets=fleet,
+        fmt=fmt,
+        as_json=as_json,
+        dsn=dsn,
+        schema=schema,
+        default_hours=1.0,
+    )
+
+
 @query_app.command("alert")
 def alert_command(
     alert_id: Annotated[str, typer.Argument(help="the alert's id")],

@@ -287,6 +287,39 @@ LIMIT %(limit)s"""  # noqa: S608 (fragments are constants; values are parameters
     return Statement(sql, _common(window, scope, limit))
 
 
+# The groups the KPI stage counts a window in (fleetpipe.kpis.windows).
+KPI_DIMENSIONS = ("fleet", "model", "vehicle_type")
+
+
+def kpi_windows(
+    window: Window, scope: Scope, *, dimension: str | None = "fleet", limit: int = 50
+) -> Statement:
+    """The KPI stage's windows that ended in the window, newest first: vehicles reporting,
+    distance, speeds and alert episodes opened, per fleet (or model, or vehicle type)."""
+    if dimension is not None and dimension not in KPI_DIMENSIONS:
+        raise BadQuery("dimension", f"must be one of {', '.join(KPI_DIMENSIONS)}, got {dimension}")
+    params = {**_common(window, scope, limit), "dimension": dimension}
+    sql = f"""
+WITH alerted AS (
+    SELECT window_end, fleet_id, dimension, dimension_value, sum(alerts) AS alerts
+    FROM kpi_window_alerts
+    WHERE {_fleet_sql()} AND {_within("window_end")}
+    GROUP BY window_end, fleet_id, dimension, dimension_value
+)
+SELECT k.window_start, k.window_end, k.fleet_id, k.dimension, k.dimension_value,
+       k.active_vehicles, round(k.distance_km::numeric, 2) AS distance_km,
+       round(k.max_speed_kmh::numeric, 1) AS max_speed_kmh,
+       round(k.avg_speed_kmh::numeric, 1) AS avg_speed_kmh,
+       coalesce(a.alerts, 0) AS alerts
+FROM kpi_windows k
+LEFT JOIN alerted a USING (window_end, fleet_id, dimension, dimension_value)
+WHERE {_fleet_sql("k.fleet_id")} AND {_within("k.window_end")}
+  AND (%(dimension)s::text IS NULL OR k.dimension = %(dimension)s::text)
+ORDER BY k.window_end DESC, k.fleet_id, k.dimension, k.dimension_value
+LIMIT %(limit)s"""  # noqa: S608 (fragments are constants; values are parameters)
+    return Statement(sql, params)
+
+
 def dead_letters(window: Window, scope: Scope, *, limit: int = 50) -> Statement:
     """Dead letters in the window by reason and service, with the latest error of each.
 

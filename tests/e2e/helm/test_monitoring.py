@@ -19,7 +19,7 @@ from support.monitoring import operator_crds, parse_promql
 pytestmark = pytest.mark.e2e
 
 NAMESPACE = "fp-monitoring"
-SERVICES = ("ingest", "enrichment", "detection", "notification", "storage-writer")
+SERVICES = ("ingest", "enrichment", "detection", "notification", "storage-writer", "kpis")
 ON = ("monitoring.serviceMonitors.enabled=true", "monitoring.prometheusRule.enabled=true")
 
 
@@ -65,7 +65,8 @@ def test_the_crds_accept_the_charts_service_monitors_and_rules_by_server_side_ap
     kube = monitoring_crds
     rendered = _render(*ON, "monitoring.serviceMonitors.labels.release=prometheus")
     docs = [d for d in yaml.safe_load_all(rendered) if d]
-    assert sorted(d["kind"] for d in docs) == ["PrometheusRule"] + ["ServiceMonitor"] * 5
+    monitors = ["ServiceMonitor"] * len(SERVICES)
+    assert sorted(d["kind"] for d in docs) == ["PrometheusRule", *monitors]
     result = kube.run(
         "apply", "--server-side", "--field-manager=helm", "-n", NAMESPACE, "-f", "-",
         stdin=rendered,

@@ -26,6 +26,7 @@ REPLICAS_50K = {
     "detection": 5,
     "notification": 1,
     "storage-writer": 8,
+    "kpis": 4,
 }
 REPLICAS_100K = {
     "ingest": 8,
@@ -33,6 +34,7 @@ REPLICAS_100K = {
     "detection": 10,
     "notification": 2,
     "storage-writer": 15,
+    "kpis": 8,
 }
 
 
@@ -75,7 +77,7 @@ def test_sample_pipeline_grows_from_50k_to_100k_and_back(
     wait_for(
         lambda: pods_running_on_kwok(kube, ns, name) == sum(REPLICAS_50K.values()),
         timeout=60,
-        what="22 pods Running on kwok nodes",
+        what="26 pods Running on kwok nodes",
     )
     table = kube.run("get", "fp", "-n", ns).stdout.splitlines()
     assert table[0].split() == ["NAME", "VEHICLES", "PARTITIONS", "READY", "AGE"]

@@ -18,6 +18,7 @@ KAFKA_LOGINS = {
     "detection": "kafka-detection",
     "notification": "kafka-notification",
     "storageWriter": "kafka-storage-writer",
+    "kpis": "kafka-kpis",
 }
 DATABASE_LOGINS = {"storageWriter": "db-writer", "notification": "db-notifier"}
 
@@ -67,6 +68,7 @@ def test_each_service_gets_its_own_login_by_reference_and_no_secret_leaks(
         ("detection", "kafka-detection"),
         ("notification", "kafka-notification"),
         ("storage-writer", "kafka-storage-writer"),
+        ("kpis", "kafka-kpis"),
     ):
         (container,) = deployments[service]["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e for e in container["env"]}

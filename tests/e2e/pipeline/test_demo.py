@@ -1,5 +1,6 @@
-"""`fleetpipe demo` as a user runs it: the five services, the simulator and the Twilio-contract
-server on the session's real Kafka and PostgreSQL, checked against what they left behind."""
+"""`fleetpipe demo` as a user runs it: the five services, the KPI stage, the simulator and the
+Twilio-contract server on the session's real Kafka and PostgreSQL, checked against what they
+left behind."""
 
 from __future__ import annotations
 
@@ -134,6 +135,22 @@ def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up
     assert rows == distinct == events["accepted"]
     assert vehicles == 200 and (low, high) == (1, 20)
     assert with_stored_time == (rows,)
+
+    # The KPI stage ran beside them: windows of the run stored, shown in the summary.
+    assert "FleetPipe demo: fleet KPIs (60 s windows every 10 s)" in words
+    assert "vehicles reporting" in words
+    with psycopg.connect(pg_schema.dsn, options=f"-c search_path={pg_schema.name}") as conn:
+        kpis = conn.execute(
+            "SELECT count(*), max(active_vehicles), max(distance_km), max(max_speed_kmh), "
+            "min(window_end - window_start) FROM kpi_windows "
+            "WHERE fleet_id = 'demo' AND dimension = 'fleet'"
+        ).fetchone()
+    assert kpis is not None, "an aggregate answers one row"
+    windows, most_vehicles, most_km, top_speed, length = kpis
+    assert windows >= 1
+    assert 0 < most_vehicles <= 200
+    assert most_km > 0 and top_speed > 0
+    assert length.total_seconds() == 60
 
     opened = {rule: s.get("OPEN", 0) for rule, s in report["alerts_by_rule"].items()}
     injected = report["injected_by_kind"]

@@ -170,12 +170,17 @@ def test_watch_namespace_confines_the_operator_to_a_role_in_that_namespace() -> 
     assert {"name": "FLEET_OPERATOR_NAMESPACE", "value": "fleet"} in container["env"]
 
 
-def test_the_cluster_wide_rules_never_delete_and_never_list_secrets() -> None:
+def test_the_cluster_wide_rules_delete_only_a_stage_turned_off_and_never_list_secrets() -> None:
     rules = named(render(), "ClusterRole", "fleetpipe-operator")["rules"]
+    deletes = set()
     for rule in rules:
-        assert "delete" not in rule["verbs"] and "*" not in rule["verbs"], rule
+        assert "*" not in rule["verbs"], rule
+        if "delete" in rule["verbs"]:
+            deletes |= {(group, r) for group in rule["apiGroups"] for r in rule["resources"]}
         if "secrets" in rule["resources"]:
             assert rule["verbs"] == ["get"]
+    # spec.kpis.enabled: false removes the KPI stage's Deployment and Service; nothing else.
+    assert deletes == {("apps", "deployments"), ("", "services")}
 
 
 def test_the_optional_pipeline_uses_the_chart_image_and_the_in_chart_broker() -> None:

@@ -272,6 +272,23 @@ def test_kpis_per_fleet(hot: HotStoreData) -> None:
     assert [r["fleet_id"] for r in _json(hot, "kpis", "--fleet", "fleet-b")] == ["fleet-b"]
 
 
+def test_kpi_windows_sum_the_partitions_of_the_last_hour_per_fleet(hot: HotStoreData) -> None:
+    rows = {r["fleet_id"]: r for r in _json(hot, "kpi-windows")}
+    a, b = rows["fleet-a"], rows["fleet-b"]
+    assert (a["dimension"], a["active_vehicles"], a["distance_km"]) == ("fleet", 3, 6.5)
+    assert (a["max_speed_kmh"], a["avg_speed_kmh"], a["alerts"]) == (90.0, 60.0, 1)
+    assert (b["active_vehicles"], b["distance_km"], b["avg_speed_kmh"]) == (2, 3.0, 50.0)
+    assert len(_json(hot, "kpi-windows")) == 2, "the window of two hours ago is outside 1 h"
+    wide = _json(hot, "kpi-windows", "--hours", "3", "--fleet", "fleet-a")
+    assert [r["active_vehicles"] for r in wide] == [3, 1], "newest first"
+    models = _json(hot, "kpi-windows", "--dimension", "model")
+    assert [(r["dimension_value"], r["active_vehicles"]) for r in models] == [("Model-X", 2)]
+    every = _json(hot, "kpi-windows", "--dimension", "all", "--fleet", "fleet-a")
+    assert {r["dimension"] for r in every} == {"fleet", "model"}
+    refused = _invoke(hot, "kpi-windows", "--dimension", "colour")
+    assert refused.exit_code != 0 and "dimension" in refused.output
+
+
 def test_dead_letters_by_reason(hot: HotStoreData) -> None:
     day = {r["reason"]: r["records"] for r in _json(hot, "deadletters")}
     assert day == {"undecodable": 2, "invalid": 1}

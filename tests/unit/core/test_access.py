@@ -47,9 +47,15 @@ def _topics(principal: Principal, operation: Operation) -> set[str]:
         ),
         pytest.param(
             Principal.STORAGE_WRITER,
-            {"enriched", "alerts", "trips", "scores", "deadletter"},
+            {"enriched", "alerts", "trips", "scores", "deadletter", "kpis"},
             {"deadletter"},
             id="storage-writer",
+        ),
+        pytest.param(
+            Principal.KPIS,
+            {"enriched", "alerts", "kpi_state"},
+            {"kpis", "kpi_state", "deadletter"},
+            id="kpis",
         ),
         pytest.param(
             Principal.CONSOLE, {"alerts", "enriched", "notifications"}, set(), id="console"
@@ -78,7 +84,11 @@ def test_only_transactional_stages_get_transactional_ids_under_their_group() -> 
         for r in pipeline_rules(TOPICS)
         if r.resource is Resource.TRANSACTIONAL_ID
     }
-    assert found == {"enrichment": "fleetpipe-enrichment", "detection": "fleetpipe-detection"}
+    assert found == {
+        "enrichment": "fleetpipe-enrichment",
+        "detection": "fleetpipe-detection",
+        "kpis": "fleetpipe-kpis",
+    }
 
 
 def test_prefixed_rules_cover_suffixed_topics_and_name_the_user() -> None:

@@ -100,6 +100,14 @@ class FakeKube(KubeApi):
         self.objects[key] = obj
         return obj
 
+    def delete_child(
+        self, api_version: str, kind: str, namespace: str, name: str, *, pipeline: str
+    ) -> None:
+        obj = self.objects.get((kind, name))
+        if obj is not None and obj["metadata"]["labels"].get("fleetpipe.io/pipeline") == pipeline:
+            self.journal.calls.append(f"delete {kind}/{name}")
+            del self.objects[(kind, name)]
+
     def roll_out(self) -> None:
         """What the Deployment controller and kwok do: every replica up and ready."""
         for (kind, _name), obj in self.objects.items():
@@ -120,7 +128,7 @@ class FakeKube(KubeApi):
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.journal.calls.append("patch status")
         obj = self.pipelines[(namespace, name)]
-        obj["status"] = {**(obj.get("status") or {}), **copy.deepcopy(dict(status))}
+        obj["status"] = _merge_patch(obj.get("status") or {}, copy.deepcopy(dict(status)))
 
     def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]:
         return [n for n in names if n not in self.secrets]
@@ -183,3 +191,17 @@ class RecordingEvents(Events):
 
     def reasons(self) -> list[str]:
         return [reason for _t, reason, _m in self.posted]
+
+
+def _merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386, as the API server applies the status patch: null removes a key, an object
+    merges into the object it replaces, anything else replaces."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out

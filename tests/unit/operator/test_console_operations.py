@@ -38,9 +38,18 @@ def test_without_prometheus_the_console_reads_each_services_metrics_through_its_
         "detection": "http://fleet-detection:8080",
         "notification": "http://fleet-notification:8080",
         "storage-writer": "http://fleet-storage-writer:8080",
+        "kpis": "http://fleet-kpis:8080",
     }
     assert "FLEET_HEALTH__PROMETHEUS_URL" not in env
     assert "FLEET_TRACES__QUERY_URL" not in env, "no trace store named: traces are not shown"
+
+
+def test_a_disabled_kpi_stage_is_not_among_the_health_targets() -> None:
+    spec = parse_spec({**BASE, "console": {"enabled": True}, "kpis": {"enabled": False}})
+    (deployment,) = [m for m in console_manifests(OWNER, spec) if m["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", "") for e in container["env"]}
+    assert "kpis" not in json.loads(env["FLEET_HEALTH__TARGETS"])
 
 
 def test_a_prometheus_and_jaeger_named_in_the_spec_are_where_it_reads() -> None:

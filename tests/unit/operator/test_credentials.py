@@ -24,6 +24,7 @@ LOGINS = {
     "notification": "kafka-notification",
     "storageWriter": "kafka-storage-writer",
     "console": "kafka-console",
+    "kpis": "kafka-kpis",
 }
 SPEC: dict[str, Any] = {
     "fleet": {"vehicles": 5000},

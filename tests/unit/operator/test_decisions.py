@@ -171,7 +171,7 @@ def test_first_apply_tells_the_deployments_created() -> None:
             NORMAL,
             "ServicesCreated",
             "Deployments with replicas ingest=2, enrichment=2, detection=2, notification=2, "
-            "storage-writer=2",
+            "storage-writer=2, kpis=2",
         )
     ]
 

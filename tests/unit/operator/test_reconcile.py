@@ -18,13 +18,21 @@ SPEC: dict[str, Any] = {
     "storage": {"databaseSecret": "db"},
     "notification": {"twilioSecret": "twilio"},
 }
-REPLICAS_50K = {"ingest": 4, "enrichment": 4, "detection": 5, "notification": 1, "storageWriter": 8}
+REPLICAS_50K = {
+    "ingest": 4,
+    "enrichment": 4,
+    "detection": 5,
+    "notification": 1,
+    "storageWriter": 8,
+    "kpis": 4,
+}
 REPLICAS_100K = {
     "ingest": 8,
     "enrichment": 8,
     "detection": 10,
     "notification": 2,
     "storageWriter": 15,
+    "kpis": 8,
 }
 
 
@@ -72,7 +80,7 @@ def test_partitions_grow_before_any_deployment_is_scaled(world: Any) -> None:
     assert set(world.kafka.topics.values()) == {100, 6}  # the dead-letter topic stays small
     assert desired(world, ref) == REPLICAS_100K
     assert "PartitionsIncreased" in world.events.reasons()
-    assert world.events.reasons().count("Scaled") == 5
+    assert world.events.reasons().count("Scaled") == 6
 
 
 def test_a_smaller_fleet_scales_down_but_keeps_the_partitions(world: Any) -> None:
@@ -169,6 +177,25 @@ def test_paused_changes_nothing_until_resumed(world: Any) -> None:
     world.reconcile(ref)
     assert desired(world, ref) == REPLICAS_100K
     assert "Resumed" in world.events.reasons()
+
+
+def test_a_disabled_kpi_stage_is_removed_and_not_waited_for(world: Any) -> None:
+    ref = world.kube.add_pipeline("fleet", SPEC)
+    world.reconcile(ref)
+    world.kube.roll_out()
+    assert ("Deployment", "fleet-kpis") in world.kube.objects
+    world.kube.update_spec(ref, kpis={"enabled": False})
+    world.reconcile(ref)
+    assert ("Deployment", "fleet-kpis") not in world.kube.objects
+    assert ("Service", "fleet-kpis") not in world.kube.objects
+    assert "kpis" not in desired(world, ref)
+    world.reconciler.refresh("ns", "fleet")
+    ready = world.kube.condition(ref, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "PipelineReady")
+    world.kube.update_spec(ref, kpis={"enabled": True})
+    world.reconcile(ref)
+    assert desired(world, ref) == REPLICAS_50K
+    assert world.kube.objects[("Deployment", "fleet-kpis")]["spec"]["replicas"] == 4
 
 
 def test_recommend_reports_and_auto_applies_lag_replicas(world: Any) -> None:

@@ -15,6 +15,7 @@ from fleet_operator.render import (
     env_for,
     pipeline_topics,
     render,
+    retired,
     topics_for,
 )
 from fleet_operator.sizing import plan
@@ -44,6 +45,39 @@ def env(pipeline: FleetPipelineSpec, component: Component) -> dict[str, Any]:
     return {
         e["name"]: e.get("value", e.get("valueFrom")) for e in env_for(OWNER, pipeline, component)
     }
+
+
+def test_the_kpi_stage_is_rendered_like_the_other_consumers() -> None:
+    pipeline = spec(kpis={"windowSeconds": 60, "hopSeconds": 10, "allowedLatenessSeconds": 5})
+    rendered = manifests(pipeline)
+    deployment = rendered[("Deployment", "fleet-kpis")]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["fleetpipe-kpis"]
+    assert deployment["spec"]["replicas"] == plan(pipeline).desired(Component.KPIS) == 4
+    assert ("Service", "fleet-kpis") in rendered
+    found = env(pipeline, Component.KPIS)
+    assert found["FLEET_GROUP_ID"] == "fleetpipe-kpis"
+    assert (found["FLEET_WINDOW_S"], found["FLEET_HOP_S"]) == ("60", "10")
+    assert (found["FLEET_ALLOWED_LATENESS_S"], found["FLEET_IDLE_S"]) == ("5", "30")
+    assert found["FLEET_TOPICS__KPIS"] == "fleet.kpis.v1"
+    assert found["FLEET_TOPICS__KPI_STATE"] == "fleet.kpis.state.v1"
+
+
+def test_the_kpi_stage_follows_the_topic_suffix_in_its_group() -> None:
+    pipeline = spec(kafka={**BASE["kafka"], "topicSuffix": "eu"})
+    assert env(pipeline, Component.KPIS)["FLEET_GROUP_ID"] == "fleetpipe-kpis.eu"
+
+
+def test_a_disabled_kpi_stage_is_neither_rendered_nor_sized() -> None:
+    pipeline = spec(kpis={"enabled": False})
+    rendered = manifests(pipeline)
+    assert not [key for key in rendered if key[1] == "fleet-kpis"]
+    assert Component.KPIS not in plan(pipeline).services
+    assert retired(OWNER, pipeline) == [
+        ("apps/v1", "Deployment", "fleet-kpis"),
+        ("v1", "Service", "fleet-kpis"),
+    ]
+    assert retired(OWNER, spec()) == []
 
 
 def test_every_child_is_owned_by_the_pipeline_and_labelled() -> None:
@@ -270,6 +304,7 @@ def _settings_class(component: Component) -> type[BaseModel]:
     from fleetpipe.detection.settings import DetectionSettings
     from fleetpipe.enrichment.settings import EnrichmentSettings
     from fleetpipe.ingest.settings import IngestSettings
+    from fleetpipe.kpis.settings import KpiSettings
     from fleetpipe.notification.settings import NotificationSettings
     from fleetpipe.storage_writer.settings import StorageSettings
 
@@ -279,6 +314,7 @@ def _settings_class(component: Component) -> type[BaseModel]:
         Component.DETECTION: DetectionSettings,
         Component.NOTIFICATION: NotificationSettings,
         Component.STORAGE_WRITER: StorageSettings,
+        Component.KPIS: KpiSettings,
     }
     return classes[component]
 
@@ -341,6 +377,9 @@ def test_the_rendered_environment_is_valid_settings_for_the_service(
         assert settings.hot_retention_days == 5
     if component is Component.NOTIFICATION:
         assert settings.routing.min_severity.value == "critical"
+    if component is Component.KPIS:
+        assert settings.group_id == "fleetpipe-kpis"
+        assert (settings.window_s, settings.hop_s) == (900, 60)
 
 
 def test_ingest_reads_the_registry_that_decides_whose_a_vehicle_is() -> None:

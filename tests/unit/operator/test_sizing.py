@@ -118,7 +118,14 @@ def test_the_fleet_rate_is_exact_too(
     [
         pytest.param(
             50_000,
-            {"ingest": 4, "enrichment": 4, "detection": 5, "notification": 1, "storage-writer": 8},
+            {
+                "ingest": 4,
+                "enrichment": 4,
+                "detection": 5,
+                "notification": 1,
+                "storage-writer": 8,
+                "kpis": 4,
+            },
             id="50K",
         ),
         pytest.param(
@@ -129,6 +136,7 @@ def test_the_fleet_rate_is_exact_too(
                 "detection": 10,
                 "notification": 2,
                 "storage-writer": 15,
+                "kpis": 8,
             },
             id="100K",
         ),

@@ -106,6 +106,26 @@ def test_a_partial_service_entry_keeps_the_other_defaults() -> None:
             "spec.tracing.otlpEndpoint",
             id="no-scheme",
         ),
+        pytest.param(
+            with_("kpis.windowSeconds", 30), "spec.kpis.windowSeconds", id="kpi-window-short"
+        ),
+        pytest.param(with_("kpis.hopSeconds", 0), "spec.kpis.hopSeconds", id="kpi-hop-zero"),
+        pytest.param(
+            with_("kpis", {"windowSeconds": 900, "hopSeconds": 70}),
+            "spec.kpis: Value error, kpis.windowSeconds",
+            id="kpi-window-not-whole-hops",
+        ),
+        pytest.param(
+            with_("kpis", {"windowSeconds": 86_400, "hopSeconds": 60}),
+            "kpis.windowSeconds / kpis.hopSeconds must not exceed 360",
+            id="kpi-too-many-windows-per-event",
+        ),
+        pytest.param(
+            with_("kpis.allowedLatenessSeconds", -1),
+            "spec.kpis.allowedLatenessSeconds",
+            id="kpi-negative-lateness",
+        ),
+        pytest.param(with_("kpis.colour", "red"), "spec.kpis.colour", id="kpi-unknown-field"),
     ],
 )
 def test_bad_specs_are_refused_naming_the_field(raw: dict[str, Any], field: str) -> None:

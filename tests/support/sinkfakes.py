@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import DeliveryCallback, Headers, ProducerClient
 from fleetpipe.core.packs import PackLimits
 from fleetpipe.ingest.sink import KafkaSink, SinkProducer
@@ -95,6 +96,12 @@ class FakeProducer(SinkProducer):
 
     def partitions(self, topic: str, *, timeout: float = 10.0) -> int:
         return PARTITIONS
+
+    @property
+    def fatal_error(self) -> KafkaError | None:
+        return self.fatal
+
+    fatal: KafkaError | None = None
 
     def close(self, timeout: float = 30.0) -> None:
         pass

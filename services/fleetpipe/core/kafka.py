@@ -11,10 +11,10 @@ a broker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import confluent_kafka
@@ -29,7 +29,9 @@ from confluent_kafka.admin import (
 )
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from fleetpipe.core.deliveries import DeliveryTracker
 from fleetpipe.core.errors import DeliveryError, KafkaError, ProducerQueueFull
+from fleetpipe.core.rights import principal_of, refusal_of
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
 
@@ -149,17 +151,6 @@ def consumer_config(
     return conf
 
 
-@dataclass(slots=True)
-class _DeliveryTracker:
-    failures: list[str]
-
-    def on_delivery(
-        self, err: confluent_kafka.KafkaError | None, msg: confluent_kafka.Message
-    ) -> None:
-        if err is not None:
-            self.failures.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
-
-
 class Producer:
     """An idempotent (optionally transactional) producer that reports failed deliveries."""
 
@@ -190,7 +181,8 @@ class Producer:
         # then) pass per-record ``on_delivery`` callbacks and need successes reported too.
         self._report_every_delivery = report_every_delivery
         self._client: confluent_kafka.Producer | None = None
-        self._tracker = _DeliveryTracker(failures=[])
+        self.transactional_id, self.principal = transactional_id, principal_of(kafka)
+        self._tracker = DeliveryTracker(self.principal, transactional_id)
 
     @property
     def client(self) -> confluent_kafka.Producer:
@@ -211,12 +203,21 @@ class Producer:
                 **self._config,
                 "delivery.report.only.error": not self._report_every_delivery,
                 "on_delivery": self._tracker.on_delivery,
+                "error_cb": self._tracker.on_error,  # a fatal one is raised by the next flush
             }
         )
         if self.transactional and init_transactions:
             # Fences any earlier producer with the same transactional.id and aborts its open
             # transaction, so a restarted process never leaves a zombie transaction behind.
-            _retry_kafka(lambda: self.client.init_transactions(init_timeout_s), "init_transactions")
+            try:
+                _retry_kafka(
+                    functools.partial(self.client.init_transactions, init_timeout_s),
+                    "init_transactions",
+                )
+            except KafkaError as exc:
+                raise (
+                    refusal_of(exc.__cause__, self.principal, self.transactional_id) or exc
+                ) from exc.__cause__
 
     def produce(
         self,
@@ -235,6 +236,7 @@ class Producer:
             kwargs["partition"] = partition
         if on_delivery is not None:
             kwargs["on_delivery"] = on_delivery
+        self._tracker.produced.add(topic)
         deadline: float | None = None
         while True:
             try:
@@ -261,9 +263,17 @@ class Producer:
         self.raise_for_failures()
 
     def raise_for_failures(self) -> None:
+        # A fatal error first: the failures that follow it are its consequence.
+        if self._tracker.fatal is not None:
+            raise self._tracker.fatal
         if self._tracker.failures:
             failures, self._tracker.failures = self._tracker.failures, []
             raise DeliveryError(failures)
+
+    @property
+    def fatal_error(self) -> KafkaError | None:
+        """The producer's fatal error, if it had one: it can produce nothing more."""
+        return self._tracker.fatal
 
     def discard_failures(self) -> None:
         """Forget failed deliveries: after an abort, the purged records report as failed."""
@@ -294,7 +304,7 @@ class Producer:
         abandoned, and the next ``open`` builds a new one with the same configuration."""
         self._client = None
         # A fresh tracker: the abandoned client may still report its records as failed.
-        self._tracker = _DeliveryTracker(failures=[])
+        self._tracker = DeliveryTracker(self.principal, self.transactional_id)
 
 
 class BaseConsumer:

@@ -53,6 +53,7 @@ from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.packs import PackCodec, is_pack, unpack_into
 from fleetpipe.core.placement import producer_placement
 from fleetpipe.core.records import Output, Record
+from fleetpipe.core.rights import refusal_of
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
 from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import CONSUMER, Span, Tracing, messaging_attributes
@@ -280,7 +281,9 @@ class ConsumeProduceLoop:
             except KafkaException as exc:
                 err = exc.args[0]
                 if recovery_for(err) is not Recovery.RETRY:
-                    raise KafkaError(f"init_transactions failed: {err}") from exc
+                    producer = self.producer
+                    refused = refusal_of(exc, producer.principal, producer.transactional_id)
+                    raise refused or KafkaError(f"init_transactions failed: {err}") from exc
                 self._waiting_for_kafka(f"init_transactions: {err}")
                 time.sleep(0.2)
 
@@ -543,6 +546,8 @@ class ConsumeProduceLoop:
                         self._recover(Recovery.ABORT if kind is Recovery.RETRY else kind, str(exc))
                         continue
                     if isinstance(exc, KafkaException) and exc.args[0].fatal():
+                        if self.producer.fatal_error is not None:  # a right refused, said so
+                            raise self.producer.fatal_error from exc
                         raise
                     # No transaction at stake (at least once, or between transactions): the
                     # outputs are flushed, and the next commit covers the offsets.

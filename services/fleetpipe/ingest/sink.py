@@ -27,6 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from fleetpipe.core.deliveries import record_place
 from fleetpipe.core.errors import ConfigError, KafkaError
 from fleetpipe.core.kafka import Headers, KafkaException, ProducerClient, build_producer
 from fleetpipe.core.keygroups import KeyGroups
@@ -49,6 +50,9 @@ class SinkProducer(Protocol):
     def in_flight(self) -> int: ...
 
     def partitions(self, topic: str, *, timeout: float = 10.0) -> int: ...
+
+    @property
+    def fatal_error(self) -> KafkaError | None: ...
 
     def close(self, timeout: float = 30.0) -> None: ...
 
@@ -80,7 +84,7 @@ class BatchDelivery:
         """librdkafka's report for one record, on the poller thread."""
         if err is not None:
             if self.error is None:
-                self.error = f"{msg.topic()}[{msg.partition()}]: {err.str()}"
+                self.error = f"{record_place(msg, produced=self._sink.topics)}: {err.str()}"
             if err.fatal():
                 self.fatal = True
         self.done += 1
@@ -169,6 +173,7 @@ class KafkaSink:
         self.producer = producer
         self.raw_topic = raw_topic
         self.deadletter_topic = deadletter_topic
+        self.topics = frozenset({raw_topic, deadletter_topic})
         self.max_inflight_events = max_inflight_events
         self.inflight = 0
         self.fatal_error: str | None = None
@@ -182,11 +187,14 @@ class KafkaSink:
         self.packer = Packer(self._produce_pack, packing) if packing and packing.packing else None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the caller's, set by start()
 
     def start(self) -> None:
-        """Connect the producer, read the raw topic's partitions, serve delivery reports."""
+        """Connect the producer, read the raw topic's partitions, serve delivery reports
+        (called on the service's event loop)."""
         self.producer.open()
         self._read_partitions()
+        self._loop = asyncio.get_running_loop()
         self._poller = threading.Thread(target=self._poll, name="kafka-poller", daemon=True)
         self._poller.start()
 
@@ -230,8 +238,17 @@ class KafkaSink:
     def _poll(self) -> None:
         client = self.producer.client
         next_read = time.monotonic() + self._refresh_s
+        told = False
         while not self._stop.is_set():
             client.poll(0.05)
+            fatal = self.producer.fatal_error
+            if fatal is not None and not told and self._loop is not None:
+                # Said by the producer's error callback whether or not a record was waiting
+                # (a producer id refused to the principal comes before any); the event the
+                # service waits on belongs to its loop.
+                told = True
+                with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
+                    self._loop.call_soon_threadsafe(self.on_fatal, str(fatal))
             if time.monotonic() >= next_read:
                 # Unknown (the topic is missing): look again soon rather than at the interval.
                 ok = self._read_partitions() and self.partitions is not None

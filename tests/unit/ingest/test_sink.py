@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
+from fleetpipe.core.errors import KafkaRightMissing
 from fleetpipe.ingest.sink import SinkFailed, SinkFull
-from support.sinkfakes import FakeClient, FakeError, settle, sink
+from support.sinkfakes import FakeClient, FakeError, FakeProducer, settle, sink
 
 pytestmark = pytest.mark.unit
 
@@ -97,5 +98,56 @@ def test_an_empty_batch_resolves_at_once() -> None:
         d = s.reserve(0, asyncio.get_running_loop())
         s.submit(d, [], [], [])
         assert d.future.done()
+
+    asyncio.run(go())
+
+
+class _Unplaced:
+    """A delivery report of a record that failed before it had a topic or a partition."""
+
+    def topic(self) -> str | None:
+        return None
+
+    def partition(self) -> int | None:
+        return None
+
+    def offset(self) -> int:
+        return -1
+
+
+def test_a_failed_report_without_a_topic_still_fails_the_batch_by_name() -> None:
+    async def go() -> None:
+        client = FakeClient()
+        s = sink(client)
+        d = s.reserve(1, asyncio.get_running_loop())
+        s.submit(d, [b"1"], ["v1"], [])
+        [(_topic, report)] = client.queued
+        report(FakeError("Fatal: producer id refused", fatal=True), _Unplaced())
+        await settle()
+        with pytest.raises(SinkFailed, match=r"^one of dl, raw: Fatal: producer id refused$"):
+            d.future.result()
+        assert s.fatal_error is not None
+
+    asyncio.run(go())
+
+
+def test_a_fatal_producer_error_with_no_record_waiting_stops_the_sink() -> None:
+    async def go() -> None:
+        client = FakeClient()
+        s = sink(client)
+        producer = s.producer
+        assert isinstance(producer, FakeProducer)
+        s.start()
+        try:
+            # What the producer's error callback keeps when the broker refuses a producer id.
+            producer.fatal = KafkaRightMissing(
+                "Kafka refused User:console a producer id", principal="User:console", right="WRITE"
+            )
+            await asyncio.wait_for(s.fatal.wait(), timeout=10)
+        finally:
+            s.close(1.0)
+        assert s.fatal_error == "Kafka refused User:console a producer id"
+        with pytest.raises(SinkFailed, match="User:console"):
+            s.reserve(1, asyncio.get_running_loop())
 
     asyncio.run(go())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import DeliveryCallback, Headers, ProducerClient
 from fleetpipe.core.packs import PackLimits
 from fleetpipe.ingest.sink import KafkaSink, SinkProducer
@@ -68,7 +67,12 @@ class FakeClient(ProducerClient):
         self.produced.append((topic, partition, key, value, headers))
 
     def poll(self, timeout: float = -1) -> int:
+        if self.fatal is not None:
+            raise self.fatal
         return 0
+
+    # What poll raises from now on, as the library raises a fatal error.
+    fatal: Exception | None = None
 
     def flush(self, timeout: float = -1) -> int:
         return len(self.queued)
@@ -98,10 +102,8 @@ class FakeProducer(SinkProducer):
         return PARTITIONS
 
     @property
-    def fatal_error(self) -> KafkaError | None:
-        return self.fatal
-
-    fatal: KafkaError | None = None
+    def principal(self) -> str:
+        return "User:ingest"
 
     def close(self, timeout: float = 30.0) -> None:
         pass

@@ -1,27 +1,25 @@
-"""What a producer learns after ``produce()`` returned: failed deliveries and fatal errors.
+"""Delivery reports, read whatever they hold, in a callback that never raises.
 
-librdkafka reports both from ``poll()`` and ``flush()``, through callbacks that must never
-raise: an exception there surfaces from the poll of whichever thread served it, far from the
-cause (ingest's poller thread died of one). So a report is read defensively — a record that
-failed before it was placed may come without a topic or partition, and then it is named by
-what this producer was asked to produce — and a fatal error is kept, with the principal it
-concerns, for the producer's next flush to raise as the project's own error.
+librdkafka reports each record's fate from ``poll()`` and ``flush()`` through a callback. A
+record that failed before it was placed (its topic refused to the principal) comes back without
+a partition, and a report may come without a topic: it is then named by what this producer was
+asked to produce.
+
+A fatal error (a producer id refused to the principal) is raised by the library from ``poll()``
+or ``flush()``, and the records it purges are reported while that exception is still pending:
+every call in the callback then fails, ``msg.topic()`` first, with the library's exception as
+the cause. The callback keeps that failure instead of raising it from inside the library (which
+then returned NULL without an exception), and the producer's flush raises it in the words of
+:mod:`fleetpipe.core.rights`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetpipe.core.errors import KafkaError
-from fleetpipe.core.rights import producer_refusal
-
-log = logging.getLogger(__name__)
-
-# Library errors are duck-typed here (``str()``, ``fatal()``, ``code()``, ``name()``):
-# delivery reports of test fakes are read the same way.
+# Library errors are duck-typed here (``str()``): test fakes are read the same way.
 LibraryError = Any
 
 
@@ -34,11 +32,7 @@ def record_place(msg: Any, *, produced: Set[str] = frozenset()) -> str:
     topic: str | None = None
     partition: int | None = None
     if msg is not None:
-        try:
-            topic = msg.topic()
-            partition = msg.partition()
-        except Exception:  # a report whose record is gone: name it by what was produced
-            topic, partition = None, None
+        topic, partition = msg.topic(), msg.partition()
     if not topic:
         names = sorted(produced)
         topic = names[0] if len(names) == 1 else ("one of " + ", ".join(names) if names else "?")
@@ -49,31 +43,20 @@ def record_place(msg: Any, *, produced: Set[str] = frozenset()) -> str:
 
 @dataclass(slots=True)
 class DeliveryTracker:
-    """Failed deliveries and the first fatal error of one producer, from its callbacks.
+    """The failed deliveries of one producer, from its delivery callback."""
 
-    ``principal`` is the Kafka login the producer runs as (``User:...``), for the message of
-    a refusal; ``transactional_id`` the producer's, if it is a transactional one.
-    """
-
-    principal: str
-    transactional_id: str | None = None
     failures: list[str] = field(default_factory=list)
     # The topics produced to through the project's wrapper (a handful per producer).
     produced: set[str] = field(default_factory=set)
-    # The first fatal error, as the error the next flush raises.
-    fatal: KafkaError | None = None
+
+    # What failed inside the callback: the library's fatal error, as the cause of each call.
+    pending: Exception | None = None
 
     def on_delivery(self, err: LibraryError | None, msg: Any) -> None:
-        if err is not None:
-            self.failures.append(f"{record_place(msg, produced=self.produced)}: {err.str()}")
-
-    def on_error(self, err: LibraryError) -> None:
-        """librdkafka's ``error_cb``: a fatal error is kept; the others, which librdkafka
-        retries itself, are logged as librdkafka logs them when no callback is set."""
-        if not err.fatal():
-            log.warning("Kafka producer of %s: %s", self.principal, err.str())
+        if err is None:
             return
-        if self.fatal is None:
-            self.fatal = producer_refusal(
-                err, principal=self.principal, transactional_id=self.transactional_id
-            ) or KafkaError(f"the Kafka producer of {self.principal} failed for good: {err.str()}")
+        try:
+            self.failures.append(f"{record_place(msg, produced=self.produced)}: {err.str()}")
+        except Exception as exc:  # see the module's docstring: kept for the flush to raise
+            if self.pending is None:
+                self.pending = exc

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import confluent_kafka
 from confluent_kafka.admin import (
@@ -31,7 +31,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from fleetpipe.core.deliveries import DeliveryTracker
 from fleetpipe.core.errors import DeliveryError, KafkaError, ProducerQueueFull
-from fleetpipe.core.rights import principal_of, refusal_of
+from fleetpipe.core.rights import principal_of, raise_if_refused
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
 
@@ -182,7 +182,7 @@ class Producer:
         self._report_every_delivery = report_every_delivery
         self._client: confluent_kafka.Producer | None = None
         self.transactional_id, self.principal = transactional_id, principal_of(kafka)
-        self._tracker = DeliveryTracker(self.principal, transactional_id)
+        self._tracker = DeliveryTracker()
 
     @property
     def client(self) -> confluent_kafka.Producer:
@@ -203,7 +203,6 @@ class Producer:
                 **self._config,
                 "delivery.report.only.error": not self._report_every_delivery,
                 "on_delivery": self._tracker.on_delivery,
-                "error_cb": self._tracker.on_error,  # a fatal one is raised by the next flush
             }
         )
         if self.transactional and init_transactions:
@@ -215,9 +214,9 @@ class Producer:
                     "init_transactions",
                 )
             except KafkaError as exc:
-                raise (
-                    refusal_of(exc.__cause__, self.principal, self.transactional_id) or exc
-                ) from exc.__cause__
+                if exc.__cause__ is not None:
+                    raise_if_refused(exc.__cause__, self)
+                raise
 
     def produce(
         self,
@@ -253,27 +252,38 @@ class Producer:
                 client.poll(0.05)
 
     def poll(self, timeout: float = 0.0) -> int:
-        return int(self.client.poll(timeout))
+        try:
+            return int(self.client.poll(timeout))
+        except (KafkaException, SystemError) as exc:
+            self._raise_fatal(exc)
+
+    def wait(self, timeout: float) -> int:
+        """Serve delivery reports until none is outstanding or ``timeout`` passes; how many
+        still are. A fatal error is raised, a right refused as the one the principal lacks."""
+        try:
+            return int(self.client.flush(timeout))
+        except (KafkaException, SystemError) as exc:
+            self._raise_fatal(exc)
+
+    def _raise_fatal(self, exc: Exception) -> NoReturn:
+        # What the delivery callback met after the fatal error, if the library lost it.
+        pending, self._tracker.pending = self._tracker.pending, None
+        for cause in (exc, pending):
+            if cause is not None:
+                raise_if_refused(cause, self)
+        raise exc
 
     def flush(self, timeout: float = 120.0) -> None:
         """Wait until every record so far is acknowledged; raise if any was not."""
-        remaining = self.client.flush(timeout)
+        remaining = self.wait(timeout)
         if remaining:
             raise DeliveryError([f"{remaining} record(s) still in flight after {timeout}s"])
         self.raise_for_failures()
 
     def raise_for_failures(self) -> None:
-        # A fatal error first: the failures that follow it are its consequence.
-        if self._tracker.fatal is not None:
-            raise self._tracker.fatal
         if self._tracker.failures:
             failures, self._tracker.failures = self._tracker.failures, []
             raise DeliveryError(failures)
-
-    @property
-    def fatal_error(self) -> KafkaError | None:
-        """The producer's fatal error, if it had one: it can produce nothing more."""
-        return self._tracker.fatal
 
     def discard_failures(self) -> None:
         """Forget failed deliveries: after an abort, the purged records report as failed."""
@@ -304,7 +314,7 @@ class Producer:
         abandoned, and the next ``open`` builds a new one with the same configuration."""
         self._client = None
         # A fresh tracker: the abandoned client may still report its records as failed.
-        self._tracker = DeliveryTracker(self.principal, self.transactional_id)
+        self._tracker = DeliveryTracker()
 
 
 class BaseConsumer:

@@ -15,7 +15,7 @@ Which topics a service writes is :mod:`fleetpipe.core.access`; this module only 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import confluent_kafka
 from confluent_kafka.admin import AclOperation
@@ -69,14 +69,50 @@ def producer_refusal(
     return None
 
 
+def library_error(exc: BaseException | None) -> Any:
+    """The library's error that ``exc`` carries or was caused by, or None.
+
+    A fatal error can surface wrapped: raised from a callback that ran while it was pending,
+    it is the cause of the ``SystemError`` the callback met."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        err = exc.args[0] if isinstance(exc, confluent_kafka.KafkaException) and exc.args else None
+        if isinstance(err, _KafkaError):
+            return err
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def refusal_of(
     exc: BaseException | None, principal: str, transactional_id: str | None = None
 ) -> KafkaRightMissing | None:
     """:func:`producer_refusal` of a client call's exception (None for any other)."""
-    err = exc.args[0] if isinstance(exc, confluent_kafka.KafkaException) and exc.args else None
-    if not isinstance(err, _KafkaError):
+    err = library_error(exc)
+    if err is None:
         return None
     return producer_refusal(err, principal=principal, transactional_id=transactional_id)
+
+
+class ProducerLogin(Protocol):
+    """Who a producer is, for the words of a refusal (:class:`fleetpipe.core.kafka.Producer`)."""
+
+    @property
+    def principal(self) -> str: ...
+
+    @property
+    def transactional_id(self) -> str | None: ...
+
+
+def raise_if_refused(exc: BaseException, producer: ProducerLogin) -> None:
+    """Raise the right ``exc`` (a producer call's exception) says ``producer``'s principal
+    lacks, as :class:`KafkaRightMissing` from ``exc``; return when it says no such thing.
+
+    The library raises a fatal error (a producer id refused) from ``poll()`` and ``flush()``
+    rather than through a callback: this is where it gets its words."""
+    refused = refusal_of(exc, producer.principal, producer.transactional_id)
+    if refused is not None:
+        raise refused from exc
 
 
 def check_write_rights(admin: Admin, topics: Sequence[str], *, principal: str) -> list[str]:

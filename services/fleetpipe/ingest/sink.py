@@ -32,6 +32,7 @@ from fleetpipe.core.errors import ConfigError, KafkaError
 from fleetpipe.core.kafka import Headers, KafkaException, ProducerClient, build_producer
 from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.packs import PACK_HEADERS, PackLimits
+from fleetpipe.core.rights import library_error, refusal_of
 from fleetpipe.core.tracing import Span
 from fleetpipe.ingest.packer import Packer, PackReport
 from fleetpipe.ingest.settings import IntakeSettings
@@ -52,7 +53,7 @@ class SinkProducer(Protocol):
     def partitions(self, topic: str, *, timeout: float = 10.0) -> int: ...
 
     @property
-    def fatal_error(self) -> KafkaError | None: ...
+    def principal(self) -> str: ...
 
     def close(self, timeout: float = 30.0) -> None: ...
 
@@ -238,21 +239,30 @@ class KafkaSink:
     def _poll(self) -> None:
         client = self.producer.client
         next_read = time.monotonic() + self._refresh_s
-        told = False
         while not self._stop.is_set():
-            client.poll(0.05)
-            fatal = self.producer.fatal_error
-            if fatal is not None and not told and self._loop is not None:
-                # Said by the producer's error callback whether or not a record was waiting
-                # (a producer id refused to the principal comes before any); the event the
-                # service waits on belongs to its loop.
-                told = True
-                with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
-                    self._loop.call_soon_threadsafe(self.on_fatal, str(fatal))
+            try:
+                client.poll(0.05)
+            except (KafkaException, SystemError) as exc:
+                # The library raises a fatal error (a producer id refused to the principal,
+                # with or without a record waiting) from poll: the producer is done for, and
+                # ingest must say why and stop rather than lose this thread silently.
+                self._poller_failed(exc)
+                return
             if time.monotonic() >= next_read:
                 # Unknown (the topic is missing): look again soon rather than at the interval.
                 ok = self._read_partitions() and self.partitions is not None
                 next_read = time.monotonic() + (self._refresh_s if ok else 1.0)
+
+    def _poller_failed(self, exc: Exception) -> None:
+        refused = refusal_of(exc, self.producer.principal)
+        cause = library_error(exc) or exc
+        why = str(refused) if refused is not None else f"the producer failed: {cause}"
+        if self._loop is None:
+            self.on_fatal(why)
+            return
+        # The event the service waits on belongs to its loop.
+        with contextlib.suppress(RuntimeError):  # the loop closed: shutting down anyway
+            self._loop.call_soon_threadsafe(self.on_fatal, why)
 
     def _partition_count(self) -> int:
         count = self.partitions

@@ -2,9 +2,10 @@
 producer says which right is missing in one line (no crash in a callback), and a service so
 logged in stops at start, before anything is written.
 
-``console`` may write no topic at all: the broker refuses it even an idempotent producer id
-(``CLUSTER_AUTHORIZATION_FAILED``). ``storage-writer`` may read the enriched topic but write only
-dead letters, so it may describe the enriched topic and not write it.
+``console`` may read (so describe) the enriched and alerts topics but write no topic at all: the
+broker refuses it even an idempotent producer id (``CLUSTER_AUTHORIZATION_FAILED``), which the
+library raises from ``flush()`` as a fatal error. ``storage-writer`` may read the enriched topic
+but write only dead letters, so it may describe the enriched topic and not write it.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def test_a_producer_refused_a_producer_id_names_the_missing_right_and_writes_not
         kafka.security.client_settings(Principal.CONSOLE.value), client_id="refused-test"
     )
     try:
-        producer.produce(topics.raw, b"reading", key=b"v-1")
-        producer.produce(topics.deadletter, b"letter", key=b"v-1")
+        producer.produce(topics.enriched, b"reading", key=b"v-1")
+        producer.produce(topics.alerts, b"alert", key=b"v-1")
         with pytest.raises(KafkaRightMissing) as refused:
             producer.flush(30)
     finally:
@@ -51,7 +52,7 @@ def test_a_producer_refused_a_producer_id_names_the_missing_right_and_writes_not
     assert "CLUSTER_AUTHORIZATION_FAILED" in message, message
     assert "grant User:console WRITE" in message and "\n" not in message
     assert refused.value.principal == "User:console"
-    _nothing_written(kafka, topics.raw, topics.deadletter)
+    _nothing_written(kafka, topics.enriched, topics.alerts)
 
 
 def _exited(proc: ServiceProcess) -> tuple[int] | None:

@@ -8,9 +8,9 @@ import pytest
 
 from fleetpipe.core.access import Principal, written_topics
 from fleetpipe.core.deliveries import DeliveryTracker, record_place
-from fleetpipe.core.errors import KafkaError, KafkaRightMissing
+from fleetpipe.core.errors import KafkaRightMissing
 from fleetpipe.core.preflight import topics_written_by
-from fleetpipe.core.rights import principal_of, producer_refusal
+from fleetpipe.core.rights import principal_of, producer_refusal, raise_if_refused, refusal_of
 from fleetpipe.core.settings import KafkaSettings, Topics
 
 pytestmark = pytest.mark.unit
@@ -48,7 +48,6 @@ class GoneRecord:
         pytest.param(Report("raw", -1), {"raw"}, "raw", id="not-yet-placed"),
         pytest.param(Report(None, None), {"raw"}, "raw", id="no-topic-one-produced"),
         pytest.param(Report("", None), {"raw", "dl"}, "one of dl, raw", id="no-topic-two"),
-        pytest.param(GoneRecord(), {"raw"}, "raw", id="report-raises"),
         pytest.param(None, set(), "?", id="no-message"),
     ],
 )
@@ -59,28 +58,57 @@ def test_a_record_is_placed_from_whatever_its_report_holds(
 
 
 def test_a_failed_report_without_a_topic_is_named_by_what_was_produced() -> None:
-    tracker = DeliveryTracker("User:console")
+    tracker = DeliveryTracker()
     tracker.produced.add("fleet.telemetry.raw.v1")
-    tracker.on_delivery(Code(Code._FATAL, "producer id refused"), Report(None, None))
-    assert tracker.failures == ["fleet.telemetry.raw.v1: producer id refused"]
+    tracker.on_delivery(Code(Code.TOPIC_AUTHORIZATION_FAILED, "refused"), Report(None, None))
+    assert tracker.failures == ["fleet.telemetry.raw.v1: refused"]
+
+
+def test_a_report_met_while_a_fatal_error_is_pending_is_kept_not_raised() -> None:
+    tracker = DeliveryTracker()
+    tracker.on_delivery(Code(Code._FATAL, "purged"), GoneRecord())
+    assert isinstance(tracker.pending, RuntimeError) and tracker.failures == []
+
+
+def test_a_refusal_is_found_behind_the_system_error_a_callback_met() -> None:
+    refused = confluent_kafka.KafkaException(
+        Code(Code.CLUSTER_AUTHORIZATION_FAILED, "Failed to acquire idempotence PID", fatal=True)
+    )
+    try:
+        try:
+            raise refused
+        except confluent_kafka.KafkaException as exc:
+            raise SystemError("returned a result with an exception set") from exc
+    except SystemError as met:
+        said = refusal_of(met, "User:console")
+    assert said is not None and str(said).startswith("Kafka refused User:console a producer id")
+
+
+class Login:
+    principal = "User:console"
+    transactional_id: str | None = None
 
 
 def test_a_refused_producer_id_names_the_principal_and_the_missing_right() -> None:
-    tracker = DeliveryTracker("User:console")
-    tracker.on_error(Code(Code._TRANSPORT, "broker down"))  # transient: not kept
-    assert tracker.fatal is None
     refused = Code(
         Code.CLUSTER_AUTHORIZATION_FAILED, "Failed to acquire idempotence PID", fatal=True
     )
-    tracker.on_error(refused)
-    tracker.on_error(Code(Code._FATAL, "a later one", fatal=True))  # the first one stays
-    fatal = tracker.fatal
-    assert isinstance(fatal, KafkaRightMissing)
-    assert (fatal.principal, fatal.right) == ("User:console", "WRITE")
-    message = str(fatal)
+    raised = confluent_kafka.KafkaException(refused)
+    with pytest.raises(KafkaRightMissing) as said:
+        raise_if_refused(raised, Login())
+    assert said.value.__cause__ is raised
+    assert (said.value.principal, said.value.right) == ("User:console", "WRITE")
+    message = str(said.value)
     assert message.startswith("Kafka refused User:console a producer id: it may write no topic")
     assert "CLUSTER_AUTHORIZATION_FAILED" in message and "grant User:console WRITE" in message
     assert "\n" not in message
+
+
+def test_another_fatal_error_is_left_to_its_caller() -> None:
+    fenced = confluent_kafka.KafkaException(Code(Code._FENCED, "fenced", fatal=True))
+    raise_if_refused(fenced, Login())  # returns: not a refusal
+    assert refusal_of(fenced, "User:detection") is None
+    assert refusal_of(RuntimeError("not Kafka's"), "User:detection") is None
 
 
 def test_a_refused_transactional_id_is_named() -> None:
@@ -88,13 +116,6 @@ def test_a_refused_transactional_id_is_named() -> None:
     refused = producer_refusal(err, principal="User:ingest", transactional_id="fleetpipe-x-0")
     assert refused is not None
     assert "User:ingest its transactional id 'fleetpipe-x-0'" in str(refused)
-
-
-def test_another_fatal_error_is_kept_as_a_plain_kafka_error() -> None:
-    tracker = DeliveryTracker("User:detection", "fleetpipe-detection-0")
-    tracker.on_error(Code(Code._FENCED, "fenced by a newer instance", fatal=True))
-    assert type(tracker.fatal) is KafkaError
-    assert "User:detection failed for good: fenced by a newer instance" in str(tracker.fatal)
 
 
 def test_the_principal_is_the_sasl_login_or_anonymous() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
-from fleetpipe.core.errors import KafkaRightMissing
 from fleetpipe.ingest.sink import SinkFailed, SinkFull
-from support.sinkfakes import FakeClient, FakeError, FakeProducer, settle, sink
+from support.sinkfakes import FakeClient, FakeError, settle, sink
 
 pytestmark = pytest.mark.unit
 
@@ -131,23 +131,27 @@ def test_a_failed_report_without_a_topic_still_fails_the_batch_by_name() -> None
     asyncio.run(go())
 
 
-def test_a_fatal_producer_error_with_no_record_waiting_stops_the_sink() -> None:
+def test_a_producer_id_refused_with_no_record_waiting_stops_the_sink_in_words() -> None:
     async def go() -> None:
         client = FakeClient()
         s = sink(client)
-        producer = s.producer
-        assert isinstance(producer, FakeProducer)
         s.start()
         try:
-            # What the producer's error callback keeps when the broker refuses a producer id.
-            producer.fatal = KafkaRightMissing(
-                "Kafka refused User:console a producer id", principal="User:console", right="WRITE"
+            # What the library's poll raises when the broker refuses the principal a
+            # producer id: the poller must neither die silently nor leave ingest running.
+            client.fatal = KafkaException(
+                KafkaError(
+                    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                    "Failed to acquire idempotence PID",
+                    fatal=True,
+                )
             )
             await asyncio.wait_for(s.fatal.wait(), timeout=10)
         finally:
             s.close(1.0)
-        assert s.fatal_error == "Kafka refused User:console a producer id"
-        with pytest.raises(SinkFailed, match="User:console"):
+        assert s.fatal_error is not None
+        assert s.fatal_error.startswith("Kafka refused User:ingest a producer id"), s.fatal_error
+        with pytest.raises(SinkFailed, match="User:ingest"):
             s.reserve(1, asyncio.get_running_loop())
 
     asyncio.run(go())

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import SecretStr
-
 from fleet_operator import claims, decisions, sizing
 from fleet_operator.console import console_manifests
 from fleet_operator.decisions import Event, Prior, Problem
+from fleet_operator.kafka_login import kafka_settings, read_login
 from fleet_operator.ports import (
     ApplyRefused,
     Backoff,
@@ -123,20 +122,6 @@ class _ChildrenApplied:
     plan: SizingPlan
     after: dict[Component, DeploymentState | None]
     decisions: Mapping[Component, LagDecision]  # the autoscaler's, as the spec's mode uses them
-
-
-def kafka_settings(
-    spec: FleetPipelineSpec, credentials: Mapping[str, str] | None = None
-) -> KafkaSettings:
-    creds = credentials or {}
-    password = creds.get("password")
-    return KafkaSettings(
-        bootstrap_servers=spec.kafka.bootstrap_servers,
-        security_protocol=spec.kafka.security_protocol,
-        sasl_mechanism=spec.kafka.sasl_mechanism,
-        sasl_username=creds.get("username"),
-        sasl_password=SecretStr(password) if password is not None else None,
-    )
 
 
 def _utc_now() -> str:
@@ -291,8 +276,8 @@ class Reconciler:
                     )
                     names = [n for n in names if n not in held]
                 try:
-                    credentials = self._credentials(ref, spec, missing=None)
-                    self.kafka.delete_topics(kafka_settings(spec, credentials), names)
+                    login = read_login(self.kube, ref.namespace, spec, missing=None)
+                    self.kafka.delete_topics(kafka_settings(spec, login), names)
                 except (KafkaUnavailable, TopicsFailed, KubeApiError) as exc:
                     self._post(ref, [decisions.deletion_failed(str(exc))])
                     raise Backoff(str(exc), delay=self.settings.backoff(retry)) from exc
@@ -334,11 +319,11 @@ class Reconciler:
             return None
         named = referenced_secrets(spec)
         missing = self.kube.missing_secrets(ref.namespace, list(named))
-        credentials = self._credentials(ref, spec, missing=missing)
+        login = read_login(self.kube, ref.namespace, spec, missing=missing)
         return _Validated(
             spec=spec,
             owner=Owner(ref.name, ref.namespace, ref.uid),
-            kafka=kafka_settings(spec, credentials),
+            kafka=kafka_settings(spec, login),
             problems=decisions.missing_secrets(named, missing, ref.namespace),
         )
 
@@ -353,19 +338,6 @@ class Reconciler:
     def _conflict(self, obj: Mapping[str, Any]) -> claims.Conflict | None:
         me = claims.claim_of(obj)
         return None if me is None else claims.conflict(me, self._others())
-
-    def _credentials(
-        self, ref: PipelineRef, spec: FleetPipelineSpec, *, missing: Sequence[str] | None
-    ) -> dict[str, str] | None:
-        """The Kafka credentials the spec names; ``missing``: the Secrets known missing, if so."""
-        secret = spec.kafka.credentials_secret
-        if not secret:
-            return None
-        if missing is None:
-            missing = self.kube.missing_secrets(ref.namespace, [secret])
-        if secret in missing:
-            return None
-        return self.kube.secret_values(ref.namespace, secret, ("username", "password"))
 
     # ---- step 2: ensure the topics --------------------------------------------------------
     def _ensure_topics(

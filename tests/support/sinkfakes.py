@@ -67,7 +67,12 @@ class FakeClient(ProducerClient):
         self.produced.append((topic, partition, key, value, headers))
 
     def poll(self, timeout: float = -1) -> int:
+        if self.fatal is not None:
+            raise self.fatal
         return 0
+
+    # What poll raises from now on, as the library raises a fatal error.
+    fatal: Exception | None = None
 
     def flush(self, timeout: float = -1) -> int:
         return len(self.queued)
@@ -95,6 +100,10 @@ class FakeProducer(SinkProducer):
 
     def partitions(self, topic: str, *, timeout: float = 10.0) -> int:
         return PARTITIONS
+
+    @property
+    def principal(self) -> str:
+        return "User:ingest"
 
     def close(self, timeout: float = 30.0) -> None:
         pass

@@ -117,6 +117,12 @@ _OPERATOR_TOPICS = (
 )
 
 
+def written_topics(principal: Principal, topics: Topics) -> list[str]:
+    """The topics ``principal`` writes: what its service must be allowed to produce to."""
+    names = topics.model_dump()
+    return [names[field] for field in _WRITES.get(principal, ())]
+
+
 def default_group(principal: Principal) -> str:
     """The consumer group a stage runs in by default (its ``group_id`` setting)."""
     return f"fleetpipe-{principal.value}"

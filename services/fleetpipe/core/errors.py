@@ -65,3 +65,13 @@ class GroupOffsetsUnavailable(KafkaError):
     def __init__(self, group_id: str, reason: str) -> None:
         super().__init__(f"the offsets of consumer group {group_id} are unavailable: {reason}")
         self.group_id = group_id
+
+
+class KafkaRightMissing(KafkaError):
+    """Kafka's authorizer refuses this client's principal a right the service needs: nothing
+    will change until an ACL does, so the service stops and says which right is missing."""
+
+    def __init__(self, message: str, *, principal: str, right: str) -> None:
+        super().__init__(message)
+        self.principal = principal
+        self.right = right

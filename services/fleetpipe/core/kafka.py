@@ -11,11 +11,11 @@ a broker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import confluent_kafka
 from confluent_kafka.admin import (
@@ -29,7 +29,9 @@ from confluent_kafka.admin import (
 )
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from fleetpipe.core.deliveries import DeliveryTracker
 from fleetpipe.core.errors import DeliveryError, KafkaError, ProducerQueueFull
+from fleetpipe.core.rights import principal_of, raise_if_refused
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
 
@@ -149,17 +151,6 @@ def consumer_config(
     return conf
 
 
-@dataclass(slots=True)
-class _DeliveryTracker:
-    failures: list[str]
-
-    def on_delivery(
-        self, err: confluent_kafka.KafkaError | None, msg: confluent_kafka.Message
-    ) -> None:
-        if err is not None:
-            self.failures.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
-
-
 class Producer:
     """An idempotent (optionally transactional) producer that reports failed deliveries."""
 
@@ -190,7 +181,8 @@ class Producer:
         # then) pass per-record ``on_delivery`` callbacks and need successes reported too.
         self._report_every_delivery = report_every_delivery
         self._client: confluent_kafka.Producer | None = None
-        self._tracker = _DeliveryTracker(failures=[])
+        self.transactional_id, self.principal = transactional_id, principal_of(kafka)
+        self._tracker = DeliveryTracker()
 
     @property
     def client(self) -> confluent_kafka.Producer:
@@ -216,7 +208,15 @@ class Producer:
         if self.transactional and init_transactions:
             # Fences any earlier producer with the same transactional.id and aborts its open
             # transaction, so a restarted process never leaves a zombie transaction behind.
-            _retry_kafka(lambda: self.client.init_transactions(init_timeout_s), "init_transactions")
+            try:
+                _retry_kafka(
+                    functools.partial(self.client.init_transactions, init_timeout_s),
+                    "init_transactions",
+                )
+            except KafkaError as exc:
+                if exc.__cause__ is not None:
+                    raise_if_refused(exc.__cause__, self)
+                raise
 
     def produce(
         self,
@@ -235,6 +235,7 @@ class Producer:
             kwargs["partition"] = partition
         if on_delivery is not None:
             kwargs["on_delivery"] = on_delivery
+        self._tracker.produced.add(topic)
         deadline: float | None = None
         while True:
             try:
@@ -251,11 +252,30 @@ class Producer:
                 client.poll(0.05)
 
     def poll(self, timeout: float = 0.0) -> int:
-        return int(self.client.poll(timeout))
+        try:
+            return int(self.client.poll(timeout))
+        except (KafkaException, SystemError) as exc:
+            self._raise_fatal(exc)
+
+    def wait(self, timeout: float) -> int:
+        """Serve delivery reports until none is outstanding or ``timeout`` passes; how many
+        still are. A fatal error is raised, a right refused as the one the principal lacks."""
+        try:
+            return int(self.client.flush(timeout))
+        except (KafkaException, SystemError) as exc:
+            self._raise_fatal(exc)
+
+    def _raise_fatal(self, exc: Exception) -> NoReturn:
+        # What the delivery callback met after the fatal error, if the library lost it.
+        pending, self._tracker.pending = self._tracker.pending, None
+        for cause in (exc, pending):
+            if cause is not None:
+                raise_if_refused(cause, self)
+        raise exc
 
     def flush(self, timeout: float = 120.0) -> None:
         """Wait until every record so far is acknowledged; raise if any was not."""
-        remaining = self.client.flush(timeout)
+        remaining = self.wait(timeout)
         if remaining:
             raise DeliveryError([f"{remaining} record(s) still in flight after {timeout}s"])
         self.raise_for_failures()
@@ -294,7 +314,7 @@ class Producer:
         abandoned, and the next ``open`` builds a new one with the same configuration."""
         self._client = None
         # A fresh tracker: the abandoned client may still report its records as failed.
-        self._tracker = _DeliveryTracker(failures=[])
+        self._tracker = DeliveryTracker()
 
 
 class BaseConsumer:

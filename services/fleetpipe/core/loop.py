@@ -53,6 +53,7 @@ from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.packs import PackCodec, is_pack, unpack_into
 from fleetpipe.core.placement import producer_placement
 from fleetpipe.core.records import Output, Record
+from fleetpipe.core.rights import raise_if_refused
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
 from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import CONSUMER, Span, Tracing, messaging_attributes
@@ -261,8 +262,7 @@ class ConsumeProduceLoop:
     def _flush(self) -> None:
         """Wait until every record is acknowledged, a bounded wait at a time: the broker's
         delivery timeout, not this loop, decides when a record has failed."""
-        client = self.producer.client
-        while remaining := client.flush(self._producer_calls.timeout_s):
+        while remaining := self.producer.wait(self._producer_calls.timeout_s):
             self._waiting_for_kafka(f"{remaining} record(s) not yet acknowledged")
         self.producer.raise_for_failures()
 
@@ -280,6 +280,7 @@ class ConsumeProduceLoop:
             except KafkaException as exc:
                 err = exc.args[0]
                 if recovery_for(err) is not Recovery.RETRY:
+                    raise_if_refused(exc, self.producer)
                     raise KafkaError(f"init_transactions failed: {err}") from exc
                 self._waiting_for_kafka(f"init_transactions: {err}")
                 time.sleep(0.2)
@@ -543,6 +544,7 @@ class ConsumeProduceLoop:
                         self._recover(Recovery.ABORT if kind is Recovery.RETRY else kind, str(exc))
                         continue
                     if isinstance(exc, KafkaException) and exc.args[0].fatal():
+                        raise_if_refused(exc, self.producer)  # a right refused, said so
                         raise
                     # No transaction at stake (at least once, or between transactions): the
                     # outputs are flushed, and the next commit covers the offsets.

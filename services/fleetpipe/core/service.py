@@ -8,10 +8,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.errors import KafkaRightMissing
 from fleetpipe.core.health import Health, HealthServer
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.loop import ConsumeProduceLoop, Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.preflight import EXIT_KAFKA_REFUSED, check_kafka_rights, topics_written_by
 from fleetpipe.core.settings import DeliveryMode, ServiceSettings
 from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import setup_tracing
@@ -63,18 +65,27 @@ def run_loop_service(
     log.info("health and metrics on %s:%d", obs.http_host, server.port)
     stop = StopFlag()
     stop.install_signal_handlers()
-    config, handler = build(metrics)
-    loop = ConsumeProduceLoop(
-        config,
-        settings.kafka,
-        handler,
-        metrics=metrics,
-        health=health,
-        stop=stop,
-        tracing=tracing,
-    )
     try:
+        check_kafka_rights(
+            settings.kafka,
+            topics_written_by(service, settings.topics),
+            timeout_s=settings.kafka.call_timeout_ms / 1000,
+        )
+        config, handler = build(metrics)
+        loop = ConsumeProduceLoop(
+            config,
+            settings.kafka,
+            handler,
+            metrics=metrics,
+            health=health,
+            stop=stop,
+            tracing=tracing,
+        )
         loop.run()
+    except KafkaRightMissing as exc:
+        # One line a person can act on, then out: nothing changes until an ACL does.
+        log.critical("%s", exc)
+        raise SystemExit(EXIT_KAFKA_REFUSED) from None
     finally:
         tracing.shutdown()
         server.stop()

@@ -40,6 +40,9 @@ class KafkaSettings(_Frozen):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+    # The CA certificates themselves, PEM, for a client that holds them rather than a file
+    # (the operator reads them from the pipeline's caSecret). Used instead of ssl_ca_location.
+    ssl_ca_pem: str | None = None
     # Throughput-oriented batching: a few ms of linger lets the producer fill large lz4 batches.
     linger_ms: int = 5
     batch_size: int = 1_000_000
@@ -98,7 +101,9 @@ class KafkaSettings(_Frozen):
             conf["sasl.username"] = self.sasl_username
         if self.sasl_password is not None:
             conf["sasl.password"] = self.sasl_password.get_secret_value()
-        if self.ssl_ca_location:
+        if self.ssl_ca_pem:
+            conf["ssl.ca.pem"] = self.ssl_ca_pem
+        elif self.ssl_ca_location:
             conf["ssl.ca.location"] = self.ssl_ca_location
         if self.debug:
             conf["debug"] = self.debug

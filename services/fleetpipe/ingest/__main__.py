@@ -10,24 +10,37 @@ import time
 
 from pydantic import ValidationError
 
-from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.errors import ConfigError, KafkaRightMissing
 from fleetpipe.core.health import Health, HealthServer
 from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.preflight import EXIT_KAFKA_REFUSED, check_kafka_rights
 from fleetpipe.core.tracing import Tracing, setup_tracing
 from fleetpipe.ingest.auth import TokenStore
 from fleetpipe.ingest.http_api import HttpIngest, build_app
 from fleetpipe.ingest.intake import IngestMetrics, Intake
 from fleetpipe.ingest.readiness import IntakeReadiness
 from fleetpipe.ingest.server import HealthService, IngestServicer, build_server
-from fleetpipe.ingest.settings import IngestSettings
+from fleetpipe.ingest.settings import IngestSettings, IntakeSettings
 from fleetpipe.ingest.sink import build_sink
 from fleetpipe.ingest.tenancy import Tenancy
 
 log = logging.getLogger("fleetpipe.ingest")
 
 EXIT_CONFIG = 2  # a setting is wrong: restarting will not help
+
+
+async def refused_by_kafka(settings: IntakeSettings) -> bool:
+    """Whether Kafka refuses ingest's principal WRITE on the raw or the dead-letter topic;
+    asked before any batch is taken, so nothing is half-written, and said in one line."""
+    written = [settings.topics.raw, settings.topics.deadletter]
+    try:
+        await asyncio.to_thread(check_kafka_rights, settings.kafka, written, timeout_s=10.0)
+    except KafkaRightMissing as exc:
+        log.critical("%s", exc)
+        return True
+    return False
 
 
 async def serve(
@@ -37,13 +50,17 @@ async def serve(
     *,
     tenancy: Tenancy | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT (exit 0) or a fatal producer error (exit 1)."""
+    """Run until SIGTERM/SIGINT (exit 0) or a fatal producer error (exit 1); exit 3 at once
+    when Kafka refuses the principal WRITE on a topic ingest produces to."""
     obs = settings.observability
     metrics = Metrics("ingest")
     health = Health(liveness_timeout_s=obs.liveness_timeout_s)
     http = HealthServer(health, metrics, host=obs.http_host, port=obs.http_port)
     http.start()
     log.info("health and metrics on %s:%d", obs.http_host, http.port)
+    if await refused_by_kafka(settings):
+        http.stop()
+        return EXIT_KAFKA_REFUSED
     sink = build_sink(settings, client_id=f"ingest-{settings.instance_id}")
     sink.start()
     intake = Intake(settings, sink, IngestMetrics(metrics), tracing=tracing, tenancy=tenancy)

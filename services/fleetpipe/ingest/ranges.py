@@ -10,7 +10,8 @@ no comparison with a finite bound holds for them:
 - ``drop``: the event is kept without the field, and the field is listed in the event's
   ``dropped_fields``. Fields no rule depends on (altitude, accuracy, heading, battery voltage,
   odometer) and the optional perception block (dropped whole: "no perception this reading",
-  which the collision-risk rule already handles) still leave a useful reading.
+  which the collision-risk rule already handles) still leave a useful reading. An object class
+  the contract does not declare is the exception in that block: its event is rejected.
 
 Every interval contains 0, the value proto3 gives an absent field, so a message without the
 sub-message passes. The integer fields ``seq``, ``event_time_us`` and ``ingest_time_us`` are
@@ -46,6 +47,8 @@ class Bound:
     unit: str
     policy: Policy
     note: str = ""
+    # The enum whose declared values the range spans (its name, for the reason), if any.
+    enum: str = ""
 
     @property
     def drop_path(self) -> str:
@@ -55,6 +58,15 @@ class Bound:
 
     def describe(self) -> str:
         return f"{self.low:g}..{self.high:g}" + (f" {self.unit}" if self.unit else "")
+
+    def outside(self, value: float) -> str:
+        """Why ``value`` is refused, naming the field and the value."""
+        # An integer field (a gear, an enum's number) is said as the integer it was sent as.
+        integral = isinstance(self.low, int) and isinstance(self.high, int)
+        shown = f"{value:.0f}" if integral and value.is_integer() else f"{value}"
+        if self.enum:
+            return f"{self.path} {shown} is not a declared {self.enum} ({self.describe()})"
+        return f"{self.path} {shown} is outside {self.describe()}"
 
 
 U64_MAX = 2**64 - 1
@@ -81,6 +93,20 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("engine.fuel_pct", 0.0, 100.0, "%", "reject"),
     Bound("engine.coolant_temp_c", -60.0, 300.0, "°C", "reject"),
     Bound("battery.pct", 0.0, 100.0, "%", "reject"),
+    # An enum: proto3 parses any number into it, so a value no release defines passes the
+    # decoder and must be caught here. Its range follows the enum's declared values. The event
+    # is refused rather than kept without its perception: a class the contract does not
+    # declare is a device speaking another contract (or a corrupted one), which a person must
+    # hear of; dropping the block would hide it as "no perception this reading".
+    Bound(
+        "perception.nearest_object_class",
+        0,
+        _enum_max(telemetry_pb2.ObjectClass.DESCRIPTOR),
+        "",
+        "reject",
+        "a declared ObjectClass value",
+        enum="ObjectClass",
+    ),
     Bound("location.altitude_m", -500.0, 9_000.0, "m", "drop"),
     Bound("location.accuracy_m", 0.0, 50_000.0, "m", "drop", "horizontal radius"),
     Bound("location.heading_deg", 0.0, 360.0, "°", "drop"),
@@ -88,16 +114,6 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("odometer_km", 0.0, 10_000_000.0, "km", "drop"),
     Bound("perception.nearest_object_distance_m", 0.0, 1_000.0, "m", "drop", "drops perception"),
     Bound("perception.closing_speed_ms", -150.0, 150.0, "m/s", "drop", "drops perception"),
-    # An enum: proto3 parses any number into it, so a value no release defines passes the
-    # decoder and must be caught here. Its range follows the enum's declared values.
-    Bound(
-        "perception.nearest_object_class",
-        0,
-        _enum_max(telemetry_pb2.ObjectClass.DESCRIPTOR),
-        "",
-        "drop",
-        "an ObjectClass value; drops perception",
-    ),
 )
 
 CHECKED = tuple(b for b in BOUNDS if b.policy != "special")

@@ -27,10 +27,12 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from fleetpipe.core.deliveries import record_place
 from fleetpipe.core.errors import ConfigError, KafkaError
 from fleetpipe.core.kafka import Headers, KafkaException, ProducerClient, build_producer
 from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.packs import PACK_HEADERS, PackLimits
+from fleetpipe.core.rights import library_error, refusal_of
 from fleetpipe.core.tracing import Span
 from fleetpipe.ingest.packer import Packer, PackReport
 from fleetpipe.ingest.settings import IntakeSettings
@@ -49,6 +51,9 @@ class SinkProducer(Protocol):
     def in_flight(self) -> int: ...
 
     def partitions(self, topic: str, *, timeout: float = 10.0) -> int: ...
+
+    @property
+    def principal(self) -> str: ...
 
     def close(self, timeout: float = 30.0) -> None: ...
 
@@ -80,7 +85,7 @@ class BatchDelivery:
         """librdkafka's report for one record, on the poller thread."""
         if err is not None:
             if self.error is None:
-                self.error = f"{msg.topic()}[{msg.partition()}]: {err.str()}"
+                self.error = f"{record_place(msg, produced=self._sink.topics)}: {err.str()}"
             if err.fatal():
                 self.fatal = True
         self.done += 1
@@ -169,6 +174,7 @@ class KafkaSink:
         self.producer = producer
         self.raw_topic = raw_topic
         self.deadletter_topic = deadletter_topic
+        self.topics = frozenset({raw_topic, deadletter_topic})
         self.max_inflight_events = max_inflight_events
         self.inflight = 0
         self.fatal_error: str | None = None
@@ -182,11 +188,14 @@ class KafkaSink:
         self.packer = Packer(self._produce_pack, packing) if packing and packing.packing else None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the caller's, set by start()
 
     def start(self) -> None:
-        """Connect the producer, read the raw topic's partitions, serve delivery reports."""
+        """Connect the producer, read the raw topic's partitions, serve delivery reports
+        (called on the service's event loop)."""
         self.producer.open()
         self._read_partitions()
+        self._loop = asyncio.get_running_loop()
         self._poller = threading.Thread(target=self._poll, name="kafka-poller", daemon=True)
         self._poller.start()
 
@@ -231,11 +240,29 @@ class KafkaSink:
         client = self.producer.client
         next_read = time.monotonic() + self._refresh_s
         while not self._stop.is_set():
-            client.poll(0.05)
+            try:
+                client.poll(0.05)
+            except (KafkaException, SystemError) as exc:
+                # The library raises a fatal error (a producer id refused to the principal,
+                # with or without a record waiting) from poll: the producer is done for, and
+                # ingest must say why and stop rather than lose this thread silently.
+                self._poller_failed(exc)
+                return
             if time.monotonic() >= next_read:
                 # Unknown (the topic is missing): look again soon rather than at the interval.
                 ok = self._read_partitions() and self.partitions is not None
                 next_read = time.monotonic() + (self._refresh_s if ok else 1.0)
+
+    def _poller_failed(self, exc: Exception) -> None:
+        refused = refusal_of(exc, self.producer.principal)
+        cause = library_error(exc) or exc
+        why = str(refused) if refused is not None else f"the producer failed: {cause}"
+        if self._loop is None:
+            self.on_fatal(why)
+            return
+        # The event the service waits on belongs to its loop.
+        with contextlib.suppress(RuntimeError):  # the loop closed: shutting down anyway
+            self._loop.call_soon_threadsafe(self.on_fatal, why)
 
     def _partition_count(self) -> int:
         count = self.partitions

@@ -219,7 +219,7 @@ def _range_problem(i: int, e: telemetry_pb2.Telemetry) -> Rejection | tuple[str,
     for b in REJECTED:
         value = value_at(e, b.path)
         if not b.low <= value <= b.high:
-            return Rejection(i, OUT_OF_RANGE, b.path, f"{b.path} {value} is outside {b.describe()}")
+            return Rejection(i, OUT_OF_RANGE, b.path, b.outside(value))
     dropped: dict[str, None] = {}
     for b in DROPPED:
         if not b.low <= value_at(e, b.path) <= b.high:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import cast
 
 import grpc
 import pytest
@@ -120,3 +121,40 @@ def test_an_ingest_whose_raw_topic_is_missing_stays_not_ready_and_names_it(
         ingest_pb2.TelemetryBatch(batch_id=2, events=_events(1)), metadata=ingest.auth()
     )
     assert ack.accepted == 1
+
+
+def test_an_undeclared_object_class_refuses_its_event_by_field_and_value(
+    ingest: Ingest, kafka_settings: KafkaSettings
+) -> None:
+    undeclared, declared = _events(2)
+    # proto3 carries any number in an enum field: 9 parses, and no release declares it.
+    undeclared.perception.nearest_object_class = cast(telemetry_pb2.ObjectClass, 9)
+    undeclared.perception.nearest_object_distance_m = 12.0
+    declared.perception.nearest_object_class = telemetry_pb2.OBJECT_CLASS_PEDESTRIAN
+    declared.perception.nearest_object_distance_m = 12.0
+    ack = ingest.stub().Publish(
+        ingest_pb2.TelemetryBatch(batch_id=1, events=[undeclared, declared]),
+        metadata=ingest.auth(),
+    )
+    assert [(r.index, r.code, r.field) for r in ack.rejected] == [
+        (0, ingest_pb2.REJECT_CODE_OUT_OF_RANGE, "perception.nearest_object_class")
+    ]
+    assert ack.rejected[0].reason == (
+        "perception.nearest_object_class 9 is not a declared ObjectClass (0..4)"
+    )
+    assert ack.accepted == 1
+
+    [stored] = [
+        telemetry_pb2.Telemetry.FromString(value_of(m))
+        for m in read_events(kafka_settings, ingest.topics.raw)
+    ]
+    assert stored.vehicle_id == declared.vehicle_id
+    assert stored.perception.nearest_object_class == telemetry_pb2.OBJECT_CLASS_PEDESTRIAN
+    assert list(stored.dropped_fields) == []
+    [letter] = [
+        deadletter_pb2.DeadLetter.FromString(value_of(m))
+        for m in read_all(kafka_settings, ingest.topics.deadletter)
+    ]
+    assert letter.error.startswith("perception.nearest_object_class: "), letter.error
+    assert "9 is not a declared ObjectClass" in letter.error
+    assert telemetry_pb2.Telemetry.FromString(letter.payload).vehicle_id == undeclared.vehicle_id

@@ -157,8 +157,8 @@ def test_a_dropped_field_is_removed_and_listed_in_the_event() -> None:
     [
         pytest.param("engine.gear", -2, True, id="gear-below-reverse"),
         pytest.param("engine.gear", 21, True, id="gear-above-twenty"),
-        pytest.param("perception.nearest_object_class", 99, False, id="object-class-undeclared"),
-        pytest.param("perception.nearest_object_class", -1, False, id="object-class-negative"),
+        pytest.param("perception.nearest_object_class", 99, True, id="object-class-undeclared"),
+        pytest.param("perception.nearest_object_class", -1, True, id="object-class-negative"),
     ],
 )
 def test_an_enumerated_value_outside_its_declared_set_is_caught_by_name(
@@ -167,11 +167,12 @@ def test_an_enumerated_value_outside_its_declared_set_is_caught_by_name(
     # proto3 parses any number into an enum field: the wire gives no such guarantee.
     wire = _event(**{path: value}).SerializeToString()
     verdict = _check(telemetry_pb2.Telemetry.FromString(wire))
-    if rejected:
-        assert [r.field for r in verdict.rejected] == [path]
-        assert path in verdict.rejected[0].reason
-    else:
-        assert verdict.dropped == {0: ("perception",)}
+    assert rejected
+    assert [(r.field, r.code) for r in verdict.rejected] == [
+        (path, ingest_pb2.REJECT_CODE_OUT_OF_RANGE)
+    ]
+    assert f"{path} {value} " in verdict.rejected[0].reason
+    assert (verdict.accepted, verdict.dropped) == ([], {})
     assert (
         batch_ranges().within(
             ingest_pb2.TelemetryBatch(
@@ -180,6 +181,21 @@ def test_an_enumerated_value_outside_its_declared_set_is_caught_by_name(
         )
         == [False] * 300
     )
+
+
+def test_an_undeclared_object_class_is_said_with_its_value_and_the_declared_range() -> None:
+    e = _event(**{"perception.nearest_object_class": 7})
+    [rejection] = _check(e).rejected
+    assert rejection.reason == (
+        "perception.nearest_object_class 7 is not a declared ObjectClass (0..4)"
+    )
+
+
+def test_every_declared_object_class_passes_with_its_perception() -> None:
+    for number in telemetry_pb2.ObjectClass.values():
+        e = _event(**{"perception.nearest_object_class": number})
+        verdict = _check(e)
+        assert (verdict.accepted, verdict.dropped) == ([0], {}), number
 
 
 @pytest.mark.parametrize(

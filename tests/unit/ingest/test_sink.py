@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from fleetpipe.ingest.sink import SinkFailed, SinkFull
 from support.sinkfakes import FakeClient, FakeError, settle, sink
@@ -97,5 +98,60 @@ def test_an_empty_batch_resolves_at_once() -> None:
         d = s.reserve(0, asyncio.get_running_loop())
         s.submit(d, [], [], [])
         assert d.future.done()
+
+    asyncio.run(go())
+
+
+class _Unplaced:
+    """A delivery report of a record that failed before it had a topic or a partition."""
+
+    def topic(self) -> str | None:
+        return None
+
+    def partition(self) -> int | None:
+        return None
+
+    def offset(self) -> int:
+        return -1
+
+
+def test_a_failed_report_without_a_topic_still_fails_the_batch_by_name() -> None:
+    async def go() -> None:
+        client = FakeClient()
+        s = sink(client)
+        d = s.reserve(1, asyncio.get_running_loop())
+        s.submit(d, [b"1"], ["v1"], [])
+        [(_topic, report)] = client.queued
+        report(FakeError("Fatal: producer id refused", fatal=True), _Unplaced())
+        await settle()
+        with pytest.raises(SinkFailed, match=r"^one of dl, raw: Fatal: producer id refused$"):
+            d.future.result()
+        assert s.fatal_error is not None
+
+    asyncio.run(go())
+
+
+def test_a_producer_id_refused_with_no_record_waiting_stops_the_sink_in_words() -> None:
+    async def go() -> None:
+        client = FakeClient()
+        s = sink(client)
+        s.start()
+        try:
+            # What the library's poll raises when the broker refuses the principal a
+            # producer id: the poller must neither die silently nor leave ingest running.
+            client.fatal = KafkaException(
+                KafkaError(
+                    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                    "Failed to acquire idempotence PID",
+                    fatal=True,
+                )
+            )
+            await asyncio.wait_for(s.fatal.wait(), timeout=10)
+        finally:
+            s.close(1.0)
+        assert s.fatal_error is not None
+        assert s.fatal_error.startswith("Kafka refused User:ingest a producer id"), s.fatal_error
+        with pytest.raises(SinkFailed, match="User:ingest"):
+            s.reserve(1, asyncio.get_running_loop())
 
     asyncio.run(go())

@@ -144,8 +144,11 @@ class FakeKafka(KafkaApi):
     lags: dict[str, int] = field(default_factory=dict)
     reachable: bool = True
     deleted: list[str] = field(default_factory=list)
+    # The client settings of every call, in order: what the operator logged in with.
+    logins: list[KafkaSettings] = field(default_factory=list)
 
     def _check(self, kafka: KafkaSettings) -> None:
+        self.logins.append(kafka)
         if not self.reachable:
             raise KafkaUnavailable(f"Kafka at {kafka.bootstrap_servers} unreachable")
 

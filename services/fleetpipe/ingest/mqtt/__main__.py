@@ -16,8 +16,9 @@ from fleetpipe.core.health import Health, HealthServer
 from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.preflight import EXIT_KAFKA_REFUSED
 from fleetpipe.core.tracing import Tracing, setup_tracing
-from fleetpipe.ingest.__main__ import EXIT_CONFIG, configuration_problem
+from fleetpipe.ingest.__main__ import EXIT_CONFIG, configuration_problem, refused_by_kafka
 from fleetpipe.ingest.intake import IngestMetrics, Intake
 from fleetpipe.ingest.mqtt.bridge import Bridge, BridgeMetrics
 from fleetpipe.ingest.mqtt.edge import MqttEdge
@@ -40,6 +41,9 @@ async def serve(
     http = HealthServer(health, metrics, host=obs.http_host, port=obs.http_port)
     http.start()
     log.info("health and metrics on %s:%d", obs.http_host, http.port)
+    if await refused_by_kafka(settings):
+        http.stop()
+        return EXIT_KAFKA_REFUSED
     sink = build_sink(settings, client_id=f"{SERVICE}-{settings.instance_id}")
     sink.start()
     intake = Intake(

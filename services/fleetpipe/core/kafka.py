@@ -27,13 +27,13 @@ from confluent_kafka.admin import (
     NewTopic,
     ResourceType,
 )
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from fleetpipe.core.deliveries import DeliveryTracker
 from fleetpipe.core.errors import DeliveryError, KafkaError, ProducerQueueFull
 from fleetpipe.core.rights import principal_of, raise_if_refused
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
+from fleetpipe.core.transient import retry_kafka
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class Producer:
             # Fences any earlier producer with the same transactional.id and aborts its open
             # transaction, so a restarted process never leaves a zombie transaction behind.
             try:
-                _retry_kafka(
+                retry_kafka(
                     functools.partial(self.client.init_transactions, init_timeout_s),
                     "init_transactions",
                 )
@@ -424,50 +424,6 @@ def build_admin(
 ) -> Admin:
     """An admin client; it connects on first use."""
     return Admin(kafka, timeout_s=timeout_s, overrides=overrides)
-
-
-# Answers that mean "not yet" rather than "no": a partition's leader or a group's coordinator
-# moving, or not yet elected (a topic just created or grown, a broker restarting). librdkafka
-# flags most errors it would retry, but the per-partition errors in an admin request's results
-# (list_offsets) carry no flag, so these codes are named. A missing topic is not among them:
-# a caller that expects one to appear bounds its own wait (``readers``).
-TRANSIENT_CODES = frozenset(
-    {
-        confluent_kafka.KafkaError.NOT_LEADER_FOR_PARTITION,
-        confluent_kafka.KafkaError.LEADER_NOT_AVAILABLE,
-        confluent_kafka.KafkaError.NOT_COORDINATOR,
-        confluent_kafka.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-        confluent_kafka.KafkaError.COORDINATOR_NOT_AVAILABLE,
-    }
-)
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether a Kafka exception is worth asking again (see ``TRANSIENT_CODES``)."""
-    if not isinstance(exc, confluent_kafka.KafkaException):
-        return False
-    err = exc.args[0] if exc.args else None
-    if not isinstance(err, confluent_kafka.KafkaError):
-        return False
-    return err.code() in TRANSIENT_CODES or bool(err.retriable())
-
-
-def _retry_kafka(call: Callable[[], Any], what: str, attempts: int = 10) -> Any:
-    """``call`` again while it fails transiently (backing off 0.5 s doubling to 10 s, about a
-    minute in all); then, or on any other failure, :class:`KafkaError` naming ``what``."""
-    retrying = Retrying(
-        retry=retry_if_exception(transient),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.5, max=10),
-        before_sleep=lambda state: log.warning(
-            "%s failed (%s), retrying", what, state.outcome.exception() if state.outcome else "?"
-        ),
-        reraise=True,
-    )
-    try:
-        return retrying(call)
-    except confluent_kafka.KafkaException as exc:
-        raise KafkaError(f"{what} failed: {exc.args[0] if exc.args else exc}") from exc
 
 
 class Admin:

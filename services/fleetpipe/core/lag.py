@@ -24,7 +24,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import OffsetSpec
 
 from fleetpipe.core.errors import GroupOffsetsUnavailable, KafkaError
-from fleetpipe.core.kafka import Admin, _retry_kafka
+from fleetpipe.core.kafka import Admin
+from fleetpipe.core.transient import retry_kafka
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,5 +181,5 @@ def _list_offsets(
 
     # A partition's leader can be moving (or, for a new topic, not elected yet): such errors are
     # retriable and the request is repeated.
-    offsets: dict[tuple[str, int], int] = _retry_kafka(request, "listing offsets")
+    offsets: dict[tuple[str, int], int] = retry_kafka(request, "listing offsets")
     return offsets

@@ -17,8 +17,9 @@ from confluent_kafka import TopicPartition
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from fleetpipe.core.errors import KafkaError
-from fleetpipe.core.kafka import BaseConsumer, Config, Message, transient
+from fleetpipe.core.kafka import BaseConsumer, Config, Message
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.transient import transient
 
 log = logging.getLogger(__name__)
 

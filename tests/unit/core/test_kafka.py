@@ -11,16 +11,15 @@ import pytest
 from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import (
     KafkaException,
-    _retry_kafka,
     build_admin,
     build_consumer,
     build_producer,
     build_transactional_producer,
-    transient,
 )
 from fleetpipe.core.lag import PartitionLag
 from fleetpipe.core.readers import build_reader, reader_config
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe.core.transient import retry_kafka, transient
 
 pytestmark = pytest.mark.unit
 
@@ -103,7 +102,7 @@ def test_kafka_calls_are_repeated_while_transient_and_then_named() -> None:
             raise confluent_kafka.KafkaException(confluent_kafka.KafkaError(code))
         return "offsets"
 
-    assert _retry_kafka(call, "listing offsets") == "offsets"
+    assert retry_kafka(call, "listing offsets") == "offsets"
 
     def refused() -> None:
         raise confluent_kafka.KafkaException(
@@ -111,4 +110,4 @@ def test_kafka_calls_are_repeated_while_transient_and_then_named() -> None:
         )
 
     with pytest.raises(KafkaError, match="listing offsets failed"):
-        _retry_kafka(refused, "listing offsets")
+        retry_kafka(refused, "listing offsets")

@@ -76,10 +76,11 @@ def test_helm_install_runs_the_pipeline_in_pods_and_the_load_job_loses_nothing(
     )  # fmt: skip
     assert hostname.strip() == ingest
 
-    # The chart's load-test Job against the pipeline: 300 vehicles for 30 s. Scenarios at 6
-    # episodes per vehicle-hour: of the run's few alerts, one whose event ingest traced (one
-    # in five) is then all but certain; at the default 0.2 a run often had none.
-    start_load_job(cluster, profile="300:30", scenarios="all=6")
+    # The chart's load-test Job against the pipeline: 300 vehicles for 45 s. Scenarios at 24
+    # episodes per vehicle-hour start about 48 episodes in the run (the simulator's own count):
+    # an alert whose event ingest traced (one in five) is then all but certain (0.8^48). At 6
+    # an hour for 30 s, about 11 episodes, a run had none about once in twelve (0.8^11).
+    start_load_job(cluster, profile="300:45", scenarios="all=24")
     wait_load_job(cluster)
 
     # Jaeger holds a trace of an alert across the five services' pods.

@@ -90,8 +90,11 @@ def twilio_from_environment() -> dict[str, str] | None:
 
 
 def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
-    # SIGTERM (a closed terminal, a supervisor) stops everything like Ctrl-C does.
+    # SIGTERM (a closed terminal, a supervisor) stops everything like Ctrl-C does. Ctrl-C is
+    # set too: a shell without job control starts background commands with SIGINT ignored,
+    # and Python then leaves it ignored, so the demo would never stop on it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     console.rule("[bold]FleetPipe demo")
     topics = Topics.with_suffix(options.topic_suffix) if options.topic_suffix else Topics()
     kafka, dsn = _servers(stack, options, topics, console)

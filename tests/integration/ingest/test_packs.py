@@ -60,7 +60,12 @@ def test_calls_are_answered_only_once_the_pack_holding_their_events_is_on_kafka(
         t = decoded(e, telemetry_pb2.Telemetry)
         assert e.partition() == groups.partition(t.vehicle_id, partitions)
         seqs.setdefault(t.vehicle_id, []).append(t.seq)
-    assert all(s == sorted(s) and len(s) == 2 for s in seqs.values()), "both calls, in order"
+    # Both calls' events of each vehicle, in the order ingest accepted them: the two calls
+    # run at once, so which one ingest accepted first is not fixed, but one vehicle's events
+    # are in one pack, each call's where its call put them.
+    assert all(len(set(s)) == 2 for s in seqs.values()), "both calls' events of each vehicle"
+    firsts = {s[0] for s in seqs.values()}
+    assert len(firsts) == 1, "one call's events before the other's, for every vehicle"
 
 
 def test_with_packs_off_every_event_is_its_own_record_keyed_by_vehicle(

@@ -5,7 +5,6 @@ when the registry changes its entry); every other vehicle stays in sync."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,51 +15,21 @@ import pytest
 from psycopg import sql
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
+from fleetpipe.registry import write_csv
+from fleetpipe_dev.testing import wait_for
+from support.registrywriter import registry_fleet, start_registry_writer, vehicle_syncs
 from support.servers import Schema
 
 pytestmark = pytest.mark.integration
-
-
-def _fleet() -> list[Vehicle]:
-    return [
-        Vehicle("veh-1", "fleet-a", "car", "Toyota Corolla", colour="red", fuel="hybrid"),
-        Vehicle("veh-2", "fleet-a", "ev", "Kia EV6", electric=True, colour="white"),
-        Vehicle("veh-3", "fleet-b", "truck", "Volvo FH", colour="blue", fuel="diesel"),
-    ]
-
-
-def _syncs(proc: ServiceProcess) -> int:
-    found = re.search(
-        r'fleetpipe_storage_vehicle_syncs_total\{outcome="ok"\} (\d+)', proc.get("/metrics")[1]
-    )
-    return int(found.group(1)) if found else 0
 
 
 def test_an_erased_vehicle_stays_out_of_the_vehicles_table(
     kafka_settings: KafkaSettings, topics: Topics, pg_schema: Schema, tmp_path: Path
 ) -> None:
     registry = tmp_path / "vehicles.csv"
-    write_csv(_fleet(), registry)
-    proc = ServiceProcess(
-        "fleetpipe.storage_writer",
-        service_env(
-            kafka_settings,
-            topics,
-            {
-                "FLEET_GROUP_ID": f"storage-{topics.kpis}",
-                "FLEET_INSTANCE_ID": "writer-0",
-                "FLEET_INPUTS": '["kpis"]',
-                "FLEET_POSTGRES__DSN": pg_schema.dsn,
-                "FLEET_POSTGRES__SCHEMA_NAME": pg_schema.name,
-                "FLEET_LAKE__ENABLED": "false",
-                "FLEET_REGISTRY_PATH": str(registry),
-                "FLEET_REGISTRY_CHECK_INTERVAL_S": "0.1",
-            },
-        ),
-        tmp_path / "writer.log",
-    ).start()
+    proc = start_registry_writer(
+        kafka_settings, topics, pg_schema, registry, tmp_path / "writer.log"
+    )
 
     def vehicles() -> dict[str, str]:
         proc.check_alive()
@@ -92,11 +61,11 @@ def test_an_erased_vehicle_stays_out_of_the_vehicles_table(
         assert set(vehicles()) == {"veh-1", "veh-3"}
 
         # The registry, unchanged, synced again; then with veh-2's entry and veh-1's changed.
-        before = _syncs(proc)
-        write_csv(_fleet(), registry)
-        wait_for(lambda: _syncs(proc) > before, timeout=30, what="a sync after the erasure")
+        before = vehicle_syncs(proc)
+        write_csv(registry_fleet(), registry)
+        wait_for(lambda: vehicle_syncs(proc) > before, timeout=30, what="a sync after the erasure")
         assert set(vehicles()) == {"veh-1", "veh-3"}
-        fleet = _fleet()
+        fleet = registry_fleet()
         write_csv([replace(fleet[0], colour="green"), replace(fleet[1], colour="black")], registry)
         wait_for(lambda: vehicles().get("veh-1") == "green", timeout=30, what="veh-1 repainted")
         assert set(vehicles()) == {"veh-1", "veh-3"}, "veh-2 stays out; veh-3 marked removed"

@@ -5,7 +5,6 @@ back when the registry names it again."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -17,51 +16,21 @@ import pytest
 from psycopg import sql
 
 from fleetpipe.core.settings import KafkaSettings, Topics
-from fleetpipe.registry import Vehicle, write_csv
-from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
+from fleetpipe.registry import write_csv
+from fleetpipe_dev.testing import wait_for
+from support.registrywriter import registry_fleet, start_registry_writer, vehicle_syncs
 from support.servers import Schema
 
 pytestmark = pytest.mark.integration
-
-
-def _fleet() -> list[Vehicle]:
-    return [
-        Vehicle("veh-1", "fleet-a", "car", "Toyota Corolla", colour="red", fuel="hybrid"),
-        Vehicle("veh-2", "fleet-a", "ev", "Kia EV6", electric=True, colour="white"),
-        Vehicle("veh-3", "fleet-b", "truck", "Volvo FH", colour="blue", fuel="diesel"),
-    ]
-
-
-def _syncs(proc: ServiceProcess) -> int:
-    found = re.search(
-        r'fleetpipe_storage_vehicle_syncs_total\{outcome="ok"\} (\d+)', proc.get("/metrics")[1]
-    )
-    return int(found.group(1)) if found else 0
 
 
 def test_vehicles_table_follows_the_registry(
     kafka_settings: KafkaSettings, topics: Topics, pg_schema: Schema, tmp_path: Path
 ) -> None:
     registry = tmp_path / "vehicles.csv"
-    write_csv(_fleet(), registry)
-    proc = ServiceProcess(
-        "fleetpipe.storage_writer",
-        service_env(
-            kafka_settings,
-            topics,
-            {
-                "FLEET_GROUP_ID": f"storage-{topics.kpis}",
-                "FLEET_INSTANCE_ID": "writer-0",
-                "FLEET_INPUTS": '["kpis"]',
-                "FLEET_POSTGRES__DSN": pg_schema.dsn,
-                "FLEET_POSTGRES__SCHEMA_NAME": pg_schema.name,
-                "FLEET_LAKE__ENABLED": "false",
-                "FLEET_REGISTRY_PATH": str(registry),
-                "FLEET_REGISTRY_CHECK_INTERVAL_S": "0.1",
-            },
-        ),
-        tmp_path / "writer.log",
-    ).start()
+    proc = start_registry_writer(
+        kafka_settings, topics, pg_schema, registry, tmp_path / "writer.log"
+    )
 
     def table() -> dict[str, tuple[Any, ...]]:
         proc.check_alive()
@@ -91,13 +60,13 @@ def test_vehicles_table_follows_the_registry(
         assert all(row[7] is None for row in first.values())
 
         # The same registry written again: reloaded and synced, and nothing changes.
-        before = _syncs(proc)
-        write_csv(_fleet(), registry)
-        wait_for(lambda: _syncs(proc) > before, timeout=30, what="a second sync")
+        before = vehicle_syncs(proc)
+        write_csv(registry_fleet(), registry)
+        wait_for(lambda: vehicle_syncs(proc) > before, timeout=30, what="a second sync")
         assert table() == first
 
         # veh-1 repainted, veh-3 taken out of the registry.
-        fleet = _fleet()
+        fleet = registry_fleet()
         write_csv([replace(fleet[0], colour="green"), fleet[1]], registry)
         changed = when(lambda t: t["veh-3"][7] is not None, "veh-3 marked removed")
         assert changed["veh-1"][3] == "green"
@@ -107,7 +76,7 @@ def test_vehicles_table_follows_the_registry(
         assert changed["veh-3"][:6] == first["veh-3"][:6], "a removed vehicle keeps its row"
 
         # Named again: it is back.
-        write_csv(_fleet(), registry)
+        write_csv(registry_fleet(), registry)
         back = when(lambda t: t["veh-3"][7] is None, "veh-3 back")
         assert back["veh-1"][3] == "red"
     finally:

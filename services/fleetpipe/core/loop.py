@@ -329,6 +329,10 @@ class ConsumeProduceLoop:
                 consumer.consume(self.config.max_batch, 0.2)
         else:
             return  # the partitions went elsewhere: a new assignment starts from the commits
+        log.info(
+            "rewinding to %s",
+            ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in committed),
+        )
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else confluent_kafka.OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))

@@ -217,6 +217,12 @@ def read_latest(
             if high > low:
                 ends[p] = high
                 starts[p] = low
+        # The extent read: the first question when a restored state looks old.
+        log.info(
+            "reading %s: %s",
+            topic,
+            ", ".join(f"[{p}] {starts[p]}..{ends[p]}" for p in sorted(ends)) or "empty",
+        )
         if not ends:
             return table
         reader.assign(topic, starts)

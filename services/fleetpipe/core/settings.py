@@ -68,6 +68,12 @@ class KafkaSettings(_Frozen):
     # broker restart is noticed and ridden through while the liveness probe still sees
     # heartbeats; a retriable transaction step is retried for up to transaction_timeout_ms.
     call_timeout_ms: int = Field(default=5_000, ge=100, le=300_000)
+    # The longest pause between a client's attempts to reach a broker it lost. librdkafka's
+    # default doubles the pause up to 10 s, so a client that kept trying through a broker
+    # restart may wait that long more once the broker serves again — per connection, and a
+    # transactional stage needs several (coordinator, leaders) before it moves. The Java
+    # client's default is 1 s.
+    reconnect_backoff_max_ms: int = Field(default=1_000, ge=100, le=60_000)
     # How soon clients notice a topic's new partitions (librdkafka's default is 5 minutes). Keys
     # move when partitions grow; the sooner producers and consumers agree, the shorter the
     # window in which a key's records sit on its old partition.
@@ -94,6 +100,7 @@ class KafkaSettings(_Frozen):
         conf: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            "reconnect.backoff.max.ms": self.reconnect_backoff_max_ms,
         }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism

@@ -63,7 +63,11 @@ def test_topics_with_suffix_renames_every_topic() -> None:
 
 def test_kafka_client_config_has_no_sasl_keys_by_default() -> None:
     conf = KafkaSettings().client_config()
-    assert conf == {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "PLAINTEXT"}
+    assert conf == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "security.protocol": "PLAINTEXT",
+        "reconnect.backoff.max.ms": 1000,
+    }
 
 
 def test_transactional_producers_back_off_briefly_and_consumers_fetch_as_configured() -> None:

@@ -44,6 +44,7 @@ def test_the_admin_client_verifies_the_broker_with_the_named_ca_and_logs_in() ->
         "sasl.username": "operator",
         "sasl.password": "s3cret",
         "ssl.ca.pem": PEM,
+        "reconnect.backoff.max.ms": 1000,
     }
 
 

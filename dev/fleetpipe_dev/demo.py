@@ -4,7 +4,8 @@
 Twilio-contract server unless real Twilio credentials are in the environment, starts the five
 services and the KPI stage as child processes, and drives the fleet simulator through ingest
 with the load driver (:mod:`fleetpipe_loadtest.loadrun`), showing live progress. It ends with a
-summary — events sent, acknowledged and stored exactly once, alerts by rule, notifications,
+summary — events sent, acknowledged and stored exactly once, alerts by rule, notifications
+(the drivers', an operations desk's and a signed webhook's: :mod:`fleetpipe_dev.demo_recipients`),
 latency percentiles, the latest fleet KPI windows read from PostgreSQL — and writes the report
 (JSON, Markdown, PNG charts) beside the services' logs. Ctrl-C stops every process it started.
 """
@@ -463,10 +464,11 @@ def _summary(
         f"{rule} {states.get('OPEN', 0)}" for rule, states in sorted(report.alerts_by_rule.items())
     )
     table.add_row("alerts opened", f"{report.alerts_opened:,}: {alerts or 'none'}")
+    outcomes = report.notifications_by_status.items()
     table.add_row(
         "notifications",
-        ", ".join(f"{k.lower()} {v:,}" for k, v in sorted(report.notifications_by_status.items()))
-        or "none",
+        (", ".join(f"{k.lower()} {v:,}" for k, v in sorted(outcomes)) or "none")
+        + " (every recipient: drivers, operations, webhooks)",
     )
     if report.provider:
         table.add_row(

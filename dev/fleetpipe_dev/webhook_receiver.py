@@ -144,8 +144,12 @@ class WebhookReceiver:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = _State(key.encode())
         self._path = path
+        # A short poll: stop() (the demo's exit, Ctrl-C) waits at most this long.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="webhook-receiver", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="webhook-receiver",
+            daemon=True,
         )
         self._stopped = False
 

@@ -4,7 +4,8 @@
 Twilio-contract server unless real Twilio credentials are in the environment, starts the five
 services and the KPI stage as child processes, and drives the fleet simulator through ingest
 with the load driver (:mod:`fleetpipe_loadtest.loadrun`), showing live progress. It ends with a
-summary — events sent, acknowledged and stored exactly once, alerts by rule, notifications,
+summary — events sent, acknowledged and stored exactly once, alerts by rule, notifications
+(the drivers', an operations desk's and a signed webhook's: :mod:`fleetpipe_dev.demo_recipients`),
 latency percentiles, the latest fleet KPI windows read from PostgreSQL — and writes the report
 (JSON, Markdown, PNG charts) beside the services' logs. Ctrl-C stops every process it started.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -28,6 +30,7 @@ from rich.table import Table
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import topic_specs
 from fleetpipe_dev.demo_kpis import DemoWindows, kpi_table, latest_windows
+from fleetpipe_dev.demo_recipients import DemoRecipients, RecipientsOutcome, outcome
 from fleetpipe_dev.scenarios import ScenarioRow, missed_kinds, scenario_rows, write_city_files
 from fleetpipe_dev.stack.console import LocalConsole
 from fleetpipe_dev.stack.devstack import DevStack
@@ -131,6 +134,8 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
             "FLEET_TWILIO__SMS_FROM": DEFAULT_SMS_FROM,
         }
         twilio_where = f"{contract.url} (the local Twilio-contract server)"
+    # An operations desk and a webhook sink (a receiver checking signatures) for the fleet.
+    recipients = DemoRecipients.start(FLEET_ID, os.environ, stand_in=contract is not None)
     otlp, query = _jaeger(stack, options)
     # On the local stack every service logs in as itself (least privilege); servers given
     # with --kafka/--postgres-dsn are used with the one login given.
@@ -160,6 +165,7 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         logins=logins,
         kpis=True,
         kpi_env=options.kpi_windows.env(),
+        notification_env=recipients.notification_env(),
     )
     pipeline = LocalPipeline(config)
     fleet_console = LocalConsole(
@@ -173,9 +179,13 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
     )
     report: LoadReport | None = None
     kpis: list[dict[str, Any]] = []
+    delivered: RecipientsOutcome | None = None
     code = 0
     try:
         console.print(f"twilio     {twilio_where}")
+        desk, sink = recipients.describe()
+        console.print(f"operations {desk}")
+        console.print(f"webhook    {sink}")
         console.print(f"services   starting {', '.join(config.services)}; logs in {config.logs}")
         pipeline.start()
         console.print(f"ingest     gRPC on {pipeline.ingest_address}")
@@ -250,6 +260,11 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
         try:
             codes = pipeline.stop()
             codes["console"] = fleet_console.stop()
+            if report is not None:
+                # Once notification has stopped, so that no delivery is still on its way; and
+                # before the stack goes down with --no-keep-running.
+                delivered = _delivered(recipients, plan, dsn, options.schema, contract, console)
+            recipients.stop()
             if contract is not None:
                 contract.stop()
             # On --kafka servers the stack holds at most the MQTT broker the demo started.
@@ -273,15 +288,42 @@ def run_demo(stack: DevStack, options: DemoOptions, *, console: Console) -> int:
     rows = scenario_rows(report, city.parsed)
     paths["scenarios"] = workdir / "report" / "demo-scenarios.json"
     paths["scenarios"].write_text(json.dumps([r.as_dict() for r in rows], indent=2))
-    _summary(console, report, paths)
+    if delivered is not None:
+        paths["recipients"] = workdir / "report" / "demo-recipients.json"
+        paths["recipients"].write_text(json.dumps(delivered.as_dict(), indent=2))
+    _summary(console, report, paths, delivered)
     console.print(kpi_table(kpis, options.kpi_windows))
     _scenarios(console, rows)
     missed = missed_kinds(rows)
     if missed:
         console.print(f"[red]detection missed injected scenarios[/]: {', '.join(missed)}")
+    if delivered is not None and delivered.problems:
+        console.print(f"[red]deliveries beyond the drivers[/]: {'; '.join(delivered.problems)}")
+        code = code or 1
     if report.seq is None or not report.seq.exact or report.interrupted or missed:
         code = code or 1
     return code
+
+
+def _delivered(
+    recipients: DemoRecipients,
+    plan: LoadPlan,
+    dsn: str,
+    schema: str,
+    contract: TwilioContractServer | None,
+    console: Console,
+) -> RecipientsOutcome | None:
+    try:
+        return outcome(
+            recipients,
+            dsn=dsn,
+            schema=schema,
+            vehicle_prefix=f"{plan.id_prefix}-veh-",
+            contract=contract,
+        )
+    except psycopg.Error as exc:
+        console.print(f"[yellow]cannot read the delivery ledger[/]: {exc}")
+        return None
 
 
 def _scenarios(console: Console, rows: list[ScenarioRow]) -> None:
@@ -392,7 +434,12 @@ def _protocol_note(report: LoadReport) -> str:
     return "grpc: batches on streams, each acknowledged once Kafka holds it"
 
 
-def _summary(console: Console, report: LoadReport, paths: dict[str, Path]) -> None:
+def _summary(
+    console: Console,
+    report: LoadReport,
+    paths: dict[str, Path],
+    delivered: RecipientsOutcome | None,
+) -> None:
     table = Table(title="FleetPipe demo: summary", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -417,15 +464,18 @@ def _summary(console: Console, report: LoadReport, paths: dict[str, Path]) -> No
         f"{rule} {states.get('OPEN', 0)}" for rule, states in sorted(report.alerts_by_rule.items())
     )
     table.add_row("alerts opened", f"{report.alerts_opened:,}: {alerts or 'none'}")
+    outcomes = report.notifications_by_status.items()
     table.add_row(
         "notifications",
-        ", ".join(f"{k.lower()} {v:,}" for k, v in sorted(report.notifications_by_status.items()))
-        or "none",
+        (", ".join(f"{k.lower()} {v:,}" for k, v in sorted(outcomes)) or "none")
+        + " (every recipient: drivers, operations, webhooks)",
     )
     if report.provider:
         table.add_row(
             "twilio recorded", ", ".join(f"{k} {v:,}" for k, v in sorted(report.provider.items()))
         )
+    for label, row in delivered.rows() if delivered is not None else []:
+        table.add_row(label, row)
     for label, lat in report.latencies(client=False):
         table.add_row(label, lat.brief())
     for key, value in report.where.items():

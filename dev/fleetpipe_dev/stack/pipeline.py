@@ -57,6 +57,9 @@ class PipelineConfig:
     # settings (FLEET_WINDOW_S, FLEET_HOP_S, ...) over its defaults.
     kpis: bool = False
     kpi_env: Mapping[str, str] = field(default_factory=dict)
+    # Notification's recipients beyond the drivers (FLEET_RECIPIENTS) and the webhooks'
+    # signing keys (FLEET_WEBHOOK_SECRETS__*), over its defaults.
+    notification_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -113,7 +116,12 @@ class LocalPipeline:
                 "FLEET_REGISTRY_PATH": str(c.registry),
             },
             "kpis": dict(c.kpi_env),
-            "notification": {**db, "FLEET_REGISTRY_PATH": str(c.registry), **c.twilio_env},
+            "notification": {
+                **db,
+                "FLEET_REGISTRY_PATH": str(c.registry),
+                **c.twilio_env,
+                **c.notification_env,
+            },
             "mqtt-bridge": {
                 **c.mqtt_env,
                 "FLEET_MQTT__CLIENT_ID": f"fleetpipe-bridge-{instance}",

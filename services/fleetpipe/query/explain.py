@@ -72,10 +72,10 @@ LIMIT %(limit)s""",
         ),
         "notifications": Statement(
             """
-SELECT phase, channel, status, to_address, provider_sid, attempts, error_code, error_message,
-       created_at, decided_at
+SELECT phase, recipient, channel, status, to_address, provider_sid, attempts, error_code,
+       error_message, created_at, decided_at
 FROM notification_ledger WHERE alert_id = %(alert_id)s
-ORDER BY created_at, phase, channel""",
+ORDER BY created_at, phase, recipient, channel""",
             {"alert_id": alert["alert_id"]},
         ),
     }

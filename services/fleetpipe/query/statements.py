@@ -340,17 +340,28 @@ LIMIT %(limit)s"""  # noqa: S608 (fragments are constants; values are parameters
     return Statement(sql, _common(window, scope, limit))
 
 
+# The ledger's recipient is "driver", "ops:<name>" or "webhook:<name>" (notification's
+# recipients module); the report names the kind (in that order, alphabetically too).
+_RECIPIENT_KIND = """CASE WHEN n.recipient = 'driver' THEN 'driver'
+            WHEN starts_with(n.recipient, 'ops:') THEN 'operations'
+            WHEN starts_with(n.recipient, 'webhook:') THEN 'webhook'
+            ELSE n.recipient END"""
+
+
 def notifications(window: Window, scope: Scope, *, limit: int = 50) -> Statement:
-    """Notification outcomes for alerts of the window, by channel and status."""
+    """Notification outcomes for alerts of the window, by recipient kind (the drivers,
+    operations recipients, webhook sinks), channel and status: an operations desk's SMS are
+    not the drivers'."""
     sql = f"""
-SELECT n.channel, n.status, count(*) AS deliveries, count(DISTINCT n.alert_id) AS alerts,
+SELECT {_RECIPIENT_KIND} AS recipient_kind, n.channel, n.status, count(*) AS deliveries,
+       count(DISTINCT n.alert_id) AS alerts, count(DISTINCT n.recipient) AS recipients,
        sum(n.attempts) AS attempts, max(coalesce(n.decided_at, n.created_at)) AS last_decided,
        (array_agg(nullif(n.error_code, '') ORDER BY n.created_at DESC)
            FILTER (WHERE n.error_code <> ''))[1] AS latest_error_code
 FROM notification_ledger n
 LEFT JOIN alerts a USING (alert_id)
 WHERE {_fleet_sql("a.fleet_id")} AND {_within("n.alert_time")}
-GROUP BY n.channel, n.status
-ORDER BY n.channel, n.status
+GROUP BY 1, n.channel, n.status
+ORDER BY recipient_kind, n.channel, n.status
 LIMIT %(limit)s"""  # noqa: S608 (fragments are constants; values are parameters)
     return Statement(sql, _common(window, scope, limit))

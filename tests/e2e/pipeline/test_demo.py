@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -174,6 +175,8 @@ def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up
     assert recorded["messages"] + recorded["calls"] > 0, "the Twilio-contract server saw nothing"
     assert ledger is not None and ledger[0] > 0
 
+    _assert_operations_and_webhook_deliveries(pg_schema, prefix, words, tmp_path / "report")
+
     for name in ("demo.md", "demo-throughput.png", "demo-latency.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert (tmp_path / "lake").is_dir()
@@ -190,6 +193,50 @@ def test_demo_stores_every_acknowledged_event_once_alerts_notifies_and_cleans_up
     for name, pid in report["processes"].items():
         assert not _alive(pid), f"{name} (pid {pid}) still runs"
     assert _processes_with(suffix) == []
+
+
+def _assert_operations_and_webhook_deliveries(
+    pg_schema: Schema, prefix: str, words: str, report_dir: Path
+) -> None:
+    """The operations desk's SMS and the webhook's deliveries: some of each, every webhook
+    request's signature valid (checked by the demo's receiver with the run's key), and at most
+    one delivery per alert phase and recipient — in the ledger and as received."""
+    assert "operations" in words and "bad signatures 0" in words, words[-3000:]
+    delivered = json.loads((report_dir / "demo-recipients.json").read_text())
+    assert delivered["problems"] == []
+    phone = delivered["operations"]["phone"]
+    assert phone and phone not in ("+15005550006",), "a number of its own for the desk"
+    with psycopg.connect(pg_schema.dsn, options=f"-c search_path={pg_schema.name}") as conn:
+        rows = conn.execute(
+            "SELECT recipient, channel, status, severity, count(*), "
+            "count(DISTINCT (alert_id, phase)), count(DISTINCT delivery_id) "
+            "FROM notification_ledger WHERE recipient <> 'driver' "
+            "AND starts_with(vehicle_id, %s) GROUP BY 1, 2, 3, 4",
+            (prefix,),
+        ).fetchall()
+        to_desk = conn.execute(
+            "SELECT DISTINCT to_address FROM notification_ledger WHERE recipient = 'ops:ops_desk'"
+        ).fetchall()
+    assert rows, "no delivery beyond the drivers"
+    for _recipient, _channel, _status, _severity, n, alert_phases, keys in rows:
+        assert n == alert_phases == keys, rows
+    sent = {(r[0], r[1], r[3]): r[4] for r in rows if r[2] == "SENT"}
+    assert not [r for r in rows if r[2] != "SENT"], "every delivery beyond the drivers sent"
+    ops_sms = sum(n for (who, ch, _), n in sent.items() if (who, ch) == ("ops:ops_desk", "sms"))
+    ops_voice = {sev for (who, ch, sev) in sent if (who, ch) == ("ops:ops_desk", "voice")}
+    hooks = sum(n for (who, _, _), n in sent.items() if who == "webhook:dispatch")
+    assert ops_sms > 0 and hooks > 0, sent
+    assert ops_voice <= {"critical"}, "the desk is called for critical alerts only"
+    assert to_desk == [(phone,)]
+    # What the Twilio stand-in and the receiver got: one SMS per ledger row, one processed
+    # idempotency key per (alert, phase), every request signed with the run's key.
+    assert delivered["operations"]["provider"]["sms"] == ops_sms
+    receiver = delivered["webhook"]["receiver"]
+    assert receiver["processed"] == hooks and receiver["most_per_alert_phase"] == 1
+    assert receiver["bad_signatures"] == 0
+    assert receiver["requests"] == receiver["processed"] + receiver["redelivered"]
+    assert sum(receiver["by_rule"].values()) == hooks
+    assert set(receiver["by_severity"]) <= {"warning", "critical"}
 
 
 def test_ctrl_c_stops_every_process_the_demo_started(
@@ -235,6 +282,11 @@ def test_ctrl_c_stops_every_process_the_demo_started(
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
     assert "interrupted" in log.read_text()
+    # The webhook receiver it started is gone with it: its port refuses connections.
+    hook = re.search(r"webhook +dispatch\s+http://127\.0\.0\.1:(\d+)/", log.read_text())
+    assert hook is not None, log.read_text()[-2000:]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(hook.group(1))), timeout=5).close()
     assert wait_for(lambda: _processes_with(suffix) == [], timeout=10, what="no service left")
     assert wait_for(lambda: not any(_alive(p) for p in started), timeout=10, what="no child left")
 

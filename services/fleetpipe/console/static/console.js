@@ -150,7 +150,7 @@
       el("p", {}, x.alert.message || ""), el("p", {}, "State " + x.alert.state + ", severity " + x.alert.severity),
       el("h3", {}, "Threshold"), pairs(x.threshold), el("h3", {}, "Observed"), pairs(x.observed),
       el("h3", {}, "Transitions"), table(x.transitions, ["state", "detected_time", "severity"]),
-      el("h3", {}, "Notifications"), table(x.notifications, ["phase", "channel", "status", "attempts", "error_code"]),
+      el("h3", {}, "Notifications"), table(x.notifications, ["phase", "recipient", "channel", "status", "attempts", "error_code"]),
       el("h3", {}, "Events around it"), el("p", {}, x.events.length + " events"),
       el("h3", {}, "Trace"), window.FleetConsole.traceButton(id, "Show its trace"));
   }

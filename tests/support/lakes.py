@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 from fleetpipe.lake.store import LakeStore
 from fleetpipe.pb.v1 import enriched_pb2
 from fleetpipe.storage_writer import columns
-from fleetpipe.storage_writer.lake import Lake, with_lineage
+from fleetpipe.storage_writer.lake import PACK_INDEX_COLUMN, Lake, with_lineage
 from fleetpipe_dev.stack.objectstore import S3Server
 from fleetpipe_loadtest import records
 
@@ -81,10 +81,14 @@ def write_bronze(
     partition: int = 0,
     first_offset: int = 0,
     instance: str = "w1",
+    events_per_record: int = 1,
+    pack_index: bool = True,
 ) -> None:
     """Append ``messages`` to bronze as the storage writer does (records at consecutive offsets
-    of one partition) and roll them into Parquet. A fixed clock names the files, so the same
-    call writes the same files."""
+    of one partition, ``events_per_record`` events to a record: packs when more than one) and
+    roll them into Parquet. A fixed clock names the files, so the same call writes the same
+    files. Without ``pack_index`` the file is one written before the position in a pack was
+    kept: it has no such column."""
     lake = Lake(
         spool_root,
         instance=instance,
@@ -100,7 +104,10 @@ def write_bronze(
     table = with_lineage(
         columns.bronze_rows(decoded, rows),
         np.full(n, partition),
-        np.arange(first_offset, first_offset + n),
+        first_offset + np.arange(n) // events_per_record,
+        pack_indexes=np.arange(n) % events_per_record,
     )
+    if not pack_index:
+        table = table.drop_columns([PACK_INDEX_COLUMN])
     lake.append("telemetry", table, topic=topic, time_column="event_time")
     lake.close()

@@ -4,7 +4,9 @@ Enriched telemetry is pre-loaded into a topic; each run starts one writer proces
 schema and lake folder, and the harness measures from the moment it is ready (migrations done,
 partitions assigned) until its group has committed every record — and the writer commits
 offsets only after the database commit, so that is the rate of rows stored. Baseline B (the
-passthrough, at-least-once) reads the same records in the same session.
+passthrough, at-least-once) reads the same records in the same session. A third variant stores
+the same input with erasures on record for other vehicles: the hot store's erasure check at
+work (see :mod:`.storage_erasures`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shutil
 import statistics
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -24,16 +27,40 @@ from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.core.topics import TopicSpec
 from fleetpipe_dev.bench.harness import RunResult, Summary, markdown_table, measure_service
 from fleetpipe_dev.bench.session import BenchSession
+from fleetpipe_dev.bench.storage_erasures import (
+    erasure_cost,
+    erasures_label,
+    other_vehicles,
+    record_erasures,
+)
 from fleetpipe_dev.cliopts import Report
 from fleetpipe_dev.stack.devstack import DevStack, DevStackSettings
 from fleetpipe_dev.testing import produce_all, service_env
 from fleetpipe_loadtest import records
 
+WITH_LAKE = "storage-writer (PostgreSQL + Parquet)"
 VARIANTS = {
-    "storage-writer (PostgreSQL + Parquet)": {"FLEET_LAKE__ENABLED": "true"},
+    WITH_LAKE: {"FLEET_LAKE__ENABLED": "true"},
     "storage-writer (PostgreSQL only)": {"FLEET_LAKE__ENABLED": "false"},
 }
 BASELINE = "baseline B (passthrough, at-least-once)"
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    env: dict[str, str]
+    # Erasures recorded in the run's schema before the writer starts (of other vehicles).
+    erasures: int = 0
+
+
+def variants(erasures: int) -> list[Variant]:
+    """The writer's variants of a run: with and without the lake, and with ``erasures`` on
+    record (the lake's variant; left out when 0)."""
+    found = [Variant(label, env) for label, env in VARIANTS.items()]
+    if erasures:
+        found.append(Variant(erasures_label(erasures), VARIANTS[WITH_LAKE], erasures))
+    return found
 
 
 def run_storage_bench(
@@ -45,6 +72,7 @@ def run_storage_bench(
     partitions: int,
     report: Path,
     console: Console,
+    erasures: int = 0,
 ) -> list[Summary]:
     session = BenchSession.start(
         stack, name="bench", partitions=partitions, report=report, console=console
@@ -52,8 +80,10 @@ def run_storage_bench(
     kafka = session.kafka
     topics = session.topics()
     suffix = session.suffix
-    results: dict[str, list[RunResult]] = {name: [] for name in [*VARIANTS, BASELINE]}
-    server_cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    plan = variants(erasures)
+    results: dict[str, list[RunResult]] = {v.label: [] for v in plan}
+    results[BASELINE] = []
+    server_cpu: dict[str, list[float]] = {v.label: [] for v in plan}
     logs = session.logs()
     lake_root = Path(tempfile.mkdtemp(prefix="fleetpipe-bench-lake-"))
     try:
@@ -72,9 +102,14 @@ def run_storage_bench(
         )
         for run in range(1, runs + 1):
             # Alternating the variants spreads the machine's drift over all of them.
-            for variant, (label, extra) in enumerate(VARIANTS.items()):
+            for variant, planned in enumerate(plan):
+                label = planned.label
                 schema = f"bench_{suffix}_{run}_{variant}"
                 group = f"storage-{schema}"
+                if planned.erasures:
+                    record_erasures(
+                        stack.postgres_dsn, schema, other_vehicles(vehicles, planned.erasures)
+                    )
                 env = service_env(
                     kafka,
                     topics,
@@ -85,7 +120,7 @@ def run_storage_bench(
                         "FLEET_POSTGRES__SCHEMA_NAME": schema,
                         "FLEET_LAKE__PATH": str(lake_root / schema),
                         "FLEET_INPUTS": '["enriched"]',
-                        **extra,
+                        **planned.env,
                     },
                 )
                 server_cpu0 = _server_cpu_s(stack)
@@ -141,6 +176,7 @@ def run_storage_bench(
         events=events,
         vehicles=vehicles,
         partitions=partitions,
+        erasures=erasures,
     )
     session.finish(summaries)
     return summaries
@@ -191,6 +227,7 @@ def _write_report(
     events: int,
     vehicles: int,
     partitions: int,
+    erasures: int,
 ) -> None:
     by_label = {s.label: s for s in summaries}
     base = by_label[BASELINE].events_per_s[1]
@@ -225,6 +262,9 @@ def _write_report(
         + ".",
         "",
     ]
+    if erasures:
+        checked = by_label[erasures_label(erasures)]
+        md += [erasure_cost(checked, by_label[WITH_LAKE], server_cpu, erasures=erasures), ""]
     session.write_report(
         md,
         results,
@@ -233,6 +273,7 @@ def _write_report(
             "vehicles": vehicles,
             "partitions": partitions,
             "postgres_cpu_us_per_row": server_cpu,
+            "erasures_on_record": erasures,
         },
     )
 
@@ -242,6 +283,15 @@ def command(
     vehicles: Annotated[int, typer.Option(min=1, help="distinct vehicles")] = 10_000,
     runs: Annotated[int, typer.Option(min=1, max=20, help="runs; medians are reported")] = 5,
     partitions: Annotated[int, typer.Option(min=1, help="partitions of the input topic")] = 6,
+    erasures: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=10_000,
+            help="erasures on record, of vehicles outside the input, in a variant that "
+            "measures the hot store's erasure check (0 leaves it out)",
+        ),
+    ] = 20,
     report: Report = Path("benchmarks/reports/storage-writer.md"),
 ) -> None:
     """The storage writer: rows/s into PostgreSQL and CPU µs per row, with baseline B."""
@@ -253,4 +303,5 @@ def command(
         partitions=partitions,
         report=report,
         console=Console(),
+        erasures=erasures,
     )

@@ -34,6 +34,7 @@ from enum import StrEnum
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from fleetpipe.lake import erased, layout, queries
 from fleetpipe.lake.store import LakeStore, LakeStoreError, ParquetOptions
@@ -198,7 +199,7 @@ class Compactor:
         result: DayResult,
     ) -> None:
         try:
-            bronze = self.store.dataset(files)
+            bronze = _with_pack_index(self.store, files)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise CompactionError(f"the bronze files of {day} {hour}h differ: {exc}") from exc
         self._source(con, "bronze", bronze, erased.BRONZE)
@@ -265,6 +266,20 @@ class Compactor:
             return
         con.execute(f"DROP VIEW IF EXISTS {name}")
         con.unregister(f"{name}_files")
+
+
+def _with_pack_index(store: LakeStore, files: list[str]) -> ds.Dataset:
+    """The bronze files as one dataset that always has the pack index column: files written
+    before it was kept read as null there (the position is not known), so the queries can
+    order on it whichever file the dataset took its schema from."""
+    dataset = store.dataset(files)
+    schema = dataset.schema
+    if layout.PACK_INDEX in schema.names:
+        return dataset
+    # Where the storage writer puts it: right after the offset.
+    offset = schema.get_field_index("_kafka_offset")
+    at = offset + 1 if offset >= 0 else len(schema)
+    return store.dataset(files, schema=schema.insert(at, pa.field(layout.PACK_INDEX, pa.int32())))
 
 
 def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:

@@ -24,6 +24,11 @@ GOLD = "gold"
 MANIFESTS = "_compaction"
 COMPACTED_FILE = "part-0.parquet"
 
+# A bronze row's place in its Kafka record (an event of a pack: its position; many events share
+# a pack's offset). The other coordinates are ``_kafka_topic``, ``_kafka_partition`` and
+# ``_kafka_offset``; files written before the position was kept lack this column.
+PACK_INDEX = "_kafka_pack_index"
+
 _HOUR_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/")
 US_PER_HOUR = 3_600_000_000
 

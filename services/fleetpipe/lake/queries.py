@@ -13,6 +13,8 @@ bytes.
 
 from __future__ import annotations
 
+from fleetpipe.lake.layout import PACK_INDEX
+
 US_PER_SECOND = 1_000_000
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 86_400_000_000
@@ -39,6 +41,11 @@ RANGE_CHECKS: tuple[tuple[str, str], ...] = (
 )
 
 
+# A bronze row's Kafka coordinates, its position in a pack last (the events of a pack share
+# its offset): an order that never depends on the order files are read in.
+_COORDINATES = f"_kafka_topic, _kafka_partition, _kafka_offset, {PACK_INDEX}"
+
+
 def _reason() -> str:
     cases = " ".join(f"WHEN {test} THEN '{why}'" for why, test in RANGE_CHECKS)
     return f"CASE {cases} END"
@@ -60,7 +67,7 @@ SILVER = f"""
 WITH checked AS ({_CHECKED}),
 ranked AS (
     SELECT *, row_number() OVER (
-        PARTITION BY vehicle_id, seq ORDER BY _kafka_topic, _kafka_partition, _kafka_offset
+        PARTITION BY vehicle_id, seq ORDER BY {_COORDINATES}
     ) AS copy
     FROM checked
     WHERE reason IS NULL
@@ -76,7 +83,7 @@ WITH checked AS ({_CHECKED})
 SELECT reason, * EXCLUDE (reason)
 FROM checked
 WHERE reason IS NOT NULL
-ORDER BY _kafka_topic, _kafka_partition, _kafka_offset
+ORDER BY {_COORDINATES}
 """
 
 # Averages are summed in a fixed order (ORDER BY inside the aggregate): a parallel sum's order,

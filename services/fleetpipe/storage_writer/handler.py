@@ -27,24 +27,24 @@ from fleetpipe.core.db import DatabaseUnavailable
 from fleetpipe.core.kafka import Message, TopicPartition
 from fleetpipe.core.loop import BaseHandler, RetryLater
 from fleetpipe.core.metrics import Instruments, Metrics
+from fleetpipe.core.packs import PackedRecord
 from fleetpipe.core.records import Output, Record, set_aside_undecodable
 from fleetpipe.pb.v1 import enriched_pb2
 from fleetpipe.storage_writer import columns
 from fleetpipe.storage_writer.database import RowRetention, WriteBatch, WriteResult
 from fleetpipe.storage_writer.deadletters import dead_letter_table
-from fleetpipe.storage_writer.lake import (
-    OFFSET_COLUMN,
-    PARTITION_COLUMN,
-    Lake,
-    LakeError,
-    with_lineage,
-)
+from fleetpipe.storage_writer.lake import LINEAGE_COLUMNS, Lake, LakeError, with_lineage
 from fleetpipe.storage_writer.partitions import HotWindow, hot_window
 
 log = logging.getLogger(__name__)
 
 _partition = Message.partition
 _offset = Message.offset
+
+
+def _pack_index(record: Record[Any]) -> int:
+    """The record's place in its Kafka record: an event of a pack its position, else 0."""
+    return record.index if isinstance(record, PackedRecord) else 0
 
 
 class StorePort(Protocol):
@@ -214,7 +214,7 @@ class StorageHandler(BaseHandler):
                 table = self._events(found, out, build, problem)
                 if table is None:
                     continue
-                setattr(batch, attr, table.drop_columns([PARTITION_COLUMN, OFFSET_COLUMN]))
+                setattr(batch, attr, table.drop_columns(list(LINEAGE_COLUMNS)))
                 to_lake.append((name, table, topic, time_column))
             dead = by_topic.get(self.topics.deadletter) if self.topics.deadletter else None
             if dead:
@@ -290,6 +290,7 @@ class StorageHandler(BaseHandler):
         msgs = [r.msg for r in records]
         partitions = np.fromiter(map(_partition, msgs), np.int32, len(msgs))[rows.kept]
         offsets = np.fromiter(map(_offset, msgs), np.int64, len(msgs))[rows.kept]
+        indexes = np.fromiter(map(_pack_index, records), np.int32, len(records))[rows.kept]
         table = rows.table
         if table.num_rows == 0:
             return None
@@ -313,7 +314,9 @@ class StorageHandler(BaseHandler):
         if self._latest and now - self._latest_flushed >= self.policy.latest_interval_s:
             pending = pa.concat_tables(self._latest) if len(self._latest) > 1 else self._latest[0]
             batch.latest = columns.latest_rows(pending)
-        return with_lineage(columns.bronze_rows(decoded, rows), partitions, offsets)
+        return with_lineage(
+            columns.bronze_rows(decoded, rows), partitions, offsets, pack_indexes=indexes
+        )
 
     def _events(
         self,
@@ -336,4 +339,5 @@ class StorageHandler(BaseHandler):
             table,
             np.array([r.partition for r in kept], dtype=np.int32),
             np.array([r.offset for r in kept], dtype=np.int64),
+            pack_indexes=np.array([_pack_index(r) for r in kept], dtype=np.int32),
         )

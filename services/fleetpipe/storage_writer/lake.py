@@ -13,7 +13,9 @@ after its spool, so rolling the same spool again after a crash rewrites the same
 of adding one.
 
 Every row carries its Kafka coordinates (``_kafka_topic``, ``_kafka_partition``,
-``_kafka_offset``): any row of any file is traceable to the record it came from. The highest
+``_kafka_offset``) and its place in that record (``_kafka_pack_index``: the event's position in
+a pack, 0 for a record that holds one event): any row of any file is traceable to the event it
+came from. Files written before the index was kept have no such column. The highest
 offset stored per topic partition — the *watermark* — is kept in memory, saved when a spool
 rolls and recovered from the saved state and the surviving spools at start, so records replayed
 after a crash (their offsets were not committed) are not written twice. Spools and state belong
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 TOPIC_COLUMN = "_kafka_topic"
 PARTITION_COLUMN = "_kafka_partition"
 OFFSET_COLUMN = "_kafka_offset"
+# Many events share a pack's offset (core.packs): the position names the one event.
+PACK_INDEX_COLUMN = layout.PACK_INDEX
+LINEAGE_COLUMNS = (PARTITION_COLUMN, OFFSET_COLUMN, PACK_INDEX_COLUMN)
 TOPIC_KEY = "fleetpipe.topic"
 # When the spool was opened (its writer's clock): a spool recovered after a crash has lost its
 # appends' times, and its rows count as appended then.
@@ -67,11 +72,21 @@ class LakeError(FleetPipeError):
 
 
 def with_lineage(
-    table: pa.Table, partitions: np.ndarray[Any, Any], offsets: np.ndarray[Any, Any]
+    table: pa.Table,
+    partitions: np.ndarray[Any, Any],
+    offsets: np.ndarray[Any, Any],
+    *,
+    pack_indexes: np.ndarray[Any, Any] | None = None,
 ) -> pa.Table:
-    return table.append_column(
-        PARTITION_COLUMN, pa.array(partitions.astype(np.int32, copy=False))
-    ).append_column(OFFSET_COLUMN, pa.array(offsets.astype(np.int64, copy=False)))
+    """``table`` with each row's partition, offset and position in its record (``None``:
+    every record holds one event, position 0)."""
+    if pack_indexes is None:
+        pack_indexes = np.zeros(table.num_rows, dtype=np.int32)
+    return (
+        table.append_column(PARTITION_COLUMN, pa.array(partitions.astype(np.int32, copy=False)))
+        .append_column(OFFSET_COLUMN, pa.array(offsets.astype(np.int64, copy=False)))
+        .append_column(PACK_INDEX_COLUMN, pa.array(pack_indexes.astype(np.int32, copy=False)))
+    )
 
 
 @dataclass

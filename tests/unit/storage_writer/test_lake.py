@@ -164,3 +164,36 @@ def test_rolling_the_same_spool_twice_rewrites_one_file(tmp_path: Path) -> None:
     copy.rename(spool)  # as if the process died after the rename, before deleting the spool
     again = Lake(tmp_path, instance="i1", fsync=False).open()
     assert again == [first] and _read(tmp_path).num_rows == 10
+
+
+def test_each_row_keeps_its_position_in_its_pack_and_a_single_record_is_position_0(
+    tmp_path: Path,
+) -> None:
+    lake = _lake(tmp_path)
+    # Two packs of three events at offsets 40 and 41, then two single records.
+    table = pa.table(
+        {
+            "vehicle_id": [f"v-{i}" for i in range(8)],
+            "event_time": pa.array([T0] * 8, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        }
+    )
+    packs = with_lineage(
+        table.slice(0, 6),
+        np.full(6, 2),
+        np.array([40, 40, 40, 41, 41, 41]),
+        pack_indexes=np.array([0, 1, 2, 0, 1, 2]),
+    )
+    singles = with_lineage(table.slice(6), np.full(2, 2), np.array([42, 43]))
+    assert packs.schema.names[-3:] == ["_kafka_partition", "_kafka_offset", "_kafka_pack_index"]
+    lake.append("telemetry", packs, topic="t", time_column="event_time")
+    lake.append("telemetry", singles, topic="t", time_column="event_time")
+    lake.roll(force=True)
+    stored = _read(tmp_path).sort_by("vehicle_id")
+    assert stored["_kafka_pack_index"].type == pa.int32()
+    assert list(
+        zip(
+            stored["_kafka_offset"].to_pylist(),
+            stored["_kafka_pack_index"].to_pylist(),
+            strict=True,
+        )
+    ) == [(40, 0), (40, 1), (40, 2), (41, 0), (41, 1), (41, 2), (42, 0), (43, 0)]

@@ -33,11 +33,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import repeat
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # OFFSET 0 keeps each lateral subquery a subquery: a nested loop driven by the batch's
 # vehicles, one parameterized index scan per vehicle and partition. Pulled up into a plain
@@ -98,16 +101,28 @@ def first_of_each_seq(table: pa.Table) -> tuple[pa.Table, int]:
     return table.take(pa.array(rows)), n - len(rows)
 
 
-def seq_ranges(table: pa.Table) -> tuple[list[str], list[int], list[int]]:
-    """Per vehicle of the batch: its id, its lowest seq and its highest."""
+@dataclass(frozen=True)
+class SeqRanges:
+    """Per vehicle of a batch: its lowest and highest seq; and whether a seq repeats."""
+
+    vehicles: list[str]
+    low: npt.NDArray[np.int64]
+    high: list[int]
+    repeats: bool
+
+
+def seq_ranges(table: pa.Table) -> SeqRanges:
+    """One hash aggregation over the batch's (vehicle_id, seq) columns: C++, no Python per row."""
     keys = pa.table({"vehicle_id": table.column("vehicle_id"), "seq": table.column("seq")})
     grouped = keys.group_by("vehicle_id", use_threads=False).aggregate(
-        [("seq", "min"), ("seq", "max")]
+        [("seq", "min"), ("seq", "max"), ("seq", "count_distinct")]
     )
-    return (
-        grouped.column("vehicle_id").to_pylist(),
-        grouped.column("seq_min").to_pylist(),
-        grouped.column("seq_max").to_pylist(),
+    distinct = pc.sum(grouped.column("seq_count_distinct")).as_py() or 0
+    return SeqRanges(
+        vehicles=grouped.column("vehicle_id").to_pylist(),
+        low=grouped.column("seq_min").to_numpy().astype(np.int64, copy=False),
+        high=grouped.column("seq_max").to_pylist(),
+        repeats=distinct < table.num_rows,
     )
 
 
@@ -135,39 +150,39 @@ class StoredSeqs:
     ) -> NewRows:
         """The rows of ``table`` whose (vehicle_id, seq) is neither earlier in the batch nor
         stored on a day in ``days`` (first and last, inclusive)."""
-        unique, repeated = first_of_each_seq(table)
-        vehicles, low, high = seq_ranges(unique)
+        ranges = seq_ranges(table)
+        unique, repeated = table, 0
+        if ranges.repeats:
+            unique, repeated = first_of_each_seq(table)
+        vehicles = ranges.vehicles
         marks = self._marks
-        unseen = [v for v in vehicles if v not in marks]
+        unseen = list(set(vehicles).difference(marks))
         if unseen:
             for vehicle, seq in self._query(conn, _HIGHEST_STORED, days, vehicles=unseen):
                 marks[str(vehicle)] = int(seq)
         # Only a vehicle with a seq at or below its mark can repeat a stored one.
-        probe = [
-            (v, lo, hi)
-            for v, lo, hi in zip(vehicles, low, high, strict=True)
-            if lo <= marks.get(v, 0)
-        ]
-        highest = dict(zip(vehicles, high, strict=True))
+        known = np.fromiter(map(marks.get, vehicles, repeat(0)), np.int64, len(vehicles))
+        probe = np.flatnonzero(ranges.low <= known).tolist()
+        highest = dict(zip(vehicles, ranges.high, strict=True))
         if not probe:
             return NewRows(unique, repeated_in_batch=repeated, highest=highest)
         stored = self._query(
             conn,
             _STORED_IN_RANGES,
             days,
-            vehicles=[v for v, _, _ in probe],
-            low=[lo for _, lo, _ in probe],
-            high=[hi for _, _, hi in probe],
+            vehicles=[vehicles[i] for i in probe],
+            low=[int(ranges.low[i]) for i in probe],
+            high=[ranges.high[i] for i in probe],
         )
         if not stored:
             return NewRows(unique, repeated_in_batch=repeated, highest=highest)
         # A replay or a re-send: rare, so a set of the stored keys and a mask built row by
         # row will do.
-        known = {(str(v), int(s)) for v, s in stored}
+        found = {(str(v), int(s)) for v, s in stored}
         pairs = zip(
             unique.column("vehicle_id").to_pylist(), unique.column("seq").to_pylist(), strict=True
         )
-        keep = pa.array([(v, s) not in known for v, s in pairs], pa.bool_())
+        keep = pa.array([(v, s) not in found for v, s in pairs], pa.bool_())
         left = unique.filter(keep)
         return NewRows(
             left,

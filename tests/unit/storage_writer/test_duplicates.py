@@ -38,9 +38,12 @@ def test_a_batch_without_repeats_is_returned_as_it_is() -> None:
     assert kept is batch and left_out == 0
 
 
-def test_seq_ranges_per_vehicle() -> None:
-    vehicles, low, high = seq_ranges(_batch(("a", 5, 0.0), ("b", 2, 0.0), ("a", 3, 0.0)))
-    assert sorted(zip(vehicles, low, high, strict=True)) == [("a", 3, 5), ("b", 2, 2)]
+def test_seq_ranges_per_vehicle_and_whether_a_seq_repeats() -> None:
+    ranges = seq_ranges(_batch(("a", 5, 0.0), ("b", 2, 0.0), ("a", 3, 0.0)))
+    found = zip(ranges.vehicles, ranges.low.tolist(), ranges.high, strict=True)
+    assert sorted(found) == [("a", 3, 5), ("b", 2, 2)]
+    assert not ranges.repeats
+    assert seq_ranges(_batch(("a", 5, 0.0), ("b", 5, 0.0), ("a", 5, 1.0))).repeats
 
 
 def test_marks_only_rise_and_are_forgotten_on_revoke() -> None:

@@ -82,6 +82,8 @@ class NewRows:
     stored_before: int = 0
     # Per vehicle of the batch, its highest seq: the marks once the batch is committed.
     highest: dict[str, int] = field(default_factory=dict)
+    # Every vehicle's seqs lay above its mark: each highest seq is its new mark as it is.
+    above_marks: bool = False
 
 
 def first_of_each_seq(table: pa.Table) -> tuple[pa.Table, int]:
@@ -141,6 +143,9 @@ class StoredSeqs:
         if len(self._marks) + len(rows.highest) > _MARKS_LIMIT:
             self._marks.clear()
         marks = self._marks
+        if rows.above_marks:
+            marks.update(rows.highest)
+            return
         for vehicle, seq in rows.highest.items():
             if seq > marks.get(vehicle, 0):
                 marks[vehicle] = seq
@@ -165,7 +170,7 @@ class StoredSeqs:
         probe = np.flatnonzero(ranges.low <= known).tolist()
         highest = dict(zip(vehicles, ranges.high, strict=True))
         if not probe:
-            return NewRows(unique, repeated_in_batch=repeated, highest=highest)
+            return NewRows(unique, repeated_in_batch=repeated, highest=highest, above_marks=True)
         stored = self._query(
             conn,
             _STORED_IN_RANGES,

@@ -52,5 +52,7 @@ def test_marks_only_rise_and_are_forgotten_on_revoke() -> None:
     seqs.committed(NewRows(empty, highest={"a": 9, "b": 4}))
     seqs.committed(NewRows(empty, highest={"a": 5}))
     assert seqs._marks == {"a": 9, "b": 4}
+    seqs.committed(NewRows(empty, highest={"a": 12}, above_marks=True))
+    assert seqs._marks == {"a": 12, "b": 4}
     seqs.forget()
     assert seqs._marks == {}

@@ -7,6 +7,8 @@ taken back at the next reconcile while fields it does not render stay untouched.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import socket
 import threading
@@ -16,6 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import SecretStr
 
 from fleet_operator.ports import (
     ApplyRefused,
@@ -263,24 +267,53 @@ class KubeEvents:
 
 
 # ---- Kafka -------------------------------------------------------------------------------
+def login_key(kafka: KafkaSettings) -> str:
+    """A digest of every setting of ``kafka``, its secrets' real values included.
+
+    The settings' JSON masks a ``SecretStr`` as ``**********``: keyed on it, a rotated password
+    would keep finding the client logged in with the old one. The digest names the login
+    without holding the secret, and is never logged."""
+    values = {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in kafka
+    }
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class KafkaGateway:
-    """Admin clients per connection, reused across reconciles, dropped when they fail."""
+    """Admin clients per login (connection settings and secrets), reused across reconciles,
+    dropped when they fail or when the same connection's secrets change."""
 
     def __init__(self, *, timeout_s: float) -> None:
         self._timeout = timeout_s
-        self._admins: dict[str, Admin] = {}
+        # login key -> (the settings' JSON with secrets masked, the client)
+        self._admins: dict[str, tuple[str, Admin]] = {}
         self._lock = threading.Lock()
 
     def _admin(self, kafka: KafkaSettings) -> Admin:
-        key = kafka.model_dump_json()
+        key = login_key(kafka)
         with self._lock:
-            if key not in self._admins:
-                self._admins[key] = build_admin(kafka, timeout_s=self._timeout)
-            return self._admins[key]
+            found = self._admins.get(key)
+            if found is not None:
+                return found[1]
+            # The same connection with other secrets (a rotated password): its old client
+            # goes, it would only fail to log in.
+            public = kafka.model_dump_json()
+            for old in [k for k, (p, _) in self._admins.items() if p == public]:
+                del self._admins[old]
+            admin = build_admin(kafka, timeout_s=self._timeout)
+            self._admins[key] = (public, admin)
+            return admin
+
+    @property
+    def logins(self) -> int:
+        """How many admin clients are kept."""
+        with self._lock:
+            return len(self._admins)
 
     def _forget(self, kafka: KafkaSettings) -> None:
         with self._lock:
-            self._admins.pop(kafka.model_dump_json(), None)
+            self._admins.pop(login_key(kafka), None)
 
     def _call(self, kafka: KafkaSettings, what: str, call: Any) -> Any:
         try:

@@ -125,7 +125,8 @@ class KafkaSpec(_Spec):
     topic_suffix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$")
     # A login per service instead of (or over) credentialsSecret.
     service_credentials: ServiceKafkaSecrets | None = None
-    # A Secret with the key ``ca.crt``: the CA that signed the brokers' certificates (TLS).
+    # A Secret with the key ``ca.crt``: the CA that signed the brokers' certificates (TLS),
+    # mounted by the services and read by the operator for its own admin login.
     ca_secret: str | None = Field(default=None, min_length=1, max_length=253)
 
     @model_validator(mode="after")

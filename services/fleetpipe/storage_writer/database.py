@@ -1,11 +1,13 @@
 """The hot store in PostgreSQL: the only module of the writer that talks to the database.
 
-One transaction per batch. Telemetry goes in by binary COPY straight into the partitioned
-table, inside a savepoint; a batch that repeats rows already stored (a replay after a crash)
-hits the primary key, rolls back to the savepoint and goes through a temporary staging table
-and ``INSERT … ON CONFLICT DO NOTHING`` instead — the fast path costs nothing extra when there
-are no duplicates, which is nearly always. Alert episodes, trips and scores are upserted with
-guards so that a replayed older state never overwrites a newer one.
+One transaction per batch. Telemetry is stored once per (vehicle, seq) whatever its event day:
+the batch's own repeats and the seqs the hot store holds on any day are left out first
+(:mod:`fleetpipe.storage_writer.duplicates`, a probe of only the vehicles not past their
+stored seqs). The rest goes in by binary COPY straight into the partitioned table, inside a
+savepoint; should a row stored in between (by another writer) still hit the primary key, the
+COPY rolls back to the savepoint and the batch goes through a temporary staging table and
+``INSERT … ON CONFLICT DO NOTHING`` instead. Alert episodes, trips and scores are upserted
+with guards so that a replayed older state never overwrites a newer one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from fleetpipe.core.db import (
 from fleetpipe.erasure.audit import Erasure, hold_off_starts, recorded_after
 from fleetpipe.storage_writer.columns import LATEST_COPY, TELEMETRY_COPY
 from fleetpipe.storage_writer.deadletters import DEAD_LETTER_INSERT
+from fleetpipe.storage_writer.duplicates import StoredSeqs
 from fleetpipe.storage_writer.hot_erasures import without_erased
 from fleetpipe.storage_writer.partitions import (
     PREFIX,
@@ -70,7 +73,10 @@ class WriteBatch:
 @dataclass
 class WriteResult:
     telemetry_rows: int = 0
-    replayed: bool = False  # the batch repeated stored rows and went through the staging table
+    # The batch repeated rows already stored (a replay, or a seq re-sent with another clock).
+    replayed: bool = False
+    # Rows left out: their (vehicle, seq) was stored before, or earlier in the same batch.
+    duplicates: int = 0
     # Rows of erased subjects left out, per table of the batch.
     erased: dict[str, int] = field(default_factory=dict)
 
@@ -147,6 +153,7 @@ class HotStore(DatabaseClient):
         self._partitions: set[date] | None = None
         # The erasures on record, read as they are added (an erasure is never taken back).
         self._erasures: list[Erasure] = []
+        self._stored_seqs = StoredSeqs()
 
     # -- connection ----------------------------------------------------------------------------
     def _db(self) -> psycopg.Connection[Any]:
@@ -284,6 +291,15 @@ class HotStore(DatabaseClient):
                 self._create_partition(conn, day)
         self._partitions |= missing
 
+    def _stored_days(self) -> tuple[date, date]:
+        """The first and last day the hot store has a partition for: every stored row is in
+        between, and constant bounds let the planner prune the partitions outside them."""
+        known = self._partitions or set()
+        if not known:
+            today = datetime.now(UTC).date()
+            return today, today
+        return min(known), max(known)
+
     # -- the batch -----------------------------------------------------------------------------
     def write(self, batch: WriteBatch) -> WriteResult:
         result = WriteResult()
@@ -296,9 +312,14 @@ class HotStore(DatabaseClient):
             with conn.transaction():
                 self._leave_out_erased(conn, batch, result)
                 telemetry = batch.telemetry
+                rows = None
                 if telemetry is not None and telemetry.num_rows:
-                    result.replayed = self._copy_telemetry(conn, telemetry)
-                    result.telemetry_rows = telemetry.num_rows
+                    rows = self._stored_seqs.new_rows(conn, telemetry, self._stored_days())
+                    result.duplicates = rows.repeated_in_batch + rows.stored_before
+                    result.replayed = rows.stored_before > 0
+                    if rows.table.num_rows:
+                        result.replayed |= self._copy_telemetry(conn, rows.table)
+                    result.telemetry_rows = rows.table.num_rows
                 if batch.latest is not None and batch.latest.num_rows:
                     self._upsert_latest(conn, batch.latest)
                 with conn.cursor() as cur:
@@ -313,7 +334,14 @@ class HotStore(DatabaseClient):
                             cur.executemany(statement.encode(), table.to_pylist())
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise self._fail(exc) from exc
+        if rows is not None:
+            self._stored_seqs.committed(rows)
         return result
+
+    def forget_stored_seqs(self) -> None:
+        """Forget the vehicles' high-water marks: the writer's partitions were revoked, and
+        another writer may store their vehicles meanwhile."""
+        self._stored_seqs.forget()
 
     def _leave_out_erased(
         self, conn: psycopg.Connection[Any], batch: WriteBatch, result: WriteResult

@@ -56,6 +56,7 @@ class StorePort(Protocol):
         events_retention_days: float,
         rows: RowRetention | None = None,
     ) -> tuple[list[date], list[date]]: ...
+    def forget_stored_seqs(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class StorageMetrics:
         self.replayed = m.counter(
             "replayed_batches",
             "Batches that repeated stored rows (after a crash) and were de-duplicated",
+        )
+        self.duplicates = m.counter(
+            "duplicate_rows",
+            "Telemetry rows left out: their (vehicle, seq) was stored already, on any day",
         )
         self.erased_rows = m.counter(
             "erased_rows",
@@ -137,6 +142,8 @@ class StorageHandler(BaseHandler):
 
     # -- hooks ---------------------------------------------------------------------------------
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
+        # Their vehicles may be stored by another writer from now on: probe them afresh.
+        self.store.forget_stored_seqs()
         # Close the spools while the records in them are still ours: the next owner starts
         # after our committed offsets.
         if self.lake is not None:
@@ -245,9 +252,12 @@ class StorageHandler(BaseHandler):
             )
         if result.replayed:
             self.metrics.replayed.inc()
-            log.info("a batch repeated stored rows (a replay): de-duplicated on the primary key")
+            log.info("a batch repeated stored rows (a replay): de-duplicated on (vehicle, seq)")
+        if result.duplicates:
+            self.metrics.duplicates.inc(result.duplicates)
+        if result.telemetry_rows:
+            self.metrics.rows.labels("telemetry").inc(result.telemetry_rows)
         for name, table in (
-            ("telemetry", batch.telemetry),
             ("alerts", batch.alerts),
             ("trips", batch.trips),
             ("driver_scores", batch.scores),

@@ -1,8 +1,9 @@
 """skaffold.yaml against skaffold's published schema, and against the chart and the Dockerfile.
 
-No Docker engine here, so skaffold cannot run: the file is checked the way skaffold's loader
-starts, against the JSON schema of its apiVersion (``scripts/build-go-tools.sh
-skaffold-schema``), with every profile's patches applied as skaffold applies them.
+Without a Docker engine or cluster (skaffold itself runs in tests/e2e/cluster): the file is
+checked the way skaffold's loader starts, against the JSON schema of its apiVersion
+(``scripts/build-go-tools.sh skaffold-schema``), with every profile's patches applied as
+skaffold applies them.
 """
 
 from __future__ import annotations

@@ -33,9 +33,8 @@ from fleetpipe_dev.stack.procs import StartError
 Say = Callable[[str], None]
 
 PROFILE = "fleetpipe-cluster"
-# The profile's release, as skaffold.yaml names it.
+# The profile's release namespace, as skaffold.yaml names it.
 SKAFFOLD_NAMESPACE = "fleetpipe-system"
-SKAFFOLD_RELEASE = "fleetpipe"
 
 
 def tool(name: str) -> Path:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Go binaries FleetPipe's tests need, pinned and cached:
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm
-#   jaeger coredns promql-check
+#   jaeger coredns promql-check skaffold helm3
 # into ${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}/bin/, and take skaffold's JSON schema for the
 # skaffold.yaml check (skaffold-schema) from its Go module into .../schemas/, and the Prometheus
 # operator's ServiceMonitor and PrometheusRule CRDs (prometheus-operator-crds) from its Go module
@@ -41,6 +41,14 @@ JAEGER_BUILD_DATE=2025-11-13T16:44:30Z
 COREDNS_VERSION=v1.15.0
 SKAFFOLD_VERSION=v2.16.1
 SKAFFOLD_SCHEMA=v4beta13
+# skaffold itself (`skaffold run -p fleetpipe-cluster`): its go.mod has `replace` directives, so
+# `go install` is refused; tools/gobuild/skaffold/go.mod repeats them and must pin this version.
+SKAFFOLD_COMMIT=95fb592deb61a4e290edca4925bd7c9c2fa93f6c
+SKAFFOLD_BUILD_DATE=2025-06-18T03:34:25Z
+# helm v3, for skaffold alone: skaffold v2.16 passes itself to helm as `--post-renderer PATH`,
+# which helm v4 only accepts as a plugin name. `fleetpipe dev cluster skaffold` puts it first on
+# skaffold's PATH as `helm`; everything else uses helm v4.
+HELM3_VERSION=v3.21.4
 # promql-check: Prometheus' PromQL parser (github.com/prometheus/prometheus/promql/parser) in a
 # small wrapper module; must match tools/gobuild/promql/go.mod.
 PROMETHEUS_MODULE_VERSION=v0.307.1
@@ -49,7 +57,7 @@ PROMETHEUS_OPERATOR_VERSION=v0.85.0
 # ---------------------------------------------------------------------------
 
 K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
-ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger coredns skaffold-schema promql-check prometheus-operator-crds)
+ALL_TOOLS=("${K8S_TOOLS[@]}" kwok helm jaeger coredns skaffold-schema skaffold helm3 promql-check prometheus-operator-crds)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${FLEETPIPE_CACHE:-$HOME/.cache/fleetpipe}"
@@ -78,7 +86,7 @@ else
     case "$a" in
       all) want+=("${ALL_TOOLS[@]}") ;;
       k8s|kubernetes) want+=("${K8S_TOOLS[@]}") ;;
-      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy|kwok|helm|jaeger|coredns|skaffold-schema|promql-check|prometheus-operator-crds) want+=("$a") ;;
+      kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy|kwok|helm|jaeger|coredns|skaffold-schema|skaffold|helm3|promql-check|prometheus-operator-crds) want+=("$a") ;;
       -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) echo "build-go-tools: unknown tool '$a' (known: ${ALL_TOOLS[*]} k8s all)" >&2; exit 2 ;;
     esac
@@ -91,6 +99,7 @@ GO_VERSION="$(go env GOVERSION)"
 K8S_MOD_SUM="$(cat "$ROOT/tools/gobuild/k8s/go.mod" "$ROOT/tools/gobuild/k8s/go.sum" | sha256sum | cut -c1-16)"
 COREDNS_MOD_SUM="$(cat "$ROOT/tools/gobuild/coredns/go.mod" "$ROOT/tools/gobuild/coredns/go.sum" "$ROOT/tools/gobuild/coredns/main.go" | sha256sum | cut -c1-16)"
 JAEGER_MOD_SUM="$(cat "$ROOT/tools/gobuild/jaeger/go.mod" "$ROOT/tools/gobuild/jaeger/go.sum" | sha256sum | cut -c1-16)"
+SKAFFOLD_MOD_SUM="$(cat "$ROOT/tools/gobuild/skaffold/go.mod" "$ROOT/tools/gobuild/skaffold/go.sum" | sha256sum | cut -c1-16)"
 PROMQL_MOD_SUM="$(cat "$ROOT/tools/gobuild/promql/go.mod" "$ROOT/tools/gobuild/promql/go.sum" "$ROOT/tools/gobuild/promql/main.go" | sha256sum | cut -c1-16)"
 PROMOP_CRDS=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
 
@@ -102,6 +111,8 @@ stamp_for() {
     jaeger) echo "jaeger $JAEGER_VERSION ($JAEGER_MODULE_VERSION) $JAEGER_COMMIT mod=$JAEGER_MOD_SUM $GO_VERSION" ;;
     coredns) echo "coredns $COREDNS_VERSION mod=$COREDNS_MOD_SUM $GO_VERSION" ;;
     skaffold-schema) echo "skaffold-schema $SKAFFOLD_VERSION $SKAFFOLD_SCHEMA" ;;
+    helm3) echo "helm3 $HELM3_VERSION $GO_VERSION" ;;
+    skaffold) echo "skaffold $SKAFFOLD_VERSION $SKAFFOLD_COMMIT mod=$SKAFFOLD_MOD_SUM $GO_VERSION" ;;
     promql-check) echo "promql-check $PROMETHEUS_MODULE_VERSION mod=$PROMQL_MOD_SUM $GO_VERSION" ;;
     prometheus-operator-crds) echo "prometheus-operator-crds $PROMETHEUS_OPERATOR_VERSION" ;;
   esac
@@ -255,6 +266,44 @@ if wanted skaffold-schema; then
     chmod 644 "$CACHE/schemas/skaffold-$SKAFFOLD_SCHEMA.json"
     stamp_for skaffold-schema > "$STAMPS/skaffold-schema"
     echo "  ok"
+  fi
+fi
+
+# ---- skaffold -------------------------------------------------------------
+if wanted skaffold; then
+  if is_fresh skaffold; then
+    echo "skaffold $SKAFFOLD_VERSION: ok (cached)"
+  else
+    check_pin tools/gobuild/skaffold/go.mod "^require github.com/GoogleContainerTools/skaffold/v2 $SKAFFOLD_VERSION\$" "github.com/GoogleContainerTools/skaffold/v2 $SKAFFOLD_VERSION"
+    echo "building skaffold $SKAFFOLD_VERSION …"
+    start=$(date +%s)
+    # same variables and tags as skaffold's Makefile for a linux release build (cgo off: static)
+    sv=github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version
+    (cd "$ROOT/tools/gobuild/skaffold" &&
+      GOFLAGS="$WRAPPER_GOFLAGS" go build -trimpath -tags "timetzdata osusergo netgo release" \
+        -ldflags "-s -w -X $sv.version=$SKAFFOLD_VERSION -X $sv.gitCommit=$SKAFFOLD_COMMIT -X $sv.buildDate=$SKAFFOLD_BUILD_DATE" \
+        -o "$TMP/skaffold" github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold)
+    install_built skaffold
+    echo "  ok ($(elapsed "$start"))"
+  fi
+fi
+
+# ---- helm v3 (skaffold's) ---------------------------------------------------
+if wanted helm3; then
+  if is_fresh helm3; then
+    echo "helm3 $HELM3_VERSION: ok (cached)"
+  else
+    echo "building helm $HELM3_VERSION (as helm3) …"
+    start=$(date +%s)
+    # same variables as helm v3's Makefile (LDFLAGS) for a tagged build
+    hv=helm.sh/helm/v3/internal/version
+    mkdir -p "$TMP/helm3-bin"
+    (cd "$TMP" && GOFLAGS= GOBIN="$TMP/helm3-bin" go install -trimpath \
+      -ldflags "-s -w -X $hv.version=$HELM3_VERSION -X $hv.metadata= -X $hv.gitTreeState=clean" \
+      "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION")
+    mv "$TMP/helm3-bin/helm" "$TMP/helm3"
+    install_built helm3
+    echo "  ok ($(elapsed "$start"))"
   fi
 fi
 

@@ -111,3 +111,37 @@ def cluster_install(
         f"--set loadtest.enabled=true --set loadtest.profile=300:60 --set loadtest.processes=1\n"
         f"  {ns} kubectl logs -n {NAMESPACE} -f job/{LOAD_JOB}"
     )
+
+
+@cluster_app.command(
+    "skaffold",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def cluster_skaffold(ctx: typer.Context) -> None:
+    """skaffold against this cluster, e.g. `fleetpipe dev cluster skaffold run -p
+    fleetpipe-cluster`: inside its network namespace, with its kubeconfig, the private Docker
+    engine of `make image` (started for the run) and helm v3 as skaffold's helm."""
+    from fleetpipe_dev.cluster.skaffold import run_skaffold
+
+    code = run_skaffold(_cluster(), list(ctx.args), say=console.print)
+    raise typer.Exit(code)
+
+
+@cluster_app.command("load")
+def cluster_load(
+    image: Annotated[
+        str,
+        typer.Argument(
+            envvar="SKAFFOLD_IMAGE",
+            help="the image to load, under every tag it has (default: $SKAFFOLD_IMAGE, "
+            "which skaffold sets for its build hooks)",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Import an image of the Docker engine DOCKER_HOST names into the cluster's containerd,
+    as `kind load docker-image` does for kind (the skaffold profile's after-build hook)."""
+    from fleetpipe_dev.cluster.skaffold import load_image
+
+    # Plain lines: skaffold relays the hook's output, and a wrapped tag reads badly.
+    load_image(_cluster(), image, say=typer.echo)

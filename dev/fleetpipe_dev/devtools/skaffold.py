@@ -1,9 +1,11 @@
 """Check skaffold.yaml against skaffold's published JSON schema for its apiVersion.
 
-There is no Docker engine to run skaffold against, so the configuration is checked the way
-skaffold's own loader starts: against the schema of its ``apiVersion``, which skaffold publishes in
-its source (``docs-v2/content/en/schemas/<version>.json``). ``scripts/build-go-tools.sh
-skaffold-schema`` takes that file from the pinned skaffold release's Go module into the cache.
+A quick check that needs no Docker engine or cluster (skaffold itself runs against the local
+cluster in tests/e2e/cluster: ``fleetpipe dev cluster skaffold``): the configuration is checked
+the way skaffold's own loader starts: against the schema of its ``apiVersion``, which skaffold
+publishes in its source (``docs-v2/content/en/schemas/<version>.json``).
+``scripts/build-go-tools.sh skaffold-schema`` takes that file from the pinned skaffold release's
+Go module into the cache.
 """
 
 from __future__ import annotations

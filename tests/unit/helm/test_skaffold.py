@@ -1,8 +1,9 @@
 """skaffold.yaml against skaffold's published schema, and against the chart and the Dockerfile.
 
-No Docker engine here, so skaffold cannot run: the file is checked the way skaffold's loader
-starts, against the JSON schema of its apiVersion (``scripts/build-go-tools.sh
-skaffold-schema``), with every profile's patches applied as skaffold applies them.
+Without a Docker engine or cluster (skaffold itself runs in tests/e2e/cluster): the file is
+checked the way skaffold's loader starts, against the JSON schema of its apiVersion
+(``scripts/build-go-tools.sh skaffold-schema``), with every profile's patches applied as
+skaffold applies them.
 """
 
 from __future__ import annotations
@@ -113,3 +114,22 @@ def test_a_managed_cluster_pushes_and_pins_the_digest(config: dict[str, Any]) ->
     chart = release(skaffold.apply_patches(config, managed["patches"]))
     assert chart["setValueTemplates"]["image.tag"].endswith("@{{.IMAGE_DIGEST_fleetpipe}}")
     assert chart["setValues"]["image.pullPolicy"] == "Always"
+
+
+def test_the_local_cluster_profile_builds_on_the_local_base_and_loads_into_containerd(
+    config: dict[str, Any],
+) -> None:
+    from fleetpipe_dev.cluster.skaffold import PROFILE, SKAFFOLD_NAMESPACE
+    from fleetpipe_dev.image.build import PYTHON_IMAGE
+
+    local = profile(config, PROFILE)
+    assert local["build"]["local"] == {"push": False, "useBuildkit": False}
+    patched = skaffold.apply_patches(config, local["patches"])
+    (artifact,) = patched["build"]["artifacts"]
+    # The base `make image` made from Debian's packages, in the engine skaffold builds with.
+    assert artifact["docker"]["buildArgs"] == {"PYTHON_IMAGE": PYTHON_IMAGE}
+    assert artifact["hooks"]["after"][0]["command"] == ["fleetpipe", "dev", "cluster", "load"]
+    chart = release(patched)
+    assert chart["namespace"] == SKAFFOLD_NAMESPACE
+    assert chart["setValues"]["image.pullPolicy"] == "Never"  # only what the hook loaded
+    assert chart["setValues"]["operator.watchNamespace"] == SKAFFOLD_NAMESPACE

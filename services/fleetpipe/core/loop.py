@@ -36,13 +36,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.errors import CodecError, KafkaError
+from fleetpipe.core.handlers import BaseHandler, Handler, RetryLater
 from fleetpipe.core.health import Health
 from fleetpipe.core.kafka import (
     build_consumer,
@@ -54,46 +55,16 @@ from fleetpipe.core.packs import PackCodec, is_pack, unpack_into
 from fleetpipe.core.placement import producer_placement
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.rights import raise_if_refused
+from fleetpipe.core.seal import seal
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
 from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import CONSUMER, Span, Tracing, messaging_attributes
 from fleetpipe.core.transactions import BoundedCalls, KafkaCallStalled, Recovery, recovery_for
 
+# The handler's side lives in fleetpipe.core.handlers; services import it from here.
+__all__ = ["BaseHandler", "ConsumeProduceLoop", "Handler", "LoopConfig", "RetryLater"]
+
 log = logging.getLogger(__name__)
-
-
-class RetryLater(Exception):
-    """Raised by a handler when a dependency is unavailable; the batch is retried later."""
-
-
-class Handler(Protocol):
-    def handle(self, records: list[Record[Any]], out: Output) -> None:
-        """Process one batch. Called with at least one record."""
-
-    def on_assign(self, partitions: list[TopicPartition]) -> None:
-        """Partitions were assigned: restore their state before their first record arrives."""
-
-    def on_revoke(self, partitions: list[TopicPartition]) -> None:
-        """Partitions are leaving this process: flush or drop their state."""
-
-    def on_tick(self, now: float, out: Output) -> None:
-        """Processing-time timers (for example, vehicles gone silent)."""
-
-
-class BaseHandler:
-    """No-op hooks, so handlers implement only what they need."""
-
-    def handle(self, records: list[Record[Any]], out: Output) -> None:
-        raise NotImplementedError
-
-    def on_assign(self, partitions: list[TopicPartition]) -> None:
-        return None
-
-    def on_revoke(self, partitions: list[TopicPartition]) -> None:
-        return None
-
-    def on_tick(self, now: float, out: Output) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -110,6 +81,9 @@ class LoopConfig:
     retry_backoff_s: tuple[float, float] = (0.5, 10.0)
     consumer_overrides: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     producer_overrides: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    # State changelogs the handler restores from on assignment: sealed with the group's offsets
+    # (fleetpipe.core.seal) each time the transactional producer is made. Exactly-once only.
+    seal_topics: tuple[str, ...] = ()
 
 
 class ConsumeProduceLoop:
@@ -137,6 +111,7 @@ class ConsumeProduceLoop:
         self._clock = clock
         eos = config.mode is DeliveryMode.EXACTLY_ONCE
         self._eos = eos
+        self._kafka = kafka
         self.consumer = build_consumer(
             kafka,
             group_id=config.group_id,
@@ -267,12 +242,19 @@ class ConsumeProduceLoop:
         self.producer.raise_for_failures()
 
     def _init_transactions(self) -> None:
-        """Build the producer and fence every earlier one with its transactional id."""
+        """Build the producer, fence every earlier one with its transactional id, and seal what
+        an earlier one may have left open (fleetpipe.core.seal)."""
+        seal = True
         while not self.stop:
             self.producer.open(init_transactions=False)
             client = self.producer.client
             try:
                 self._producer_calls.call("init_transactions", client.init_transactions)
+                if seal:
+                    seal = False
+                    if not self._sealed():
+                        self.producer.discard()  # left mid-transaction: start clean, unsealed
+                        continue
                 return
             except KafkaCallStalled as exc:
                 self._waiting_for_kafka(str(exc))
@@ -284,6 +266,23 @@ class ConsumeProduceLoop:
                     raise KafkaError(f"init_transactions failed: {err}") from exc
                 self._waiting_for_kafka(f"init_transactions: {err}")
                 time.sleep(0.2)
+
+    def _sealed(self) -> bool:
+        """Seal (fleetpipe.core.seal); whether it was committed. A seal that fails is said and
+        left: the stage runs without one as well as it did before there were seals."""
+        try:
+            seal(
+                self.producer,
+                self._kafka,
+                group_id=self.config.group_id,
+                input_topic=next(iter(self.config.inputs)),
+                changelogs=self.config.seal_topics,
+                transactional=self._transactional,
+            )
+        except (KafkaException, KafkaCallStalled, KafkaError) as exc:
+            log.warning("could not seal the group's offsets and state changelogs: %s", exc)
+            return False
+        return True
 
     def _recover(self, kind: Recovery, why: str) -> None:
         """Leave a failed batch behind: abort its transaction (or, when the producer cannot

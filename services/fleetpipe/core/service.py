@@ -30,6 +30,7 @@ def loop_config(
     mode: DeliveryMode,
     max_batch: int | None = None,
     poll_timeout_s: float | None = None,
+    seal_topics: tuple[str, ...] = (),
 ) -> LoopConfig:
     """The loop of ``service`` as the settings every service shares configure it.
 
@@ -46,6 +47,7 @@ def loop_config(
         instance_id=settings.instance_id,
         max_batch=settings.kafka.max_batch if max_batch is None else max_batch,
         poll_timeout_s=settings.kafka.poll_timeout_s if poll_timeout_s is None else poll_timeout_s,
+        seal_topics=seal_topics,
     )
 
 

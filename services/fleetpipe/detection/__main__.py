@@ -41,6 +41,7 @@ def main() -> None:
             # Packs and single records alike: one record per event.
             inputs={topics.enriched: PackCodec(RawCodec(enriched_pb2.EnrichedTelemetry))},
             mode=settings.mode,
+            seal_topics=(topics.detection_state,),  # restored from (fleetpipe.core.seal)
         )
         store = Changelog(
             settings.kafka,

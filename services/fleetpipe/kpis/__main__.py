@@ -30,6 +30,7 @@ def main() -> None:
             },
             # The windows are emitted once: outputs, state and offsets in one transaction.
             mode=DeliveryMode.EXACTLY_ONCE,
+            seal_topics=(topics.kpi_state,),  # restored from (fleetpipe.core.seal)
         )
         handler = KpiHandler(
             settings.window_spec(),

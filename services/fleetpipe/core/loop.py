@@ -61,7 +61,6 @@ from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import CONSUMER, Span, Tracing, messaging_attributes
 from fleetpipe.core.transactions import BoundedCalls, KafkaCallStalled, Recovery, recovery_for
 
-# The handler's side lives in fleetpipe.core.handlers; services import it from here.
 __all__ = ["BaseHandler", "ConsumeProduceLoop", "Handler", "LoopConfig", "RetryLater"]
 
 log = logging.getLogger(__name__)
@@ -268,8 +267,7 @@ class ConsumeProduceLoop:
                 time.sleep(0.2)
 
     def _sealed(self) -> bool:
-        """Seal (fleetpipe.core.seal); whether it was committed. A seal that fails is said and
-        left: the stage runs without one as well as it did before there were seals."""
+        """Seal (fleetpipe.core.seal); whether it was committed. A failed seal is only said."""
         try:
             seal(
                 self.producer,
@@ -363,6 +361,9 @@ class ConsumeProduceLoop:
             return
         log.info("Kafka is back after %.1fs", self._clock() - self._kafka_trouble_since)
         self._kafka_trouble_since = None
+        if self._eos and not self._in_txn and not self._sealed():
+            # An idle stage meets an outage without a new producer: seal (anew if that fails).
+            self._recover(Recovery.RECREATE, "sealing after Kafka came back failed")
         self.health.set_ready(bool(self._assignment), "" if self._assignment else "no partitions")
 
     # -- the loop ----------------------------------------------------------------------------

@@ -7,11 +7,13 @@ the fleet console serves.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import psycopg
 import typer
@@ -147,28 +149,86 @@ def _emit(title: str, result: Result, fmt: Format) -> None:
         Console().print(_table(title, result))
 
 
+@dataclass(frozen=True)
+class _Query:
+    """What a command asks: the statement for a window and scope, its doc (the title's line) and
+    the window used when none is given (None: all time)."""
+
+    build: Callable[[Window, Scope], Statement]
+    doc: str | None
+    default_hours: float | None
+
+
+def _common(
+    hours: Hours = None,
+    since: Since = None,
+    until: Until = None,
+    fleet: Fleets = None,
+    fmt: Fmt = Format.TABLE,
+    as_json: AsJson = False,
+    dsn: Dsn = None,
+    schema: Schema = None,
+) -> None:
+    """The options every windowed command takes, after its own (declared once, here)."""
+
+
+def _signature_of(function: Callable[..., Any]) -> list[inspect.Parameter]:
+    hints = get_type_hints(function, include_extras=True)
+    return [
+        p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(function).parameters.values()
+    ]
+
+
+_COMMON = _signature_of(_common)
+
+
+def _query_command(name: str) -> Callable[[Callable[..., _Query]], Callable[..., None]]:
+    """Register ``ask`` (its own options -> a _Query) as ``fleetpipe query NAME``, with the
+    common options added to its signature for typer and handled here."""
+
+    def register(ask: Callable[..., _Query]) -> Callable[..., None]:
+        own = _signature_of(ask)
+        own_names = {p.name for p in own}
+
+        def command(**options: Any) -> None:
+            common = {k: v for k, v in options.items() if k not in own_names}
+            try:
+                asked = ask(**{k: v for k, v in options.items() if k in own_names})
+            except BadQuery as exc:
+                raise _refuse(exc) from exc
+            _run(name, asked, **common)
+
+        command.__signature__ = inspect.Signature([*own, *_COMMON])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in [*own, *_COMMON]}
+        command.__doc__ = ask.__doc__
+        query_app.command(name)(command)
+        return command
+
+    return register
+
+
 def _run(
     name: str,
-    build: Callable[[Window, Scope], Statement],
+    asked: _Query,
     *,
     hours: float | None,
     since: datetime | None,
     until: datetime | None,
-    fleets: list[str] | None,
+    fleet: list[str] | None,
     fmt: Format,
     as_json: bool,
     dsn: str | None,
     schema: str | None,
-    default_hours: float | None,
 ) -> None:
     try:
-        window = resolve(hours=hours, since=since, until=until, default_hours=default_hours)
-        statement = build(window, Scope().narrow(fleets))
+        window = resolve(hours=hours, since=since, until=until, default_hours=asked.default_hours)
+        statement = asked.build(window, Scope().narrow(fleet))
     except (BadQuery, Forbidden) as exc:
         raise _refuse(exc) from exc
     with _session(dsn, schema) as conn:
         result = execute.fetch(conn, statement)
-    help_line = (build.__doc__ or name).strip().splitlines()[0]
+    help_line = (asked.doc or name).strip().splitlines()[0]
     _emit(f"{name}: {help_line}", result, Format.JSON if as_json else fmt)
 
 
@@ -179,40 +239,16 @@ def _windowed(
     default_hours: float | None = 24.0,
     default_limit: int = 50,
 ) -> None:
-    """Register a command whose only options are the common ones."""
+    """Register a command whose only options are the common ones and --limit."""
 
-    def command(
-        hours: Hours = None,
-        since: Since = None,
-        until: Until = None,
-        fleet: Fleets = None,
-        limit: Limit = default_limit,
-        fmt: Fmt = Format.TABLE,
-        as_json: AsJson = False,
-        dsn: Dsn = None,
-        schema: Schema = None,
-    ) -> None:
-        def build(window: Window, scope: Scope) -> Statement:
-            return query(window, scope, limit=limit)
-
-        build.__doc__ = query.__doc__
-        _run(
-            name,
-            build,
-            hours=hours,
-            since=since,
-            until=until,
-            fleets=fleet,
-            fmt=fmt,
-            as_json=as_json,
-            dsn=dsn,
-            schema=schema,
-            default_hours=default_hours,
+    def ask(limit: Limit = default_limit) -> _Query:
+        return _Query(
+            lambda window, scope: query(window, scope, limit=limit), query.__doc__, default_hours
         )
 
     window_help = f"default: the last {default_hours:g} h" if default_hours else "default: all"
-    doc = (query.__doc__ or name).strip().splitlines()[0]
-    query_app.command(name, help=f"{doc} ({window_help})")(command)
+    ask.__doc__ = f"{(query.__doc__ or name).strip().splitlines()[0]} ({window_help})"
+    _query_command(name)(ask)
 
 
 _windowed("alerts-per-hour", statements.alerts_per_hour)
@@ -225,41 +261,20 @@ _windowed("deadletters", statements.dead_letters)
 _windowed("notifications", statements.notifications)
 
 
-@query_app.command("trace")
+@_query_command("trace")
 def trace_command(
     vehicle: Annotated[str, typer.Argument(help="vehicle id")],
-    hours: Hours = None,
-    since: Since = None,
-    until: Until = None,
-    fleet: Fleets = None,
     limit: Limit = 3600,
-    fmt: Fmt = Format.TABLE,
-    as_json: AsJson = False,
-    dsn: Dsn = None,
-    schema: Schema = None,
-) -> None:
+) -> _Query:
     """A vehicle's trace, oldest first (default: the last hour)."""
-
-    def build(window: Window, scope: Scope) -> Statement:
-        return statements.trace(vehicle, window, scope, limit=limit)
-
-    build.__doc__ = statements.trace.__doc__
-    _run(
-        "trace",
-        build,
-        hours=hours,
-        since=since,
-        until=until,
-        fleets=fleet,
-        fmt=fmt,
-        as_json=as_json,
-        dsn=dsn,
-        schema=schema,
-        default_hours=1.0,
+    return _Query(
+        lambda window, scope: statements.trace(vehicle, window, scope, limit=limit),
+        statements.trace.__doc__,
+        1.0,
     )
 
 
-@query_app.command("latest")
+@_query_command("latest")
 def latest_command(
     status: Annotated[
         list[Status] | None, typer.Option(help="only vehicles in this status (repeatable)")
@@ -267,42 +282,20 @@ def latest_command(
     bbox: Annotated[
         str | None, typer.Option(help="only inside west,south,east,north (degrees)")
     ] = None,
-    hours: Hours = None,
-    since: Since = None,
-    until: Until = None,
-    fleet: Fleets = None,
     limit: Limit = 1000,
-    fmt: Fmt = Format.TABLE,
-    as_json: AsJson = False,
-    dsn: Dsn = None,
-    schema: Schema = None,
-) -> None:
+) -> _Query:
     """Every vehicle's latest position and status (default: however long ago it was heard)."""
-    try:
-        box = BBox.parse(bbox) if bbox else None
-    except BadQuery as exc:
-        raise _refuse(exc) from exc
-
-    def build(window: Window, scope: Scope) -> Statement:
-        return statements.latest(window, scope, statuses=status or (), bbox=box, limit=limit)
-
-    build.__doc__ = statements.latest.__doc__
-    _run(
-        "latest",
-        build,
-        hours=hours,
-        since=since,
-        until=until,
-        fleets=fleet,
-        fmt=fmt,
-        as_json=as_json,
-        dsn=dsn,
-        schema=schema,
-        default_hours=None,
+    box = BBox.parse(bbox) if bbox else None
+    return _Query(
+        lambda window, scope: statements.latest(
+            window, scope, statuses=status or (), bbox=box, limit=limit
+        ),
+        statements.latest.__doc__,
+        None,
     )
 
 
-@query_app.command("alerts")
+@_query_command("alerts")
 def alerts_command(
     open_only: Annotated[
         bool, typer.Option("--open", help="only episodes not resolved (default window: all)")
@@ -310,20 +303,11 @@ def alerts_command(
     rule: Annotated[str | None, typer.Option(help="only this rule")] = None,
     severity: Annotated[str | None, typer.Option(help="only this severity")] = None,
     vehicle: Annotated[str | None, typer.Option(help="only this vehicle")] = None,
-    hours: Hours = None,
-    since: Since = None,
-    until: Until = None,
-    fleet: Fleets = None,
     limit: Limit = 100,
-    fmt: Fmt = Format.TABLE,
-    as_json: AsJson = False,
-    dsn: Dsn = None,
-    schema: Schema = None,
-) -> None:
+) -> _Query:
     """Alert episodes started in the window, newest first (default: the last 24 h)."""
-
-    def build(window: Window, scope: Scope) -> Statement:
-        return statements.alerts(
+    return _Query(
+        lambda window, scope: statements.alerts(
             window,
             scope,
             open_only=open_only,
@@ -331,59 +315,26 @@ def alerts_command(
             severity=severity,
             vehicle=vehicle,
             limit=limit,
-        )
-
-    build.__doc__ = statements.alerts.__doc__
-    _run(
-        "alerts",
-        build,
-        hours=hours,
-        since=since,
-        until=until,
-        fleets=fleet,
-        fmt=fmt,
-        as_json=as_json,
-        dsn=dsn,
-        schema=schema,
-        default_hours=None if open_only else 24.0,
+        ),
+        statements.alerts.__doc__,
+        None if open_only else 24.0,
     )
 
 
-@query_app.command("kpi-windows")
+@_query_command("kpi-windows")
 def kpi_windows_command(
     dimension: Annotated[
         str,
         typer.Option(help="fleet, model or vehicle_type; 'all' for every one"),
     ] = "fleet",
-    hours: Hours = None,
-    since: Since = None,
-    until: Until = None,
-    fleet: Fleets = None,
     limit: Limit = 50,
-    fmt: Fmt = Format.TABLE,
-    as_json: AsJson = False,
-    dsn: Dsn = None,
-    schema: Schema = None,
-) -> None:
+) -> _Query:
     """The KPI stage's windows, newest first (default: the last 1 h)."""
-
-    def build(window: Window, scope: Scope) -> Statement:
-        wanted = None if dimension == "all" else dimension
-        return statements.kpi_windows(window, scope, dimension=wanted, limit=limit)
-
-    build.__doc__ = statements.kpi_windows.__doc__
-    _run(
-        "kpi-windows",
-        build,
-        hours=hours,
-        since=since,
-        until=until,
-        fleets=fleet,
-        fmt=fmt,
-        as_json=as_json,
-        dsn=dsn,
-        schema=schema,
-        default_hours=1.0,
+    wanted = None if dimension == "all" else dimension
+    return _Query(
+        lambda window, scope: statements.kpi_windows(window, scope, dimension=wanted, limit=limit),
+        statements.kpi_windows.__doc__,
+        1.0,
     )
 
 

@@ -76,6 +76,16 @@ def _window(
         raise bad(exc.field, exc.reason) from exc
 
 
+def windowed(default: float | None) -> Any:
+    """The window a route reads (?hours, or ?since and ?until), ``default`` hours back from now
+    when none is given (None: all time), as a dependency."""
+
+    def window(hours: Hours = None, since: Since = None, until: Until = None) -> Window:
+        return _window(hours, since, until, default)
+
+    return Depends(window)
+
+
 async def _rows(deps: Deps, build: Callable[[], Statement]) -> execute.Result:
     try:
         statement = build()
@@ -101,11 +111,9 @@ router = APIRouter(prefix="/api/v1")
 async def vehicles(
     request: Request,
     scope: Caller,
+    window: Annotated[Window, windowed(None)],
     status: Annotated[list[Status] | None, Query()] = None,
     bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
-    hours: Hours = None,
-    since: Since = None,
-    until: Until = None,
     limit: Limit = statements.MAX_LIMIT,
     format: Literal["json", "geojson", "csv", "compact"] = "json",
 ) -> Response:
@@ -113,7 +121,6 @@ async def vehicles(
         box = BBox.parse(bbox) if bbox else None
     except BadQuery as exc:
         raise bad(exc.field, exc.reason) from exc
-    window = _window(hours, since, until, None)
     result = await _rows(
         _deps(request),
         lambda: statements.latest(window, scope, statuses=status or (), bbox=box, limit=limit),
@@ -131,13 +138,10 @@ async def trace(
     request: Request,
     scope: Caller,
     vehicle_id: Annotated[str, Path(min_length=1, max_length=200)],
-    hours: Hours = None,
-    since: Since = None,
-    until: Until = None,
+    window: Annotated[Window, windowed(1.0)],
     limit: Limit = 3600,
     format: Fmt = "json",
 ) -> Response:
-    window = _window(hours, since, until, 1.0)
     result = await _rows(
         _deps(request), lambda: statements.trace(vehicle_id, window, scope, limit=limit)
     )
@@ -196,16 +200,16 @@ def _windowed(
     async def endpoint(
         request: Request,
         scope: Caller,
-        hours: Hours = None,
-        since: Since = None,
-        until: Until = None,
+        window: Annotated[Window, windowed(default)],
         limit: Limit = 1000,
         format: ListFmt = "json",
     ) -> Response:
-        window = _window(hours, since, until, default)
         result = await _rows(_deps(request), lambda: query(window, scope, limit=limit))
         return _answer(result, format)
 
+    # The annotation names this call's ``default``: FastAPI evaluates string annotations in the
+    # module's globals, so the window's is given as an object.
+    endpoint.__annotations__["window"] = Annotated[Window, windowed(default)]
     endpoint.__name__ = path.strip("/").replace("-", "_")
     router.get(path, summary=summary)(endpoint)
 

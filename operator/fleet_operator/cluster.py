@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from fleet_operator.objects import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.ports import (
     ApplyRefused,
     KafkaUnavailable,
@@ -28,7 +29,6 @@ from fleet_operator.ports import (
     PipelineRef,
     TopicsFailed,
 )
-from fleet_operator.render import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.spec import API_VERSION, KIND
 from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import Admin, KafkaException, build_admin, is_unreachable

@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 
 from fleet_operator.credentials import CONSOLE, kafka_ca_volume, kafka_login_env
-from fleet_operator.render import (
-    HTTP_PORT,
+from fleet_operator.objects import (
     Manifest,
     Owner,
-    _metadata,
-    _secret,
-    _value,
+    child_metadata,
     child_name,
+    container_security,
+    env_secret,
+    env_value,
     labels,
+    pod_security,
+)
+from fleet_operator.render import (
+    HTTP_PORT,
     topics_for,
 )
 from fleet_operator.spec import FleetPipelineSpec
@@ -48,44 +52,44 @@ def health_targets(owner: Owner, spec: FleetPipelineSpec) -> dict[str, str]:
 def console_env(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
     kafka, console = spec.kafka, spec.console
     env = [
-        _value("FLEET_KAFKA__BOOTSTRAP_SERVERS", kafka.bootstrap_servers),
-        _value("FLEET_KAFKA__SECURITY_PROTOCOL", kafka.security_protocol),
+        env_value("FLEET_KAFKA__BOOTSTRAP_SERVERS", kafka.bootstrap_servers),
+        env_value("FLEET_KAFKA__SECURITY_PROTOCOL", kafka.security_protocol),
     ]
     if kafka.sasl_mechanism:
-        env.append(_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
+        env.append(env_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
     # The console's own Kafka principal (or the shared one), and the brokers' CA.
     env += kafka_login_env(spec, CONSOLE)
     topics = topics_for(spec)
     env += [
-        _value("FLEET_TOPICS__ALERTS", topics.alerts),
-        _value("FLEET_TOPICS__ENRICHED", topics.enriched),
-        _value("FLEET_LISTEN_PORT", PORT),
-        _value("FLEET_OBSERVABILITY__LOG_FORMAT", "json"),
-        _value("OTEL_SERVICE_NAME", "fleetpipe-console"),
-        _secret(
+        env_value("FLEET_TOPICS__ALERTS", topics.alerts),
+        env_value("FLEET_TOPICS__ENRICHED", topics.enriched),
+        env_value("FLEET_LISTEN_PORT", PORT),
+        env_value("FLEET_OBSERVABILITY__LOG_FORMAT", "json"),
+        env_value("OTEL_SERVICE_NAME", "fleetpipe-console"),
+        env_secret(
             "FLEET_POSTGRES__DSN", console.database_secret or spec.storage.database_secret, "dsn"
         ),
     ]
     if console.tokens_secret:
-        env.append(_secret("FLEET_CONSOLE_TOKENS", console.tokens_secret, "tokens"))
+        env.append(env_secret("FLEET_CONSOLE_TOKENS", console.tokens_secret, "tokens"))
     if console.tile_url:
-        env.append(_value("FLEET_MAP__TILE_URL", console.tile_url))
-        env.append(_value("FLEET_MAP__TILE_ATTRIBUTION", console.tile_attribution))
+        env.append(env_value("FLEET_MAP__TILE_URL", console.tile_url))
+        env.append(env_value("FLEET_MAP__TILE_ATTRIBUTION", console.tile_attribution))
     # The operations view: alerts' traces from Jaeger's query API, the pipeline's health from
     # Prometheus or, without one, from each service's /metrics.
     if console.traces_query_url:
-        env.append(_value("FLEET_TRACES__QUERY_URL", console.traces_query_url))
+        env.append(env_value("FLEET_TRACES__QUERY_URL", console.traces_query_url))
     if console.traces_ui_url:
-        env.append(_value("FLEET_TRACES__UI_URL", console.traces_ui_url))
+        env.append(env_value("FLEET_TRACES__UI_URL", console.traces_ui_url))
     if console.prometheus_url:
-        env.append(_value("FLEET_HEALTH__PROMETHEUS_URL", console.prometheus_url))
+        env.append(env_value("FLEET_HEALTH__PROMETHEUS_URL", console.prometheus_url))
     else:
-        env.append(_value("FLEET_HEALTH__TARGETS", json.dumps(health_targets(owner, spec))))
+        env.append(env_value("FLEET_HEALTH__TARGETS", json.dumps(health_targets(owner, spec))))
     if spec.tracing.otlp_endpoint:
         env += [
-            _value("OTEL_EXPORTER_OTLP_ENDPOINT", spec.tracing.otlp_endpoint),
-            _value("OTEL_TRACES_SAMPLER", "traceidratio"),
-            _value("OTEL_TRACES_SAMPLER_ARG", 1.0),
+            env_value("OTEL_EXPORTER_OTLP_ENDPOINT", spec.tracing.otlp_endpoint),
+            env_value("OTEL_TRACES_SAMPLER", "traceidratio"),
+            env_value("OTEL_TRACES_SAMPLER_ARG", 1.0),
         ]
     return env
 
@@ -109,17 +113,13 @@ def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *ca_mounts],  # noqa: S108
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(),
     }
     manifests: list[Manifest] = [
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _metadata(owner, name, COMPONENT),
+            "metadata": child_metadata(owner, name, COMPONENT),
             "spec": {
                 "replicas": console.replicas,
                 "revisionHistoryLimit": 3,
@@ -129,12 +129,7 @@ def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
                     "spec": {
                         "automountServiceAccountToken": False,
                         "enableServiceLinks": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 10001,
-                            "runAsGroup": 10001,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
+                        "securityContext": pod_security(fs_group=False),
                         "containers": [container],
                         "volumes": [{"name": "tmp", "emptyDir": {}}, *ca_volumes],
                     },
@@ -144,7 +139,7 @@ def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _metadata(owner, name, COMPONENT),
+            "metadata": child_metadata(owner, name, COMPONENT),
             "spec": {
                 "type": console.service_type,
                 "selector": _selector(owner),
@@ -175,7 +170,7 @@ def console_manifests(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "Ingress",
-                "metadata": _metadata(owner, name, COMPONENT),
+                "metadata": child_metadata(owner, name, COMPONENT),
                 "spec": body,
             }
         )

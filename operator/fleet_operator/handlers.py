@@ -15,9 +15,9 @@ from typing import Any
 
 import kopf
 
+from fleet_operator.objects import MANAGER, PIPELINE_LABEL
 from fleet_operator.ports import Backoff, InvalidSpec, PipelineRef
 from fleet_operator.reconcile import Reconciler
-from fleet_operator.render import MANAGER, PIPELINE_LABEL
 from fleet_operator.settings import OperatorSettings
 from fleet_operator.spec import GROUP, PLURAL, VERSION, DeletionPolicy
 from fleet_operator.ticker import Ticker

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fleet_operator.render import Manifest
+from fleet_operator.objects import Manifest
 from fleet_operator.spec import API_VERSION, KIND
 from fleetpipe.core.errors import FleetPipeError
 from fleetpipe.core.settings import KafkaSettings

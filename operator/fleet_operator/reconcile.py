@@ -26,6 +26,7 @@ from fleet_operator import claims, decisions, sizing
 from fleet_operator.console import console_manifests
 from fleet_operator.decisions import Event, Prior, Problem
 from fleet_operator.kafka_login import kafka_settings, read_login
+from fleet_operator.objects import Owner
 from fleet_operator.ports import (
     ApplyRefused,
     Backoff,
@@ -39,7 +40,6 @@ from fleet_operator.ports import (
     TopicsFailed,
 )
 from fleet_operator.render import (
-    Owner,
     deployment_names,
     group_id,
     input_topics,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -21,19 +20,26 @@ from fleet_operator.credentials import (
     kafka_login_env,
 )
 from fleet_operator.credentials import referenced as login_secrets
+from fleet_operator.objects import (
+    COMPONENT_LABEL,
+    Manifest,
+    Owner,
+    child_metadata,
+    child_name,
+    container_security,
+    env_secret,
+    env_value,
+    labels,
+    pod_security,
+    selector_labels,
+)
 from fleet_operator.render_recipients import recipient_secrets, recipients_env
 from fleet_operator.rules import limits_document, rules_document
 from fleet_operator.sizing import CONSUMERS, INPUT_TOPICS, SizingPlan
-from fleet_operator.spec import API_VERSION, KIND, Component, FleetPipelineSpec
+from fleet_operator.spec import Component, FleetPipelineSpec
 from fleetpipe.core.settings import Topics
 from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.registry import FIELDS as REGISTRY_FIELDS
-
-Manifest = dict[str, Any]
-
-MANAGER = "fleetpipe-operator"
-PIPELINE_LABEL = "fleetpipe.io/pipeline"
-COMPONENT_LABEL = "app.kubernetes.io/component"
 
 HTTP_PORT = 8080  # health, readiness and Prometheus metrics (fleetpipe.core.health)
 GRPC_PORT = 50051  # ingest's TelemetryIngest
@@ -113,25 +119,6 @@ DEFAULT_RESOURCES: dict[Component, Manifest] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """The FleetPipeline the children belong to."""
-
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> Manifest:
-        return {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-
 # ---- Kafka -------------------------------------------------------------------------------
 def topics_for(spec: FleetPipelineSpec) -> Topics:
     suffix = spec.kafka.topic_suffix
@@ -159,41 +146,6 @@ def pipeline_topics(spec: FleetPipelineSpec, partitions: int) -> list[TopicSpec]
     )
 
 
-# ---- metadata ----------------------------------------------------------------------------
-def child_name(owner: Owner, component: Component | str) -> str:
-    value = component.value if isinstance(component, Component) else component
-    return f"{owner.name}-{value}"
-
-
-def selector_labels(owner: Owner, component: Component) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": "fleetpipe",
-        "app.kubernetes.io/instance": owner.name,
-        COMPONENT_LABEL: component.value,
-    }
-
-
-def labels(owner: Owner, component: Component | str) -> dict[str, str]:
-    value = component.value if isinstance(component, Component) else component
-    return {
-        "app.kubernetes.io/name": "fleetpipe",
-        "app.kubernetes.io/instance": owner.name,
-        COMPONENT_LABEL: value,
-        "app.kubernetes.io/part-of": "fleetpipe",
-        "app.kubernetes.io/managed-by": MANAGER,
-        PIPELINE_LABEL: owner.name,
-    }
-
-
-def _metadata(owner: Owner, name: str, component: Component | str) -> Manifest:
-    return {
-        "name": name,
-        "namespace": owner.namespace,
-        "labels": labels(owner, component),
-        "ownerReferences": [owner.reference()],
-    }
-
-
 # ---- ConfigMaps --------------------------------------------------------------------------
 def rules_yaml(spec: FleetPipelineSpec) -> str:
     return yaml.safe_dump(rules_document(spec), sort_keys=True, default_flow_style=False)
@@ -205,7 +157,7 @@ def limits_config_map(owner: Owner, spec: FleetPipelineSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(owner, child_name(owner, "limits"), "limits"),
+        "metadata": child_metadata(owner, child_name(owner, "limits"), "limits"),
         "data": {LIMITS_FILE: text},
     }
 
@@ -214,7 +166,7 @@ def rules_config_map(owner: Owner, spec: FleetPipelineSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(owner, child_name(owner, "rules"), "rules"),
+        "metadata": child_metadata(owner, child_name(owner, "rules"), "rules"),
         "data": {RULES_FILE: rules_yaml(spec)},
     }
 
@@ -225,7 +177,7 @@ def registry_config_map(owner: Owner) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(owner, child_name(owner, "registry"), "registry"),
+        "metadata": child_metadata(owner, child_name(owner, "registry"), "registry"),
         "data": {"vehicles.csv": ",".join(REGISTRY_FIELDS) + "\n"},
     }
 
@@ -238,95 +190,84 @@ def registry_source(owner: Owner, spec: FleetPipelineSpec) -> tuple[str, str]:
 
 
 # ---- environment -------------------------------------------------------------------------
-def _value(name: str, value: object) -> Manifest:
-    return {"name": name, "value": str(value)}
-
-
-def _secret(name: str, secret: str, key: str, *, optional: bool = False) -> Manifest:
-    ref: Manifest = {"name": secret, "key": key}
-    if optional:
-        ref["optional"] = True
-    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
-
-
 def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list[Manifest]:
     kafka = spec.kafka
     env = [
-        _value("FLEET_KAFKA__BOOTSTRAP_SERVERS", kafka.bootstrap_servers),
-        _value("FLEET_KAFKA__SECURITY_PROTOCOL", kafka.security_protocol),
-        _value("FLEET_KAFKA__COMPRESSION_TYPE", kafka.compression),
+        env_value("FLEET_KAFKA__BOOTSTRAP_SERVERS", kafka.bootstrap_servers),
+        env_value("FLEET_KAFKA__SECURITY_PROTOCOL", kafka.security_protocol),
+        env_value("FLEET_KAFKA__COMPRESSION_TYPE", kafka.compression),
     ]
     if kafka.sasl_mechanism:
-        env.append(_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
+        env.append(env_value("FLEET_KAFKA__SASL_MECHANISM", kafka.sasl_mechanism))
     # The service's own Kafka principal (or the shared one), and the brokers' CA.
     env += kafka_login_env(spec, component.value)
     for field, topic in topics_for(spec).model_dump().items():
-        env.append(_value(f"FLEET_TOPICS__{field.upper()}", topic))
+        env.append(env_value(f"FLEET_TOPICS__{field.upper()}", topic))
     env += [
-        _value("FLEET_OBSERVABILITY__HTTP_PORT", HTTP_PORT),
-        _value("FLEET_OBSERVABILITY__LOG_FORMAT", "json"),
+        env_value("FLEET_OBSERVABILITY__HTTP_PORT", HTTP_PORT),
+        env_value("FLEET_OBSERVABILITY__LOG_FORMAT", "json"),
         # The standard OpenTelemetry variable, read by the SDK itself.
-        _value("OTEL_SERVICE_NAME", f"fleetpipe-{component.value}"),
+        env_value("OTEL_SERVICE_NAME", f"fleetpipe-{component.value}"),
     ]
     if spec.tracing.otlp_endpoint:
         # Read by the OpenTelemetry SDK and fleetpipe.core.tracing; only ingest starts traces
         # by ratio, the other services follow the context in the records' headers.
         env += [
-            _value("OTEL_EXPORTER_OTLP_ENDPOINT", spec.tracing.otlp_endpoint),
-            _value("OTEL_TRACES_SAMPLER", "traceidratio"),
-            _value("OTEL_TRACES_SAMPLER_ARG", spec.tracing.sampling_ratio),
+            env_value("OTEL_EXPORTER_OTLP_ENDPOINT", spec.tracing.otlp_endpoint),
+            env_value("OTEL_TRACES_SAMPLER", "traceidratio"),
+            env_value("OTEL_TRACES_SAMPLER_ARG", spec.tracing.sampling_ratio),
         ]
     if component in CONSUMERS:
-        env.append(_value(ENV["group_id"], group_id(spec, component)))
+        env.append(env_value(ENV["group_id"], group_id(spec, component)))
     _registry_cm, registry_key = registry_source(owner, spec)
     if component is Component.INGEST:
-        env.append(_value(ENV["grpc_port"], GRPC_PORT))
+        env.append(env_value(ENV["grpc_port"], GRPC_PORT))
         # The registry decides which fleet a vehicle belongs to, whatever a token claims.
-        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
-        env.append(_value(ENV["unknown_vehicles"], spec.ingest.unknown_vehicles))
+        env.append(env_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+        env.append(env_value(ENV["unknown_vehicles"], spec.ingest.unknown_vehicles))
         if spec.ingest.tokens_secret:
-            env.append(_value(ENV["tokens_path"], f"{INGEST_AUTH_DIR}/{INGEST_TOKENS_FILE}"))
+            env.append(env_value(ENV["tokens_path"], f"{INGEST_AUTH_DIR}/{INGEST_TOKENS_FILE}"))
         if spec.ingest.http_port is not None:
-            env.append(_value("FLEET_HTTP__PORT", spec.ingest.http_port))
+            env.append(env_value("FLEET_HTTP__PORT", spec.ingest.http_port))
     elif component is Component.ENRICHMENT:
-        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
-        env.append(_value(ENV["speed_limits_path"], f"{LIMITS_DIR}/{LIMITS_FILE}"))
+        env.append(env_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+        env.append(env_value(ENV["speed_limits_path"], f"{LIMITS_DIR}/{LIMITS_FILE}"))
     elif component is Component.DETECTION:
-        env.append(_value(ENV["rules_path"], f"{RULES_DIR}/{RULES_FILE}"))
+        env.append(env_value(ENV["rules_path"], f"{RULES_DIR}/{RULES_FILE}"))
     elif component is Component.NOTIFICATION:
         note = spec.notification
-        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
-        env.append(_secret(ENV["postgres_dsn"], database_secret(spec, component.value), "dsn"))
+        env.append(env_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+        env.append(env_secret(ENV["postgres_dsn"], database_secret(spec, component.value), "dsn"))
         for key, required in TWILIO_KEYS:
             env.append(
-                _secret(
+                env_secret(
                     f"FLEET_TWILIO__{key.upper()}",
                     note.twilio_secret,
                     key,
                     optional=not required,
                 )
             )
-        env.append(_value(ENV["min_severity"], note.min_severity.value))
+        env.append(env_value(ENV["min_severity"], note.min_severity.value))
         channels = note.channels.model_dump()
-        env.append(_value(ENV["channels"], json.dumps(channels, sort_keys=True)))
+        env.append(env_value(ENV["channels"], json.dumps(channels, sort_keys=True)))
         env += recipients_env(spec.recipients)
     elif component is Component.STORAGE_WRITER:
-        env.append(_secret(ENV["postgres_dsn"], database_secret(spec, component.value), "dsn"))
+        env.append(env_secret(ENV["postgres_dsn"], database_secret(spec, component.value), "dsn"))
         # The vehicles table follows the registry.
-        env.append(_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
-        env.append(_value(ENV["hot_retention_days"], spec.storage.hot_retention_days))
-        env.append(_value(ENV["cold_path"], spec.storage.cold_path))
+        env.append(env_value(ENV["registry_path"], f"{REGISTRY_DIR}/{registry_key}"))
+        env.append(env_value(ENV["hot_retention_days"], spec.storage.hot_retention_days))
+        env.append(env_value(ENV["cold_path"], spec.storage.cold_path))
         for name in (
             "latest_retention_days",
             "dead_letters_retention_days",
             "ledger_retention_days",
         ):
-            env.append(_value(ENV[name], getattr(spec.storage, name)))
+            env.append(env_value(ENV[name], getattr(spec.storage, name)))
         if spec.storage.cold_url:
-            env.append(_value(ENV["cold_url"], spec.storage.cold_url))
+            env.append(env_value(ENV["cold_url"], spec.storage.cold_url))
         if spec.storage.cold_credentials_secret:
             for key in S3_CREDENTIAL_KEYS:
-                env.append(_secret(key, spec.storage.cold_credentials_secret, key))
+                env.append(env_secret(key, spec.storage.cold_credentials_secret, key))
     elif component is Component.KPIS:
         for name in (
             "window_seconds",
@@ -334,7 +275,7 @@ def env_for(owner: Owner, spec: FleetPipelineSpec, component: Component) -> list
             "allowed_lateness_seconds",
             "idle_seconds",
         ):
-            env.append(_value(ENV[name], getattr(spec.kpis, name)))
+            env.append(env_value(ENV[name], getattr(spec.kpis, name)))
     return env
 
 
@@ -411,16 +352,12 @@ def deployment(
             "httpGet": {"path": "/readyz", "port": "http"},
             "periodSeconds": 5,
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(),
     }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(owner, child_name(owner, component), component),
+        "metadata": child_metadata(owner, child_name(owner, component), component),
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": 3,
@@ -436,13 +373,7 @@ def deployment(
                     "enableServiceLinks": False,
                     # SIGTERM drains the loop: finish the batch, commit, leave the group.
                     "terminationGracePeriodSeconds": 60,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 10001,
-                        "runAsGroup": 10001,
-                        "fsGroup": 10001,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security(),
                     "containers": [container],
                     "volumes": volumes,
                 },
@@ -465,7 +396,7 @@ def service(owner: Owner, spec: FleetPipelineSpec, component: Component) -> Mani
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(owner, child_name(owner, component), component),
+        "metadata": child_metadata(owner, child_name(owner, component), component),
         "spec": {
             "type": service_type,
             "selector": selector_labels(owner, component),

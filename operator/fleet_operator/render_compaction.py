@@ -9,15 +9,19 @@ Secret reference, or the claim of ``storage.coldVolumeClaim`` mounted at the sam
 from __future__ import annotations
 
 from fleet_operator.credentials import database_secret
-from fleet_operator.render import (
-    S3_CREDENTIAL_KEYS,
+from fleet_operator.objects import (
     Manifest,
     Owner,
-    _metadata,
-    _secret,
-    _value,
+    child_metadata,
     child_name,
+    container_security,
+    env_secret,
+    env_value,
     labels,
+    pod_security,
+)
+from fleet_operator.render import (
+    S3_CREDENTIAL_KEYS,
 )
 from fleet_operator.spec import FleetPipelineSpec, LakeSpec
 
@@ -46,14 +50,14 @@ def compaction_args(lake: LakeSpec) -> list[str]:
 
 def _env(spec: FleetPipelineSpec) -> list[Manifest]:
     storage = spec.storage
-    env = [_value("FLEET_LAKE__PATH", storage.cold_path)]
+    env = [env_value("FLEET_LAKE__PATH", storage.cold_path)]
     if storage.cold_url:
-        env.append(_value("FLEET_LAKE__URL", storage.cold_url))
+        env.append(env_value("FLEET_LAKE__URL", storage.cold_url))
     if storage.cold_credentials_secret:
-        env += [_secret(key, storage.cold_credentials_secret, key) for key in S3_CREDENTIAL_KEYS]
+        env += [env_secret(key, storage.cold_credentials_secret, key) for key in S3_CREDENTIAL_KEYS]
     # The erasure audit, so that no erased subject's rows reach silver or gold: read with the
     # storage writer's login, which may read the audit (and honours it itself).
-    env.append(_secret("FLEET_POSTGRES__DSN", database_secret(spec, "storage-writer"), "dsn"))
+    env.append(env_secret("FLEET_POSTGRES__DSN", database_secret(spec, "storage-writer"), "dsn"))
     return env
 
 
@@ -77,24 +81,14 @@ def lake_compaction(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
         "env": _env(spec),
         "resources": lake.resources or DEFAULT_RESOURCES,
         "volumeMounts": mounts,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(),
     }
     pod: Manifest = {
         "restartPolicy": "Never",
         # The job never talks to the Kubernetes API.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "runAsGroup": 10001,
-            "fsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "containers": [container],
         "volumes": volumes,
     }
@@ -102,7 +96,7 @@ def lake_compaction(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
         {
             "apiVersion": "batch/v1",
             "kind": "CronJob",
-            "metadata": _metadata(owner, child_name(owner, COMPONENT), COMPONENT),
+            "metadata": child_metadata(owner, child_name(owner, COMPONENT), COMPONENT),
             "spec": {
                 "schedule": lake.compaction_schedule,
                 "timeZone": "Etc/UTC",

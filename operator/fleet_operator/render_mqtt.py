@@ -9,15 +9,19 @@ parallel: the replicas share the messages through the broker, not through an ord
 from __future__ import annotations
 
 from fleet_operator.credentials import kafka_ca_volume
+from fleet_operator.objects import (
+    Manifest,
+    Owner,
+    child_metadata,
+    child_name,
+    container_security,
+    env_secret,
+    env_value,
+    pod_security,
+)
 from fleet_operator.render import (
     HTTP_PORT,
     REGISTRY_DIR,
-    Manifest,
-    Owner,
-    _metadata,
-    _secret,
-    _value,
-    child_name,
     env_for,
     registry_source,
 )
@@ -49,13 +53,13 @@ def bridge_env(owner: Owner, spec: FleetPipelineSpec, mqtt: MqttSpec) -> list[Ma
         if e["name"] not in _INGEST_ONLY and e["name"] != "OTEL_SERVICE_NAME"
     ]
     env += [
-        _value("OTEL_SERVICE_NAME", f"fleetpipe-{BRIDGE}"),
-        _value("FLEET_MQTT__HOST", mqtt.host),
-        _value("FLEET_MQTT__PORT", mqtt.port),
-        _value("FLEET_MQTT__USERNAME", mqtt.username),
-        _secret("FLEET_MQTT__PASSWORD", mqtt.credentials_secret, "password"),
-        _value("FLEET_MQTT__SHARE_GROUP", mqtt.share_group),
-        _value("FLEET_MQTT__RECEIVE_MAXIMUM", mqtt.receive_maximum),
+        env_value("OTEL_SERVICE_NAME", f"fleetpipe-{BRIDGE}"),
+        env_value("FLEET_MQTT__HOST", mqtt.host),
+        env_value("FLEET_MQTT__PORT", mqtt.port),
+        env_value("FLEET_MQTT__USERNAME", mqtt.username),
+        env_secret("FLEET_MQTT__PASSWORD", mqtt.credentials_secret, "password"),
+        env_value("FLEET_MQTT__SHARE_GROUP", mqtt.share_group),
+        env_value("FLEET_MQTT__RECEIVE_MAXIMUM", mqtt.receive_maximum),
     ]
     return env
 
@@ -68,7 +72,7 @@ def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
     name = child_name(owner, BRIDGE)
     registry_cm, _key = registry_source(owner, spec)
     selector = bridge_labels(owner)
-    metadata = _metadata(owner, name, BRIDGE)
+    metadata = child_metadata(owner, name, BRIDGE)
     service: Manifest = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -100,11 +104,7 @@ def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
             "failureThreshold": 6,
         },
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(),
     }
     statefulset: Manifest = {
         "apiVersion": "apps/v1",
@@ -122,13 +122,7 @@ def mqtt_bridge(owner: Owner, spec: FleetPipelineSpec) -> list[Manifest]:
                     "enableServiceLinks": False,
                     # SIGTERM finishes the messages in hand; the rest stay in the session.
                     "terminationGracePeriodSeconds": 60,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 10001,
-                        "runAsGroup": 10001,
-                        "fsGroup": 10001,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security(),
                     "containers": [container],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {}},

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fleet_operator.console import console_manifests
-from fleet_operator.render import Owner
+from fleet_operator.objects import Owner
 from fleet_operator.spec import SpecError, parse_spec
 
 pytestmark = pytest.mark.unit

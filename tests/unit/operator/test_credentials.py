@@ -9,7 +9,8 @@ import pytest
 
 from fleet_operator.console import console_manifests
 from fleet_operator.credentials import KAFKA_CA_DIR
-from fleet_operator.render import Owner, env_for, referenced_secrets, render
+from fleet_operator.objects import Owner
+from fleet_operator.render import env_for, referenced_secrets, render
 from fleet_operator.render_mqtt import mqtt_bridge
 from fleet_operator.sizing import plan
 from fleet_operator.spec import Component, FleetPipelineSpec, SpecError, parse_spec

@@ -9,15 +9,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from fleet_operator.render import (
-    Owner,
-    child_name,
-    env_for,
-    pipeline_topics,
-    render,
-    retired,
-    topics_for,
-)
+from fleet_operator.objects import Owner, child_name
+from fleet_operator.render import env_for, pipeline_topics, render, retired, topics_for
 from fleet_operator.sizing import plan
 from fleet_operator.spec import Component, FleetPipelineSpec, parse_spec
 

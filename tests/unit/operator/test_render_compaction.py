@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fleet_operator.render import Owner
+from fleet_operator.objects import Owner
 from fleet_operator.render_compaction import lake_compaction
 from fleet_operator.spec import FleetPipelineSpec, SpecError, parse_spec
 

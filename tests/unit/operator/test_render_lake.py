@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from fleet_operator.render import Owner, env_for
+from fleet_operator.objects import Owner
+from fleet_operator.render import env_for
 from fleet_operator.spec import Component, FleetPipelineSpec, SpecError, parse_spec
 
 pytestmark = pytest.mark.unit

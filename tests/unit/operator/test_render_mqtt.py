@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from fleet_operator.render import Owner, referenced_secrets, render
+from fleet_operator.objects import Owner
+from fleet_operator.render import referenced_secrets, render
 from fleet_operator.render_mqtt import mqtt_bridge
 from fleet_operator.sizing import plan
 from fleet_operator.spec import FleetPipelineSpec, SpecError, parse_spec

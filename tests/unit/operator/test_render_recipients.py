@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from fleet_operator.render import Owner, env_for, referenced_secrets
+from fleet_operator.objects import Owner
+from fleet_operator.render import env_for, referenced_secrets
 from fleet_operator.spec import Component, SpecError, parse_spec
 from fleetpipe.notification.recipients import Recipients
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fleet_operator.render import Owner, env_for, render
+from fleet_operator.objects import Owner
+from fleet_operator.render import env_for, render
 from fleet_operator.rules import InvalidRules, checked_rules
 from fleet_operator.sizing import plan
 from fleet_operator.spec import Component, FleetPipelineSpec, parse_spec

@@ -152,7 +152,7 @@ def refused(prior: Prior, message: str, *, kept: Sequence[AccessRule]) -> Access
     return AccessOutcome(
         Condition.of(KAFKA_ACCESS_APPLIED, False, ACCESS_REFUSED, message),
         # What was applied before stays recorded: it is still to be removed some day.
-        {"acls": record(kept)},
+        {"principals": None, "logins": None, "acls": record(kept)},
         () if repeated else (Event(WARNING, ACCESS_REFUSED, message),),
         [(ACCESS_REFUSED, message)],
     )

@@ -1,6 +1,7 @@
-"""Reconciling one FleetPipeline as a chain of four named steps, with an Event per decision.
+"""Reconciling one FleetPipeline as a chain of named steps, with an Event per decision.
 
-    validate the spec → ensure the topics → apply the children → update the status
+    validate the spec → ensure the topics → the services' Kafka access (access_step.py,
+    with kafka.access Managed) → apply the children → update the status
 
 Order matters: topics are created and grown *before* any Deployment is scaled, so that new
 consumers always find partitions to take. Partitions never shrink. The Kubernetes API and Kafka
@@ -219,9 +220,9 @@ class Reconciler:
         if validated is None:
             return
         topics = self._ensure_topics(ref, prior, validated, measure_lag=measure_lag, retry=retry)
-        status, spec = obj.get("status") or {}, validated.spec
+        status = obj.get("status") or {}
         access = self.access.apply(
-            ref, prior, spec, validated.kafka, status, missing=validated.missing
+            ref, prior, validated.spec, validated.kafka, status, missing=validated.missing
         )
         children = self._apply_children(ref, prior, validated, topics)
         self._update_status(ref, prior, validated, topics, children, access)

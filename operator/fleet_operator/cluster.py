@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from fleet_operator.objects import MANAGER, PIPELINE_LABEL, Manifest
 from fleet_operator.ports import (
+    AccessRefused,
     ApplyRefused,
     KafkaUnavailable,
     KubeApiError,
@@ -30,6 +31,8 @@ from fleet_operator.ports import (
     TopicsFailed,
 )
 from fleet_operator.spec import API_VERSION, KIND
+from fleetpipe.core import acls
+from fleetpipe.core.access import AccessRule
 from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import Admin, KafkaException, build_admin, is_unreachable
 from fleetpipe.core.lag import group_lag
@@ -398,3 +401,37 @@ class KafkaGateway:
 
     def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None:
         self._call(kafka, "deleting topics", lambda a: a.delete_topics(names))
+
+    # ---- access (spec.kafka.access Managed) ----------------------------------------------
+    def _grant(self, kafka: KafkaSettings, what: str, call: Any) -> Any:
+        """``call`` through :meth:`_call`, a refusal by the brokers as :class:`AccessRefused`
+        naming the operator's principal and the right it lacks."""
+        try:
+            return self._call(kafka, what, call)
+        except TopicsFailed as exc:
+            cause = exc.__cause__.__cause__ if exc.__cause__ is not None else None
+            said = acls.refusal(cause) if cause is not None else None
+            if said is None:
+                raise
+            who = f"User:{kafka.sasl_username or 'ANONYMOUS'}"
+            raise AccessRefused(
+                f"Kafka principal {who} may not {what} ({said}); grant {who} ALTER on the "
+                "cluster (resource kafka-cluster) to let the operator manage the pipeline's "
+                "access, or set spec.kafka.access to Unmanaged"
+            ) from exc
+
+    def create_acls(self, kafka: KafkaSettings, rules: Sequence[AccessRule]) -> None:
+        self._grant(kafka, "create ACLs", lambda a: acls.apply_acls(a, rules))
+
+    def delete_acls(self, kafka: KafkaSettings, rules: Sequence[AccessRule]) -> int:
+        deleted: int = self._grant(kafka, "delete ACLs", lambda a: acls.delete_acls(a, rules))
+        return deleted
+
+    def set_scram_logins(
+        self, kafka: KafkaSettings, passwords: Mapping[str, str], *, mechanism: str
+    ) -> None:
+        self._grant(
+            kafka,
+            "set SCRAM logins",
+            lambda a: acls.upsert_scram_users(a, passwords, mechanism=mechanism),
+        )

@@ -19,7 +19,7 @@ from fleet_operator.objects import MANAGER, PIPELINE_LABEL
 from fleet_operator.ports import Backoff, InvalidSpec, PipelineRef
 from fleet_operator.reconcile import Reconciler
 from fleet_operator.settings import OperatorSettings
-from fleet_operator.spec import GROUP, PLURAL, VERSION, DeletionPolicy
+from fleet_operator.spec import GROUP, PLURAL, VERSION, DeletionPolicy, KafkaAccess
 from fleet_operator.ticker import Ticker
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def deletes_topics(spec: Mapping[str, Any], **_: Any) -> bool:
-    """Whether deleting the pipeline has work to do: only deletionPolicy Delete has.
+    """Whether deleting the pipeline has work to do: deletionPolicy Delete (its topics) or
+    kafka.access Managed (the ACLs the operator applied).
 
     kopf adds its finalizer only to the objects a mandatory deletion handler matches, so a
     Retain pipeline (the default) carries none and goes at once, with or without an operator.
     """
-    return bool(spec.get("deletionPolicy") == DeletionPolicy.DELETE.value)
+    managed = (spec.get("kafka") or {}).get("access") == KafkaAccess.MANAGED.value
+    return managed or bool(spec.get("deletionPolicy") == DeletionPolicy.DELETE.value)
 
 
 def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
@@ -126,7 +128,8 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, when=deletes_topics)
     def on_delete(body: kopf.Body, spec: kopf.Spec, retry: int, **_: Any) -> None:
         try:
-            reconciler.delete(_ref(body), dict(spec), retry=retry)
+            status = dict(body.get("status") or {})
+            reconciler.delete(_ref(body), dict(spec), status=status, retry=retry)
         except Backoff as exc:
             raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from fleet_operator.objects import Manifest
 from fleet_operator.spec import API_VERSION, KIND
+from fleetpipe.core.access import AccessRule
 from fleetpipe.core.errors import FleetPipeError
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicChange, TopicSpec
@@ -68,6 +69,19 @@ class KafkaApi(Protocol):
     def align_configs(self, kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]: ...
     def lag(self, kafka: KafkaSettings, group_id: str, topics: Sequence[str]) -> int: ...
     def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None: ...
+    def create_acls(self, kafka: KafkaSettings, rules: Sequence[AccessRule]) -> None:
+        """An ALLOW ACL per rule (AccessRefused when the login may not alter the cluster)."""
+        ...
+
+    def delete_acls(self, kafka: KafkaSettings, rules: Sequence[AccessRule]) -> int:
+        """Remove the ACL of each rule; how many the brokers removed."""
+        ...
+
+    def set_scram_logins(
+        self, kafka: KafkaSettings, passwords: Mapping[str, str], *, mechanism: str
+    ) -> None:
+        """Create each SCRAM user or set its password (user → password)."""
+        ...
 
 
 class Events(Protocol):
@@ -81,6 +95,11 @@ class KafkaUnavailable(FleetPipeError):
 
 class TopicsFailed(FleetPipeError):
     """The brokers answered but refused a topic operation (replication factor, policy...)."""
+
+
+class AccessRefused(FleetPipeError):
+    """The brokers refused the operator's login a right it needs (ALTER on the cluster to
+    manage ACLs and SCRAM logins); the message names the principal and the right."""
 
 
 class KubeApiError(FleetPipeError):

@@ -1,6 +1,7 @@
-"""Reconciling one FleetPipeline as a chain of four named steps, with an Event per decision.
+"""Reconciling one FleetPipeline as a chain of named steps, with an Event per decision.
 
-    validate the spec → ensure the topics → apply the children → update the status
+    validate the spec → ensure the topics → the services' Kafka access (access_step.py,
+    with kafka.access Managed) → apply the children → update the status
 
 Order matters: topics are created and grown *before* any Deployment is scaled, so that new
 consumers always find partitions to take. Partitions never shrink. The Kubernetes API and Kafka
@@ -18,14 +19,17 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from fleet_operator import claims, decisions, sizing
+from fleet_operator.access_step import KafkaAccessStep
 from fleet_operator.console import console_manifests
 from fleet_operator.decisions import Event, Prior, Problem
+from fleet_operator.kafka_access import AccessOutcome
 from fleet_operator.kafka_login import kafka_settings, read_login
+from fleet_operator.memory import Memory
 from fleet_operator.objects import Owner
 from fleet_operator.ports import (
     ApplyRefused,
@@ -53,7 +57,7 @@ from fleet_operator.render_compaction import lake_compaction
 from fleet_operator.render_mqtt import mqtt_bridge
 from fleet_operator.rules import InvalidRules, checked_rules
 from fleet_operator.settings import OperatorSettings
-from fleet_operator.sizing import CONSUMERS, Autoscaler, LagDecision, SizingPlan
+from fleet_operator.sizing import CONSUMERS, LagDecision, SizingPlan
 from fleet_operator.spec import (
     AutoscalingMode,
     Component,
@@ -76,30 +80,6 @@ from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec, co_partit
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class _Memory:
-    """What the operator keeps per pipeline between reconciles (lost on restart, by design)."""
-
-    autoscaler: Autoscaler = field(default_factory=Autoscaler)
-    lag: dict[Component, int] = field(default_factory=dict)
-    decisions: dict[Component, LagDecision] = field(default_factory=dict)
-    # Each Deployment's metadata.generation right after our last apply.
-    generations: dict[Component, int] = field(default_factory=dict)
-
-    def edited_by_others(self, now: Mapping[Component, int]) -> set[Component]:
-        """Deployments whose spec someone else changed since our last apply, and we put back.
-
-        Reading a Deployment and then applying leaves a window in which a hand edit lands and
-        is reverted unseen; the generation cannot hide it: their change and our revert are
-        two steps past the generation our previous apply left.
-        """
-        edited = {
-            c for c, g in now.items() if c in self.generations and g - self.generations[c] >= 2
-        }
-        self.generations.update(now)
-        return edited
-
-
 # ---- what each step hands to the next ----------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Validated:
@@ -109,6 +89,7 @@ class _Validated:
     owner: Owner
     kafka: KafkaSettings
     problems: list[Problem]  # degrading, not blocking (a Secret missing)
+    missing: list[str]  # the Secrets not found
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +150,12 @@ class Reconciler:
         self.kube = kube
         self.kafka = kafka
         self.events = events
+        self.access = KafkaAccessStep(kube, kafka)
         self.clock = clock
         self.utc_now = utc_now
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._memory: dict[str, _Memory] = {}
+        self._memory: dict[str, Memory] = {}
         # Pipelines whose finalizer work is done: kopf may call the deletion handler again
         # while it waits for the timer to stop, and the Events should not repeat.
         self._finalized: OrderedDict[str, None] = OrderedDict()
@@ -205,9 +187,9 @@ class Reconciler:
         with self._busy:
             return self._busy.wait_for(lambda: self._inflight == 0, timeout=timeout_s)
 
-    def _mem(self, uid: str) -> _Memory:
+    def _mem(self, uid: str) -> Memory:
         with self._guard:
-            return self._memory.setdefault(uid, _Memory())
+            return self._memory.setdefault(uid, Memory())
 
     def forget(self, uid: str) -> None:
         with self._guard:
@@ -238,8 +220,12 @@ class Reconciler:
         if validated is None:
             return
         topics = self._ensure_topics(ref, prior, validated, measure_lag=measure_lag, retry=retry)
+        status = obj.get("status") or {}
+        access = self.access.apply(
+            ref, prior, validated.spec, validated.kafka, status, missing=validated.missing
+        )
         children = self._apply_children(ref, prior, validated, topics)
-        self._update_status(ref, prior, validated, topics, children)
+        self._update_status(ref, prior, validated, topics, children, access)
 
     def refresh(self, namespace: str, name: str) -> None:
         """Re-read the Deployments of a pipeline and update its readiness (a Deployment moved)."""
@@ -249,8 +235,16 @@ class Reconciler:
             # Advisory: the timer and the next Deployment event will look again.
             log.info("%s/%s: readiness not refreshed: %s", namespace, name, exc)
 
-    def delete(self, ref: PipelineRef, raw_spec: Mapping[str, Any], *, retry: int = 0) -> None:
-        """The finalizer's work: keep the topics (the data) unless deletionPolicy is Delete."""
+    def delete(
+        self,
+        ref: PipelineRef,
+        raw_spec: Mapping[str, Any],
+        *,
+        status: Mapping[str, Any] | None = None,
+        retry: int = 0,
+    ) -> None:
+        """The finalizer's work: keep the topics (the data) unless deletionPolicy is Delete;
+        remove the ACLs ``status`` says the operator applied."""
         with self._lock(ref.uid):
             if ref.uid in self._finalized:
                 return
@@ -281,6 +275,11 @@ class Reconciler:
                 except (KafkaUnavailable, TopicsFailed, KubeApiError) as exc:
                     self._post(ref, [decisions.deletion_failed(str(exc))])
                     raise Backoff(str(exc), delay=self.settings.backoff(retry)) from exc
+            try:
+                self._post(ref, self.access.remove(ref, spec, status or {}))
+            except (KafkaUnavailable, KubeApiError) as exc:
+                self._post(ref, [decisions.deletion_failed(str(exc))])
+                raise Backoff(str(exc), delay=self.settings.backoff(retry)) from exc
             self._post(ref, [decisions.topics_finalized(spec.deletion_policy, names)])
             self._finalized[ref.uid] = None
             while len(self._finalized) > 1000:
@@ -325,6 +324,7 @@ class Reconciler:
             owner=Owner(ref.name, ref.namespace, ref.uid),
             kafka=kafka_settings(spec, login),
             problems=decisions.missing_secrets(named, missing, ref.namespace),
+            missing=list(missing),
         )
 
     def _others(self) -> list[claims.Claim]:
@@ -485,6 +485,7 @@ class Reconciler:
         validated: _Validated,
         topics: _TopicsEnsured,
         children: _ChildrenApplied,
+        access: AccessOutcome | None,
     ) -> None:
         outcome, plan = topics.outcome, children.plan
         fields: dict[str, Any] = {
@@ -499,6 +500,10 @@ class Reconciler:
         memory = self._mem(ref.uid)
         if memory.lag:
             fields["lag"] = lag_status(memory.lag)
+        access_problems = [] if access is None else access.problems
+        if access is not None:
+            fields["kafkaAccess"] = access.status
+            self._post(ref, access.events)
         decision = decisions.reconciled(
             prior,
             outcome,
@@ -506,11 +511,12 @@ class Reconciler:
             plan,
             mode=validated.spec.autoscaling.mode,
             decisions=children.decisions,
-            problems=validated.problems,
+            problems=[*validated.problems, *access_problems],
         )
         taken_over, claimed = decisions.topics_claimed(prior)
         self._post(ref, taken_over)
-        decision = decisions.Decision(decision.events, (*decision.conditions, claimed))
+        extra = (claimed,) if access is None else (claimed, access.condition)
+        decision = decisions.Decision(decision.events, (*decision.conditions, *extra))
         self._decide(ref, prior, decision, fields=fields)
 
     # ---- readiness after a Deployment moved -----------------------------------------------

@@ -65,6 +65,14 @@ class DeletionPolicy(StrEnum):
     DELETE = "Delete"
 
 
+class KafkaAccess(StrEnum):
+    """Who grants the services' Kafka rights: the cluster's administrator (Unmanaged), or the
+    operator from the pipeline's spec and login Secrets (Managed, see fleet_operator.access)."""
+
+    UNMANAGED = "Unmanaged"
+    MANAGED = "Managed"
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
@@ -128,6 +136,29 @@ class KafkaSpec(_Spec):
     # A Secret with the key ``ca.crt``: the CA that signed the brokers' certificates (TLS),
     # mounted by the services and read by the operator for its own admin login.
     ca_secret: str | None = Field(default=None, min_length=1, max_length=253)
+    access: KafkaAccess = KafkaAccess.UNMANAGED
+
+    @model_validator(mode="after")
+    def _managed_access_needs_scram_logins(self) -> KafkaSpec:
+        if self.access is not KafkaAccess.MANAGED:
+            return self
+        # The operator writes SCRAM credentials and ACLs per service principal: each service
+        # must log in as its own SCRAM user, never as the operator's shared login.
+        if not (self.sasl_mechanism or "").startswith("SCRAM"):
+            raise ValueError("kafka.access Managed needs kafka.saslMechanism SCRAM-SHA-*")
+        logins = self.service_credentials
+        named = logins.model_dump(by_alias=True) if logins is not None else {}
+        missing = [
+            name
+            for name in ("ingest", "enrichment", "detection", "notification", "storageWriter")
+            if not named.get(name)
+        ]
+        if missing:
+            raise ValueError(
+                "kafka.access Managed needs a Secret per service in kafka.serviceCredentials; "
+                f"missing: {', '.join(missing)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSpec:
@@ -461,6 +492,24 @@ class FleetPipelineSpec(_Spec):
             raise ValueError(
                 "kafka.serviceCredentials.kpis is needed without kafka.credentialsSecret while "
                 "kpis.enabled (the KPI stage logs in to Kafka)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _managed_access_covers_every_login(self) -> FleetPipelineSpec:
+        # A stage on the shared login would be granted its rights as the operator's principal.
+        if self.kafka.access is not KafkaAccess.MANAGED:
+            return self
+        logins = self.kafka.service_credentials
+        missing = [
+            name
+            for name, running in (("kpis", self.kpis.enabled), ("console", self.console.enabled))
+            if running and getattr(logins, name, None) is None
+        ]
+        if missing:
+            raise ValueError(
+                "kafka.access Managed needs kafka.serviceCredentials."
+                f"{' and .'.join(missing)} while that stage is enabled"
             )
         return self
 

@@ -21,7 +21,16 @@ SERVICES_READY = "ServicesReady"
 SCALING = "Scaling"
 DEGRADED = "Degraded"
 TOPICS_CLAIMED = "TopicsClaimed"  # see claims.py
-CONDITION_TYPES = (READY, TOPICS_READY, SERVICES_READY, SCALING, DEGRADED, TOPICS_CLAIMED)
+KAFKA_ACCESS_APPLIED = "KafkaAccessApplied"  # see kafka_access.py
+CONDITION_TYPES = (
+    READY,
+    TOPICS_READY,
+    SERVICES_READY,
+    SCALING,
+    DEGRADED,
+    TOPICS_CLAIMED,
+    KAFKA_ACCESS_APPLIED,
+)
 
 # Reasons other code and tests refer to.
 NOT_SUPPORTED = "NotSupported"

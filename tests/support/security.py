@@ -3,7 +3,9 @@ per service on the broker's SASL_SSL listener, and what a refused client reports
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import psycopg
 from pydantic import SecretStr
@@ -14,6 +16,7 @@ from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import build_producer
 from fleetpipe.core.readers import OFFSET_BEGINNING, build_reader
 from fleetpipe.core.settings import KafkaSettings
+from fleetpipe_dev.stack.kafka_security import MECHANISM
 from fleetpipe_dev.stack.logins import prepare_schema
 from fleetpipe_dev.stack.pg_roles import ServiceLogins
 
@@ -94,3 +97,37 @@ def read_refusal(kafka: KafkaSettings, topic: str, *, timeout: float = 30) -> st
     finally:
         reader.close()
     return said
+
+
+@dataclass
+class SaslLogin:
+    """The Secrets a pipeline names to reach the SASL_SSL listener: the operator's login and
+    the broker's private CA, in the test's namespace."""
+
+    kube: Any
+    namespace: str
+    bootstrap: str
+    LOGIN_SECRET: ClassVar[str] = "kafka-operator-login"
+    CA_SECRET: ClassVar[str] = "kafka-private-ca"
+
+    def set_login(self, user: str, password: str, *, secret: str = LOGIN_SECRET) -> None:
+        """Create or replace a login Secret (through stdin: no password on a command line)."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret, "namespace": self.namespace},
+            "stringData": {"username": user, "password": password},
+        }
+        self.kube.run("apply", "-f", "-", stdin=json.dumps(body))
+
+    def kafka_spec(self, *, ca: bool = True, **extra: Any) -> dict[str, Any]:
+        """``spec.kafka`` for the listener, logged in with the login Secret."""
+        spec: dict[str, Any] = {
+            "bootstrapServers": self.bootstrap,
+            "securityProtocol": "SASL_SSL",
+            "saslMechanism": MECHANISM,
+            "credentialsSecret": self.LOGIN_SECRET,
+        }
+        if ca:
+            spec["caSecret"] = self.CA_SECRET
+        return {**spec, **extra}

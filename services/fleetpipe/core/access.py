@@ -187,3 +187,10 @@ def pipeline_rules(
         for principal in Principal
         for rule in access_rules(principal, topics, pattern=pattern, user=users.get(principal))
     ]
+
+
+def access_manager_rules(user: str) -> list[AccessRule]:
+    """What a principal needs on top of its own rules to manage the others' SCRAM logins and
+    ACLs (the operator with ``spec.kafka.access: Managed``): ALTER on the cluster, which
+    Kafka asks for CreateAcls, DeleteAcls and AlterUserScramCredentials alike."""
+    return [AccessRule(user, Resource.CLUSTER, "kafka-cluster", Pattern.LITERAL, Operation.ALTER)]

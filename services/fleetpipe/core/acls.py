@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import confluent_kafka
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     ResourcePatternType,
@@ -88,14 +89,51 @@ def apply_acls(admin: Admin, rules: Sequence[AccessRule]) -> int:
     return len(bindings)
 
 
-def upsert_scram_users(admin: Admin, passwords: Mapping[str, str]) -> None:
-    """Create each SCRAM-SHA-512 user, or set its password when it exists."""
+def delete_acls(admin: Admin, rules: Sequence[AccessRule]) -> int:
+    """Delete the ALLOW binding of each rule (one that is gone already is no error); returns
+    how many bindings the broker deleted."""
+    filters = list(
+        {
+            rule: AclBindingFilter(
+                _RESOURCE[rule.resource],
+                rule.name,
+                _PATTERN[rule.pattern],
+                f"User:{rule.principal}",
+                "*",
+                _OPERATION[rule.operation],
+                AclPermissionType.ALLOW,
+            )
+            for rule in rules
+        }.values()
+    )
+    if not filters:
+        return 0
+    deleted = 0
+    futures = admin.client.delete_acls(filters, request_timeout=admin.timeout_s)
+    for binding, future in futures.items():
+        try:
+            deleted += len(future.result())
+        except KafkaException as exc:
+            raise KafkaError(f"deleting ACL {binding} failed: {exc.args[0]}") from exc
+    return deleted
+
+
+_MECHANISMS = {
+    "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
+    "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512,
+}
+
+
+def upsert_scram_users(
+    admin: Admin, passwords: Mapping[str, str], *, mechanism: str = "SCRAM-SHA-512"
+) -> None:
+    """Create each SCRAM user (``mechanism``), or set its password when it exists."""
     if not passwords:
         return
     upserts: list[UserScramCredentialAlteration] = [
         UserScramCredentialUpsertion(
             user,
-            ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS),
+            ScramCredentialInfo(_MECHANISMS[mechanism], SCRAM_ITERATIONS),
             password.encode(),
         )
         for user, password in sorted(passwords.items())

@@ -21,6 +21,8 @@ import yaml
 from fleet_operator.spec import parse_spec
 from fleetpipe.core.settings import Topics
 from fleetpipe_dev.testing import wait_for
+from support.security import SaslLogin
+from support.servers import BrokerHandle
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD = ROOT / "k8s" / "crds" / "fleetpipelines.yaml"
@@ -107,3 +109,17 @@ def make_pipeline(
         return Pipeline(namespace, name, suffix)
 
     return make
+
+
+# ---- the operator's login on the session broker's SASL_SSL listener ----------------------
+@pytest.fixture
+def sasl_login(kube: Any, namespace: str, kafka: BrokerHandle) -> SaslLogin:
+    """The operator's login (User:operator) and the CA Secret, made in the test's namespace."""
+    security = kafka.security
+    login = SaslLogin(kube, namespace, security.bootstrap)
+    login.set_login("operator", security.passwords()["operator"])
+    kube.run(
+        "create", "secret", "generic", SaslLogin.CA_SECRET, "-n", namespace,
+        f"--from-file=ca.crt={security.ca_file}",
+    )  # fmt: skip
+    return login

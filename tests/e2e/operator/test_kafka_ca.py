@@ -4,38 +4,24 @@ cannot verify the broker and says so; with it, it creates the topics as its own 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from fleetpipe.core.kafka import Admin
 from fleetpipe_dev.testing import wait_for
+from support.security import SaslLogin
 from support.servers import BrokerHandle
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_operator_verifies_the_broker_with_the_ca_the_pipeline_names(
-    kube: Any, operator: Any, namespace: str, make_pipeline: Any, kafka: BrokerHandle
+    kube: Any, operator: Any, make_pipeline: Any, kafka: BrokerHandle, sasl_login: SaslLogin
 ) -> None:
-    security = kafka.security
-    password = security.passwords()["operator"]
-    kube.run(
-        "create", "secret", "generic", "kafka-operator-login", "-n", namespace,
-        "--from-literal=username=operator", f"--from-literal=password={password}",
-    )  # fmt: skip
-    kube.run(
-        "create", "secret", "generic", "kafka-private-ca", "-n", namespace,
-        f"--from-file=ca.crt={security.ca_file}",
-    )  # fmt: skip
-    pipeline = make_pipeline(
-        kafka={
-            "bootstrapServers": security.bootstrap,
-            "securityProtocol": "SASL_SSL",
-            "saslMechanism": "SCRAM-SHA-512",
-            "credentialsSecret": "kafka-operator-login",
-        }
-    )
+    password = kafka.security.passwords()["operator"]
+    pipeline = make_pipeline(kafka=sasl_login.kafka_spec(ca=False))
     ns, name = pipeline.namespace, pipeline.name
 
     # No CA named: the broker's certificate, signed by a CA no system store holds, is refused.
@@ -50,7 +36,7 @@ def test_the_operator_verifies_the_broker_with_the_ca_the_pipeline_names(
 
     kube.run(
         "patch", "fleetpipeline", name, "-n", ns, "--type=merge",
-        "-p", '{"spec": {"kafka": {"caSecret": "kafka-private-ca"}}}',
+        "-p", json.dumps({"spec": {"kafka": {"caSecret": SaslLogin.CA_SECRET}}}),
     )  # fmt: skip
     kube.wait_ready(ns, name, timeout=120)
     # Created over SASL_SSL as User:operator, the broker verified with the Secret's CA.

@@ -4,13 +4,13 @@ keyed on the login's secret values, not on the settings' JSON, where a password 
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
 import pytest
 
 from fleetpipe_dev.testing import wait_for
+from support.security import SaslLogin
 from support.servers import BrokerHandle
 
 pytestmark = pytest.mark.e2e
@@ -18,36 +18,11 @@ pytestmark = pytest.mark.e2e
 FAILED = ("KafkaUnreachable", "TopicsFailed")
 
 
-def _set_password(kube: Any, namespace: str, password: str) -> None:
-    """Create or replace the login Secret (through stdin: no password on a command line)."""
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "kafka-operator-login", "namespace": namespace},
-        "stringData": {"username": "operator", "password": password},
-    }
-    kube.run("apply", "-f", "-", stdin=json.dumps(secret))
-
-
 def test_a_rotated_password_in_the_secret_is_used_on_the_next_reconcile(
-    kube: Any, operator: Any, namespace: str, make_pipeline: Any, kafka: BrokerHandle
+    kube: Any, operator: Any, make_pipeline: Any, kafka: BrokerHandle, sasl_login: SaslLogin
 ) -> None:
-    security = kafka.security
-    good = security.passwords()["operator"]
-    _set_password(kube, namespace, good)
-    kube.run(
-        "create", "secret", "generic", "kafka-private-ca", "-n", namespace,
-        f"--from-file=ca.crt={security.ca_file}",
-    )  # fmt: skip
-    pipeline = make_pipeline(
-        kafka={
-            "bootstrapServers": security.bootstrap,
-            "securityProtocol": "SASL_SSL",
-            "saslMechanism": "SCRAM-SHA-512",
-            "credentialsSecret": "kafka-operator-login",
-            "caSecret": "kafka-private-ca",
-        }
-    )
+    good = kafka.security.passwords()["operator"]
+    pipeline = make_pipeline(kafka=sasl_login.kafka_spec())
     ns, name = pipeline.namespace, pipeline.name
     kube.wait_ready(ns, name, timeout=120)
 
@@ -55,7 +30,7 @@ def test_a_rotated_password_in_the_secret_is_used_on_the_next_reconcile(
     # masked settings would still be logged in with the old one and keep the pipeline Ready;
     # the next reconcile must log in afresh, and fail.
     wrong = secrets.token_urlsafe(24)
-    _set_password(kube, namespace, wrong)
+    sasl_login.set_login("operator", wrong)
 
     def refused() -> dict[str, Any] | None:
         ready = kube.condition(ns, name, "Ready")
@@ -65,7 +40,7 @@ def test_a_rotated_password_in_the_secret_is_used_on_the_next_reconcile(
     assert failed["status"] == "False", failed
 
     # Rotated back to the broker's password: Ready again, with no password in the status.
-    _set_password(kube, namespace, good)
+    sasl_login.set_login("operator", good)
 
     def ready_again() -> dict[str, Any] | None:
         ready = kube.condition(ns, name, "Ready")

@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleet_operator.ports import Events, KafkaApi, KafkaUnavailable, KubeApi, PipelineRef
+from fleet_operator.ports import (
+    AccessRefused,
+    Events,
+    KafkaApi,
+    KafkaUnavailable,
+    KubeApi,
+    PipelineRef,
+)
+from fleetpipe.core.access import AccessRule
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
 
@@ -146,6 +154,11 @@ class FakeKafka(KafkaApi):
     deleted: list[str] = field(default_factory=list)
     # The client settings of every call, in order: what the operator logged in with.
     logins: list[KafkaSettings] = field(default_factory=list)
+    acls: set[AccessRule] = field(default_factory=set)
+    # The passwords of each set_scram_logins call (user → password).
+    scram_logins: list[dict[str, str]] = field(default_factory=list)
+    # The brokers' refusal of ACL changes, when set.
+    refuse_access: str | None = None
 
     def _check(self, kafka: KafkaSettings) -> None:
         self.logins.append(kafka)
@@ -183,6 +196,24 @@ class FakeKafka(KafkaApi):
     def delete_topics(self, kafka: KafkaSettings, names: Sequence[str]) -> None:
         self._check(kafka)
         self.deleted += list(names)
+
+    def create_acls(self, kafka: KafkaSettings, rules: Sequence[AccessRule]) -> None:
+        self._check(kafka)
+        if self.refuse_access is not None:
+            raise AccessRefused(self.refuse_access)
+        self.acls.update(rules)
+
+    def delete_acls(self, kafka: KafkaSettings, rules: Sequence[AccessRule]) -> int:
+        self._check(kafka)
+        gone = self.acls & set(rules)
+        self.acls -= gone
+        return len(gone)
+
+    def set_scram_logins(
+        self, kafka: KafkaSettings, passwords: Mapping[str, str], *, mechanism: str
+    ) -> None:
+        self._check(kafka)
+        self.scram_logins.append(dict(passwords))
 
 
 @dataclass

@@ -382,6 +382,31 @@ def bench_pipeline(
     )
 
 
+@bench_app.command("driver")
+def bench_driver(
+    rates: Annotated[
+        str, typer.Option(help="offered events/s (vehicles at 1 Hz), comma-separated")
+    ] = "5000,20000,50000",
+    seconds: Annotated[float, typer.Option(min=2.0, help="seconds of load per run")] = 20.0,
+    runs: Runs = 3,
+    partitions: Annotated[int, typer.Option(min=1, help="partitions of the raw topic")] = 50,
+    report: Annotated[Path, typer.Option(help="where the runs' figures go (JSON)")] = Path(
+        "benchmarks/reports/load-driver.json"
+    ),
+) -> None:
+    """The load driver's CPU µs per event sent, against its own broker and ingest."""
+    from fleetpipe_dev.bench.driver import run_driver_bench
+
+    run_driver_bench(
+        rates=[int(r) for r in rates.split(",")],
+        seconds=seconds,
+        runs=runs,
+        partitions=partitions,
+        report=report,
+        console=console,
+    )
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     events: Annotated[

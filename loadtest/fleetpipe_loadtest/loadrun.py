@@ -240,7 +240,7 @@ def run_load(
     stop = ctx.Event()
     workers = [
         ctx.Process(
-            target=_worker, args=(plan, k, updates, stop), name=f"loadtest-{k}", daemon=True
+            target=worker_main, args=(plan, k, updates, stop), name=f"loadtest-{k}", daemon=True
         )
         for k in range(plan.processes)
     ]
@@ -445,7 +445,7 @@ def run_load(
 # --- the worker processes ----------------------------------------------------------------------
 
 
-def _worker(
+def worker_main(
     plan: LoadPlan,
     shard: int,
     updates: multiprocessing.Queue[tuple[int, dict[str, Any]]],
@@ -454,7 +454,7 @@ def _worker(
     # Ctrl-C reaches the whole terminal's process group: the parent decides, through ``stop``.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        asyncio.run(_drive(plan, shard, updates, stop))
+        asyncio.run(drive_shard(plan, shard, updates, stop))
     except SenderError as exc:
         updates.put((shard, {"error": f"ingest refused the stream: {exc}"}))
     except Exception as exc:
@@ -462,7 +462,7 @@ def _worker(
         raise
 
 
-async def _drive(
+async def drive_shard(
     plan: LoadPlan,
     shard: int,
     updates: multiprocessing.Queue[tuple[int, dict[str, Any]]],
@@ -517,6 +517,8 @@ async def _drive(
                 cuts = np.searchsorted(tick.vehicle[:cut], bounds).tolist()
                 slots = max(1, min(plan.slots, cut))
                 tick_start = t0 + (k - 1) * tick_s
+                # Encoded once per tick, then cut per slot and stream.
+                whole = encode_tick(tick, slice(0, cut))
                 for j in range(slots):
                     lo, hi = j * cut // slots, (j + 1) * cut // slots
                     if j:
@@ -527,7 +529,7 @@ async def _drive(
                         a, b = max(lo, cuts[s]), min(hi, cuts[s + 1])
                         if a >= b:
                             continue
-                        encoded = encode_tick(tick, slice(a, b))
+                        encoded = whole.rows(a, b)
                         # A slot's events leave within the slot, not when a batch fills.
                         for body, n in [*batchers[s].feed(encoded), *batchers[s].flush()]:
                             await sender.send(s, body, n)

@@ -226,6 +226,11 @@ class Sender:
         """Queue a batch body on a stream; waits while that stream's queue is full."""
         self._check()
         s = self._streams[stream]
+        if not s.queue.full():
+            # The usual case, without the task ``wait_for`` makes per call (tens of µs a batch).
+            s.queue.put_nowait((body, count))
+            s.pending_events += count
+            return
         while True:
             try:
                 await asyncio.wait_for(s.queue.put((body, count)), timeout=1.0)

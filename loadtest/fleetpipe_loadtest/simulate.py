@@ -154,8 +154,9 @@ async def _drive(
                 tick = fleet.tick()
                 generated += len(tick)
                 cuts = np.searchsorted(tick.vehicle, firsts).tolist()
+                whole = encode_tick(tick)  # once per tick, then cut per stream
                 for s in range(streams):
-                    encoded = encode_tick(tick, slice(cuts[s], cuts[s + 1]))
+                    encoded = whole.rows(cuts[s], cuts[s + 1])
                     ready = list(batchers[s].feed(encoded))
                     if realtime:
                         # A tick's events leave within the tick, not when a batch fills.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from fleetpipe.core.protowire import varint
@@ -53,6 +55,25 @@ def test_a_slice_of_rows_encodes_just_those_rows() -> None:
     body = b"".join(buf for buf, _, _ in enc.chunks)
     ids = [e.vehicle_id for e in ingest_pb2.TelemetryBatch.FromString(body).events]
     assert ids == [f"fleet-1-veh-{n:06d}" for n in (4, 5, 6, 7)]
+
+
+def test_rows_of_a_tick_encoded_once_are_the_rows_encoded_alone() -> None:
+    fleet = Fleet(
+        60, seed=5, scenarios=ScenarioMix.parse("all=4"), mix={"robotaxi": 0.5, "ev": 0.5}
+    )
+    cuts = [0, 7, 8, 30, 31, 60]
+    singles = 0
+    for tick in fleet.run(900):
+        whole = encode_tick(tick)
+        singles += len(whole.singles)
+        for a, b in itertools.pairwise(cuts):
+            part, alone = whole.rows(a, b), encode_tick(tick, slice(a, b))
+            assert len(part) == len(alone) == len(range(a, min(b, len(tick))))
+            assert [bytes(buf) for buf, _, _ in part.chunks] == [
+                bytes(buf) for buf, _, _ in alone.chunks
+            ]
+            assert part.singles == alone.singles
+    assert singles > 0  # rows of the slow path (DTCs, driving events) were cut too
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 16383, 16384, 2**49, 2**63])

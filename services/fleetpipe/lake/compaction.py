@@ -5,8 +5,11 @@ hours (names and sizes: bronze files are written once and never change) and comp
 the day's manifest, written when the day was last compacted:
 
 1. each hour whose bronze changed gets its silver file (and its rejected rows) rebuilt;
-2. the day's gold files are rebuilt from the day's silver;
-3. the manifest is written, last.
+2. a (vehicle, seq) silver holds in another hour too, of this day or another, stays only in the
+   hour of its first stored copy (see :mod:`fleetpipe.lake.keys`, whose index says where silver's
+   keys are): the other hours' silver files lose it, and those days' gold is rebuilt;
+3. the day's gold files are rebuilt from the day's silver;
+4. the day's key index is written, and the manifest, last.
 
 Given the erasure audit (an :class:`~fleetpipe.lake.erased.ErasureSource`), silver and gold
 are built without the rows of erased subjects, and the audit is asked again before the
@@ -36,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from fleetpipe.lake import erased, layout, queries
+from fleetpipe.lake import erased, keys, layout, queries
 from fleetpipe.lake.store import LakeStore, LakeStoreError, ParquetOptions
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,9 @@ class DayResult:
     silver_rows: int = 0
     rejected_rows: int = 0
     duplicates: int = 0
+    # Rows taken out of silver hours not rebuilt here (other days', or this day's unchanged
+    # hours): a copy stored before them is in this day's new bronze.
+    displaced: int = 0
     # How many times the day was built again for an erasure recorded meanwhile.
     rebuilt_for_erasures: int = 0
 
@@ -135,6 +141,7 @@ class Compactor:
         con = duckdb.connect()
         try:
             self._new_erasures(con)
+            self._index_unindexed_days()
             for day, hours in sorted(bronze_hours(self.store).items()):
                 result = self._day(con, day, hours)
                 if result is None:
@@ -156,11 +163,22 @@ class Compactor:
             return None
         result = DayResult(day)
         while True:
-            for hour in stale:
+            fresh = [
                 self._silver_hour(con, day, hour, [p for p, _ in hours[hour]], result)
+                for hour in stale
+            ]
+            day_keys, displaced_days = self._first_copies_only(con, day, stale, fresh, result)
             if self.hold_s and self.hold_at is HoldAt.GOLD:
                 self._sleep(self.hold_s)
             self.rebuild_gold(con, day)
+            for other, later in sorted(displaced_days.items()):
+                self.rebuild_gold(con, other)
+                # Its silver no longer has them: neither has its index (written after its gold,
+                # so a run killed before sees them again and finishes the day).
+                index = keys.read_day(self.store, other)
+                if index is not None:
+                    hour_keys = ("vehicle_id", "seq", "hour")
+                    keys.write_day(self.store, other, keys.without(index, later, on=hour_keys))
             if not self._new_erasures(con):
                 break
             # An erasure started while the day was built: its scan of the lake may have come
@@ -176,17 +194,20 @@ class Compactor:
             wanted = {hour: fingerprint(files) for hour, files in sorted(hours.items())}
             stale = [h for h in stale if h in hours]
             result = DayResult(day, rebuilt_for_erasures=result.rebuilt_for_erasures)
+        keys.write_day(self.store, day, day_keys)
         manifest = {"day": day, "hours": {**done, **wanted}}
         self.store.write_bytes(
             layout.manifest(TELEMETRY, day), json.dumps(manifest, indent=1).encode()
         )
         log.info(
-            "compacted %s: %d hour(s), %d silver rows, %d rejected, %d duplicates dropped",
+            "compacted %s: %d hour(s), %d silver rows, %d rejected, %d duplicates dropped,"
+            " %d displaced from other hours",
             day,
             len(result.hours_rebuilt),
             result.silver_rows,
             result.rejected_rows,
             result.duplicates,
+            result.displaced,
         )
         return result
 
@@ -197,7 +218,9 @@ class Compactor:
         hour: str,
         files: list[str],
         result: DayResult,
-    ) -> None:
+    ) -> pa.Table:
+        """Build the hour's silver (one row per key within the hour) and rejected rows; the
+        silver rows' keys."""
         try:
             bronze = _with_pack_index(self.store, files)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -224,6 +247,81 @@ class Compactor:
         result.silver_rows += silver.num_rows
         result.rejected_rows += rejected.num_rows
         result.duplicates += total - silver.num_rows - rejected.num_rows
+        return keys.of_silver(silver, day, hour)
+
+    def _index_unindexed_days(self) -> None:
+        """Index the days whose silver has no key index (compacted before the index was kept,
+        or by a run killed before it wrote it), so every day's keys can be compared."""
+        indexed = set(keys.indexed_days(self.store))
+        silver_days = {
+            p.split("/")[2].removeprefix("dt=")
+            for p, _ in self.store.files(f"{layout.SILVER}/{TELEMETRY}")
+        }
+        for day in sorted(silver_days - indexed):
+            keys.write_day(self.store, day, keys.from_silver(self.store, day))
+
+    def _first_copies_only(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        day: str,
+        stale: list[str],
+        fresh: list[pa.Table],
+        result: DayResult,
+    ) -> tuple[pa.Table, dict[str, pa.Table]]:
+        """Take every (vehicle, seq) out of the silver hours that do not hold its first stored
+        copy, comparing the day's keys (its rebuilt hours' and the index's for the others)
+        with the other days' that may repeat them. The day's keys as silver now has them, and
+        the later copies found in other days' silver, by day."""
+        prefix = f"{layout.SILVER}/{TELEMETRY}/"
+        kept_hours = {
+            where[1]
+            for p, _ in self.store.files(f"{prefix}dt={day}")
+            if (where := layout.day_and_hour(p.removeprefix(prefix))) is not None
+        } - set(stale)
+        before = keys.read_day(self.store, day)
+        if before is None:
+            before = keys.from_silver(self.store, day)
+        unchanged = before.filter(
+            pc.is_in(before["hour"], pa.array(sorted(kept_hours), pa.string()))
+        )
+        day_keys = pa.concat_tables([unchanged, *fresh])
+        con.register("day_keys", day_keys)
+        try:
+            neighbours = keys.neighbours(con, self.store, day)
+        finally:
+            con.unregister("day_keys")
+        later = keys.later_copies(con, pa.concat_tables([day_keys, neighbours]))
+        displaced: dict[str, pa.Table] = {}
+        for (at_day, hour), copies in _by_hour(later).items():
+            removed = self._drop_from_silver(at_day, hour, copies)
+            if at_day == day and hour in stale:
+                result.silver_rows -= removed
+                result.duplicates += removed
+            else:
+                result.displaced += removed
+            if at_day != day:
+                displaced.setdefault(at_day, keys.empty().select(["vehicle_id", "seq", "hour"]))
+                displaced[at_day] = pa.concat_tables(
+                    [displaced[at_day], copies.select(["vehicle_id", "seq", "hour"])]
+                )
+        mine = later.filter(pc.equal(later["day"], day))
+        return keys.without(day_keys, mine, on=("vehicle_id", "seq", "hour")), displaced
+
+    def _drop_from_silver(self, day: str, hour: str, copies: pa.Table) -> int:
+        """Rewrite an hour's silver without ``copies`` (its rows of those keys); how many went."""
+        path = layout.silver_hour(TELEMETRY, day, hour)
+        if not self.store.exists(path):
+            return 0
+        silver = self.store.read_table(path)
+        kept = keys.without(silver, copies)
+        removed = int(silver.num_rows - kept.num_rows)
+        if not removed:
+            return 0
+        if kept.num_rows:
+            self.store.write_parquet(kept, path, options=COMPACTED)
+        else:
+            self.store.delete(path)
+        return removed
 
     def rebuild_gold(self, con: duckdb.DuckDBPyConnection, day: str) -> None:
         """The day's gold files, from all of the day's silver (none left: no gold)."""
@@ -266,6 +364,17 @@ class Compactor:
             return
         con.execute(f"DROP VIEW IF EXISTS {name}")
         con.unregister(f"{name}_files")
+
+
+def _by_hour(later: pa.Table) -> dict[tuple[str, str], pa.Table]:
+    """``later`` (sorted by day and hour) split by (day, hour)."""
+    groups: dict[tuple[str, str], pa.Table] = {}
+    for day, hour in sorted(
+        set(zip(later["day"].to_pylist(), later["hour"].to_pylist(), strict=True))
+    ):
+        mask = pc.and_(pc.equal(later["day"], day), pc.equal(later["hour"], hour))
+        groups[(day, hour)] = later.filter(mask)
+    return groups
 
 
 def _with_pack_index(store: LakeStore, files: list[str]) -> ds.Dataset:

@@ -163,11 +163,13 @@ class Compactor:
             return None
         result = DayResult(day)
         while True:
-            fresh = [
-                self._silver_hour(con, day, hour, [p for p, _ in hours[hour]], result)
-                for hour in stale
-            ]
-            day_keys, displaced_days = self._first_copies_only(con, day, stale, fresh, result)
+            fresh = [self._hour_keys(con, day, hour, [p for p, _ in hours[hour]]) for hour in stale]
+            day_keys, later = self._later_copies(con, day, stale, fresh)
+            for hour in stale:
+                at = pc.and_(pc.equal(later["day"], day), pc.equal(later["hour"], hour))
+                mine = later.filter(at)
+                self._silver_hour(con, day, hour, [p for p, _ in hours[hour]], mine, result)
+            displaced_days = self._displace(day, stale, later, result)
             if self.hold_s and self.hold_at is HoldAt.GOLD:
                 self._sleep(self.hold_s)
             self.rebuild_gold(con, day)
@@ -217,15 +219,12 @@ class Compactor:
         day: str,
         hour: str,
         files: list[str],
+        later: pa.Table,
         result: DayResult,
-    ) -> pa.Table:
-        """Build the hour's silver (one row per key within the hour) and rejected rows; the
-        silver rows' keys."""
-        try:
-            bronze = _with_pack_index(self.store, files)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise CompactionError(f"the bronze files of {day} {hour}h differ: {exc}") from exc
-        self._source(con, "bronze", bronze, erased.BRONZE)
+    ) -> None:
+        """Build the hour's silver (one row per key, without ``later``: the keys whose first
+        stored copy is in another hour) and rejected rows."""
+        bronze = self._bronze(con, day, hour, files)
         try:
             # Rows the view leaves out are erased, not duplicates: counted through it.
             total = bronze.count_rows() if self.erasures is None else _count(con, "bronze")
@@ -233,6 +232,7 @@ class Compactor:
             rejected = _with_times(_query(con, queries.REJECTED, f"rejected {day} {hour}h"))
         finally:
             self._drop_source(con, "bronze")
+        silver = _as_read_back(keys.without(silver, later))
         if self.hold_s and self.hold_at is HoldAt.SILVER:
             self._sleep(self.hold_s)
         self.store.write_parquet(
@@ -247,7 +247,29 @@ class Compactor:
         result.silver_rows += silver.num_rows
         result.rejected_rows += rejected.num_rows
         result.duplicates += total - silver.num_rows - rejected.num_rows
-        return keys.of_silver(silver, day, hour)
+
+    def _bronze(
+        self, con: duckdb.DuckDBPyConnection, day: str, hour: str, files: list[str]
+    ) -> ds.Dataset:
+        """The hour's bronze as ``bronze`` on ``con`` (erased rows left out); drop it with
+        ``_drop_source``."""
+        try:
+            bronze = _with_pack_index(self.store, files)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise CompactionError(f"the bronze files of {day} {hour}h differ: {exc}") from exc
+        self._source(con, "bronze", bronze, erased.BRONZE)
+        return bronze
+
+    def _hour_keys(
+        self, con: duckdb.DuckDBPyConnection, day: str, hour: str, files: list[str]
+    ) -> pa.Table:
+        """The keys the hour's silver would hold on its own (one row per key in the hour)."""
+        self._bronze(con, day, hour, files)
+        try:
+            found = _query(con, queries.SILVER_KEYS, f"silver keys {day} {hour}h")
+        finally:
+            self._drop_source(con, "bronze")
+        return keys.of_columns(found, day, hour, found.num_rows)
 
     def _index_unindexed_days(self) -> None:
         """Index the days whose silver has no key index (compacted before the index was kept,
@@ -260,18 +282,16 @@ class Compactor:
         for day in sorted(silver_days - indexed):
             keys.write_day(self.store, day, keys.from_silver(self.store, day))
 
-    def _first_copies_only(
+    def _later_copies(
         self,
         con: duckdb.DuckDBPyConnection,
         day: str,
         stale: list[str],
         fresh: list[pa.Table],
-        result: DayResult,
-    ) -> tuple[pa.Table, dict[str, pa.Table]]:
-        """Take every (vehicle, seq) out of the silver hours that do not hold its first stored
-        copy, comparing the day's keys (its rebuilt hours' and the index's for the others)
-        with the other days' that may repeat them. The day's keys as silver now has them, and
-        the later copies found in other days' silver, by day."""
+    ) -> tuple[pa.Table, pa.Table]:
+        """Compare the day's keys (its stale hours' ``fresh`` ones, the index's for the others)
+        with the other days' that may repeat them. The day's keys without its later copies, and
+        every later copy found (vehicle_id, seq, day, hour), in this day or another."""
         prefix = f"{layout.SILVER}/{TELEMETRY}/"
         kept_hours = {
             where[1]
@@ -291,21 +311,25 @@ class Compactor:
         finally:
             con.unregister("day_keys")
         later = keys.later_copies(con, pa.concat_tables([day_keys, neighbours]))
+        mine = later.filter(pc.equal(later["day"], day))
+        return keys.without(day_keys, mine, on=("vehicle_id", "seq", "hour")), later
+
+    def _displace(
+        self, day: str, stale: list[str], later: pa.Table, result: DayResult
+    ) -> dict[str, pa.Table]:
+        """Take the later copies out of the silver hours not rebuilt (other days', this day's
+        unchanged ones); the later copies of each other day."""
         displaced: dict[str, pa.Table] = {}
         for (at_day, hour), copies in _by_hour(later).items():
-            removed = self._drop_from_silver(at_day, hour, copies)
             if at_day == day and hour in stale:
-                result.silver_rows -= removed
-                result.duplicates += removed
-            else:
-                result.displaced += removed
+                continue  # built without them
+            result.displaced += self._drop_from_silver(at_day, hour, copies)
             if at_day != day:
                 displaced.setdefault(at_day, keys.empty().select(["vehicle_id", "seq", "hour"]))
                 displaced[at_day] = pa.concat_tables(
                     [displaced[at_day], copies.select(["vehicle_id", "seq", "hour"])]
                 )
-        mine = later.filter(pc.equal(later["day"], day))
-        return keys.without(day_keys, mine, on=("vehicle_id", "seq", "hour")), displaced
+        return displaced
 
     def _drop_from_silver(self, day: str, hour: str, copies: pa.Table) -> int:
         """Rewrite an hour's silver without ``copies`` (its rows of those keys); how many went."""
@@ -317,10 +341,8 @@ class Compactor:
         removed = int(silver.num_rows - kept.num_rows)
         if not removed:
             return 0
-        if kept.num_rows:
-            self.store.write_parquet(kept, path, options=COMPACTED)
-        else:
-            self.store.delete(path)
+        # Kept even when empty, as an hour built from bronze with nothing left is.
+        self.store.write_parquet(kept, path, options=COMPACTED)
         return removed
 
     def rebuild_gold(self, con: duckdb.DuckDBPyConnection, day: str) -> None:
@@ -375,6 +397,22 @@ def _by_hour(later: pa.Table) -> dict[tuple[str, str], pa.Table]:
         mask = pc.and_(pc.equal(later["day"], day), pc.equal(later["hour"], hour))
         groups[(day, hour)] = later.filter(mask)
     return groups
+
+
+def _as_read_back(table: pa.Table) -> pa.Table:
+    """``table`` with the types a Parquet reader gives it back (list items named ``element``,
+    DuckDB names them ``l``): a silver hour rewritten from its file (an earlier copy came in
+    elsewhere) then has the bytes it would have had if built from bronze after that copy."""
+    return table.cast(pa.schema([f.with_type(_read_back_type(f.type)) for f in table.schema]))
+
+
+def _read_back_type(typ: pa.DataType) -> pa.DataType:
+    if pa.types.is_list(typ):
+        item = typ.value_field
+        return pa.list_(pa.field("element", _read_back_type(item.type), item.nullable))
+    if pa.types.is_struct(typ):
+        return pa.struct([f.with_type(_read_back_type(f.type)) for f in typ])
+    return typ
 
 
 def _with_pack_index(store: LakeStore, files: list[str]) -> ds.Dataset:

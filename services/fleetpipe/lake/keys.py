@@ -94,21 +94,24 @@ def empty() -> pa.Table:
 def of_silver(silver: pa.Table, day: str, hour: str) -> pa.Table:
     """The keys of an hour's silver rows."""
     n = silver.num_rows
-    if layout.PACK_INDEX in silver.column_names:
-        pack = silver[layout.PACK_INDEX]
-    else:
-        pack = pa.nulls(n, pa.int32())
     driver = pc.struct_field(silver["vehicle"], "driver_id") if n else pa.array([], pa.string())
+    return of_columns(silver.append_column("driver_id", driver), day, hour, n)
+
+
+def of_columns(rows: pa.Table, day: str, hour: str, n: int) -> pa.Table:
+    """The keys of ``n`` silver rows given as key columns (``driver_id`` among them; the pack
+    index may be missing: null)."""
+    pack = rows[layout.PACK_INDEX] if layout.PACK_INDEX in rows.column_names else None
     columns = [
-        silver["vehicle_id"],
-        silver["seq"],
+        rows["vehicle_id"],
+        rows["seq"],
         pa.array([day] * n, pa.string()),
         pa.array([hour] * n, pa.string()),
-        silver["_kafka_topic"],
-        silver["_kafka_partition"],
-        silver["_kafka_offset"],
-        pack,
-        driver,
+        rows["_kafka_topic"],
+        rows["_kafka_partition"],
+        rows["_kafka_offset"],
+        pa.nulls(n, pa.int32()) if pack is None else pack,
+        rows["driver_id"],
     ]
     return pa.Table.from_arrays(
         [c if isinstance(c, pa.ChunkedArray) else pa.chunked_array([c]) for c in columns],

@@ -163,24 +163,23 @@ class Compactor:
             return None
         result = DayResult(day)
         while True:
-            fresh = [self._hour_keys(con, day, hour, [p for p, _ in hours[hour]]) for hour in stale]
+            fresh = [
+                self._silver_hour(con, day, hour, [p for p, _ in hours[hour]], result)
+                for hour in stale
+            ]
             day_keys, later = self._later_copies(con, day, stale, fresh)
-            for hour in stale:
-                at = pc.and_(pc.equal(later["day"], day), pc.equal(later["hour"], hour))
-                mine = later.filter(at)
-                self._silver_hour(con, day, hour, [p for p, _ in hours[hour]], mine, result)
             displaced_days = self._displace(day, stale, later, result)
             if self.hold_s and self.hold_at is HoldAt.GOLD:
                 self._sleep(self.hold_s)
             self.rebuild_gold(con, day)
-            for other, later in sorted(displaced_days.items()):
+            for other, copies in sorted(displaced_days.items()):
                 self.rebuild_gold(con, other)
                 # Its silver no longer has them: neither has its index (written after its gold,
                 # so a run killed before sees them again and finishes the day).
                 index = keys.read_day(self.store, other)
                 if index is not None:
                     hour_keys = ("vehicle_id", "seq", "hour")
-                    keys.write_day(self.store, other, keys.without(index, later, on=hour_keys))
+                    keys.write_day(self.store, other, keys.without(index, copies, on=hour_keys))
             if not self._new_erasures(con):
                 break
             # An erasure started while the day was built: its scan of the lake may have come
@@ -219,11 +218,12 @@ class Compactor:
         day: str,
         hour: str,
         files: list[str],
-        later: pa.Table,
         result: DayResult,
-    ) -> None:
-        """Build the hour's silver (one row per key, without ``later``: the keys whose first
-        stored copy is in another hour) and rejected rows."""
+    ) -> pa.Table:
+        """Build the hour's silver (one row per key within the hour) and rejected rows; the
+        silver rows' keys. A key whose first stored copy is in another hour leaves it next
+        (``_displace``): reading the hour's bronze twice, to know its keys first, would cost
+        every hour more than rewriting the few hours that hold such a key."""
         bronze = self._bronze(con, day, hour, files)
         try:
             # Rows the view leaves out are erased, not duplicates: counted through it.
@@ -232,7 +232,7 @@ class Compactor:
             rejected = _with_times(_query(con, queries.REJECTED, f"rejected {day} {hour}h"))
         finally:
             self._drop_source(con, "bronze")
-        silver = _as_read_back(keys.without(silver, later))
+        silver = _as_read_back(silver)
         if self.hold_s and self.hold_at is HoldAt.SILVER:
             self._sleep(self.hold_s)
         self.store.write_parquet(
@@ -247,6 +247,7 @@ class Compactor:
         result.silver_rows += silver.num_rows
         result.rejected_rows += rejected.num_rows
         result.duplicates += total - silver.num_rows - rejected.num_rows
+        return keys.of_silver(silver, day, hour)
 
     def _bronze(
         self, con: duckdb.DuckDBPyConnection, day: str, hour: str, files: list[str]
@@ -259,17 +260,6 @@ class Compactor:
             raise CompactionError(f"the bronze files of {day} {hour}h differ: {exc}") from exc
         self._source(con, "bronze", bronze, erased.BRONZE)
         return bronze
-
-    def _hour_keys(
-        self, con: duckdb.DuckDBPyConnection, day: str, hour: str, files: list[str]
-    ) -> pa.Table:
-        """The keys the hour's silver would hold on its own (one row per key in the hour)."""
-        self._bronze(con, day, hour, files)
-        try:
-            found = _query(con, queries.SILVER_KEYS, f"silver keys {day} {hour}h")
-        finally:
-            self._drop_source(con, "bronze")
-        return keys.of_columns(found, day, hour, found.num_rows)
 
     def _index_unindexed_days(self) -> None:
         """Index the days whose silver has no key index (compacted before the index was kept,
@@ -317,13 +307,16 @@ class Compactor:
     def _displace(
         self, day: str, stale: list[str], later: pa.Table, result: DayResult
     ) -> dict[str, pa.Table]:
-        """Take the later copies out of the silver hours not rebuilt (other days', this day's
-        unchanged ones); the later copies of each other day."""
+        """Take the later copies out of their silver hours; the later copies of each other
+        day."""
         displaced: dict[str, pa.Table] = {}
         for (at_day, hour), copies in _by_hour(later).items():
+            removed = self._drop_from_silver(at_day, hour, copies)
             if at_day == day and hour in stale:
-                continue  # built without them
-            result.displaced += self._drop_from_silver(at_day, hour, copies)
+                result.silver_rows -= removed
+                result.duplicates += removed
+            else:
+                result.displaced += removed
             if at_day != day:
                 displaced.setdefault(at_day, keys.empty().select(["vehicle_id", "seq", "hour"]))
                 displaced[at_day] = pa.concat_tables(

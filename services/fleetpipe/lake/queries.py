@@ -63,7 +63,7 @@ _CHECKED = f"""
     FROM bronze
 """
 
-_RANKED = f"""
+SILVER = f"""
 WITH checked AS ({_CHECKED}),
 ranked AS (
     SELECT *, row_number() OVER (
@@ -72,22 +72,10 @@ ranked AS (
     FROM checked
     WHERE reason IS NULL
 )
-"""
-
-SILVER = f"""
-{_RANKED}
 SELECT * EXCLUDE (reason, copy)
 FROM ranked
 WHERE copy = 1
 ORDER BY vehicle_id, seq
-"""
-
-# The keys of the rows SILVER keeps (see fleetpipe.lake.keys): only these columns are read.
-SILVER_KEYS = f"""
-{_RANKED}
-SELECT vehicle_id, seq, {_COORDINATES}, vehicle.driver_id AS driver_id
-FROM ranked
-WHERE copy = 1
 """
 
 REJECTED = f"""

@@ -92,26 +92,20 @@ def empty() -> pa.Table:
 
 
 def of_silver(silver: pa.Table, day: str, hour: str) -> pa.Table:
-    """The keys of an hour's silver rows."""
+    """The keys of an hour's silver rows (a file from before the pack index: null there)."""
     n = silver.num_rows
+    pack = silver[layout.PACK_INDEX] if layout.PACK_INDEX in silver.column_names else None
     driver = pc.struct_field(silver["vehicle"], "driver_id") if n else pa.array([], pa.string())
-    return of_columns(silver.append_column("driver_id", driver), day, hour, n)
-
-
-def of_columns(rows: pa.Table, day: str, hour: str, n: int) -> pa.Table:
-    """The keys of ``n`` silver rows given as key columns (``driver_id`` among them; the pack
-    index may be missing: null)."""
-    pack = rows[layout.PACK_INDEX] if layout.PACK_INDEX in rows.column_names else None
     columns = [
-        rows["vehicle_id"],
-        rows["seq"],
+        silver["vehicle_id"],
+        silver["seq"],
         pa.array([day] * n, pa.string()),
         pa.array([hour] * n, pa.string()),
-        rows["_kafka_topic"],
-        rows["_kafka_partition"],
-        rows["_kafka_offset"],
+        silver["_kafka_topic"],
+        silver["_kafka_partition"],
+        silver["_kafka_offset"],
         pa.nulls(n, pa.int32()) if pack is None else pack,
-        rows["driver_id"],
+        driver,
     ]
     return pa.Table.from_arrays(
         [c if isinstance(c, pa.ChunkedArray) else pa.chunked_array([c]) for c in columns],

@@ -290,7 +290,8 @@ class Compactor:
         } - set(stale)
         before = keys.read_day(self.store, day)
         if before is None:
-            before = keys.from_silver(self.store, day)
+            # Not indexed yet: the hours it keeps are read from their silver (none for a new day).
+            before = keys.from_silver(self.store, day, hours=kept_hours)
         unchanged = before.filter(
             pc.is_in(before["hour"], pa.array(sorted(kept_hours), pa.string()))
         )

@@ -99,8 +99,8 @@ def of_silver(silver: pa.Table, day: str, hour: str) -> pa.Table:
     columns = [
         silver["vehicle_id"],
         silver["seq"],
-        pa.array([day] * n, pa.string()),
-        pa.array([hour] * n, pa.string()),
+        pa.repeat(pa.scalar(day, pa.string()), n),
+        pa.repeat(pa.scalar(hour, pa.string()), n),
         silver["_kafka_topic"],
         silver["_kafka_partition"],
         silver["_kafka_offset"],
@@ -121,12 +121,13 @@ def read_day(store: LakeStore, day: str) -> pa.Table | None:
     return store.read_table(keys_path(day)).cast(SCHEMA)
 
 
-def from_silver(store: LakeStore, day: str) -> pa.Table:
-    """The day's keys as its silver files hold them (a lake compacted before the index)."""
+def from_silver(store: LakeStore, day: str, *, hours: set[str] | None = None) -> pa.Table:
+    """The day's keys as its silver files hold them (a lake compacted before the index), of
+    ``hours`` only when given."""
     parts = [empty()]
     for path, _ in store.files(f"{layout.SILVER}/{TELEMETRY}/dt={day}"):
         where = layout.day_and_hour(path.removeprefix(f"{layout.SILVER}/{TELEMETRY}/"))
-        if where is not None:
+        if where is not None and (hours is None or where[1] in hours):
             parts.append(of_silver(store.read_table(path), day, where[1]))
     return pa.concat_tables(parts)
 
@@ -144,7 +145,7 @@ def write_day(store: LakeStore, day: str, keys: pa.Table) -> None:
     ranges = pa.table(
         [
             spans["vehicle_id"],
-            pa.array([day] * spans.num_rows, pa.string()),
+            pa.repeat(pa.scalar(day, pa.string()), spans.num_rows),
             spans["seq_min"],
             spans["seq_max"],
         ],

@@ -56,14 +56,22 @@ class LakeLocations:
 
 
 def events(
-    vehicles: int, per_vehicle: int, *, start_us: int, fleet: str = "fleet-1"
+    vehicles: int,
+    per_vehicle: int,
+    *,
+    start_us: int,
+    fleet: str = "fleet-1",
+    seq_after: int = 0,
 ) -> list[enriched_pb2.EnrichedTelemetry]:
     """Enriched events, one a second per vehicle, whose battery, speed, ignition and zone vary,
-    so every gold aggregate has something to count."""
+    so every gold aggregate has something to count. Each vehicle's seq counts up from
+    ``seq_after + 1``: a later batch of the same vehicles passes the last seq of the one
+    before, or its events are the same events again."""
     made = list(
         records.enriched_stream(vehicles, vehicles * per_vehicle, fleet=fleet, start_us=start_us)
     )
     for i, e in enumerate(made):
+        e.telemetry.seq += seq_after
         e.telemetry.fleet_id = e.vehicle.fleet_id = fleet
         e.telemetry.battery.pct = 20 + (i * 7) % 80
         e.telemetry.motion.speed_kmh = float((i * 13) % 120)

@@ -1,7 +1,8 @@
 """Erasing a subject from every lake layer: each Parquet file that holds the subject's rows is
 rewritten without them (atomically: a reader sees the old file or the new one) or deleted when
 nothing else is left in it; then the gold of every day whose silver changed is rebuilt from
-that silver, so no aggregate still counts the subject.
+that silver, so no aggregate still counts the subject, and the subject's keys leave silver's
+key index (:mod:`fleetpipe.lake.keys`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fleetpipe.erasure.subject import Subject
-from fleetpipe.lake import layout
+from fleetpipe.lake import keys, layout
 from fleetpipe.lake.compaction import COMPACTED, Compactor
 from fleetpipe.lake.store import LakeStore, ParquetOptions
 
@@ -75,6 +76,15 @@ def erase_from_lake(store: LakeStore, subject: Subject) -> list[FileErasure]:
             log.info("erased %d row(s) of %s from %s", erased, subject, path)
             if layer == layout.SILVER:
                 silver_days.add(path.split("/")[2].removeprefix("dt="))
+    for day in keys.indexed_days(store):
+        index = keys.read_day(store, day)
+        mask = None if index is None else subject_rows(index, subject)
+        if index is None or mask is None:
+            continue
+        erased = int(pc.sum(mask.cast(pa.int64())).as_py() or 0)
+        if erased:
+            keys.write_day(store, day, index.filter(pc.invert(mask)))
+            log.info("erased %d key(s) of %s from silver's key index of %s", erased, subject, day)
     # Gold aggregates that counted the subject's events (a fleet's day, a driver's hours on a
     # vehicle) are rebuilt from the silver that no longer has them.
     compactor = Compactor(store)

@@ -93,6 +93,11 @@ def compaction_command(
                 f"{day.day}: {len(day.hours_rebuilt)} hour(s) rebuilt, {day.silver_rows} silver"
                 f" rows, {day.rejected_rows} rejected, {day.duplicates} duplicates dropped"
                 + (
+                    f", {day.displaced} row(s) of other hours displaced by earlier copies"
+                    if day.displaced
+                    else ""
+                )
+                + (
                     f", built again {day.rebuilt_for_erasures} time(s) for an erasure"
                     if day.rebuilt_for_erasures
                     else ""

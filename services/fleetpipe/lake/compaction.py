@@ -5,8 +5,11 @@ hours (names and sizes: bronze files are written once and never change) and comp
 the day's manifest, written when the day was last compacted:
 
 1. each hour whose bronze changed gets its silver file (and its rejected rows) rebuilt;
-2. the day's gold files are rebuilt from the day's silver;
-3. the manifest is written, last.
+2. a (vehicle, seq) silver holds in another hour too, of this day or another, stays only in the
+   hour of its first stored copy (see :mod:`fleetpipe.lake.keys`, whose index says where silver's
+   keys are): the other hours' silver files lose it, and those days' gold is rebuilt;
+3. the day's gold files are rebuilt from the day's silver;
+4. the day's key index is written, and the manifest, last.
 
 Given the erasure audit (an :class:`~fleetpipe.lake.erased.ErasureSource`), silver and gold
 are built without the rows of erased subjects, and the audit is asked again before the
@@ -36,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from fleetpipe.lake import erased, layout, queries
+from fleetpipe.lake import erased, keys, layout, queries
 from fleetpipe.lake.store import LakeStore, LakeStoreError, ParquetOptions
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,9 @@ class DayResult:
     silver_rows: int = 0
     rejected_rows: int = 0
     duplicates: int = 0
+    # Rows taken out of silver hours not rebuilt here (other days', or this day's unchanged
+    # hours): a copy stored before them is in this day's new bronze.
+    displaced: int = 0
     # How many times the day was built again for an erasure recorded meanwhile.
     rebuilt_for_erasures: int = 0
 
@@ -135,6 +141,7 @@ class Compactor:
         con = duckdb.connect()
         try:
             self._new_erasures(con)
+            self._index_unindexed_days()
             for day, hours in sorted(bronze_hours(self.store).items()):
                 result = self._day(con, day, hours)
                 if result is None:
@@ -156,11 +163,23 @@ class Compactor:
             return None
         result = DayResult(day)
         while True:
-            for hour in stale:
+            fresh = [
                 self._silver_hour(con, day, hour, [p for p, _ in hours[hour]], result)
+                for hour in stale
+            ]
+            day_keys, later = self._later_copies(con, day, stale, fresh)
+            displaced_days = self._displace(day, stale, later, result)
             if self.hold_s and self.hold_at is HoldAt.GOLD:
                 self._sleep(self.hold_s)
             self.rebuild_gold(con, day)
+            for other, copies in sorted(displaced_days.items()):
+                self.rebuild_gold(con, other)
+                # Its silver no longer has them: neither has its index (written after its gold,
+                # so a run killed before sees them again and finishes the day).
+                index = keys.read_day(self.store, other)
+                if index is not None:
+                    hour_keys = ("vehicle_id", "seq", "hour")
+                    keys.write_day(self.store, other, keys.without(index, copies, on=hour_keys))
             if not self._new_erasures(con):
                 break
             # An erasure started while the day was built: its scan of the lake may have come
@@ -176,17 +195,20 @@ class Compactor:
             wanted = {hour: fingerprint(files) for hour, files in sorted(hours.items())}
             stale = [h for h in stale if h in hours]
             result = DayResult(day, rebuilt_for_erasures=result.rebuilt_for_erasures)
+        keys.write_day(self.store, day, day_keys)
         manifest = {"day": day, "hours": {**done, **wanted}}
         self.store.write_bytes(
             layout.manifest(TELEMETRY, day), json.dumps(manifest, indent=1).encode()
         )
         log.info(
-            "compacted %s: %d hour(s), %d silver rows, %d rejected, %d duplicates dropped",
+            "compacted %s: %d hour(s), %d silver rows, %d rejected, %d duplicates dropped,"
+            " %d displaced from other hours",
             day,
             len(result.hours_rebuilt),
             result.silver_rows,
             result.rejected_rows,
             result.duplicates,
+            result.displaced,
         )
         return result
 
@@ -197,12 +219,12 @@ class Compactor:
         hour: str,
         files: list[str],
         result: DayResult,
-    ) -> None:
-        try:
-            bronze = _with_pack_index(self.store, files)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise CompactionError(f"the bronze files of {day} {hour}h differ: {exc}") from exc
-        self._source(con, "bronze", bronze, erased.BRONZE)
+    ) -> pa.Table:
+        """Build the hour's silver (one row per key within the hour) and rejected rows; the
+        silver rows' keys. A key whose first stored copy is in another hour leaves it next
+        (``_displace``): reading the hour's bronze twice, to know its keys first, would cost
+        every hour more than rewriting the few hours that hold such a key."""
+        bronze = self._bronze(con, day, hour, files)
         try:
             # Rows the view leaves out are erased, not duplicates: counted through it.
             total = bronze.count_rows() if self.erasures is None else _count(con, "bronze")
@@ -210,6 +232,7 @@ class Compactor:
             rejected = _with_times(_query(con, queries.REJECTED, f"rejected {day} {hour}h"))
         finally:
             self._drop_source(con, "bronze")
+        silver = _as_read_back(silver)
         if self.hold_s and self.hold_at is HoldAt.SILVER:
             self._sleep(self.hold_s)
         self.store.write_parquet(
@@ -224,6 +247,97 @@ class Compactor:
         result.silver_rows += silver.num_rows
         result.rejected_rows += rejected.num_rows
         result.duplicates += total - silver.num_rows - rejected.num_rows
+        return keys.of_silver(silver, day, hour)
+
+    def _bronze(
+        self, con: duckdb.DuckDBPyConnection, day: str, hour: str, files: list[str]
+    ) -> ds.Dataset:
+        """The hour's bronze as ``bronze`` on ``con`` (erased rows left out); drop it with
+        ``_drop_source``."""
+        try:
+            bronze = _with_pack_index(self.store, files)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise CompactionError(f"the bronze files of {day} {hour}h differ: {exc}") from exc
+        self._source(con, "bronze", bronze, erased.BRONZE)
+        return bronze
+
+    def _index_unindexed_days(self) -> None:
+        """Index the days whose silver has no key index (compacted before the index was kept,
+        or by a run killed before it wrote it), so every day's keys can be compared."""
+        indexed = set(keys.indexed_days(self.store))
+        silver_days = {
+            p.split("/")[2].removeprefix("dt=")
+            for p, _ in self.store.files(f"{layout.SILVER}/{TELEMETRY}")
+        }
+        for day in sorted(silver_days - indexed):
+            keys.write_day(self.store, day, keys.from_silver(self.store, day))
+
+    def _later_copies(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        day: str,
+        stale: list[str],
+        fresh: list[pa.Table],
+    ) -> tuple[pa.Table, pa.Table]:
+        """Compare the day's keys (its stale hours' ``fresh`` ones, the index's for the others)
+        with the other days' that may repeat them. The day's keys without its later copies, and
+        every later copy found (vehicle_id, seq, day, hour), in this day or another."""
+        prefix = f"{layout.SILVER}/{TELEMETRY}/"
+        kept_hours = {
+            where[1]
+            for p, _ in self.store.files(f"{prefix}dt={day}")
+            if (where := layout.day_and_hour(p.removeprefix(prefix))) is not None
+        } - set(stale)
+        before = keys.read_day(self.store, day)
+        if before is None:
+            # Not indexed yet: the hours it keeps are read from their silver (none for a new day).
+            before = keys.from_silver(self.store, day, hours=kept_hours)
+        unchanged = before.filter(
+            pc.is_in(before["hour"], pa.array(sorted(kept_hours), pa.string()))
+        )
+        day_keys = pa.concat_tables([unchanged, *fresh])
+        con.register("day_keys", day_keys)
+        try:
+            neighbours = keys.neighbours(con, self.store, day)
+        finally:
+            con.unregister("day_keys")
+        later = keys.later_copies(con, pa.concat_tables([day_keys, neighbours]))
+        mine = later.filter(pc.equal(later["day"], day))
+        return keys.without(day_keys, mine, on=("vehicle_id", "seq", "hour")), later
+
+    def _displace(
+        self, day: str, stale: list[str], later: pa.Table, result: DayResult
+    ) -> dict[str, pa.Table]:
+        """Take the later copies out of their silver hours; the later copies of each other
+        day."""
+        displaced: dict[str, pa.Table] = {}
+        for (at_day, hour), copies in _by_hour(later).items():
+            removed = self._drop_from_silver(at_day, hour, copies)
+            if at_day == day and hour in stale:
+                result.silver_rows -= removed
+                result.duplicates += removed
+            else:
+                result.displaced += removed
+            if at_day != day:
+                displaced.setdefault(at_day, keys.empty().select(["vehicle_id", "seq", "hour"]))
+                displaced[at_day] = pa.concat_tables(
+                    [displaced[at_day], copies.select(["vehicle_id", "seq", "hour"])]
+                )
+        return displaced
+
+    def _drop_from_silver(self, day: str, hour: str, copies: pa.Table) -> int:
+        """Rewrite an hour's silver without ``copies`` (its rows of those keys); how many went."""
+        path = layout.silver_hour(TELEMETRY, day, hour)
+        if not self.store.exists(path):
+            return 0
+        silver = self.store.read_table(path)
+        kept = keys.without(silver, copies)
+        removed = int(silver.num_rows - kept.num_rows)
+        if not removed:
+            return 0
+        # Kept even when empty, as an hour built from bronze with nothing left is.
+        self.store.write_parquet(kept, path, options=COMPACTED)
+        return removed
 
     def rebuild_gold(self, con: duckdb.DuckDBPyConnection, day: str) -> None:
         """The day's gold files, from all of the day's silver (none left: no gold)."""
@@ -266,6 +380,33 @@ class Compactor:
             return
         con.execute(f"DROP VIEW IF EXISTS {name}")
         con.unregister(f"{name}_files")
+
+
+def _by_hour(later: pa.Table) -> dict[tuple[str, str], pa.Table]:
+    """``later`` (sorted by day and hour) split by (day, hour)."""
+    groups: dict[tuple[str, str], pa.Table] = {}
+    for day, hour in sorted(
+        set(zip(later["day"].to_pylist(), later["hour"].to_pylist(), strict=True))
+    ):
+        mask = pc.and_(pc.equal(later["day"], day), pc.equal(later["hour"], hour))
+        groups[(day, hour)] = later.filter(mask)
+    return groups
+
+
+def _as_read_back(table: pa.Table) -> pa.Table:
+    """``table`` with the types a Parquet reader gives it back (list items named ``element``,
+    DuckDB names them ``l``): a silver hour rewritten from its file (an earlier copy came in
+    elsewhere) then has the bytes it would have had if built from bronze after that copy."""
+    return table.cast(pa.schema([f.with_type(_read_back_type(f.type)) for f in table.schema]))
+
+
+def _read_back_type(typ: pa.DataType) -> pa.DataType:
+    if pa.types.is_list(typ):
+        item = typ.value_field
+        return pa.list_(pa.field("element", _read_back_type(item.type), item.nullable))
+    if pa.types.is_struct(typ):
+        return pa.struct([f.with_type(_read_back_type(f.type)) for f in typ])
+    return typ
 
 
 def _with_pack_index(store: LakeStore, files: list[str]) -> ds.Dataset:

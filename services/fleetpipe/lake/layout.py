@@ -8,6 +8,8 @@
     gold/vehicle_hour/dt=YYYY-MM-DD/part-0.parquet                per vehicle and hour
     gold/fleet_day/dt=YYYY-MM-DD/part-0.parquet                   per fleet and day
     _compaction/telemetry/dt=YYYY-MM-DD.json                      what the outputs were built from
+    _compaction/keys/telemetry/dt=YYYY-MM-DD.parquet              silver's keys (lake.keys)
+    _compaction/seq_ranges/telemetry/dt=YYYY-MM-DD.parquet        each vehicle's seqs of the day
 
 Bronze files are written by the storage writer, one per spool; the compacted layers hold one
 file per partition, rewritten whole when its inputs change, so replacing it is one atomic step.

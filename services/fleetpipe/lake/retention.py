@@ -4,7 +4,8 @@ A partition expires when all of it is older than its layer's retention: an hour 
 (bronze, silver) when its hour has ended before the cut-off, a day partition (gold) when its
 day has. Whole files only: a partition's files are deleted, and each deletion is logged. A
 day's compaction manifest goes with the day's last silver hour, so a late bronze file for a
-day whose silver has expired starts that day afresh.
+day whose silver has expired starts that day afresh. Silver's key index loses the keys of the
+expired hours (see :mod:`fleetpipe.lake.keys`): a copy of them that comes later is kept.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from fleetpipe.lake import layout
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fleetpipe.lake import keys, layout
 from fleetpipe.lake.store import LakeStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,8 @@ class LakeRetention:
 @dataclass
 class Expired:
     files: list[str] = field(default_factory=list)
+    # Days whose silver key index lost the keys of expired hours.
+    index_days: list[str] = field(default_factory=list)
 
     def layer(self, name: str) -> list[str]:
         return [f for f in self.files if f.startswith(f"{name}/")]
@@ -72,6 +78,7 @@ def expire(store: LakeStore, retention: LakeRetention, *, now: datetime) -> Expi
                 store.delete(path)
                 expired.files.append(path)
                 log.info("retention: dropped %s (%s kept %g days)", path, layer, days)
+    _drop_expired_keys(store, expired)
     # A manifest describes silver; once none of its day's silver is left, it goes too.
     silver_days = {
         p.split("/")[2].removeprefix("dt=") for p, _ in store.files(f"{layout.SILVER}/telemetry")
@@ -84,3 +91,32 @@ def expire(store: LakeStore, retention: LakeRetention, *, now: datetime) -> Expi
             store.delete(path)
             expired.files.append(path)
     return expired
+
+
+def _drop_expired_keys(store: LakeStore, expired: Expired) -> None:
+    """Each day's key index without the hours whose silver expired."""
+    prefix = f"{layout.SILVER}/{keys.TELEMETRY}/"
+    days = sorted(
+        {
+            where[0]
+            for f in expired.files
+            if f.startswith(prefix) and (where := layout.day_and_hour(f.removeprefix(prefix)))
+        }
+    )
+    for day in days:
+        index = keys.read_day(store, day)
+        if index is None:
+            continue
+        left = [
+            where[1]
+            for p, _ in store.files(f"{prefix}dt={day}")
+            if (where := layout.day_and_hour(p.removeprefix(prefix))) is not None
+        ]
+        kept = index.filter(pc.is_in(index["hour"], pa.array(left, pa.string())))
+        keys.write_day(store, day, kept)
+        expired.index_days.append(day)
+        log.info(
+            "retention: %d key(s) of %s left silver's key index",
+            index.num_rows - kept.num_rows,
+            day,
+        )

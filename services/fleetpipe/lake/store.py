@@ -166,6 +166,13 @@ class LakeStore:
         except OSError as exc:
             raise LakeStoreError(f"cannot read {relative} under {self.url}: {exc}") from exc
 
+    def exists(self, relative: str) -> bool:
+        path = self.full(relative)
+        try:
+            return bool(self.fs.get_file_info(path).type == pafs.FileType.File)
+        except OSError as exc:
+            raise LakeStoreError(f"cannot look for {relative} under {self.url}: {exc}") from exc
+
     def delete(self, relative: str) -> bool:
         """Remove one file; False when it was not there."""
         path = self.full(relative)

@@ -73,7 +73,8 @@ def test_a_second_run_changes_nothing_and_new_bronze_rebuilds_only_its_hour(
 ) -> None:
     store = LakeStore.from_url(lake_locations.new(), fsync=False)
     write_bronze(store, tmp_path / "spool", events(3, 20, start_us=T0 + 10 * HOUR_US))
-    write_bronze(store, tmp_path / "spool", events(3, 20, start_us=T0 + DAY_US), first_offset=60)
+    next_day = events(3, 20, start_us=T0 + DAY_US, seq_after=20)
+    write_bronze(store, tmp_path / "spool", next_day, first_offset=60)
     first = Compactor(store).run()
     assert [d.day for d in first.compacted] == ["2025-01-15", "2025-01-16"]
     before = {p: store.read_bytes(p) for p, _ in store.files("")}
@@ -140,7 +141,9 @@ def test_a_run_killed_halfway_and_run_again_gives_what_an_uninterrupted_run_give
     reference = LakeStore.from_url(lake_locations.new(), fsync=False)
     for store in (killed, reference):
         for day in range(3):
-            made = events(5, 40, start_us=T0 + day * DAY_US + 23 * HOUR_US - 20_000_000)
+            made = events(
+                5, 40, start_us=T0 + day * DAY_US + 23 * HOUR_US - 20_000_000, seq_after=day * 40
+            )
             write_bronze(store, tmp_path / f"spool-{id(store)}", made, first_offset=day * 200)
     Compactor(reference).run()
 

@@ -29,7 +29,9 @@ def test_with_the_clock_advanced_exactly_the_expired_partitions_are_dropped(
 ) -> None:
     store = LakeStore.from_url(lake_locations.new(), fsync=False)
     for day in range(4):  # 15 to 18 January, each day across 10:00
-        made = events(3, 20, start_us=T0 + day * DAY_US + 10 * HOUR_US - 10_000_000)
+        made = events(
+            3, 20, start_us=T0 + day * DAY_US + 10 * HOUR_US - 10_000_000, seq_after=day * 20
+        )
         write_bronze(store, tmp_path / "spool", made, first_offset=day * 100)
     Compactor(store).run()
     before = [p for p, _ in store.files("")]

@@ -180,11 +180,6 @@ class DetectionHandler(BaseHandler):
         self._batches_since_tick += 1
         # A full batch means more is waiting: the input is behind.
         self._behind = len(records) >= self.max_batch
-        if self.hold_s:
-            # Everything is produced but nothing committed yet: the window crash drills aim at.
-            out.poll()
-            log.info("holding a batch of %d records open for %.2fs", len(records), self.hold_s)
-            time.sleep(self.hold_s)
 
     def on_tick(self, now: float, out: Output) -> None:
         self._maybe_reload(out)  # a quiet input still picks up a rules change
@@ -208,6 +203,11 @@ class DetectionHandler(BaseHandler):
         self._dirty.clear()
         out.send_many(self.topics.detection_state, records)  # type: ignore[arg-type]
         self.metrics.state_writes.inc(len(records))
+        if self.hold_s:
+            # Everything is produced but nothing committed yet: the window crash drills aim at.
+            out.poll()
+            log.info("holding a commit of %d states open for %.2fs", len(records), self.hold_s)
+            time.sleep(self.hold_s)
 
     # -- unreadable state --------------------------------------------------------------------
     def _collect_unreadable(self) -> None:

@@ -25,6 +25,12 @@ class Handler(Protocol):
     def on_tick(self, now: float, out: Output) -> None:
         """Processing-time timers (for example, vehicles gone silent)."""
 
+    def before_commit(self, out: Output) -> None:
+        """The loop is about to commit every batch since its last commit (in exactly-once mode,
+        inside their transaction, right before the consumed offsets): write what is kept per
+        key once per commit, the latest of each key, rather than once per batch. Not called
+        for a commit window that is given up: ``on_revoke`` follows then."""
+
 
 class BaseHandler:
     """No-op hooks, so handlers implement only what they need."""
@@ -39,4 +45,7 @@ class BaseHandler:
         return None
 
     def on_tick(self, now: float, out: Output) -> None:
+        return None
+
+    def before_commit(self, out: Output) -> None:
         return None

@@ -3,12 +3,16 @@
 A handler receives a *batch* of decoded records and writes to an :class:`Output`. The loop owns
 offsets and delivery guarantees:
 
-* ``AT_LEAST_ONCE`` — after the handler returns, the producer is flushed (every output
-  acknowledged) and only then are the input offsets committed. A crash in between replays the
-  batch; handlers with external effects make them idempotent.
+* ``AT_LEAST_ONCE`` — at a commit, the producer is flushed (every output acknowledged) and
+  only then are the input offsets committed. A crash in between replays what was consumed
+  since the last commit; handlers with external effects make them idempotent.
 * ``EXACTLY_ONCE`` — outputs, dead letters and the input offsets go into one Kafka transaction
   (``read_committed`` input, ``send_offsets_to_transaction``). A crash aborts the open
   transaction: the replacement fences it by reusing the transactional id.
+
+Commits are made on an interval, not per batch (see :mod:`fleetpipe.core.commits`): a commit
+covers every batch since the last one, and ``Handler.before_commit`` lets a handler write its
+keyed state once per commit rather than once per batch.
 
 Undecodable records go to the dead-letter topic with the reason and their coordinates, and the
 loop carries on. A handler that cannot make progress for now (its database is down) raises
@@ -42,24 +46,21 @@ import confluent_kafka
 from confluent_kafka import KafkaException, TopicPartition
 
 from fleetpipe.core.codecs import ProtoCodec
+from fleetpipe.core.commits import Commits
 from fleetpipe.core.errors import CodecError, KafkaError
 from fleetpipe.core.handlers import BaseHandler, Handler, RetryLater
 from fleetpipe.core.health import Health
-from fleetpipe.core.kafka import (
-    build_consumer,
-    build_producer,
-    build_transactional_producer,
-)
+from fleetpipe.core.kafka import build_consumer, build_producer, build_transactional_producer
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.packs import PackCodec, is_pack, unpack_into
 from fleetpipe.core.placement import producer_placement
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.rights import raise_if_refused
-from fleetpipe.core.seal import seal
+from fleetpipe.core.seal import Sealer
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings
 from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import CONSUMER, Span, Tracing, messaging_attributes
-from fleetpipe.core.transactions import BoundedCalls, KafkaCallStalled, Recovery, recovery_for
+from fleetpipe.core.transactions import KafkaCallStalled, Recovery, recovery_for
 
 __all__ = ["BaseHandler", "ConsumeProduceLoop", "Handler", "LoopConfig", "RetryLater"]
 
@@ -83,6 +84,9 @@ class LoopConfig:
     # State changelogs the handler restores from on assignment: sealed with the group's offsets
     # (fleetpipe.core.seal) each time the transactional producer is made. Exactly-once only.
     seal_topics: tuple[str, ...] = ()
+    # How long a commit window stays open at most while records keep coming (see
+    # fleetpipe.core.commits); 0 commits after every batch.
+    commit_interval_s: float = 0.1
 
 
 class ConsumeProduceLoop:
@@ -134,14 +138,31 @@ class ConsumeProduceLoop:
                 overrides=config.producer_overrides,
             )
         )
-        self._in_txn = False
-        call_timeout_s = kafka.call_timeout_ms / 1000
-        self._producer_calls = BoundedCalls(f"{config.service}-producer", timeout_s=call_timeout_s)
-        self._consumer_calls = BoundedCalls(f"{config.service}-consumer", timeout_s=call_timeout_s)
-        # A retriable transaction step is retried for as long as the transaction can live:
-        # past that the coordinator aborts it anyway.
-        self._txn_budget_s = kafka.transaction_timeout_ms / 1000
+        self.commits = Commits(
+            self.producer,
+            self.consumer,
+            kafka,
+            service=config.service,
+            eos=eos,
+            interval_s=config.commit_interval_s,
+            sealer=Sealer(
+                kafka,
+                group_id=config.group_id,
+                input_topic=next(iter(config.inputs)),
+                changelogs=config.seal_topics,
+            ),
+            metrics=metrics,
+            stop=self.stop,
+            waiting=self._waiting_for_kafka,
+            clock=clock,
+        )
+        self._consumer_calls = self.commits.consumer_calls
         self._kafka_trouble_since: float | None = None
+        # Set when a commit window was given up inside a rebalance callback while partitions
+        # stay assigned: they are rewound once consume() has returned.
+        self._rewind_due: str | None = None
+        # Consumer spans of the batches of the open commit window, ended at its commit.
+        self._unsettled: list[Span] = []
         self._last_tick = clock()
         self._assignment: list[TopicPartition] = []
         self.out = Output(
@@ -149,7 +170,7 @@ class ConsumeProduceLoop:
             service=config.service,
             deadletter_topic=config.deadletter_topic,
             metrics=metrics,
-            before_send=self._begin if eos else None,
+            before_send=self.commits.begin if eos else None,
             tracing=self.tracing,
             placement=producer_placement(kafka, self.producer, unplaced=(config.deadletter_topic,)),
         )
@@ -158,6 +179,9 @@ class ConsumeProduceLoop:
     # -- rebalance ---------------------------------------------------------------------------
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", _fmt(partitions))
+        # A handler may restore every assigned partition's state here: the open window's
+        # progress must be committed first.
+        self._settle_for_rebalance(lost=False)
         self._assignment = list(partitions)
         self.metrics.assigned.set(len(partitions))
         self.handler.on_assign(list(partitions))
@@ -165,8 +189,17 @@ class ConsumeProduceLoop:
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("revoked %s", _fmt(partitions))
-        # Batches are committed before the next consume(), inside which this callback runs, so
-        # no transaction is open here and the handler can drop the partitions' state safely.
+        self._give_away(partitions, lost=False)
+
+    def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.warning("lost %s", _fmt(partitions))
+        self._give_away(partitions, lost=True)
+
+    def _give_away(self, partitions: list[TopicPartition], *, lost: bool) -> None:
+        # The open window is settled first (committed, or given up when that cannot be), so
+        # no transaction is open past this point and the handler can drop the partitions'
+        # state safely.
+        self._settle_for_rebalance(lost=lost)
         self.handler.on_revoke(list(partitions))
         gone = {(tp.topic, tp.partition) for tp in partitions}
         for topic, partition in gone:
@@ -174,138 +207,58 @@ class ConsumeProduceLoop:
                 self.metrics.lag.remove(topic, str(partition))
         self._assignment = [tp for tp in self._assignment if (tp.topic, tp.partition) not in gone]
         self.metrics.assigned.set(len(self._assignment))
+        if not self._assignment:
+            self._rewind_due = None  # a new assignment starts from the committed offsets
 
-    # -- transactions ------------------------------------------------------------------------
-    def _begin(self) -> None:
-        if not self._in_txn:
-            self.producer.client.begin_transaction()
-            self._in_txn = True
+    def _settle_for_rebalance(self, *, lost: bool) -> None:
+        """Commit the open window before partitions move; give it up when that cannot be
+        (partitions lost to the group can no longer have their offsets committed)."""
+        if not self.commits.pending:
+            return
+        if not lost:
+            try:
+                self._commit()
+                return
+            except (KafkaException, KafkaCallStalled) as exc:
+                why = f"commit before a rebalance failed: {exc}"
+                kind = (
+                    recovery_for(exc.args[0])
+                    if isinstance(exc, KafkaException)
+                    else Recovery.RECREATE
+                )
+        else:
+            why, kind = "partitions lost", Recovery.ABORT
+        log.warning("giving up the open commit window: %s", why)
+        self._fail_spans(KafkaError(why))
+        self.commits.give_up(Recovery.ABORT if kind is Recovery.RETRY else kind, why)
+        self._rewind_due = why
 
+    # -- commits -----------------------------------------------------------------------------
     def _positions(self) -> list[TopicPartition]:
         if not self._assignment:
             return []
         return [tp for tp in self.consumer.client.position(self._assignment) if tp.offset >= 0]
 
-    def _commit(self, consumed: bool) -> None:
-        if self._eos:
-            producer = self.producer
-            if consumed:
-                self._begin()
-                offsets = self._positions()
-                group = self.consumer.client.consumer_group_metadata()
-                # Retried with the very same offsets and group metadata, as librdkafka asks:
-                # a retry is a new request, not a resumption.
-                self._transactional(
-                    "send_offsets_to_transaction",
-                    lambda t: producer.client.send_offsets_to_transaction(offsets, group, t),
-                )
-            if self._in_txn:
-                self._transactional("commit_transaction", producer.client.commit_transaction)
-                self._in_txn = False
-                self.metrics.transactions.labels("committed").inc()
-            self.producer.raise_for_failures()
-        else:
-            self._flush()
-            if consumed:
-                positions = self._positions()
-                if positions:
-                    consumer = self.consumer.client
-                    self._consumer_calls.call(
-                        "commit",
-                        lambda _t: consumer.commit(offsets=positions, asynchronous=False),
-                    )
-
-    def _transactional(self, what: str, call: Callable[[float], object]) -> None:
-        """Run a transaction step, retrying it while librdkafka calls its error retriable."""
-        deadline = self._clock() + self._txn_budget_s
-        while True:
-            try:
-                self._producer_calls.call(what, call)
-                return
-            except KafkaException as exc:
-                err = exc.args[0]
-                if recovery_for(err) is not Recovery.RETRY:
-                    raise
-                if self._clock() >= deadline:
-                    # A timed-out commit goes on in the background and refuses an abort
-                    # (_CONFLICT) until it ends: only a new producer is sure to end it.
-                    raise KafkaCallStalled(f"{what} ({err})", self._txn_budget_s) from exc
-                self._waiting_for_kafka(f"{what}: {err}")
-                time.sleep(0.2)  # an error returned at once must not become a busy loop
-
-    def _flush(self) -> None:
-        """Wait until every record is acknowledged, a bounded wait at a time: the broker's
-        delivery timeout, not this loop, decides when a record has failed."""
-        while remaining := self.producer.wait(self._producer_calls.timeout_s):
-            self._waiting_for_kafka(f"{remaining} record(s) not yet acknowledged")
-        self.producer.raise_for_failures()
-
-    def _init_transactions(self) -> None:
-        """Build the producer, fence every earlier one with its transactional id, and seal what
-        an earlier one may have left open (fleetpipe.core.seal)."""
-        seal = True
-        while not self.stop:
-            self.producer.open(init_transactions=False)
-            client = self.producer.client
-            try:
-                self._producer_calls.call("init_transactions", client.init_transactions)
-                if seal:
-                    seal = False
-                    if not self._sealed():
-                        self.producer.discard()  # left mid-transaction: start clean, unsealed
-                        continue
-                return
-            except KafkaCallStalled as exc:
-                self._waiting_for_kafka(str(exc))
-                self.producer.discard()
-            except KafkaException as exc:
-                err = exc.args[0]
-                if recovery_for(err) is not Recovery.RETRY:
-                    raise_if_refused(exc, self.producer)
-                    raise KafkaError(f"init_transactions failed: {err}") from exc
-                self._waiting_for_kafka(f"init_transactions: {err}")
-                time.sleep(0.2)
-
-    def _sealed(self) -> bool:
-        """Seal (fleetpipe.core.seal); whether it was committed. A failed seal is only said."""
-        try:
-            seal(
-                self.producer,
-                self._kafka,
-                group_id=self.config.group_id,
-                input_topic=next(iter(self.config.inputs)),
-                changelogs=self.config.seal_topics,
-                transactional=self._transactional,
-            )
-        except (KafkaException, KafkaCallStalled, KafkaError) as exc:
-            log.warning("could not seal the group's offsets and state changelogs: %s", exc)
-            return False
-        return True
+    def _commit(self) -> None:
+        """Commit the window, the handler's last writes first, then end its batches' spans."""
+        self.handler.before_commit(self.out)
+        self.commits.commit(self._positions)
+        unsettled, self._unsettled = self._unsettled, []
+        for span in unsettled:
+            span.end()
 
     def _recover(self, kind: Recovery, why: str) -> None:
-        """Leave a failed batch behind: abort its transaction (or, when the producer cannot
-        do even that, replace the producer) and go back to the last committed offsets."""
-        if self._eos and self._in_txn and kind is not Recovery.RECREATE:
-            try:
-                self._transactional("abort_transaction", self.producer.client.abort_transaction)
-                self._in_txn = False
-                self.producer.discard_failures()
-                self.metrics.transactions.labels("aborted").inc()
-            except (KafkaException, KafkaCallStalled) as exc:
-                log.error("abort_transaction failed: %s", exc)
-                kind = Recovery.RECREATE
-        if self._eos and kind is Recovery.RECREATE:
-            log.warning("replacing the producer: %s", why)
-            self.producer.discard()
-            if self._in_txn:
-                # Never committed: the new producer's init_transactions aborts it.
-                self._in_txn = False
-                self.metrics.transactions.labels("aborted").inc()
-            self._init_transactions()
+        """Leave the failed commit window behind — every batch since the last commit: abort its
+        transaction (or, when the producer cannot do even that, replace the producer) and go
+        back to the last committed offsets."""
+        self._fail_spans(KafkaError(why))
+        self.commits.give_up(kind, why)
         self._rewind(why)
 
     def _rewind(self, why: str) -> None:
-        """Go back to the last committed offsets, so the discarded batch is processed again."""
+        """Go back to the committed offsets — the last commit's — so every batch given up
+        since is processed again."""
+        self._rewind_due = None
         log.warning("rewinding to committed offsets: %s", why)
         consumer = self.consumer.client
         while assignment := list(self._assignment):
@@ -333,13 +286,14 @@ class ConsumeProduceLoop:
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else confluent_kafka.OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-        # The handler's in-memory state may reflect the discarded batch: rebuild it.
+        # The handler's in-memory state may reflect the discarded batches: rebuild it.
         self.handler.on_revoke(assignment)
         self.handler.on_assign(assignment)
 
     def _waiting_for_kafka(self, reason: str) -> None:
         if self._kafka_trouble_since is None:
             self._kafka_trouble_since = self._clock()
+            self.commits.sealed_since_trouble = False
             log.warning("waiting for Kafka: %s", reason)
         self.health.set_ready(False, f"waiting for Kafka: {reason}")
         # Waiting for Kafka is not a stall: the liveness probe must not restart the process.
@@ -361,8 +315,15 @@ class ConsumeProduceLoop:
             return
         log.info("Kafka is back after %.1fs", self._clock() - self._kafka_trouble_since)
         self._kafka_trouble_since = None
-        if self._eos and not self._in_txn and not self._sealed():
-            # An idle stage meets an outage without a new producer: seal (anew if that fails).
+        commits = self.commits
+        if (
+            self._eos
+            and not commits.in_txn
+            and not commits.sealed_since_trouble
+            and not commits.sealed()
+        ):
+            # An idle stage meets an outage without a new producer (one made since was sealed
+            # then): seal, anew if that fails.
             self._recover(Recovery.RECREATE, "sealing after Kafka came back failed")
         self.health.set_ready(bool(self._assignment), "" if self._assignment else "no partitions")
 
@@ -441,19 +402,23 @@ class ConsumeProduceLoop:
                 spans[index] = span
         return spans
 
-    def _end_spans(self, error: BaseException | None = None) -> None:
-        spans = self.out.traced
-        if not spans:
-            return
+    def _fail_spans(self, error: BaseException) -> None:
+        """End the spans of every batch of the window, and of the batch under way, as failed."""
+        spans = [*self._unsettled, *self.out.traced.values()]
+        self._unsettled = []
         self.out.traced = {}
-        for span in spans.values():
-            if error is not None:
-                span.fail(error)
+        for span in spans:
+            span.fail(error)
             span.end()
 
     def run_once(self) -> int:
-        """One iteration: consume a batch, handle it, commit. Returns records consumed."""
+        """One iteration: consume a batch, handle it, commit when due. Returns records
+        consumed."""
         msgs = self.consumer.consume(self.config.max_batch, self.config.poll_timeout_s)
+        if self._rewind_due is not None:
+            # A rebalance gave the window up: what was fetched is before the rewind's point.
+            self._rewind(self._rewind_due)
+            return 0
         started = self._clock()
         started_ns = time.time_ns()
         records, candidates = self._decode(msgs) if msgs else ([], [])
@@ -471,13 +436,17 @@ class ConsumeProduceLoop:
                     self._report_lag()
                     if not msgs:
                         self._probe_kafka()
-            if msgs or self._in_txn or not self._eos:
-                self._commit(consumed=bool(msgs))
+            if msgs:
+                self.commits.consumed(started)
+            if self.out.traced:
+                self._unsettled.extend(self.out.traced.values())
+                self.out.traced = {}
+            if self.commits.due(self._clock(), caught_up=not msgs):
+                self._commit()
                 self._kafka_back()
         except BaseException as exc:
-            self._end_spans(exc)
+            self._fail_spans(exc)
             raise
-        self._end_spans()
         if msgs:
             self.metrics.batch_size.observe(len(msgs))
             self.metrics.batch_seconds.observe(self._clock() - started)
@@ -508,14 +477,14 @@ class ConsumeProduceLoop:
     def run(self) -> None:
         """Run until the stop flag is set, then drain: commit, leave the group, flush."""
         if self._eos:
-            self._init_transactions()
+            self.commits.init_transactions()
         else:
             self.producer.open()
         self.consumer.subscribe(
             list(self.config.inputs),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
         self._last_tick = self._clock()
         backoff = self.config.retry_backoff_s[0]
@@ -542,9 +511,9 @@ class ConsumeProduceLoop:
                         else Recovery.RECREATE
                     )
                     self._waiting_for_kafka(str(exc))
-                    if self._eos and (self._in_txn or kind is not Recovery.RETRY):
-                        # Inside a transaction any failure ends the batch: it is given up
-                        # (aborted, or fenced by a new producer) and processed again.
+                    if self._eos and (self.commits.in_txn or kind is not Recovery.RETRY):
+                        # Inside a transaction any failure ends the commit window: it is given
+                        # up (aborted, or fenced by a new producer) and processed again.
                         self._recover(Recovery.ABORT if kind is Recovery.RETRY else kind, str(exc))
                         continue
                     if isinstance(exc, KafkaException) and exc.args[0].fatal():
@@ -555,8 +524,19 @@ class ConsumeProduceLoop:
                     log.warning("Kafka error, trying again: %s", exc)
                     time.sleep(backoff)
                     backoff = min(backoff * 2, self.config.retry_backoff_s[1])
+            self._drain()
         finally:
             self._shutdown()
+
+    def _drain(self) -> None:
+        """Stopping: commit what the open window did, so no one does it again."""
+        if not self.commits.pending:
+            return
+        try:
+            self._commit()
+        except (KafkaException, KafkaCallStalled) as exc:
+            # Given up on the way out: whoever takes the partitions does it again.
+            log.warning("the last commit failed: %s", exc)
 
     def _pause_polling(self, seconds: float) -> None:
         """Wait while keeping group membership alive: pause fetching, keep calling consume()."""
@@ -578,17 +558,12 @@ class ConsumeProduceLoop:
     def _shutdown(self) -> None:
         log.info("%s stopping after %d records", self.config.service, self.processed)
         self.health.set_ready(False, "stopping")
-        try:
-            if self._eos and self._in_txn:
-                client = self.producer.client
-                self._producer_calls.call("abort_transaction", client.abort_transaction)
-                self._in_txn = False
-        except (KafkaException, KafkaCallStalled) as exc:
-            log.warning("abort on shutdown failed: %s", exc)
+        # Whatever is still open failed: it is not committed on the way out, by the consumer's
+        # revoke on close either.
+        self._fail_spans(KafkaError("stopped before the commit"))
+        self.commits.abandon()
         self.consumer.close()
-        self.producer.close(self._producer_calls.timeout_s)
-        self._producer_calls.close()
-        self._consumer_calls.close()
+        self.commits.close(self.commits.producer_calls.timeout_s)
 
 
 def _fmt(partitions: list[TopicPartition]) -> str:

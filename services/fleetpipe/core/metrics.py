@@ -56,6 +56,9 @@ class Metrics:
             "batch_seconds", "Time to process and commit one batch", buckets=_LATENCY_BUCKETS
         )
         self.transactions = m.counter("transactions", "Kafka transactions by outcome", ["outcome"])
+        self.commits = m.counter(
+            "offset_commits", "Commits of consumed offsets (in a transaction when exactly once)"
+        )
         self.end_to_end = m.histogram(
             "end_to_end_latency_seconds",
             "From the event's ingest_time to this service's output",

@@ -76,36 +76,62 @@ def sibling_group(group: str) -> str:
     return sibling
 
 
-def seal(
-    producer: Producer,
-    kafka: KafkaSettings,
-    *,
-    group_id: str,
-    input_topic: str,
-    changelogs: Sequence[str],
-    transactional: Callable[[str, Callable[[float], object]], None],
-) -> None:
-    """Commit one transaction of ``producer`` (just initialised) that touches the group's
-    offsets partition, through its sibling group, and every partition of ``changelogs``.
-    ``transactional`` runs a transaction step with the loop's bounds and retries."""
-    client = producer.client
-    sibling = confluent_kafka.Consumer(
-        {**kafka.client_config(), "group.id": sibling_group(group_id), "log_level": 3}
-    )
-    try:
-        group = sibling.consumer_group_metadata()
+class Sealer:
+    """Seals for one loop (see the module's docstring). The sibling group's metadata comes
+    from a consumer of that group which never subscribes; it is made on the first seal and
+    kept until :meth:`close`, rather than a new client per seal."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        group_id: str,
+        input_topic: str,
+        changelogs: Sequence[str],
+    ) -> None:
+        self._kafka = kafka
+        self._group_id = group_id
+        self._input_topic = input_topic
+        self._changelogs = tuple(changelogs)
+        self._sibling: confluent_kafka.Consumer | None = None
+
+    def _group(self) -> object:
+        if self._sibling is None:
+            self._sibling = confluent_kafka.Consumer(
+                {
+                    **self._kafka.client_config(),
+                    "group.id": sibling_group(self._group_id),
+                    "log_level": 3,
+                }
+            )
+        return self._sibling.consumer_group_metadata()
+
+    def seal(
+        self,
+        producer: Producer,
+        *,
+        transactional: Callable[[str, Callable[[float], object]], None],
+    ) -> None:
+        """Commit one transaction of ``producer`` (just initialised) that touches the group's
+        offsets partition, through its sibling group, and every partition of the changelogs.
+        ``transactional`` runs a transaction step with the loop's bounds and retries."""
+        client = producer.client
+        group = self._group()
         client.begin_transaction()
-        for topic in changelogs:
+        for topic in self._changelogs:
             for partition in range(producer.partitions(topic)):
                 producer.produce(topic, None, SEAL_KEY, partition=partition)
         # The sibling's only offset: a bookmark, never read.
-        bookmark = [confluent_kafka.TopicPartition(input_topic, 0, 0)]
+        bookmark = [confluent_kafka.TopicPartition(self._input_topic, 0, 0)]
         transactional(
             "send_offsets_to_transaction",
             lambda t: client.send_offsets_to_transaction(bookmark, group, t),
         )
         transactional("commit_transaction", client.commit_transaction)
         producer.raise_for_failures()
-    finally:
-        sibling.close()
-    log.info("sealed the group's offsets and %s", ", ".join(changelogs) or "no changelog")
+        log.info("sealed the group's offsets and %s", ", ".join(self._changelogs) or "no changelog")
+
+    def close(self) -> None:
+        if self._sibling is not None:
+            self._sibling.close()
+            self._sibling = None

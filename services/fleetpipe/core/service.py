@@ -34,9 +34,9 @@ def loop_config(
 ) -> LoopConfig:
     """The loop of ``service`` as the settings every service shares configure it.
 
-    The dead-letter topic, the instance and Kafka's poll timeout come from ``settings``; the
-    batch is Kafka's ``max_batch`` and the poll timeout Kafka's ``poll_timeout_s`` unless the
-    service sets its own.
+    The dead-letter topic, the instance, the commit interval and Kafka's poll timeout come from
+    ``settings``; the batch is Kafka's ``max_batch`` and the poll timeout Kafka's
+    ``poll_timeout_s`` unless the service sets its own.
     """
     return LoopConfig(
         service=service,
@@ -48,6 +48,7 @@ def loop_config(
         max_batch=settings.kafka.max_batch if max_batch is None else max_batch,
         poll_timeout_s=settings.kafka.poll_timeout_s if poll_timeout_s is None else poll_timeout_s,
         seal_topics=seal_topics,
+        commit_interval_s=settings.kafka.commit_interval_ms / 1000,
     )
 
 

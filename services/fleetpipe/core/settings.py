@@ -51,6 +51,11 @@ class KafkaSettings(_Frozen):
     max_batch: int = Field(default=2000, ge=1, le=100_000)
     # How long one consume() waits for the first record; bounds added latency at low rates.
     poll_timeout_s: float = Field(default=0.05, gt=0, le=10)
+    # How long the consume loop keeps a commit window (one transaction, exactly once) open
+    # while records keep coming: a commit per interval, not per poll, and state written once
+    # per commit. A poll that finds nothing commits at once, so a quiet input waits for no
+    # interval. 0: a commit after every poll. Well under transaction_timeout_ms.
+    commit_interval_ms: int = Field(default=100, ge=0, le=10_000)
     # A fetch waits on the broker until this many bytes are there or fetch_wait_max_ms has
     # passed. With 1 byte a consumer of a busy topic sends fetch after fetch, each carrying a
     # few records, and the broker's cost is per request, not per record.

@@ -59,13 +59,20 @@ class Outputs:
     alerts: Keyed = field(default_factory=list)
     trips: Keyed = field(default_factory=list)
     scores: Keyed = field(default_factory=list)
-    states: Keyed = field(default_factory=list)
+    # The vehicles whose state changed, as held (serialized by whoever writes them: the handler
+    # writes each once per commit, however many batches changed it).
+    changed: list[VehicleState] = field(default_factory=list)
     # (rule, "open" | "update" | "resolved") per alert, for metrics.
     transitions: list[tuple[str, str]] = field(default_factory=list)
     # Per alert, the index in the batch of the event that triggered it (-1: the clock did), so
     # the alert can carry that event's trace.
     alert_sources: list[int] = field(default_factory=list)
     duplicates: int = 0
+
+    @property
+    def states(self) -> Keyed:
+        """The changed states as changelog records (key vehicle id), serialized now."""
+        return [(st.vehicle_id, st.to_bytes()) for st in self.changed]
 
     def add_alert(self, alert: alert_pb2.Alert, what: int, source: int) -> None:
         """``alert`` for transition ``what``, triggered by event ``source`` of the batch."""
@@ -140,7 +147,7 @@ class Detector:
                     out.add_alert(switched_off_alert(st, rule, ep, now_us), RESOLVED, -1)
             if changed:
                 dirty.append(st)
-        out.states = [(st.vehicle_id, st.to_bytes()) for st in dirty]
+        out.changed = dirty
         return out
 
     @property
@@ -331,7 +338,7 @@ class Detector:
             st.speed_kmh = speed
             st.ignition = ignition
             dirty[vid] = st
-        out.states = [(vid, st.to_bytes()) for vid, st in dirty.items()]
+        out.changed = list(dirty.values())
         return out
 
     # -- processing time ---------------------------------------------------------------------
@@ -360,5 +367,5 @@ class Detector:
             st.episodes[OFFLINE] = ep
             out.add_alert(self._offline.alert(st, ep, OPENED, None, None, now_us), OPENED, -1)
             dirty.append(st)
-        out.states = [(st.vehicle_id, st.to_bytes()) for st in dirty]
+        out.changed = dirty
         return out

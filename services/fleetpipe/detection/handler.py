@@ -1,4 +1,10 @@
-"""Feeds batches to the detector and ships its outputs; restores state on assignment."""
+"""Feeds batches to the detector and ships its outputs; restores state on assignment.
+
+Alerts, trips and scores leave with the batch that made them. A vehicle's state goes to the
+changelog once per commit (``before_commit``), the latest of however many batches of the
+commit changed it, in the same transaction as the offsets of those batches: a restore after a
+crash or an abort reads the state of the last commit and the input is read again from there.
+"""
 
 from __future__ import annotations
 
@@ -79,6 +85,8 @@ class DetectionHandler(BaseHandler):
         # assignment, whose committed tombstones a fresh restore would not see yet.
         self._unreadable: list[Unreadable] = []
         self._dead_lettered: set[tuple[int, int]] = set()
+        # Vehicles whose state changed since the last commit, written by before_commit.
+        self._dirty: dict[str, VehicleState] = {}
 
     # -- partitions --------------------------------------------------------------------------
     def on_assign(self, partitions: list[TopicPartition]) -> None:
@@ -91,6 +99,8 @@ class DetectionHandler(BaseHandler):
             return Ownership.keeps(st, home=home(vid, count), assigned=mine)
 
         states = self.store.load(keep) if mine else {}
+        # The loop commits before an assignment; changes left here were given up.
+        self._dirty.clear()
         self.detector.ownership.assign(count, mine, states)
         self._unreadable.clear()
         self._dead_lettered.clear()
@@ -108,6 +118,9 @@ class DetectionHandler(BaseHandler):
         )
 
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
+        # The loop commits before partitions go (before_commit wrote the changes), or gave the
+        # commit up: then these changes are of batches that will be processed again.
+        self._dirty.clear()
         self.detector.ownership.revoke(
             tp.partition for tp in partitions if tp.topic == self.input_topic
         )
@@ -146,13 +159,18 @@ class DetectionHandler(BaseHandler):
             if stale:
                 wanted = stale | ownership.transition_vehicles()
                 loaded = self.store.load(lambda vid, _st: vid in wanted)
+                # The changelog holds the last commit's states; one changed since is newer, and
+                # its record (written at the commit) will follow the loaded one.
+                for vid in wanted & self._dirty.keys():
+                    held = detector.states.get(vid)
+                    if held is not None:
+                        loaded[vid] = held
                 ownership.refresh(wanted, loaded)
                 self.metrics.refreshes.inc()
                 log.info("re-read %d moved vehicles from the changelog", len(wanted))
                 self._collect_unreadable()
         now = self._clock()
         result = detector.process_batch(batch, partitions, now_us=int(now * 1e6))
-        self._set_aside_unreadable(out)
         self._ship(result, out)
         if self.shared is not None:
             # The newest event of the batch, and every event that raised an alert.
@@ -162,11 +180,6 @@ class DetectionHandler(BaseHandler):
         self._batches_since_tick += 1
         # A full batch means more is waiting: the input is behind.
         self._behind = len(records) >= self.max_batch
-        if self.hold_s:
-            # Everything is produced but nothing committed yet: the window crash drills aim at.
-            out.poll()
-            log.info("holding a batch of %d records open for %.2fs", len(records), self.hold_s)
-            time.sleep(self.hold_s)
 
     def on_tick(self, now: float, out: Output) -> None:
         self._maybe_reload(out)  # a quiet input still picks up a rules change
@@ -174,9 +187,27 @@ class DetectionHandler(BaseHandler):
         # vehicles' newer records are still queued.
         caught_up = self._batches_since_tick == 0 or not self._behind
         self._batches_since_tick = 0
-        self._set_aside_unreadable(out)
         if caught_up:
             self._ship(self.detector.tick(int(now * 1e6)), out)
+
+    # -- the changelog -----------------------------------------------------------------------
+    def before_commit(self, out: Output) -> None:
+        """Write the changelog's part of the commit: unreadable records set aside, then each
+        changed vehicle's latest state. Only here, so no transaction of this process is open on
+        the changelog while it reads the changelog (a refresh), which would wait for it."""
+        self._set_aside_unreadable(out)
+        if not self._dirty:
+            return
+        held = self.detector.states
+        records = [(vid, held.get(vid, st).to_bytes()) for vid, st in self._dirty.items()]
+        self._dirty.clear()
+        out.send_many(self.topics.detection_state, records)  # type: ignore[arg-type]
+        self.metrics.state_writes.inc(len(records))
+        if self.hold_s:
+            # Everything is produced but nothing committed yet: the window crash drills aim at.
+            out.poll()
+            log.info("holding a commit of %d states open for %.2fs", len(records), self.hold_s)
+            time.sleep(self.hold_s)
 
     # -- unreadable state --------------------------------------------------------------------
     def _collect_unreadable(self) -> None:
@@ -220,9 +251,10 @@ class DetectionHandler(BaseHandler):
             out.send_many(topics.trips, result.trips)  # type: ignore[arg-type]
         if result.scores:
             out.send_many(topics.scores, result.scores)  # type: ignore[arg-type]
-        if result.states:
-            out.send_many(topics.detection_state, result.states)  # type: ignore[arg-type]
-            self.metrics.state_writes.inc(len(result.states))
+        if result.changed:
+            dirty = self._dirty
+            for st in result.changed:
+                dirty[st.vehicle_id] = st
             self.metrics.vehicles.set(len(self.detector.states))
         if result.duplicates:
             self.metrics.duplicates.inc(result.duplicates)

@@ -20,6 +20,6 @@ class DetectionSettings(ServiceSettings):
     # Reading the whole state changelog on assignment may wait for another replica's open
     # transaction to finish; past this the assignment fails loudly.
     restore_timeout_s: float = Field(default=300.0, gt=0)
-    # Fault injection for crash drills: hold each batch this long after producing its alerts
+    # Fault injection for crash drills: hold each commit this long after producing its alerts
     # and state, before the transaction commits, so a kill can land inside one.
     hold_ms: int = Field(default=0, ge=0)

@@ -1,10 +1,11 @@
 """Feeds telemetry and alerts into the partitions' windows, ships emitted windows and state.
 
-Everything a batch changes leaves in the batch's transaction (the loop's exactly-once mode):
-the emitted windows on the KPI topic, each changed vehicle's panes (or a tombstone once it has
-none) and each changed partition's progress on the changelog, the too-late events on the
-dead-letter topic, and the consumed offsets. A crash anywhere repeats the batch from the state
-the changelog holds, so every window is emitted once.
+Everything the batches of a commit change leaves in the commit's transaction (the loop's
+exactly-once mode): the emitted windows on the KPI topic (with their batch), each changed
+vehicle's panes (or a tombstone once it has none) and each changed partition's progress on the
+changelog (once per commit, ``before_commit``), the too-late events on the dead-letter topic,
+and the consumed offsets. A crash anywhere repeats the batches since the last commit from the
+state the changelog holds, so every window is emitted once.
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ class KpiHandler(BaseHandler):
             self.partitions.pop(p, None)
             with contextlib.suppress(KeyError):
                 self.metrics.watermark_lag.remove(str(p))
-        # Nothing is pending between batches; after a failed batch (the loop rewinds through
-        # here) what it had made is void.
+        # Nothing is pending between commits (the loop commits before partitions go); after a
+        # commit given up (the loop rewinds through here) what its batches had made is void.
         self._emitted = []
         self._gone_vehicles = set()
         self._dirty_vehicles = {(p, v) for p, v in self._dirty_vehicles if p in self.partitions}
@@ -154,11 +155,6 @@ class KpiHandler(BaseHandler):
             for windows in self.partitions.values():
                 windows.progress.quiet_since = now
         self._ship(out)
-        if self.hold_s:
-            # Everything is produced but nothing committed yet: the window crash drills aim at.
-            out.poll()
-            log.info("holding a batch of %d records open for %.2fs", len(records), self.hold_s)
-            time.sleep(self.hold_s)
 
     def _telemetry(
         self, windows: PartitionWindows, record: Record[Any], out: Output, now: float
@@ -233,6 +229,11 @@ class KpiHandler(BaseHandler):
             out.send_many(self.kpis_topic, self._emitted)  # type: ignore[arg-type]
             self.metrics.windows.inc(len(self._emitted))
             self._emitted = []
+        self._count_vehicles()
+
+    def before_commit(self, out: Output) -> None:
+        """The changed vehicles' panes and partitions' progress, once per commit however many
+        batches changed them, in the transaction of those batches' windows and offsets."""
         states: list[tuple[bytes | str | None, bytes | None]] = []
         for p, vid in sorted(self._dirty_vehicles):
             windows = self.partitions.get(p)
@@ -254,6 +255,12 @@ class KpiHandler(BaseHandler):
                 )
         if states:
             out.send_many(self.state_topic, states)
+            if self.hold_s:
+                # Everything is produced but nothing committed yet: the window crash drills
+                # aim at.
+                out.poll()
+                log.info("holding a commit of %d states open for %.2fs", len(states), self.hold_s)
+                time.sleep(self.hold_s)
         self._dirty_vehicles = set()
         self._gone_vehicles = set()
         self._dirty_partitions = set()

@@ -28,7 +28,7 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
     open_at_kill = 0
     for share in (0.15, 0.35, 0.55):
         # The same instance id every time: the restarted process fences its predecessor.
-        # Each batch is held open after its alerts and state are produced, before its
+        # Each commit is held open after its alerts and state are produced, before its
         # transaction commits: most of the time there is a transaction to die inside.
         proc = run.start("crash-drill", FLEET_KAFKA__MAX_BATCH="1000", FLEET_HOLD_MS="150")
 

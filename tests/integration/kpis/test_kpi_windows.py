@@ -161,12 +161,15 @@ def test_kpi_windows_equal_a_duckdb_reference_with_late_events(rig: KpiRig) -> N
 
 
 def test_sigkill_of_the_kpi_stage_mid_run_gives_the_same_windows_once(rig: KpiRig) -> None:
-    # One record per event on the enriched topic and small held batches: many transactions
-    # (about 55 of a quarter second each for the ~1,100 events), so half the input leaves
-    # seconds of batches to catch one open and kill the stage inside it.
+    # One record per event on the enriched topic and small held commits, one a batch (commit
+    # interval 0): many transactions (about 55 of a quarter second each for the ~1,100
+    # events), so half the input leaves seconds of them to catch one open and kill the stage
+    # inside it. (Kills inside transactions of many batches: tests/integration/core.)
     recorded = _prepare(rig, FLEET_KAFKA__PACK_EVENTS="1")
     total = len(recorded.events)
-    proc = rig.start_kpis(FLEET_KAFKA__MAX_BATCH="20", FLEET_HOLD_MS="250")
+    proc = rig.start_kpis(
+        FLEET_KAFKA__MAX_BATCH="20", FLEET_HOLD_MS="250", FLEET_KAFKA__COMMIT_INTERVAL_MS="0"
+    )
 
     def halfway() -> bool:
         proc.check_alive()

@@ -5,11 +5,14 @@ A *commit window* opens with the first record consumed after a commit. In ``EXAC
 mode it is one Kafka transaction (begun by the window's first output) holding every poll's
 outputs and, at its commit, the consumer's positions; in ``AT_LEAST_ONCE`` mode its commit is a
 flush of every output and then the positions' commit. The window is committed when it has been
-open for the commit interval, at once when a poll finds nothing (the input is caught up: a
+open for the commit interval, at once when a poll comes back short (the input is caught up: a
 small fleet's records must not wait for the interval), before partitions move in a rebalance,
-and on stop. A commit per interval rather than per poll is one transaction's round trips
-(send offsets, commit, the markers) per interval whatever the number of polls, and lets
-handlers write their keyed state once per commit (``before_commit``).
+and on stop. A poll that returns fewer records than it asked for waited out its timeout with
+nothing more to read, so windows stay open across polls only while a backlog fills every poll:
+a stage that keeps up commits after each poll, as fast as before, and one that falls behind
+commits once an interval. A commit per interval rather than per poll is one transaction's
+round trips (send offsets, commit, the markers) per interval whatever the number of polls, and
+lets handlers write their keyed state once per commit (``before_commit``).
 
 Giving a window up (abort, or a new producer that fences the old one) gives up every poll of
 it: the loop then rewinds to the committed offsets, which are those of the last commit.
@@ -86,7 +89,8 @@ class Commits:
             self.opened_at = now
 
     def due(self, now: float, *, caught_up: bool) -> bool:
-        """Whether the window is to be committed after a poll (``caught_up``: it found nothing)."""
+        """Whether the window is to be committed after a poll (``caught_up``: it came back with
+        fewer records than it asked for, so nothing more was waiting)."""
         if caught_up:
             # At least once, an idle loop still flushes what its ticks produced.
             return self.pending or not self.eos

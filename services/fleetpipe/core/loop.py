@@ -441,7 +441,8 @@ class ConsumeProduceLoop:
             if self.out.traced:
                 self._unsettled.extend(self.out.traced.values())
                 self.out.traced = {}
-            if self.commits.due(self._clock(), caught_up=not msgs):
+            caught_up = len(msgs) < self.config.max_batch  # consume() waited out its timeout
+            if self.commits.due(self._clock(), caught_up=caught_up):
                 self._commit()
                 self._kafka_back()
         except BaseException as exc:

@@ -1,6 +1,7 @@
 """Commits on an interval (fleetpipe.core.commits): several polls a transaction under a backlog,
-at once when the input is caught up, and every poll of a window given up and processed again
-when the window fails — aborted in-process, or killed with SIGKILL."""
+at once when the input is caught up (a poll came back empty or short), and every poll of a
+window given up and processed again when the window fails — aborted in-process, or killed
+with SIGKILL."""
 
 from __future__ import annotations
 
@@ -156,6 +157,28 @@ def test_a_caught_up_loop_commits_at_once(kafka_settings: KafkaSettings, topics:
     assert committed - handler.handled_at < 1.0, "committed right after the poll found nothing"
     assert committed - produced < interval / 2
     _exactly(kafka_settings, topics.enriched, sent)
+
+
+def test_a_loop_that_keeps_up_commits_after_every_poll(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    """Records trickle in, so polls are never empty but always short (fewer than max_batch):
+    each poll's window is committed at once, none waits for the (long) interval."""
+    interval = 10.0
+    handler = Copier(topics.enriched)
+    loop = _loop(kafka_settings, topics, handler, interval_s=interval, max_batch=100)
+    payloads = [e.SerializeToString() for e in synthetic.stream(20, 100)]
+    with running_loop(loop):
+        wait_for(lambda: len(handler.assigned) == 3, timeout=60, what="the partitions")
+        for payload in payloads:  # ~50 records/s for 2 s: a few per 50 ms poll
+            produce_all(kafka_settings, topics.raw, [(payload[:40], payload)])
+            time.sleep(0.02)  # paces the producer; nothing waits on it
+        wait_for(lambda: handler.seen >= 100, timeout=30, what="every record handled")
+        wait_for(lambda: handler.window_batches == 0, timeout=5, what="the last commit")
+    assert handler.batches >= 5, "the trickle came in several polls"
+    assert all(n == 1 for _, n in handler.commits), f"one poll a window: {handler.commits}"
+    assert sum(n for _, n in handler.commits) == handler.batches
+    _exactly(kafka_settings, topics.enriched, set(payloads))
 
 
 def test_a_window_given_up_is_processed_again_from_the_last_commit(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -21,6 +18,7 @@ from fleetpipe.core.stopping import StopFlag
 from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe_dev.testing import produce_all, read_all, wait_for
 from fleetpipe_loadtest import synthetic
+from support.loops import running_loop
 
 pytestmark = pytest.mark.integration
 
@@ -53,18 +51,6 @@ class Recorder(BaseHandler):
         self.assigned -= gone
 
 
-@contextmanager
-def running(loop: ConsumeProduceLoop) -> Iterator[ConsumeProduceLoop]:
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        yield loop
-    finally:
-        loop.stop.set()
-        thread.join(30)
-        assert not thread.is_alive(), "the loop must drain and stop"
-
-
 def _loop(
     kafka: KafkaSettings, topics: Topics, handler: Recorder, *, instance: str, mode: DeliveryMode
 ) -> ConsumeProduceLoop:
@@ -93,11 +79,11 @@ def test_rebalance_hands_partitions_over_and_back(
     topics = make_topics(4)
     first, second = Recorder(topics.enriched), Recorder(topics.enriched)
     everything = {(topics.raw, p) for p in range(4)}
-    with running(
+    with running_loop(
         _loop(kafka_settings, topics, first, instance="a", mode=DeliveryMode.EXACTLY_ONCE)
     ):
         wait_for(lambda: first.assigned == everything, timeout=60, what="first to own all")
-        with running(
+        with running_loop(
             _loop(kafka_settings, topics, second, instance="b", mode=DeliveryMode.EXACTLY_ONCE)
         ):
             wait_for(lambda: second.assigned and first.assigned, timeout=60, what="a split")
@@ -113,7 +99,7 @@ def test_retry_later_rewinds_and_discards_the_failed_batch(
     _load(kafka_settings, topics.raw, 600)
     handler = Recorder(topics.enriched, fail_first=3)
     loop = _loop(kafka_settings, topics, handler, instance="r", mode=DeliveryMode.EXACTLY_ONCE)
-    with running(loop):
+    with running_loop(loop):
         wait_for(lambda: handler.seen >= 600, timeout=60, what="all records after the retries")
     out = read_all(kafka_settings, topics.enriched)
     assert handler.retries == 3
@@ -147,7 +133,7 @@ def test_health_endpoints_and_metrics_follow_the_loop(
     try:
         assert get("/readyz") == 503, "not ready before partitions are assigned"
         assert get("/healthz") == 200
-        with running(loop):
+        with running_loop(loop):
             wait_for(lambda: handler.seen >= 300, timeout=60, what="records processed")
             assert get("/readyz") == 200
             with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics") as r:

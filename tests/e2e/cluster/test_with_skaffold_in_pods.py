@@ -55,6 +55,17 @@ def operator_objects(cluster: LocalCluster, kinds: str) -> list[dict[str, Any]]:
     return items
 
 
+def image_digest(cluster: LocalCluster, name: str) -> str:
+    """The digest the image ``name`` (short, or a full reference) points at in containerd."""
+    ref = name if "/" in name else f"docker.io/library/{name}"
+    listed = cluster.ctr("images", "ls", f"name=={ref}").splitlines()
+    rows = [line.split() for line in listed[1:] if line.strip()]
+    assert len(rows) == 1, listed
+    digest: str = rows[0][2]  # REF TYPE DIGEST SIZE PLATFORMS LABELS
+    assert digest.startswith("sha256:"), listed
+    return digest
+
+
 def ready_operator(cluster: LocalCluster) -> dict[str, Any] | None:
     found = operator_objects(cluster, "deployments")
     if len(found) != 1:
@@ -90,14 +101,24 @@ def test_skaffold_run_brings_the_operator_up_from_a_fresh_build_and_delete_remov
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == tag
     assert container["imagePullPolicy"] == "Never"
-    pods = operator_objects(cluster, "pods")
-    assert len(pods) == 1
+    # Pods being deleted (the operator of a release uninstalled just before, still ending in
+    # the same namespace) are not this release's.
+    pods = wait_for(
+        lambda: [
+            p
+            for p in operator_objects(cluster, "pods")
+            if not p["metadata"].get("deletionTimestamp")
+        ],
+        timeout=60,
+        what="the operator's pod",
+    )
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     (status,) = pods[0]["status"]["containerStatuses"]
     assert status["ready"] is True
-    assert status["image"].endswith(tag)
-    # The running container's image is the one containerd imported under the build's tag.
-    listed = cluster.ctr("images", "ls", f"name==docker.io/library/{tag}")
-    assert f"docker.io/library/{tag}" in listed
+    # The running container's image is the one containerd imported under the build's tag. The
+    # status names the image by any of its names (the same build also carries the commit's tag
+    # from `make image`), so the two names are compared by what they point at.
+    assert image_digest(cluster, status["image"]) == image_digest(cluster, tag)
     print(f"skaffold run: operator Ready on {tag[:25]}… in {run_s:.0f}s (build included)")
 
     delete_s, output = skaffold(cluster, "delete", "-p", PROFILE)

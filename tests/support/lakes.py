@@ -3,6 +3,9 @@ local folder, and bronze written in this process the way the storage writer writ
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,3 +122,20 @@ def write_bronze(
         table = table.drop_columns([PACK_INDEX_COLUMN])
     lake.append("telemetry", table, topic=topic, time_column="event_time")
     lake.close()
+
+
+def compact_process(url: str, *, hold_ms: int = 0) -> subprocess.Popen[bytes]:
+    """``fleetpipe lake compact`` of ``url`` as its own process (a crash drill kills it), paused
+    ``hold_ms`` after each day's silver, before its gold."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "fleetpipe.cli", "lake", "compact", "--url", url],
+        env={
+            **os.environ,
+            "FLEET_LAKE_COMPACT_HOLD_MS": str(hold_ms),
+            # The drills' days are in January 2025: past the default bronze retention, which
+            # would delete the bronze files under a reader. Compaction alone is under test.
+            "FLEET_LAKE__BRONZE_RETENTION_DAYS": "36500",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from fleetpipe.lake import layout
 from fleetpipe.lake.compaction import Compactor
 from fleetpipe.lake.store import LakeStore
 from fleetpipe_dev.testing import wait_for
-from support.lakes import LakeLocations, events, write_bronze
+from support.lakes import LakeLocations, compact_process, events, write_bronze
 
 pytestmark = pytest.mark.integration
 
@@ -95,21 +93,6 @@ def test_a_second_run_changes_nothing_and_new_bronze_rebuilds_only_its_hour(
     ]
 
 
-def _compact_process(url: str, *, hold_ms: int = 0) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "fleetpipe.cli", "lake", "compact", "--url", url],
-        env={
-            **os.environ,
-            "FLEET_LAKE_COMPACT_HOLD_MS": str(hold_ms),
-            # The drill's days are in January 2025: past the default bronze retention, which
-            # would delete the bronze files under the reader. Compaction alone is under test.
-            "FLEET_LAKE__BRONZE_RETENTION_DAYS": "36500",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
 class _Reader(threading.Thread):
     """Reads every visible compacted file again and again while the job runs: a reader must
     never meet a partial file."""
@@ -150,7 +133,7 @@ def test_a_run_killed_halfway_and_run_again_gives_what_an_uninterrupted_run_give
     reader = _Reader(killed)
     reader.start()
     try:
-        proc = _compact_process(url, hold_ms=60_000)
+        proc = compact_process(url, hold_ms=60_000)
         # The first day's silver is written; the job now holds before its gold and manifest.
         wait_for(
             lambda: proc.poll() is None and bool(killed.files("silver")),
@@ -163,7 +146,7 @@ def test_a_run_killed_halfway_and_run_again_gives_what_an_uninterrupted_run_give
         assert killed.files("gold") == [], "the kill landed before any gold was written"
         assert killed.read_bytes(layout.manifest("telemetry", "2025-01-15")) is None
 
-        rerun = _compact_process(url)
+        rerun = compact_process(url)
         output, _ = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, output.decode()
     finally:

@@ -1,10 +1,14 @@
 """Silver keeps one row per (vehicle, seq) across all its hours and days: a seq re-sent with a
 clock in another hour is in silver once, in the hour of its first stored copy (lowest bronze
 coordinate), and counted once in gold, whatever order the copies arrive in; the key index
-follows erasures and retention — on a local folder and on an S3-compatible server."""
+follows erasures and retention; a run killed after it displaced later copies, before it rebuilt
+their days' gold and index, finishes them when run again — on a local folder and on an
+S3-compatible server."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +20,10 @@ from fleetpipe.erasure.subject import Subject, SubjectKind
 from fleetpipe.lake import keys, layout
 from fleetpipe.lake.compaction import Compactor
 from fleetpipe.lake.retention import LakeRetention, expire
-from fleetpipe.lake.store import LakeStore
+from fleetpipe.lake.store import LakeStore, LakeStoreError
 from fleetpipe.pb.v1 import enriched_pb2
-from support.lakes import LakeLocations, events, write_bronze
+from fleetpipe_dev.testing import wait_for
+from support.lakes import LakeLocations, compact_process, events, write_bronze
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +78,16 @@ def _outputs(store: LakeStore) -> dict[str, bytes]:
     paths = [p for p, _ in store.files("") if not p.startswith(layout.BRONZE)]
     paths += [p for p, _ in store.files(layout.MANIFESTS)]
     return {p: store.read_bytes(p) or b"" for p in paths}
+
+
+def _displaced(store: LakeStore, keys_held: int) -> bool:
+    """Whether the copies' hours are in silver and silver holds one row per key again."""
+    try:
+        silver = _silver(store)
+    except LakeStoreError:
+        # An S3 object replaced between its HEAD and its ranged GETs reads torn: read again.
+        return False
+    return len(silver) == keys_held and any(h.endswith("hour=20") for _, _, h, _ in silver)
 
 
 def _index(store: LakeStore) -> list[tuple[str, int, str, str]]:
@@ -161,6 +176,48 @@ def test_an_earlier_copy_arriving_later_takes_the_row_from_the_hour_and_day_that
     before = _outputs(store)
     again = Compactor(store).run()
     assert again.compacted == [] and _outputs(store) == before, "a second run changes nothing"
+
+
+def test_a_run_killed_after_displacing_later_copies_and_run_again_equals_an_uninterrupted_run(
+    lake_locations: LakeLocations, tmp_path: Path
+) -> None:
+    originals = _originals()
+    copies = _resent(originals)
+    url = lake_locations.new()
+    killed = LakeStore.from_url(url, fsync=False)
+    reference = LakeStore.from_url(lake_locations.new(), fsync=False)
+    for store in (killed, reference):
+        # The originals are compacted first; the earlier copies reach bronze afterwards and
+        # must take their rows from the 15th's 23:00 and the 16th's 00:00 hours.
+        write_bronze(store, tmp_path / f"a-{id(store)}", originals, first_offset=1000)
+        Compactor(store).run()
+        write_bronze(store, tmp_path / f"b-{id(store)}", copies, instance="w2")
+    gold_16_before = killed.read_bytes(layout.gold_day("fleet_day", "2025-01-16"))
+    Compactor(reference).run()
+
+    proc = compact_process(url, hold_ms=60_000)
+    try:
+        # The copies' hours are written and the later copies gone from the other hours' silver
+        # (one row per key again); the run now holds before any gold or index is rewritten.
+        wait_for(
+            lambda: proc.poll() is None and _displaced(killed, len(originals)),
+            timeout=60,
+            interval=0.05,
+            what="the copies' silver written and the later copies displaced",
+        )
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert killed.read_bytes(layout.gold_day("fleet_day", "2025-01-16")) == gold_16_before, (
+        "the kill landed before the displaced day's gold was rebuilt"
+    )
+
+    rerun = compact_process(url)
+    output, _ = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, output.decode()
+    assert _outputs(killed) == _outputs(reference)
+    assert _gold_events(killed) == (len(originals), len(originals))
 
 
 def test_a_lake_compacted_before_the_index_is_indexed_and_deduplicated_across_hours(

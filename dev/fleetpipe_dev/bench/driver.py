@@ -34,9 +34,9 @@ from rich.console import Console
 from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.core.topics import TopicSpec
+from fleetpipe_dev.bench.ingest import start_ingest
 from fleetpipe_dev.stack.kafka import KafkaBroker, kafka_libs
 from fleetpipe_dev.stack.procs import free_port
-from fleetpipe_dev.testing import ServiceProcess, service_env, wait_for
 from fleetpipe_loadtest.loadrun import LoadPlan, worker_main
 from fleetpipe_loadtest.report import Step
 
@@ -142,28 +142,12 @@ def run_driver_bench(
             [TopicSpec(topics.raw, partitions), TopicSpec(topics.deadletter, 1)]
         )
         token = secrets.token_urlsafe(24)
-        port = free_port()
-        env = service_env(
-            kafka,
-            topics,
-            {
-                "FLEET_GRPC_HOST": "127.0.0.1",
-                "FLEET_GRPC_PORT": str(port),
-                "FLEET_AUTH__TOKENS": json.dumps({token: FLEET}),
-            },
-        )
-        ingest = ServiceProcess("fleetpipe.ingest", env, work / "ingest.log").start()
+        ingest, address = start_ingest(kafka, topics, work / "ingest.log", token=token, fleet=FLEET)
         try:
-
-            def ready() -> bool:
-                ingest.check_alive()
-                return ingest.ready()
-
-            wait_for(ready, timeout=60, interval=0.1, what="ingest to be ready")
             for run in range(1, runs + 1):
                 for rate in rates:
                     plan = LoadPlan(
-                        target=f"127.0.0.1:{port}",
+                        target=address,
                         token=token,
                         fleet_id=FLEET,
                         run_id=f"d{int(time.time())}{run}x{rate}",

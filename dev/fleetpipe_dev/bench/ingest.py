@@ -78,8 +78,16 @@ def encode_batches(batch_size: int, events: int, vehicles: int = 5000) -> list[l
 
 
 def start_ingest(
-    kafka: KafkaSettings, topics: Topics, log: Path, extra: dict[str, str] | None = None
+    kafka: KafkaSettings,
+    topics: Topics,
+    log: Path,
+    extra: dict[str, str] | None = None,
+    *,
+    token: str = TOKEN,
+    fleet: str = FLEET,
 ) -> tuple[ServiceProcess, str]:
+    """Ingest as its own process on ``kafka``, serving gRPC on a free loopback port to
+    ``token`` (fleet ``fleet``); returned once ready, with the address it serves on."""
     port = free_port()
     env = service_env(
         kafka,
@@ -87,7 +95,7 @@ def start_ingest(
         {
             "FLEET_GRPC_HOST": "127.0.0.1",
             "FLEET_GRPC_PORT": str(port),
-            "FLEET_AUTH__TOKENS": json.dumps({TOKEN: FLEET}),
+            "FLEET_AUTH__TOKENS": json.dumps({token: fleet}),
             **(extra or {}),
         },
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import psycopg
 import typer
@@ -29,6 +29,8 @@ from fleetpipe.query.formats import Format
 from fleetpipe.query.scope import BBox, Scope
 from fleetpipe.query.statements import Geometry, Statement, Status
 from fleetpipe.query.window import Window, resolve
+
+_Asked = TypeVar("_Asked")  # what a command's own options ask for
 
 query_app = typer.Typer(
     help="Analytics over the hot store (the storage writer's PostgreSQL).",
@@ -159,6 +161,14 @@ class _Query:
     default_hours: float | None
 
 
+@dataclass(frozen=True)
+class _Explain:
+    """What ``alert`` asks: one alert explained, with its details read in the window only when
+    one is given (else around its episode)."""
+
+    alert_id: str
+
+
 def _common(
     hours: Hours = None,
     since: Since = None,
@@ -172,6 +182,39 @@ def _common(
     """The options every windowed command takes, after its own (declared once, here)."""
 
 
+@dataclass(frozen=True)
+class _Common:
+    """The values of :func:`_common`'s options, as a command was given them."""
+
+    hours: float | None
+    since: datetime | None
+    until: datetime | None
+    fleet: list[str] | None
+    fmt: Format
+    as_json: bool
+    dsn: str | None
+    schema: str | None
+
+    @property
+    def format(self) -> Format:
+        return Format.JSON if self.as_json else self.fmt
+
+    @property
+    def window_given(self) -> bool:
+        return self.hours is not None or self.since is not None or self.until is not None
+
+    def window_and_scope(self, default_hours: float | None) -> tuple[Window, Scope]:
+        """The window (``default_hours`` back when no bound is given) and the fleets' scope;
+        a bad value is refused, naming its option."""
+        try:
+            window = resolve(
+                hours=self.hours, since=self.since, until=self.until, default_hours=default_hours
+            )
+            return window, Scope().narrow(self.fleet)
+        except (BadQuery, Forbidden) as exc:
+            raise _refuse(exc) from exc
+
+
 def _signature_of(function: Callable[..., Any]) -> list[inspect.Parameter]:
     hints = get_type_hints(function, include_extras=True)
     return [
@@ -183,21 +226,23 @@ def _signature_of(function: Callable[..., Any]) -> list[inspect.Parameter]:
 _COMMON = _signature_of(_common)
 
 
-def _query_command(name: str) -> Callable[[Callable[..., _Query]], Callable[..., None]]:
-    """Register ``ask`` (its own options -> a _Query) as ``fleetpipe query NAME``, with the
-    common options added to its signature for typer and handled here."""
+def _command(
+    name: str, run: Callable[[str, _Asked, _Common], None]
+) -> Callable[[Callable[..., _Asked]], Callable[..., None]]:
+    """Register ``ask`` (its own options -> what it asks) as ``fleetpipe query NAME``, with the
+    common options added to its signature for typer; ``run`` answers it."""
 
-    def register(ask: Callable[..., _Query]) -> Callable[..., None]:
+    def register(ask: Callable[..., _Asked]) -> Callable[..., None]:
         own = _signature_of(ask)
         own_names = {p.name for p in own}
 
         def command(**options: Any) -> None:
-            common = {k: v for k, v in options.items() if k not in own_names}
+            common = _Common(**{k: v for k, v in options.items() if k not in own_names})
             try:
                 asked = ask(**{k: v for k, v in options.items() if k in own_names})
             except BadQuery as exc:
                 raise _refuse(exc) from exc
-            _run(name, asked, **common)
+            run(name, asked, common)
 
         command.__signature__ = inspect.Signature([*own, *_COMMON])  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in [*own, *_COMMON]}
@@ -208,28 +253,21 @@ def _query_command(name: str) -> Callable[[Callable[..., _Query]], Callable[...,
     return register
 
 
-def _run(
-    name: str,
-    asked: _Query,
-    *,
-    hours: float | None,
-    since: datetime | None,
-    until: datetime | None,
-    fleet: list[str] | None,
-    fmt: Format,
-    as_json: bool,
-    dsn: str | None,
-    schema: str | None,
-) -> None:
+def _run(name: str, asked: _Query, common: _Common) -> None:
+    window, scope = common.window_and_scope(asked.default_hours)
     try:
-        window = resolve(hours=hours, since=since, until=until, default_hours=asked.default_hours)
-        statement = asked.build(window, Scope().narrow(fleet))
+        statement = asked.build(window, scope)
     except (BadQuery, Forbidden) as exc:
         raise _refuse(exc) from exc
-    with _session(dsn, schema) as conn:
+    with _session(common.dsn, common.schema) as conn:
         result = execute.fetch(conn, statement)
     help_line = (asked.doc or name).strip().splitlines()[0]
-    _emit(f"{name}: {help_line}", result, Format.JSON if as_json else fmt)
+    _emit(f"{name}: {help_line}", result, common.format)
+
+
+def _query_command(name: str) -> Callable[[Callable[..., _Query]], Callable[..., None]]:
+    """Register ``ask`` (its own options -> a _Query) as ``fleetpipe query NAME``."""
+    return _command(name, _run)
 
 
 def _windowed(
@@ -338,32 +376,16 @@ def kpi_windows_command(
     )
 
 
-@query_app.command("alert")
-def alert_command(
-    alert_id: Annotated[str, typer.Argument(help="the alert's id")],
-    hours: Hours = None,
-    since: Since = None,
-    until: Until = None,
-    fleet: Fleets = None,
-    fmt: Fmt = Format.TABLE,
-    as_json: AsJson = False,
-    dsn: Dsn = None,
-    schema: Schema = None,
-) -> None:
-    """One alert explained: rule and threshold, events around it (default: its episode ±2 min,
-    else the window), its transitions and notifications."""
-    try:
-        asked = hours is not None or since is not None or until is not None
-        window = resolve(hours=hours, since=since, until=until) if asked else None
-        scope = Scope().narrow(fleet)
-    except (BadQuery, Forbidden) as exc:
-        raise _refuse(exc) from exc
-    with _session(dsn, schema) as conn:
+def _run_explain(name: str, asked: _Explain, common: _Common) -> None:
+    window, scope = common.window_and_scope(None)
+    with _session(common.dsn, common.schema) as conn:
         try:
-            found = execute.explain(conn, alert_id, scope, window)
+            found = execute.explain(
+                conn, asked.alert_id, scope, window if common.window_given else None
+            )
         except NotFound as exc:
-            raise _refuse(NotFound(f"alert {alert_id}: {exc}")) from exc
-    fmt = Format.JSON if as_json else fmt
+            raise _refuse(NotFound(f"alert {asked.alert_id}: {exc}")) from exc
+    fmt = common.format
     if fmt is Format.JSON:
         sys.stdout.write(formats.to_json(found) + "\n")
         return
@@ -376,8 +398,8 @@ def alert_command(
         "notifications": _result(found["notifications"]),
     }
     if fmt is Format.CSV:
-        for name, result in sections.items():
-            sys.stdout.write(f"# {name}\n{formats.to_csv(result.columns, result.rows)}")
+        for section, result in sections.items():
+            sys.stdout.write(f"# {section}\n{formats.to_csv(result.columns, result.rows)}")
         return
     if fmt is Format.GEOJSON:
         collection = formats.to_geojson(found["events"], Geometry.LINE)
@@ -385,8 +407,15 @@ def alert_command(
         sys.stdout.write(formats.to_json(collection) + "\n")
         return
     console = Console()
-    for name, result in sections.items():
-        console.print(_table(name, result))
+    for section, result in sections.items():
+        console.print(_table(section, result))
+
+
+@_command("alert", _run_explain)
+def alert_command(alert_id: Annotated[str, typer.Argument(help="the alert's id")]) -> _Explain:
+    """One alert explained: rule and threshold, events around it (default: its episode ±2 min,
+    else the window), its transitions and notifications."""
+    return _Explain(alert_id)
 
 
 def _pairs(values: dict[str, Any]) -> Result:

@@ -15,13 +15,9 @@ import pytest
 from confluent_kafka import TopicPartition
 from prometheus_client import generate_latest
 
-from fleetpipe.core.codecs import ProtoCodec
-from fleetpipe.core.loop import BaseHandler, ConsumeProduceLoop, LoopConfig, RetryLater
-from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.loop import BaseHandler, ConsumeProduceLoop, RetryLater
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings, Topics
-from fleetpipe.core.stopping import StopFlag
-from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe_dev.testing import (
     committed_total,
     end_offsets,
@@ -32,7 +28,7 @@ from fleetpipe_dev.testing import (
     wait_for,
 )
 from fleetpipe_loadtest import synthetic
-from support.loops import running_loop
+from support.loops import running_loop, telemetry_loop
 
 pytestmark = pytest.mark.integration
 
@@ -85,18 +81,16 @@ def _loop(
     interval_s: float,
     max_batch: int = 100,
 ) -> ConsumeProduceLoop:
-    config = LoopConfig(
-        service="test",
-        group_id=f"interval-{topics.raw}",
-        inputs={topics.raw: ProtoCodec(telemetry_pb2.Telemetry)},
-        deadletter_topic=topics.deadletter,
+    return telemetry_loop(
+        kafka,
+        topics,
+        handler,
+        group=f"interval-{topics.raw}",
+        instance="interval",
         mode=DeliveryMode.EXACTLY_ONCE,
-        instance_id="interval",
         max_batch=max_batch,
-        retry_backoff_s=(0.1, 0.5),
         commit_interval_s=interval_s,
     )
-    return ConsumeProduceLoop(config, kafka, handler, metrics=Metrics("test"), stop=StopFlag())
 
 
 def _load(kafka: KafkaSettings, topic: str, n: int, *, fleet: str = "fleet-1") -> set[bytes]:

@@ -8,17 +8,13 @@ import pytest
 from confluent_kafka import TopicPartition
 from prometheus_client import generate_latest
 
-from fleetpipe.core.codecs import ProtoCodec
 from fleetpipe.core.health import Health, HealthServer
-from fleetpipe.core.loop import BaseHandler, ConsumeProduceLoop, LoopConfig, RetryLater
-from fleetpipe.core.metrics import Metrics
+from fleetpipe.core.loop import BaseHandler, ConsumeProduceLoop, RetryLater
 from fleetpipe.core.records import Output, Record
 from fleetpipe.core.settings import DeliveryMode, KafkaSettings, Topics
-from fleetpipe.core.stopping import StopFlag
-from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe_dev.testing import produce_all, read_all, wait_for
 from fleetpipe_loadtest import synthetic
-from support.loops import running_loop
+from support.loops import running_loop, telemetry_loop
 
 pytestmark = pytest.mark.integration
 
@@ -54,17 +50,15 @@ class Recorder(BaseHandler):
 def _loop(
     kafka: KafkaSettings, topics: Topics, handler: Recorder, *, instance: str, mode: DeliveryMode
 ) -> ConsumeProduceLoop:
-    config = LoopConfig(
-        service="test",
-        group_id=f"hooks-{topics.raw}",
-        inputs={topics.raw: ProtoCodec(telemetry_pb2.Telemetry)},
-        deadletter_topic=topics.deadletter,
+    return telemetry_loop(
+        kafka,
+        topics,
+        handler,
+        group=f"hooks-{topics.raw}",
+        instance=instance,
         mode=mode,
-        instance_id=instance,
         max_batch=500,
-        retry_backoff_s=(0.1, 0.5),
     )
-    return ConsumeProduceLoop(config, kafka, handler, metrics=Metrics("test"), stop=StopFlag())
 
 
 def _load(kafka: KafkaSettings, topic: str, n: int) -> None:

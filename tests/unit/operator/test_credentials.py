@@ -14,6 +14,7 @@ from fleet_operator.render import env_for, referenced_secrets, render
 from fleet_operator.render_mqtt import mqtt_bridge
 from fleet_operator.sizing import plan
 from fleet_operator.spec import Component, FleetPipelineSpec, SpecError, parse_spec
+from support.pipelinespecs import scram_spec, with_kafka
 
 pytestmark = pytest.mark.unit
 
@@ -27,27 +28,19 @@ LOGINS = {
     "console": "kafka-console",
     "kpis": "kafka-kpis",
 }
-SPEC: dict[str, Any] = {
-    "fleet": {"vehicles": 5000},
-    "kafka": {
-        "bootstrapServers": "kafka-0:9093",
-        "securityProtocol": "SASL_SSL",
-        "saslMechanism": "SCRAM-SHA-512",
-        "serviceCredentials": LOGINS,
-        "caSecret": "kafka-ca",
-    },
-    "storage": {
+SPEC = scram_spec(
+    kafka={"serviceCredentials": LOGINS, "caSecret": "kafka-ca"},
+    storage={
         "databaseSecret": "db-owner",
         "serviceDatabaseSecrets": {"storageWriter": "db-writer", "notification": "db-notifier"},
     },
-    "notification": {"twilioSecret": "twilio"},
-    "console": {"enabled": True},
-    "mqtt": {"host": "mosquitto", "credentialsSecret": "mqtt-bridge"},
-}
+    console={"enabled": True},
+    mqtt={"host": "mosquitto", "credentialsSecret": "mqtt-bridge"},
+)
 
 
 def pipeline(**kafka: Any) -> FleetPipelineSpec:
-    return parse_spec({**SPEC, "kafka": {**SPEC["kafka"], **kafka}})
+    return parse_spec(with_kafka(SPEC, **kafka))
 
 
 def _refs(env: list[dict[str, Any]]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from fleet_operator.render import topics_for
 from fleet_operator.spec import SpecError, parse_spec
 from fleet_operator.status import KAFKA_ACCESS_APPLIED
 from fleetpipe.core.access import AccessRule, Operation, Pattern, Principal, Resource
+from support.pipelinespecs import scram_spec, with_kafka
 
 from .conftest import World
 
@@ -26,21 +27,15 @@ LOGINS = {
     "storageWriter": "k-storage-writer",
     "kpis": "k-kpis",
 }
-SPEC: dict[str, Any] = {
-    "fleet": {"vehicles": 5000},
-    "kafka": {
-        "bootstrapServers": "kafka-0:9093",
+SPEC = scram_spec(
+    kafka={
         "replicationFactor": 1,
-        "securityProtocol": "SASL_SSL",
-        "saslMechanism": "SCRAM-SHA-512",
         "credentialsSecret": "kafka-operator",
         "topicSuffix": "blue",
         "serviceCredentials": LOGINS,
         "access": "Managed",
-    },
-    "storage": {"databaseSecret": "db"},
-    "notification": {"twilioSecret": "twilio"},
-}
+    }
+)
 # The fake API server's Secret values are "<secret>-<key>".
 INGEST = "k-ingest-username"
 
@@ -142,9 +137,7 @@ def test_a_refused_alter_is_a_clear_condition_and_the_rest_is_reconciled(
 
 def test_a_service_on_the_operators_own_login_is_refused(managed: World) -> None:
     logins = {**LOGINS, "ingest": "kafka-operator"}
-    ref = managed.kube.add_pipeline(
-        "fleet", _spec(kafka={**SPEC["kafka"], "serviceCredentials": logins})
-    )
+    ref = managed.kube.add_pipeline("fleet", with_kafka(SPEC, serviceCredentials=logins))
     managed.reconcile(ref)
     condition = managed.kube.condition(ref, KAFKA_ACCESS_APPLIED)
     assert condition["status"] == "False"
@@ -153,7 +146,7 @@ def test_a_service_on_the_operators_own_login_is_refused(managed: World) -> None
 
 
 def test_unmanaged_access_applies_nothing(managed: World) -> None:
-    ref = managed.kube.add_pipeline("fleet", _spec(kafka={**SPEC["kafka"], "access": "Unmanaged"}))
+    ref = managed.kube.add_pipeline("fleet", with_kafka(SPEC, access="Unmanaged"))
     managed.reconcile(ref)
     assert managed.kafka.acls == set() and managed.kafka.scram_logins == []
     assert "kafkaAccess" not in managed.kube.status(ref)
@@ -172,4 +165,4 @@ def test_unmanaged_access_applies_nothing(managed: World) -> None:
 )
 def test_managed_access_needs_a_scram_login_per_service(kafka: dict[str, Any], said: str) -> None:
     with pytest.raises(SpecError, match=said):
-        parse_spec(_spec(kafka={**SPEC["kafka"], **kafka}))
+        parse_spec(with_kafka(SPEC, **kafka))

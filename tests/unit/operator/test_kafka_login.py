@@ -9,29 +9,20 @@ import pytest
 
 from fleet_operator.kafka_login import KafkaLogin, kafka_settings
 from fleet_operator.spec import parse_spec
+from support.pipelinespecs import scram_spec, with_kafka
 
 from .conftest import World
 
 pytestmark = pytest.mark.unit
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-SPEC: dict[str, Any] = {
-    "fleet": {"vehicles": 5000},
-    "kafka": {
-        "bootstrapServers": "kafka-0:9093",
-        "replicationFactor": 1,
-        "securityProtocol": "SASL_SSL",
-        "saslMechanism": "SCRAM-SHA-512",
-        "credentialsSecret": "kafka-operator",
-        "caSecret": "kafka-ca",
-    },
-    "storage": {"databaseSecret": "db"},
-    "notification": {"twilioSecret": "twilio"},
-}
+SPEC = scram_spec(
+    kafka={"replicationFactor": 1, "credentialsSecret": "kafka-operator", "caSecret": "kafka-ca"}
+)
 
 
 def _spec(**kafka: Any) -> dict[str, Any]:
-    return {**SPEC, "kafka": {**SPEC["kafka"], **kafka}}
+    return with_kafka(SPEC, **kafka)
 
 
 def test_the_admin_client_verifies_the_broker_with_the_named_ca_and_logs_in() -> None:

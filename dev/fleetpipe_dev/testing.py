@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -112,6 +112,23 @@ def produce_packed(
             close(groups.partition(vehicle, count))
     for partition in list(open_packs):
         close(partition)
+    producer.flush(60)
+    return records
+
+
+def produce_packs(
+    kafka: KafkaSettings, topic: str, packs: Iterable[tuple[int, Sequence[bytes]]]
+) -> int:
+    """Produce each (partition, events) as one pack record on that partition, in the order
+    given: packs as a recording kept them, boundaries and all. Returns the number of packs."""
+    producer = build_producer(kafka, client_id="fleetpipe-testing", overrides={"linger.ms": 20})
+    records = 0
+    for partition, events in packs:
+        value = b"".join(event_field(e) for e in events)
+        producer.produce(topic, value, None, PACK_HEADERS, partition)
+        records += 1
+        if records % 100 == 0:
+            producer.poll(0)
     producer.flush(60)
     return records
 

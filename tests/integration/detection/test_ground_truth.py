@@ -21,16 +21,8 @@ import pytest
 
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.pb.v1 import alert_pb2
-from fleetpipe_dev.scenarios import CityFiles, write_city_files
-from fleetpipe_dev.testing import (
-    ServiceProcess,
-    committed_total,
-    produce_all,
-    produce_packed,
-    read_all,
-    service_env,
-    wait_for,
-)
+from fleetpipe_dev.scenarios import write_city_files
+from fleetpipe_dev.testing import produce_all, produce_packed
 from fleetpipe_loadtest.fleet import DEFAULT_CENTER, Fleet
 from fleetpipe_loadtest.scenarios import (
     COMBUSTION_ONLY,
@@ -42,6 +34,7 @@ from fleetpipe_loadtest.scenarios import (
     ScenarioKind,
 )
 from fleetpipe_loadtest.vehicles import VEHICLE_TYPES
+from support.replays import alert_set, through_enrichment_and_detection
 
 from .conftest import Detection
 
@@ -92,65 +85,6 @@ def _simulate() -> tuple[Fleet, list[GroundTruth], list[tuple[str, bytes]]]:
     return fleet, truths, events
 
 
-def _records_on(kafka: KafkaSettings, topic: str) -> int:
-    """Offsets up to each partition's last record: what a consumer has committed once it has
-    read them all (a transaction's marker after the last record is not counted)."""
-    last: dict[int, int] = {}
-    for m in read_all(kafka, topic, read_committed=True, idle_s=0.5):
-        partition, offset = m.partition(), m.offset()
-        assert partition is not None and offset is not None
-        last[partition] = max(last.get(partition, -1), offset)
-    return sum(o + 1 for o in last.values())
-
-
-def _drill(
-    kafka_settings: KafkaSettings,
-    run: Detection,
-    events: list[tuple[str, bytes]],
-    files: tuple[Path, CityFiles],
-    *,
-    packed: bool,
-) -> list[alert_pb2.Alert]:
-    """The events through real enrichment and detection; the alerts detection committed."""
-    topics = run.topics
-    registry, city = files
-    mode = "packed" if packed else "per-event"
-    # PACK_EVENTS=1 is the one-record-per-event form of the telemetry topics.
-    form = {} if packed else {"FLEET_KAFKA__PACK_EVENTS": "1"}
-    enrichment = ServiceProcess(
-        "fleetpipe.enrichment",
-        service_env(
-            kafka_settings,
-            topics,
-            {
-                "FLEET_REGISTRY_PATH": str(registry),
-                "FLEET_SPEED_LIMITS_PATH": str(city.speed_limits),
-                "FLEET_GROUP_ID": f"enrich-{topics.raw}",
-                "FLEET_INSTANCE_ID": f"truth-{mode}",
-                **form,
-            },
-        ),
-        run.logs / f"enrichment-{mode}.log",
-    ).start()
-    run.processes.append(enrichment)
-    run.start(f"truth-{mode}", FLEET_RULES_PATH=str(city.rules), FLEET_KAFKA__MAX_BATCH="2000")
-    if packed:
-        produce_packed(kafka_settings, topics.raw, events)
-    else:
-        produce_all(kafka_settings, topics.raw, events)
-    # Wait for enrichment past the raw topic's last records, then for detection past the
-    # enriched topic's: packs make the record counts smaller than the event counts.
-    raw = _records_on(kafka_settings, topics.raw)
-    wait_for(
-        lambda: committed_total(kafka_settings, f"enrich-{topics.raw}", topics.raw) >= raw,
-        timeout=600,
-        what=f"enrichment to commit every event ({mode})",
-    )
-    run.produced = _records_on(kafka_settings, topics.enriched)
-    run.wait_processed(timeout=600)
-    return run.alerts()
-
-
 def _assert_episodes(alerts: list[alert_pb2.Alert], truths: list[GroundTruth]) -> None:
     expected = [g for g in truths if g.cause != "crash"]
     # The overheating scenario reports DTC P0217 while the coolant is above 110 °C: the trouble
@@ -190,13 +124,6 @@ def _assert_episodes(alerts: list[alert_pb2.Alert], truths: list[GroundTruth]) -
     assert len(alerts) == 2 * len(expected)
 
 
-def _alert_set(alerts: list[alert_pb2.Alert]) -> set[tuple[str, str, str, int, int, int]]:
-    return {
-        (a.alert_id, a.vehicle_id, a.rule, a.state, a.episode_start_us, a.episode_end_us)
-        for a in alerts
-    }
-
-
 def test_simulated_scenarios_produce_exactly_their_episodes_packed_or_per_event(
     kafka_settings: KafkaSettings,
     detection: Callable[..., Detection],
@@ -208,10 +135,26 @@ def test_simulated_scenarios_produce_exactly_their_episodes_packed_or_per_event(
     # The city the demo and the samples ship: the operating area as a keep-in fence and a
     # 60 km/h speed zone, through enrichment's speed-limit table and detection's rules.
     assert fleet.center == DEFAULT_CENTER
-    files = (registry, write_city_files(tmp_path))
+    city = write_city_files(tmp_path)
 
-    packed = _drill(kafka_settings, detection(4), events, files, packed=True)
+    packed = through_enrichment_and_detection(
+        kafka_settings,
+        detection(4),
+        lambda raw: produce_packed(kafka_settings, raw, events),
+        registry=registry,
+        city=city,
+        packed=True,
+        name="truth",
+    )
     _assert_episodes(packed, truths)
-    per_event = _drill(kafka_settings, detection(4), events, files, packed=False)
+    per_event = through_enrichment_and_detection(
+        kafka_settings,
+        detection(4),
+        lambda raw: produce_all(kafka_settings, raw, events),
+        registry=registry,
+        city=city,
+        packed=False,
+        name="truth",
+    )
     _assert_episodes(per_event, truths)
-    assert _alert_set(packed) == _alert_set(per_event)
+    assert alert_set(packed) == alert_set(per_event)

@@ -86,6 +86,24 @@ def dev_status(
     print_status(console, _stack().status(), as_json=as_json)
 
 
+@dev_app.command("record-input")
+def dev_record_input(
+    out: Annotated[
+        Path, typer.Option(help="folder of the recording, its registry and its manifest")
+    ] = Path("tests/data/recorded-input"),
+    vehicles: Annotated[int, typer.Option(min=10, help="vehicles of the recorded run")] = 200,
+    seconds: Annotated[float, typer.Option(min=60.0, help="simulated seconds")] = 900.0,
+    seed: Annotated[int, typer.Option(help="the fleet's seed")] = 2026,
+) -> None:
+    """Record the raw topic of a real run (load driver -> ingest -> Kafka) as a test input.
+
+    The recording in the repository is kept fixed on purpose: run this only to replace it.
+    """
+    from fleetpipe_dev.recorded.capture import CaptureOptions, capture
+
+    capture(out, CaptureOptions(vehicles=vehicles, seconds=seconds, seed=seed), console)
+
+
 DEMO_EPILOG = """\
 Examples:
 

@@ -17,6 +17,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,14 +37,14 @@ pytestmark = pytest.mark.integration
 RECORDING = Path(__file__).parents[2] / "data" / "recorded-input"
 
 
-def _recording() -> tuple[list[RecordedEvent], dict[str, int]]:
+def _recording() -> tuple[list[RecordedEvent], dict[str, Any]]:
     events = read_recording(RECORDING / EVENTS_FILE)
     manifest = json.loads((RECORDING / MANIFEST_FILE).read_text())
     assert len(events) == manifest["events"]
     return events, manifest
 
 
-def _check_it_is_a_real_input(events: list[RecordedEvent], manifest: dict[str, int]) -> set[str]:
+def _check_it_is_a_real_input(events: list[RecordedEvent], manifest: dict[str, Any]) -> set[str]:
     """What makes the recording worth replaying: several partitions, packs of many events,
     a re-sent batch, a gap, and streams that arrive out of order with each other. Returns the
     vehicles whose seqs jump (the gap's)."""

@@ -74,7 +74,6 @@ def _env(spec: FleetPipelineSpec, roles: DatabaseRoles) -> list[Manifest]:
         env_value("FLEET_DATABASE_ROLES__STORAGE_WRITER", roles.storage_writer),
         env_value("FLEET_DATABASE_ROLES__NOTIFICATION", roles.notification),
         env_value("FLEET_DATABASE_ROLES__READER", roles.reader),
-        env_value("FLEET_OBSERVABILITY__LOG_FORMAT", "json"),
     ]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import psycopg
 import typer
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleetpipe.core.db import DatabaseUnavailable, MigrationError, PostgresSettings
@@ -30,6 +31,10 @@ class _Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     # Unset: no role per service, the services log in as the owner and nothing is granted.
     database_roles: DatabaseRoles | None = None
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return "FLEET_" + "__".join(str(part).upper() for part in loc)
 
 
 def _report(outcome: SchemaOutcome) -> list[str]:
@@ -66,8 +71,13 @@ def migrate_command(
     try:
         settings = _Settings()
         outcome = migrate_schema(settings.postgres, settings.database_roles, timeout_s=timeout)
+    except ValidationError as exc:
+        fields = "; ".join(f"{_env_name(e['loc'])}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: {fields}", err=True)
+        raise typer.Exit(2) from exc
     except (ConfigError, MigrationError, DatabaseUnavailable) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        # libpq's messages run over lines (a hint under the error): one line each.
+        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(1) from exc
     except psycopg.Error as exc:
         # A grant refused (a role that does not exist, a login that is not the owner): the
@@ -75,9 +85,6 @@ def migrate_command(
         said = exc.diag.message_primary or str(exc).splitlines()[0]
         typer.echo(f"error: granting on schema {settings.postgres.schema_name}: {said}", err=True)
         raise typer.Exit(1) from exc
-    except ValueError as exc:  # the settings' validation (pydantic's, one line per field)
-        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-        raise typer.Exit(2) from exc
     typer.echo(f"schema {outcome.schema}:")
     for line in _report(outcome):
         typer.echo(f"  {line}")
@@ -88,4 +95,9 @@ def migrate_command(
         typer.echo(f"  grants: {outcome.grants} statements for {roles}")
 
 
-db_app.command("migrate", help=migrate_command.__doc__)(migrate_command)
+def _paragraphs(text: str) -> str:
+    # The docstring's lines joined, its paragraphs kept: typer would keep every line break.
+    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+
+
+db_app.command("migrate", help=_paragraphs(migrate_command.__doc__ or ""))(migrate_command)

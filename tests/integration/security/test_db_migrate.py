@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fleetpipe.core.db import load_migrations
+from fleetpipe.core.db import dsn_user, load_migrations
 from fleetpipe.core.dbroles import DatabaseRoles
 from fleetpipe.notification.ledger import Entry, Ledger, Status
 from fleetpipe.notification.routing import Channel, Phase
@@ -193,3 +193,14 @@ def test_a_service_started_before_the_migration_waits_and_then_starts(
     finally:
         store.close()
     assert failures == []
+
+
+def test_roles_that_log_in_as_the_owner_are_granted_without_complaint(fresh: RoleSchema) -> None:
+    # What the operator's Job names for a service without a login of its own, and for a
+    # console reading with the owner's: the owner itself, twice.
+    owner = dsn_user(fresh.owner_dsn)
+    assert owner is not None
+    roles = fresh.roles.model_copy(update={"notification": owner, "reader": owner})
+    done = db_migrate(fresh, roles=roles)
+    assert done.returncode == 0, done.stderr
+    assert _store_a_batch(fresh).telemetry_rows == 50

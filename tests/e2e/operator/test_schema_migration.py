@@ -52,9 +52,9 @@ def _fail(kube: Any, ns: str, job: str) -> None:
         "reason": "BackoffLimitExceeded",
         "message": "Job has reached the specified backoff limit",
     }
+    # Its startTime stays the controller's (set when it first synced the Job).
     status = {
         "status": {
-            "startTime": now,
             "failed": 5,
             "conditions": [
                 {"type": "FailureTarget", "status": "True", "lastTransitionTime": now, **said},

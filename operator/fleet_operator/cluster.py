@@ -147,6 +147,13 @@ class KubeGateway:
             found = resource.get(namespace=namespace, label_selector=f"{PIPELINE_LABEL}={pipeline}")
         return {item["metadata"]["name"]: item for item in found.to_dict()["items"]}
 
+    def jobs(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]:
+        """The pipeline's Jobs by name."""
+        resource = self._resource("batch/v1", "Job")
+        with _kube_call(f"listing the Jobs of {namespace}/{pipeline}"):
+            found = resource.get(namespace=namespace, label_selector=f"{PIPELINE_LABEL}={pipeline}")
+        return {item["metadata"]["name"]: item for item in found.to_dict()["items"]}
+
     def pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.dynamic.exceptions import NotFoundError
 

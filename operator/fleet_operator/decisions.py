@@ -23,6 +23,7 @@ from fleet_operator.status import (
     PAUSED,
     READY,
     SCALING,
+    SCHEMA_MIGRATED,
     SECRET_MISSING,
     TOPICS_CLAIMED,
     TOPICS_FAILED,
@@ -351,8 +352,10 @@ def reconciled(
     mode: AutoscalingMode,
     decisions: Mapping[Component, LagDecision],
     problems: Sequence[Problem],
+    schema: Condition | None = None,
 ) -> Decision:
-    """The conditions once topics and children are in place, and a Warning for new problems."""
+    """The conditions once topics and children are in place, and a Warning for new problems
+    (``schema``: SchemaMigrated, written with them and heeded by Ready)."""
     desired = {c: plan.desired(c) for c in plan.services}
     topics_c = topics_condition(outcome)
     services_c = services_condition(after, desired)
@@ -367,7 +370,8 @@ def reconciled(
             services_c,
             scaling_condition(after, desired, mode, decisions),
             degraded_c,
-            ready_condition(topics_c, services_c, degraded_c),
+            *((schema,) if schema is not None else ()),
+            ready_condition(topics_c, services_c, degraded_c, schema=schema),
         ),
     )
 
@@ -379,21 +383,27 @@ def refreshed(
     *,
     mode: AutoscalingMode,
     decisions: Mapping[Component, LagDecision],
+    schema: Condition | None = None,
 ) -> tuple[list[Condition], dict[str, Any]] | None:
-    """Readiness after a Deployment moved: the conditions and replicas figures to write.
+    """Readiness after a Deployment or the migration Job moved: the conditions and replicas
+    figures to write.
 
     None when the status already says all of it. Topics and problems are not looked at
-    again: they keep what the last reconcile wrote.
+    again: they keep what the last reconcile wrote. ``schema``: SchemaMigrated as the
+    migration Job says now (None: no Job, the last reconcile's word stands).
     """
     services_c = services_condition(states, desired)
     topics_c = Condition.from_status(prior.condition(TOPICS_READY) or {"type": TOPICS_READY})
     degraded_c = Condition.from_status(
         prior.condition(DEGRADED) or {"type": DEGRADED, "status": "False"}
     )
+    if schema is None and prior.condition(SCHEMA_MIGRATED):
+        schema = Condition.from_status(prior.condition(SCHEMA_MIGRATED))
     updates = [
         services_c,
         scaling_condition(states, desired, mode, decisions),
-        ready_condition(topics_c, services_c, degraded_c),
+        *((schema,) if schema is not None else ()),
+        ready_condition(topics_c, services_c, degraded_c, schema=schema),
     ]
     by_key = {c.key: states.get(c) or _EMPTY for c in Component}
     replicas = {

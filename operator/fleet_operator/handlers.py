@@ -15,9 +15,10 @@ from typing import Any
 
 import kopf
 
-from fleet_operator.objects import MANAGER, PIPELINE_LABEL
+from fleet_operator.objects import COMPONENT_LABEL, MANAGER, PIPELINE_LABEL
 from fleet_operator.ports import Backoff, InvalidSpec, PipelineRef
 from fleet_operator.reconcile import Reconciler
+from fleet_operator.render_migration import COMPONENT as MIGRATION
 from fleet_operator.settings import OperatorSettings
 from fleet_operator.spec import GROUP, PLURAL, VERSION, DeletionPolicy, KafkaAccess
 from fleet_operator.ticker import Ticker
@@ -143,6 +144,22 @@ def build_registry(reconciler: Reconciler, settings: OperatorSettings) -> kopf.O
     def on_deployment(body: kopf.Body, type: str | None, **_: Any) -> None:
         # A child moved (rolled out, scaled, deleted): re-check the owner's readiness now
         # instead of waiting for the timer.
+        meta = body["metadata"]
+        reconciler.refresh(str(meta["namespace"]), str(meta["labels"][PIPELINE_LABEL]))
+
+    @kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        registry=registry,
+        labels={
+            "app.kubernetes.io/managed-by": MANAGER,
+            PIPELINE_LABEL: kopf.PRESENT,
+            COMPONENT_LABEL: MIGRATION,
+        },
+    )
+    def on_migration_job(body: kopf.Body, **_: Any) -> None:
+        # The schema's migration finished (or failed): Ready follows now, not at the timer.
         meta = body["metadata"]
         reconciler.refresh(str(meta["namespace"]), str(meta["labels"][PIPELINE_LABEL]))
 

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fleet_operator import claims, decisions, sizing
+from fleet_operator import claims, decisions, migration, sizing
 from fleet_operator.access_step import KafkaAccessStep
 from fleet_operator.console import console_manifests
 from fleet_operator.decisions import Event, Prior, Problem
 from fleet_operator.kafka_access import AccessOutcome
 from fleet_operator.kafka_login import kafka_settings, read_login
 from fleet_operator.memory import Memory
-from fleet_operator.objects import Owner
+from fleet_operator.objects import COMPONENT_LABEL, Manifest, Owner
 from fleet_operator.ports import (
     ApplyRefused,
     Backoff,
@@ -54,6 +54,14 @@ from fleet_operator.render import (
     topics_for,
 )
 from fleet_operator.render_compaction import lake_compaction
+from fleet_operator.render_migration import (
+    COMPONENT as MIGRATION,
+)
+from fleet_operator.render_migration import (
+    migration_job,
+    needs_migration,
+    role_secrets,
+)
 from fleet_operator.render_mqtt import mqtt_bridge
 from fleet_operator.rules import InvalidRules, checked_rules
 from fleet_operator.settings import OperatorSettings
@@ -74,6 +82,9 @@ from fleet_operator.status import (
     merge_conditions,
     replicas_status,
 )
+from fleetpipe.core.db import dsn_user
+from fleetpipe.core.dbroles import DatabaseRoles
+from fleetpipe.core.errors import ConfigError
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec, co_partitioned
 
@@ -103,6 +114,7 @@ class _ChildrenApplied:
     plan: SizingPlan
     after: dict[Component, DeploymentState | None]
     decisions: Mapping[Component, LagDecision]  # the autoscaler's, as the spec's mode uses them
+    schema: Condition  # SchemaMigrated: the migration Job's word, or why there is none
 
 
 def _utc_now() -> str:
@@ -447,12 +459,15 @@ class Reconciler:
 
         generations: dict[Component, int] = {}
         names = {name: c for c, name in deployment_names(owner).items()}
+        job, schema = self._migration_job(ref, validated)
         manifests = (
             render(owner, spec, plan)
             + console_manifests(owner, spec)
             + mqtt_bridge(owner, spec)
             + lake_compaction(owner, spec)
+            + ([job] if job is not None else [])
         )
+        jobs_before = self.kube.jobs(ref.namespace, ref.name)
         # Every child past the API server's validation first: a spec the server refuses for
         # one child (a bad quantity, an invalid path) applies none, never half a pipeline.
         try:
@@ -469,13 +484,72 @@ class Reconciler:
                 generations[sized] = int(applied["metadata"].get("generation") or 0)
         for api_version, kind, name in retired(owner, spec):
             self.kube.delete_child(api_version, kind, ref.namespace, name, pipeline=ref.name)
+        schema = self._follow_migration(ref, prior, spec, job, jobs_before, schema)
         edited = memory.edited_by_others(generations)
         self._post(
             ref,
             decisions.scaling_events(prior, spec, plan, before, pipeline=ref.name, edited=edited),
         )
         after = _states(owner, self.kube.deployments(ref.namespace, ref.name))
-        return _ChildrenApplied(plan, after, lag_decisions)
+        return _ChildrenApplied(plan, after, lag_decisions, schema)
+
+    def _migration_job(
+        self, ref: PipelineRef, validated: _Validated
+    ) -> tuple[Manifest | None, Condition]:
+        """The schema's migration Job (render_migration.py) and, without one, why.
+
+        The roles to grant are the users the services' logins name: read from their Secrets
+        (the names only; the DSNs and their passwords go nowhere else)."""
+        spec = validated.spec
+        if not needs_migration(spec):
+            return None, migration.not_needed()
+        names: dict[str, str] = {}
+        for field, secret in role_secrets(spec).items():
+            if secret in validated.missing:
+                return None, migration.logins_unreadable(
+                    f"Secret {secret} not found: the role it logs in as is not known"
+                )
+            dsn = self.kube.secret_values(ref.namespace, secret, ("dsn",)).get("dsn")
+            try:
+                user = dsn_user(dsn) if dsn else None
+            except ConfigError as exc:
+                return None, migration.logins_unreadable(f"Secret {secret}: {exc}")
+            if not user:
+                return None, migration.logins_unreadable(
+                    f"Secret {secret} needs the key dsn, naming the user it logs in as"
+                )
+            names[field] = user
+        job = migration_job(validated.owner, spec, DatabaseRoles(**names))
+        return job, migration.schema_condition(job["metadata"]["name"], None)
+
+    def _follow_migration(
+        self,
+        ref: PipelineRef,
+        prior: Prior,
+        spec: FleetPipelineSpec,
+        job: Manifest | None,
+        before: Mapping[str, Mapping[str, Any]],
+        schema: Condition,
+    ) -> Condition:
+        """Delete the migration Jobs of other images or logins (one Job per pipeline), read
+        the current one's state, and post what changed."""
+        current = job["metadata"]["name"] if job is not None else None
+        for name, obj in before.items():
+            component = (obj["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
+            if component == MIGRATION and name != current:
+                self.kube.delete_child("batch/v1", "Job", ref.namespace, name, pipeline=ref.name)
+        if current is None:
+            self._post(ref, migration.schema_events(prior, schema, created=None))
+            return schema
+        found = self.kube.jobs(ref.namespace, ref.name).get(current)
+        schema = migration.schema_condition(current, found)
+        created = (
+            None
+            if current in before
+            else f"Job {current} runs fleetpipe db migrate with {spec.image.reference}"
+        )
+        self._post(ref, migration.schema_events(prior, schema, created=created))
+        return schema
 
     # ---- step 4: update the status --------------------------------------------------------
     def _update_status(
@@ -512,6 +586,7 @@ class Reconciler:
             mode=validated.spec.autoscaling.mode,
             decisions=children.decisions,
             problems=[*validated.problems, *access_problems],
+            schema=children.schema,
         )
         taken_over, claimed = decisions.topics_claimed(prior)
         self._post(ref, taken_over)
@@ -555,16 +630,35 @@ class Reconciler:
                     log.info("%s/%s: drift not reverted yet: %s", namespace, name, exc)
                 return
             mode = spec.autoscaling.mode
+            schema = self._migration_now(ref, spec)
             refreshed = decisions.refreshed(
                 prior,
                 states,
                 desired,
                 mode=mode,
                 decisions={} if mode is AutoscalingMode.OFF else self._mem(ref.uid).decisions,
+                schema=schema,
             )
             if refreshed is not None:
+                if schema is not None:
+                    self._post(ref, migration.schema_events(prior, schema, created=None))
                 updates, replicas = refreshed
                 self._write(ref, prior, updates, {"replicas": replicas})
+
+    def _migration_now(self, ref: PipelineRef, spec: FleetPipelineSpec) -> Condition | None:
+        """SchemaMigrated as the newest migration Job says (the reconcile deletes the others);
+        None without a Job, when the last reconcile's word stands."""
+        if not needs_migration(spec):
+            return None
+        jobs = [
+            (str(obj["metadata"].get("creationTimestamp") or ""), name, obj)
+            for name, obj in self.kube.jobs(ref.namespace, ref.name).items()
+            if (obj["metadata"].get("labels") or {}).get(COMPONENT_LABEL) == MIGRATION
+        ]
+        if not jobs:
+            return None
+        _created, name, obj = max(jobs, key=lambda j: (j[0], j[1]))
+        return migration.schema_condition(name, obj)
 
     # ---- posting and writing --------------------------------------------------------------
     def _post(self, ref: PipelineRef, events: Iterable[Event]) -> None:

@@ -288,7 +288,8 @@ class NotificationSpec(_Spec):
 
 
 class StorageSpec(_Spec):
-    # Key ``dsn``: a libpq connection string (it may carry a password).
+    # Key ``dsn``: a libpq connection string (it may carry a password); the schema's owner,
+    # which runs the migrations (with serviceDatabaseSecrets, in the migration Job).
     database_secret: str = Field(min_length=1, max_length=253)
     hot_retention_days: int = Field(default=3, ge=1, le=3650)
     # How long the small tables keep a row: a quiet vehicle's latest position, a dead letter, a
@@ -304,7 +305,8 @@ class StorageSpec(_Spec):
     cold_url: str | None = Field(default=None, pattern=r"^s3://[^/?]+")
     # Keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the bucket's credentials.
     cold_credentials_secret: str | None = Field(default=None, min_length=1, max_length=253)
-    # A role per service instead of databaseSecret's (see fleetpipe.core.dbroles).
+    # A role per service instead of databaseSecret's (see fleetpipe.core.dbroles); the owner
+    # (databaseSecret) then migrates and grants in a Job (render_migration.py).
     service_database_secrets: ServiceDatabaseSecrets | None = None
 
 

@@ -22,6 +22,7 @@ SCALING = "Scaling"
 DEGRADED = "Degraded"
 TOPICS_CLAIMED = "TopicsClaimed"  # see claims.py
 KAFKA_ACCESS_APPLIED = "KafkaAccessApplied"  # see kafka_access.py
+SCHEMA_MIGRATED = "SchemaMigrated"  # see migration.py
 CONDITION_TYPES = (
     READY,
     TOPICS_READY,
@@ -30,6 +31,7 @@ CONDITION_TYPES = (
     DEGRADED,
     TOPICS_CLAIMED,
     KAFKA_ACCESS_APPLIED,
+    SCHEMA_MIGRATED,
 )
 
 # Reasons other code and tests refer to.
@@ -221,11 +223,21 @@ def scaling_condition(
     return Condition.of(SCALING, False, "Stable", f"autoscaling {mode.value}")
 
 
-def ready_condition(topics: Condition, services: Condition, degraded: Condition) -> Condition:
+def ready_condition(
+    topics: Condition,
+    services: Condition,
+    degraded: Condition,
+    *,
+    schema: Condition | None = None,
+) -> Condition:
+    """``schema``: SchemaMigrated, when this look at the pipeline has it (a service with a
+    restricted role waits, not ready, for the migration; Ready waits with it)."""
     if degraded.status == "True":
         return Condition.of(READY, False, degraded.reason, degraded.message)
     if topics.status != "True":
         return Condition.of(READY, False, topics.reason, topics.message)
+    if schema is not None and schema.status != "True":
+        return Condition.of(READY, False, schema.reason, schema.message)
     if services.status != "True":
         return Condition.of(READY, False, services.reason, services.message)
     return Condition.of(READY, True, "PipelineReady", services.message)

@@ -16,6 +16,7 @@ from fleetpipe.erasure.cli import erase_command
 from fleetpipe.erasure.compaction import audit_from_env
 from fleetpipe.lake.cli import lake_app
 from fleetpipe.query.cli import query_app
+from fleetpipe.schema.cli import db_app
 from fleetpipe.tail import tail_command
 from fleetpipe_loadtest.cli import loadtest_run_command, simulate_command
 
@@ -38,6 +39,7 @@ def build_app() -> typer.Typer:
     # The compaction consults the erasure audit, a layer above the lake's own commands.
     app.add_typer(lake_app(audit_from_env), name="lake")
     app.add_typer(deadletters_app, name="deadletters")
+    app.add_typer(db_app, name="db")
     app.command("erase")(erase_command)
     app.command("simulate")(simulate_command)
     app.command("tail")(tail_command)

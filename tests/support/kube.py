@@ -68,7 +68,7 @@ class Kube:
             "fleetpipe-db",
             "-n",
             name,
-            "--from-literal=dsn=postgresql://db/fleet",
+            "--from-literal=dsn=postgresql://fleetpipe@db/fleet",
         )
         self.run(
             "create",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from fleetpipe.core import dbroles
 from fleetpipe.core.access import Principal
-from fleetpipe.core.db import PostgresSettings, connect, load_migrations, migrate_when_ready
+from fleetpipe.core.db import PostgresSettings
+from fleetpipe.schema.owner import migrate_schema
 from fleetpipe_dev.stack.kafka_security import BrokerSecurity, kafka_env
 from fleetpipe_dev.stack.pg_roles import ServiceLogins
 
@@ -27,22 +28,12 @@ PRINCIPALS = {
     "console": Principal.CONSOLE,
     "kpis": Principal.KPIS,
 }
-# The components whose migrations a pipeline's schema holds.
-COMPONENTS = (("storage", "fleetpipe.storage_writer"), ("notification", "fleetpipe.notification"))
 
 
 def prepare_schema(owner: PostgresSettings, roles: dbroles.DatabaseRoles) -> None:
-    """Migrate ``owner``'s schema as its owner, then grant the service roles their share."""
-    for component, package in COMPONENTS:
-        migrate_when_ready(
-            owner,
-            application_name="fleetpipe-dev-owner",
-            component=component,
-            migrations=load_migrations(package),
-            timeout_s=60,
-        )
-    with connect(owner, application_name="fleetpipe-dev-owner", autocommit=True) as conn:
-        dbroles.grant(conn, owner.schema_name, roles)
+    """Migrate ``owner``'s schema as its owner, then grant the service roles their share
+    (what ``fleetpipe db migrate`` does in a cluster)."""
+    migrate_schema(owner, roles, timeout_s=60)
 
 
 def service_logins(security: BrokerSecurity, logins: ServiceLogins) -> dict[str, dict[str, str]]:

@@ -10,7 +10,9 @@ The schema name is a setting (tests give each test its own); connections set ``s
 it, so the SQL files use unqualified names.
 
 A service starts by :func:`migrate_when_ready`: PostgreSQL may still be starting beside it (a
-fresh cluster, a pod restarted with the database), so it waits rather than crash-loops.
+fresh cluster, a pod restarted with the database), so it waits rather than crash-loops. A
+service logged in as a role that may not migrate waits the same way for the schema's owner
+(``fleetpipe db migrate``, the operator's migration Job) to bring the schema up to date.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from tenacity import (
@@ -65,6 +68,10 @@ class MigrationError(FleetPipeError):
     """The database's recorded migrations disagree with the ones this release ships."""
 
 
+class SchemaNotMigrated(MigrationError):
+    """The schema lacks migrations and this role may not apply them: the owner must."""
+
+
 class DatabaseUnavailable(FleetPipeError):
     """PostgreSQL cannot be reached or lost the connection."""
 
@@ -88,6 +95,17 @@ class DatabaseClient:
                 self._conn.close()
             finally:
                 self._conn = None
+
+
+def dsn_user(dsn: str) -> str | None:
+    """The role a libpq connection string (URI or ``key=value``) logs in as; None when it
+    names none (libpq would then take the system user's name)."""
+    try:
+        user = conninfo_to_dict(dsn).get("user")
+    except psycopg.ProgrammingError as exc:
+        # Not psycopg's text: it may quote the string, password and all.
+        raise ConfigError("the connection string cannot be parsed (key dsn)") from exc
+    return str(user) if user else None
 
 
 def connect(
@@ -148,7 +166,7 @@ def apply_migrations(
         return _apply(conn, schema=schema, component=component, migrations=migrations)
     except psycopg.errors.InsufficientPrivilege as exc:
         pending = ", ".join(f"{m.version:04d}_{m.name}" for m in migrations)
-        raise MigrationError(
+        raise SchemaNotMigrated(
             f"schema {schema} lacks {component} migrations ({pending} or some of them) and "
             f"this role may not apply them ({str(exc).strip()}): run them as the schema's "
             "owner first"
@@ -250,12 +268,18 @@ def migrate_when_ready(
     component: str,
     migrations: list[Migration],
     timeout_s: float = 300.0,
+    await_owner: bool = True,
 ) -> list[Migration]:
     """Wait for the database, then apply ``component``'s missing migrations; returns those.
 
-    Every attempt opens a connection of its own, closed afterwards. Only an unreachable server
-    is retried (with growing, jittered pauses, for up to ``timeout_s``); a refused migration is
-    not something waiting mends, so a :class:`MigrationError` goes through at once.
+    Every attempt opens a connection of its own, closed afterwards. An unreachable server is
+    retried (with growing, jittered pauses, for up to ``timeout_s``), and so is a schema this
+    role may not migrate (:class:`SchemaNotMigrated`): the owner's migration, run beside the
+    service (a Job started with it), mends that, and a service that waited starts at once
+    instead of after a crash loop's growing pauses. Any other :class:`MigrationError` (a
+    released migration edited) is not something waiting mends, and goes through at once; so
+    does a :class:`SchemaNotMigrated` without ``await_owner`` (the caller meant to be the
+    owner).
     """
 
     def attempt() -> list[Migration]:
@@ -268,7 +292,9 @@ def migrate_when_ready(
             raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
 
     retrying = Retrying(
-        retry=retry_if_exception_type(DatabaseUnavailable),
+        retry=retry_if_exception_type(
+            (DatabaseUnavailable, SchemaNotMigrated) if await_owner else DatabaseUnavailable
+        ),
         wait=wait_exponential_jitter(multiplier=0.5, max=10),
         stop=stop_after_delay(timeout_s),
         reraise=True,

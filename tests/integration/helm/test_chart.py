@@ -170,7 +170,9 @@ def test_watch_namespace_confines_the_operator_to_a_role_in_that_namespace() -> 
     assert {"name": "FLEET_OPERATOR_NAMESPACE", "value": "fleet"} in container["env"]
 
 
-def test_the_cluster_wide_rules_delete_only_a_stage_turned_off_and_never_list_secrets() -> None:
+def test_the_cluster_wide_rules_delete_only_old_stages_and_old_migrations_never_list_secrets() -> (
+    None
+):
     rules = named(render(), "ClusterRole", "fleetpipe-operator")["rules"]
     deletes = set()
     for rule in rules:
@@ -179,8 +181,9 @@ def test_the_cluster_wide_rules_delete_only_a_stage_turned_off_and_never_list_se
             deletes |= {(group, r) for group in rule["apiGroups"] for r in rule["resources"]}
         if "secrets" in rule["resources"]:
             assert rule["verbs"] == ["get"]
-    # spec.kpis.enabled: false removes the KPI stage's Deployment and Service; nothing else.
-    assert deletes == {("apps", "deployments"), ("", "services")}
+    # spec.kpis.enabled: false removes the KPI stage's Deployment and Service, and a new image
+    # replaces the schema's migration Job (a Job cannot change); nothing else.
+    assert deletes == {("apps", "deployments"), ("", "services"), ("batch", "jobs")}
 
 
 def test_the_optional_pipeline_uses_the_chart_image_and_the_in_chart_broker() -> None:

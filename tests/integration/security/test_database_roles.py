@@ -134,6 +134,7 @@ def test_a_service_role_cannot_migrate_and_says_so(
     # A schema nobody migrated: the writer's role may not create what it lacks.
     empty = RoleSchema(postgres.dsn, pg_schema.name, postgres.logins)
     store = HotStore(empty.login(empty.roles.storage_writer), application_name="test")
+    # It waits for the owner's migration (test_db_migrate.py) as long as it is let, then says.
     with pytest.raises(MigrationError, match="run them as the schema's owner first") as refused:
-        store.migrate(timeout_s=10)
+        store.migrate(timeout_s=1)
     assert "permission denied" in str(refused.value)

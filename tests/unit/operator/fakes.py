@@ -37,6 +37,8 @@ class FakeKube(KubeApi):
     pipelines: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=lambda: {"db", "twilio"})
+    # Secret name → its keys and values, where a test needs real ones (a DSN).
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
     # Called once, with the kind and name of the next object about to be applied (to
     # interleave a hand edit), then forgotten.
     on_apply: Callable[[str, str], bool] | None = None
@@ -90,6 +92,13 @@ class FakeKube(KubeApi):
             and obj["metadata"]["labels"]["fleetpipe.io/pipeline"] == pipeline
         }
 
+    def jobs(self, namespace: str, pipeline: str) -> dict[str, dict[str, Any]]:
+        return {
+            name: copy.deepcopy(obj)
+            for (kind, name), obj in self.objects.items()
+            if kind == "Job" and obj["metadata"]["labels"]["fleetpipe.io/pipeline"] == pipeline
+        }
+
     def dry_run(self, manifest: Mapping[str, Any]) -> None:
         self.journal.calls.append(f"dry-run {manifest['kind']}/{manifest['metadata']['name']}")
 
@@ -104,6 +113,9 @@ class FakeKube(KubeApi):
             generation = (before or {}).get("metadata", {}).get("generation", 0)
             changed = before is None or before["spec"] != obj["spec"]
             obj["metadata"]["generation"] = generation + (1 if changed else 0)
+            obj["status"] = (before or {}).get("status", {})
+        if manifest["kind"] == "Job":
+            # A Job's status is its controller's: an apply leaves it as it was.
             obj["status"] = (before or {}).get("status", {})
         self.objects[key] = obj
         return obj
@@ -142,6 +154,8 @@ class FakeKube(KubeApi):
         return [n for n in names if n not in self.secrets]
 
     def secret_values(self, namespace: str, name: str, keys: Sequence[str]) -> dict[str, str]:
+        if name in self.values:
+            return {k: v for k, v in self.values[name].items() if k in keys}
         return {k: f"{name}-{k}" for k in keys}
 
 

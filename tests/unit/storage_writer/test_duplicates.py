@@ -56,3 +56,19 @@ def test_marks_only_rise_and_are_forgotten_on_revoke() -> None:
     assert seqs._marks == {"a": 12, "b": 4}
     seqs.forget()
     assert seqs._marks == {}
+
+
+def test_marks_past_the_limit_start_over_without_the_batch() -> None:
+    # Kept only with their key group known: a batch's marks recorded after a clear-out would
+    # have none, and would outlive another writer's claim of their group.
+    seqs = StoredSeqs(marks_limit=2)
+    empty = _batch(("a", 1, 0.0))
+    seqs.committed(NewRows(empty, highest={"a": 9}))
+    seqs.committed(NewRows(empty, highest={"b": 4, "c": 5}))
+    assert seqs._marks == {}
+
+
+def test_each_writer_takes_a_name_of_its_own() -> None:
+    one, two = StoredSeqs(writer="storage-writer-w1"), StoredSeqs(writer="storage-writer-w1")
+    assert one.writer.startswith("storage-writer-w1/")
+    assert one.writer != two.writer, "a restarted writer (empty memory) is another writer"

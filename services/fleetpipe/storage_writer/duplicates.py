@@ -45,10 +45,13 @@ another. Hence, whatever the interleaving:
   for while waiting for one the other holds: no deadlock between writers.
 
 Why row locks rather than advisory locks: a row lock is kept in the row, not in PostgreSQL's
-shared lock table, whose default size (64 entries per connection, shared by every session)
-a single writer of 4096 key groups could nearly fill by itself; and the lock and the name of
-the writer are the same row, so they cannot disagree. The cost is one statement per batch that
-locks (and WAL-logs the lock of) one row per key group of the batch. A writer's name is taken
+shared lock table. That table holds max_locks_per_transaction (64) entries per connection, plus
+a little slack, for every session at once; a few writers locking thousands of key groups each
+could exhaust it, and then any session's next lock fails with "out of shared memory". And the
+lock and the name of the writer are the same row, so they cannot disagree. An advisory lock
+costs less (about a quarter of the PostgreSQL CPU per group); the claim's cost is one statement
+per batch that locks (and WAL-logs the lock of) one row per key group of the batch, at most the
+pipeline's key-group count whatever the batch's size. A writer's name is taken
 afresh by each process (its memory starts empty), so it never mistakes another writer's rows,
 or those of its own earlier life, for its own. Writers of a release without claims (during a
 rolling upgrade) are not held off by them; the primary key still stops a same-day copy.

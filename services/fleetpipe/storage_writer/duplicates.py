@@ -64,11 +64,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import repeat
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -115,6 +114,16 @@ RETURNING key_group
 # Vehicles whose mark is remembered before the memory starts over: above the largest fleet a
 # writer serves (100K vehicles), far below what would matter (~100 B each).
 _MARKS_LIMIT = 1_000_000
+
+
+class Rows(Protocol):
+    def fetchall(self) -> list[Any]: ...
+
+
+class Statements(Protocol):
+    """What the filter needs of a database connection (a psycopg one, in its transaction)."""
+
+    def execute(self, query: str, params: dict[str, Any] | None = None, /) -> Rows: ...
 
 
 @dataclass(frozen=True)
@@ -212,9 +221,7 @@ class StoredSeqs:
             if seq > marks.get(vehicle, 0):
                 marks[vehicle] = seq
 
-    def new_rows(
-        self, conn: psycopg.Connection[Any], table: pa.Table, days: tuple[date, date]
-    ) -> NewRows:
+    def new_rows(self, conn: Statements, table: pa.Table, days: tuple[date, date]) -> NewRows:
         """The rows of ``table`` whose (vehicle_id, seq) is neither earlier in the batch nor
         stored on a day in ``days`` (first and last, inclusive)."""
         ranges = seq_ranges(table)
@@ -275,7 +282,7 @@ class StoredSeqs:
             taken_over=len(taken),
         )
 
-    def _claim(self, conn: psycopg.Connection[Any], groups: list[int]) -> list[int]:
+    def _claim(self, conn: Statements, groups: list[int]) -> list[int]:
         """Lock ``groups`` (sorted, distinct) until the transaction ends, naming this writer;
         the groups whose row named another writer, or had none."""
         rows = conn.execute(_CLAIM, {"writer": self.writer, "groups": groups}).fetchall()
@@ -283,7 +290,7 @@ class StoredSeqs:
 
     @staticmethod
     def _query(
-        conn: psycopg.Connection[Any], statement: str, days: tuple[date, date], **arrays: Any
+        conn: Statements, statement: str, days: tuple[date, date], **arrays: Any
     ) -> list[tuple[Any, ...]]:
         # A probe of thousands of vehicles over every partition is estimated costly enough
         # for PostgreSQL to compile it (JIT), which takes longer than the index scans it runs.

@@ -3,8 +3,9 @@
 - the schema's owner (whoever migrates): everything; it runs the migrations and owns every
   object;
 - ``fleetpipe_storage_writer``: write the hot store's tables, delete what is past retention
-  (and settled deliveries of the ledger, reading only their time and status), create and drop
-  the telemetry day partitions through two functions the owner defines;
+  (and settled deliveries of the ledger, reading only their time and status), claim key groups
+  in ``telemetry_key_group_writers`` (insert and update, never delete), create and drop the
+  telemetry day partitions through two functions the owner defines;
 - ``fleetpipe_notification``: read and write its delivery ledger, nothing else;
 - ``fleetpipe_reader``: read every table and view (the console, queries).
 
@@ -41,6 +42,9 @@ _STORAGE_TABLES = (
     "vehicles",
     "kpi_window_parts",
 )
+# Claimed per batch by the storage writer (INSERT … ON CONFLICT DO UPDATE … RETURNING), never
+# deleted from.
+_STORAGE_CLAIMS = ("telemetry_key_group_writers",)
 # Read by the storage writer, written by others: erasures it must honour in its spools.
 _STORAGE_READS = ("erasure_audit",)
 _STORAGE_FUNCTIONS = ("telemetry_partition_create(date)", "telemetry_partition_drop(date)")
@@ -90,6 +94,13 @@ def grant_statements(
         if _exists(conn, "regclass", f"{schema}.{table}"):
             out.append(
                 sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {}.{} TO {}").format(
+                    s, sql.Identifier(table), writer
+                )
+            )
+    for table in _STORAGE_CLAIMS:
+        if _exists(conn, "regclass", f"{schema}.{table}"):
+            out.append(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE ON {}.{} TO {}").format(
                     s, sql.Identifier(table), writer
                 )
             )

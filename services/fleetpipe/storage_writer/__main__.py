@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from fleetpipe.core.codecs import ProtoCodec, RawCodec
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.core.loop import Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.packs import PackCodec
@@ -41,7 +42,9 @@ def main() -> None:
 
     def build(metrics: Metrics) -> tuple[LoopConfig, Handler]:
         store = HotStore(
-            settings.postgres, application_name=f"storage-writer-{settings.instance_id}"
+            settings.postgres,
+            application_name=f"storage-writer-{settings.instance_id}",
+            key_groups=KeyGroups(settings.kafka.key_groups),
         )
         # The database may still be starting: migrate() waits for it rather than crash-loop.
         store.migrate()

@@ -1,13 +1,15 @@
 """The hot store in PostgreSQL: the only module of the writer that talks to the database.
 
 One transaction per batch. Telemetry is stored once per (vehicle, seq) whatever its event day:
-the batch's own repeats and the seqs the hot store holds on any day are left out first
-(:mod:`fleetpipe.storage_writer.duplicates`, a probe of only the vehicles not past their
-stored seqs). The rest goes in by binary COPY straight into the partitioned table, inside a
-savepoint; should a row stored in between (by another writer) still hit the primary key, the
-COPY rolls back to the savepoint and the batch goes through a temporary staging table and
-``INSERT … ON CONFLICT DO NOTHING`` instead. Alert episodes, trips and scores are upserted
-with guards so that a replayed older state never overwrites a newer one.
+the batch claims its vehicles' key groups (a second writer of the same vehicles waits for this
+one's commit), then the batch's own repeats and the seqs the hot store holds on any day are
+left out (:mod:`fleetpipe.storage_writer.duplicates`, a probe of only the vehicles not past
+their stored seqs). The rest goes in by binary COPY straight into the partitioned table, inside
+a savepoint; should a row still hit the primary key (stored by a writer of a release without
+claims, during a rolling upgrade), the COPY rolls back to the savepoint and the batch goes
+through a temporary staging table and ``INSERT … ON CONFLICT DO NOTHING`` instead. Alert
+episodes, trips and scores are upserted with guards so that a replayed older state never
+overwrites a newer one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fleetpipe.core.db import (
     load_migrations,
     migrate_when_ready,
 )
+from fleetpipe.core.keygroups import KeyGroups
 from fleetpipe.erasure.audit import Erasure, hold_off_starts, recorded_after
 from fleetpipe.storage_writer.columns import LATEST_COPY, TELEMETRY_COPY
 from fleetpipe.storage_writer.deadletters import DEAD_LETTER_INSERT
@@ -79,6 +82,8 @@ class WriteResult:
     duplicates: int = 0
     # Rows of erased subjects left out, per table of the batch.
     erased: dict[str, int] = field(default_factory=dict)
+    # Key groups whose last writer was another one (or none): their vehicles were probed.
+    taken_over_groups: int = 0
 
 
 _ALERT_UPSERT = """
@@ -148,12 +153,20 @@ def _names(columns: tuple[CopyColumn, ...] | tuple[str, ...]) -> sql.Composed:
 
 
 class HotStore(DatabaseClient):
-    def __init__(self, settings: PostgresSettings, *, application_name: str) -> None:
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        *,
+        application_name: str,
+        key_groups: KeyGroups | None = None,
+    ) -> None:
         super().__init__(settings, application_name=application_name)
         self._partitions: set[date] | None = None
         # The erasures on record, read as they are added (an erasure is never taken back).
         self._erasures: list[Erasure] = []
-        self._stored_seqs = StoredSeqs()
+        # key_groups: the pipeline's (FLEET_KAFKA__KEY_GROUPS); every writer of a schema must
+        # use the same count, or their claims of a vehicle would name different groups.
+        self._stored_seqs = StoredSeqs(writer=application_name, key_groups=key_groups)
 
     # -- connection ----------------------------------------------------------------------------
     def _db(self) -> psycopg.Connection[Any]:
@@ -316,6 +329,7 @@ class HotStore(DatabaseClient):
                 if telemetry is not None and telemetry.num_rows:
                     rows = self._stored_seqs.new_rows(conn, telemetry, self._stored_days())
                     result.duplicates = rows.repeated_in_batch + rows.stored_before
+                    result.taken_over_groups = rows.taken_over
                     result.replayed = rows.stored_before > 0
                     if rows.table.num_rows:
                         result.replayed |= self._copy_telemetry(conn, rows.table)
@@ -340,7 +354,7 @@ class HotStore(DatabaseClient):
 
     def forget_stored_seqs(self) -> None:
         """Forget the vehicles' high-water marks: the writer's partitions were revoked, and
-        another writer may store their vehicles meanwhile."""
+        their vehicles are likely another writer's from now on."""
         self._stored_seqs.forget()
 
     def _leave_out_erased(

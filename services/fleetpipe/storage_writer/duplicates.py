@@ -18,29 +18,60 @@ Probing every row would cost an index descent per row and partition. A device co
 up, so the writer keeps, per vehicle it has written since it was given its partitions, the
 highest seq stored (its *high-water mark*, read from the database the first time the vehicle is
 seen). A vehicle whose seqs in the batch all lie above its mark cannot repeat a stored one and
-is not probed: in steady state no batch queries anything. The others — a vehicle seen for the
-first time, a replay after a crash, a device re-sending old seqs — are probed together in one
-query (``vehicle_id = v AND seq BETWEEN lo AND hi``, a lateral index scan per vehicle and
-partition), and only then is the batch filtered. The marks are forgotten when the writer's
-partitions are revoked: another writer may store the vehicles meanwhile.
+is not probed: in steady state no batch queries anything but its claim (below). The others — a
+vehicle seen for the first time, a replay after a crash, a device re-sending old seqs — are
+probed together in one query (``vehicle_id = v AND seq BETWEEN lo AND hi``, a lateral index
+scan per vehicle and partition), and only then is the batch filtered. The marks are dropped
+when the writer's partitions are revoked: their vehicles are likely another writer's from then
+on.
 
-What it does not cover: two writers storing the same vehicle's same seq in the same instant
-(the old and the new owner of a partition during a handover, each unable to see the other's
-uncommitted row).
+Two writers at once. After the partitions grow, a vehicle's key group
+(:mod:`fleetpipe.core.keygroups`) moves to another partition, and for a moment its old owner
+and its new one can both hold a copy of the same seq (an ingest retry that straddles the
+growth). Each would miss the other's uncommitted row in its probe, and a writer whose mark
+says "above" would not probe at all. So each batch first *claims* its key groups, in its own
+transaction and before any probe: one ``INSERT … ON CONFLICT DO UPDATE`` into
+``telemetry_key_group_writers`` (storage migration 0012), in key-group order, which locks
+every group's row until the batch commits and names this writer in the rows that named
+another. Hence, whatever the interleaving:
+
+* a second writer of a key group waits at its claim until the first has committed; its probe,
+  a later statement (READ COMMITTED), then sees the first one's rows;
+* a claim that changed a row's writer returns it: another writer may have stored that group's
+  vehicles since this one last did, so their marks are forgotten and they are probed (their
+  highest stored seq read afresh, under the lock). A row still naming this writer means nobody
+  else wrote the group since, so the marks hold and a fresh batch queries nothing but the claim;
+* both writers lock in the same (ascending) order, so neither can hold a group the other waits
+  for while waiting for one the other holds: no deadlock between writers.
+
+Why row locks rather than advisory locks: a row lock is kept in the row, not in PostgreSQL's
+shared lock table. That table holds max_locks_per_transaction (64) entries per connection, plus
+a little slack, for every session at once; a few writers locking thousands of key groups each
+could exhaust it, and then any session's next lock fails with "out of shared memory". And the
+lock and the name of the writer are the same row, so they cannot disagree. An advisory lock
+costs less (about a quarter of the PostgreSQL CPU per group); the claim's cost is one statement
+per batch that locks (and WAL-logs the lock of) one row per key group of the batch, at most the
+pipeline's key-group count whatever the batch's size. A writer's name is taken
+afresh by each process (its memory starts empty), so it never mistakes another writer's rows,
+or those of its own earlier life, for its own. Writers of a release without claims (during a
+rolling upgrade) are not held off by them; the primary key still stops a same-day copy.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import repeat
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from fleetpipe.core.keygroups import KeyGroups
 
 # OFFSET 0 keeps each lateral subquery a subquery: a nested loop driven by the batch's
 # vehicles, one parameterized index scan per vehicle and partition. Pulled up into a plain
@@ -68,9 +99,31 @@ CROSS JOIN LATERAL (
 ) AS s
 """
 
+# The batch's key groups, claimed in ascending order (the order their rows are locked in, so two
+# writers cannot deadlock): the rows that named another writer (or did not exist) come back.
+# Every row is locked until the transaction ends, updated or not.
+_CLAIM = """
+INSERT INTO telemetry_key_group_writers AS w (key_group, writer)
+SELECT g, %(writer)s FROM unnest(%(groups)s::integer[]) AS g ORDER BY g
+ON CONFLICT (key_group) DO UPDATE
+    SET writer = EXCLUDED.writer, generation = w.generation + 1, claimed_at = now()
+    WHERE w.writer <> EXCLUDED.writer
+RETURNING key_group
+"""
+
 # Vehicles whose mark is remembered before the memory starts over: above the largest fleet a
 # writer serves (100K vehicles), far below what would matter (~100 B each).
 _MARKS_LIMIT = 1_000_000
+
+
+class Rows(Protocol):
+    def fetchall(self) -> list[Any]: ...
+
+
+class Statements(Protocol):
+    """What the filter needs of a database connection (a psycopg one, in its transaction)."""
+
+    def execute(self, query: str, params: dict[str, Any] | None = None, /) -> Rows: ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +137,8 @@ class NewRows:
     highest: dict[str, int] = field(default_factory=dict)
     # Every vehicle's seqs lay above its mark: each highest seq is its new mark as it is.
     above_marks: bool = False
+    # Key groups this writer took over from another writer (or claimed for the first time).
+    taken_over: int = 0
 
 
 def first_of_each_seq(table: pa.Table) -> tuple[pa.Table, int]:
@@ -131,17 +186,33 @@ def seq_ranges(table: pa.Table) -> SeqRanges:
 class StoredSeqs:
     """The high-water marks of the vehicles this writer stores, and the batch filter."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        writer: str = "storage-writer",
+        key_groups: KeyGroups | None = None,
+        marks_limit: int = _MARKS_LIMIT,
+    ) -> None:
         self._marks: dict[str, int] = {}
+        self._marks_limit = marks_limit
+        # The vehicles with a mark (or about to get one), by key group: what to forget when
+        # another writer has had the group.
+        self._members: defaultdict[int, set[str]] = defaultdict(set)
+        self._key_groups = key_groups or KeyGroups()
+        # Unique to this process, whose memory starts empty (see the module's docstring).
+        self.writer = f"{writer}/{secrets.token_hex(8)}"
 
     def forget(self) -> None:
         """Drop every mark (the partitions were revoked: others may store these vehicles)."""
         self._marks.clear()
+        self._members.clear()
 
     def committed(self, rows: NewRows) -> None:
         """Raise the marks to what the batch of ``rows`` stored (call after its commit)."""
-        if len(self._marks) + len(rows.highest) > _MARKS_LIMIT:
-            self._marks.clear()
+        if len(self._marks) + len(rows.highest) > self._marks_limit:
+            # Start over, this batch's vehicles included: they are read again when next seen.
+            self.forget()
+            return
         marks = self._marks
         if rows.above_marks:
             marks.update(rows.highest)
@@ -150,9 +221,7 @@ class StoredSeqs:
             if seq > marks.get(vehicle, 0):
                 marks[vehicle] = seq
 
-    def new_rows(
-        self, conn: psycopg.Connection[Any], table: pa.Table, days: tuple[date, date]
-    ) -> NewRows:
+    def new_rows(self, conn: Statements, table: pa.Table, days: tuple[date, date]) -> NewRows:
         """The rows of ``table`` whose (vehicle_id, seq) is neither earlier in the batch nor
         stored on a day in ``days`` (first and last, inclusive)."""
         ranges = seq_ranges(table)
@@ -160,9 +229,17 @@ class StoredSeqs:
         if ranges.repeats:
             unique, repeated = first_of_each_seq(table)
         vehicles = ranges.vehicles
+        group = self._key_groups.group
+        taken = self._claim(conn, sorted(set(map(group, vehicles))))
         marks = self._marks
+        members = self._members
+        for taken_group in taken:
+            for vehicle in members.pop(taken_group, ()):
+                marks.pop(vehicle, None)
         unseen = list(set(vehicles).difference(marks))
         if unseen:
+            for vehicle in unseen:
+                members[group(vehicle)].add(vehicle)
             for vehicle, seq in self._query(conn, _HIGHEST_STORED, days, vehicles=unseen):
                 marks[str(vehicle)] = int(seq)
         # Only a vehicle with a seq at or below its mark can repeat a stored one.
@@ -170,7 +247,13 @@ class StoredSeqs:
         probe = np.flatnonzero(ranges.low <= known).tolist()
         highest = dict(zip(vehicles, ranges.high, strict=True))
         if not probe:
-            return NewRows(unique, repeated_in_batch=repeated, highest=highest, above_marks=True)
+            return NewRows(
+                unique,
+                repeated_in_batch=repeated,
+                highest=highest,
+                above_marks=True,
+                taken_over=len(taken),
+            )
         stored = self._query(
             conn,
             _STORED_IN_RANGES,
@@ -180,7 +263,9 @@ class StoredSeqs:
             high=[ranges.high[i] for i in probe],
         )
         if not stored:
-            return NewRows(unique, repeated_in_batch=repeated, highest=highest)
+            return NewRows(
+                unique, repeated_in_batch=repeated, highest=highest, taken_over=len(taken)
+            )
         # A replay or a re-send: rare, so a set of the stored keys and a mask built row by
         # row will do.
         found = {(str(v), int(s)) for v, s in stored}
@@ -194,11 +279,18 @@ class StoredSeqs:
             repeated_in_batch=repeated,
             stored_before=unique.num_rows - left.num_rows,
             highest=highest,
+            taken_over=len(taken),
         )
+
+    def _claim(self, conn: Statements, groups: list[int]) -> list[int]:
+        """Lock ``groups`` (sorted, distinct) until the transaction ends, naming this writer;
+        the groups whose row named another writer, or had none."""
+        rows = conn.execute(_CLAIM, {"writer": self.writer, "groups": groups}).fetchall()
+        return [int(g) for (g,) in rows]
 
     @staticmethod
     def _query(
-        conn: psycopg.Connection[Any], statement: str, days: tuple[date, date], **arrays: Any
+        conn: Statements, statement: str, days: tuple[date, date], **arrays: Any
     ) -> list[tuple[Any, ...]]:
         # A probe of thousands of vehicles over every partition is estimated costly enough
         # for PostgreSQL to compile it (JIT), which takes longer than the index scans it runs.

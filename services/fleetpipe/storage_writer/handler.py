@@ -96,6 +96,11 @@ class StorageMetrics:
             "duplicate_rows",
             "Telemetry rows left out: their (vehicle, seq) was stored already, on any day",
         )
+        self.taken_over = m.counter(
+            "key_groups_taken_over",
+            "Key groups whose telemetry another writer (or none) stored last: their vehicles "
+            "were probed afresh",
+        )
         self.erased_rows = m.counter(
             "erased_rows",
             "Rows of erased vehicles or drivers left out of PostgreSQL (arrived after the erasure)",
@@ -255,6 +260,8 @@ class StorageHandler(BaseHandler):
             log.info("a batch repeated stored rows (a replay): de-duplicated on (vehicle, seq)")
         if result.duplicates:
             self.metrics.duplicates.inc(result.duplicates)
+        if result.taken_over_groups:
+            self.metrics.taken_over.inc(result.taken_over_groups)
         if result.telemetry_rows:
             self.metrics.rows.labels("telemetry").inc(result.telemetry_rows)
         for name, table in (

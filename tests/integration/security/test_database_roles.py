@@ -15,8 +15,10 @@ import psycopg
 import pytest
 
 from fleetpipe.core.db import MigrationError, connect
-from fleetpipe.storage_writer.database import HotStore
+from fleetpipe.storage_writer import columns
+from fleetpipe.storage_writer.database import HotStore, WriteBatch
 from fleetpipe.storage_writer.partitions import hot_window, partition_name
+from fleetpipe_loadtest import records
 from support.security import RoleSchema
 from support.servers import PostgresHandle, Schema
 
@@ -63,6 +65,22 @@ def test_the_storage_writer_keeps_its_partitions_through_the_owners_functions(
     assert {str(owner) for _, owner in owned} == {"fleetpipe"}
 
 
+def test_the_storage_writer_stores_telemetry_claiming_its_key_groups(schema: RoleSchema) -> None:
+    today = datetime.now(UTC)
+    events = [records.enriched(v, 1, event_time_us=records.now_us()) for v in range(3)]
+    decoded = columns.TelemetryDecoder().decode([e.SerializeToString() for e in events])
+    store = HotStore(schema.login(schema.roles.storage_writer), application_name="test")
+    try:
+        store.maintain(hot_window(today, retention_days=3, ahead_days=2), events_retention_days=90)
+        batch = WriteBatch(telemetry=columns.telemetry_rows(decoded).table)
+        result = store.write(batch)
+    finally:
+        store.close()
+    assert result.telemetry_rows == 3
+    claims = schema.run(schema.roles.reader, "SELECT count(*) FROM telemetry_key_group_writers")
+    assert claims == [(result.taken_over_groups,)] and result.taken_over_groups > 0
+
+
 @pytest.mark.parametrize(
     ("statement", "refusal"),
     [
@@ -76,6 +94,11 @@ def test_the_storage_writer_keeps_its_partitions_through_the_owners_functions(
             "SELECT to_address FROM notification_ledger",
             "permission denied for table notification_ledger",
             id="read-phone-numbers",
+        ),
+        pytest.param(
+            "DELETE FROM telemetry_key_group_writers",
+            "permission denied for table telemetry_key_group_writers",
+            id="drop-claims",
         ),
     ],
 )

@@ -325,6 +325,10 @@ class GrowthRunner:
             if job_end and pending is None:
                 self.say(f"[{_clock(now - start)}] the load Job ended: {job_end}")
                 return
+            if now - start > plan.load_s + ACCOUNTING_S + FOLLOW_TIMEOUT_S:
+                # Past the Job's own deadline: Kubernetes has failed it, or it never started.
+                self.say(f"[{_clock(now - start)}] the load Job has not ended: giving up")
+                return
             wake = [next_sample]
             if planned:
                 wake.append(start + planned[0][1])

@@ -22,6 +22,11 @@ cluster_app = typer.Typer(
 console = Console()
 
 
+def _say_line(line: str) -> None:
+    """A progress line as it is: one line however wide, no markup read into its brackets."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 def _cluster() -> LocalCluster:
     from fleetpipe_dev.cluster.node import LocalCluster
     from fleetpipe_dev.cluster.settings import ClusterSettings
@@ -201,7 +206,7 @@ def cluster_growth(
     command = " ".join(["fleetpipe", *sys.argv[1:]])
     run = GrowthRun(command, utc_now(), machine(), plan.settings())
     try:
-        GrowthRunner(_cluster(), plan, say=console.print).run(run)
+        GrowthRunner(_cluster(), plan, say=_say_line).run(run)
     except NotInstalled as exc:
         console.print(f"[red]not ready[/]: {exc}")
         raise typer.Exit(2) from exc

@@ -13,20 +13,31 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from fleetpipe_dev.cluster.growth_report import GrowthRun, rates
+from fleetpipe_dev.cluster.growth_report import SMOOTH_S, GrowthRun, rates
 
 
 def rate_chart(run: GrowthRun, path: Path) -> Path:
-    """Records appended to the ingest topic and rows stored, per second between samples."""
+    """Rows stored per second between samples (thin) and over ``SMOOTH_S`` (bold), and the
+    records appended to the ingest topic per second."""
     fig = Figure(figsize=(11, 4.5), dpi=100)
     ax = fig.subplots()
-    drawn = False
-    for name, label in (("ingested", "ingested (ingest topic)"), ("stored", "stored (database)")):
-        points = rates(run.samples, name)
-        if points:
-            drawn = True
-            ax.plot([t / 60 for t, _ in points], [r for _, r in points], label=label, lw=1.2)
-    ax.set_ylabel("events/s")
+    smooth = rates(run.samples, "stored", window_s=SMOOTH_S)
+    raw = rates(run.samples, "stored")
+    ingested = rates(run.samples, "ingested", window_s=SMOOTH_S)
+    (line,) = ax.plot(
+        [t / 60 for t, _ in smooth], [r for _, r in smooth], lw=1.8,
+        label=f"rows stored/s over {SMOOTH_S:.0f} s",
+    )  # fmt: skip
+    ax.plot(
+        [t / 60 for t, _ in raw], [r for _, r in raw], lw=0.7, alpha=0.5, color=line.get_color(),
+        label="rows stored/s between samples",
+    )  # fmt: skip
+    ax.plot(
+        [t / 60 for t, _ in ingested], [r for _, r in ingested], lw=1.0, linestyle="--",
+        label=f"ingest topic records/s over {SMOOTH_S:.0f} s",
+    )  # fmt: skip
+    drawn = bool(smooth or raw or ingested)
+    ax.set_ylabel("per second")
     ax.set_ylim(bottom=0)
     ax.set_title("Rate")
     _finish(ax, run, legend=drawn)
@@ -41,7 +52,7 @@ def lag_chart(run: GrowthRun, path: Path) -> Path:
     for group in groups:
         points = [(s.t / 60, s.lag[group]) for s in run.samples if group in s.lag]
         ax.plot([t for t, _ in points], [v for _, v in points], label=group, lw=1.0)
-    ax.set_ylabel("records behind")
+    ax.set_ylabel("records behind (a record packs one event or more)")
     ax.set_ylim(bottom=0)
     ax.set_title("Consumer lag per group")
     _finish(ax, run, legend=bool(groups))

@@ -13,6 +13,10 @@ from typing import Any
 
 from fleetpipe_dev.cluster.observe import Stored
 
+# The span of the smoothed rate: the database's insert counter moves in steps (each writer's
+# commits, statistics sent at most once a second), so rates between 5 s samples jump.
+SMOOTH_S = 30.0
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -21,7 +25,8 @@ class Sample:
     t: float  # seconds since the load Job was started
     # Telemetry rows the database inserted since the run began, or None when it did not answer.
     stored: int | None
-    # Records appended to the ingest topic since the run began (its end offsets), or None.
+    # Records appended to the ingest topic since the run began (its end offsets), or None; a
+    # record packs one event or several (fleetpipe.core.packs), so this counts records.
     ingested: int | None
     lag: dict[str, int]  # consumer group → records behind (committed vs end offsets)
     desired: dict[str, int]  # service → the replicas its Deployment asks for
@@ -67,18 +72,25 @@ class GrowthRun:
 
 
 # ---- figures ---------------------------------------------------------------------------------
-def rates(samples: Sequence[Sample], name: str) -> list[tuple[float, float]]:
-    """Per second between consecutive samples of ``stored`` or ``ingested``, at the later one
-    (a sample whose count is missing is skipped: the next rate spans the gap)."""
+def rates(
+    samples: Sequence[Sample], name: str, *, window_s: float = 0.0
+) -> list[tuple[float, float]]:
+    """Per second of ``stored`` or ``ingested``, at each sample: over the span back to the
+    sample before it (``window_s`` 0), or back to the earliest sample within ``window_s``. A
+    sample whose count is missing is skipped: the next rate spans the gap."""
+    counted = [(s.t, count) for s in samples if (count := getattr(s, name)) is not None]
     points: list[tuple[float, float]] = []
-    last: tuple[float, int] | None = None
-    for s in samples:
-        count = getattr(s, name)
-        if count is None:
+    first = 0
+    for i, (t, count) in enumerate(counted):
+        if i == 0:
             continue
-        if last is not None and s.t > last[0]:
-            points.append((s.t, (count - last[1]) / (s.t - last[0])))
-        last = (s.t, count)
+        while first < i - 1 and counted[first + 1][0] <= t - window_s:
+            first += 1
+        if window_s <= 0:
+            first = i - 1
+        t0, count0 = counted[first]
+        if t > t0:
+            points.append((t, (count - count0) / (t - t0)))
     return points
 
 
@@ -141,6 +153,7 @@ def markdown(run: GrowthRun, charts: Sequence[Path]) -> str:
     outcome = run.outcome
     stored = outcome.stored if outcome else None
     stored_rates = [r for _, r in rates(run.samples, "stored")]
+    smooth = [r for _, r in rates(run.samples, "stored", window_s=SMOOTH_S)]
     groups = sorted({g for sample in run.samples for g in sample.lag})
     services = sorted({k for sample in run.samples for k in sample.desired})
     lines = [
@@ -153,7 +166,8 @@ def markdown(run: GrowthRun, charts: Sequence[Path]) -> str:
         f"FleetPipeline is patched from {s['base_vehicles']:,} to {s['grown_vehicles']:,} "
         f"vehicles and back; every {s['interval_s']:g} s the command samples the rows stored "
         "(PostgreSQL's insert counter of the telemetry table), the records on the ingest topic "
-        "(its end offsets), each consumer group's lag (committed against end offsets), each "
+        "(its end offsets; a record packs one event or more), each consumer group's lag in "
+        "records (committed against end offsets), each "
         "service's desired and Ready replicas, and the pipeline's partitions and Ready "
         "condition. At the end, the Job's own per-event accounting says what was lost or "
         "stored twice, and the alerts table which episodes were reopened.",
@@ -176,7 +190,8 @@ def markdown(run: GrowthRun, charts: Sequence[Path]) -> str:
         f"| stored twice | {_n(stored.duplicates if stored else None)} |",
         f"| rows stored per second, mean of samples | "
         f"{_n(sum(stored_rates) / len(stored_rates) if stored_rates else None)} |",
-        f"| rows stored per second, highest sample | {_n(max(stored_rates, default=None))} |",
+        f"| rows stored per second, lowest and highest over {SMOOTH_S:.0f} s | "
+        f"{_n(min(smooth, default=None))} – {_n(max(smooth, default=None))} |",
     ]
     for group in groups:
         worst = max((sample.lag.get(group, 0) for sample in run.samples), default=None)

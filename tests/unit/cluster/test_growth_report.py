@@ -5,6 +5,7 @@ verdict names what was lost, stored twice or reopened."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,7 @@ def test_the_markdown_names_the_figures_and_the_patches_ready_times() -> None:
     assert "| missing | 0 |" in text
     assert "| stored twice | 0 |" in text
     assert "| rows stored per second, mean of samples | 300 |" in text
+    assert "| rows stored per second, lowest and highest over 30 s | 300 – 300 |" in text
     assert "| lag of fleetpipe-enrichment, at worst | 3,000 |" in text
     assert "| alert episodes begun in the run | 31 |" in text
     assert "| episodes reopened or stored twice | 0 |" in text
@@ -111,6 +113,16 @@ def test_rates_span_a_sample_without_a_count() -> None:
     samples = [_sample(t) for t in (90.0, 95.0, 100.0, 105.0)]
     # The sample at 100 s has no stored count: the rate at 105 s spans 95 → 105.
     assert rates(samples, "stored") == [(95.0, 300.0), (105.0, 300.0)]
+
+
+def test_a_windowed_rate_spans_the_samples_within_the_window() -> None:
+    counts = [0, 500, 500, 2000, 2000, 2500]
+    samples = [replace(_sample(5.0 * i), stored=c) for i, c in enumerate(counts)]
+    # Between samples the rate jumps 100, 0, 300, 0, 100; over 10 s it evens out.
+    assert [r for _, r in rates(samples, "stored")] == [100, 0, 300, 0, 100]
+    assert rates(samples, "stored", window_s=10) == [
+        (5.0, 100.0), (10.0, 50.0), (15.0, 150.0), (20.0, 150.0), (25.0, 50.0),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_operator.render import group_id, input_topics
-from fleet_operator.sizing import CONSUMERS
+from fleet_operator.sizing import CONSUMERS, partitions_for
 from fleet_operator.spec import Component, parse_spec
 from fleetpipe_dev.cluster.growth_charts import write_charts
 from fleetpipe_dev.cluster.growth_report import (
@@ -250,6 +250,7 @@ class GrowthRunner:
             say(f"the fleet is at {state.vehicles:,} vehicles: back to {plan.base_vehicles:,}")
             set_vehicles(cluster, plan.base_vehicles)
         state = self._wait_settled()
+        self._note_partitions(run, state)
         probe, ingest_topic = lag_probe(cluster, state.pipeline)
         try:
             first = probe.read()
@@ -275,6 +276,21 @@ class GrowthRunner:
                 set_vehicles(cluster, plan.base_vehicles, check=False)
         run.outcome = self._outcome(since)
         return run
+
+    def _note_partitions(self, run: GrowthRun, state: ClusterState) -> None:
+        """The partitions the run starts from: a fleet grown before left its topics at the
+        grown count (Kafka cannot remove partitions), and then only the replicas can grow."""
+        spec = parse_spec(state.pipeline["spec"])
+        base = partitions_for(self.plan.base_vehicles, spec.fleet.vehicles_per_partition)
+        run.settings["base_partitions"] = base
+        run.settings["partitions_at_start"] = state.partitions
+        if state.partitions is not None and state.partitions > base:
+            self.say(
+                f"note: the topics have {state.partitions} partitions already, not {base} (an "
+                "earlier growth; Kafka cannot remove partitions): this run grows the replicas "
+                "only. From a fresh pipeline: fleetpipe dev cluster down, then "
+                "fleetpipe dev cluster install"
+            )
 
     def _wait_settled(self) -> ClusterState:
         deadline = time.monotonic() + FOLLOW_TIMEOUT_S

@@ -140,6 +140,18 @@ def _sizes(values: Sequence[int | None]) -> str:
     return " → ".join(f"{v:,}" for v in seen) or "–"
 
 
+def _start_partitions(settings: dict[str, Any]) -> str:
+    start, base = settings.get("partitions_at_start"), settings.get("base_partitions")
+    if start is None:
+        return "–"
+    if base is not None and start > base:
+        return (
+            f"{start:,}, not {base:,}: an earlier growth left them (Kafka cannot remove "
+            "partitions), so only the replicas grow in this run"
+        )
+    return f"{start:,}"
+
+
 def _replicas(replicas: dict[str, int]) -> str:
     if len(set(replicas.values())) == 1:
         return f"{next(iter(replicas.values()))} of each service"
@@ -179,6 +191,7 @@ def markdown(run: GrowthRun, charts: Sequence[Path]) -> str:
         f"| fleet | {s['base_vehicles']:,} vehicles, {s['grown_vehicles']:,} at "
         f"{s['grow_at_min']:g} min, {s['base_vehicles']:,} again at {s['shrink_at_min']:g} min |",
         f"| sampling | every {s['interval_s']:g} s ({len(run.samples)} samples) |",
+        f"| partitions at the start | {_start_partitions(s)} |",
         "",
         "| figures | |",
         "| --- | ---: |",

@@ -50,6 +50,7 @@ def _sample(t: float) -> Sample:
 
 def _run(samples: int, outcome: Outcome) -> GrowthRun:
     settings = GrowthPlan(minutes=10, grow_at=1, shrink_at=6).settings()
+    settings |= {"base_partitions": 50, "partitions_at_start": 50}
     run = GrowthRun(
         "fleetpipe dev cluster growth --minutes 10", "2026-12-07 05:00 UTC", {"cpus": "2"}, settings
     )
@@ -102,6 +103,7 @@ def test_the_markdown_names_the_figures_and_the_patches_ready_times() -> None:
     assert "| lag of fleetpipe-enrichment, at worst | 3,000 |" in text
     assert "| alert episodes begun in the run | 31 |" in text
     assert "| episodes reopened or stored twice | 0 |" in text
+    assert "| partitions at the start | 50 |" in text
     assert "| partitions | 50 → 100 |" in text
     assert "| replicas of every service | 2 → 4 → 2 |" in text
     assert "| grow | 1:00 | 50,000 → 100,000 | 12.5 s | 41.0 s | 100 | 4 of each service |" in text
@@ -156,6 +158,12 @@ def test_the_verdict_names_what_was_lost_duplicated_or_reopened(
     run = _run(121, outcome)
     assert verdict(run) == said
     assert "| verdict | **FAIL**: " + "; ".join(said) + " |" in markdown(run, [])
+
+
+def test_a_run_from_topics_grown_before_says_only_the_replicas_grow() -> None:
+    run = _run(121, CLEAN)
+    run.settings["partitions_at_start"] = 100
+    assert "| partitions at the start | 100, not 50: an earlier growth" in markdown(run, [])
 
 
 def test_a_patch_the_pipeline_never_followed_fails_the_run() -> None:

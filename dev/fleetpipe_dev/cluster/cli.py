@@ -1,7 +1,9 @@
-"""``fleetpipe dev cluster up | down | status``."""
+"""``fleetpipe dev cluster up | down | status | install | growth | ...``."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,6 +20,11 @@ cluster_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
+
+
+def _say_line(line: str) -> None:
+    """A progress line as it is: one line however wide, no markup read into its brackets."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def _cluster() -> LocalCluster:
@@ -145,3 +152,70 @@ def cluster_load(
 
     # Plain lines: skaffold relays the hook's output, and a wrapped tag reads badly.
     load_image(_cluster(), image, say=typer.echo)
+
+
+@cluster_app.command("growth")
+def cluster_growth(
+    minutes: Annotated[
+        float, typer.Option(min=1.0, help="how long the load-test Job sends")
+    ] = 20.0,
+    vehicles: Annotated[
+        int, typer.Option(min=1, help="the load's simulated vehicles, one event a second each")
+    ] = 300,
+    grow_at: Annotated[
+        float, typer.Option(help="minutes into the run: the fleet 50K → 100K vehicles")
+    ] = 5.0,
+    shrink_at: Annotated[
+        float, typer.Option(help="minutes into the run: the fleet back to 50K")
+    ] = 14.0,
+    interval: Annotated[float, typer.Option(help="seconds between samples")] = 5.0,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="the markdown report; the .json and the PNG charts go beside it "
+            "[default: benchmarks/reports/growth-in-pods.md in the repository]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """The growth scenario in pods, long, with a report: the chart's load-test Job runs while
+    the FleetPipeline grows 50K → 100K vehicles and back; rate, lag, replicas and partitions
+    are sampled throughout. Needs `fleetpipe dev cluster install` done. Exits 1 when an event
+    was lost or stored twice, an alert episode reopened, or the pipeline did not follow."""
+    from fleetpipe_dev.cluster.growth import (
+        GrowthPlan,
+        GrowthRunner,
+        NotInstalled,
+        utc_now,
+        write_report,
+    )
+    from fleetpipe_dev.cluster.growth_report import GrowthRun, verdict
+    from fleetpipe_dev.devtools.manifests import REPO
+    from fleetpipe_loadtest.machine import machine
+
+    plan = GrowthPlan(
+        minutes=minutes,
+        vehicles=vehicles,
+        grow_at=grow_at,
+        shrink_at=shrink_at,
+        interval_s=interval,
+    )
+    if problems := plan.problems():
+        raise typer.BadParameter("; ".join(problems))
+    path = report or REPO / "benchmarks" / "reports" / "growth-in-pods.md"
+    command = " ".join(["fleetpipe", *sys.argv[1:]])
+    run = GrowthRun(command, utc_now(), machine(), plan.settings())
+    try:
+        GrowthRunner(_cluster(), plan, say=_say_line).run(run)
+    except NotInstalled as exc:
+        console.print(f"[red]not ready[/]: {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        if run.samples:
+            written = write_report(run, path)
+            console.print("report: " + ", ".join(str(p) for p in written))
+    wrong = verdict(run)
+    if wrong:
+        console.print("[red]FAIL[/]: " + "; ".join(wrong))
+        raise typer.Exit(1)
+    console.print("[green]pass[/]: nothing lost, nothing stored twice, no episode reopened")

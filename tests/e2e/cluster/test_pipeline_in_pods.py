@@ -14,7 +14,6 @@ second starts from the first's pipeline.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -22,9 +21,7 @@ import pytest
 from fleet_operator.spec import Component
 from fleetpipe_dev.cluster.install import NAMESPACE, PIPELINE, Installation
 from fleetpipe_dev.cluster.node import LocalCluster
-from fleetpipe_dev.testing import wait_for
-from support.pods import (
-    alert_trace_services,
+from fleetpipe_dev.cluster.observe import (
     get_json,
     job_log,
     overlapping_episodes,
@@ -33,7 +30,12 @@ from support.pods import (
     replicas,
     running_and_ready,
     services_ready,
+    set_vehicles,
     start_load_job,
+)
+from fleetpipe_dev.testing import wait_for
+from support.pods import (
+    alert_trace_services,
     wait_load_job,
 )
 
@@ -126,14 +128,6 @@ def test_the_fleet_grows_to_100k_under_load_and_back_without_loss_or_reopened_ep
     print(f"alert episodes of the run {alerts}; reopened or duplicated: {overlapping or 'none'}")
     assert alerts > 0
     assert overlapping == ""
-
-
-def set_vehicles(cluster: LocalCluster, vehicles: int, *, check: bool = True) -> None:
-    patch = json.dumps({"spec": {"fleet": {"vehicles": vehicles}}})
-    cluster.kubectl(
-        "patch", "fleetpipeline", PIPELINE, "-n", NAMESPACE, "--type=merge", "-p", patch,
-        check=check,
-    )  # fmt: skip
 
 
 def grown_and_back(cluster: LocalCluster, patched: float) -> None:

@@ -38,22 +38,24 @@ from fleetpipe_dev.cluster.install import (
     put_registry,
 )
 from fleetpipe_dev.cluster.node import LocalCluster
+from fleetpipe_dev.cluster.observe import (
+    get_json,
+    job_finished,
+    overlapping_episodes,
+    pipeline_ready,
+    psql,
+    service_pods,
+    services_ready,
+    start_load_job,
+)
 from fleetpipe_dev.testing import wait_for
 from fleetpipe_dev.twilio.audit import audit_deliveries
 from fleetpipe_loadtest.loadrun import LoadPlan
 from fleetpipe_loadtest.report import Step
 from support.pods import (
-    get_json,
-    job_finished,
     kill_container,
     ledger_sids,
-    overlapping_episodes,
-    pipeline_ready,
-    psql,
     restarted_and_ready,
-    service_pods,
-    services_ready,
-    start_load_job,
     stored_behind_s,
     twilio_records,
     wait_load_job,

@@ -16,8 +16,11 @@ import pytest
 from fleet_operator.handlers import FINALIZER
 from fleetpipe_dev.cluster.install import NAMESPACE, PIPELINE, RELEASE, Installation
 from fleetpipe_dev.cluster.node import LocalCluster
+from fleetpipe_dev.cluster.observe import (
+    get_json,
+    pipeline_ready,
+)
 from fleetpipe_dev.testing import wait_for
-from support.pods import get_json, pipeline_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

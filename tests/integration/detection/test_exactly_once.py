@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
+from fleetpipe.core.kafka import build_admin
+from fleetpipe.core.lag import end_offsets as topic_end_offsets
 from fleetpipe_dev.drills import drill_fleet
-from fleetpipe_dev.testing import ServiceProcess, end_offsets, wait_for
+from fleetpipe_dev.testing import ServiceProcess, wait_for
 
 from .conftest import Detection, expected_alerts, said
 
@@ -42,7 +44,7 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
             interval=0.05,
             what=f"{share:.0%} of the input",
         )
-        wait_for(lambda: _transaction_open(run), timeout=10, interval=0.01, what="an open batch")
+        wait_for(lambda: _transaction_open(run), timeout=30, interval=0.01, what="an open batch")
         proc.kill()
         assert run.committed() < total, "the kill lands mid-stream"
         # Seldom, the batch committed between the look and the kill: then a plain replay.
@@ -60,8 +62,15 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
 
 
 def _transaction_open(run: Detection) -> bool:
-    """Records on the state changelog beyond its last stable offset: a batch is in flight."""
+    """Records on the state changelog beyond its last stable offset: a batch is in flight.
+
+    The stable offsets are read first: a commit landing between the two reads then still
+    counts (the high watermark only grows), where the other order would miss every batch that
+    commits while a loaded machine takes its time over the second read. Once the process is
+    dead nothing moves, and the answer is exact.
+    """
     topic = run.topics.detection_state
-    high = end_offsets(run.kafka, topic)
-    stable = end_offsets(run.kafka, topic, read_committed=True)
+    admin = build_admin(run.kafka, timeout_s=10)
+    stable = topic_end_offsets(admin, topic, read_committed=True)
+    high = topic_end_offsets(admin, topic)
     return any(high[p] > stable[p] for p in high)

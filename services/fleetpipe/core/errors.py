@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class FleetPipeError(Exception):
     """Base of every error FleetPipe raises on purpose."""
@@ -9,6 +14,18 @@ class FleetPipeError(Exception):
 
 class ConfigError(FleetPipeError):
     """A setting is missing or wrong."""
+
+
+def configuration_problem(exc: ValidationError | ConfigError) -> str:
+    """A configuration error as one line naming each setting (its FLEET_ variable), no values:
+    a value may be a secret."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    problems = []
+    for err in exc.errors():
+        loc = "__".join(str(p) for p in err["loc"]).upper()
+        problems.append(f"FLEET_{loc}: {err['msg']}" if loc else str(err["msg"]))
+    return "; ".join(problems)
 
 
 class CodecError(FleetPipeError):

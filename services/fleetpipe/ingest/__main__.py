@@ -10,7 +10,7 @@ import time
 
 from pydantic import ValidationError
 
-from fleetpipe.core.errors import ConfigError, KafkaRightMissing
+from fleetpipe.core.errors import ConfigError, KafkaRightMissing, configuration_problem
 from fleetpipe.core.health import Health, HealthServer
 from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.logs import configure_logging
@@ -129,17 +129,6 @@ async def serve(
     await sink.finish(30.0)
     http.stop()
     return 1 if sink.fatal_error else 0
-
-
-def configuration_problem(exc: ValidationError | ConfigError) -> str:
-    """A configuration error as one line naming the setting (its FLEET_ variable), no values."""
-    if isinstance(exc, ConfigError):
-        return str(exc)
-    problems = []
-    for err in exc.errors():
-        loc = "__".join(str(p) for p in err["loc"]).upper()
-        problems.append(f"FLEET_{loc}: {err['msg']}" if loc else str(err["msg"]))
-    return "; ".join(problems)
 
 
 def main() -> None:

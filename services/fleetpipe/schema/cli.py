@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleetpipe.core.db import DatabaseUnavailable, MigrationError, PostgresSettings
 from fleetpipe.core.dbroles import DatabaseRoles
-from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.errors import ConfigError, configuration_problem
 from fleetpipe.schema.owner import SchemaOutcome, migrate_schema
 
 db_app = typer.Typer(
@@ -31,10 +31,6 @@ class _Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     # Unset: no role per service, the services log in as the owner and nothing is granted.
     database_roles: DatabaseRoles | None = None
-
-
-def _env_name(loc: tuple[int | str, ...]) -> str:
-    return "FLEET_" + "__".join(str(part).upper() for part in loc)
 
 
 def _report(outcome: SchemaOutcome) -> list[str]:
@@ -72,8 +68,7 @@ def migrate_command(
         settings = _Settings()
         outcome = migrate_schema(settings.postgres, settings.database_roles, timeout_s=timeout)
     except ValidationError as exc:
-        fields = "; ".join(f"{_env_name(e['loc'])}: {e['msg']}" for e in exc.errors())
-        typer.echo(f"error: {fields}", err=True)
+        typer.echo(f"error: {configuration_problem(exc)}", err=True)
         raise typer.Exit(2) from exc
     except (ConfigError, MigrationError, DatabaseUnavailable) as exc:
         # libpq's messages run over lines (a hint under the error): one line each.

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import pytest
 from pydantic import ValidationError
 
-from fleetpipe.ingest.__main__ import configuration_problem
+from fleetpipe.core.errors import configuration_problem
 from fleetpipe.ingest.auth import TokenError, TokenStore
 from fleetpipe.ingest.readiness import TopicWatch
 from fleetpipe.ingest.settings import AuthSettings, IngestSettings

@@ -11,14 +11,14 @@ import time
 
 from pydantic import ValidationError
 
-from fleetpipe.core.errors import ConfigError
+from fleetpipe.core.errors import ConfigError, configuration_problem
 from fleetpipe.core.health import Health, HealthServer
 from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.preflight import EXIT_KAFKA_REFUSED
 from fleetpipe.core.tracing import Tracing, setup_tracing
-from fleetpipe.ingest.__main__ import EXIT_CONFIG, configuration_problem, refused_by_kafka
+from fleetpipe.ingest.__main__ import EXIT_CONFIG, refused_by_kafka
 from fleetpipe.ingest.intake import IngestMetrics, Intake
 from fleetpipe.ingest.mqtt.bridge import Bridge, BridgeMetrics
 from fleetpipe.ingest.mqtt.edge import MqttEdge

@@ -46,7 +46,7 @@ def throughput_chart(report: LoadReport, path: Path) -> Path:
     bottom.grid(alpha=0.3)
     if stages:
         bottom.legend(loc="upper left", fontsize="small")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def latency_chart(report: LoadReport, path: Path) -> Path:
@@ -61,7 +61,7 @@ def latency_chart(report: LoadReport, path: Path) -> Path:
     ax.grid(alpha=0.3)
     if report.alert_series or report.stored_series:
         ax.legend(loc="upper left")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _series(ax: Axes, buckets: Sequence[Bucket], label: str) -> None:
@@ -79,7 +79,8 @@ def _series(ax: Axes, buckets: Sequence[Bucket], label: str) -> None:
     )
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_png(fig: Figure, path: Path) -> Path:
+    """Lay ``fig`` out and write it to ``path`` as PNG (Agg), making its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, format="png")

@@ -92,6 +92,27 @@ def through_enrichment_and_detection(
     return run.alerts()
 
 
+def packed_and_per_event(
+    kafka: KafkaSettings,
+    make_run: Callable[[], DetectionRun],
+    feed_packed: Callable[[str], object],
+    feed_per_event: Callable[[str], object],
+    *,
+    registry: Path,
+    city: CityFiles,
+    name: str,
+) -> tuple[list[alert_pb2.Alert], list[alert_pb2.Alert]]:
+    """The same input through enrichment and detection twice, each on fresh topics: as packs
+    (``feed_packed``) and one record per event (``feed_per_event``). The alerts of each."""
+    packed, per_event = (
+        through_enrichment_and_detection(
+            kafka, make_run(), feed, registry=registry, city=city, packed=form, name=name
+        )
+        for feed, form in ((feed_packed, True), (feed_per_event, False))
+    )
+    return packed, per_event
+
+
 def alert_set(alerts: list[alert_pb2.Alert]) -> set[AlertKey]:
     """Each alert by id, vehicle, rule, state and episode start and end."""
     return {

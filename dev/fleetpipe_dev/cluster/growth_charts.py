@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fleetpipe_dev.cluster.growth_report import SMOOTH_S, GrowthRun, rates
+from fleetpipe_loadtest.charts import save_png
 
 
 def rate_chart(run: GrowthRun, path: Path) -> Path:
@@ -41,7 +42,7 @@ def rate_chart(run: GrowthRun, path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.set_title("Rate")
     _finish(ax, run, legend=drawn)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def lag_chart(run: GrowthRun, path: Path) -> Path:
@@ -56,7 +57,7 @@ def lag_chart(run: GrowthRun, path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.set_title("Consumer lag per group")
     _finish(ax, run, legend=bool(groups))
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def replicas_chart(run: GrowthRun, path: Path) -> Path:
@@ -95,7 +96,7 @@ def replicas_chart(run: GrowthRun, path: Path) -> Path:
     bottom.set_ylabel("partitions (not Ready shaded)")
     bottom.set_ylim(bottom=0)
     _finish(bottom, run, legend=False)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _not_ready_spans(run: GrowthRun) -> list[tuple[float, float]]:
@@ -134,13 +135,6 @@ def _finish(ax: Axes, run: GrowthRun, *, legend: bool) -> None:
 def _legend(ax: Axes) -> None:
     # Beside the axes: inside, it would hide the patches' names and the lines at the top.
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
 
 
 def write_charts(run: GrowthRun, folder: Path, *, prefix: str = "") -> list[Path]:

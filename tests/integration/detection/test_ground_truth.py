@@ -34,7 +34,7 @@ from fleetpipe_loadtest.scenarios import (
     ScenarioKind,
 )
 from fleetpipe_loadtest.vehicles import VEHICLE_TYPES
-from support.replays import alert_set, through_enrichment_and_detection
+from support.replays import alert_set, packed_and_per_event
 
 from .conftest import Detection
 
@@ -137,24 +137,15 @@ def test_simulated_scenarios_produce_exactly_their_episodes_packed_or_per_event(
     assert fleet.center == DEFAULT_CENTER
     city = write_city_files(tmp_path)
 
-    packed = through_enrichment_and_detection(
+    packed, per_event = packed_and_per_event(
         kafka_settings,
-        detection(4),
+        lambda: detection(4),
         lambda raw: produce_packed(kafka_settings, raw, events),
-        registry=registry,
-        city=city,
-        packed=True,
-        name="truth",
-    )
-    _assert_episodes(packed, truths)
-    per_event = through_enrichment_and_detection(
-        kafka_settings,
-        detection(4),
         lambda raw: produce_all(kafka_settings, raw, events),
         registry=registry,
         city=city,
-        packed=False,
         name="truth",
     )
+    _assert_episodes(packed, truths)
     _assert_episodes(per_event, truths)
     assert alert_set(packed) == alert_set(per_event)

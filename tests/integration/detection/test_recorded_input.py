@@ -28,7 +28,7 @@ from fleetpipe_dev.recorded.capture import EVENTS_FILE, MANIFEST_FILE, REGISTRY_
 from fleetpipe_dev.recorded.fileformat import RecordedEvent, keyed, packs_of, read_recording
 from fleetpipe_dev.scenarios import write_city_files
 from fleetpipe_dev.testing import produce_all, produce_packs
-from support.replays import alert_set, through_enrichment_and_detection
+from support.replays import alert_set, packed_and_per_event
 
 from .conftest import Detection
 
@@ -91,22 +91,13 @@ def test_recorded_input_gives_the_same_alerts_packed_or_per_event(
     city = write_city_files(tmp_path)
     registry = RECORDING / REGISTRY_FILE
 
-    packed_alerts = through_enrichment_and_detection(
+    packed_alerts, per_event_alerts = packed_and_per_event(
         kafka_settings,
-        detection(manifest["partitions"]),
+        lambda: detection(manifest["partitions"]),
         lambda raw: produce_packs(kafka_settings, raw, packs_of(events)),
-        registry=registry,
-        city=city,
-        packed=True,
-        name="recorded",
-    )
-    per_event_alerts = through_enrichment_and_detection(
-        kafka_settings,
-        detection(manifest["partitions"]),
         lambda raw: produce_all(kafka_settings, raw, per_event),
         registry=registry,
         city=city,
-        packed=False,
         name="recorded",
     )
 

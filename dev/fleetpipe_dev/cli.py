@@ -357,7 +357,16 @@ def bench_pipeline(
         str, typer.Option(help="offered rates to try, events/s (vehicles at 1 Hz), in order")
     ] = "12000,16000,20000,24000",
     duration: Annotated[float, typer.Option(min=5.0, help="seconds of load per rate")] = 60.0,
-    partitions: Partitions = 6,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="partitions of each pipeline topic [default: the operator's sizing for the "
+            "largest rate's fleet, 1,000 vehicles a partition]",
+            show_default=False,
+        ),
+    ] = None,
     processes: Annotated[int, typer.Option(min=1, max=16, help="sender processes")] = 2,
     baseline_events: Annotated[
         int, typer.Option(min=10_000, help="records per baseline B run")
@@ -386,6 +395,16 @@ def bench_pipeline(
         if not sep or not name.startswith("FLEET_"):
             raise typer.BadParameter(f"--set {item!r}: expected FLEET_NAME=VALUE")
         overrides[name] = value
+    if not offered or min(offered) < 1:
+        raise typer.BadParameter("--rates: at least one rate, each at least 1 event/s")
+    if partitions is None:
+        from fleetpipe_dev.bench.pipeline import sized_partitions
+
+        partitions = sized_partitions(max(offered))
+        console.print(
+            f"{partitions} partitions per topic: the operator's sizing for a fleet of "
+            f"{max(offered):,} vehicles at 1 event/s"
+        )
     run_pipeline_bench(
         _stack(),
         rates=offered,

@@ -23,6 +23,8 @@ from typing import Any
 
 from rich.console import Console
 
+from fleet_operator.sizing import partitions_for
+from fleet_operator.spec import FleetSize
 from fleetpipe.core.settings import DeliveryMode
 from fleetpipe.registry import write_csv
 from fleetpipe_dev.bench.baseline import run_baseline
@@ -92,6 +94,13 @@ class RateResult:
     @property
     def sustained(self) -> bool:
         return all(self.verdicts.values())
+
+
+def sized_partitions(rate: int) -> int:
+    """The partitions the operator gives the topics of a fleet of ``rate`` vehicles at one
+    event a second, with the FleetPipeline's default vehicles per partition."""
+    fleet = FleetSize(vehicles=rate)
+    return partitions_for(fleet.vehicles, fleet.vehicles_per_partition)
 
 
 def run_pipeline_bench(

@@ -236,8 +236,9 @@ def markdown(run: GrowthRun, charts: Sequence[Path]) -> str:
         "",
         "Ready times are measured by polling every second after a patch: they are exact to "
         "about a second. The pipeline's Ready condition waits for its pods, so the two times "
-        "agree; the second is read from the pods themselves, a check on the first. Partitions only grow (Kafka cannot remove one): after the shrink the "
-        "topics keep theirs and only the replicas follow the fleet back.",
+        "agree; the second is read from the pods themselves, a check on the first. "
+        "Partitions only grow (Kafka cannot remove one): after the shrink the topics keep "
+        "theirs and only the replicas follow the fleet back.",
     ]
     if outcome and outcome.overlapping:
         lines += ["", "Overlapping episodes (vehicle, rule, start, end, start, end):", ""]

@@ -60,8 +60,9 @@ class KafkaSettings(_Frozen):
     # passed. With 1 byte a consumer of a busy topic sends fetch after fetch, each carrying a
     # few records, and the broker's cost is per request, not per record. 256 KiB and 25 ms: a
     # busy topic is fetched at most ~40 times a second per consumer, whatever its rate, and a
-    # quiet one waits at most 25 ms more a hop (benchmarks/reports/pipeline-fetch.md: the
-    # broker's CPU at 10,000 events/s from 0.74 to 0.42 of a core, alert p99 unchanged).
+    # quiet one waits at most 25 ms more a hop (benchmarks/reports/pipeline-fetch.md: at
+    # 30,000 events/s the broker's CPU from 0.61 to 0.46 of a core and the stages' lag a
+    # fifth of what it was; at 10,000 the same CPU, alert p99 within the runs' noise).
     fetch_min_bytes: int = Field(default=256 * 1024, ge=1, le=64 * 1024 * 1024)
     fetch_wait_max_ms: int = Field(default=25, ge=0, le=10_000)
     transaction_timeout_ms: int = 30_000

@@ -14,6 +14,7 @@ from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.loop import ConsumeProduceLoop, Handler, LoopConfig
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.preflight import EXIT_KAFKA_REFUSED, check_kafka_rights, topics_written_by
+from fleetpipe.core.runtime import tune_gc
 from fleetpipe.core.settings import DeliveryMode, ServiceSettings
 from fleetpipe.core.stopping import StopFlag
 from fleetpipe.core.tracing import setup_tracing
@@ -84,6 +85,8 @@ def run_loop_service(
             stop=stop,
             tracing=tracing,
         )
+        # Last before the loop: what the service built to run lives as long as it does.
+        tune_gc(settings.runtime)
         loop.run()
     except KafkaRightMissing as exc:
         # One line a person can act on, then out: nothing changes until an ACL does.

@@ -161,6 +161,18 @@ class ObservabilitySettings(_Frozen):
     liveness_timeout_s: float = 60.0
 
 
+class RuntimeSettings(_Frozen):
+    """How the Python process itself runs."""
+
+    # Python's cyclic garbage collector runs its youngest generation after this many more
+    # allocations than frees (Python's own default is 700). A stage allocates a few objects per
+    # event and keeps few of them, so at 700 it collects many times a batch, and each batch's
+    # survivors are promoted and scanned again with the whole heap (core.runtime; measured in
+    # benchmarks/reports/pipeline-gc.md). 0 keeps Python's defaults and does not freeze the
+    # start-up heap.
+    gc_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
+
+
 def default_instance_id() -> str:
     # The pod name in Kubernetes; stable across restarts of the same process on a host, which
     # matters for transactional ids: a restart with the same id fences and aborts its predecessor.
@@ -177,4 +189,5 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     topics: Topics = Topics()
     observability: ObservabilitySettings = ObservabilitySettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     instance_id: str = Field(default_factory=default_instance_id)

@@ -16,6 +16,7 @@ from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.preflight import EXIT_KAFKA_REFUSED, check_kafka_rights
+from fleetpipe.core.runtime import tune_gc
 from fleetpipe.core.tracing import Tracing, setup_tracing
 from fleetpipe.ingest.auth import TokenStore
 from fleetpipe.ingest.http_api import HttpIngest, build_app
@@ -148,6 +149,8 @@ def main() -> None:
     obs = settings.observability
     configure_logging(service="ingest", level=obs.log_level, fmt=obs.log_format)
     tracing = setup_tracing("ingest", instance_id=settings.instance_id)
+    # Settings, tokens and the registry live as long as ingest does (core.runtime).
+    tune_gc(settings.runtime)
     try:
         code = asyncio.run(serve(settings, tokens, tracing, tenancy=tenancy))
     finally:

@@ -75,6 +75,7 @@ def test_registry_edits_apply_without_restart_and_unknown_vehicles_pass(
 
     try:
         wait_for(ready, timeout=90, what="enrichment ready")
+        assert "garbage collector: young threshold 50000" in proc.log(), "core.runtime applied"
         first = _events("known-1", 1, 5) + _events("newcomer", 1, 7)
         produce_all(
             kafka_settings, topics.raw, ((t.vehicle_id, t.SerializeToString()) for t in first)

@@ -12,7 +12,6 @@ import json
 import logging
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -351,23 +350,12 @@ class KafkaGateway:
         def run(admin: Admin) -> tuple[dict[str, TopicChange], dict[str, int]]:
             # A metadata request first: it fails fast and clearly when no broker answers.
             admin.partitions([])
+            # It returns once the brokers' metadata shows what it created or grew, so the
+            # partitions read now (the status reports them) are never 0 or 50 for topics that
+            # already have 100; metadata that does not catch up in time raises a KafkaError,
+            # which _call turns into TopicsFailed.
             actions = admin.ensure_topics(specs)
-            # A broker's metadata can trail a CreateTopics/CreatePartitions it just answered:
-            # report partitions only once it shows them, so the status never says 0 or 50
-            # for topics that already have 100.
-            names = [s.name for s in specs]
-            wanted = {s.name: s.partitions for s in specs}
-            deadline = time.monotonic() + self._timeout
-            while True:
-                found = admin.partitions(names)
-                if all(found.get(n, 0) >= wanted[n] for n in names):
-                    return actions, found
-                if time.monotonic() > deadline:
-                    raise TopicsFailed(
-                        "topics not visible in the brokers' metadata yet: "
-                        + ", ".join(n for n in names if found.get(n, 0) < wanted[n])
-                    )
-                time.sleep(0.2)
+            return actions, admin.partitions([s.name for s in specs])
 
         result: tuple[dict[str, TopicChange], dict[str, int]] = self._call(
             kafka, "ensuring topics", run

@@ -475,7 +475,9 @@ class Admin:
 
         Returns what was done per topic: created, grown, ok, or kept when fewer partitions were
         asked than exist — Kafka cannot shrink a topic, and doing so by re-creation would lose
-        data.
+        data. Returns only once the cluster's metadata shows every topic it created or grew with
+        the partitions asked; raises :class:`KafkaError` naming those it still does not show
+        after the admin's timeout.
         """
         existing = self.partitions([s.name for s in specs])
         asked = {s.name: s.partitions for s in specs}
@@ -523,7 +525,26 @@ class Admin:
                 have = existing[s.name]
                 action = TopicAction.OK if have == s.partitions else TopicAction.KEPT
                 actions[s.name] = TopicChange(action, have, have, s.partitions)
+        self._await_metadata(
+            {s.name: s.partitions for s in specs if existing.get(s.name, 0) < s.partitions}
+        )
         return actions
+
+    def _await_metadata(self, asked: Mapping[str, int]) -> None:
+        # A broker's metadata can trail a CreateTopics/CreatePartitions it just answered: a
+        # producer asking about the topic then hits "unknown topic", and a reader of the
+        # partition counts sees none or the old count. Wait until the metadata shows them.
+        deadline = time.monotonic() + self._timeout
+        while asked:
+            found = self.partitions(asked)
+            behind = [name for name, count in asked.items() if found.get(name, 0) < count]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise KafkaError(
+                    "topics not visible in the brokers' metadata yet: " + ", ".join(behind)
+                )
+            time.sleep(0.2)
 
     def delete_topics(self, names: Sequence[str]) -> None:
         # librdkafka crashes the process when a name appears twice in one request.

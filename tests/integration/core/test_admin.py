@@ -1,14 +1,17 @@
-"""The admin client's topic configs on the real broker, as the operator aligns retention."""
+"""The admin client on the real broker: topics it creates or grows are in the metadata when it
+returns, and topic configs as the operator aligns retention."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 import pytest
 
-from fleetpipe.core.kafka import build_admin
+from fleetpipe.core.errors import KafkaError
+from fleetpipe.core.kafka import Admin, build_admin
 from fleetpipe.core.settings import KafkaSettings
-from fleetpipe.core.topics import TopicSpec
+from fleetpipe.core.topics import TopicAction, TopicSpec
 from fleetpipe_dev.testing import wait_for
 
 pytestmark = pytest.mark.integration
@@ -37,3 +40,64 @@ def test_setting_one_topic_config_leaves_the_others_as_they_were(
 
 def test_the_broker_count_comes_from_the_metadata(kafka_settings: KafkaSettings) -> None:
     assert build_admin(kafka_settings, timeout_s=10).brokers() == 1
+
+
+class _TrailingMetadata(Admin):
+    """An admin whose metadata trails its topic changes, as a broker's can: after its first
+    metadata read, the next ``behind`` answer what that first read found."""
+
+    def __init__(self, kafka: KafkaSettings, *, behind: int, timeout_s: float = 30.0) -> None:
+        super().__init__(kafka, timeout_s=timeout_s)
+        self.behind = behind
+        self.answers: list[dict[str, int]] = []
+
+    def partitions(self, topics: Iterable[str] | None = None) -> dict[str, int]:
+        found = super().partitions(topics)
+        if self.answers and self.behind > 0:
+            self.behind -= 1
+            found = dict(self.answers[0])
+        self.answers.append(found)
+        return found
+
+
+@pytest.mark.parametrize(
+    ("before", "action"),
+    [
+        pytest.param(None, TopicAction.CREATED, id="created"),
+        pytest.param(2, TopicAction.GROWN, id="grown"),
+    ],
+)
+def test_ensuring_topics_returns_only_once_the_metadata_shows_their_partitions(
+    kafka_settings: KafkaSettings, before: int | None, action: TopicAction
+) -> None:
+    topic = f"meta-{uuid.uuid4().hex[:10]}"
+    if before is not None:
+        build_admin(kafka_settings).ensure_topics([TopicSpec(topic, before)])
+    admin = _TrailingMetadata(kafka_settings, behind=3)
+
+    changes = admin.ensure_topics([TopicSpec(topic, 5)])
+
+    assert changes[topic].action is action
+    assert admin.behind == 0, "it read the metadata again until it caught up"
+    assert admin.answers[-1] == {topic: 5}
+
+
+def test_topics_already_as_asked_take_one_metadata_read(kafka_settings: KafkaSettings) -> None:
+    topic = f"meta-{uuid.uuid4().hex[:10]}"
+    build_admin(kafka_settings).ensure_topics([TopicSpec(topic, 2)])
+    admin = _TrailingMetadata(kafka_settings, behind=3)
+
+    changes = admin.ensure_topics([TopicSpec(topic, 2)])
+
+    assert changes[topic].action is TopicAction.OK
+    assert len(admin.answers) == 1
+
+
+def test_topics_the_metadata_never_shows_are_named_after_the_timeout(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topic = f"meta-{uuid.uuid4().hex[:10]}"
+    admin = _TrailingMetadata(kafka_settings, behind=1_000_000, timeout_s=3)
+
+    with pytest.raises(KafkaError, match=f"not visible in the brokers' metadata yet: {topic}$"):
+        admin.ensure_topics([TopicSpec(topic, 2)])

@@ -8,9 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from fleetpipe.core.kafka import build_admin
-from fleetpipe.core.lag import end_offsets as topic_end_offsets
 from fleetpipe_dev.drills import drill_fleet
-from fleetpipe_dev.testing import ServiceProcess, wait_for
+from fleetpipe_dev.testing import ServiceProcess, transaction_open, wait_for
 
 from .conftest import Detection, expected_alerts, said
 
@@ -26,6 +25,12 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
     assert len(expected) > 100, "the drill produces plenty of alerts"
     run.produce(events)
     total = len(events)
+
+    changelog = run.topics.detection_state
+    admin = build_admin(run.kafka, timeout_s=10)
+
+    def in_flight() -> bool:
+        return transaction_open(run.kafka, changelog, admin=admin)
 
     open_at_kill = 0
     for share in (0.15, 0.35, 0.55):
@@ -44,11 +49,11 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
             interval=0.05,
             what=f"{share:.0%} of the input",
         )
-        wait_for(lambda: _transaction_open(run), timeout=30, interval=0.01, what="an open batch")
+        wait_for(in_flight, timeout=30, interval=0.01, what="an open batch")
         proc.kill()
         assert run.committed() < total, "the kill lands mid-stream"
         # Seldom, the batch committed between the look and the kill: then a plain replay.
-        open_at_kill += _transaction_open(run)
+        open_at_kill += in_flight()
     assert open_at_kill, "at least one kill left its transaction open"
 
     run.start("crash-drill")
@@ -59,18 +64,3 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
     assert max(alerts.values()) == 1, "no alert twice"
     trips = Counter((t.trip_id, t.state) for t in run.trips())
     assert trips and max(trips.values()) == 1, "no trip record twice"
-
-
-def _transaction_open(run: Detection) -> bool:
-    """Records on the state changelog beyond its last stable offset: a batch is in flight.
-
-    The stable offsets are read first: a commit landing between the two reads then still
-    counts (the high watermark only grows), where the other order would miss every batch that
-    commits while a loaded machine takes its time over the second read. Once the process is
-    dead nothing moves, and the answer is exact.
-    """
-    topic = run.topics.detection_state
-    admin = build_admin(run.kafka, timeout_s=10)
-    stable = topic_end_offsets(admin, topic, read_committed=True)
-    high = topic_end_offsets(admin, topic)
-    return any(high[p] > stable[p] for p in high)

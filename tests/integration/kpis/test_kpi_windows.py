@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.settings import KafkaSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, enriched_pb2, kpi_pb2, telemetry_pb2
-from fleetpipe_dev.testing import end_offsets, read_all, wait_for
+from fleetpipe_dev.testing import read_all, transaction_open, wait_for
 from support.kpireference import Figures, reference_windows
 from support.kpis import HOP_S, WINDOW_S, KpiRig, Recorded, kpi_rig, record
 from support.messages import decoded, headers_of
@@ -176,19 +177,17 @@ def test_sigkill_of_the_kpi_stage_mid_run_gives_the_same_windows_once(rig: KpiRi
         return rig.committed_events() >= total // 2
 
     wait_for(halfway, timeout=120, interval=0.05, what="half the input committed")
-    wait_for(lambda: _transaction_open(rig), timeout=10, interval=0.01, what="an open batch")
+    admin = build_admin(rig.kafka, timeout_s=10)
+    wait_for(
+        lambda: transaction_open(rig.kafka, rig.topics.kpi_state, admin=admin),
+        timeout=10,
+        interval=0.01,
+        what="an open batch",
+    )
     proc.kill()
     assert rig.committed_events() < total, "the kill lands mid-run"
     rig.start_kpis()
     _assert_windows(rig, recorded)
-
-
-def _transaction_open(rig: KpiRig) -> bool:
-    """Records on the state changelog beyond its last stable offset: a batch is in flight."""
-    topic = rig.topics.kpi_state
-    high = end_offsets(rig.kafka, topic)
-    stable = end_offsets(rig.kafka, topic, read_committed=True)
-    return any(high[p] > stable[p] for p in high)
 
 
 def test_recorded_input_has_late_events_inside_and_beyond_the_lateness() -> None:

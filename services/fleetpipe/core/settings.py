@@ -43,8 +43,12 @@ class KafkaSettings(_Frozen):
     # The CA certificates themselves, PEM, for a client that holds them rather than a file
     # (the operator reads them from the pipeline's caSecret). Used instead of ssl_ca_location.
     ssl_ca_pem: str | None = None
-    # Throughput-oriented batching: a few ms of linger lets the producer fill large lz4 batches.
-    linger_ms: int = 5
+    # How long the producer waits to fill a request. A busy stage sends one produce request
+    # per linger per broker, whatever the rate, and each costs the broker and the stage the
+    # same; at 20 ms (5 until now) a 28,000 events/s pipeline kept its alert p99 near 500 ms
+    # where 5 ms gave 0.8-1.6 s (benchmarks/reports/pipeline-gc-linger.md). A transactional
+    # stage's commit flushes what waits, so the wait adds to ingest's acknowledgement only.
+    linger_ms: int = Field(default=20, ge=0, le=10_000)
     batch_size: int = 1_000_000
     compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     # Upper bound of one consume() call; the handler receives at most this many records at once.
@@ -168,7 +172,7 @@ class RuntimeSettings(_Frozen):
     # allocations than frees (Python's own default is 700). A stage allocates a few objects per
     # event and keeps few of them, so at 700 it collects many times a batch, and each batch's
     # survivors are promoted and scanned again with the whole heap (core.runtime; measured in
-    # benchmarks/reports/pipeline-gc.md). 0 keeps Python's defaults and does not freeze the
+    # benchmarks/reports/pipeline-gc-linger.md). 0 keeps Python's defaults and does not freeze the
     # start-up heap.
     gc_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
 

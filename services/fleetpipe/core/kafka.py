@@ -33,7 +33,7 @@ from fleetpipe.core.errors import DeliveryError, KafkaError, ProducerQueueFull
 from fleetpipe.core.rights import principal_of, raise_if_refused
 from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
-from fleetpipe.core.transient import retry_kafka
+from fleetpipe.core.transient import poll_until, retry_kafka
 
 log = logging.getLogger(__name__)
 
@@ -534,17 +534,20 @@ class Admin:
         # A broker's metadata can trail a CreateTopics/CreatePartitions it just answered: a
         # producer asking about the topic then hits "unknown topic", and a reader of the
         # partition counts sees none or the old count. Wait until the metadata shows them.
-        deadline = time.monotonic() + self._timeout
-        while asked:
-            found = self.partitions(asked)
-            behind = [name for name, count in asked.items() if found.get(name, 0) < count]
-            if not behind:
-                return
-            if time.monotonic() > deadline:
-                raise KafkaError(
-                    "topics not visible in the brokers' metadata yet: " + ", ".join(behind)
-                )
-            time.sleep(0.2)
+        if not asked:
+            return
+
+        def behind(found: Mapping[str, int]) -> list[str]:
+            return [name for name, count in asked.items() if found.get(name, 0) < count]
+
+        found = poll_until(
+            lambda: self.partitions(asked),
+            lambda found: not behind(found),
+            within_s=self._timeout,
+        )
+        late = behind(found)
+        if late:
+            raise KafkaError("topics not visible in the brokers' metadata yet: " + ", ".join(late))
 
     def delete_topics(self, names: Sequence[str]) -> None:
         # librdkafka crashes the process when a name appears twice in one request.

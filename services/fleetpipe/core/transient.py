@@ -1,17 +1,28 @@
-"""Kafka's "not yet" answers, and the retry of a Kafka call while it gets them."""
+"""Kafka's "not yet" answers, and the retry of a Kafka call while it gets them (or while what it
+answers is not there yet)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import confluent_kafka
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from fleetpipe.core.errors import KafkaError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 # Answers that mean "not yet" rather than "no": a partition's leader or a group's coordinator
@@ -56,3 +67,24 @@ def retry_kafka(call: Callable[[], Any], what: str, attempts: int = 10) -> Any:
         return retrying(call)
     except confluent_kafka.KafkaException as exc:
         raise KafkaError(f"{what} failed: {exc.args[0] if exc.args else exc}") from exc
+
+
+def poll_until(call: Callable[[], T], done: Callable[[T], bool], *, within_s: float) -> T:
+    """``call`` again, backing off from 0.05 s to 1 s, until ``done`` holds of what it returned
+    or ``within_s`` has passed; what it returned last either way, for the caller to judge.
+
+    For answers that trail a change the cluster has already made (a broker's metadata after a
+    topic is created). An exception ``call`` raises is not retried: it propagates."""
+    retrying = Retrying(
+        retry=retry_if_result(lambda answer: not done(answer)),
+        stop=stop_after_delay(within_s),
+        wait=wait_exponential(multiplier=0.05, max=1.0),
+        retry_error_callback=_last_answer,
+    )
+    answer: T = retrying(call)
+    return answer
+
+
+def _last_answer(state: RetryCallState) -> Any:
+    assert state.outcome is not None
+    return state.outcome.result()

@@ -19,7 +19,7 @@ from fleetpipe.core.kafka import (
 from fleetpipe.core.lag import PartitionLag
 from fleetpipe.core.readers import build_reader, reader_config
 from fleetpipe.core.settings import KafkaSettings
-from fleetpipe.core.transient import retry_kafka, transient
+from fleetpipe.core.transient import poll_until, retry_kafka, transient
 
 pytestmark = pytest.mark.unit
 
@@ -111,3 +111,29 @@ def test_kafka_calls_are_repeated_while_transient_and_then_named() -> None:
 
     with pytest.raises(KafkaError, match="listing offsets failed"):
         retry_kafka(refused, "listing offsets")
+
+
+def test_polling_stops_at_the_first_answer_that_is_done() -> None:
+    answers = iter([0, 1, 2, 3, 4])
+
+    assert poll_until(lambda: next(answers), lambda n: n >= 2, within_s=30) == 2
+    assert next(answers) == 3, "not asked again once done"
+
+
+def test_polling_gives_the_last_answer_when_time_runs_out() -> None:
+    asked: list[int] = []
+
+    def call() -> int:
+        asked.append(len(asked))
+        return asked[-1]
+
+    assert poll_until(call, lambda _: False, within_s=0.3) == asked[-1]
+    assert len(asked) > 1, "asked again until the time was up"
+
+
+def test_polling_lets_the_calls_exceptions_through() -> None:
+    def refused() -> int:
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        poll_until(refused, lambda _: True, within_s=30)

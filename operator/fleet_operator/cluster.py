@@ -350,12 +350,12 @@ class KafkaGateway:
         def run(admin: Admin) -> tuple[dict[str, TopicChange], dict[str, int]]:
             # A metadata request first: it fails fast and clearly when no broker answers.
             admin.partitions([])
-            # It returns once the brokers' metadata shows what it created or grew, so the
-            # partitions read now (the status reports them) are never 0 or 50 for topics that
-            # already have 100; metadata that does not catch up in time raises a KafkaError,
-            # which _call turns into TopicsFailed.
+            # It returns once the brokers' metadata shows what it created or grew, and each
+            # change's count is what that metadata showed, so the partitions the status reports
+            # are never 0 or 50 for topics that already have 100; metadata that does not catch
+            # up in time raises a KafkaError, which _call turns into TopicsFailed.
             actions = admin.ensure_topics(specs)
-            return actions, admin.partitions([s.name for s in specs])
+            return actions, {name: change.after for name, change in actions.items()}
 
         result: tuple[dict[str, TopicChange], dict[str, int]] = self._call(
             kafka, "ensuring topics", run

@@ -11,6 +11,7 @@ a broker.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -477,7 +478,9 @@ class Admin:
         asked than exist — Kafka cannot shrink a topic, and doing so by re-creation would lose
         data. Returns only once the cluster's metadata shows every topic it created or grew with
         the partitions asked; raises :class:`KafkaError` naming those it still does not show
-        after the admin's timeout.
+        after the admin's timeout. Every ``after`` is the partition count the metadata showed
+        (once caught up, for the topics created or grown): a caller needs no read of its own to
+        know the partitions now.
         """
         existing = self.partitions([s.name for s in specs])
         asked = {s.name: s.partitions for s in specs}
@@ -502,7 +505,8 @@ class Admin:
                 except KafkaException as exc:
                     if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                         raise KafkaError(f"creating topic {name} failed: {exc.args[0]}") from exc
-                    # Created meanwhile by someone else, presumably as asked.
+                    # Created meanwhile by someone else, presumably as asked (the metadata
+                    # read below tells).
                     actions[name] = TopicChange(
                         TopicAction.OK, asked[name], asked[name], asked[name]
                     )
@@ -525,17 +529,27 @@ class Admin:
                 have = existing[s.name]
                 action = TopicAction.OK if have == s.partitions else TopicAction.KEPT
                 actions[s.name] = TopicChange(action, have, have, s.partitions)
-        self._await_metadata(
+        shown = self._await_metadata(
             {s.name: s.partitions for s in specs if existing.get(s.name, 0) < s.partitions}
         )
+        # What the metadata shows of the topics created or grown: the partitions asked, or more
+        # when another client made or grew the topic meanwhile.
+        for name, count in shown.items():
+            change = actions[name]
+            if change.action is TopicAction.OK:  # created by someone else
+                action = TopicAction.OK if count == change.asked else TopicAction.KEPT
+                actions[name] = TopicChange(action, count, count, change.asked)
+            else:
+                actions[name] = dataclasses.replace(change, after=count)
         return actions
 
-    def _await_metadata(self, asked: Mapping[str, int]) -> None:
+    def _await_metadata(self, asked: Mapping[str, int]) -> dict[str, int]:
+        """The partition counts of the topics ``asked`` once the metadata shows at least those."""
         # A broker's metadata can trail a CreateTopics/CreatePartitions it just answered: a
         # producer asking about the topic then hits "unknown topic", and a reader of the
         # partition counts sees none or the old count. Wait until the metadata shows them.
         if not asked:
-            return
+            return {}
 
         def behind(found: Mapping[str, int]) -> list[str]:
             return [name for name, count in asked.items() if found.get(name, 0) < count]
@@ -548,6 +562,7 @@ class Admin:
         late = behind(found)
         if late:
             raise KafkaError("topics not visible in the brokers' metadata yet: " + ", ".join(late))
+        return {name: found[name] for name in asked}
 
     def delete_topics(self, names: Sequence[str]) -> None:
         # librdkafka crashes the process when a name appears twice in one request.

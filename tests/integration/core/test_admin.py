@@ -11,7 +11,7 @@ import pytest
 from fleetpipe.core.errors import KafkaError
 from fleetpipe.core.kafka import Admin, build_admin
 from fleetpipe.core.settings import KafkaSettings
-from fleetpipe.core.topics import TopicAction, TopicSpec
+from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec
 from fleetpipe_dev.testing import wait_for
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ def test_ensuring_topics_returns_only_once_the_metadata_shows_their_partitions(
 
     changes = admin.ensure_topics([TopicSpec(topic, 5)])
 
-    assert changes[topic].action is action
+    assert changes[topic] == TopicChange(action, before or 0, 5, 5)
     assert admin.behind == 0, "it read the metadata again until it caught up"
     assert admin.answers[-1] == {topic: 5}
 
@@ -89,8 +89,36 @@ def test_topics_already_as_asked_take_one_metadata_read(kafka_settings: KafkaSet
 
     changes = admin.ensure_topics([TopicSpec(topic, 2)])
 
-    assert changes[topic].action is TopicAction.OK
+    assert changes[topic] == TopicChange(TopicAction.OK, 2, 2, 2)
     assert len(admin.answers) == 1
+
+
+class _GrownMeanwhile(Admin):
+    """An admin whose topic another client grows to ``to`` partitions right after its first
+    metadata read, while it grows the topic itself."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, *, to: int) -> None:
+        super().__init__(kafka)
+        self.other, self.topic, self.to = build_admin(kafka), topic, to
+        self.reads = 0
+
+    def partitions(self, topics: Iterable[str] | None = None) -> dict[str, int]:
+        self.reads += 1
+        if self.reads == 2:
+            self.other.ensure_topics([TopicSpec(self.topic, self.to)])
+        return super().partitions(topics)
+
+
+def test_the_partitions_returned_are_those_the_metadata_shows(
+    kafka_settings: KafkaSettings,
+) -> None:
+    topic = f"meta-{uuid.uuid4().hex[:10]}"
+    build_admin(kafka_settings).ensure_topics([TopicSpec(topic, 2)])
+    admin = _GrownMeanwhile(kafka_settings, topic, to=7)
+
+    changes = admin.ensure_topics([TopicSpec(topic, 5)])
+
+    assert changes[topic] == TopicChange(TopicAction.GROWN, 2, 7, 5), "7, not the 5 it asked"
 
 
 def test_topics_the_metadata_never_shows_are_named_after_the_timeout(

@@ -143,16 +143,16 @@ def end_offsets(
     return topic_end_offsets(build_admin(kafka, timeout_s=10), topic, read_committed=read_committed)
 
 
-def transaction_open(kafka: KafkaSettings, topic: str, *, admin: Admin | None = None) -> bool:
+def transaction_open(admin: Admin, topic: str) -> bool:
     """Records on ``topic`` beyond its last stable offset: a batch is in flight.
 
     The stable offsets are read first, then the high watermarks, through one admin client: a
     commit landing between the two reads still counts (the high watermark only grows), where
     the other order would miss every batch that commits while a loaded machine takes its time
     over the second read. Once the writer is dead nothing moves, and the answer is exact.
-    A drill polling this passes one ``admin`` for all its looks instead of a client a look.
+    The caller's ``admin``: a drill polling this uses one client for all its looks, not one a
+    look.
     """
-    admin = admin if admin is not None else build_admin(kafka, timeout_s=10)
     stable = topic_end_offsets(admin, topic, read_committed=True)
     high = topic_end_offsets(admin, topic)
     return any(high[p] > stable[p] for p in high)

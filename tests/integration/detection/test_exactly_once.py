@@ -30,7 +30,7 @@ def test_sigkill_mid_stream_neither_loses_nor_duplicates_alerts(
     admin = build_admin(run.kafka, timeout_s=10)
 
     def in_flight() -> bool:
-        return transaction_open(run.kafka, changelog, admin=admin)
+        return transaction_open(admin, changelog)
 
     open_at_kill = 0
     for share in (0.15, 0.35, 0.55):

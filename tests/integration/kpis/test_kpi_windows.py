@@ -179,7 +179,7 @@ def test_sigkill_of_the_kpi_stage_mid_run_gives_the_same_windows_once(rig: KpiRi
     wait_for(halfway, timeout=120, interval=0.05, what="half the input committed")
     admin = build_admin(rig.kafka, timeout_s=10)
     wait_for(
-        lambda: transaction_open(rig.kafka, rig.topics.kpi_state, admin=admin),
+        lambda: transaction_open(admin, rig.topics.kpi_state),
         timeout=10,
         interval=0.01,
         what="an open batch",

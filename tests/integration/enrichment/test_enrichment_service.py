@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleetpipe.core.records import DL_REASON
-from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.settings import KafkaSettings, RuntimeSettings, Topics
 from fleetpipe.pb.v1 import deadletter_pb2, enriched_pb2, telemetry_pb2
 from fleetpipe.registry import Vehicle, write_csv
 from fleetpipe_dev.testing import (
@@ -75,7 +75,8 @@ def test_registry_edits_apply_without_restart_and_unknown_vehicles_pass(
 
     try:
         wait_for(ready, timeout=90, what="enrichment ready")
-        assert "garbage collector: young threshold 50000" in proc.log(), "core.runtime applied"
+        young = RuntimeSettings().gc_threshold
+        assert f"garbage collector: young threshold {young}" in proc.log(), "core.runtime applied"
         first = _events("known-1", 1, 5) + _events("newcomer", 1, 7)
         produce_all(
             kafka_settings, topics.raw, ((t.vehicle_id, t.SerializeToString()) for t in first)

@@ -13,6 +13,7 @@ import uvicorn
 from fleetpipe.console.app import create_app
 from fleetpipe.console.settings import ConsoleSettings
 from fleetpipe.core.logs import configure_logging
+from fleetpipe.core.runtime import tune_gc
 from fleetpipe.core.tracing import setup_tracing
 
 
@@ -29,6 +30,8 @@ def main() -> None:
     # handlers are gone; with this one in place the process then ends with 0, as the other
     # services do after their drain.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    # The app and its settings live as long as the console does (core.runtime).
+    tune_gc(settings.runtime)
     try:
         uvicorn.run(
             app,

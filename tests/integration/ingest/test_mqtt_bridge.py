@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from fleetpipe.core.settings import KafkaSettings, Topics
+from fleetpipe.core.settings import KafkaSettings, RuntimeSettings, Topics
 from fleetpipe.ingest.mqtt.credentials import gateway_password, gateway_user
 from fleetpipe.ingest.mqtt.topics import Payload, rejections_topic, telemetry_topic
 from fleetpipe.pb.v1 import deadletter_pb2, ingest_pb2, telemetry_pb2
@@ -65,7 +65,9 @@ def test_qos1_events_in_protobuf_json_and_batches_reach_the_raw_topic_as_sent(
     topics: Topics,
     kafka_settings: KafkaSettings,
 ) -> None:
-    start_bridge(topics)
+    bridge = start_bridge(topics)
+    young = RuntimeSettings().gc_threshold
+    assert f"garbage collector: young threshold {young}" in bridge.log(), "core.runtime applied"
     ticks = events_of(device_fleet, 3)
     fid = device_fleet.fleet_id
     sent: dict[tuple[str, int], telemetry_pb2.Telemetry] = {}

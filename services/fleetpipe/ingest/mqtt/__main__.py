@@ -17,6 +17,7 @@ from fleetpipe.core.kafka import build_admin
 from fleetpipe.core.logs import configure_logging
 from fleetpipe.core.metrics import Metrics
 from fleetpipe.core.preflight import EXIT_KAFKA_REFUSED
+from fleetpipe.core.runtime import tune_gc
 from fleetpipe.core.tracing import Tracing, setup_tracing
 from fleetpipe.ingest.__main__ import EXIT_CONFIG, refused_by_kafka
 from fleetpipe.ingest.intake import IngestMetrics, Intake
@@ -130,6 +131,8 @@ def main() -> None:
     obs = settings.observability
     configure_logging(service=SERVICE, level=obs.log_level, fmt=obs.log_format)
     tracing = setup_tracing(SERVICE, instance_id=settings.instance_id)
+    # Settings and the registry live as long as the bridge does (core.runtime).
+    tune_gc(settings.runtime)
     try:
         code = asyncio.run(serve(settings, tracing, tenancy=tenancy))
     finally:

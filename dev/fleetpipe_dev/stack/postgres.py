@@ -150,8 +150,15 @@ class PostgresServer(LocalServer):
                 "listen_addresses=127.0.0.1",
                 "-c",
                 "max_connections=200",
+                # The hot store's primary-key index takes about one leaf page per vehicle being
+                # written (~220 MB at 28,000 vehicles): with 256 MB of buffers the COPYs had to
+                # evict and write back pages themselves, and over 5 minutes neither 25,000 nor
+                # 28,000 events/s kept up (the storage writer 610,000 events behind at 28,000);
+                # with 2 GB 25,000 kept up and 28,000 stayed within 240,000
+                # (benchmarks/reports/pipeline-gc-linger.md). Pages are taken as they are used:
+                # a small fleet's server stays small.
                 "-c",
-                "shared_buffers=256MB",
+                "shared_buffers=2GB",
                 "-c",
                 "max_wal_size=4GB",
                 "-c",

@@ -348,12 +348,12 @@ class KafkaGateway:
         """Create and grow (never shrink); returns the actions and the partitions now."""
 
         def run(admin: Admin) -> tuple[dict[str, TopicChange], dict[str, int]]:
-            # A metadata request first: it fails fast and clearly when no broker answers.
-            admin.partitions([])
-            # It returns once the brokers' metadata shows what it created or grew, and each
-            # change's count is what that metadata showed, so the partitions the status reports
-            # are never 0 or 50 for topics that already have 100; metadata that does not catch
-            # up in time raises a KafkaError, which _call turns into TopicsFailed.
+            # Its first step is a metadata read, which fails fast (and _call names "unreachable")
+            # when no broker answers. It returns once the brokers' metadata shows what it
+            # created or grew, and each change's count is what that metadata showed, so the
+            # partitions the status reports are never 0 or 50 for topics that already have 100;
+            # metadata that does not catch up in time raises a KafkaError, which _call turns
+            # into TopicsFailed.
             actions = admin.ensure_topics(specs)
             return actions, {name: change.after for name, change in actions.items()}
 

@@ -325,6 +325,11 @@ def test_a_crash_is_one_trace_from_ingest_to_the_driver_and_the_database(
         {"fleetpipe.vehicle_id": vehicle, "fleetpipe.seq": crash_seq},
         SERVICES,
         spans={
+            ("ingest", f"{topics.raw} publish"),
+            ("enrichment", f"{topics.raw} process"),
+            ("detection", f"{topics.enriched} process"),
+            ("detection", "alert crash"),
+            ("notification", f"{topics.alerts} process"),
             ("storage-writer", f"{topics.enriched} process"),
             ("storage-writer", f"{topics.alerts} process"),
         },
@@ -378,6 +383,10 @@ def test_an_alert_is_traced_even_when_its_event_was_not_sampled(pipeline: Pipeli
         "detection",
         {"fleetpipe.vehicle_id": vehicle, "fleetpipe.alert.rule": "crash"},
         {"detection", "notification", "storage-writer"},
+        spans={
+            ("notification", f"{topics.alerts} process"),
+            ("storage-writer", f"{topics.alerts} process"),
+        },
     )
     assert not {"ingest", "enrichment"} & trace.services(), "the event itself was not sampled"
     alert = trace.one("detection", "alert crash")

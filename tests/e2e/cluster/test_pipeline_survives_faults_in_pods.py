@@ -160,6 +160,22 @@ def service_restarts(cluster: LocalCluster) -> dict[str, int]:
     }
 
 
+def last_ends(cluster: LocalCluster, pods: list[str]) -> dict[str, str]:
+    """How each of ``pods``' containers last ended (the kubelet's reason and exit code) and
+    the last lines its previous run logged: what a restart's assertion shows."""
+    ended: dict[str, str] = {}
+    for pod in pods:
+        state = cluster.kubectl(
+            "get", "pod", pod, "-n", NAMESPACE, "-o",
+            "jsonpath={.status.containerStatuses[0].lastState.terminated}", check=False,
+        )  # fmt: skip
+        logs = cluster.kubectl(
+            "logs", pod, "-n", NAMESPACE, "--previous", "--tail", "60", check=False
+        )
+        ended[pod] = f"{state}\n{logs}"
+    return ended
+
+
 def crash(cluster: LocalCluster, pod: str, signal: str = "SIGKILL") -> Callable[[], bool]:
     restarts = kill_container(cluster, pod, signal=signal)
     return lambda: restarted_and_ready(cluster, pod, restarts)
@@ -245,7 +261,11 @@ def test_the_pipeline_in_pods_rides_out_deleted_pods_and_broker_and_database_res
     # A broker restart, crashed or graceful, costs the stages no more than the bound.
     for recovery in broker:
         assert recovery.flowing_s - recovery.back_s <= BROKER_BOUND_S, recovery.line()
-    assert restarts_after == restarts_before, "a stage was restarted to get past the broker"
+    assert restarts_after == restarts_before, (
+        "a stage was restarted to get past the broker",
+        restarts_after,
+        last_ends(cluster, [p for p, n in restarts_after.items() if n != restarts_before.get(p)]),
+    )
     # The status said it: each service's missing pod, while it was missing.
     for recovery, service in zip(recoveries, SERVICES, strict=False):
         missing = f"{SERVICES_READY}=False"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,11 +20,25 @@ class Health:
     def __init__(self, *, liveness_timeout_s: float = 60.0) -> None:
         self._liveness_timeout_s = liveness_timeout_s
         self._last_beat = time.monotonic()
+        self._busy_until = 0.0
         self._ready = False
         self._reason = "starting"
 
     def beat(self) -> None:
         self._last_beat = time.monotonic()
+
+    @contextlib.contextmanager
+    def busy(self, within_s: float) -> Iterator[None]:
+        """A step the main loop cannot beat through — a state restore, which waits for Kafka
+        (a broker back from a restart, a crashed predecessor's transaction timing out) — keeps
+        the process alive for up to ``within_s``, the step's own bound; the heartbeat counts
+        again from its end. Past the bound it is a stall like any other."""
+        self._busy_until = time.monotonic() + within_s
+        try:
+            yield
+        finally:
+            self._busy_until = 0.0
+            self.beat()
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
         self._ready = ready
@@ -30,7 +46,8 @@ class Health:
 
     @property
     def alive(self) -> bool:
-        return time.monotonic() - self._last_beat < self._liveness_timeout_s
+        now = time.monotonic()
+        return now - self._last_beat < self._liveness_timeout_s or now < self._busy_until
 
     @property
     def ready(self) -> bool:

@@ -87,6 +87,9 @@ class LoopConfig:
     # How long a commit window stays open at most while records keep coming (see
     # fleetpipe.core.commits); 0 commits after every batch.
     commit_interval_s: float = 0.1
+    # How long the handler's on_assign may take at most (restoring state, bounded by the
+    # handler's own timeout): the liveness probe holds off that long, not the heartbeat's.
+    assign_bound_s: float = 0.0
 
 
 class ConsumeProduceLoop:
@@ -184,7 +187,8 @@ class ConsumeProduceLoop:
         self._settle_for_rebalance(lost=False)
         self._assignment = list(partitions)
         self.metrics.assigned.set(len(partitions))
-        self.handler.on_assign(list(partitions))
+        with self.health.busy(self.config.assign_bound_s):
+            self.handler.on_assign(list(partitions))
         self.health.set_ready(True)
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:

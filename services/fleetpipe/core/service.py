@@ -32,6 +32,7 @@ def loop_config(
     max_batch: int | None = None,
     poll_timeout_s: float | None = None,
     seal_topics: tuple[str, ...] = (),
+    assign_bound_s: float = 0.0,
 ) -> LoopConfig:
     """The loop of ``service`` as the settings every service shares configure it.
 
@@ -50,6 +51,7 @@ def loop_config(
         poll_timeout_s=settings.kafka.poll_timeout_s if poll_timeout_s is None else poll_timeout_s,
         seal_topics=seal_topics,
         commit_interval_s=settings.kafka.commit_interval_ms / 1000,
+        assign_bound_s=assign_bound_s,
     )
 
 

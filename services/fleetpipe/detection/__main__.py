@@ -42,6 +42,9 @@ def main() -> None:
             inputs={topics.enriched: PackCodec(RawCodec(enriched_pb2.EnrichedTelemetry))},
             mode=settings.mode,
             seal_topics=(topics.detection_state,),  # restored from (fleetpipe.core.seal)
+            # The restore on assignment asks for the input's partitions, then reads the
+            # changelog, each within the restore's bound.
+            assign_bound_s=2 * settings.restore_timeout_s,
         )
         store = Changelog(
             settings.kafka,

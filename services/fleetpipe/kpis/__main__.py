@@ -31,6 +31,8 @@ def main() -> None:
             # The windows are emitted once: outputs, state and offsets in one transaction.
             mode=DeliveryMode.EXACTLY_ONCE,
             seal_topics=(topics.kpi_state,),  # restored from (fleetpipe.core.seal)
+            # The restore on assignment reads the changelog within this bound.
+            assign_bound_s=settings.restore_timeout_s,
         )
         handler = KpiHandler(
             settings.window_spec(),

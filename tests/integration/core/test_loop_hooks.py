@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -137,3 +140,34 @@ def test_health_endpoints_and_metrics_follow_the_loop(
         assert get("/readyz") == 503, "not ready once stopped"
     finally:
         server.stop()
+
+
+class SlowRestore(Recorder):
+    """Takes ``restore_s`` to take partitions on, as a stage reading its state back does."""
+
+    def __init__(self, output: str, *, restore_s: float) -> None:
+        super().__init__(output)
+        self.restore_s = restore_s
+        self.restoring = threading.Event()
+
+    def on_assign(self, partitions: list[TopicPartition]) -> None:
+        self.restoring.set()
+        time.sleep(self.restore_s)
+        super().on_assign(partitions)
+
+
+@pytest.mark.parametrize(("bound_s", "alive"), [(30.0, True), (0.0, False)])
+def test_a_restore_longer_than_the_heartbeat_is_alive_within_its_bound(
+    kafka_settings: KafkaSettings, topics: Topics, bound_s: float, alive: bool
+) -> None:
+    _load(kafka_settings, topics.raw, 50)
+    handler = SlowRestore(topics.enriched, restore_s=4.0)
+    loop = _loop(kafka_settings, topics, handler, instance="r", mode=DeliveryMode.EXACTLY_ONCE)
+    loop.config = dataclasses.replace(loop.config, assign_bound_s=bound_s)
+    loop.health = Health(liveness_timeout_s=1.0)
+    with running_loop(loop):
+        wait_for(handler.restoring.is_set, timeout=60, what="the restore to begin")
+        time.sleep(2.0)  # past the heartbeat's timeout, inside the restore
+        assert loop.health.alive is alive
+        wait_for(lambda: handler.seen >= 50, timeout=60, what="records processed")
+        assert loop.health.alive, "the heartbeat counts again once the restore is over"

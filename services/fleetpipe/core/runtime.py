@@ -25,8 +25,8 @@ def tune_gc(settings: RuntimeSettings) -> None:
     Start-up's heap (modules, settings, registries, clients) is collected once and then frozen:
     it stays out of every later collection. The older generations keep Python's ratios (10).
     0 leaves the collector as Python set it. Every service process calls it once, last before
-    it serves: the loop services in ``core.service.run_loop_service``, ingest, the MQTT bridge
-    and the console in their ``main``.
+    it serves (``run_loop_service`` does for the loop services; a service with its own ``main``
+    calls it there).
     """
     if settings.gc_threshold == 0:
         return

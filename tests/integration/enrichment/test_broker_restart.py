@@ -334,7 +334,9 @@ def test_exactly_once_stages_ride_through_a_broker_outage_in_process(
             stages, own_broker.broker.home / "broker.log"
         )
         assert [s.proc.pid for s in stages] == pids and all(s.proc.alive() for s in stages)
-        assert any("waiting for Kafka" in seen for seen in readiness), readiness
+        # A broker back within seconds may be ridden through without a call failing, so
+        # without a stage ever saying it waits (the better outcome); one away for a minute
+        # must be said by every stage.
         if down_s:
             for stage in stages:
                 said_waiting = f"{stage.name}: not ready: waiting for Kafka"

@@ -27,6 +27,7 @@ from fleetpipe.core.settings import Topics
 from fleetpipe.core.topics import TopicSpec, topic_specs
 from fleetpipe.detection.changelog import Changelog
 from fleetpipe.detection.state import VehicleState
+from fleetpipe.detection.wire import encode_state
 from fleetpipe.enrichment.enrich import Enricher, SpeedLimits
 from fleetpipe.pb.v1 import telemetry_pb2
 from fleetpipe.registry import Vehicle, VehicleRegistry, write_csv
@@ -245,7 +246,7 @@ def _time_restore(session: BenchSession, vehicles: int) -> dict[str, float]:
             st.last_seq, st.last_event_us, st.last_seen_us = 86_400 + i, 1 << 50, 1 << 50
             st.lat, st.lon, st.speed_kmh, st.ignition = 52.3 + i * 1e-5, 4.9, 48.5, True
             st.fleet_id, st.driver_id, st.input_partition = "fleet-1", f"drv-{i:06d}", i % 12
-            states.append((st.vehicle_id, st.to_bytes()))
+            states.append((st.vehicle_id, encode_state(st)))
         produce_all(kafka, topic, states)
         size = sum(len(v) for _, v in states)
         store = Changelog(kafka, topic=topic, input_topic=topic, client_id="restore-bench")

@@ -47,6 +47,7 @@ from fleetpipe.detection.ruleset import build_rules
 from fleetpipe.detection.speeding import Speeding
 from fleetpipe.detection.state import OPEN, PENDING, Episode, VehicleState
 from fleetpipe.detection.trips import ScoreKeeper, TripTracker
+from fleetpipe.detection.wire import encode_state
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
 
 Keyed = list[tuple[str, bytes]]
@@ -72,7 +73,7 @@ class Outputs:
     @property
     def states(self) -> Keyed:
         """The changed states as changelog records (key vehicle id), serialized now."""
-        return [(st.vehicle_id, st.to_bytes()) for st in self.changed]
+        return [(st.vehicle_id, encode_state(st)) for st in self.changed]
 
     def add_alert(self, alert: alert_pb2.Alert, what: int, source: int) -> None:
         """``alert`` for transition ``what``, triggered by event ``source`` of the batch."""

@@ -25,6 +25,7 @@ from fleetpipe.detection.config import Rules
 from fleetpipe.detection.engine import Detector, Outputs
 from fleetpipe.detection.ownership import Ownership
 from fleetpipe.detection.state import VehicleState
+from fleetpipe.detection.wire import encode_state
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class DetectionHandler(BaseHandler):
         if not self._dirty:
             return
         held = self.detector.states
-        records = [(vid, held.get(vid, st).to_bytes()) for vid, st in self._dirty.items()]
+        records = [(vid, encode_state(held.get(vid, st))) for vid, st in self._dirty.items()]
         self._dirty.clear()
         out.send_many(self.topics.detection_state, records)  # type: ignore[arg-type]
         self.metrics.state_writes.inc(len(records))

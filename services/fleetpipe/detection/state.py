@@ -207,11 +207,6 @@ class VehicleState:
             )
         return msg
 
-    def to_bytes(self) -> bytes:
-        from fleetpipe.detection.wire import encode_state
-
-        return encode_state(self)
-
     @classmethod
     def from_proto(cls, msg: state_pb2.VehicleState, *, home_partition: int = -1) -> VehicleState:
         st = cls(msg.vehicle_id, home_partition=home_partition)

@@ -14,6 +14,7 @@ from fleetpipe.detection.engine import Detector, Outputs
 from fleetpipe.detection.episodes import alert_id
 from fleetpipe.detection.ownership import Ownership
 from fleetpipe.detection.state import VehicleState
+from fleetpipe.detection.wire import encode_state
 from fleetpipe.pb.v1 import alert_pb2, enriched_pb2, trip_pb2
 from fleetpipe_dev.drills import SCENARIOS, T0_US, Timeline, drill_fleet
 from fleetpipe_dev.drills import cruise as _cruise
@@ -200,7 +201,9 @@ def test_offline_skips_vehicles_in_transition_or_elsewhere() -> None:
     state = VehicleState.from_bytes(dict(out.states)["v-1"])
     for assigned in ([home, (home + 1) % 4], [(home + 2) % 4]):
         detector = Detector(Rules())
-        detector.ownership.assign(4, assigned, {"v-1": VehicleState.from_bytes(state.to_bytes())})
+        detector.ownership.assign(
+            4, assigned, {"v-1": VehicleState.from_bytes(encode_state(state))}
+        )
         assert not _alerts(detector.tick(NOW + 20 * MIN))
 
 

@@ -187,9 +187,15 @@ class ConsumeProduceLoop:
         self._settle_for_rebalance(lost=False)
         self._assignment = list(partitions)
         self.metrics.assigned.set(len(partitions))
-        with self.health.busy(self.config.assign_bound_s):
-            self.handler.on_assign(list(partitions))
+        self._take_on(list(partitions))
         self.health.set_ready(True)
+
+    def _take_on(self, partitions: list[TopicPartition]) -> None:
+        """The handler takes ``partitions`` on — restoring their state, which may wait for
+        Kafka — with the process alive for the loop's bound on it (the assignment and the
+        rewind both come here)."""
+        with self.health.busy(self.config.assign_bound_s):
+            self.handler.on_assign(partitions)
 
     def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("revoked %s", _fmt(partitions))
@@ -292,7 +298,7 @@ class ConsumeProduceLoop:
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         # The handler's in-memory state may reflect the discarded batches: rebuild it.
         self.handler.on_revoke(assignment)
-        self.handler.on_assign(assignment)
+        self._take_on(assignment)
 
     def _waiting_for_kafka(self, reason: str) -> None:
         if self._kafka_trouble_since is None:

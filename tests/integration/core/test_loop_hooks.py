@@ -143,16 +143,20 @@ def test_health_endpoints_and_metrics_follow_the_loop(
 
 
 class SlowRestore(Recorder):
-    """Takes ``restore_s`` to take partitions on, as a stage reading its state back does."""
+    """Takes ``restore_s`` to take partitions on, as a stage reading its state back does; with
+    ``fail_first``, only the restore of a rewind (the second ``on_assign``) is slow."""
 
-    def __init__(self, output: str, *, restore_s: float) -> None:
-        super().__init__(output)
+    def __init__(self, output: str, *, restore_s: float, fail_first: int = 0) -> None:
+        super().__init__(output, fail_first=fail_first)
         self.restore_s = restore_s
         self.restoring = threading.Event()
+        self.assigns = 0
 
     def on_assign(self, partitions: list[TopicPartition]) -> None:
-        self.restoring.set()
-        time.sleep(self.restore_s)
+        self.assigns += 1
+        if not self.fail_first or self.assigns > 1:
+            self.restoring.set()
+            time.sleep(self.restore_s)
         super().on_assign(partitions)
 
 
@@ -167,6 +171,26 @@ def test_a_restore_longer_than_the_heartbeat_is_alive_within_its_bound(
     loop.health = Health(liveness_timeout_s=1.0)
     with running_loop(loop):
         wait_for(handler.restoring.is_set, timeout=60, what="the restore to begin")
+        time.sleep(2.0)  # past the heartbeat's timeout, inside the restore
+        assert loop.health.alive is alive
+        wait_for(lambda: handler.seen >= 50, timeout=60, what="records processed")
+        assert loop.health.alive, "the heartbeat counts again once the restore is over"
+
+
+@pytest.mark.parametrize(("bound_s", "alive"), [(30.0, True), (0.0, False)])
+def test_the_restore_of_a_rewind_is_alive_within_the_same_bound(
+    kafka_settings: KafkaSettings, topics: Topics, bound_s: float, alive: bool
+) -> None:
+    """A failed window rewinds and the handler rebuilds its state from the committed offsets:
+    that restore waits for Kafka as much as an assignment's and has the same bound."""
+    _load(kafka_settings, topics.raw, 50)
+    handler = SlowRestore(topics.enriched, restore_s=4.0, fail_first=1)
+    loop = _loop(kafka_settings, topics, handler, instance="w", mode=DeliveryMode.EXACTLY_ONCE)
+    loop.config = dataclasses.replace(loop.config, assign_bound_s=bound_s)
+    loop.health = Health(liveness_timeout_s=1.0)
+    with running_loop(loop):
+        wait_for(handler.restoring.is_set, timeout=60, what="the rewind's restore to begin")
+        assert handler.retries == 1, "the slow restore is the rewind's, after the failure"
         time.sleep(2.0)  # past the heartbeat's timeout, inside the restore
         assert loop.health.alive is alive
         wait_for(lambda: handler.seen >= 50, timeout=60, what="records processed")

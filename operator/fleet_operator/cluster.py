@@ -27,6 +27,7 @@ from fleet_operator.ports import (
     KafkaUnavailable,
     KubeApiError,
     PipelineRef,
+    StatusConflict,
     TopicsFailed,
 )
 from fleet_operator.spec import API_VERSION, KIND
@@ -192,14 +193,30 @@ class KubeGateway:
                 return
             raise
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        with _kube_call(f"patching the status of {namespace}/{name}"):
-            self._resource(API_VERSION, KIND).status.patch(
-                body={"status": dict(status)},
-                name=name,
-                namespace=namespace,
-                content_type="application/merge-patch+json",
-            )
+    def patch_status(
+        self,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> None:
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            # A resourceVersion in a patch is a precondition: 409 when the object moved on.
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            with _kube_call(f"patching the status of {namespace}/{name}"):
+                self._resource(API_VERSION, KIND).status.patch(
+                    body=body,
+                    name=name,
+                    namespace=namespace,
+                    content_type="application/merge-patch+json",
+                )
+        except KubeApiError as exc:
+            if getattr(exc.__cause__, "status", None) == 409:
+                raise StatusConflict(str(exc)) from exc.__cause__
+            raise
 
     def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]:
         from kubernetes.dynamic.exceptions import NotFoundError

@@ -58,7 +58,18 @@ class KubeApi(Protocol):
         as the pipeline's is left alone."""
         ...
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+    def patch_status(
+        self,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> None:
+        """Merge ``status`` in; with ``resource_version``, only if the resource is still at it
+        (StatusConflict otherwise)."""
+        ...
+
     def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]: ...
     def secret_values(self, namespace: str, name: str, keys: Sequence[str]) -> dict[str, str]: ...
 
@@ -108,6 +119,10 @@ class AccessRefused(FleetPipeError):
 
 class KubeApiError(FleetPipeError):
     """The Kubernetes API refused or failed a call (a terminating namespace, a conflict...)."""
+
+
+class StatusConflict(KubeApiError):
+    """A status write's precondition failed: the resource changed since it was read."""
 
 
 class ApplyRefused(KubeApiError):

@@ -10,15 +10,18 @@ tests); sizing, rendering, status and the Events to post (``decisions.py``) are 
 
 Every entry point runs under a per-pipeline lock: kopf runs change handlers, the timer and the
 Deployment watch concurrently, and the status (a whole conditions list) is read-modified-written.
+The one exception is the readiness a Deployment's move refreshes, which must not wait behind a
+whole reconcile: it writes with the status's resourceVersion as a precondition instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +44,7 @@ from fleet_operator.ports import (
     KubeApi,
     KubeApiError,
     PipelineRef,
+    StatusConflict,
     TopicsFailed,
 )
 from fleet_operator.render import (
@@ -89,6 +93,9 @@ from fleetpipe.core.settings import KafkaSettings
 from fleetpipe.core.topics import TopicAction, TopicChange, TopicSpec, co_partitioned
 
 log = logging.getLogger(__name__)
+
+# Readiness writes that raced another status write are computed again this many times at most.
+_REFRESH_TRIES = 3
 
 
 # ---- what each step hands to the next ----------------------------------------------------
@@ -175,6 +182,15 @@ class Reconciler:
         self._busy = threading.Condition()
         self._inflight = 0
         self._closed = threading.Event()
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Work the shutdown waits for, without a pipeline's lock (a readiness write)."""
+        self._enter()
+        try:
+            yield
+        finally:
+            self._leave()
 
     def _lock(self, uid: str) -> _Held:
         with self._guard:
@@ -596,54 +612,85 @@ class Reconciler:
 
     # ---- readiness after a Deployment moved -----------------------------------------------
     def _refresh(self, namespace: str, name: str) -> None:
-        obj = self.kube.pipeline(namespace, name)
-        if obj is None:
-            return
-        ref = PipelineRef(namespace, name, str(obj["metadata"].get("uid", "")))
-        with self._lock(ref.uid):
-            if self._closed.is_set():
-                return
+        """Readiness is written without the pipeline's lock: a reconcile can hold it for
+        seconds (lag, topics, children), and a pod that went away and came back meanwhile
+        would never show. The write has the status's resourceVersion as its precondition, so
+        one that raced another writer is computed again from what is there now."""
+        for _ in range(_REFRESH_TRIES):
             obj = self.kube.pipeline(namespace, name)
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 return
-            status = obj.get("status") or {}
-            prior = Prior.of(obj)
-            # Before the first reconcile of this generation, the desired counts are unknown.
-            if status.get("observedGeneration") != prior.generation or not prior.replicas:
+            ref = PipelineRef(namespace, name, str(obj["metadata"].get("uid", "")))
+            with self._counted():
+                if self._closed.is_set():
+                    return
+                try:
+                    drifted = self._write_readiness(ref, obj)
+                except StatusConflict:
+                    continue
+            if drifted:
+                self._revert_drift(ref)
+            return
+        log.info("%s/%s: readiness not refreshed: the status kept moving", namespace, name)
+
+    def _write_readiness(self, ref: PipelineRef, obj: Mapping[str, Any]) -> bool:
+        """Write readiness as the Deployments show it now; True when a Deployment drifted from
+        its desired count instead (the caller reverts it, under the lock)."""
+        status = obj.get("status") or {}
+        prior = Prior.of(obj)
+        # Before the first reconcile of this generation, the desired counts are unknown.
+        if status.get("observedGeneration") != prior.generation or not prior.replicas:
+            return False
+        try:
+            spec = parse_spec(obj.get("spec") or {})
+        except SpecError:
+            return False
+        running = spec.components()
+        if spec.paused or any(c.key not in prior.replicas for c in running):
+            return False
+        desired = {c: int(prior.replicas[c.key]["desired"]) for c in running}
+        states = _states(
+            Owner(ref.name, ref.namespace, ref.uid), self.kube.deployments(ref.namespace, ref.name)
+        )
+        if decisions.drifted(states, desired):
+            return True
+        mode = spec.autoscaling.mode
+        schema = self._migration_now(ref, spec)
+        refreshed = decisions.refreshed(
+            prior,
+            states,
+            desired,
+            mode=mode,
+            # A copy: a reconcile may be recording a decision meanwhile.
+            decisions={} if mode is AutoscalingMode.OFF else dict(self._mem(ref.uid).decisions),
+            schema=schema,
+        )
+        if refreshed is not None:
+            updates, replicas = refreshed
+            self._write(
+                ref,
+                prior,
+                updates,
+                {"replicas": replicas},
+                resource_version=str(obj["metadata"].get("resourceVersion") or "") or None,
+            )
+            if schema is not None:
+                self._post(ref, migration.schema_events(prior, schema, created=None))
+        return False
+
+    def _revert_drift(self, ref: PipelineRef) -> None:
+        """A Deployment changed or deleted by someone else: put it back now, not at the next
+        tick (under the pipeline's lock, as any reconcile)."""
+        with self._lock(ref.uid):
+            if self._closed.is_set():
+                return
+            obj = self.kube.pipeline(ref.namespace, ref.name)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
                 return
             try:
-                spec = parse_spec(obj.get("spec") or {})
-            except SpecError:
-                return
-            running = spec.components()
-            if spec.paused or any(c.key not in prior.replicas for c in running):
-                return
-            desired = {c: int(prior.replicas[c.key]["desired"]) for c in running}
-            states = _states(
-                Owner(name, namespace, ref.uid), self.kube.deployments(namespace, name)
-            )
-            if decisions.drifted(states, desired):
-                # Changed or deleted by someone else: put it back now, not at the next tick.
-                try:
-                    self._reconcile(ref, obj, measure_lag=False, retry=0)
-                except (Backoff, InvalidSpec) as exc:
-                    log.info("%s/%s: drift not reverted yet: %s", namespace, name, exc)
-                return
-            mode = spec.autoscaling.mode
-            schema = self._migration_now(ref, spec)
-            refreshed = decisions.refreshed(
-                prior,
-                states,
-                desired,
-                mode=mode,
-                decisions={} if mode is AutoscalingMode.OFF else self._mem(ref.uid).decisions,
-                schema=schema,
-            )
-            if refreshed is not None:
-                if schema is not None:
-                    self._post(ref, migration.schema_events(prior, schema, created=None))
-                updates, replicas = refreshed
-                self._write(ref, prior, updates, {"replicas": replicas})
+                self._reconcile(ref, obj, measure_lag=False, retry=0)
+            except (Backoff, InvalidSpec) as exc:
+                log.info("%s/%s: drift not reverted yet: %s", ref.namespace, ref.name, exc)
 
     def _migration_now(self, ref: PipelineRef, spec: FleetPipelineSpec) -> Condition | None:
         """SchemaMigrated as the newest migration Job says (the reconcile deletes the others);
@@ -682,11 +729,18 @@ class Reconciler:
         prior: Prior,
         updates: Sequence[Condition],
         fields: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> None:
         conditions = merge_conditions(
             prior.conditions, updates, now=self.utc_now(), generation=prior.generation
         )
-        self.kube.patch_status(ref.namespace, ref.name, {**fields, "conditions": conditions})
+        self.kube.patch_status(
+            ref.namespace,
+            ref.name,
+            {**fields, "conditions": conditions},
+            resource_version=resource_version,
+        )
         ready = decisions.ready_event(prior.conditions, conditions, prior.generation)
         if ready is not None:
             self._post(ref, [ready])

@@ -18,6 +18,7 @@ from fleet_operator.ports import (
     KafkaUnavailable,
     KubeApi,
     PipelineRef,
+    StatusConflict,
 )
 from fleetpipe.core.access import AccessRule
 from fleetpipe.core.settings import KafkaSettings
@@ -42,6 +43,9 @@ class FakeKube(KubeApi):
     # Called once, with the kind and name of the next object about to be applied (to
     # interleave a hand edit), then forgotten.
     on_apply: Callable[[str, str], bool] | None = None
+    # Called once just before the next status write is checked and made (a concurrent
+    # writer), then forgotten.
+    before_status_write: Callable[[], None] | None = None
 
     def add_pipeline(
         self, name: str, spec: Mapping[str, Any], *, namespace: str = "ns"
@@ -56,6 +60,7 @@ class FakeKube(KubeApi):
                 "uid": uid,
                 "generation": 1,
                 "creationTimestamp": created,
+                "resourceVersion": "1",
             },
             "spec": copy.deepcopy(dict(spec)),
         }
@@ -65,6 +70,7 @@ class FakeKube(KubeApi):
         obj = self.pipelines[(ref.namespace, ref.name)]
         obj["spec"].update(copy.deepcopy(changes))
         obj["metadata"]["generation"] += 1
+        _moved(obj)
 
     def status(self, ref: PipelineRef) -> dict[str, Any]:
         return dict(self.pipelines[(ref.namespace, ref.name)].get("status") or {})
@@ -145,10 +151,23 @@ class FakeKube(KubeApi):
         obj["spec"]["replicas"] = replicas
         obj["metadata"]["generation"] += 1
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    def patch_status(
+        self,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> None:
         self.journal.calls.append("patch status")
         obj = self.pipelines[(namespace, name)]
+        if self.before_status_write is not None:
+            hook, self.before_status_write = self.before_status_write, None
+            hook()
+        if resource_version is not None and resource_version != obj["metadata"]["resourceVersion"]:
+            raise StatusConflict(f"{namespace}/{name} is past resourceVersion {resource_version}")
         obj["status"] = _merge_patch(obj.get("status") or {}, copy.deepcopy(dict(status)))
+        _moved(obj)
 
     def missing_secrets(self, namespace: str, names: Iterable[str]) -> list[str]:
         return [n for n in names if n not in self.secrets]
@@ -253,3 +272,9 @@ def _merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[st
         else:
             out[key] = value
     return out
+
+
+def _moved(obj: dict[str, Any]) -> None:
+    """Every write gives the object a new resourceVersion, as the API server does."""
+    meta = obj["metadata"]
+    meta["resourceVersion"] = str(int(meta.get("resourceVersion", "0")) + 1)

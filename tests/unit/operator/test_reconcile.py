@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -65,6 +66,67 @@ def test_ready_once_every_deployment_has_rolled_out(world: Any) -> None:
     assert world.events.reasons().count("PipelineReady") == 1
     world.reconciler.refresh("ns", "fleet")  # nothing changed: no second event
     assert world.events.reasons().count("PipelineReady") == 1
+
+
+def _pod_gone(world: Any, deployment: str) -> None:
+    """One of the Deployment's pods went away: one replica fewer ready."""
+    status = world.kube.objects[("Deployment", deployment)]["status"]
+    status["readyReplicas"] = status["replicas"] - 1
+
+
+def test_readiness_is_written_while_a_reconcile_holds_the_pipeline(world: Any) -> None:
+    ref = world.kube.add_pipeline("fleet", SPEC)
+    world.reconcile(ref)
+    world.kube.roll_out()
+    world.reconciler.refresh("ns", "fleet")
+    assert world.kube.condition(ref, "Ready")["status"] == "True"
+    inside, release = threading.Event(), threading.Event()
+    ensure_topics = world.kafka.ensure_topics
+
+    def slow_topics(*args: Any) -> Any:
+        inside.set()
+        release.wait(10)
+        return ensure_topics(*args)
+
+    world.kafka.ensure_topics = slow_topics
+    reconcile = threading.Thread(target=world.reconcile, args=(ref,))
+    reconcile.start()
+    try:
+        assert inside.wait(5), "the reconcile is under way"
+        _pod_gone(world, "fleet-enrichment")
+        refresh = threading.Thread(target=world.reconciler.refresh, args=("ns", "fleet"))
+        refresh.start()
+        refresh.join(5)
+        assert not refresh.is_alive(), "the readiness refresh waited behind the reconcile"
+        assert world.kube.status(ref)["replicas"]["enrichment"]["ready"] == 3
+        assert world.kube.condition(ref, "Ready")["status"] == "False"
+    finally:
+        release.set()
+        reconcile.join(10)
+
+
+def test_a_readiness_write_that_raced_another_is_made_again_from_what_is_there(
+    world: Any,
+) -> None:
+    ref = world.kube.add_pipeline("fleet", SPEC)
+    world.reconcile(ref)
+    world.kube.roll_out()
+    world.reconciler.refresh("ns", "fleet")
+    _pod_gone(world, "fleet-enrichment")
+
+    def another_writer() -> None:
+        # A reconcile that read the Deployments before the pod went writes its own figures.
+        world.kube.patch_status("ns", "fleet", {"replicas": {"detection": {"ready": 5}}})
+        _pod_gone(world, "fleet-detection")
+
+    world.kube.before_status_write = another_writer
+    writes = world.journal.calls.count("patch status")
+    world.reconciler.refresh("ns", "fleet")
+    replicas = world.kube.status(ref)["replicas"]
+    assert (replicas["enrichment"]["ready"], replicas["detection"]["ready"]) == (3, 4)
+    assert world.journal.calls.count("patch status") == writes + 3, (
+        "the other write, the refused one, and the one made again"
+    )
 
 
 def test_partitions_grow_before_any_deployment_is_scaled(world: Any) -> None:

@@ -95,6 +95,14 @@ def test_helm_install_runs_the_pipeline_in_pods_and_the_load_job_loses_nothing(
     print(f"a trace of an alert through {sorted(services)}")
 
 
+def test_the_dev_database_runs_with_the_charts_server_settings(
+    local_cluster: LocalCluster, installed: Installation
+) -> None:
+    # dev.postgresql.settings reach the server as `postgres -c` (not the image's defaults).
+    assert psql(local_cluster, "SHOW shared_buffers") == "512MB"
+    assert psql(local_cluster, "SHOW max_wal_size") == "2GB"
+
+
 def test_the_fleet_grows_to_100k_under_load_and_back_without_loss_or_reopened_episodes(
     local_cluster: LocalCluster, installed: Installation
 ) -> None:

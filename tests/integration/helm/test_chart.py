@@ -105,6 +105,23 @@ def test_every_pod_runs_as_non_root_with_a_read_only_root_and_no_capabilities() 
             assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), where
 
 
+def test_the_dev_database_takes_its_server_settings_from_the_values() -> None:
+    def args(*values: str) -> list[str]:
+        docs = render("dev.postgresql.enabled=true", *values)
+        return list(
+            named(docs, "StatefulSet", "fleetpipe-postgresql")["spec"]["template"]["spec"][
+                "containers"
+            ][0]["args"]
+        )
+
+    default = args()
+    assert default[0] == "postgres"
+    assert "shared_buffers=512MB" in default
+    assert default.count("-c") == len(default[1:]) // 2
+    assert "shared_buffers=2GB" in args("dev.postgresql.settings.shared_buffers=2GB")
+    assert "work_mem=64MB" in args("dev.postgresql.settings.work_mem=64MB")
+
+
 def test_the_chart_holds_no_secret_values_only_references() -> None:
     docs = render(*EVERYTHING)
     assert not [d for d in docs if d["kind"] == "Secret"]

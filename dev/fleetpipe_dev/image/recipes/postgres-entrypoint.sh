@@ -20,4 +20,6 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pg_ctl --pgdata="$PGDATA" --mode=fast --wait stop >/dev/null
   echo "postgres-entrypoint: created database $POSTGRES_DB for $POSTGRES_USER"
 fi
-exec postgres -D "$PGDATA"
+# Arguments as the upstream image takes them: `postgres -c name=value ...` (the chart's settings).
+if [ "${1:-}" = postgres ]; then shift; fi
+exec postgres -D "$PGDATA" "$@"

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from fleetpipe.core.settings import Topics
 from fleetpipe_dev.bench.console import command as bench_console
+from fleetpipe_dev.bench.hot_index import command as bench_hot_index
 from fleetpipe_dev.bench.storage import command as bench_storage_writer
 from fleetpipe_dev.cliopts import AsJson, Partitions, Report, Runs, print_status
 from fleetpipe_dev.cluster.cli import cluster_app
@@ -35,6 +36,7 @@ dev_app.add_typer(cluster_app, name="cluster")
 bench_app.command("operator")(bench_operator)
 bench_app.command("storage-writer")(bench_storage_writer)
 bench_app.command("console")(bench_console)
+bench_app.command("hot-index")(bench_hot_index)
 
 
 def register(app: typer.Typer) -> None:

@@ -123,7 +123,7 @@ def run_storage_bench(
                         **planned.env,
                     },
                 )
-                server_cpu0 = _server_cpu_s(stack)
+                server_cpu0 = server_cpu_s(stack)
                 result = measure_service(
                     label=label,
                     module="fleetpipe.storage_writer",
@@ -134,7 +134,7 @@ def run_storage_bench(
                     total=events,
                     log_file=logs / f"storage-{run}-{variant}.log",
                 )
-                server_cpu[label].append((_server_cpu_s(stack) - server_cpu0) / events * 1e6)
+                server_cpu[label].append((server_cpu_s(stack) - server_cpu0) / events * 1e6)
                 stored = _count_and_drop(stack.postgres_dsn, schema)
                 if stored != events:
                     raise RuntimeError(f"{label}: stored {stored} rows of {events}")
@@ -189,7 +189,7 @@ def _say(console: Console, run: int, runs: int, r: RunResult) -> None:
     )
 
 
-def _server_cpu_s(stack: DevStack) -> float:
+def server_cpu_s(stack: DevStack) -> float:
     """CPU used so far by the dev stack's PostgreSQL: the postmaster, its live children (the
     WAL writer, the checkpointer, a backend) and its children that have exited."""
     root = int(stack.state.processes["postgres"]["pid"])

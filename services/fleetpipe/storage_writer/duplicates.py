@@ -230,7 +230,7 @@ class StoredSeqs:
             unique, repeated = first_of_each_seq(table)
         vehicles = ranges.vehicles
         group = self._key_groups.group
-        taken = self._claim(conn, sorted(set(map(group, vehicles))))
+        taken = self.claim(conn, vehicles)
         marks = self._marks
         members = self._members
         for taken_group in taken:
@@ -282,9 +282,10 @@ class StoredSeqs:
             taken_over=len(taken),
         )
 
-    def _claim(self, conn: Statements, groups: list[int]) -> list[int]:
-        """Lock ``groups`` (sorted, distinct) until the transaction ends, naming this writer;
+    def claim(self, conn: Statements, vehicles: list[str]) -> list[int]:
+        """Lock the key groups of ``vehicles`` until the transaction ends, naming this writer;
         the groups whose row named another writer, or had none."""
+        groups = sorted(set(map(self._key_groups.group, vehicles)))
         rows = conn.execute(_CLAIM, {"writer": self.writer, "groups": groups}).fetchall()
         return [int(g) for (g,) in rows]
 

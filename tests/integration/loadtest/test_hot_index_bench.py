@@ -1,5 +1,5 @@
-"""The hot-index benchmark's fill on the real PostgreSQL: both variants store every row through
-the storage writer's own store, slice by slice, and leave no schema behind."""
+"""The hot-index benchmark's fill on the real PostgreSQL: every variant stores every row (the
+writer's own store, or the marks-table variant's), slice by slice, and leaves no schema behind."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from fleetpipe_dev.bench.hot_index import WITH_KEY, WITHOUT_KEY, batches_of, fill
+from fleetpipe_dev.bench.hot_index import VARIANTS, batches_of, fill
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("label", [WITH_KEY, WITHOUT_KEY])
+@pytest.mark.parametrize("label", VARIANTS)
 def test_a_fill_stores_every_row_slice_by_slice_and_drops_its_schema(
     postgres: Any, label: str
 ) -> None:

@@ -680,17 +680,11 @@ class Reconciler:
 
     def _revert_drift(self, ref: PipelineRef) -> None:
         """A Deployment changed or deleted by someone else: put it back now, not at the next
-        tick (under the pipeline's lock, as any reconcile)."""
-        with self._lock(ref.uid):
-            if self._closed.is_set():
-                return
-            obj = self.kube.pipeline(ref.namespace, ref.name)
-            if obj is None or obj["metadata"].get("deletionTimestamp"):
-                return
-            try:
-                self._reconcile(ref, obj, measure_lag=False, retry=0)
-            except (Backoff, InvalidSpec) as exc:
-                log.info("%s/%s: drift not reverted yet: %s", ref.namespace, ref.name, exc)
+        tick (a reconcile like any other, under the pipeline's lock)."""
+        try:
+            self.reconcile(ref, measure_lag=False)
+        except (Backoff, InvalidSpec) as exc:
+            log.info("%s/%s: drift not reverted yet: %s", ref.namespace, ref.name, exc)
 
     def _migration_now(self, ref: PipelineRef, spec: FleetPipelineSpec) -> Condition | None:
         """SchemaMigrated as the newest migration Job says (the reconcile deletes the others);
